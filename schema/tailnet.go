@@ -1,0 +1,107 @@
+package schema
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Tailnet is the whole declared tailnet: tailplane's own keys plus the
+// Tailscale policy document. It is the output of Load and the input of the
+// policy compiler and of reconcile. A Tailnet is immutable once loaded.
+type Tailnet struct {
+	Settings Settings                  // the `tailnet` key
+	Users    map[string]User           // the `users` key, by login ("alice@example.com")
+	DNS      DNS                       // the `dns` key
+	Routes   map[string][]netip.Prefix // the `routes` key: approved routes by node name or "tag:x"
+	AuthKeys map[string]AuthKey        // the `authKeys` key, by key name
+	APIKeys  map[string]APIKey         // the `apiKeys` key, by key name
+
+	// Policy holds Tailscale's policy-file keys (acls, grants, groups, ...),
+	// accepted verbatim at the top level of the document.
+	Policy Policy
+
+	// Source maps field paths ("acls[3].dst[0]") back to positions in the
+	// user's files. Nil for a Tailnet built in code.
+	Source *Source
+}
+
+// Settings is the `tailnet` key.
+type Settings struct {
+	Name   string // display name; empty means "tailnet"
+	Domain string // MagicDNS suffix such as "tail.example.com"; empty means "tailnet.internal"
+
+	IPv4 netip.Prefix // node IPv4 range; zero means 100.64.0.0/10
+	IPv6 netip.Prefix // node IPv6 range; zero means fd7a:115c:a1e0::/48
+
+	// NodeKeyExpiry is how long a node key lives after registration.
+	// Zero means keys never expire ("0" in the file); DefaultNodeKeyExpiry
+	// applies when the key is absent.
+	NodeKeyExpiry time.Duration
+	// EphemeralTimeout is how long an ephemeral node may stay disconnected
+	// before it is removed. Zero means DefaultEphemeralTimeout.
+	EphemeralTimeout time.Duration
+}
+
+// Defaults applied by the loader when a setting is absent.
+const (
+	DefaultDomain           = "tailnet.internal"
+	DefaultNodeKeyExpiry    = 180 * 24 * time.Hour
+	DefaultEphemeralTimeout = 30 * time.Minute
+)
+
+var (
+	DefaultIPv4 = netip.MustParsePrefix("100.64.0.0/10")
+	DefaultIPv6 = netip.MustParsePrefix("fd7a:115c:a1e0::/48")
+)
+
+// Role is a user's role in the tailnet. It feeds autogroup:owner, admin and member.
+type Role string
+
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// User is one entry of the `users` key.
+type User struct {
+	Login string // the map key, e.g. "alice@example.com"
+	Name  string // display name; empty means the login's local part
+	Role  Role   // empty means RoleMember
+}
+
+// DNS is the `dns` key.
+type DNS struct {
+	MagicDNS      bool                    // serve <host>.<domain> names
+	Nameservers   []netip.Addr            // global resolvers; empty means the OS default
+	SplitDNS      map[string][]netip.Addr // resolvers by domain suffix
+	SearchDomains []string
+	Records       []DNSRecord // extra records served by MagicDNS
+}
+
+// DNSRecord is one entry of `dns.records`.
+type DNSRecord struct {
+	Name  string // fully qualified, without trailing dot
+	Type  string // "A" or "AAAA"
+	Value netip.Addr
+}
+
+// AuthKey is one entry of the `authKeys` key. Exactly one of User and Tags is set.
+type AuthKey struct {
+	Name          string    // the map key
+	User          string    // login the registered nodes belong to
+	Tags          []string  // tags given to registered nodes
+	Reusable      bool      // false: the key registers one node only
+	Ephemeral     bool      // nodes are removed after logout or inactivity
+	Preauthorized bool      // defaults to true when absent
+	Expires       time.Time // zero means never
+	Uses          int       // maximum registrations; 0 means unlimited (one when !Reusable)
+	SecretHash    string    // "sha256:" + hex(sha256(full key string))
+}
+
+// APIKey is one entry of the `apiKeys` key, for the admin API.
+type APIKey struct {
+	Name       string // the map key
+	Role       string // "admin" or "read"
+	SecretHash string // "sha256:" + hex(sha256(full key string))
+}

@@ -1,0 +1,350 @@
+package schema
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/build"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
+)
+
+// schemaFile is the file name CUE positions carry for the embedded schema;
+// positions inside it are never shown to users.
+const schemaFile = "<tailplane schema>"
+
+// cuePackage is the package name CUE files in a config repository use.
+const cuePackage = "tailnet"
+
+// srcFile is one input file.
+type srcFile struct {
+	name string // slash-separated path relative to the config root
+	data []byte
+}
+
+// parseCUE builds all CUE files of the repository as one package instance,
+// together with the definitions (#User, #AuthKey, ...) of the embedded
+// schema so that files may use them, and converts its concrete value into a
+// node tree. The schema's constraints on the top-level keys are not applied
+// here: the merged document is validated as a whole later, so CUE and HuJSON
+// files get the same checks and messages. It returns nil when the files
+// could not be evaluated.
+func parseCUE(files []srcFile) (*node, Diagnostics) {
+	var diags Diagnostics
+	inst := build.NewContext().NewInstance("", nil)
+	sf, err := parser.ParseFile(schemaFile, schemaText)
+	if err != nil {
+		panic("schema: embedded tailnet.cue does not parse: " + err.Error())
+	}
+	sf.Decls = slices.DeleteFunc(sf.Decls, func(d ast.Decl) bool {
+		f, ok := d.(*ast.Field)
+		if !ok {
+			return false
+		}
+		id, ok := f.Label.(*ast.Ident)
+		return !ok || !strings.HasPrefix(id.Name, "#")
+	})
+	if err := inst.AddSyntax(sf); err != nil {
+		panic("schema: embedded tailnet.cue: " + err.Error())
+	}
+	ok := 0
+	for _, f := range files {
+		af, err := parser.ParseFile(f.name, f.data)
+		if err != nil {
+			diags = append(diags, cueDiags(err, "syntax error: ", nil)...)
+			continue
+		}
+		switch pkg := af.PackageName(); pkg {
+		case cuePackage:
+		case "":
+			af.Decls = append([]ast.Decl{&ast.Package{Name: ast.NewIdent(cuePackage)}}, af.Decls...)
+		default:
+			diags = append(diags, Diagnostic{Pos: Pos{File: f.name, Line: 1, Col: 1},
+				Message: fmt.Sprintf("CUE file is in package %q; all CUE files of a config repository must be in package %q", pkg, cuePackage),
+				Hint:    "start the file with `package " + cuePackage + "`"})
+			continue
+		}
+		if err := inst.AddSyntax(af); err != nil {
+			diags = append(diags, cueDiags(err, "", nil)...)
+			continue
+		}
+		ok++
+	}
+	if ok == 0 {
+		return nil, diags
+	}
+	v := cuecontext.New().BuildInstance(inst)
+	if err := v.Validate(); err != nil {
+		return nil, append(diags, cueDiags(err, "", nil)...)
+	}
+	w := cueWalker{}
+	n := w.value(v, "", Pos{})
+	return n, append(diags, w.diags...)
+}
+
+// cueDiags converts a CUE error into diagnostics positioned in the user's
+// files. root, when non-nil, translates CUE paths into field paths.
+func cueDiags(err error, prefix string, root *node) Diagnostics {
+	var out Diagnostics
+	seen := make(map[string]bool)
+	errs := errors.Errors(err)
+	alts := disjunctionAlternatives(errs)
+	for _, e := range errs {
+		format, args := e.Msg()
+		msg := prefix + fmt.Sprintf(format, args...)
+		if strings.HasSuffix(format, "errors in empty disjunction:") {
+			continue
+		}
+		if a, ok := alts[strings.Join(e.Path(), "\x00")]; ok {
+			msg = fmt.Sprintf("%s is not allowed here (want %s)", a.got, strings.Join(a.want, " or "))
+		} else if strings.Contains(format, "(mismatched types %s and %s)") && len(args) == 4 && root != nil {
+			if n := lookupCUEPath(root, e.Path()); n != nil {
+				want := fmt.Sprint(args[3])
+				if cueKindName(n.kind) == want {
+					want = fmt.Sprint(args[2])
+				}
+				msg = fmt.Sprintf("expected %s, got %s", want, n.describe())
+			}
+		}
+		path := ""
+		if root != nil {
+			path = nodePath(root, e.Path())
+		} else {
+			path = cuePath(e.Path())
+		}
+		var pos Pos
+		for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+			if pp := userPos(p); pp.IsValid() {
+				pos = pp
+				break
+			}
+		}
+		key := pos.String() + "\x00" + path + "\x00" + msg
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, Diagnostic{Pos: pos, Path: path, Message: msg})
+	}
+	return out
+}
+
+type alternatives struct {
+	got  string
+	want []string
+}
+
+// disjunctionAlternatives finds, by path, the errors CUE reports for a value
+// that matches no alternative of a disjunction such as "owner" | "admin":
+// one "conflicting values A and V" per alternative A. They are folded into
+// one message listing the alternatives.
+func disjunctionAlternatives(errs []errors.Error) map[string]*alternatives {
+	out := map[string]*alternatives{}
+	bad := map[string]bool{}
+	for _, e := range errs {
+		format, args := e.Msg()
+		key := strings.Join(e.Path(), "\x00")
+		if strings.HasSuffix(format, "errors in empty disjunction:") {
+			continue
+		}
+		if format != "conflicting values %v and %v" && format != "conflicting values %s and %s" || len(args) != 2 {
+			bad[key] = true
+			continue
+		}
+		want, got := fmt.Sprint(args[0]), fmt.Sprint(args[1])
+		a := out[key]
+		if a == nil {
+			a = &alternatives{got: got}
+			out[key] = a
+		}
+		if a.got != got {
+			bad[key] = true
+		}
+		if !slices.Contains(a.want, want) {
+			a.want = append(a.want, want)
+		}
+	}
+	for k, a := range out {
+		if bad[k] {
+			delete(out, k)
+		} else {
+			slices.Sort(a.want)
+		}
+	}
+	return out
+}
+
+// userPos converts a CUE position to a Pos, or the zero Pos if it is not in
+// a user's file.
+func userPos(p token.Pos) Pos {
+	if !p.IsValid() || p.Filename() == "" || p.Filename() == schemaFile {
+		return Pos{}
+	}
+	return Pos{File: p.Filename(), Line: p.Line(), Col: p.Column()}
+}
+
+// cueLabel turns one element of a CUE error path into a plain key.
+func cueLabel(s string) string {
+	if strings.HasPrefix(s, `"`) {
+		if u, err := strconv.Unquote(s); err == nil {
+			return u
+		}
+	}
+	return s
+}
+
+// cuePath converts a CUE error path to a field path without knowing the
+// document: numeric elements are taken as list indexes.
+func cuePath(sel []string) string {
+	path := ""
+	for _, s := range sel {
+		if i, err := strconv.Atoi(s); err == nil && i >= 0 {
+			path = PathIndex(path, i)
+			continue
+		}
+		path = PathKey(path, cueLabel(s))
+	}
+	return path
+}
+
+// nodePath converts a CUE error path to a field path, using the document
+// to tell list indexes from object keys.
+func nodePath(n *node, sel []string) string {
+	path := ""
+	for _, s := range sel {
+		if n != nil && n.kind == kArray {
+			if i, err := strconv.Atoi(s); err == nil && i >= 0 {
+				path = PathIndex(path, i)
+				if i < len(n.elems) {
+					n = n.elems[i]
+				} else {
+					n = nil
+				}
+				continue
+			}
+		}
+		key := cueLabel(s)
+		path = PathKey(path, key)
+		n = n.get(key)
+	}
+	return path
+}
+
+// lookupCUEPath returns the node at a CUE error path, or nil.
+func lookupCUEPath(n *node, sel []string) *node {
+	for _, s := range sel {
+		if n == nil {
+			return nil
+		}
+		if n.kind == kArray {
+			i, err := strconv.Atoi(s)
+			if err != nil || i < 0 || i >= len(n.elems) {
+				return nil
+			}
+			n = n.elems[i]
+			continue
+		}
+		n = n.get(cueLabel(s))
+	}
+	return n
+}
+
+// cueKindName names a node kind the way CUE error messages do.
+func cueKindName(k kind) string {
+	switch k {
+	case kObject:
+		return "struct"
+	case kArray:
+		return "list"
+	case kNumber:
+		return "int"
+	}
+	return k.String()
+}
+
+// cueWalker converts a concrete cue.Value into a node tree.
+type cueWalker struct {
+	diags Diagnostics
+}
+
+func (w *cueWalker) value(v cue.Value, path string, parent Pos) *node {
+	n := &node{pos: cueValuePos(v, parent)}
+	if d, ok := v.Default(); ok {
+		v = d
+	}
+	switch v.Kind() {
+	case cue.StructKind:
+		n.kind = kObject
+		it, err := v.Fields()
+		if err != nil {
+			w.errorf(n.pos, path, "%v", err)
+			return n
+		}
+		for it.Next() {
+			if it.FieldType()&cue.RequiredConstraint != 0 {
+				continue // a schema constraint, not a value
+			}
+			key := it.Selector().Unquoted()
+			n.fields = append(n.fields, &field{key: key, val: w.value(it.Value(), PathKey(path, key), n.pos)})
+		}
+	case cue.ListKind:
+		n.kind = kArray
+		it, err := v.List()
+		if err != nil {
+			w.errorf(n.pos, path, "%v", err)
+			return n
+		}
+		for i := 0; it.Next(); i++ {
+			n.elems = append(n.elems, w.value(it.Value(), PathIndex(path, i), n.pos))
+		}
+	case cue.StringKind:
+		n.kind = kString
+		n.str, _ = v.String()
+	case cue.BoolKind:
+		n.kind = kBool
+		n.b, _ = v.Bool()
+	case cue.IntKind, cue.FloatKind, cue.NumberKind:
+		n.kind = kNumber
+		b, err := v.MarshalJSON()
+		if err != nil {
+			w.errorf(n.pos, path, "%v", err)
+		}
+		n.str = string(b)
+	case cue.NullKind:
+		n.kind = kNull
+	case cue.BytesKind:
+		n.kind = kNull
+		w.errorf(n.pos, path, "bytes values are not supported")
+		w.diags[len(w.diags)-1].Hint = "use a string"
+	default:
+		n.kind = kNull
+		w.errorf(n.pos, path, "value is not concrete (%v)", v.IncompleteKind())
+		w.diags[len(w.diags)-1].Hint = "give a concrete value, e.g. a string or number instead of a type or constraint"
+	}
+	return n
+}
+
+func (w *cueWalker) errorf(pos Pos, path, format string, args ...any) {
+	w.diags = append(w.diags, Diagnostic{Pos: pos, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// cueValuePos finds where v was declared in a user's file: the first of
+// its conjuncts that lies in a user's file, else parent.
+func cueValuePos(v cue.Value, parent Pos) Pos {
+	_, parts := v.Expr()
+	for _, p := range parts {
+		if pp := userPos(p.Pos()); pp.IsValid() {
+			return pp
+		}
+	}
+	if pp := userPos(v.Pos()); pp.IsValid() {
+		return pp
+	}
+	return parent
+}

@@ -1,0 +1,138 @@
+package schema
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// ownKeys are tailplane's own top-level keys.
+var ownKeys = []string{"tailnet", "users", "dns", "routes", "authKeys", "apiKeys"}
+
+// tailscaleKeys are the top-level keys of Tailscale's policy file. Those
+// with a field in Policy are decoded; the rest parse but draw a
+// "not supported yet" warning.
+var tailscaleKeys = []string{
+	"acls", "grants", "groups", "hosts", "tagOwners", "autoApprovers", "ssh",
+	"nodeAttrs", "tests", "sshTests", "ipsets", "postures", "defaultSrcPosture",
+	"attrConfig", "derpMap", "randomizeClientPort", "disableIPv4", "OneCGNATRoute",
+}
+
+// policyFields maps each JSON name of a Policy field to its field index.
+var policyFields = func() map[string]int {
+	m := make(map[string]int)
+	t := reflect.TypeFor[Policy]()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			m[name] = i
+		}
+	}
+	return m
+}()
+
+// topKey classifies a top-level key.
+type topKeyKind int
+
+const (
+	keyUnknown     topKeyKind = iota
+	keyOwn                    // one of tailplane's keys
+	keyPolicy                 // a Tailscale key decoded into Policy
+	keyUnsupported            // a Tailscale key tailplane does not implement yet
+)
+
+func classifyTopKey(key string) topKeyKind {
+	for _, k := range ownKeys {
+		if k == key {
+			return keyOwn
+		}
+	}
+	if _, ok := policyFields[key]; ok {
+		return keyPolicy
+	}
+	for _, k := range tailscaleKeys {
+		if k == key {
+			return keyUnsupported
+		}
+	}
+	return keyUnknown
+}
+
+// allTopKeys lists every known top-level key, sorted.
+func allTopKeys() []string {
+	seen := make(map[string]bool)
+	var out []string
+	for _, list := range [][]string{ownKeys, tailscaleKeys} {
+		for _, k := range list {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	for k := range policyFields {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// tailscaleCaseKey returns the canonical spelling of a Tailscale policy key
+// that matches key case-insensitively (Tailscale's parser accepts any case),
+// or "".
+func tailscaleCaseKey(key string) string {
+	for _, k := range allTopKeys() {
+		if classifyTopKey(k) != keyOwn && strings.EqualFold(k, key) {
+			return k
+		}
+	}
+	return ""
+}
+
+// suggest returns the candidate closest to s, or "" if none is close.
+func suggest(s string, candidates []string) string {
+	best, bestD := "", 1<<30
+	ls := strings.ToLower(s)
+	for _, c := range candidates {
+		lc := strings.ToLower(c)
+		d := editDistance(ls, lc)
+		if lc == ls {
+			d = 0
+		}
+		if d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := 2
+	if len(s) <= 4 {
+		limit = 1
+	}
+	if bestD <= limit {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

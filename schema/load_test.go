@@ -1,0 +1,231 @@
+package schema
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func init() {
+	// A fixed clock makes expiry warnings deterministic.
+	timeNow = func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }
+}
+
+const hashA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+// mapFS builds a file system of the given files (name, content pairs).
+func mapFS(files ...string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for i := 0; i+1 < len(files); i += 2 {
+		fsys[files[i]] = &fstest.MapFile{Data: []byte(files[i+1])}
+	}
+	return fsys
+}
+
+func render(ds Diagnostics) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.String())
+	}
+	return out
+}
+
+func TestLoadMerge(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+		want  []string // rendered diagnostics
+		check func(t *testing.T, tn *Tailnet)
+	}{{
+		name: "objects merge across files",
+		files: []string{
+			"a.hujson", `{"users": {"alice@example.com": {"role": "owner"}}}`,
+			"b.json", `{"users": {"bob@example.com": {}}}`,
+			"sub/c.hujson", `{"groups": {"group:eng": ["alice@example.com"]}}`,
+		},
+		check: func(t *testing.T, tn *Tailnet) {
+			want := map[string]User{
+				"alice@example.com": {Login: "alice@example.com", Name: "alice", Role: RoleOwner},
+				"bob@example.com":   {Login: "bob@example.com", Name: "bob", Role: RoleMember},
+			}
+			if diff := cmp.Diff(want, tn.Users); diff != "" {
+				t.Errorf("users (-want +got):\n%s", diff)
+			}
+			if got := tn.Policy.Groups["group:eng"]; len(got) != 1 {
+				t.Errorf("groups = %v", tn.Policy.Groups)
+			}
+		},
+	}, {
+		name: "same value twice is fine",
+		files: []string{
+			"a.hujson", `{"tailnet": {"name": "x"}, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`,
+			"b.hujson", `{"tailnet": {"name": "x"}, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`,
+		},
+	}, {
+		name: "conflicting scalar names both places",
+		files: []string{
+			"a.hujson", "{\n  \"tailnet\": {\"name\": \"x\"}\n}",
+			"b.hujson", "{\n  \"tailnet\": {\n    \"name\": \"y\"}}",
+		},
+		want: []string{`b.hujson:3:5: error: tailnet.name: conflicting value: "y" here, but "x" at a.hujson:2:15 (hint: a key set in several files must have the same value everywhere (objects merge key by key; lists and scalars must be identical); keep one of them)`},
+	}, {
+		name: "conflicting lists",
+		files: []string{
+			"a.hujson", `{"acls": []}`,
+			"b.hujson", `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`,
+		},
+		want: []string{`b.hujson:1:2: error: acls: conflicting value: a list of 1 here, but a list of 0 at a.hujson:1:2 (hint: a key set in several files must have the same value everywhere (objects merge key by key; lists and scalars must be identical); keep one of them)`},
+	}, {
+		name: "CUE unifies with HuJSON",
+		files: []string{
+			"policy.hujson", `{"tagOwners": {"tag:ci": ["alice@example.com"]}}`,
+			"users.cue", "package tailnet\n\nusers: \"alice@example.com\": role: \"admin\"\nusers: \"bob@example.com\": #User & {name: \"Bob\"}\nauthKeys: ci: {tags: [\"tag:ci\"], secretHash: \"" + hashA + "\"}\n",
+		},
+		check: func(t *testing.T, tn *Tailnet) {
+			if diff := cmp.Diff(User{Login: "bob@example.com", Name: "Bob", Role: RoleMember}, tn.Users["bob@example.com"]); diff != "" {
+				t.Error(diff)
+			}
+			if got, want := tn.Source.Pos(`users["alice@example.com"].role`), (Pos{File: "users.cue", Line: 3, Col: 29}); got != want {
+				t.Errorf("pos = %v, want %v", got, want)
+			}
+			if got := tn.AuthKeys["ci"]; got.SecretHash != hashA || len(got.Tags) != 1 || !got.Preauthorized {
+				t.Errorf("authKeys.ci = %+v", got)
+			}
+		},
+	}, {
+		name: "CUE conflicts with HuJSON",
+		files: []string{
+			"a.hujson", `{"dns": {"magicDNS": true}}`,
+			"z.cue", "package tailnet\ndns: magicDNS: false\n",
+		},
+		want: []string{`z.cue:2:6: error: dns.magicDNS: conflicting value: false here, but true at a.hujson:1:10 (hint: a key set in several files must have the same value everywhere (objects merge key by key; lists and scalars must be identical); keep one of them)`},
+	}, {
+		name:  "CUE schema errors are positioned in the CUE file",
+		files: []string{"u.cue", "package tailnet\nusers: \"a@b.c\": {\n\trole: \"boss\"\n}\n"},
+		want:  []string{`u.cue:3:2: error: users["a@b.c"].role: unknown role "boss" (hint: use "owner", "admin" or "member")`},
+	}, {
+		name:  "CUE non-concrete value",
+		files: []string{"u.cue", "package tailnet\ntailnet: name: string\n"},
+		want:  []string{`u.cue:2:10: error: tailnet.name: value is not concrete (string) (hint: give a concrete value, e.g. a string or number instead of a type or constraint)`},
+	}, {
+		name:  "CUE wrong package",
+		files: []string{"u.cue", "package foo\nx: 1\n"},
+		want:  []string{`u.cue:1:1: error: CUE file is in package "foo"; all CUE files of a config repository must be in package "tailnet" (hint: start the file with ` + "`package tailnet`" + `)`},
+	}, {
+		name:  "CUE syntax error",
+		files: []string{"u.cue", "package tailnet\nusers: {\n"},
+		want:  []string{`u.cue:2:10: error: syntax error: expected '}', found 'EOF'`},
+	}, {
+		name:  "HuJSON syntax error",
+		files: []string{"a.hujson", "{\n  \"acls\": [,]\n}"},
+		want:  []string{`a.hujson:2:12: error: syntax error: invalid character ',' at start of value (hint: HuJSON is JSON plus // and /* */ comments and trailing commas)`},
+	}, {
+		name:  "duplicate key in one file",
+		files: []string{"a.hujson", `{"hosts": {"a": "1.2.3.4", "a": "1.2.3.5"}}`},
+		want:  []string{`a.hujson:1:28: error: hosts.a: duplicate key "a" (first set at a.hujson:1:12) (hint: remove one of them; the first one is used)`},
+	}, {
+		name:  "hidden dirs and other files are skipped",
+		files: []string{"a.hujson", `{}`, ".git/x.json", `nonsense`, "README.md", "# hi", ".hidden.json", "x"},
+	}, {
+		name:  "top-level must be an object",
+		files: []string{"a.json", `[1]`},
+		want:  []string{`a.json:1:1: error: a config file must hold an object, not a list of 1 (hint: wrap the file's content in { ... })`},
+	}, {
+		name:  "unknown top-level key",
+		files: []string{"a.json", `{"user": {}}`},
+		want:  []string{`a.json:1:2: error: user: unknown top-level key "user" (hint: did you mean "users"?)`},
+	}, {
+		name:  "Tailscale key in another case is accepted with a warning",
+		files: []string{"a.json", `{"ACLs": [{"Action": "accept", "Users": ["*"], "Ports": ["*:*"]}]}`},
+		want:  []string{`a.json:1:2: warning: acls: key "ACLs" is spelled "acls" in Tailscale's documentation (hint: rename it to "acls"; tailplane accepts it like Tailscale does)`},
+		check: func(t *testing.T, tn *Tailnet) {
+			if len(tn.Policy.ACLs) != 1 || tn.Policy.ACLs[0].Action != "accept" {
+				t.Errorf("acls = %+v", tn.Policy.ACLs)
+			}
+		},
+	}, {
+		name:  "unsupported Tailscale key warns",
+		files: []string{"a.json", `{"defaultSrcPosture": ["posture:x"]}`},
+		want:  []string{`a.json:1:2: warning: defaultSrcPosture: Tailscale's "defaultSrcPosture" key is not supported yet (hint: tailplane parses it but ignores it for now)`},
+	}, {
+		name:  "policy type errors come from the schema with a path",
+		files: []string{"a.json", "{\"acls\": [\n {\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [3]}]}"},
+		want:  []string{`a.json:2:45: error: acls[0].dst[0]: expected string, got 3`},
+	}, {
+		name:  "enum with one value",
+		files: []string{"a.json", `{"acls": [{"action": "drop", "src": ["*"], "dst": ["*:*"]}]}`},
+		want:  []string{`a.json:1:12: error: acls[0].action: "drop" is not allowed here (want "accept")`},
+	}, {
+		name:  "defaults",
+		files: []string{"a.hujson", "// nothing but a comment\n{}"},
+		check: func(t *testing.T, tn *Tailnet) {
+			want := Settings{Domain: DefaultDomain, IPv4: DefaultIPv4, IPv6: DefaultIPv6,
+				NodeKeyExpiry: DefaultNodeKeyExpiry, EphemeralTimeout: DefaultEphemeralTimeout}
+			if diff := cmp.Diff(want, tn.Settings, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Error(diff)
+			}
+			if !tn.DNS.MagicDNS {
+				t.Error("MagicDNS defaults to true")
+			}
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tn, ds := Load(context.Background(), mapFS(tt.files...), ".")
+			if diff := cmp.Diff(tt.want, render(ds)); diff != "" {
+				t.Errorf("diagnostics (-want +got):\n%s", diff)
+			}
+			if tt.check != nil {
+				if tn == nil {
+					t.Fatal("Load returned a nil Tailnet")
+				}
+				tt.check(t, tn)
+			}
+		})
+	}
+}
+
+func TestLoadNoFiles(t *testing.T) {
+	tn, ds := Load(context.Background(), mapFS("README.md", "x"), ".")
+	if tn != nil || len(ds) != 1 || ds[0].Message != "no *.hujson, *.json or *.cue files found" {
+		t.Errorf("got %v, %v", tn, ds)
+	}
+}
+
+func TestLoadSubdirRoot(t *testing.T) {
+	_, ds := Load(context.Background(), mapFS("cfg/a.json", `{"x": 1}`), "cfg")
+	want := []string{`a.json:1:2: error: x: unknown top-level key "x" (hint: known keys are OneCGNATRoute, acls, apiKeys, attrConfig, authKeys, autoApprovers, defaultSrcPosture, derpMap, disableIPv4, dns, grants, groups, hosts, ipsets, nodeAttrs, postures, randomizeClientPort, routes, ssh, sshTests, tagOwners, tailnet, tests, users)`}
+	if diff := cmp.Diff(want, render(ds)); diff != "" {
+		t.Error(diff)
+	}
+}
+
+func TestLoadBytesTailscalePolicy(t *testing.T) {
+	const policy = `// A Tailscale policy file, unchanged.
+{
+	"groups": {"group:eng": ["alice@example.com"]},
+	"tagOwners": {"tag:web": ["group:eng"]},
+	"hosts": {"db": "100.64.0.10"},
+	"acls": [
+		{"action": "accept", "src": ["group:eng"], "dst": ["tag:web:443", "db:5432"]},
+	],
+	"ssh": [{"action": "check", "src": ["group:eng"], "dst": ["tag:web"], "users": ["root"]}],
+	"tests": [{"src": "alice@example.com", "accept": ["tag:web:443"]}],
+	"autoApprovers": {"routes": {"10.0.0.0/8": ["tag:web"]}, "exitNode": ["tag:web"]},
+	"randomizeClientPort": true,
+}`
+	tn, ds := LoadBytes(context.Background(), "policy.hujson", []byte(policy))
+	if len(ds) != 0 {
+		t.Fatalf("diagnostics:\n%v", ds)
+	}
+	if got := tn.Source.Pos("acls[0].dst[1]"); got != (Pos{File: "policy.hujson", Line: 7, Col: 69}) {
+		t.Errorf("acls[0].dst[1] at %v", got)
+	}
+	if !tn.Policy.RandomizeClientPort || len(tn.Policy.SSH) != 1 || tn.Policy.AutoApprovers.ExitNode[0] != "tag:web" {
+		t.Errorf("policy = %+v", tn.Policy)
+	}
+}

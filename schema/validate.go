@@ -1,0 +1,60 @@
+package schema
+
+import (
+	_ "embed"
+	"sync"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+)
+
+//go:embed tailnet.cue
+var schemaText []byte
+
+// SchemaCUE returns the CUE schema of the tailnet document, as embedded in
+// the binary. `tailplane schema` prints it.
+func SchemaCUE() string { return string(schemaText) }
+
+// compiled is the schema compiled once per process. A cue.Context is not
+// safe for concurrent use, so mu serializes every evaluation in it.
+var compiled struct {
+	once   sync.Once
+	mu     sync.Mutex // guards the fields below
+	ctx    *cue.Context
+	schema cue.Value
+}
+
+func compiledSchema() {
+	compiled.once.Do(func() {
+		compiled.ctx = cuecontext.New()
+		compiled.schema = compiled.ctx.CompileBytes(schemaText, cue.Filename(schemaFile))
+		if err := compiled.schema.Err(); err != nil {
+			panic("schema: embedded tailnet.cue does not compile: " + err.Error())
+		}
+	})
+}
+
+// validateDoc checks the merged document against the CUE schema. Problems
+// are reported at field paths; the caller positions them through Source.
+func validateDoc(root *node) Diagnostics {
+	compiledSchema()
+	data := root.appendJSON(nil)
+
+	compiled.mu.Lock()
+	defer compiled.mu.Unlock()
+	v := compiled.ctx.CompileBytes(data, cue.Filename("document.json"))
+	if err := v.Err(); err != nil {
+		// Cannot happen for JSON we encoded ourselves; report it anyway.
+		return Diagnostics{{Message: "internal error: merged document does not compile: " + err.Error()}}
+	}
+	u := compiled.schema.Unify(v)
+	err := u.Validate(cue.Concrete(true))
+	if err == nil {
+		return nil
+	}
+	ds := cueDiags(err, "", root)
+	for i := range ds {
+		ds[i].Pos = Pos{} // positions in document.json mean nothing to the user
+	}
+	return ds
+}

@@ -56,6 +56,40 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// OpenReadOnly opens the existing database in stateDir for reading only:
+// it creates no file or directory and runs no migration, so planning never
+// touches a server's state. When stateDir holds no database the error wraps
+// fs.ErrNotExist. A database written by a newer tailplane is refused.
+func OpenReadOnly(ctx context.Context, stateDir string) (*Store, error) {
+	if stateDir == "" {
+		return nil, fmt.Errorf("store: no state directory given")
+	}
+	path := filepath.Join(stateDir, FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	s := &Store{DB: db, Path: path}
+	ms, err := loadMigrations()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	var current int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: reading schema version of %s: %w (hint: is it a tailplane database?)", path, err)
+	}
+	if len(ms) > 0 && current > ms[len(ms)-1].version {
+		db.Close()
+		return nil, fmt.Errorf("store: %s has schema version %d, newer than this binary knows (%d); upgrade tailplane", path, current, ms[len(ms)-1].version)
+	}
+	return s, nil
+}
+
 // Close closes the database.
 func (s *Store) Close() error { return s.DB.Close() }
 

@@ -1,0 +1,51 @@
+// Package reconcile diffs a desired tailnet against the applied state in SQLite, renders the plan, and applies it atomically.
+//
+// # Objects
+//
+// A Tailnet is flattened by Desired into Objects (kind, name, canonical
+// JSON value), one per thing a person would name in a review:
+//
+//	tailnet settings             the `tailnet` key
+//	dns settings                 `dns` without its records
+//	dnsRecord "<name> <type> <value>"   one per record
+//	user <login>, authKey <name>, apiKey <name>
+//	route <node name or tag:x>   approved routes, sorted
+//	group, tagOwner, host, ipset, posture <name>   one per policy map entry
+//	policy <key>                 every other policy key as a whole: acls,
+//	                             grants, autoApprovers, ssh, nodeAttrs, tests,
+//	                             sshTests, randomizeClientPort, disableIPv4,
+//	                             OneCGNATRoute, derpMap
+//
+// The applied objects live in the config_objects table; LoadApplied turns
+// them back into a Tailnet, so a restarted server needs no repository.
+//
+// # API
+//
+//	Desired(t *schema.Tailnet) []Object
+//	ReadApplied(ctx, stateDir) ([]Object, []Node, error)   // missing state dir: empty, creates nothing
+//	ReadStore(ctx, st) ([]Object, []Node, error)
+//	Diff(applied, desired []Object) *Plan
+//	(*Plan).AssessImpact(nodes []Node)                     // effects on registered nodes
+//	(*Plan).Empty() bool, Counts() (add, change, destroy int), Summary() string
+//	(*Plan).WriteText(w) error, WriteJSON(w) error          // secrets masked; see docs/plan.md
+//	PlanStore(ctx, st, t) (*Plan, error)
+//	Apply(ctx, st, t, rev Revision) (*Plan, error)         // one transaction, records rev
+//	LoadApplied(ctx, st) (*schema.Tailnet, error)
+//	Revisions(ctx, st, limit) ([]Revision, error), LastRevision(ctx, st)
+//
+// A typical plan:
+//
+//	applied, nodes, err := reconcile.ReadApplied(ctx, stateDir)
+//	p := reconcile.Diff(applied, reconcile.Desired(t))
+//	p.AssessImpact(nodes)
+//	p.WriteText(os.Stdout)
+//
+// # Errors
+//
+// Errors are classed for the sync loop. NeedsNewCommit(err) is true when
+// the config itself is at fault (a *ConfigError, or schema.Diagnostics with
+// errors): retrying the same commit cannot succeed, so keep serving the last
+// applied state and wait for the next commit. RetryLater(err) is true for
+// everything else except context cancellation: I/O errors, a busy or locked
+// database, a full disk; the same commit may apply on a later attempt.
+package reconcile

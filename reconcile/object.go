@@ -1,0 +1,369 @@
+package reconcile
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tailplane/tailplane/schema"
+)
+
+// Kind names the type of an Object. Kinds are listed in plan order.
+type Kind string
+
+const (
+	KindTailnet   Kind = "tailnet"   // the `tailnet` settings; one object named "settings"
+	KindDNS       Kind = "dns"       // `dns` without its records; one object named "settings"
+	KindDNSRecord Kind = "dnsRecord" // one per record, named "<name> <type> <value>"
+	KindUser      Kind = "user"      // one per user, named by login
+	KindAuthKey   Kind = "authKey"   // one per auth key, named by key name
+	KindAPIKey    Kind = "apiKey"    // one per API key, named by key name
+	KindRoute     Kind = "route"     // approved routes, named by node name or "tag:x"
+	KindGroup     Kind = "group"     // policy `groups`, one per group ("group:eng")
+	KindTagOwner  Kind = "tagOwner"  // policy `tagOwners`, one per tag ("tag:web")
+	KindHost      Kind = "host"      // policy `hosts`, one per host alias
+	KindIPSet     Kind = "ipset"     // policy `ipsets`, one per set
+	KindPosture   Kind = "posture"   // policy `postures`, one per posture
+	KindPolicy    Kind = "policy"    // every other policy key, one object per key ("acls", "ssh", ...)
+)
+
+// kindOrder is the order kinds appear in a plan.
+var kindOrder = []Kind{
+	KindTailnet, KindDNS, KindDNSRecord, KindUser, KindAuthKey, KindAPIKey, KindRoute,
+	KindGroup, KindTagOwner, KindHost, KindIPSet, KindPosture, KindPolicy,
+}
+
+func kindRank(k Kind) int {
+	if i := slices.Index(kindOrder, k); i >= 0 {
+		return i
+	}
+	return len(kindOrder) // unknown kinds (from a newer tailplane) sort last
+}
+
+// settingsName is the name of the singleton tailnet and dns objects.
+const settingsName = "settings"
+
+// Object is one declared item of a tailnet: its kind, a stable name unique
+// within the kind, and its value as canonical JSON (compact, fixed field
+// order, sorted map keys).
+type Object struct {
+	Kind  Kind            `json:"kind"`
+	Name  string          `json:"name"`
+	Value json.RawMessage `json:"value"`
+}
+
+// policyKeys are the names of KindPolicy objects, in plan order (the order
+// of schema.Policy's fields).
+var policyKeys = []string{
+	"acls", "grants", "autoApprovers", "ssh", "nodeAttrs", "tests", "sshTests",
+	"randomizeClientPort", "disableIPv4", "OneCGNATRoute", "derpMap",
+}
+
+// less orders objects by kind (plan order), then name; policy keys in the
+// order of policyKeys.
+func less(a, b Object) int {
+	if ra, rb := kindRank(a.Kind), kindRank(b.Kind); ra != rb {
+		return ra - rb
+	}
+	if a.Kind != b.Kind {
+		return strings.Compare(string(a.Kind), string(b.Kind))
+	}
+	if a.Kind == KindPolicy {
+		ra, rb := policyRank(a.Name), policyRank(b.Name)
+		if ra != rb {
+			return ra - rb
+		}
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+func policyRank(name string) int {
+	if i := slices.Index(policyKeys, name); i >= 0 {
+		return i
+	}
+	return len(policyKeys)
+}
+
+// sortObjects sorts objs into plan order.
+func sortObjects(objs []Object) { slices.SortFunc(objs, less) }
+
+// The JSON values of tailplane's own kinds. Every field is always present so
+// that a plan shows "role: \"\" → \"admin\"" rather than a field appearing.
+
+type settingsValue struct {
+	Name             string `json:"name"`
+	Domain           string `json:"domain"`
+	IPv4             string `json:"ipv4"`             // "" means the default
+	IPv6             string `json:"ipv6"`             // "" means the default
+	NodeKeyExpiry    string `json:"nodeKeyExpiry"`    // formatDuration
+	EphemeralTimeout string `json:"ephemeralTimeout"` // formatDuration
+}
+
+type userValue struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+type authKeyValue struct {
+	User          string   `json:"user"`
+	Tags          []string `json:"tags"` // sorted, never null
+	Reusable      bool     `json:"reusable"`
+	Ephemeral     bool     `json:"ephemeral"`
+	Preauthorized bool     `json:"preauthorized"`
+	Expires       string   `json:"expires"` // RFC 3339 in UTC; "" means never
+	Uses          int      `json:"uses"`
+	SecretHash    string   `json:"secretHash"`
+}
+
+type apiKeyValue struct {
+	Role       string `json:"role"`
+	SecretHash string `json:"secretHash"`
+}
+
+type dnsValue struct {
+	MagicDNS      bool                `json:"magicDNS"`
+	Nameservers   []string            `json:"nameservers"`   // in declared order, never null
+	SplitDNS      map[string][]string `json:"splitDNS"`      // never null
+	SearchDomains []string            `json:"searchDomains"` // in declared order, never null
+}
+
+type dnsRecordValue struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Desired turns a Tailnet into its canonical objects, in plan order. It is
+// deterministic: equal Tailnets give byte-equal objects. Sets without
+// meaning in their order (auth key tags, approved routes) are sorted and
+// deduplicated; lists whose order matters (nameservers, ACLs) are kept as
+// declared. Identical DNS records collapse into one. A json.RawMessage in the
+// policy that is not valid JSON is stored as a JSON string; Apply refuses
+// such a Tailnet with a ConfigError.
+func Desired(t *schema.Tailnet) []Object {
+	objs, _ := desired(t)
+	return objs
+}
+
+// desired is Desired, also reporting values that could not be encoded as
+// JSON (the first such problem).
+func desired(t *schema.Tailnet) ([]Object, error) {
+	if t == nil {
+		return nil, &ConfigError{Err: fmt.Errorf("no tailnet given")}
+	}
+	e := &encoder{}
+	s := t.Settings
+	e.add(KindTailnet, settingsName, settingsValue{
+		Name:             s.Name,
+		Domain:           s.Domain,
+		IPv4:             prefixString(s.IPv4),
+		IPv6:             prefixString(s.IPv6),
+		NodeKeyExpiry:    formatDuration(s.NodeKeyExpiry),
+		EphemeralTimeout: formatDuration(s.EphemeralTimeout),
+	})
+
+	d := t.DNS
+	dv := dnsValue{
+		MagicDNS:      d.MagicDNS,
+		Nameservers:   addrStrings(d.Nameservers),
+		SplitDNS:      map[string][]string{},
+		SearchDomains: nonNil(d.SearchDomains),
+	}
+	for dom, addrs := range d.SplitDNS {
+		dv.SplitDNS[dom] = addrStrings(addrs)
+	}
+	e.add(KindDNS, settingsName, dv)
+	for _, r := range d.Records {
+		e.add(KindDNSRecord, recordName(r), dnsRecordValue{Name: r.Name, Type: r.Type, Value: addrString(r.Value)})
+	}
+
+	for login, u := range t.Users {
+		e.add(KindUser, login, userValue{Name: u.Name, Role: string(u.Role)})
+	}
+	for name, k := range t.AuthKeys {
+		v := authKeyValue{
+			User:          k.User,
+			Tags:          sortedSet(k.Tags),
+			Reusable:      k.Reusable,
+			Ephemeral:     k.Ephemeral,
+			Preauthorized: k.Preauthorized,
+			Uses:          k.Uses,
+			SecretHash:    k.SecretHash,
+		}
+		if !k.Expires.IsZero() {
+			v.Expires = k.Expires.UTC().Format(time.RFC3339Nano)
+		}
+		e.add(KindAuthKey, name, v)
+	}
+	for name, k := range t.APIKeys {
+		e.add(KindAPIKey, name, apiKeyValue{Role: k.Role, SecretHash: k.SecretHash})
+	}
+	for target, prefixes := range t.Routes {
+		ps := make([]string, 0, len(prefixes))
+		for _, p := range prefixes {
+			ps = append(ps, prefixString(p))
+		}
+		e.add(KindRoute, target, sortedSet(ps))
+	}
+
+	p := &t.Policy
+	addMap := func(k Kind, m map[string][]string) {
+		for name, v := range m {
+			e.add(k, name, nonNil(v))
+		}
+	}
+	addMap(KindGroup, p.Groups)
+	addMap(KindTagOwner, p.TagOwners)
+	addMap(KindIPSet, p.IPSets)
+	addMap(KindPosture, p.Postures)
+	for name, addr := range p.Hosts {
+		e.add(KindHost, name, addr)
+	}
+	if len(p.ACLs) > 0 {
+		e.add(KindPolicy, "acls", p.ACLs)
+	}
+	if len(p.Grants) > 0 {
+		e.add(KindPolicy, "grants", p.Grants)
+	}
+	if len(p.AutoApprovers.Routes) > 0 || len(p.AutoApprovers.ExitNode) > 0 {
+		e.add(KindPolicy, "autoApprovers", p.AutoApprovers)
+	}
+	if len(p.SSH) > 0 {
+		e.add(KindPolicy, "ssh", p.SSH)
+	}
+	if len(p.NodeAttrs) > 0 {
+		e.add(KindPolicy, "nodeAttrs", p.NodeAttrs)
+	}
+	if len(p.Tests) > 0 {
+		e.add(KindPolicy, "tests", p.Tests)
+	}
+	if len(p.SSHTests) > 0 {
+		e.add(KindPolicy, "sshTests", p.SSHTests)
+	}
+	if p.RandomizeClientPort {
+		e.add(KindPolicy, "randomizeClientPort", true)
+	}
+	if p.DisableIPv4 {
+		e.add(KindPolicy, "disableIPv4", true)
+	}
+	if p.OneCGNATRoute != "" {
+		e.add(KindPolicy, "OneCGNATRoute", p.OneCGNATRoute)
+	}
+	if len(p.DERPMap) > 0 {
+		e.add(KindPolicy, "derpMap", p.DERPMap)
+	}
+
+	sortObjects(e.objs)
+	// Identical DNS records share a name: keep one.
+	e.objs = slices.CompactFunc(e.objs, func(a, b Object) bool { return a.Kind == b.Kind && a.Name == b.Name })
+	return e.objs, e.err
+}
+
+// encoder collects objects and the first encoding error.
+type encoder struct {
+	objs []Object
+	err  error
+}
+
+func (e *encoder) add(k Kind, name string, v any) {
+	b, err := marshal(v)
+	if err != nil {
+		// Only a malformed json.RawMessage gets here. Keep the object so the
+		// plan still shows it, with its raw text as a JSON string.
+		if e.err == nil {
+			e.err = &ConfigError{Err: fmt.Errorf("%s %s: value is not valid JSON: %w", k, name, err)}
+		}
+		b, _ = marshal(fmt.Sprintf("invalid JSON: %v", err))
+	}
+	e.objs = append(e.objs, Object{Kind: k, Name: name, Value: b})
+}
+
+// marshal encodes v as compact JSON without escaping <, > and &, so values
+// read as written ("node:tsVersion >= '1.60'").
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// recordName is the stable identity of a DNS record.
+func recordName(r schema.DNSRecord) string {
+	return r.Name + " " + r.Type + " " + addrString(r.Value)
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+func addrStrings(as []netip.Addr) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		out = append(out, addrString(a))
+	}
+	return out
+}
+
+// nonNil returns s, or an empty slice for nil so it encodes as [].
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// sortedSet returns a sorted, deduplicated copy of s, never nil.
+func sortedSet(s []string) []string {
+	out := append([]string{}, s...)
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// formatDuration writes a duration the way config files do: whole days as
+// "180d", zero as "0", anything else in Go syntax ("90m0s").
+func formatDuration(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d%(24*time.Hour) == 0:
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+// parseDuration reverses formatDuration.
+func parseDuration(s string) (time.Duration, error) {
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// equalJSON reports whether two canonical values are the same.
+func equalJSON(a, b json.RawMessage) bool { return bytes.Equal(a, b) }

@@ -1,0 +1,150 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tailplane/tailplane/schema"
+)
+
+func TestDesiredObjects(t *testing.T) {
+	objs := Desired(sampleTailnet())
+	var b []byte
+	for _, o := range objs {
+		b = fmt.Appendf(b, "%s %s %s\n", o.Kind, o.Name, o.Value)
+	}
+	checkGolden(t, "desired_sample.txt", b)
+
+	if again := Desired(sampleTailnet()); !cmp.Equal(objs, again) {
+		t.Errorf("Desired is not deterministic:\n%s", cmp.Diff(objs, again))
+	}
+}
+
+func TestDesiredCanonical(t *testing.T) {
+	tests := []struct {
+		name string
+		t    *schema.Tailnet
+		kind Kind
+		obj  string // object name
+		want string // its value
+	}{
+		{
+			name: "auth key tags sorted and deduplicated",
+			t: &schema.Tailnet{AuthKeys: map[string]schema.AuthKey{
+				"k": {Tags: []string{"tag:b", "tag:a", "tag:b"}},
+			}},
+			kind: KindAuthKey, obj: "k",
+			want: `{"user":"","tags":["tag:a","tag:b"],"reusable":false,"ephemeral":false,"preauthorized":false,"expires":"","uses":0,"secretHash":""}`,
+		},
+		{
+			name: "auth key expiry in UTC",
+			t: &schema.Tailnet{AuthKeys: map[string]schema.AuthKey{
+				"k": {User: "a@b.c", Expires: time.Date(2027, 1, 1, 10, 0, 0, 0, time.FixedZone("CET", 3600))},
+			}},
+			kind: KindAuthKey, obj: "k",
+			want: `{"user":"a@b.c","tags":[],"reusable":false,"ephemeral":false,"preauthorized":false,"expires":"2027-01-01T09:00:00Z","uses":0,"secretHash":""}`,
+		},
+		{
+			name: "routes sorted",
+			t: &schema.Tailnet{Routes: map[string][]netip.Prefix{
+				"r": {netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("10.0.0.0/8")},
+			}},
+			kind: KindRoute, obj: "r",
+			want: `["10.0.0.0/8","192.168.0.0/16"]`,
+		},
+		{
+			name: "nameserver order kept",
+			t: &schema.Tailnet{DNS: schema.DNS{
+				Nameservers: []netip.Addr{netip.MustParseAddr("9.9.9.9"), netip.MustParseAddr("1.1.1.1")},
+			}},
+			kind: KindDNS, obj: "settings",
+			want: `{"magicDNS":false,"nameservers":["9.9.9.9","1.1.1.1"],"splitDNS":{},"searchDomains":[]}`,
+		},
+		{
+			name: "zero settings",
+			t:    &schema.Tailnet{},
+			kind: KindTailnet, obj: "settings",
+			want: `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"0","ephemeralTimeout":"0"}`,
+		},
+		{
+			name: "durations in days when whole",
+			t:    &schema.Tailnet{Settings: schema.Settings{NodeKeyExpiry: 90 * 24 * time.Hour, EphemeralTimeout: 90 * time.Minute}},
+			kind: KindTailnet, obj: "settings",
+			want: `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"90d","ephemeralTimeout":"1h30m0s"}`,
+		},
+		{
+			name: "identical dns records collapse",
+			t: &schema.Tailnet{DNS: schema.DNS{Records: []schema.DNSRecord{
+				{Name: "a.example", Type: "A", Value: netip.MustParseAddr("10.0.0.1")},
+				{Name: "a.example", Type: "A", Value: netip.MustParseAddr("10.0.0.1")},
+			}}},
+			kind: KindDNSRecord, obj: "a.example A 10.0.0.1",
+			want: `{"name":"a.example","type":"A","value":"10.0.0.1"}`,
+		},
+		{
+			name: "policy list kept verbatim",
+			t: &schema.Tailnet{Policy: schema.Policy{ACLs: []schema.ACL{
+				{Action: "accept", Users: []string{"b", "a"}, Ports: []string{"*:*"}},
+			}}},
+			kind: KindPolicy, obj: "acls",
+			want: `[{"action":"accept","users":["b","a"],"ports":["*:*"]}]`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := Desired(tt.t)
+			var got []string
+			for _, o := range objs {
+				if o.Kind == tt.kind && o.Name == tt.obj {
+					got = append(got, string(o.Value))
+				}
+			}
+			if diff := cmp.Diff([]string{tt.want}, got); diff != "" {
+				t.Errorf("%s %s (-want +got):\n%s", tt.kind, tt.obj, diff)
+			}
+		})
+	}
+}
+
+func TestDesiredEmptyPolicyKeysOmitted(t *testing.T) {
+	for _, o := range Desired(&schema.Tailnet{}) {
+		if o.Kind != KindTailnet && o.Kind != KindDNS {
+			t.Errorf("empty tailnet has object %s %s", o.Kind, o.Name)
+		}
+	}
+}
+
+func TestDesiredInvalidRawJSON(t *testing.T) {
+	tn := &schema.Tailnet{Policy: schema.Policy{DERPMap: json.RawMessage(`{"Regions":`)}}
+	objs, err := desired(tn)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !NeedsNewCommit(err) {
+		t.Fatalf("desired error = %v, want a ConfigError", err)
+	}
+	found := false
+	for _, o := range objs {
+		if o.Kind == KindPolicy && o.Name == "derpMap" {
+			found = json.Valid(o.Value)
+		}
+	}
+	if !found {
+		t.Errorf("derpMap object missing or not valid JSON: %v", objs)
+	}
+}
+
+func TestDurationRoundTrip(t *testing.T) {
+	for _, d := range []time.Duration{0, time.Second, 90 * time.Minute, 24 * time.Hour, 180 * 24 * time.Hour, 36 * time.Hour} {
+		t.Run(d.String(), func(t *testing.T) {
+			got, err := parseDuration(formatDuration(d))
+			if err != nil || got != d {
+				t.Errorf("parseDuration(formatDuration(%v)) = %v, %v", d, got, err)
+			}
+		})
+	}
+}

@@ -147,7 +147,7 @@ func TestDiffValues(t *testing.T) {
 		{
 			name:   "insert at front shifts nothing else",
 			before: `[{"x":1},{"x":2}]`, after: `[{"x":0},{"x":1},{"x":2}]`,
-			want:   []FieldChange{{Path: "[0]", After: raw(`{"x":0}`), Element: true}},
+			want: []FieldChange{{Path: "[0]", After: raw(`{"x":0}`), Element: true}},
 		},
 		{
 			name:   "type change",

@@ -114,7 +114,7 @@ func sampleTailnet() *schema.Tailnet {
 				Routes:   map[string][]string{"10.0.0.0/8": {"tag:router"}},
 				ExitNode: []string{"tag:router"},
 			},
-			SSH: []schema.SSHRule{{Action: "accept", Src: []string{"group:eng"}, Dst: []string{"tag:server"}, Users: []string{"root"}}},
+			SSH:       []schema.SSHRule{{Action: "accept", Src: []string{"group:eng"}, Dst: []string{"tag:server"}, Users: []string{"root"}}},
 			NodeAttrs: []schema.NodeAttr{{Target: []string{"*"}, Attr: []string{"funnel"}}},
 			Tests:     []schema.ACLTest{{Src: "bob@example.com", Accept: []string{"tag:server:22"}}},
 			SSHTests:  []schema.SSHTest{{Src: "alice@example.com", Dst: []string{"tag:server"}, Accept: []string{"root"}}},

@@ -1,5 +1,7 @@
--- The applied config: one row per declared object, as canonical JSON.
--- kind is one of: setting, user, authKey, apiKey, dnsRecord, dns, route, policy.
+-- The applied config: one row per declared object, as canonical JSON,
+-- written and read only by package reconcile (see its doc comment).
+-- kind is one of: tailnet, dns, dnsRecord, user, authKey, apiKey, route,
+-- group, tagOwner, host, ipset, posture, policy.
 CREATE TABLE config_objects (
 	kind  TEXT NOT NULL,
 	name  TEXT NOT NULL,

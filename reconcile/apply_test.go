@@ -1,0 +1,354 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
+)
+
+func rev(sha string) Revision {
+	return Revision{
+		Commit: sha, Author: "Alice <alice@example.com>", Message: "change " + sha,
+		CommittedAt: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC),
+		AppliedAt:   time.Date(2026, 11, 25, 10, 1, 0, 0, time.UTC),
+	}
+}
+
+func TestApplyRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		t    *schema.Tailnet
+	}{
+		{"empty", &schema.Tailnet{}},
+		{"sample", sampleTailnet()},
+		{"changed", changedSample()},
+		{"benchmark size", bigTailnet(50, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, _ := openStore(t)
+			if _, err := Apply(ctx, st, tt.t, rev("c1")); err != nil {
+				t.Fatal(err)
+			}
+			got, err := LoadApplied(ctx, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.t, got, tailnetCmp); diff != "" {
+				t.Errorf("LoadApplied after Apply (-applied +loaded):\n%s", diff)
+			}
+			// What was loaded plans to no change.
+			again, err := Apply(ctx, st, got, rev("c2"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !again.Empty() {
+				var b strings.Builder
+				again.WriteText(&b)
+				t.Errorf("re-applying the loaded tailnet changes things:\n%s", b.String())
+			}
+		})
+	}
+}
+
+func TestApplySequence(t *testing.T) {
+	ctx := context.Background()
+	st, _ := openStore(t)
+	addNodes(t, st,
+		testNode{name: "bob-laptop", user: "bob@example.com", authKey: "bob-laptop"},
+		testNode{name: "bob-phone", user: "bob@example.com"},
+		testNode{name: "bob-old", user: "bob@example.com", loggedOut: true},
+		testNode{name: "router", tags: []string{"tag:router"}, authKey: "servers"},
+		testNode{name: "edge", tags: []string{"tag:router", "tag:server"}, authKey: "servers"},
+		testNode{name: "alice-mac", user: "alice@example.com"},
+	)
+	first, err := Apply(ctx, st, sampleTailnet(), rev("c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, c, d := first.Counts(); a != len(Desired(sampleTailnet())) || c != 0 || d != 0 {
+		t.Errorf("first apply counts = %d/%d/%d, want everything added", a, c, d)
+	}
+
+	// The plan Apply reports is Diff plus impact from the nodes table.
+	planned, err := PlanStore(ctx, st, changedSample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Apply(ctx, st, changedSample(), rev("c2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Diff(Desired(sampleTailnet()), Desired(changedSample()))
+	want.AssessImpact(sampleNodes)
+	if diff := cmp.Diff(want, second); diff != "" {
+		t.Errorf("Apply plan (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(planned, second); diff != "" {
+		t.Errorf("PlanStore and Apply disagree (-plan +apply):\n%s", diff)
+	}
+	got, err := LoadApplied(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(changedSample(), got, tailnetCmp); diff != "" {
+		t.Errorf("LoadApplied (-want +got):\n%s", diff)
+	}
+}
+
+// dumpDB renders every row of every table, to compare database states.
+func dumpDB(t *testing.T, st *store.Store) string {
+	t.Helper()
+	rows, err := st.DB.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, n)
+	}
+	rows.Close()
+	var b strings.Builder
+	for _, table := range tables {
+		rows, err := st.DB.Query(`SELECT * FROM "` + table + `" ORDER BY rowid`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s %v\n", table, vals)
+		}
+		rows.Close()
+	}
+	return b.String()
+}
+
+func TestApplyFailureLeavesDBUnchanged(t *testing.T) {
+	ctx := context.Background()
+	st, _ := openStore(t)
+	addNodes(t, st, testNode{name: "bob-phone", user: "bob@example.com"})
+	if _, err := Apply(ctx, st, sampleTailnet(), rev("c1")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Apply runs one hooked step per plan change, one to record the
+	// revision and one before committing: fail at each in turn.
+	n := len(Diff(Desired(sampleTailnet()), Desired(changedSample())).Changes) + 2
+
+	before := dumpDB(t, st)
+	for i := range n {
+		t.Run(fmt.Sprintf("fail at step %d", i), func(t *testing.T) {
+			calls := 0
+			var failedAt string
+			applyHook = func(step string) error {
+				calls++
+				if calls-1 == i {
+					failedAt = step
+					return errInjected
+				}
+				return nil
+			}
+			defer func() { applyHook = nil }()
+			_, err := Apply(ctx, st, changedSample(), rev("c2"))
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("Apply error = %v, want the injected failure", err)
+			}
+			if !RetryLater(err) || NeedsNewCommit(err) {
+				t.Errorf("injected I/O failure classed as RetryLater=%v NeedsNewCommit=%v", RetryLater(err), NeedsNewCommit(err))
+			}
+			if !strings.Contains(err.Error(), failedAt) {
+				t.Errorf("error %q does not name the failed step %q", err, failedAt)
+			}
+			if diff := cmp.Diff(before, dumpDB(t, st)); diff != "" {
+				t.Errorf("database changed by a failed apply (-before +after):\n%s", diff)
+			}
+		})
+	}
+	// Without the hook the same apply goes through.
+	if _, err := Apply(ctx, st, changedSample(), rev("c2")); err != nil {
+		t.Fatal(err)
+	}
+	if dumpDB(t, st) == before {
+		t.Error("successful apply left the database unchanged")
+	}
+}
+
+var errInjected = errors.New("injected failure")
+
+func TestApplyConfigError(t *testing.T) {
+	ctx := context.Background()
+	st, _ := openStore(t)
+	if _, err := Apply(ctx, st, sampleTailnet(), rev("c1")); err != nil {
+		t.Fatal(err)
+	}
+	before := dumpDB(t, st)
+	bad := sampleTailnet()
+	bad.Policy.DERPMap = json.RawMessage(`{"Regions":`)
+	_, err := Apply(ctx, st, bad, rev("c2"))
+	if !NeedsNewCommit(err) || RetryLater(err) {
+		t.Errorf("Apply(invalid derpMap) = %v; want NeedsNewCommit", err)
+	}
+	if diff := cmp.Diff(before, dumpDB(t, st)); diff != "" {
+		t.Errorf("database changed (-before +after):\n%s", diff)
+	}
+	if _, err := Apply(ctx, st, sampleTailnet(), Revision{}); err == nil {
+		t.Error("Apply without a commit succeeded")
+	}
+}
+
+func TestReadAppliedMissingState(t *testing.T) {
+	ctx := context.Background()
+	t.Run("missing dir", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "state")
+		objs, nodes, err := ReadApplied(ctx, dir)
+		if err != nil || objs != nil || nodes != nil {
+			t.Fatalf("ReadApplied(missing) = %v, %v, %v; want empty", objs, nodes, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("planning created the state dir (stat: %v)", err)
+		}
+		p := Diff(objs, Desired(sampleTailnet()))
+		if a, c, d := p.Counts(); a == 0 || c != 0 || d != 0 {
+			t.Errorf("plan from missing state = %s, want only additions", p.Summary())
+		}
+	})
+	t.Run("empty dir", func(t *testing.T) {
+		dir := t.TempDir()
+		objs, _, err := ReadApplied(ctx, dir)
+		if err != nil || objs != nil {
+			t.Fatalf("ReadApplied(empty dir) = %v, %v", objs, err)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("planning created files: %v", ents)
+		}
+	})
+	t.Run("not a database", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, store.FileName), []byte("hello"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ReadApplied(ctx, dir); err == nil || !RetryLater(err) {
+			t.Errorf("ReadApplied(garbage file) = %v; want a RetryLater error", err)
+		}
+	})
+}
+
+func TestReadAppliedExisting(t *testing.T) {
+	ctx := context.Background()
+	st, dir := openStore(t)
+	addNodes(t, st, testNode{name: "bob-phone", user: "bob@example.com"}, testNode{name: "edge", tags: []string{"tag:router"}})
+	if _, err := Apply(ctx, st, sampleTailnet(), rev("c1")); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T) {
+		objs, nodes, err := ReadApplied(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(Desired(sampleTailnet()), objs); diff != "" {
+			t.Errorf("applied objects (-want +got):\n%s", diff)
+		}
+		wantNodes := []Node{{ID: 1, Name: "bob-phone", User: "bob@example.com", Tags: []string{}}, {ID: 2, Name: "edge", Tags: []string{"tag:router"}}}
+		if diff := cmp.Diff(wantNodes, nodes); diff != "" {
+			t.Errorf("nodes (-want +got):\n%s", diff)
+		}
+	}
+	t.Run("server running", check)
+	before := dumpDB(t, st)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("server stopped", check)
+	st2, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if diff := cmp.Diff(before, dumpDB(t, st2)); diff != "" {
+		t.Errorf("reading changed the database (-before +after):\n%s", diff)
+	}
+}
+
+func TestRevisions(t *testing.T) {
+	ctx := context.Background()
+	st, _ := openStore(t)
+	if _, ok, err := LastRevision(ctx, st); ok || err != nil {
+		t.Fatalf("LastRevision on a new store = %v, %v", ok, err)
+	}
+	for i, tn := range []*schema.Tailnet{sampleTailnet(), changedSample(), changedSample()} {
+		if _, err := Apply(ctx, st, tn, rev(fmt.Sprintf("c%d", i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := Revisions(ctx, st, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rev("")
+	want := []Revision{
+		{ID: 3, Commit: "c3", Author: r.Author, Message: "change c3", CommittedAt: r.CommittedAt, AppliedAt: r.AppliedAt, Summary: "No changes."},
+		{ID: 2, Commit: "c2", Author: r.Author, Message: "change c2", CommittedAt: r.CommittedAt, AppliedAt: r.AppliedAt, Summary: "Plan: 1 to add, 8 to change, 6 to destroy."},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Revisions (-want +got):\n%s", diff)
+	}
+	all, err := Revisions(ctx, st, 0)
+	if err != nil || len(all) != 3 {
+		t.Errorf("Revisions(all) = %d revisions, %v; want 3", len(all), err)
+	}
+	last, ok, err := LastRevision(ctx, st)
+	if err != nil || !ok || last.Commit != "c3" {
+		t.Errorf("LastRevision = %+v, %v, %v", last, ok, err)
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	tests := []struct {
+		name                  string
+		err                   error
+		needsCommit, retryLtr bool
+	}{
+		{"nil", nil, false, false},
+		{"config", &ConfigError{Err: errors.New("bad")}, true, false},
+		{"wrapped config", fmt.Errorf("sync: %w", &ConfigError{Err: errors.New("bad")}), true, false},
+		{"diagnostics", schema.Diagnostics{{Message: "unknown key"}}, true, false},
+		{"warnings only", schema.Diagnostics{{Severity: schema.SevWarning, Message: "meh"}}, false, true},
+		{"io", errors.New("disk I/O error"), false, true},
+		{"canceled", fmt.Errorf("apply: %w", context.Canceled), false, false},
+		{"deadline", context.DeadlineExceeded, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NeedsNewCommit(tt.err); got != tt.needsCommit {
+				t.Errorf("NeedsNewCommit = %v, want %v", got, tt.needsCommit)
+			}
+			if got := RetryLater(tt.err); got != tt.retryLtr {
+				t.Errorf("RetryLater = %v, want %v", got, tt.retryLtr)
+			}
+		})
+	}
+}

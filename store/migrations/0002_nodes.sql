@@ -6,7 +6,7 @@ CREATE TABLE nodes (
 	node_key      TEXT NOT NULL UNIQUE, -- "nodekey:..."
 	disco_key     TEXT NOT NULL DEFAULT '',
 	hostname      TEXT NOT NULL DEFAULT '', -- as the node reported it
-	given_name    TEXT NOT NULL DEFAULT '', -- unique MagicDNS label
+	given_name    TEXT NOT NULL UNIQUE,     -- unique MagicDNS label
 	user_login    TEXT NOT NULL DEFAULT '', -- owning user; '' for tagged nodes
 	tags          TEXT NOT NULL DEFAULT '[]', -- JSON array
 	ipv4          TEXT NOT NULL DEFAULT '',
@@ -21,3 +21,6 @@ CREATE TABLE nodes (
 );
 CREATE INDEX nodes_machine_key ON nodes (machine_key);
 CREATE INDEX nodes_user_login ON nodes (user_login);
+-- An address stays with its node for the node's whole life.
+CREATE UNIQUE INDEX nodes_ipv4 ON nodes (ipv4) WHERE ipv4 != '';
+CREATE UNIQUE INDEX nodes_ipv6 ON nodes (ipv6) WHERE ipv6 != '';

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
+	"tailscale.com/tailcfg"
+)
+
+func init() {
+	register(&command{
+		name:    "serve",
+		summary: "run the coordination server for Tailscale clients",
+		run:     runServe,
+	})
+}
+
+// serveFlags are the flags of `tailplane serve`.
+type serveFlags struct {
+	config     string
+	stateDir   string
+	listen     string
+	serverURL  string
+	tlsCert    string
+	tlsKey     string
+	derpMap    string
+	derpListen string
+	stunListen string
+}
+
+func runServe(ctx context.Context, env *cliEnv, args []string) int {
+	var f serveFlags
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.StringVar(&f.config, "config", "", "directory holding the tailnet config (required)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "directory for the database, the Noise key and DERP certificates (required)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the control protocol on")
+	fs.StringVar(&f.serverURL, "server-url", "", "URL clients reach the server at (default http(s)://<listen>)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate file; serve HTTPS instead of HTTP (needs --tls-key)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.StringVar(&f.derpMap, "derp-map", "", "JSON tailcfg.DERPMap file to hand out instead of running the embedded DERP relay")
+	fs.StringVar(&f.derpListen, "derp-listen", "", "TLS address of the embedded DERP relay (default: the --listen host, random port)")
+	fs.StringVar(&f.stunListen, "stun-listen", "", `UDP address of the embedded STUN server (default: the --listen host, random port; "off" disables)`)
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "Usage: tailplane serve --config DIR --state-dir DIR [flags]\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if f.config == "" || f.stateDir == "" || (f.tlsCert == "") != (f.tlsKey == "") {
+		fmt.Fprintln(env.stderr, "tailplane serve: --config and --state-dir are required, and --tls-cert needs --tls-key")
+		fs.Usage()
+		return exitUsage
+	}
+	if err := serve(ctx, env, f); err != nil {
+		fmt.Fprintf(env.stderr, "tailplane serve: %v\n", err)
+		return exitProblems
+	}
+	return exitOK
+}
+
+func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
+	tn, err := loadTailnet(f.config)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, f.stateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	noiseKey, err := control.LoadOrCreateNoiseKey(f.stateDir)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", f.listen, err)
+	}
+	defer ln.Close()
+	scheme := "http"
+	var cert *tls.Certificate
+	if f.tlsCert != "" {
+		c, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		cert, scheme = &c, "https"
+	}
+	serverURL := f.serverURL
+	if serverURL == "" {
+		serverURL = scheme + "://" + ln.Addr().String()
+	}
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Hostname() == "" {
+		return fmt.Errorf("--server-url %q is not a URL like https://tailplane.example.com", serverURL)
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(env.stderr, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	}
+
+	var derpMap *tailcfg.DERPMap
+	if f.derpMap != "" {
+		b, err := os.ReadFile(f.derpMap)
+		if err != nil {
+			return fmt.Errorf("reading --derp-map: %w", err)
+		}
+		derpMap = new(tailcfg.DERPMap)
+		if err := json.Unmarshal(b, derpMap); err != nil {
+			return fmt.Errorf("--derp-map %s is not a JSON DERP map: %w", f.derpMap, err)
+		}
+	} else {
+		listenHost, _, _ := net.SplitHostPort(ln.Addr().String())
+		derpListen := f.derpListen
+		if derpListen == "" {
+			derpListen = net.JoinHostPort(listenHost, "0")
+		}
+		d, err := control.StartDERP(ctx, control.DERPConfig{
+			Listen:     derpListen,
+			STUNListen: f.stunListen,
+			HostName:   u.Hostname(),
+			Cert:       cert,
+			StateDir:   f.stateDir,
+		})
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		derpMap = d.Map
+		for _, r := range d.Map.Regions {
+			for _, n := range r.Nodes {
+				logf("embedded DERP relay on %s:%d (STUN port %d)", n.HostName, n.DERPPort, n.STUNPort)
+			}
+		}
+	}
+
+	srv, err := control.New(ctx, control.Config{Store: st, NoiseKey: noiseKey, Tailnet: tn, DERPMap: derpMap, Logf: logf})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	if cert != nil {
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if cert != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	logf("tailplane serving %s on %s (clients: tailscale up --login-server=%s)", tn.Settings.Name, ln.Addr(), serverURL)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		logf("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+		return nil
+	}
+}
+
+// loadTailnet reads the tailnet config from dir. Until the schema loader
+// lands this reads dir/tailnet.json, the schema.Tailnet in Go's JSON form.
+func loadTailnet(dir string) (*schema.Tailnet, error) {
+	path := filepath.Join(dir, "tailnet.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	tn := new(schema.Tailnet)
+	if err := json.Unmarshal(b, tn); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	for name, k := range tn.AuthKeys {
+		k.Name = name
+		tn.AuthKeys[name] = k
+	}
+	return tn, nil
+}

@@ -1,0 +1,260 @@
+package control
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tailplane/tailplane/schema"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/dnstype"
+	"tailscale.com/types/opt"
+)
+
+// taggedUserID is the user that owns every tagged node in netmaps.
+const taggedUserID tailcfg.UserID = 2147455555
+
+// userID derives a stable user ID from a login, so IDs need no table and
+// survive restarts and config reloads.
+func userID(login string) tailcfg.UserID {
+	h := sha256.Sum256([]byte("tailplane-user:" + login))
+	// 2^40 values keeps IDs positive and well clear of taggedUserID collisions in practice.
+	return tailcfg.UserID(binary.BigEndian.Uint64(h[:8])>>24) + 1<<32
+}
+
+func (n *node) userID() tailcfg.UserID {
+	if n.tagged() {
+		return taggedUserID
+	}
+	return userID(n.rec.UserLogin)
+}
+
+// userProfiles builds the profile of every declared user plus the tagged
+// pseudo-user. The result is shared read-only by all sessions.
+func userProfiles(t *schema.Tailnet) map[tailcfg.UserID]tailcfg.UserProfile {
+	m := map[tailcfg.UserID]tailcfg.UserProfile{
+		taggedUserID: {ID: taggedUserID, LoginName: "tagged-devices", DisplayName: "Tagged Devices"},
+	}
+	for login, u := range t.Users {
+		m[userID(login)] = userProfile(login, u)
+	}
+	return m
+}
+
+func userProfile(login string, u schema.User) tailcfg.UserProfile {
+	name := u.Name
+	if name == "" {
+		name, _, _ = strings.Cut(login, "@")
+	}
+	return tailcfg.UserProfile{ID: userID(login), LoginName: login, DisplayName: name}
+}
+
+// approvedRoutes returns the routes n advertises that the config approves
+// for it (by its name or one of its tags).
+func (w *world) approvedRoutes(n *node) []netip.Prefix {
+	adv := n.hostinfo.RoutableIPs
+	if len(adv) == 0 || len(w.tailnet.Routes) == 0 {
+		return nil
+	}
+	var ok []netip.Prefix
+	ok = append(ok, w.tailnet.Routes[n.rec.GivenName]...)
+	for _, t := range n.rec.Tags {
+		ok = append(ok, w.tailnet.Routes[t]...)
+	}
+	var out []netip.Prefix
+	for _, p := range adv {
+		if slices.Contains(ok, p.Masked()) {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+func isExitRoute(p netip.Prefix) bool { return p.Bits() == 0 }
+
+func (n *node) addresses() []netip.Prefix {
+	var a []netip.Prefix
+	if n.v4.IsValid() {
+		a = append(a, netip.PrefixFrom(n.v4, 32))
+	}
+	if n.v6.IsValid() {
+		a = append(a, netip.PrefixFrom(n.v6, 128))
+	}
+	return a
+}
+
+// nodeView builds the tailcfg.Node peers (and the node itself) see.
+func (w *world) nodeView(n *node) *tailcfg.Node {
+	s := effectiveSettings(w.tailnet.Settings)
+	addrs := n.addresses()
+	routes := w.approvedRoutes(n)
+	allowed := append(slices.Clone(addrs), routes...)
+	var primary []netip.Prefix
+	for _, r := range routes {
+		if !isExitRoute(r) {
+			primary = append(primary, r)
+		}
+	}
+	online := n.online
+	v := &tailcfg.Node{
+		ID:                n.id,
+		StableID:          tailcfg.StableNodeID(n.rec.StableID),
+		Name:              n.rec.GivenName + "." + s.Domain + ".",
+		User:              n.userID(),
+		Key:               n.nodeKey,
+		KeyExpiry:         n.rec.KeyExpiry,
+		Machine:           n.machine,
+		DiscoKey:          n.disco,
+		Addresses:         addrs,
+		AllowedIPs:        allowed,
+		Endpoints:         n.endpoints,
+		HomeDERP:          n.homeDERP,
+		Hostinfo:          n.hostinfo.View(),
+		Created:           n.rec.CreatedAt,
+		Cap:               n.capVer,
+		Tags:              n.rec.Tags,
+		PrimaryRoutes:     primary,
+		Online:            &online,
+		MachineAuthorized: true,
+		Expired:           !n.rec.KeyExpiry.IsZero() && n.rec.KeyExpiry.Before(w.srv.now()),
+	}
+	if n.homeDERP != 0 {
+		v.LegacyDERPString = fmt.Sprintf("%s:%d", tailcfg.DerpMagicIP, n.homeDERP)
+	}
+	if !online && !n.lastSeen.IsZero() {
+		ls := n.lastSeen
+		v.LastSeen = &ls
+	}
+	return v
+}
+
+// filterMessage encodes f as a complete replacement of the client's packet
+// filter. An empty f denies all inbound traffic (an empty PacketFilter
+// would be dropped by omitempty and mean "no change").
+func filterMessage(f []tailcfg.FilterRule) map[string][]tailcfg.FilterRule {
+	m := map[string][]tailcfg.FilterRule{"*": nil}
+	if len(f) > 0 {
+		m["base"] = f
+	}
+	return m
+}
+
+// fullMap builds p's complete netmap from the current state and resets its
+// session's queue, since the full map supersedes anything queued.
+func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
+	now := w.srv.now()
+	s := effectiveSettings(w.tailnet.Settings)
+	f := w.pol.Filter(p)
+	resp := &tailcfg.MapResponse{
+		Node:            p.view,
+		DERPMap:         w.derpMap,
+		DNSConfig:       w.dns,
+		Domain:          s.Domain,
+		CollectServices: opt.False,
+		PacketFilters:   filterMessage(f),
+		SSHPolicy:       w.pol.SSHPolicy(p),
+		ControlTime:     &now,
+	}
+	profiles := w.srv.profiles.Load()
+	seen := map[tailcfg.UserID]bool{}
+	addProfile := func(id tailcfg.UserID) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		if up, ok := (*profiles)[id]; ok {
+			resp.UserProfiles = append(resp.UserProfiles, up)
+		} else {
+			resp.UserProfiles = append(resp.UserProfiles, tailcfg.UserProfile{ID: id, LoginName: fmt.Sprintf("user-%d", id)})
+		}
+	}
+	addProfile(p.view.User)
+	for _, n := range w.nodes {
+		if n == p || !w.visible(n) || !w.pol.CanSee(p, n) {
+			continue
+		}
+		resp.Peers = append(resp.Peers, n.view)
+		addProfile(n.view.User)
+	}
+	slices.SortFunc(resp.Peers, func(a, b *tailcfg.Node) int { return int(a.ID - b.ID) })
+	if len(resp.Peers) == 0 {
+		// An empty Peers list means "no change"; name every possible peer
+		// as removed instead, so a client that had peers drops them.
+		for id := range w.nodes {
+			if id != p.id {
+				resp.PeersRemoved = append(resp.PeersRemoved, id)
+			}
+		}
+		slices.Sort(resp.PeersRemoved)
+	}
+	if forSession && p.sess != nil {
+		p.sess.resetForFull(f)
+	}
+	return resp
+}
+
+// deltaMap turns drained session changes into one MapResponse. It runs on
+// the session goroutine and reads only immutable views.
+func (s *Server) deltaMap(d pendingDelta) *tailcfg.MapResponse {
+	resp := &tailcfg.MapResponse{}
+	resp.Node = d.selfView
+	profiles := s.profiles.Load()
+	seen := map[tailcfg.UserID]bool{}
+	for _, v := range d.changed {
+		resp.PeersChanged = append(resp.PeersChanged, v)
+		if !seen[v.User] {
+			seen[v.User] = true
+			if up, ok := (*profiles)[v.User]; ok {
+				resp.UserProfiles = append(resp.UserProfiles, up)
+			}
+		}
+	}
+	slices.SortFunc(resp.PeersChanged, func(a, b *tailcfg.Node) int { return int(a.ID - b.ID) })
+	for _, pc := range d.patches {
+		resp.PeersChangedPatch = append(resp.PeersChangedPatch, pc)
+	}
+	slices.SortFunc(resp.PeersChangedPatch, func(a, b *tailcfg.PeerChange) int { return int(a.NodeID - b.NodeID) })
+	for id := range d.removed {
+		resp.PeersRemoved = append(resp.PeersRemoved, id)
+	}
+	slices.Sort(resp.PeersRemoved)
+	if d.filterSet {
+		resp.PacketFilters = filterMessage(d.filter)
+	}
+	return resp
+}
+
+// dnsConfig derives the DNS settings every node gets.
+func dnsConfig(t *schema.Tailnet) *tailcfg.DNSConfig {
+	s := effectiveSettings(t.Settings)
+	c := &tailcfg.DNSConfig{Proxied: t.DNS.MagicDNS}
+	for _, ns := range t.DNS.Nameservers {
+		c.Resolvers = append(c.Resolvers, &dnstype.Resolver{Addr: ns.String()})
+	}
+	for suffix, addrs := range t.DNS.SplitDNS {
+		if c.Routes == nil {
+			c.Routes = map[string][]*dnstype.Resolver{}
+		}
+		var rs []*dnstype.Resolver
+		for _, a := range addrs {
+			rs = append(rs, &dnstype.Resolver{Addr: a.String()})
+		}
+		c.Routes[suffix] = rs
+	}
+	if t.DNS.MagicDNS {
+		c.Domains = append(c.Domains, s.Domain)
+	}
+	c.Domains = append(c.Domains, t.DNS.SearchDomains...)
+	for _, r := range t.DNS.Records {
+		c.ExtraRecords = append(c.ExtraRecords, tailcfg.DNSRecord{Name: r.Name, Type: r.Type, Value: r.Value.String()})
+	}
+	return c
+}
+
+// keepAliveInterval is how often an idle map stream gets a keep-alive;
+// clients give up after 120 s of silence.
+const keepAliveInterval = 50 * time.Second

@@ -1,0 +1,255 @@
+package control
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+	"tailscale.com/util/zstdframe"
+)
+
+// mapError is a map request rejection with its HTTP status.
+type mapError struct {
+	code int
+	msg  string
+}
+
+func (e *mapError) Error() string { return e.msg }
+
+// serveMap handles POST /machine/map over Noise: endpoint and hostinfo
+// updates (non-streaming) and the long-lived netmap stream.
+func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
+	mkey := machineKeyOf(r)
+	var req tailcfg.MapRequest
+	if err := readJSON(w, r, &req); err != nil {
+		http.Error(w, "tailplane: map: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.Version < MinCapabilityVersion {
+		http.Error(w, tooOldMessage(req.Version), http.StatusBadRequest)
+		return
+	}
+	ctx := r.Context()
+	var sess *session
+	var first *tailcfg.MapResponse
+	var nodeID tailcfg.NodeID
+	err := s.do(ctx, func(w *world) error {
+		n, err := w.startMap(mkey, &req)
+		if err != nil {
+			return err
+		}
+		nodeID = n.id
+		if !req.Stream {
+			if !req.OmitPeers {
+				first = w.fullMap(n, false)
+			}
+			return nil
+		}
+		if n.sess != nil {
+			n.sess.close("replaced by a newer map request")
+		}
+		sess = newSession(n.id)
+		n.sess = sess
+		w.live[n.id] = n
+		if !n.online {
+			n.online = true
+			on := true
+			w.publishPatch(n, &tailcfg.PeerChange{NodeID: n.id, Online: &on})
+		}
+		first = w.fullMap(n, true)
+		return nil
+	})
+	if err != nil {
+		var me *mapError
+		if errors.As(err, &me) {
+			s.logf("control: map request from %s rejected: %s", mkey.ShortString(), me.msg)
+			http.Error(w, "tailplane: "+me.msg, me.code)
+			return
+		}
+		http.Error(w, "tailplane: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	compress := req.Compress == "zstd"
+	if first == nil {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := writeFrame(w, first, compress); err != nil || sess == nil {
+		if sess != nil {
+			s.endSession(nodeID, sess)
+		}
+		return
+	}
+	defer s.endSession(nodeID, sess)
+	s.stream(ctx, w, sess, nodeID, compress)
+}
+
+// stream sends queued changes and keep-alives until the client goes away
+// or the server ends the session.
+func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *session, id tailcfg.NodeID, compress bool) {
+	keepAlive := time.NewTicker(keepAliveInterval)
+	defer keepAlive.Stop()
+	for {
+		var resp *tailcfg.MapResponse
+		select {
+		case <-ctx.Done():
+			return
+		case <-sess.done:
+			return
+		case <-keepAlive.C:
+			resp = &tailcfg.MapResponse{KeepAlive: true}
+		case <-sess.wake:
+			d := sess.take()
+			if d.full {
+				err := s.do(ctx, func(w *world) error {
+					n := w.nodes[id]
+					if n == nil || n.sess != sess {
+						return errors.New("session ended")
+					}
+					resp = w.fullMap(n, true)
+					return nil
+				})
+				if err != nil {
+					return
+				}
+			} else if !d.empty() {
+				resp = s.deltaMap(d)
+			}
+		}
+		if resp == nil {
+			continue
+		}
+		if err := writeFrame(w, resp, compress); err != nil {
+			return
+		}
+		keepAlive.Reset(keepAliveInterval)
+	}
+}
+
+// endSession marks the node offline if sess is still its current session.
+func (s *Server) endSession(id tailcfg.NodeID, sess *session) {
+	sess.close("client disconnected")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.do(ctx, func(w *world) error {
+		n := w.nodes[id]
+		if n == nil || n.sess != sess {
+			return nil
+		}
+		n.sess = nil
+		delete(w.live, id)
+		n.online = false
+		n.lastSeen = s.now().UTC().Truncate(time.Second)
+		n.rec.LastSeen = n.lastSeen
+		if err := s.store.SaveNode(ctx, n.rec); err != nil {
+			s.logf("control: saving last-seen of node %d: %v", id, err)
+		}
+		off, seen := false, n.lastSeen
+		w.publishPatch(n, &tailcfg.PeerChange{NodeID: id, Online: &off, LastSeen: &seen})
+		return nil
+	})
+}
+
+// startMap authenticates a map request and applies the runtime state it
+// carries (disco key, endpoints, home DERP, hostinfo).
+func (w *world) startMap(mkey key.MachinePublic, req *tailcfg.MapRequest) (*node, error) {
+	n := w.byKey[req.NodeKey]
+	switch {
+	case req.NodeKey.IsZero():
+		return nil, &mapError{http.StatusBadRequest, "map request has no node key"}
+	case n == nil:
+		return nil, &mapError{http.StatusUnauthorized, fmt.Sprintf("node key %s is not registered; run `tailscale up --auth-key=KEY`", req.NodeKey.ShortString())}
+	case n.machine != mkey:
+		return nil, &mapError{http.StatusForbidden, fmt.Sprintf("node key %s belongs to a different machine", req.NodeKey.ShortString())}
+	case n.rec.LoggedOut:
+		return nil, &mapError{http.StatusUnauthorized, "node is logged out; run `tailscale up --auth-key=KEY` to log in again"}
+	}
+	w.applyMapRequest(n, req)
+	return n, nil
+}
+
+func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
+	pc := &tailcfg.PeerChange{NodeID: n.id}
+	patched, full, save := false, false, false
+	if !req.DiscoKey.IsZero() && req.DiscoKey != n.disco {
+		n.disco = req.DiscoKey
+		n.rec.DiscoKey = req.DiscoKey.String()
+		dk := req.DiscoKey
+		pc.DiscoKey = &dk
+		patched, save = true, true
+	}
+	if !slices.Equal(req.Endpoints, n.endpoints) {
+		n.endpoints = slices.Clone(req.Endpoints)
+		if len(n.endpoints) == 0 {
+			full = true // an empty Endpoints patch would read as "unchanged"
+		} else {
+			pc.Endpoints = n.endpoints
+			patched = true
+		}
+	}
+	if req.Version != n.capVer {
+		n.capVer = req.Version
+		pc.Cap = req.Version
+		patched = true
+	}
+	if hi := req.Hostinfo; hi != nil {
+		if ni := hi.NetInfo; ni != nil && ni.PreferredDERP != 0 && ni.PreferredDERP != n.homeDERP {
+			n.homeDERP = ni.PreferredDERP
+			pc.DERPRegion = ni.PreferredDERP
+			patched = true
+		}
+		clean := hi.Clone()
+		clean.NetInfo = nil
+		if !clean.Equal(n.hostinfo) {
+			n.hostinfo = clean
+			n.rec.Hostinfo, _ = json.Marshal(clean)
+			n.rec.Hostname = clean.Hostname
+			full, save = true, true
+		}
+	}
+	if save {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+			w.srv.logf("control: saving node %d: %v", n.id, err)
+		}
+		cancel()
+	}
+	switch {
+	case full:
+		w.publishChanged(n)
+	case patched:
+		w.publishPatch(n, pc)
+	}
+}
+
+// writeFrame writes one map message: a 4-byte little-endian length, then
+// the (optionally zstd-compressed) JSON.
+func writeFrame(w http.ResponseWriter, resp *tailcfg.MapResponse, compress bool) error {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return fmt.Errorf("encoding map response: %w", err)
+	}
+	if compress {
+		b = zstdframe.AppendEncode(nil, b, zstdframe.FastestCompression)
+	}
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}

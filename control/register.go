@@ -1,0 +1,425 @@
+package control
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// serveRegister handles POST /machine/register over Noise.
+func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
+	var req tailcfg.RegisterRequest
+	if err := readJSON(w, r, &req); err != nil {
+		http.Error(w, "tailplane: register: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	resp := s.register(r.Context(), machineKeyOf(r), &req)
+	if resp.Error != "" {
+		s.logf("control: register from %s rejected: %s", machineKeyOf(r).ShortString(), resp.Error)
+	}
+	writeJSON(w, resp)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func rejected(format string, args ...any) *tailcfg.RegisterResponse {
+	return &tailcfg.RegisterResponse{Error: "tailplane: " + fmt.Sprintf(format, args...)}
+}
+
+// register decides a RegisterRequest from the machine mkey.
+func (s *Server) register(ctx context.Context, mkey key.MachinePublic, req *tailcfg.RegisterRequest) *tailcfg.RegisterResponse {
+	if req.Version < MinCapabilityVersion {
+		return &tailcfg.RegisterResponse{Error: tooOldMessage(req.Version)}
+	}
+	if req.NodeKey.IsZero() {
+		return rejected("register request has no node key")
+	}
+	if mkey.IsZero() {
+		return rejected("register request did not come over a Noise connection")
+	}
+	// Hash comparison happens here, off the owner goroutine.
+	var keyName string
+	var keyErr error
+	if req.Auth != nil && req.Auth.AuthKey != "" {
+		keyName, keyErr = matchAuthKey(s.tailnet.Load(), req.Auth.AuthKey)
+	}
+	var resp *tailcfg.RegisterResponse
+	err := s.do(ctx, func(w *world) error {
+		resp = w.register(ctx, mkey, req, keyName, keyErr)
+		return nil
+	})
+	if err != nil {
+		return rejected("server could not handle the request (%v); try again", err)
+	}
+	return resp
+}
+
+// matchAuthKey finds the declared auth key whose hash matches secret,
+// comparing in constant time.
+func matchAuthKey(t *schema.Tailnet, secret string) (string, error) {
+	sum := sha256.Sum256([]byte(secret))
+	want := []byte("sha256:" + hex.EncodeToString(sum[:]))
+	found := ""
+	for name, k := range t.AuthKeys {
+		if subtle.ConstantTimeCompare([]byte(strings.ToLower(k.SecretHash)), want) == 1 {
+			found = name
+		}
+	}
+	if found == "" {
+		return "", errors.New("the auth key is not declared in this tailnet's config (mistyped, or removed from authKeys)")
+	}
+	return found, nil
+}
+
+// usableAuthKey checks that the named key still exists and may register now.
+func (w *world) usableAuthKey(name string, keyErr error, now time.Time) (schema.AuthKey, error) {
+	if keyErr != nil {
+		return schema.AuthKey{}, keyErr
+	}
+	if name == "" {
+		return schema.AuthKey{}, errors.New("this server registers nodes with auth keys only: run `tailscale up --login-server=... --auth-key=KEY` with a key declared in the tailnet's authKeys")
+	}
+	k, ok := w.tailnet.AuthKeys[name]
+	if !ok {
+		return schema.AuthKey{}, fmt.Errorf("auth key %q was removed from the config", name)
+	}
+	if !k.Expires.IsZero() && now.After(k.Expires) {
+		return schema.AuthKey{}, fmt.Errorf("auth key %q expired at %s; declare a new key", name, k.Expires.UTC().Format(time.RFC3339))
+	}
+	if !k.Preauthorized {
+		return schema.AuthKey{}, fmt.Errorf("auth key %q is not preauthorized and tailplane has no device approval; set preauthorized: true", name)
+	}
+	if k.User == "" && len(k.Tags) == 0 {
+		return schema.AuthKey{}, fmt.Errorf("auth key %q names neither a user nor tags", name)
+	}
+	return k, nil
+}
+
+// keyUseLimit is how many registrations a key allows; 0 means unlimited.
+func keyUseLimit(k schema.AuthKey) int {
+	if k.Uses > 0 {
+		return k.Uses
+	}
+	if !k.Reusable {
+		return 1
+	}
+	return 0
+}
+
+func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailcfg.RegisterRequest, keyName string, keyErr error) *tailcfg.RegisterResponse {
+	now := w.srv.now()
+	n := w.byKey[req.NodeKey]
+	if n != nil && n.machine != mkey {
+		return rejected("node key %s is registered by a different machine; a node key cannot move between machines", req.NodeKey.ShortString())
+	}
+	if !req.Expiry.IsZero() && req.Expiry.Before(now) {
+		return w.logout(ctx, n)
+	}
+	if n == nil && !req.OldNodeKey.IsZero() {
+		old := w.byKey[req.OldNodeKey]
+		if old != nil && old.machine != mkey {
+			return rejected("old node key %s is registered by a different machine", req.OldNodeKey.ShortString())
+		}
+		n = old
+	}
+	noAuth := req.Auth == nil || req.Auth.AuthKey == ""
+	if n != nil && !n.rec.LoggedOut && !w.keyExpired(n, now) && (noAuth || n.nodeKey == req.NodeKey) {
+		// A refresh, or a key rotation of a live node: keep identity and addresses.
+		if n.nodeKey != req.NodeKey {
+			if err := w.rotateKey(ctx, n, req.NodeKey, now); err != nil {
+				return rejected("%v", err)
+			}
+		}
+		if !req.Expiry.IsZero() && (n.rec.KeyExpiry.IsZero() || req.Expiry.Before(n.rec.KeyExpiry)) {
+			n.rec.KeyExpiry = req.Expiry.UTC()
+			if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+				return rejected("%v", err)
+			}
+			w.publishChanged(n)
+		}
+		return w.success(n)
+	}
+	if n != nil && noAuth && w.keyExpired(n, now) {
+		return &tailcfg.RegisterResponse{NodeKeyExpired: true, Error: "tailplane: this node's key expired; run `tailscale up --force-reauth --auth-key=KEY` to log in again"}
+	}
+	k, err := w.usableAuthKey(keyName, keyErr, now)
+	if err != nil {
+		return rejected("%v", err)
+	}
+	tags, err := w.nodeTags(k, req.Hostinfo)
+	if err != nil {
+		return rejected("%v", err)
+	}
+	return w.authorize(ctx, n, mkey, req, k, tags, now)
+}
+
+func (w *world) keyExpired(n *node, now time.Time) bool {
+	return !n.rec.KeyExpiry.IsZero() && now.After(n.rec.KeyExpiry)
+}
+
+// keyExpiry is when a key registered now expires; zero means never.
+func (w *world) keyExpiry(tagged bool, req *tailcfg.RegisterRequest, now time.Time) time.Time {
+	var exp time.Time
+	if d := w.tailnet.Settings.NodeKeyExpiry; d > 0 && !tagged {
+		exp = now.Add(d).UTC()
+	}
+	if !req.Expiry.IsZero() && (exp.IsZero() || req.Expiry.Before(exp)) {
+		exp = req.Expiry.UTC()
+	}
+	return exp
+}
+
+// logout ends n's session: ephemeral nodes are deleted, others kept (with
+// their addresses) but hidden from peers until they log in again.
+func (w *world) logout(ctx context.Context, n *node) *tailcfg.RegisterResponse {
+	if n == nil {
+		return &tailcfg.RegisterResponse{NodeKeyExpired: true}
+	}
+	if n.rec.Ephemeral {
+		if err := w.removeNode(ctx, n); err != nil {
+			return rejected("%v", err)
+		}
+		return &tailcfg.RegisterResponse{NodeKeyExpired: true}
+	}
+	n.rec.LoggedOut = true
+	n.rec.LastSeen = w.srv.now().UTC()
+	if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+		return rejected("%v", err)
+	}
+	if n.sess != nil {
+		n.sess.close("node logged out")
+		n.sess = nil
+		n.online = false
+		delete(w.live, n.id)
+	}
+	w.membershipChanged(n, false)
+	return &tailcfg.RegisterResponse{NodeKeyExpired: true}
+}
+
+// rotateKey gives n a new node key, keeping its ID, name and addresses.
+func (w *world) rotateKey(ctx context.Context, n *node, nk key.NodePublic, now time.Time) error {
+	if other := w.byKey[nk]; other != nil && other != n {
+		return fmt.Errorf("node key %s is already in use by another node", nk.ShortString())
+	}
+	old := n.nodeKey
+	n.rec.NodeKey = nk.String()
+	if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+		n.rec.NodeKey = old.String()
+		return err
+	}
+	delete(w.byKey, old)
+	w.byKey[nk] = n
+	n.nodeKey = nk
+	if n.sess != nil {
+		n.sess.close("node key rotated")
+	}
+	w.publishChanged(n)
+	return nil
+}
+
+// authorize registers (or re-authorizes) a node with a validated auth key.
+func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, req *tailcfg.RegisterRequest, k schema.AuthKey, tags []string, now time.Time) *tailcfg.RegisterResponse {
+	hi := new(tailcfg.Hostinfo)
+	if req.Hostinfo != nil {
+		hi = req.Hostinfo.Clone()
+		hi.NetInfo = nil
+	}
+	hiJSON, _ := json.Marshal(hi)
+	isNew := n == nil
+	var rec store.Node
+	if isNew {
+		rec = store.Node{StableID: newStableID(), MachineKey: mkey.String(), CreatedAt: now.UTC()}
+	} else {
+		rec = *n.rec
+	}
+	rec.NodeKey = req.NodeKey.String()
+	rec.Hostname = hi.Hostname
+	rec.Tags = tags
+	rec.UserLogin = k.User
+	if len(tags) > 0 {
+		rec.UserLogin = ""
+	}
+	rec.Hostinfo = hiJSON
+	rec.AuthKey = k.Name
+	rec.Ephemeral = k.Ephemeral || req.Ephemeral
+	rec.KeyExpiry = w.keyExpiry(len(tags) > 0, req, now)
+	rec.LoggedOut = false
+	if isNew {
+		rec.GivenName = w.uniqueName(hi.Hostname, nil)
+		v4, err := w.v4.allocate()
+		if err != nil {
+			return rejected("%v", err)
+		}
+		v6, err := w.v6.allocate()
+		if err != nil {
+			w.v4.release(v4)
+			return rejected("%v", err)
+		}
+		rec.IPv4, rec.IPv6 = v4.String(), v6.String()
+	}
+	if err := w.srv.store.RegisterNode(ctx, &rec, k.Name, keyUseLimit(k)); err != nil {
+		if isNew {
+			w.releaseAddrs(&rec)
+		}
+		if errors.Is(err, store.ErrAuthKeyUsedUp) {
+			if !k.Reusable && k.Uses == 0 {
+				return rejected("auth key %q is one-shot and was already used; declare a new key or make it reusable", k.Name)
+			}
+			return rejected("auth key %q has no uses left (limit %d)", k.Name, keyUseLimit(k))
+		}
+		return rejected("%v", err)
+	}
+	if !isNew {
+		if n.sess != nil {
+			n.sess.close("node re-registered")
+		}
+		delete(w.byKey, n.nodeKey)
+		n.rec = &rec
+		n.nodeKey = req.NodeKey
+		n.hostinfo = hi
+		w.byKey[n.nodeKey] = n
+	} else {
+		var err error
+		n, err = nodeFromRecord(&rec)
+		if err != nil {
+			return rejected("%v", err)
+		}
+		n.hostinfo = hi
+		w.addNodeLocked(n)
+	}
+	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.GivenName, rec.ID, rec.IPv4, k.Name)
+	w.membershipChanged(n, false)
+	return w.success(n)
+}
+
+func (w *world) releaseAddrs(rec *store.Node) {
+	if a, err := netip.ParseAddr(rec.IPv4); err == nil {
+		w.v4.release(a)
+	}
+	if a, err := netip.ParseAddr(rec.IPv6); err == nil {
+		w.v6.release(a)
+	}
+}
+
+func (w *world) success(n *node) *tailcfg.RegisterResponse {
+	resp := &tailcfg.RegisterResponse{MachineAuthorized: true}
+	if n.tagged() {
+		resp.User = tailcfg.User{ID: taggedUserID, DisplayName: "Tagged Devices"}
+		resp.Login = tailcfg.Login{LoginName: "tagged-devices", DisplayName: "Tagged Devices"}
+		return resp
+	}
+	up := userProfile(n.rec.UserLogin, w.tailnet.Users[n.rec.UserLogin])
+	resp.User = tailcfg.User{ID: up.ID, DisplayName: up.DisplayName}
+	resp.Login = tailcfg.Login{LoginName: up.LoginName, DisplayName: up.DisplayName}
+	return resp
+}
+
+// nodeTags returns the tags a node registering with k gets: the key's own
+// tags plus those it requested that tagOwners let the key's owner own.
+func (w *world) nodeTags(k schema.AuthKey, hi *tailcfg.Hostinfo) ([]string, error) {
+	tags := slices.Clone(k.Tags)
+	if hi != nil {
+		for _, t := range hi.RequestTags {
+			if slices.Contains(tags, t) {
+				continue
+			}
+			if err := w.mayOwnTag(k, t); err != nil {
+				return nil, err
+			}
+			tags = append(tags, t)
+		}
+	}
+	slices.Sort(tags)
+	return slices.Compact(tags), nil
+}
+
+func (w *world) mayOwnTag(k schema.AuthKey, tag string) error {
+	if !strings.HasPrefix(tag, "tag:") {
+		return fmt.Errorf("advertised tag %q is not a tag (tags look like tag:name)", tag)
+	}
+	owners, ok := w.tailnet.Policy.TagOwners[tag]
+	if !ok {
+		return fmt.Errorf("advertised tag %q is not declared in tagOwners", tag)
+	}
+	role := w.tailnet.Users[k.User].Role
+	for _, o := range owners {
+		switch {
+		case o == k.User && k.User != "":
+			return nil
+		case slices.Contains(k.Tags, o):
+			return nil
+		case strings.HasPrefix(o, "group:") && k.User != "" && slices.Contains(w.tailnet.Policy.Groups[o], k.User):
+			return nil
+		case k.User != "" && o == "autogroup:member":
+			return nil
+		case k.User != "" && o == "autogroup:admin" && (role == schema.RoleAdmin || role == schema.RoleOwner):
+			return nil
+		case k.User != "" && o == "autogroup:owner" && role == schema.RoleOwner:
+			return nil
+		}
+	}
+	who := k.User
+	if who == "" {
+		who = strings.Join(k.Tags, ", ")
+	}
+	return fmt.Errorf("advertised tag %q may not be used by %s (auth key %q): tagOwners[%q] is %v", tag, who, k.Name, tag, owners)
+}
+
+// uniqueName turns a hostname into a MagicDNS label not used by another node.
+func (w *world) uniqueName(hostname string, self *node) string {
+	base := dnsLabel(hostname)
+	name := base
+	for i := 2; ; i++ {
+		if other := w.names[name]; other == nil || other == self {
+			return name
+		}
+		suffix := fmt.Sprintf("-%d", i)
+		name = strings.TrimRight(base[:min(len(base), 63-len(suffix))], "-") + suffix
+	}
+}
+
+// dnsLabel lowercases s and keeps letters, digits and inner hyphens.
+func dnsLabel(s string) string {
+	s, _, _ = strings.Cut(s, ".")
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '-' || r == '.' || r == '_' || r == ' ':
+			b.WriteByte('-')
+		}
+	}
+	l := strings.Trim(b.String(), "-")
+	if len(l) > 63 {
+		l = strings.TrimRight(l[:63], "-")
+	}
+	if l == "" {
+		l = "node"
+	}
+	return l
+}
+
+func newStableID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "n" + hex.EncodeToString(b[:])
+}

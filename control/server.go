@@ -1,0 +1,252 @@
+// Package control is tailplane's coordination server: it speaks Tailscale's
+// control protocol (Noise over HTTP, /machine/register and /machine/map) to
+// unmodified Tailscale clients and serves them netmaps of the declared tailnet.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
+	"golang.org/x/net/http2"
+	"tailscale.com/control/controlhttp/controlhttpserver"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// MinCapabilityVersion is the oldest client protocol version served
+// (Tailscale v1.80). Older clients are told to upgrade.
+const MinCapabilityVersion tailcfg.CapabilityVersion = 113
+
+// maxBodyBytes caps register and map request bodies.
+const maxBodyBytes = 1 << 20
+
+// Config configures a Server. Store, NoiseKey and Tailnet are required.
+type Config struct {
+	Store    *store.Store       // durable node state; required
+	NoiseKey key.MachinePrivate // the server's Noise key; see LoadOrCreateNoiseKey
+	Tailnet  *schema.Tailnet    // the declared tailnet; required
+	DERPMap  *tailcfg.DERPMap   // handed to clients; nil means an empty map (no relays)
+
+	// Logf logs server events; nil means log.Printf.
+	Logf func(format string, args ...any)
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a coordination server. Its Handler serves clients; SetConfig
+// swaps in a new tailnet config at runtime.
+type Server struct {
+	store    *store.Store
+	noiseKey key.MachinePrivate
+	derpMap  *tailcfg.DERPMap
+	logf     func(format string, args ...any)
+	now      func() time.Time
+
+	profiles atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile] // immutable; replaced on SetConfig
+	tailnet  atomic.Pointer[schema.Tailnet]                         // latest config, for lock-free reads
+
+	ops      chan func(*world) // run by the owner goroutine, in order
+	stop     context.CancelFunc
+	stopped  chan struct{}
+	closeOne sync.Once
+	h2       http2.Server
+	mux      *http.ServeMux // the public (pre-Noise) endpoints
+	noiseMux *http.ServeMux // endpoints served over Noise
+}
+
+// New loads node state from the store and starts the server's owner
+// goroutine. Call Close to stop it.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Tailnet == nil || cfg.NoiseKey.IsZero() {
+		return nil, errors.New("control: Config needs Store, Tailnet and NoiseKey")
+	}
+	s := &Server{
+		store:    cfg.Store,
+		noiseKey: cfg.NoiseKey,
+		derpMap:  cfg.DERPMap,
+		logf:     cfg.Logf,
+		now:      cfg.Now,
+		ops:      make(chan func(*world), 64),
+		stopped:  make(chan struct{}),
+	}
+	if s.logf == nil {
+		s.logf = log.Printf
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.derpMap == nil {
+		s.derpMap = &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}}
+	}
+	rows, err := s.store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.setProfiles(cfg.Tailnet)
+	w, err := newWorld(s, cfg.Tailnet, rows)
+	if err != nil {
+		return nil, err
+	}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /key", s.serveKey)
+	s.mux.HandleFunc("POST /ts2021", s.serveNoiseUpgrade)
+	s.mux.HandleFunc("GET /ts2021", s.serveNoiseUpgrade)
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "tailplane coordination server: point Tailscale clients here with --login-server.")
+	})
+	s.noiseMux = http.NewServeMux()
+	s.noiseMux.HandleFunc("POST /machine/register", s.serveRegister)
+	s.noiseMux.HandleFunc("POST /machine/map", s.serveMap)
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	go s.run(runCtx, w)
+	return s, nil
+}
+
+func (s *Server) setProfiles(t *schema.Tailnet) {
+	p := userProfiles(t)
+	s.profiles.Store(&p)
+	s.tailnet.Store(t)
+}
+
+// Handler returns the HTTP handler clients talk to (plain HTTP or HTTPS).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Close stops the owner goroutine and ends every map session.
+func (s *Server) Close() error {
+	s.closeOne.Do(func() {
+		s.stop()
+		<-s.stopped
+	})
+	return nil
+}
+
+// SetConfig installs a new tailnet config and pushes fresh netmaps to every
+// connected node. It returns once the new config is in effect.
+func (s *Server) SetConfig(ctx context.Context, t *schema.Tailnet) error {
+	return s.do(ctx, func(w *world) error {
+		s.setProfiles(t)
+		w.setTailnet(t)
+		w.everythingChanged()
+		return nil
+	})
+}
+
+// run is the owner goroutine: the only code that mutates the world.
+func (s *Server) run(ctx context.Context, w *world) {
+	defer close(s.stopped)
+	reap := time.NewTicker(reapInterval(w.tailnet))
+	defer reap.Stop()
+	for {
+		select {
+		case op := <-s.ops:
+			op(w)
+		case <-reap.C:
+			w.reapEphemeral(ctx, s.now())
+			reap.Reset(reapInterval(w.tailnet))
+		case <-ctx.Done():
+			for _, n := range w.live {
+				n.sess.close("server shutting down")
+			}
+			return
+		}
+	}
+}
+
+// reapInterval is how often ephemeral nodes are checked for inactivity.
+func reapInterval(t *schema.Tailnet) time.Duration {
+	d := effectiveSettings(t.Settings).EphemeralTimeout / 4
+	return min(max(d, 250*time.Millisecond), 30*time.Second)
+}
+
+// errServerClosed is returned by operations after Close.
+var errServerClosed = errors.New("control: server is shut down")
+
+// do runs f on the owner goroutine and waits for its result.
+func (s *Server) do(ctx context.Context, f func(*world) error) error {
+	done := make(chan error, 1)
+	select {
+	case s.ops <- func(w *world) { done <- f(w) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopped:
+		return errServerClosed
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-s.stopped:
+		return errServerClosed
+	}
+}
+
+// serveKey answers GET /key?v=N with the server's Noise public key.
+func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
+	if v := r.URL.Query().Get("v"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			http.Error(w, "bad v parameter: want the client's capability version", http.StatusBadRequest)
+			return
+		}
+		if tailcfg.CapabilityVersion(n) < MinCapabilityVersion {
+			http.Error(w, tooOldMessage(tailcfg.CapabilityVersion(n)), http.StatusBadRequest)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(tailcfg.OverTLSPublicKeyResponse{PublicKey: s.noiseKey.Public()})
+}
+
+func tooOldMessage(v tailcfg.CapabilityVersion) string {
+	return fmt.Sprintf("this Tailscale client is too old (capability version %d); tailplane needs Tailscale v1.80 or newer (capability version %d): please upgrade the client", v, MinCapabilityVersion)
+}
+
+// machineKeyCtx carries the Noise peer's machine key into request contexts.
+type machineKeyCtx struct{}
+
+// serveNoiseUpgrade upgrades the connection to Noise and serves HTTP/2
+// over it; every request on it is bound to the peer's machine key.
+func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
+	conn, err := controlhttpserver.AcceptHTTP(r.Context(), w, r, s.noiseKey, nil)
+	if err != nil {
+		s.logf("control: noise upgrade from %s failed: %v", r.RemoteAddr, err)
+		return
+	}
+	mkey := conn.Peer()
+	ctx := context.WithValue(context.Background(), machineKeyCtx{}, mkey)
+	s.h2.ServeConn(conn, &http2.ServeConnOpts{
+		Context:    ctx,
+		Handler:    s.noiseMux,
+		BaseConfig: &http.Server{ReadHeaderTimeout: 30 * time.Second},
+	})
+}
+
+func machineKeyOf(r *http.Request) key.MachinePublic {
+	k, _ := r.Context().Value(machineKeyCtx{}).(key.MachinePublic)
+	return k
+}
+
+// readJSON decodes a size-capped JSON request body.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("request body is larger than %d bytes", maxBodyBytes)
+		}
+		return fmt.Errorf("request body is not valid JSON: %v", err)
+	}
+	return nil
+}

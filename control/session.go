@@ -1,0 +1,197 @@
+package control
+
+import (
+	"sync"
+
+	"tailscale.com/tailcfg"
+)
+
+// session is one streaming map poll. The owner goroutine enqueues changes;
+// the poll goroutine drains them into one MapResponse per wake-up, so bursts
+// of changes coalesce into one message.
+type session struct {
+	nodeID tailcfg.NodeID
+	wake   chan struct{} // size 1: a pending wake-up is never lost and never piles up
+	done   chan struct{} // closed when the server ends the session
+
+	mu         sync.Mutex // guards the fields below
+	closed     bool
+	closeMsg   string
+	full       bool
+	selfView   *tailcfg.Node        // pending new self view
+	filter     []tailcfg.FilterRule // pending new filter; valid when filterSet
+	filterSet  bool
+	lastFilter []tailcfg.FilterRule // the filter the client has
+	changed    map[tailcfg.NodeID]*tailcfg.Node
+	patches    map[tailcfg.NodeID]*tailcfg.PeerChange
+	removed    map[tailcfg.NodeID]bool
+}
+
+func newSession(id tailcfg.NodeID) *session {
+	return &session{nodeID: id, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (s *session) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close ends the session; the poll goroutine returns.
+func (s *session) close(why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.closeMsg = why
+		close(s.done)
+	}
+}
+
+func (s *session) enqueueFull() {
+	s.mu.Lock()
+	s.full = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *session) enqueueSelf(v *tailcfg.Node) {
+	s.mu.Lock()
+	s.selfView = v
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *session) enqueueChanged(v *tailcfg.Node) {
+	s.mu.Lock()
+	if s.changed == nil {
+		s.changed = map[tailcfg.NodeID]*tailcfg.Node{}
+	}
+	s.changed[v.ID] = v
+	delete(s.patches, v.ID)
+	delete(s.removed, v.ID)
+	s.mu.Unlock()
+	s.poke()
+}
+
+// enqueuePatch queues a runtime change of a peer; view is the peer's
+// current full view, used instead when a full change is already pending.
+func (s *session) enqueuePatch(pc *tailcfg.PeerChange, view *tailcfg.Node) {
+	s.mu.Lock()
+	switch {
+	case s.changed[pc.NodeID] != nil:
+		s.changed[pc.NodeID] = view
+	case s.removed[pc.NodeID]:
+		// The peer is gone for this client; nothing to patch.
+	default:
+		if s.patches == nil {
+			s.patches = map[tailcfg.NodeID]*tailcfg.PeerChange{}
+		}
+		s.patches[pc.NodeID] = mergePatch(s.patches[pc.NodeID], pc)
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *session) enqueueRemoved(id tailcfg.NodeID) {
+	s.mu.Lock()
+	if s.removed == nil {
+		s.removed = map[tailcfg.NodeID]bool{}
+	}
+	s.removed[id] = true
+	delete(s.changed, id)
+	delete(s.patches, id)
+	s.mu.Unlock()
+	s.poke()
+}
+
+// enqueueFilter queues f as the client's new packet filter if it differs
+// from the one the client has.
+func (s *session) enqueueFilter(f []tailcfg.FilterRule) {
+	s.mu.Lock()
+	cur := s.lastFilter
+	if s.filterSet {
+		cur = s.filter
+	}
+	if sameFilter(cur, f) {
+		s.mu.Unlock()
+		return
+	}
+	s.filter, s.filterSet = f, true
+	s.mu.Unlock()
+	s.poke()
+}
+
+// pendingDelta is what a session drained in one go.
+type pendingDelta struct {
+	full      bool
+	selfView  *tailcfg.Node
+	filter    []tailcfg.FilterRule
+	filterSet bool
+	changed   map[tailcfg.NodeID]*tailcfg.Node
+	patches   map[tailcfg.NodeID]*tailcfg.PeerChange
+	removed   map[tailcfg.NodeID]bool
+}
+
+func (d *pendingDelta) empty() bool {
+	return !d.full && d.selfView == nil && !d.filterSet && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0
+}
+
+// take drains the queue.
+func (s *session) take() pendingDelta {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := pendingDelta{full: s.full, selfView: s.selfView, filter: s.filter, filterSet: s.filterSet,
+		changed: s.changed, patches: s.patches, removed: s.removed}
+	if s.filterSet {
+		s.lastFilter = s.filter
+	}
+	s.full, s.selfView, s.filter, s.filterSet = false, nil, nil, false
+	s.changed, s.patches, s.removed = nil, nil, nil
+	return d
+}
+
+// resetForFull drops queued deltas because a full netmap with filter f is
+// being built from the current state; called by the owner goroutine.
+func (s *session) resetForFull(f []tailcfg.FilterRule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.full, s.selfView, s.filter, s.filterSet = false, nil, nil, false
+	s.changed, s.patches, s.removed = nil, nil, nil
+	s.lastFilter = f
+}
+
+// mergePatch folds newer into older; fields set in newer win.
+func mergePatch(older, newer *tailcfg.PeerChange) *tailcfg.PeerChange {
+	if older == nil {
+		c := *newer
+		return &c
+	}
+	m := *older
+	if newer.DERPRegion != 0 {
+		m.DERPRegion = newer.DERPRegion
+	}
+	if newer.Cap != 0 {
+		m.Cap = newer.Cap
+	}
+	if newer.Endpoints != nil {
+		m.Endpoints = newer.Endpoints
+	}
+	if newer.Key != nil {
+		m.Key = newer.Key
+	}
+	if newer.DiscoKey != nil {
+		m.DiscoKey = newer.DiscoKey
+	}
+	if newer.Online != nil {
+		m.Online = newer.Online
+	}
+	if newer.LastSeen != nil {
+		m.LastSeen = newer.LastSeen
+	}
+	if newer.KeyExpiry != nil {
+		m.KeyExpiry = newer.KeyExpiry
+	}
+	return &m
+}

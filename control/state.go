@@ -1,0 +1,255 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// node is the owner goroutine's record of one registered node: its durable
+// row plus runtime state that lives only in memory. Only the owner
+// goroutine touches a node; sessions see the immutable view.
+type node struct {
+	rec      *store.Node
+	id       tailcfg.NodeID
+	machine  key.MachinePublic
+	nodeKey  key.NodePublic
+	hostinfo *tailcfg.Hostinfo // never nil
+	v4, v6   netip.Addr
+
+	// Runtime state, reported by the node's map requests.
+	disco     key.DiscoPublic
+	endpoints []netip.AddrPort
+	homeDERP  int
+	capVer    tailcfg.CapabilityVersion
+	online    bool
+	lastSeen  time.Time
+	sess      *session // current streaming map session; nil when offline
+
+	// view is what peers get; rebuilt on every change and never modified
+	// after it was handed to a session.
+	view *tailcfg.Node
+}
+
+// tagged reports whether the node is owned by tags rather than a user.
+func (n *node) tagged() bool { return len(n.rec.Tags) > 0 }
+
+// world is the mutable tailnet state owned by the Server's run goroutine.
+type world struct {
+	srv     *Server
+	tailnet *schema.Tailnet
+	derpMap *tailcfg.DERPMap
+	dns     *tailcfg.DNSConfig // derived from tailnet.DNS; shared by all netmaps
+	pol     peerPolicy
+
+	nodes map[tailcfg.NodeID]*node
+	byKey map[key.NodePublic]*node
+	names map[string]*node // by given name
+	live  map[tailcfg.NodeID]*node
+	v4    *ipAllocator
+	v6    *ipAllocator
+}
+
+func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error) {
+	w := &world{
+		srv:   srv,
+		nodes: map[tailcfg.NodeID]*node{},
+		byKey: map[key.NodePublic]*node{},
+		names: map[string]*node{},
+		live:  map[tailcfg.NodeID]*node{},
+	}
+	w.setTailnet(t)
+	for _, r := range rows {
+		n, err := nodeFromRecord(r)
+		if err != nil {
+			return nil, err
+		}
+		w.addNodeLocked(n)
+	}
+	w.pol = compilePolicy(w.tailnet, w.nodes)
+	for _, n := range w.nodes {
+		w.refreshView(n)
+	}
+	return w, nil
+}
+
+// setTailnet installs a new config; the caller pushes the consequences.
+func (w *world) setTailnet(t *schema.Tailnet) {
+	w.tailnet = t
+	s := effectiveSettings(t.Settings)
+	if w.v4 == nil || w.v4.prefix != s.IPv4.Masked() {
+		// Existing nodes keep their addresses even outside a new range.
+		w.v4 = newIPAllocator(s.IPv4)
+		w.v6 = newIPAllocator(s.IPv6)
+		for _, n := range w.nodes {
+			w.v4.reserve(n.v4)
+			w.v6.reserve(n.v6)
+		}
+	}
+	w.derpMap = w.srv.derpMap
+	w.dns = dnsConfig(t)
+}
+
+func nodeFromRecord(r *store.Node) (*node, error) {
+	n := &node{rec: r, id: tailcfg.NodeID(r.ID), hostinfo: new(tailcfg.Hostinfo)}
+	if err := n.machine.UnmarshalText([]byte(r.MachineKey)); err != nil {
+		return nil, fmt.Errorf("control: node %d has a malformed machine key: %w", r.ID, err)
+	}
+	if err := n.nodeKey.UnmarshalText([]byte(r.NodeKey)); err != nil {
+		return nil, fmt.Errorf("control: node %d has a malformed node key: %w", r.ID, err)
+	}
+	if r.DiscoKey != "" {
+		_ = n.disco.UnmarshalText([]byte(r.DiscoKey))
+	}
+	if len(r.Hostinfo) > 0 {
+		if err := json.Unmarshal(r.Hostinfo, n.hostinfo); err != nil {
+			return nil, fmt.Errorf("control: node %d has malformed hostinfo: %w", r.ID, err)
+		}
+	}
+	n.v4, _ = netip.ParseAddr(r.IPv4)
+	n.v6, _ = netip.ParseAddr(r.IPv6)
+	n.lastSeen = r.LastSeen
+	return n, nil
+}
+
+func (w *world) addNodeLocked(n *node) {
+	w.nodes[n.id] = n
+	w.byKey[n.nodeKey] = n
+	w.names[n.rec.GivenName] = n
+	if w.v4 != nil {
+		w.v4.reserve(n.v4)
+		w.v6.reserve(n.v6)
+	}
+}
+
+// removeNode forgets n, frees its addresses and tells its peers.
+func (w *world) removeNode(ctx context.Context, n *node) error {
+	if err := w.srv.store.DeleteNode(ctx, n.rec.ID); err != nil {
+		return err
+	}
+	delete(w.nodes, n.id)
+	delete(w.byKey, n.nodeKey)
+	delete(w.names, n.rec.GivenName)
+	w.v4.release(n.v4)
+	w.v6.release(n.v6)
+	if n.sess != nil {
+		n.sess.close("node was removed")
+		n.sess = nil
+	}
+	delete(w.live, n.id)
+	w.membershipChanged(n, true)
+	return nil
+}
+
+// visible reports whether n is currently part of the tailnet for peers.
+func (w *world) visible(n *node) bool { return !n.rec.LoggedOut }
+
+// refreshView rebuilds the node's published view.
+func (w *world) refreshView(n *node) { n.view = w.nodeView(n) }
+
+// publishChanged sends n's new view to every live peer that can see it and
+// to n itself. Cost: one view build plus one enqueue per live peer.
+func (w *world) publishChanged(n *node) {
+	w.refreshView(n)
+	for _, p := range w.live {
+		if p == n {
+			p.sess.enqueueSelf(n.view)
+			continue
+		}
+		if w.visible(n) && w.pol.CanSee(p, n) {
+			p.sess.enqueueChanged(n.view)
+		}
+	}
+}
+
+// publishPatch sends a small runtime change of n to its live peers.
+func (w *world) publishPatch(n *node, pc *tailcfg.PeerChange) {
+	w.refreshView(n)
+	if !w.visible(n) {
+		return
+	}
+	for _, p := range w.live {
+		if p != n && w.pol.CanSee(p, n) {
+			p.sess.enqueuePatch(pc, n.view)
+		}
+	}
+}
+
+// membershipChanged recompiles the policy after n joined, left or changed
+// identity (tags, owner, key), and sends every live node what changed for it:
+// n itself, or its removal, and a new packet filter where that changed.
+func (w *world) membershipChanged(n *node, removed bool) {
+	w.pol = compilePolicy(w.tailnet, w.nodes)
+	if !removed {
+		w.refreshView(n)
+	}
+	for _, p := range w.live {
+		if p == n {
+			p.sess.enqueueFull()
+			continue
+		}
+		if !removed && w.visible(n) && w.pol.CanSee(p, n) {
+			p.sess.enqueueChanged(n.view)
+		} else {
+			p.sess.enqueueRemoved(n.id)
+		}
+		p.sess.enqueueFilter(w.pol.Filter(p))
+	}
+}
+
+// everythingChanged recompiles the policy and sends every live node a full
+// netmap; used when the config changed.
+func (w *world) everythingChanged() {
+	w.pol = compilePolicy(w.tailnet, w.nodes)
+	for _, n := range w.nodes {
+		w.refreshView(n)
+	}
+	for _, p := range w.live {
+		p.sess.enqueueFull()
+	}
+}
+
+// reapEphemeral removes ephemeral nodes that were offline longer than the
+// tailnet's ephemeral timeout.
+func (w *world) reapEphemeral(ctx context.Context, now time.Time) {
+	timeout := effectiveSettings(w.tailnet.Settings).EphemeralTimeout
+	for _, n := range w.nodes {
+		if !n.rec.Ephemeral || n.online {
+			continue
+		}
+		since := n.lastSeen
+		if since.IsZero() {
+			since = n.rec.CreatedAt
+		}
+		if now.Sub(since) >= timeout {
+			w.srv.logf("control: removing ephemeral node %q (%d): inactive since %s", n.rec.GivenName, n.id, since.Format(time.RFC3339))
+			if err := w.removeNode(ctx, n); err != nil {
+				w.srv.logf("control: %v", err)
+			}
+		}
+	}
+}
+
+// effectiveSettings fills in the documented defaults of s.
+func effectiveSettings(s schema.Settings) schema.Settings {
+	if s.Domain == "" {
+		s.Domain = schema.DefaultDomain
+	}
+	if !s.IPv4.IsValid() {
+		s.IPv4 = schema.DefaultIPv4
+	}
+	if !s.IPv6.IsValid() {
+		s.IPv6 = schema.DefaultIPv6
+	}
+	if s.EphemeralTimeout <= 0 {
+		s.EphemeralTimeout = schema.DefaultEphemeralTimeout
+	}
+	return s
+}

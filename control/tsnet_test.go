@@ -1,0 +1,143 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"tailscale.com/ipn/ipnstate"
+	"tailscale.com/tsnet"
+)
+
+// startNode brings a tsnet node up against ts with the given auth key.
+func startNode(t *testing.T, ctx context.Context, ts *testServer, hostname, authKey string) *tsnet.Server {
+	t.Helper()
+	s := &tsnet.Server{
+		Dir:        t.TempDir(),
+		Hostname:   hostname,
+		ControlURL: ts.URL,
+		AuthKey:    authKey,
+		Logf:       func(string, ...any) {},
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Up(ctx); err != nil {
+		t.Fatalf("node %s: Up: %v", hostname, err)
+	}
+	return s
+}
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s; last state: %s", what, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func peerNames(st *ipnstate.Status) []string {
+	var names []string
+	for _, p := range st.Peer {
+		names = append(names, strings.TrimSuffix(p.DNSName, "."))
+	}
+	return names
+}
+
+func TestTSNetNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ts := startServer(t, testTailnet(), "")
+
+	alpha := startNode(t, ctx, ts, "alpha", aliceKey)
+	beta := startNode(t, ctx, ts, "beta", aliceKey)
+	gamma := startNode(t, ctx, ts, "gamma", serverKey)
+
+	// beta serves HTTP on the tailnet.
+	ln, err := beta.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello from beta")
+	}))
+
+	lcAlpha, err := alpha.LocalClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "alpha to see beta and gamma", func() (bool, string) {
+		st, err := lcAlpha.Status(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		names := peerNames(st)
+		return len(names) == 2, fmt.Sprint(names)
+	})
+
+	t.Run("dial-by-magicdns-name", func(t *testing.T) {
+		for _, from := range []*tsnet.Server{alpha, gamma} {
+			c := from.HTTPClient()
+			var body string
+			waitFor(t, ctx, "HTTP to beta from "+from.Hostname, func() (bool, string) {
+				res, err := c.Get("http://beta.tail.test/")
+				if err != nil {
+					return false, err.Error()
+				}
+				defer res.Body.Close()
+				b, _ := io.ReadAll(res.Body)
+				body = string(b)
+				return true, ""
+			})
+			if body != "hello from beta" {
+				t.Errorf("from %s: got %q, want %q", from.Hostname, body, "hello from beta")
+			}
+		}
+	})
+
+	t.Run("self-node", func(t *testing.T) {
+		st, err := lcAlpha.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := st.Self.DNSName, "alpha.tail.test."; got != want {
+			t.Errorf("self DNS name = %q, want %q", got, want)
+		}
+		if len(st.Self.TailscaleIPs) != 2 {
+			t.Errorf("self has addresses %v, want one IPv4 and one IPv6", st.Self.TailscaleIPs)
+		}
+		if st.CurrentTailnet == nil || st.CurrentTailnet.MagicDNSSuffix != "tail.test" {
+			t.Errorf("MagicDNS suffix = %+v, want tail.test", st.CurrentTailnet)
+		}
+	})
+
+	t.Run("logout-removes-peer", func(t *testing.T) {
+		lcGamma, err := gamma.LocalClient()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lcGamma.Logout(ctx); err != nil {
+			t.Fatalf("gamma logout: %v", err)
+		}
+		waitFor(t, ctx, "alpha to lose gamma", func() (bool, string) {
+			st, err := lcAlpha.Status(ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			names := peerNames(st)
+			return len(names) == 1 && names[0] == "beta.tail.test", fmt.Sprint(names)
+		})
+	})
+}

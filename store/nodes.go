@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Node is one registered node as stored. Keys are kept in their text form
+// ("mkey:…", "nodekey:…") so the store needs no Tailscale types.
+type Node struct {
+	ID         int64 // assigned by InsertNode
+	StableID   string
+	MachineKey string
+	NodeKey    string
+	DiscoKey   string // empty until the node first polls
+	Hostname   string // as the node reported it
+	GivenName  string // unique MagicDNS label
+	UserLogin  string // owning user; empty for tagged nodes
+	Tags       []string
+	IPv4       string // empty means none allocated
+	IPv6       string
+	Hostinfo   json.RawMessage // tailcfg.Hostinfo; empty means {}
+	AuthKey    string          // name of the auth key it registered with
+	Ephemeral  bool
+	CreatedAt  time.Time
+	KeyExpiry  time.Time // zero means never
+	LastSeen   time.Time // zero means never connected
+	LoggedOut  bool
+}
+
+// ErrAuthKeyUsedUp is returned by RegisterNode when the auth key already
+// registered as many nodes as its limit allows.
+var ErrAuthKeyUsedUp = errors.New("auth key has no uses left")
+
+const nodeColumns = `id, stable_id, machine_key, node_key, disco_key, hostname, given_name, user_login, tags,
+	ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen, logged_out`
+
+// Nodes returns every registered node, ordered by ID.
+func (s *Store) Nodes(ctx context.Context) ([]*Node, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: listing nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []*Node
+	for rows.Next() {
+		n := new(Node)
+		var tags, hostinfo string
+		var created, expiry, seen int64
+		if err := rows.Scan(&n.ID, &n.StableID, &n.MachineKey, &n.NodeKey, &n.DiscoKey, &n.Hostname, &n.GivenName,
+			&n.UserLogin, &tags, &n.IPv4, &n.IPv6, &hostinfo, &n.AuthKey, &n.Ephemeral, &created, &expiry, &seen,
+			&n.LoggedOut); err != nil {
+			return nil, fmt.Errorf("store: reading nodes: %w", err)
+		}
+		if err := json.Unmarshal([]byte(tags), &n.Tags); err != nil {
+			return nil, fmt.Errorf("store: node %d has malformed tags %q: %w", n.ID, tags, err)
+		}
+		n.Hostinfo = json.RawMessage(hostinfo)
+		n.CreatedAt = fromUnix(created)
+		n.KeyExpiry = fromUnix(expiry)
+		n.LastSeen = fromUnix(seen)
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: reading nodes: %w", err)
+	}
+	return out, nil
+}
+
+// RegisterNode stores n (inserting it when n.ID is 0, else updating it) and,
+// when authKey is not empty, counts one use of that key in the same
+// transaction. A limit above zero caps the key's uses: once reached,
+// RegisterNode returns ErrAuthKeyUsedUp and stores nothing.
+func (s *Store) RegisterNode(ctx context.Context, n *Node, authKey string, limit int) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: registering node: %w", err)
+	}
+	defer tx.Rollback()
+	if authKey != "" {
+		var uses int
+		err := tx.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses WHERE name = ?`, authKey).Scan(&uses)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: reading uses of auth key %q: %w", authKey, err)
+		}
+		if limit > 0 && uses >= limit {
+			return ErrAuthKeyUsedUp
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_key_uses (name, uses) VALUES (?, 1)
+			ON CONFLICT (name) DO UPDATE SET uses = uses + 1`, authKey); err != nil {
+			return fmt.Errorf("store: counting use of auth key %q: %w", authKey, err)
+		}
+	}
+	if err := saveNodeTx(ctx, tx, n); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: registering node %q: %w", n.GivenName, err)
+	}
+	return nil
+}
+
+// SaveNode inserts n when n.ID is 0 and updates it otherwise.
+func (s *Store) SaveNode(ctx context.Context, n *Node) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: saving node: %w", err)
+	}
+	defer tx.Rollback()
+	if err := saveNodeTx(ctx, tx, n); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func saveNodeTx(ctx context.Context, tx *sql.Tx, n *Node) error {
+	tags, err := json.Marshal(n.Tags)
+	if err != nil {
+		return err
+	}
+	if n.Tags == nil {
+		tags = []byte("[]")
+	}
+	hostinfo := string(n.Hostinfo)
+	if hostinfo == "" {
+		hostinfo = "{}"
+	}
+	args := []any{n.StableID, n.MachineKey, n.NodeKey, n.DiscoKey, n.Hostname, n.GivenName, n.UserLogin, string(tags),
+		n.IPv4, n.IPv6, hostinfo, n.AuthKey, n.Ephemeral, toUnix(n.CreatedAt), toUnix(n.KeyExpiry), toUnix(n.LastSeen),
+		n.LoggedOut}
+	if n.ID == 0 {
+		res, err := tx.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, disco_key, hostname,
+			given_name, user_login, tags, ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen,
+			logged_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+		if err != nil {
+			return fmt.Errorf("store: inserting node %q: %w", n.GivenName, err)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		n.ID = id
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE nodes SET stable_id = ?, machine_key = ?, node_key = ?, disco_key = ?,
+		hostname = ?, given_name = ?, user_login = ?, tags = ?, ipv4 = ?, ipv6 = ?, hostinfo = ?, auth_key = ?,
+		ephemeral = ?, created_at = ?, key_expiry = ?, last_seen = ?, logged_out = ? WHERE id = ?`,
+		append(args, n.ID)...)
+	if err != nil {
+		return fmt.Errorf("store: updating node %d (%q): %w", n.ID, n.GivenName, err)
+	}
+	return nil
+}
+
+// DeleteNode removes the node with the given ID; a missing node is not an error.
+func (s *Store) DeleteNode(ctx context.Context, id int64) error {
+	if _, err := s.DB.ExecContext(ctx, `DELETE FROM nodes WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: deleting node %d: %w", id, err)
+	}
+	return nil
+}
+
+// AuthKeyUses returns how many nodes the named auth key has registered.
+func (s *Store) AuthKeyUses(ctx context.Context, name string) (int, error) {
+	var uses int
+	err := s.DB.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses WHERE name = ?`, name).Scan(&uses)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: reading uses of auth key %q: %w", name, err)
+	}
+	return uses, nil
+}
+
+func toUnix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func fromUnix(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}

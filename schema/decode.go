@@ -254,7 +254,7 @@ func IsReservedIP(a netip.Addr) bool {
 func (d *decoder) tailnetPrefix(key, s, path string) (netip.Prefix, bool) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		d.errorf(path, `write a CIDR prefix such as "100.64.0.0/10"`, "invalid %s prefix %q: %v", key, s, err)
+		d.errorf(path, `write a CIDR prefix such as "100.64.0.0/10"`, "invalid %s prefix %q: %s", key, s, netipReason(err))
 		return netip.Prefix{}, false
 	}
 	if key == "ipv4" && !p.Addr().Is4() {
@@ -286,6 +286,16 @@ func (d *decoder) tailnetPrefix(key, s, path string) (netip.Prefix, bool) {
 			"prefix %s is outside fd7a:115c:a1e0::/48", s)
 	}
 	return p, true
+}
+
+// netipReason strips the function name and input net/netip puts in front
+// of its parse errors, which the caller's message already shows.
+func netipReason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "): "); i >= 0 && strings.HasPrefix(msg, "netip.") {
+		return msg[i+3:]
+	}
+	return msg
 }
 
 // ParseDuration parses a duration written as a sequence of <integer><unit>

@@ -1,9 +1,6 @@
 package schema
 
-import (
-	"strconv"
-	"strings"
-)
+import "strconv"
 
 // Field paths name one value in the tailnet document, for diagnostics and
 // for Source.Pos. The canonical form, built only through PathKey and
@@ -45,54 +42,4 @@ func isPlainKey(key string) bool {
 		}
 	}
 	return true
-}
-
-// pathElems splits a canonical path into its keys and indexes; it is the
-// inverse of PathKey/PathIndex. Index elements are returned as their decimal
-// text with isIndex set.
-type pathElem struct {
-	key     string
-	isIndex bool
-}
-
-func splitPath(path string) []pathElem {
-	var out []pathElem
-	for len(path) > 0 {
-		switch path[0] {
-		case '.':
-			path = path[1:]
-		case '[':
-			if len(path) > 1 && path[1] == '"' {
-				// Quoted key: find the closing quote, skipping escapes.
-				end := 2
-				for end < len(path) && path[end] != '"' {
-					if path[end] == '\\' {
-						end++
-					}
-					end++
-				}
-				key, err := strconv.Unquote(path[1 : end+1])
-				if err != nil {
-					return out
-				}
-				out = append(out, pathElem{key: key})
-				path = strings.TrimPrefix(path[min(end+1, len(path)):], "]")
-				continue
-			}
-			end := strings.IndexByte(path, ']')
-			if end < 0 {
-				return out
-			}
-			out = append(out, pathElem{key: path[1:end], isIndex: true})
-			path = path[end+1:]
-		default:
-			end := strings.IndexAny(path, ".[")
-			if end < 0 {
-				end = len(path)
-			}
-			out = append(out, pathElem{key: path[:end]})
-			path = path[end:]
-		}
-	}
-	return out
 }

@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -307,11 +306,4 @@ func (m *merger) merge(dst, src *node, path string) {
 	m.diags = append(m.diags, Diagnostic{Pos: src.pos, Path: path,
 		Message: fmt.Sprintf("conflicting %s: %s here, but %s at %s", what, src.describe(), dst.describe(), dst.pos),
 		Hint:    "a key set in several files must have the same value everywhere (objects merge key by key; lists and scalars must be identical); keep one of them"})
-}
-
-// compactJSON is a helper for tests and messages.
-func compactJSON(n *node) string {
-	var buf bytes.Buffer
-	buf.Write(n.appendJSON(nil))
-	return buf.String()
 }

@@ -57,7 +57,11 @@ func parseCUE(files []srcFile) (*node, Diagnostics) {
 	for _, f := range files {
 		af, err := parser.ParseFile(f.name, f.data)
 		if err != nil {
-			diags = append(diags, cueDiags(err, "syntax error: ", nil)...)
+			ds := cueDiags(err, "syntax error: ", nil)
+			for i := range ds {
+				ds[i].Pos = clampPos(ds[i].Pos, f.data)
+			}
+			diags = append(diags, ds...)
 			continue
 		}
 		switch pkg := af.PackageName(); pkg {
@@ -178,6 +182,19 @@ func disjunctionAlternatives(errs []errors.Error) map[string]*alternatives {
 		}
 	}
 	return out
+}
+
+// clampPos moves a position past the end of its line (CUE reports the end
+// of file there) back to the end of that line.
+func clampPos(p Pos, data []byte) Pos {
+	lines := strings.Split(string(data), "\n")
+	if p.Line < 1 || p.Line > len(lines) {
+		return p
+	}
+	if n := len(lines[p.Line-1]) + 1; p.Col > n {
+		p.Col = n
+	}
+	return p
 }
 
 // userPos converts a CUE position to a Pos, or the zero Pos if it is not in
@@ -324,6 +341,15 @@ func (w *cueWalker) value(v cue.Value, path string, parent Pos) *node {
 		w.diags[len(w.diags)-1].Hint = "use a string"
 	default:
 		n.kind = kNull
+		if err := v.Err(); err != nil {
+			msg := err.Error()
+			if es := errors.Errors(err); len(es) > 0 {
+				format, args := es[0].Msg()
+				msg = fmt.Sprintf(format, args...)
+			}
+			w.errorf(n.pos, path, "cannot evaluate: %s", msg)
+			return n
+		}
 		w.errorf(n.pos, path, "value is not concrete (%v)", v.IncompleteKind())
 		w.diags[len(w.diags)-1].Hint = "give a concrete value, e.g. a string or number instead of a type or constraint"
 	}

@@ -118,7 +118,7 @@ func TestLoadMerge(t *testing.T) {
 	}, {
 		name:  "CUE syntax error",
 		files: []string{"u.cue", "package tailnet\nusers: {\n"},
-		want:  []string{`u.cue:2:10: error: syntax error: expected '}', found 'EOF'`},
+		want:  []string{`u.cue:2:9: error: syntax error: expected '}', found 'EOF'`},
 	}, {
 		name:  "HuJSON syntax error",
 		files: []string{"a.hujson", "{\n  \"acls\": [,]\n}"},

@@ -1,0 +1,102 @@
+package policy
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+
+	"tailscale.com/tailcfg"
+)
+
+// capMap merges the nodeAttrs that target node s.
+func (r *Result) capMap(s *nodeState) tailcfg.NodeCapMap {
+	var out tailcfg.NodeCapMap
+	for _, na := range r.p.nodeAttrs {
+		if !r.targets(na.targets, s) {
+			continue
+		}
+		if out == nil {
+			out = tailcfg.NodeCapMap{}
+		}
+		for k, v := range na.caps {
+			out[k] = append(out[k], v...)
+		}
+	}
+	return out
+}
+
+// targets reports whether any alias names node s: by identity, or by
+// address for address aliases.
+func (r *Result) targets(as []alias, s *nodeState) bool {
+	for _, a := range as {
+		if a.kind == aliasPrefixes {
+			if overlapsAny(a.set, s.addrs) {
+				return true
+			}
+			continue
+		}
+		if a.kind == aliasAutogroup && a.name == agSelf {
+			continue
+		}
+		if r.nodesOf(a).has(s.idx) {
+			return true
+		}
+	}
+	return false
+}
+
+// ApproveRoutes returns the routes of n.RoutableIPs that autoApprovers
+// approve: a subnet route is approved when an approver of a prefix that
+// contains it owns the node; 0.0.0.0/0 and ::/0 are approved by the
+// exitNode approvers (or by routes entries for them). The nodes of the
+// inventory are not needed: approvers are judged on n alone.
+func (p *Policy) ApproveRoutes(n Node) []netip.Prefix {
+	var out []netip.Prefix
+	for _, route := range n.RoutableIPs {
+		if p.approves(n, route) {
+			out = append(out, route)
+		}
+	}
+	return out
+}
+
+func (p *Policy) approves(n Node, route netip.Prefix) bool {
+	if isExitRoute(route) && slices.ContainsFunc(p.autoExit, func(a alias) bool { return p.owns(a, n) }) {
+		return true
+	}
+	for _, ar := range p.autoRoute {
+		if ar.prefix.Bits() > route.Bits() || !ar.prefix.Contains(route.Addr()) || ar.prefix.Addr().Is4() != route.Addr().Is4() {
+			continue
+		}
+		if slices.ContainsFunc(ar.approvers, func(a alias) bool { return p.owns(a, n) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// owns reports whether approver a stands for node n: a tag n carries, or
+// the user (or a group or autogroup of the user) owning an untagged n.
+func (p *Policy) owns(a alias, n Node) bool {
+	switch a.kind {
+	case aliasTag:
+		return slices.Contains(n.Tags, a.name)
+	case aliasUser:
+		return !n.Tagged() && n.User == a.name
+	case aliasGroup:
+		return !n.Tagged() && slices.Contains(p.sy.groups[a.name], n.User)
+	case aliasAutogroup:
+		switch a.name {
+		case agTagged:
+			return n.Tagged()
+		case agMember:
+			return !n.Tagged()
+		case agAdmin, agOwner:
+			u, ok := p.users[n.User]
+			return !n.Tagged() && ok && (u.Role == "owner" || a.name == agAdmin && u.Role == "admin")
+		}
+	}
+	return false
+}
+
+var _ = maps.Keys[map[int]int]

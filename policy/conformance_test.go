@@ -1,0 +1,281 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tailscale/hujson"
+	"tailscale.com/tailcfg"
+
+	"github.com/tailplane/tailplane/schema"
+)
+
+// confCase is one recorded case of Tailscale's control plane (see the
+// README next to the cases).
+type confCase struct {
+	ID       string          `json:"id"`
+	Category string          `json:"category"`
+	Policy   json.RawMessage `json:"policy"`
+	Accepted bool            `json:"accepted"`
+	Error    *string         `json:"error"`
+	Owner    string          `json:"owner"`
+	Users    []struct {
+		Login string `json:"login"`
+		Name  string `json:"name"`
+	} `json:"users"`
+	Nodes  map[string]confNode   `json:"nodes"`
+	Expect map[string]confExpect `json:"expect"`
+}
+
+type confNode struct {
+	User           *string        `json:"user"`
+	Tags           []string       `json:"tags"`
+	IPv4           netip.Addr     `json:"ipv4"`
+	IPv6           netip.Addr     `json:"ipv6"`
+	RoutableIPs    []netip.Prefix `json:"routableIPs"`
+	ApprovedRoutes []netip.Prefix `json:"approvedRoutes"`
+}
+
+type confExpect struct {
+	PacketFilter      []tailcfg.FilterRule `json:"packetFilter"`
+	Peers             map[string]confPeer  `json:"peers"`
+	SSH               []*tailcfg.SSHRule   `json:"ssh"`
+	CapMap            []string             `json:"capMap"`
+	SelfAllowedIPs    []netip.Prefix       `json:"selfAllowedIPs"`
+	SelfPrimaryRoutes []netip.Prefix       `json:"selfPrimaryRoutes"`
+}
+
+type confPeer struct {
+	AllowedIPs    []netip.Prefix `json:"allowedIPs"`
+	PrimaryRoutes []netip.Prefix `json:"primaryRoutes"`
+}
+
+// confRejected is what tailplane writes for a policy it rejects.
+type confRejected struct {
+	Accepted bool   `json:"accepted"`
+	Error    string `json:"error"`
+}
+
+// conformanceDir finds the cases: $TAILPLANE_CONFORMANCE_DIR, or
+// ../shared/conformance/tailscale next to the repository root.
+func conformanceDir(t *testing.T) string {
+	if d := os.Getenv("TAILPLANE_CONFORMANCE_DIR"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "..", "shared", "conformance", "tailscale")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("conformance: no go.mod above the working directory; set TAILPLANE_CONFORMANCE_DIR")
+		}
+		dir = parent
+	}
+}
+
+// loadPolicy turns a case's policy (a JSON string holding HuJSON, or an
+// object) into a Tailnet the way the loader does.
+func loadPolicy(c *confCase) (*schema.Tailnet, error) {
+	raw := []byte(c.Policy)
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		raw = []byte(s)
+	}
+	std, err := hujson.Standardize(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parsing policy: %w", err)
+	}
+	t := &schema.Tailnet{Users: map[string]schema.User{}}
+	dec := json.NewDecoder(bytes.NewReader(std))
+	if err := dec.Decode(&t.Policy); err != nil {
+		return nil, fmt.Errorf("decoding policy: %w", err)
+	}
+	for _, u := range c.Users {
+		role := schema.RoleMember
+		if u.Login == c.Owner {
+			role = schema.RoleOwner
+		}
+		t.Users[u.Login] = schema.User{Login: u.Login, Name: u.Name, Role: role}
+	}
+	return t, nil
+}
+
+// caseNodes builds the inventory. Node IDs follow the names' sort order:
+// the cases do not record registration order (see docs/policy.md).
+func caseNodes(c *confCase) ([]Node, map[tailcfg.NodeID]string) {
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range c.Nodes {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	var nodes []Node
+	byID := map[tailcfg.NodeID]string{}
+	for i, name := range names {
+		cn := c.Nodes[name]
+		n := Node{ID: tailcfg.NodeID(i + 1), Name: name, Tags: cn.Tags, IPv4: cn.IPv4, IPv6: cn.IPv6,
+			RoutableIPs: cn.RoutableIPs, ApprovedRoutes: cn.ApprovedRoutes}
+		if cn.User != nil && len(cn.Tags) == 0 {
+			n.User = *cn.User
+		}
+		nodes = append(nodes, n)
+		byID[n.ID] = name
+	}
+	return nodes, byID
+}
+
+// runCase computes what tailplane would send every node of c, or the
+// rejection.
+func runCase(c *confCase) (map[string]confExpect, error) {
+	t, err := loadPolicy(c)
+	if err != nil {
+		return nil, err
+	}
+	p, diags := Compile(t)
+	if diags.HasErrors() {
+		return nil, diags.Errors()
+	}
+	nodes, names := caseNodes(c)
+	if ds := p.RunTests(nodes); ds.HasErrors() {
+		return nil, ds
+	}
+	res := p.Evaluate(nodes, Options{ControlURL: "https://unused"})
+	out := map[string]confExpect{}
+	for _, n := range nodes {
+		v := res.Node(n.ID)
+		e := confExpect{
+			PacketFilter:      v.PacketFilter,
+			Peers:             map[string]confPeer{},
+			SelfAllowedIPs:    v.AllowedIPs,
+			SelfPrimaryRoutes: v.PrimaryRoutes,
+			CapMap:            []string{},
+			SSH:               []*tailcfg.SSHRule{},
+		}
+		for _, peer := range v.Peers {
+			e.Peers[names[peer.ID]] = confPeer{AllowedIPs: peer.AllowedIPs, PrimaryRoutes: peer.PrimaryRoutes}
+		}
+		if v.SSH != nil {
+			e.SSH = v.SSH.Rules
+		}
+		for k := range v.CapMap {
+			e.CapMap = append(e.CapMap, string(k))
+		}
+		sort.Strings(e.CapMap)
+		out[n.Name] = e
+	}
+	return out, nil
+}
+
+func TestConformance(t *testing.T) {
+	dir := conformanceDir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("conformance: no cases under %s (err %v); set TAILPLANE_CONFORMANCE_DIR", dir, err)
+	}
+	outDir := os.Getenv("TAILPLANE_CONFORMANCE_OUT")
+	type tally struct{ match, total int }
+	cats := map[string]*tally{}
+	var all tally
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c confCase
+		if err := json.Unmarshal(data, &c); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if cats[c.Category] == nil {
+			cats[c.Category] = &tally{}
+		}
+		got, runErr := runCase(&c)
+		var diffs []string
+		switch {
+		case c.Accepted && runErr != nil:
+			diffs = []string{fmt.Sprintf("accepted by Tailscale, rejected by tailplane: %v", runErr)}
+		case !c.Accepted && runErr == nil:
+			diffs = []string{fmt.Sprintf("rejected by Tailscale (%s), accepted by tailplane", deref(c.Error))}
+		case c.Accepted:
+			diffs = compareCase(&c, got)
+		}
+		if outDir != "" {
+			writeOut(t, outDir, &c, got, runErr)
+		}
+		ok := len(diffs) == 0
+		cats[c.Category].total++
+		all.total++
+		if ok {
+			cats[c.Category].match++
+			all.match++
+		}
+		t.Run(c.ID, func(t *testing.T) {
+			if !ok && testing.Verbose() {
+				if len(diffs) > 12 {
+					diffs = append(diffs[:12], fmt.Sprintf("... and %d more", len(diffs)-12))
+				}
+				t.Log("\n" + strings.Join(diffs, "\n"))
+			}
+		})
+	}
+	fmt.Printf("conformance: %d/%d cases match\n", all.match, all.total)
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range cats {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		fmt.Printf("conformance[%s]: %d/%d cases match\n", name, cats[name].match, cats[name].total)
+	}
+	floorData, err := os.ReadFile(filepath.Join("testdata", "conformance-floor.txt"))
+	if err != nil {
+		t.Fatalf("reading the conformance floor: %v", err)
+	}
+	floor, err := strconv.Atoi(strings.TrimSpace(string(floorData)))
+	if err != nil {
+		t.Fatalf("testdata/conformance-floor.txt: %v", err)
+	}
+	if all.match < floor {
+		t.Errorf("conformance: %d cases match, below the floor of %d in testdata/conformance-floor.txt", all.match, floor)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func writeOut(t *testing.T, dir string, c *confCase, got map[string]confExpect, runErr error) {
+	var v any = got
+	if runErr != nil {
+		v = confRejected{Accepted: false, Error: runErr.Error()}
+	}
+	data, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, c.Category)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, c.ID+".json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,22 @@
+// Package policy compiles a Tailscale policy (acls, grants, ssh, nodeAttrs,
+// autoApprovers, tests) and evaluates it against a node inventory into
+// what the coordination server sends each node.
+//
+// Use:
+//
+//	p, diags := policy.Compile(tailnet)     // validates; pure function of the config
+//	if diags.HasErrors() { ... }            // each Diagnostic carries a field path such as "acls[3].dst[0]"
+//	res := p.Evaluate(nodes, policy.Options{ControlURL: "https://ctl.example.com"})
+//	v := res.Node(id)                       // *NodeView: PacketFilter, Peers, SSH, CapMap, AllowedIPs, PrimaryRoutes
+//	routes := p.ApproveRoutes(node)         // advertised routes that autoApprovers approve
+//	failures := p.RunTests(nodes)           // one Diagnostic per failed tests/sshTests assertion
+//
+// Compile parses every alias once. Evaluate resolves each rule's sources
+// and destinations against the inventory once (address sets and node
+// bitsets); per-node views are computed on first use and cached, so a
+// server asking for one node does not pay for the others.
+//
+// Node.ApprovedRoutes is taken as final: Evaluate does not apply
+// autoApprovers itself. Callers (reconcile, control) store the union of
+// manual approvals and ApproveRoutes when a node advertises routes.
+package policy

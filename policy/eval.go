@@ -1,0 +1,501 @@
+package policy
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"go4.org/netipx"
+	"tailscale.com/tailcfg"
+
+	"github.com/tailplane/tailplane/schema"
+)
+
+// Result is a policy evaluated against one node inventory. It resolves
+// every rule's sources and destinations once; per-node views are computed
+// on first use and cached, so asking for one node does not compute the
+// others. A Result is safe for concurrent use.
+type Result struct {
+	p       *Policy
+	nodes   []*nodeState // sorted by ID
+	byID    map[tailcfg.NodeID]*nodeState
+	byUser  map[string]bitset // user-owned nodes by login
+	tagged  bitset
+	member  bitset
+	all     bitset
+	primary map[netip.Prefix]*nodeState
+
+	starSrc *netipx.IPSet // what "*" means as a source
+	rules   []*evalRule
+
+	opts Options
+
+	mu    sync.Mutex // guards the fields below
+	views map[tailcfg.NodeID]*NodeView
+}
+
+// evalRule is a rule with its aliases resolved against the inventory.
+type evalRule struct {
+	*rule
+	srcSet   *netipx.IPSet
+	srcNodes bitset // nodes inside the source set
+	dstNodes bitset // nodes a non-self destination matches
+	dstSelf  bool   // the rule has an autogroup:self destination
+}
+
+// NodeView is everything the coordination server sends one node.
+type NodeView struct {
+	PacketFilter []tailcfg.FilterRule
+	Peers        []Peer             // sorted by ID
+	SSH          *tailcfg.SSHPolicy // nil when no SSH rule targets the node
+	CapMap       tailcfg.NodeCapMap // from nodeAttrs; nil when empty
+
+	// AllowedIPs and PrimaryRoutes are the node's own: its addresses plus
+	// all its approved routes, and the subnets it is primary for.
+	AllowedIPs    []netip.Prefix
+	PrimaryRoutes []netip.Prefix
+}
+
+// Peer is one node visible to another, with the routes to send its way.
+type Peer struct {
+	ID            tailcfg.NodeID
+	AllowedIPs    []netip.Prefix // addresses, primary subnets, exit routes
+	PrimaryRoutes []netip.Prefix // the subnets it is primary router for
+}
+
+// Options tune Evaluate. The zero value works.
+type Options struct {
+	// ControlURL is the base URL of the coordination server, used in the
+	// callback URL of SSH "check" rules. Empty means "https://unused".
+	ControlURL string
+}
+
+func (o Options) controlURL() string {
+	if o.ControlURL == "" {
+		return "https://unused"
+	}
+	return strings.TrimSuffix(o.ControlURL, "/")
+}
+
+// Evaluate resolves the policy against nodes. Of nodes sharing an ID, the
+// first is kept.
+func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
+	sorted := slices.Clone(nodes)
+	slices.SortStableFunc(sorted, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
+	sorted = slices.CompactFunc(sorted, func(a, b Node) bool { return a.ID == b.ID })
+	r := &Result{
+		p:       p,
+		opts:    opts,
+		byID:    make(map[tailcfg.NodeID]*nodeState, len(sorted)),
+		byUser:  map[string]bitset{},
+		primary: map[netip.Prefix]*nodeState{},
+		views:   map[tailcfg.NodeID]*NodeView{},
+	}
+	n := len(sorted)
+	r.tagged, r.member, r.all = newBitset(n), newBitset(n), newBitset(n)
+	var star netipx.IPSetBuilder
+	star.AddSet(cgnatSrc)
+	star.AddPrefix(schema.DefaultIPv6)
+	for i, nd := range sorted {
+		s := newNodeState(nd, i)
+		r.nodes = append(r.nodes, s)
+		r.byID[nd.ID] = s
+		r.all.set(i)
+		if s.Tagged() {
+			r.tagged.set(i)
+		} else {
+			r.member.set(i)
+			b, ok := r.byUser[s.User]
+			if !ok {
+				b = newBitset(n)
+				r.byUser[s.User] = b
+			}
+			b.set(i)
+		}
+		for _, sub := range s.subnets {
+			star.AddPrefix(sub)
+			if _, ok := r.primary[sub]; !ok {
+				r.primary[sub] = s // nodes are sorted by ID: the first advertiser wins
+			}
+		}
+	}
+	for pfx, s := range r.primary {
+		s.primary = append(s.primary, pfx)
+	}
+	for _, s := range r.nodes {
+		slices.SortFunc(s.primary, comparePrefix)
+	}
+	r.starSrc, _ = star.IPSet()
+	for _, rl := range p.rules {
+		r.rules = append(r.rules, r.resolveRule(rl))
+	}
+	return r
+}
+
+// cgnatSrc is the tailnet IPv4 range as Tailscale spells "*" in sources:
+// 100.64.0.0/10 without the 100.115.92.0/23 block it reserves.
+var cgnatSrc = func() *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	b.AddPrefix(schema.DefaultIPv4)
+	b.RemovePrefix(netip.MustParsePrefix("100.115.92.0/23"))
+	s, _ := b.IPSet()
+	return s
+}()
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
+}
+
+// resolveRule resolves one rule's sources and destinations.
+func (r *Result) resolveRule(rl *rule) *evalRule {
+	er := &evalRule{rule: rl, dstNodes: newBitset(len(r.nodes))}
+	er.srcSet, er.srcNodes = r.resolveSrc(rl.srcs)
+	for _, d := range rl.dsts {
+		if d.a.kind == aliasAutogroup && d.a.name == agSelf {
+			er.dstSelf = true
+			continue
+		}
+		er.dstNodes.or(r.dstNodesOf(d.a))
+	}
+	return er
+}
+
+// nodesOf returns the nodes an identity alias (user, group, tag, "*",
+// autogroup) stands for. Address aliases match no node here.
+func (r *Result) nodesOf(a alias) bitset {
+	out := newBitset(len(r.nodes))
+	switch a.kind {
+	case aliasAll:
+		out.or(r.all)
+	case aliasUser:
+		out.or(r.byUser[a.name])
+	case aliasGroup:
+		for _, u := range r.p.sy.groups[a.name] {
+			out.or(r.byUser[u])
+		}
+	case aliasTag:
+		for _, s := range r.nodes {
+			if slices.Contains(s.Tags, a.name) {
+				out.set(s.idx)
+			}
+		}
+	case aliasAutogroup:
+		switch a.name {
+		case agMember:
+			out.or(r.member)
+		case agTagged:
+			out.or(r.tagged)
+		case agDangerAll:
+			out.or(r.all)
+		case agAdmin, agOwner:
+			for login, u := range r.p.users {
+				if u.Role == schema.RoleOwner || (a.name == agAdmin && u.Role == schema.RoleAdmin) {
+					out.or(r.byUser[login])
+				}
+			}
+		case agInternet:
+			for _, s := range r.nodes {
+				if s.isExitNode() {
+					out.set(s.idx)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// resolveSrc returns the address set of a rule's sources and the nodes
+// inside it (by address or approved subnet).
+func (r *Result) resolveSrc(srcs []alias) (*netipx.IPSet, bitset) {
+	var b netipx.IPSetBuilder
+	nodes := newBitset(len(r.nodes))
+	for _, a := range srcs {
+		switch {
+		case a.kind == aliasAll:
+			b.AddSet(r.starSrc)
+			nodes.or(r.all)
+		case a.kind == aliasAutogroup && a.name == agDangerAll:
+			b.AddPrefix(exitV4)
+			b.AddPrefix(exitV6)
+			nodes.or(r.all)
+		case a.kind == aliasPrefixes:
+			b.AddSet(a.set)
+			for _, s := range r.nodes {
+				if overlapsAny(a.set, s.addrs) || overlapsAny(a.set, s.subnets) {
+					nodes.set(s.idx)
+				}
+			}
+		default:
+			ns := r.nodesOf(a)
+			nodes.or(ns)
+			ns.each(func(i int) {
+				for _, p := range r.nodes[i].addrs {
+					b.AddPrefix(p)
+				}
+			})
+		}
+	}
+	set, _ := b.IPSet()
+	return set, nodes
+}
+
+// dstNodesOf returns the nodes a destination alias matches: the nodes it
+// names, or for addresses the nodes that receive traffic for them.
+func (r *Result) dstNodesOf(a alias) bitset {
+	if a.kind != aliasPrefixes {
+		return r.nodesOf(a)
+	}
+	out := newBitset(len(r.nodes))
+	for _, s := range r.nodes {
+		if overlapsAny(a.set, s.addrs) || overlapsAny(a.set, s.subnets) || dstViaExit(a, s) {
+			out.set(s.idx)
+		}
+	}
+	return out
+}
+
+// dstViaExit reports whether an exit node carries traffic to a: an address
+// destination outside the tailnet and the node's own subnets.
+func dstViaExit(a alias, s *nodeState) bool {
+	if !s.isExitNode() {
+		return false
+	}
+	for _, p := range a.prefixes {
+		if !tailnetRanges.ContainsPrefix(p) && !p.Addr().IsPrivate() {
+			return true
+		}
+	}
+	return false
+}
+
+var tailnetRanges = func() *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	b.AddPrefix(schema.DefaultIPv4)
+	b.AddPrefix(schema.DefaultIPv6)
+	s, _ := b.IPSet()
+	return s
+}()
+
+func overlapsAny(set *netipx.IPSet, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if set.OverlapsPrefix(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Nodes returns the IDs of the evaluated nodes, sorted.
+func (r *Result) Nodes() []tailcfg.NodeID {
+	out := make([]tailcfg.NodeID, len(r.nodes))
+	for i, s := range r.nodes {
+		out[i] = s.ID
+	}
+	return out
+}
+
+// Node returns what node id should receive, or nil if id is unknown.
+func (r *Result) Node(id tailcfg.NodeID) *NodeView {
+	s, ok := r.byID[id]
+	if !ok {
+		return nil
+	}
+	r.mu.Lock()
+	v, ok := r.views[id]
+	r.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = r.computeView(s)
+	r.mu.Lock()
+	r.views[id] = v
+	r.mu.Unlock()
+	return v
+}
+
+func (r *Result) computeView(s *nodeState) *NodeView {
+	v := &NodeView{
+		PacketFilter: r.packetFilter(s),
+		Peers:        r.peers(s),
+		SSH:          r.sshPolicy(s),
+		CapMap:       r.capMap(s),
+	}
+	v.AllowedIPs = slices.Concat(s.addrs, s.subnets, s.exit)
+	v.PrimaryRoutes = slices.Clone(s.primary)
+	return v
+}
+
+// sameUser returns the user-owned nodes of s's user (empty for tagged nodes).
+func (r *Result) sameUser(s *nodeState) bitset {
+	if s.Tagged() {
+		return newBitset(len(r.nodes))
+	}
+	return r.byUser[s.User]
+}
+
+// peers computes which nodes s can see: those it may send to or receive
+// from under any rule.
+func (r *Result) peers(s *nodeState) []Peer {
+	vis := newBitset(len(r.nodes))
+	for _, er := range r.rules {
+		inSrc := er.srcNodes.has(s.idx)
+		if inSrc {
+			vis.or(er.dstNodes)
+		}
+		if er.dstNodes.has(s.idx) {
+			vis.or(er.srcNodes)
+		}
+		if er.dstSelf && !s.Tagged() {
+			same := r.sameUser(s)
+			if inSrc {
+				vis.or(same)
+			}
+			vis.orAnd(er.srcNodes, same)
+		}
+	}
+	var out []Peer
+	vis.each(func(i int) {
+		if i == s.idx {
+			return
+		}
+		ps := r.nodes[i]
+		out = append(out, Peer{ID: ps.ID, AllowedIPs: ps.allowedIPs(), PrimaryRoutes: slices.Clone(ps.primary)})
+	})
+	return out
+}
+
+// packetFilter computes the filter rules of node s: every rule with a
+// destination on s, restricted to those destinations.
+func (r *Result) packetFilter(s *nodeState) []tailcfg.FilterRule {
+	var out []tailcfg.FilterRule
+	for _, er := range r.rules {
+		if er.dstNodes.has(s.idx) {
+			if fr, ok := r.filterRule(er, s, er.srcSet, false); ok {
+				out = append(out, fr)
+			}
+		}
+		if er.dstSelf && !s.Tagged() {
+			var b netipx.IPSetBuilder
+			r.sameUser(s).each(func(i int) {
+				for _, p := range r.nodes[i].addrs {
+					if er.srcSet.ContainsPrefix(p) {
+						b.AddPrefix(p)
+					}
+				}
+			})
+			src, _ := b.IPSet()
+			if len(src.Prefixes()) == 0 {
+				continue
+			}
+			if fr, ok := r.filterRule(er, s, src, true); ok {
+				out = append(out, fr)
+			}
+		}
+	}
+	return out
+}
+
+// filterRule renders er for node s with the given source set. self selects
+// the autogroup:self destinations instead of the others.
+func (r *Result) filterRule(er *evalRule, s *nodeState, src *netipx.IPSet, self bool) (tailcfg.FilterRule, bool) {
+	fr := tailcfg.FilterRule{SrcIPs: setStrings(src), IPProto: slices.Clone(er.protos)}
+	var capDsts []netip.Prefix
+	for _, d := range er.dsts {
+		isSelf := d.a.kind == aliasAutogroup && d.a.name == agSelf
+		if isSelf != self {
+			continue
+		}
+		var ips []string
+		var pfx []netip.Prefix
+		switch {
+		case isSelf:
+			pfx = s.addrs
+		case d.a.kind == aliasAll:
+			ips = []string{"*"}
+		case d.a.kind == aliasAutogroup && d.a.name == agInternet:
+			if !s.isExitNode() {
+				continue
+			}
+			pfx = internetPrefixes
+		case d.a.kind == aliasPrefixes:
+			for _, p := range d.a.prefixes {
+				if s.reach.OverlapsPrefix(p) || dstViaExit(d.a, s) {
+					pfx = append(pfx, p)
+				}
+			}
+		default:
+			if !r.nodesOf(d.a).has(s.idx) {
+				continue
+			}
+			pfx = s.addrs
+		}
+		if er.caps != nil {
+			if len(ips) > 0 {
+				pfx = slices.Concat(s.addrs)
+			}
+			capDsts = append(capDsts, pfx...)
+			continue
+		}
+		for _, p := range pfx {
+			ips = append(ips, prefixString(p))
+		}
+		for _, ip := range ips {
+			for _, pr := range d.ports {
+				fr.DstPorts = append(fr.DstPorts, tailcfg.NetPortRange{IP: ip, Ports: pr})
+			}
+		}
+	}
+	if er.caps != nil {
+		if len(capDsts) == 0 {
+			return fr, false
+		}
+		fr.IPProto = nil
+		fr.CapGrant = []tailcfg.CapGrant{{Dsts: capDsts, CapMap: er.caps}}
+		return fr, true
+	}
+	return fr, len(fr.DstPorts) > 0
+}
+
+// prefixString renders a single address without its /32 or /128.
+func prefixString(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// setStrings renders an IP set in FilterRule.SrcIPs syntax: single
+// addresses, CIDR prefixes and "a-b" ranges.
+func setStrings(s *netipx.IPSet) []string {
+	var out []string
+	for _, rg := range s.Ranges() {
+		if p, ok := rg.Prefix(); ok {
+			out = append(out, prefixString(p))
+			continue
+		}
+		out = append(out, rg.String())
+	}
+	return out
+}
+
+// internetPrefixes approximates the public internet as autogroup:internet
+// spells it: everything outside private, shared and tailnet ranges.
+var internetPrefixes = func() []netip.Prefix {
+	var b netipx.IPSetBuilder
+	b.AddPrefix(exitV4)
+	b.AddPrefix(exitV6)
+	for _, s := range []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+		"172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/3",
+		"::/3", "fc00::/7", "fe80::/10", "ff00::/8",
+	} {
+		b.RemovePrefix(netip.MustParsePrefix(s))
+	}
+	s, _ := b.IPSet()
+	return s.Prefixes()
+}()

@@ -1,0 +1,98 @@
+package policy
+
+import (
+	"net/netip"
+	"slices"
+
+	"go4.org/netipx"
+	"tailscale.com/tailcfg"
+)
+
+// Node is what the engine needs to know about one node of the inventory.
+type Node struct {
+	ID   tailcfg.NodeID // unique; lower IDs registered earlier and win HA primary election
+	Name string         // the node's host name, for messages
+	User string         // owning login; "" for a tagged node
+	Tags []string       // "tag:x"; a node with tags is owned by its tags, not by User
+
+	IPv4, IPv6 netip.Addr // the node's tailnet addresses; either may be invalid
+
+	// RoutableIPs are the routes the node advertises, including 0.0.0.0/0
+	// and ::/0 for an exit node.
+	RoutableIPs []netip.Prefix
+	// ApprovedRoutes are the advertised routes an admin or autoApprovers
+	// approved (see Policy.ApproveRoutes). Only routes both advertised and
+	// approved are used.
+	ApprovedRoutes []netip.Prefix
+}
+
+// Tagged reports whether the node is owned by tags rather than a user.
+func (n *Node) Tagged() bool { return len(n.Tags) > 0 }
+
+// Addrs returns the node's own addresses as single-address prefixes.
+func (n *Node) Addrs() []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range []netip.Addr{n.IPv4, n.IPv6} {
+		if a.IsValid() {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}
+
+// exitRoutes are the two routes that make a node an exit node.
+var (
+	exitV4 = netip.MustParsePrefix("0.0.0.0/0")
+	exitV6 = netip.MustParsePrefix("::/0")
+)
+
+func isExitRoute(p netip.Prefix) bool { return p.Bits() == 0 }
+
+// nodeState is a Node plus what Evaluate derives from it once.
+type nodeState struct {
+	Node
+	idx     int // position in Result.nodes
+	addrs   []netip.Prefix
+	addrSet *netipx.IPSet
+	subnets []netip.Prefix // approved non-exit routes
+	exit    []netip.Prefix // approved exit routes (0.0.0.0/0, ::/0)
+	primary []netip.Prefix // subnets this node is the primary router for
+	// reach is everything the node can receive traffic for: its addresses,
+	// approved subnets and approved exit routes.
+	reach *netipx.IPSet
+}
+
+func newNodeState(n Node, idx int) *nodeState {
+	s := &nodeState{Node: n, idx: idx, addrs: n.Addrs()}
+	var ab, rb netipx.IPSetBuilder
+	for _, p := range s.addrs {
+		ab.AddPrefix(p)
+		rb.AddPrefix(p)
+	}
+	for _, r := range n.ApprovedRoutes {
+		if !slices.Contains(n.RoutableIPs, r) {
+			continue
+		}
+		if isExitRoute(r) {
+			s.exit = append(s.exit, r)
+		} else {
+			s.subnets = append(s.subnets, r)
+		}
+		rb.AddPrefix(r)
+	}
+	s.addrSet, _ = ab.IPSet()
+	s.reach, _ = rb.IPSet()
+	return s
+}
+
+// isExitNode reports whether the node has an approved exit route.
+func (s *nodeState) isExitNode() bool { return len(s.exit) > 0 }
+
+// allowedIPs is what peers route to the node: its addresses, the subnets
+// it is primary for, and its exit routes.
+func (s *nodeState) allowedIPs() []netip.Prefix {
+	out := slices.Clone(s.addrs)
+	out = append(out, s.primary...)
+	out = append(out, s.exit...)
+	return out
+}

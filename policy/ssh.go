@@ -1,0 +1,229 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"tailscale.com/tailcfg"
+
+	"github.com/tailplane/tailplane/schema"
+)
+
+// sshRule is one compiled entry of the `ssh` key.
+type sshRule struct {
+	path        string
+	check       bool          // action "check": re-authenticate through the control server
+	checkPeriod time.Duration // 0 means the default (12h) or "always"
+	srcs        []alias
+	dsts        []alias
+	users       []string // literal SSH user names and "autogroup:nonroot"
+	localparts  []string // lower-case domains of "localpart:*@domain" entries
+	acceptEnv   []string
+}
+
+// sshCheckPath is the check URL path the client calls back, with the
+// placeholders tailscaled substitutes.
+const sshCheckPath = "/machine/ssh/action/$SRC_NODE_ID/to/$DST_NODE_ID?local_user=$LOCAL_USER"
+
+// sshRule compiles one entry of the ssh key.
+func (c *compiler) sshRule(sy *symbols, path string, r schema.SSHRule) *sshRule {
+	out := &sshRule{path: path, acceptEnv: r.AcceptEnv}
+	bad := false
+	switch action := strings.TrimSpace(r.Action); action {
+	case "accept":
+	case "check":
+		out.check = true
+	case "":
+		c.errf(path+".action", `use "accept" or "check"`, "action must be specified")
+		bad = true
+	default:
+		c.errf(path+".action", `use "accept" or "check"`, "%q is not a valid action", r.Action)
+		bad = true
+	}
+	if r.CheckPeriod != "" {
+		d, err := parseDuration(r.CheckPeriod)
+		switch {
+		case err != nil:
+			c.errf(path+".checkPeriod", `write a duration such as "12h" or "always"`, "%v", err)
+			bad = true
+		case d < 0:
+			c.errf(path+".checkPeriod", "", "checkPeriod %v must be a positive duration", d)
+			bad = true
+		}
+		out.checkPeriod = d
+	}
+	for i, s := range r.Src {
+		sp := fmt.Sprintf("%s.src[%d]", path, i)
+		a, err := sy.parseAlias(s)
+		if err != nil {
+			c.errf(sp, "", "src=%v", err)
+			bad = true
+			continue
+		}
+		if a.kind == aliasPrefixes || (a.kind == aliasAutogroup && (a.name == agSelf || a.name == agInternet || a.name == agNonroot)) {
+			c.errf(sp, "ssh sources are users, groups, tags or autogroups", "invalid src %q", s)
+			bad = true
+			continue
+		}
+		out.srcs = append(out.srcs, a)
+	}
+	for i, s := range r.Dst {
+		dp := fmt.Sprintf("%s.dst[%d]", path, i)
+		a, err := sy.parseAlias(s)
+		if err != nil {
+			c.errf(dp, "", "dst=%v", err)
+			bad = true
+			continue
+		}
+		ok := a.kind == aliasUser || a.kind == aliasTag || a.kind == aliasGroup ||
+			(a.kind == aliasAutogroup && (a.name == agSelf || a.name == agMember || a.name == agTagged))
+		if !ok {
+			c.errf(dp, "ssh destinations are tags, users, autogroup:self, autogroup:member or autogroup:tagged", "invalid dst %q", s)
+			bad = true
+			continue
+		}
+		out.dsts = append(out.dsts, a)
+	}
+	c.checkSelf(path, out.srcs, out.dsts)
+	if len(r.Users) == 0 {
+		c.errf(path+".users", `list the local users, e.g. ["root", "autogroup:nonroot"]`, "users must be specified")
+		bad = true
+	}
+	for i, u := range r.Users {
+		up := fmt.Sprintf("%s.users[%d]", path, i)
+		switch {
+		case u == "" || u == "*":
+			c.errf(up, `use "autogroup:nonroot" for any non-root user`, "user %q is not valid", u)
+			bad = true
+		case strings.HasPrefix(u, "localpart:*@") && len(u) > len("localpart:*@"):
+			domain := strings.ToLower(u[len("localpart:*@"):])
+			if !c.tailnetDomain(domain) {
+				c.errf(up, "use the domain of the tailnet's users", "%s is not associated with this Tailnet and cannot be used in user:*@<domain> expressions", u[len("localpart:*@"):])
+				bad = true
+				continue
+			}
+			out.localparts = append(out.localparts, domain)
+		default:
+			out.users = append(out.users, u)
+		}
+	}
+	for i, e := range r.AcceptEnv {
+		if e == "" {
+			c.errf(fmt.Sprintf("%s.acceptEnv[%d]", path, i), "", "acceptEnv values cannot be empty")
+			bad = true
+		}
+	}
+	if bad {
+		return nil
+	}
+	return out
+}
+
+// tailnetDomain reports whether domain belongs to the tailnet: it is the
+// login domain of one of its owners.
+func (c *compiler) tailnetDomain(domain string) bool {
+	for login, u := range c.t.Users {
+		if u.Role != schema.RoleOwner {
+			continue
+		}
+		if _, d, ok := strings.Cut(login, "@"); ok && strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// sshPolicy computes the SSH rules of node s, or nil if none targets it.
+func (r *Result) sshPolicy(s *nodeState) *tailcfg.SSHPolicy {
+	var rules []*tailcfg.SSHRule
+	for _, sr := range r.p.ssh {
+		rules = append(rules, r.sshRulesFor(sr, s)...)
+	}
+	if len(rules) == 0 {
+		return nil
+	}
+	return &tailcfg.SSHPolicy{Rules: rules}
+}
+
+func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
+	targeted, self := false, false
+	for _, d := range sr.dsts {
+		if d.kind == aliasAutogroup && d.name == agSelf {
+			self = self || !s.Tagged()
+			continue
+		}
+		if r.nodesOf(d).has(s.idx) {
+			targeted = true
+		}
+	}
+	if !targeted && !self {
+		return nil
+	}
+	src := newBitset(len(r.nodes))
+	for _, a := range sr.srcs {
+		src.or(r.nodesOf(a))
+	}
+	if !targeted {
+		only := newBitset(len(r.nodes))
+		only.orAnd(src, r.sameUser(s))
+		src = only
+	}
+	if src.empty() {
+		return nil
+	}
+	action := &tailcfg.SSHAction{Accept: true, AllowAgentForwarding: true, AllowLocalPortForwarding: true, AllowRemotePortForwarding: true}
+	if sr.check {
+		action = &tailcfg.SSHAction{HoldAndDelegate: r.opts.controlURL() + sshCheckPath}
+	}
+	users := map[string]string{}
+	for _, u := range sr.users {
+		if u == agNonroot {
+			users["*"] = "="
+			continue
+		}
+		users[u] = u
+	}
+	if _, ok := users["root"]; !ok {
+		users["root"] = ""
+	}
+	var principals []*tailcfg.SSHPrincipal
+	src.each(func(i int) {
+		for _, p := range r.nodes[i].addrs {
+			principals = append(principals, &tailcfg.SSHPrincipal{NodeIP: p.Addr().String()})
+		}
+	})
+	out := []*tailcfg.SSHRule{{Principals: principals, SSHUsers: users, Action: action, AcceptEnv: slices.Clone(sr.acceptEnv)}}
+	// localpart:*@domain maps each source user to the local user named
+	// like their login's local part.
+	if len(sr.localparts) > 0 {
+		byUser := map[string][]*tailcfg.SSHPrincipal{}
+		var logins []string
+		src.each(func(i int) {
+			n := r.nodes[i]
+			local, domain, ok := strings.Cut(n.User, "@")
+			if n.Tagged() || !ok || !slices.Contains(sr.localparts, strings.ToLower(domain)) {
+				return
+			}
+			if _, seen := byUser[n.User]; !seen {
+				logins = append(logins, n.User)
+			}
+			for _, p := range n.addrs {
+				byUser[n.User] = append(byUser[n.User], &tailcfg.SSHPrincipal{NodeIP: p.Addr().String()})
+			}
+			_ = local
+		})
+		slices.Sort(logins)
+		for _, login := range logins {
+			local, _, _ := strings.Cut(login, "@")
+			out = append(out, &tailcfg.SSHRule{
+				Principals: byUser[login],
+				SSHUsers:   map[string]string{local: local},
+				Action:     action,
+				AcceptEnv:  slices.Clone(sr.acceptEnv),
+			})
+		}
+	}
+	return out
+}

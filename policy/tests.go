@@ -1,0 +1,366 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"go4.org/netipx"
+	"tailscale.com/tailcfg"
+
+	"github.com/tailplane/tailplane/schema"
+)
+
+// checkTests validates the syntax of tests and sshTests at compile time;
+// RunTests evaluates them against an inventory.
+func (c *compiler) checkTests(p *Policy) {
+	for i, t := range p.tests {
+		path := fmt.Sprintf("tests[%d]", i)
+		if strings.TrimSpace(t.Src) == "" {
+			c.errf(path+".src", "name the user, group, tag, host or IP the test sends from", "test src must be specified")
+		} else if _, err := p.sy.parseAlias(t.Src); err != nil {
+			c.errf(path+".src", "", "test src: %v", err)
+		}
+		if len(t.Accept) == 0 && len(t.Deny) == 0 {
+			c.errf(path, `add "accept" or "deny" destinations`, "test has neither accept nor deny")
+		}
+		if _, err := parseProto(t.Proto); err != nil {
+			c.errf(path+".proto", "", "%v", err)
+		}
+		for field, list := range map[string][]string{"accept": t.Accept, "deny": t.Deny} {
+			for j, d := range list {
+				if _, _, err := p.parseTestDst(d); err != nil {
+					c.errf(fmt.Sprintf("%s.%s[%d]", path, field, j), `write "host:port" with one port, such as "tag:db:5432"`, "%v", err)
+				}
+			}
+		}
+	}
+	for i, t := range p.sshTests {
+		path := fmt.Sprintf("sshTests[%d]", i)
+		if strings.TrimSpace(t.Src) == "" {
+			c.errf(path+".src", "", "test src must be specified")
+		} else if _, err := p.sy.parseAlias(t.Src); err != nil {
+			c.errf(path+".src", "", "test src: %v", err)
+		}
+		for j, d := range t.Dst {
+			if err := p.checkSSHTestDst(d); err != nil {
+				c.errf(fmt.Sprintf("%s.dst[%d]", path, j), "ssh test destinations are tags, users or IPv4 addresses of nodes", "%v", err)
+			}
+		}
+		for field, list := range map[string][]string{"accept": t.Accept, "check": t.Check, "deny": t.Deny} {
+			for j, u := range list {
+				if strings.TrimSpace(u) == "" {
+					c.errf(fmt.Sprintf("%s.%s[%d]", path, field, j), "", "ssh test user must not be empty")
+				}
+			}
+		}
+	}
+}
+
+func (p *Policy) checkSSHTestDst(d string) error {
+	a, err := p.sy.parseAlias(d)
+	if err != nil {
+		return err
+	}
+	switch {
+	case a.kind == aliasAutogroup && a.name == agInternet, a.kind == aliasAll:
+		return fmt.Errorf("SSH tests dst contains disallowed element %q", d)
+	case a.kind == aliasPrefixes && (len(a.prefixes) != 1 || !a.prefixes[0].IsSingleIP() || !a.prefixes[0].Addr().Is4()):
+		return fmt.Errorf("SSH tests dst contains disallowed element %q", d)
+	}
+	return nil
+}
+
+// parseTestDst parses a test destination "alias:port" with exactly one port.
+func (p *Policy) parseTestDst(d string) (alias, uint16, error) {
+	host, ports, err := splitAliasPorts(d)
+	if err != nil {
+		return alias{}, 0, err
+	}
+	a, err := p.sy.parseAlias(host)
+	if err != nil {
+		return alias{}, 0, fmt.Errorf("dst %q: %v", d, err)
+	}
+	port, err := parsePort(ports)
+	if err != nil || port == 0 {
+		return alias{}, 0, fmt.Errorf("dst %q: test ports are a single number in 1-65535", d)
+	}
+	return a, port, nil
+}
+
+// testEndpoint is one source or destination of a test: a node's addresses
+// or a single address.
+type testEndpoint struct {
+	node *nodeState // nil for an address endpoint
+	set  *netipx.IPSet
+}
+
+// RunTests evaluates the policy's tests and sshTests against nodes. It
+// returns one error per failed assertion, with the field path of the
+// assertion ("tests[2].accept[0]").
+func (p *Policy) RunTests(nodes []Node) schema.Diagnostics {
+	if len(p.tests) == 0 && len(p.sshTests) == 0 {
+		return nil
+	}
+	r := p.Evaluate(nodes, Options{})
+	var ds schema.Diagnostics
+	fail := func(path, msg string) {
+		ds = append(ds, p.src.Diag(path, msg, "fix the rules or the test"))
+	}
+	for i, t := range p.tests {
+		path := fmt.Sprintf("tests[%d]", i)
+		srcA, err := p.sy.parseAlias(t.Src)
+		if err != nil {
+			continue // reported by Compile
+		}
+		srcs := r.testEndpoints(srcA, nil)
+		protos, _ := parseProto(t.Proto)
+		proto := 6
+		if protos != nil {
+			proto = protos[0]
+		}
+		for field, list := range map[string][]string{"accept": t.Accept, "deny": t.Deny} {
+			want := field == "accept"
+			for j, d := range list {
+				dp := fmt.Sprintf("%s.%s[%d]", path, field, j)
+				dstA, port, err := p.parseTestDst(d)
+				if err != nil {
+					continue
+				}
+				got, why := r.testAllows(srcs, srcA, dstA, port, proto)
+				if why != "" {
+					fail(dp, fmt.Sprintf("%s -> %s: %s", t.Src, d, why))
+					continue
+				}
+				if got != want {
+					fail(dp, fmt.Sprintf("%s -> %s: expected %s, got %s", t.Src, d, verdict(want), verdict(got)))
+				}
+			}
+		}
+	}
+	for i, t := range p.sshTests {
+		ds = append(ds, r.runSSHTest(fmt.Sprintf("sshTests[%d]", i), t)...)
+	}
+	return ds
+}
+
+func verdict(accept bool) string {
+	if accept {
+		return "accept"
+	}
+	return "deny"
+}
+
+// testEndpoints resolves a test alias to endpoints. self is the source
+// endpoints, for an autogroup:self destination.
+func (r *Result) testEndpoints(a alias, self []testEndpoint) []testEndpoint {
+	var out []testEndpoint
+	switch {
+	case a.kind == aliasPrefixes:
+		out = append(out, testEndpoint{set: a.set})
+	case a.kind == aliasAutogroup && a.name == agSelf:
+		users := map[string]bool{}
+		for _, e := range self {
+			if e.node == nil || e.node.Tagged() {
+				return nil
+			}
+			users[e.node.User] = true
+		}
+		for u := range users {
+			r.byUser[u].each(func(i int) { out = append(out, testEndpoint{node: r.nodes[i], set: r.nodes[i].addrSet}) })
+		}
+	case a.kind == aliasAll || (a.kind == aliasAutogroup && a.name == agInternet):
+		return nil
+	default:
+		r.nodesOf(a).each(func(i int) { out = append(out, testEndpoint{node: r.nodes[i], set: r.nodes[i].addrSet}) })
+	}
+	return out
+}
+
+// testAllows reports whether every source may reach every destination on
+// port/proto (for accept) — or, when false, whether none may. why is
+// non-empty when the test cannot be evaluated.
+func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, proto int) (bool, string) {
+	if len(srcs) == 0 {
+		return false, fmt.Sprintf("src %q matches no node", srcA.name)
+	}
+	if dstA.kind == aliasPrefixes && (len(dstA.prefixes) != 1 || !dstA.prefixes[0].IsSingleIP()) {
+		return false, "destination must be a single address, not a range"
+	}
+	dsts := r.testEndpoints(dstA, srcs)
+	if len(dsts) == 0 {
+		return false, fmt.Sprintf("dst %q matches no node", dstA.name)
+	}
+	all, any := true, false
+	for _, s := range srcs {
+		for _, d := range dsts {
+			if r.pairAllowed(s, d, port, proto) {
+				any = true
+			} else {
+				all = false
+			}
+		}
+	}
+	if all {
+		return true, ""
+	}
+	if any {
+		return true, "" // partly allowed: neither accept nor deny holds; report as accepted
+	}
+	return false, ""
+}
+
+// pairAllowed reports whether some rule lets s reach d on port/proto.
+func (r *Result) pairAllowed(s, d testEndpoint, port uint16, proto int) bool {
+	for _, er := range r.rules {
+		if er.caps != nil || !protoMatches(er.protos, proto) || !containsSet(er.srcSet, s.set) {
+			continue
+		}
+		for _, ds := range er.dsts {
+			if !slices.ContainsFunc(ds.ports, func(pr tailcfg.PortRange) bool { return pr.First <= port && port <= pr.Last }) {
+				continue
+			}
+			if r.dstCovers(ds.a, s, d) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dstCovers reports whether destination alias a covers endpoint d for source s.
+func (r *Result) dstCovers(a alias, s, d testEndpoint) bool {
+	switch {
+	case a.kind == aliasAll:
+		return true
+	case a.kind == aliasPrefixes:
+		return containsSet(a.set, d.set)
+	case a.kind == aliasAutogroup && a.name == agInternet:
+		return false
+	case a.kind == aliasAutogroup && a.name == agSelf:
+		return s.node != nil && d.node != nil && !s.node.Tagged() && !d.node.Tagged() && s.node.User == d.node.User
+	}
+	if d.node != nil {
+		return r.nodesOf(a).has(d.node.idx)
+	}
+	covered := false
+	r.nodesOf(a).each(func(i int) { covered = covered || containsSet(r.nodes[i].addrSet, d.set) })
+	return covered
+}
+
+func containsSet(outer, inner *netipx.IPSet) bool {
+	for _, p := range inner.Prefixes() {
+		if !outer.ContainsPrefix(p) {
+			return false
+		}
+	}
+	return len(inner.Prefixes()) > 0
+}
+
+func protoMatches(protos []int, p int) bool {
+	if protos == nil {
+		return p == 6 || p == 17 || p == 1 || p == 58
+	}
+	return slices.Contains(protos, p)
+}
+
+// runSSHTest evaluates one sshTests entry against the nodes' SSH policies.
+func (r *Result) runSSHTest(path string, t schema.SSHTest) schema.Diagnostics {
+	var ds schema.Diagnostics
+	srcA, err := r.p.sy.parseAlias(t.Src)
+	if err != nil {
+		return nil
+	}
+	srcs := r.testEndpoints(srcA, nil)
+	for j, d := range t.Dst {
+		if r.p.checkSSHTestDst(d) != nil {
+			continue
+		}
+		dstA, _ := r.p.sy.parseAlias(d)
+		dsts := r.testEndpoints(dstA, srcs)
+		for _, want := range []string{"accept", "check", "deny"} {
+			var users []string
+			switch want {
+			case "accept":
+				users = t.Accept
+			case "check":
+				users = t.Check
+			default:
+				users = t.Deny
+			}
+			for k, u := range users {
+				up := fmt.Sprintf("%s.%s[%d]", path, want, k)
+				if strings.TrimSpace(u) == "" {
+					continue
+				}
+				got := r.sshVerdict(srcs, dsts, u)
+				if len(srcs) == 0 || len(dsts) == 0 {
+					got = "no matching node"
+				}
+				if got != want {
+					ds = append(ds, r.p.src.Diag(up, fmt.Sprintf("%s -> %s (ssh user %q): expected %s, got %s", t.Src, t.Dst[j], u, want, got), "fix the ssh rules or the test"))
+				}
+			}
+		}
+	}
+	return ds
+}
+
+// sshVerdict returns "accept", "check" or "deny" for user u from every
+// source to every destination; a mix reports the weakest outcome seen.
+func (r *Result) sshVerdict(srcs, dsts []testEndpoint, u string) string {
+	verdicts := map[string]bool{}
+	for _, d := range dsts {
+		if d.node == nil {
+			verdicts["deny"] = true
+			continue
+		}
+		pol := r.sshPolicy(d.node)
+		for _, s := range srcs {
+			verdicts[sshDecide(pol, s.set, u)] = true
+		}
+	}
+	for _, v := range []string{"deny", "check", "accept"} {
+		if verdicts[v] {
+			return v
+		}
+	}
+	return "deny"
+}
+
+// sshDecide applies tailscaled's first-match rule evaluation for a
+// connection from an address in set as SSH user u.
+func sshDecide(pol *tailcfg.SSHPolicy, set *netipx.IPSet, u string) string {
+	if pol == nil {
+		return "deny"
+	}
+	for _, rule := range pol.Rules {
+		matched := false
+		for _, p := range rule.Principals {
+			if a, err := netip.ParseAddr(p.NodeIP); p.Any || err == nil && set.Contains(a) {
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			continue
+		}
+		local, ok := rule.SSHUsers[u]
+		if !ok {
+			local = rule.SSHUsers["*"]
+		}
+		if local == "" {
+			continue
+		}
+		switch {
+		case rule.Action.Reject:
+			return "deny"
+		case rule.Action.HoldAndDelegate != "":
+			return "check"
+		case rule.Action.Accept:
+			return "accept"
+		}
+	}
+	return "deny"
+}

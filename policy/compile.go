@@ -271,13 +271,13 @@ func isAllAddrs(a alias) bool {
 
 // checkSelf enforces that autogroup:self destinations only pair with
 // sources that are users: users, groups, autogroup:member.
-func (c *compiler) checkSelf(path string, srcs []alias, dsts []alias) {
+func (c *compiler) checkSelf(path string, srcs []alias, dsts []alias, allowStar bool) {
 	hasSelf := slices.ContainsFunc(dsts, func(a alias) bool { return a.kind == aliasAutogroup && a.name == agSelf })
 	if !hasSelf {
 		return
 	}
 	for _, s := range srcs {
-		ok := s.kind == aliasUser || s.kind == aliasGroup ||
+		ok := s.kind == aliasUser || s.kind == aliasGroup || (allowStar && s.kind == aliasAll) ||
 			(s.kind == aliasAutogroup && (s.name == agMember || s.name == agAdmin || s.name == agOwner))
 		if !ok {
 			c.errf(path, "autogroup:self pairs with users, groups and autogroup:member sources",
@@ -342,7 +342,7 @@ func (c *compiler) acl(sy *symbols, path string, a schema.ACL) *rule {
 		dstAliases = append(dstAliases, al)
 		r.dsts = append(r.dsts, dstSpec{a: al, ports: pr})
 	}
-	c.checkSelf(path, r.srcs, dstAliases)
+	c.checkSelf(path, r.srcs, dstAliases, true)
 	if bad {
 		return nil
 	}
@@ -389,7 +389,7 @@ func (c *compiler) grant(sy *symbols, path string, g schema.Grant) []*rule {
 		c.errf(path, `add "ip": ["*"] or an "app" capability`, "ip and app can not both be empty")
 		return nil
 	}
-	c.checkSelf(path, srcs, dsts)
+	c.checkSelf(path, srcs, dsts, false)
 	// Group the ip entries by protocol, keeping first-seen order.
 	var groups []*rule
 	byProto := map[string]*rule{}

@@ -43,6 +43,10 @@ type evalRule struct {
 	srcNodes bitset // nodes inside the source set
 	dstNodes bitset // nodes a non-self destination matches
 	dstSelf  bool   // the rule has an autogroup:self destination
+	// Which routes of other nodes the sources may use: all of them, the
+	// exit routes (autogroup:internet), or those overlapping routeSet.
+	routesAll, routesExit bool
+	routeSet              *netipx.IPSet
 }
 
 // NodeView is everything the coordination server sends one node.
@@ -155,13 +159,23 @@ func comparePrefix(a, b netip.Prefix) int {
 func (r *Result) resolveRule(rl *rule) *evalRule {
 	er := &evalRule{rule: rl, dstNodes: newBitset(len(r.nodes))}
 	er.srcSet, er.srcNodes = r.resolveSrc(rl.srcs)
+	var rb netipx.IPSetBuilder
 	for _, d := range rl.dsts {
+		switch {
+		case d.a.kind == aliasAll:
+			er.routesAll = true
+		case d.a.kind == aliasAutogroup && d.a.name == agInternet:
+			er.routesExit = true
+		case d.a.kind == aliasPrefixes:
+			rb.AddSet(d.a.set)
+		}
 		if d.a.kind == aliasAutogroup && d.a.name == agSelf {
 			er.dstSelf = true
 			continue
 		}
 		er.dstNodes.or(r.dstNodesOf(d.a))
 	}
+	er.routeSet, _ = rb.IPSet()
 	return er
 }
 
@@ -342,13 +356,20 @@ func (r *Result) sameUser(s *nodeState) bitset {
 // from under any rule.
 func (r *Result) peers(s *nodeState) []Peer {
 	vis := newBitset(len(r.nodes))
+	var routes routeAccess
+	var rb netipx.IPSetBuilder
 	for _, er := range r.rules {
 		inSrc := er.srcNodes.has(s.idx)
 		if inSrc {
 			vis.or(er.dstNodes)
+			routes.all = routes.all || er.routesAll
+			routes.exit = routes.exit || er.routesExit
+			rb.AddSet(er.routeSet)
 		}
 		if er.dstNodes.has(s.idx) {
 			vis.or(er.srcNodes)
+			// Replies to sources behind a subnet router go back through it.
+			rb.AddSet(er.srcSet)
 		}
 		if er.dstSelf && !s.Tagged() {
 			same := r.sameUser(s)
@@ -358,16 +379,37 @@ func (r *Result) peers(s *nodeState) []Peer {
 			vis.orAnd(er.srcNodes, same)
 		}
 	}
+	routes.set, _ = rb.IPSet()
 	var out []Peer
 	vis.each(func(i int) {
 		if i == s.idx {
 			return
 		}
 		ps := r.nodes[i]
-		out = append(out, Peer{ID: ps.ID, AllowedIPs: ps.allowedIPs(), PrimaryRoutes: slices.Clone(ps.primary)})
+		peer := Peer{ID: ps.ID, AllowedIPs: slices.Clone(ps.addrs)}
+		for _, p := range ps.primary {
+			if routes.covers(p) {
+				peer.AllowedIPs = append(peer.AllowedIPs, p)
+				peer.PrimaryRoutes = append(peer.PrimaryRoutes, p)
+			}
+		}
+		for _, p := range ps.exit {
+			if routes.all || routes.exit {
+				peer.AllowedIPs = append(peer.AllowedIPs, p)
+			}
+		}
+		out = append(out, peer)
 	})
 	return out
 }
+
+// routeAccess is which routes of its peers a node may send traffic to.
+type routeAccess struct {
+	all, exit bool
+	set       *netipx.IPSet
+}
+
+func (ra routeAccess) covers(p netip.Prefix) bool { return ra.all || ra.set.OverlapsPrefix(p) }
 
 // packetFilter computes the filter rules of node s: every rule with a
 // destination on s, restricted to those destinations.

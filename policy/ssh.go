@@ -86,7 +86,7 @@ func (c *compiler) sshRule(sy *symbols, path string, r schema.SSHRule) *sshRule 
 		}
 		out.dsts = append(out.dsts, a)
 	}
-	c.checkSelf(path, out.srcs, out.dsts)
+	c.checkSelf(path, out.srcs, out.dsts, false)
 	if len(r.Users) == 0 {
 		c.errf(path+".users", `list the local users, e.g. ["root", "autogroup:nonroot"]`, "users must be specified")
 		bad = true

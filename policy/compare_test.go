@@ -25,6 +25,7 @@ var hostedDefaultCaps = map[string]bool{
 	"ssh-env-vars":                           true,
 	"store-appc-routes":                      true,
 	"tailnet-display-name":                   true,
+	"default-auto-update":                    true,
 }
 
 // compareCase compares tailplane's output with the case's expectation,

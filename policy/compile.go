@@ -87,6 +87,12 @@ func Compile(t *schema.Tailnet) (*Policy, schema.Diagnostics) {
 			p.rules = append(p.rules, r)
 		}
 	}
+	if pol.ACLs == nil && pol.Grants == nil {
+		// Tailscale's default policy: a policy without acls and grants
+		// allows everything. An explicit empty list denies everything.
+		p.rules = append(p.rules, &rule{path: "acls", srcs: []alias{{kind: aliasAll, name: "*"}},
+			dsts: []dstSpec{{a: alias{kind: aliasAll, name: "*"}, ports: []tailcfg.PortRange{portAny}}}})
+	}
 	for i, g := range pol.Grants {
 		p.rules = append(p.rules, c.grant(p.sy, fmt.Sprintf("grants[%d]", i), g)...)
 	}

@@ -48,7 +48,7 @@ func (r *Result) targets(as []alias, s *nodeState) bool {
 // ApproveRoutes returns the routes of n.RoutableIPs that autoApprovers
 // approve: a subnet route is approved when an approver of a prefix that
 // contains it owns the node; 0.0.0.0/0 and ::/0 are approved by the
-// exitNode approvers (or by routes entries for them). The nodes of the
+// exitNode approvers only. The nodes of the
 // inventory are not needed: approvers are judged on n alone.
 func (p *Policy) ApproveRoutes(n Node) []netip.Prefix {
 	var out []netip.Prefix
@@ -61,8 +61,10 @@ func (p *Policy) ApproveRoutes(n Node) []netip.Prefix {
 }
 
 func (p *Policy) approves(n Node, route netip.Prefix) bool {
-	if isExitRoute(route) && slices.ContainsFunc(p.autoExit, func(a alias) bool { return p.owns(a, n) }) {
-		return true
+	if isExitRoute(route) {
+		// Only autoApprovers.exitNode approves exit routes; a routes entry
+		// for 0.0.0.0/0 does not.
+		return slices.ContainsFunc(p.autoExit, func(a alias) bool { return p.owns(a, n) })
 	}
 	for _, ar := range p.autoRoute {
 		if ar.prefix.Bits() > route.Bits() || !ar.prefix.Contains(route.Addr()) || ar.prefix.Addr().Is4() != route.Addr().Is4() {

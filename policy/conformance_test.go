@@ -151,6 +151,14 @@ func runCase(c *confCase) (map[string]confExpect, error) {
 		return nil, diags.Errors()
 	}
 	nodes, names := caseNodes(c)
+	for i := range nodes {
+		// As reconcile does: recorded approvals plus what autoApprovers approve.
+		for _, r := range p.ApproveRoutes(nodes[i]) {
+			if !slices.Contains(nodes[i].ApprovedRoutes, r) {
+				nodes[i].ApprovedRoutes = append(slices.Clone(nodes[i].ApprovedRoutes), r)
+			}
+		}
+	}
 	if ds := p.RunTests(nodes); ds.HasErrors() {
 		return nil, ds
 	}

@@ -158,7 +158,16 @@ func (r *Result) testEndpoints(a alias, self []testEndpoint) []testEndpoint {
 	var out []testEndpoint
 	switch {
 	case a.kind == aliasPrefixes:
-		out = append(out, testEndpoint{set: a.set})
+		// An address of a node stands for that node.
+		e := testEndpoint{set: a.set}
+		if len(a.prefixes) == 1 && a.prefixes[0].IsSingleIP() {
+			for _, s := range r.nodes {
+				if s.addrSet.Contains(a.prefixes[0].Addr()) {
+					e.node = s
+				}
+			}
+		}
+		out = append(out, e)
 	case a.kind == aliasAutogroup && a.name == agSelf:
 		users := map[string]bool{}
 		for _, e := range self {

@@ -19,6 +19,7 @@ const (
 	aliasTag                        // "tag:web"
 	aliasPrefixes                   // an IP, CIDR, range, host or ipset: a fixed address set
 	aliasAutogroup                  // "autogroup:member", ...
+	aliasDomain                     // "user:*@example.com": every user of a login domain
 )
 
 // Autogroup names understood by the engine.
@@ -88,6 +89,12 @@ func (sy *symbols) parseAlias(s string) (alias, error) {
 			return alias{}, fmt.Errorf("ipset %q is not defined", s)
 		}
 		return alias{kind: aliasPrefixes, name: s, prefixes: set.Prefixes(), set: set}, nil
+	case strings.HasPrefix(s, "user:*@"):
+		domain := s[len("user:*@"):]
+		if domain == "" || strings.ContainsAny(domain, "@*: ") {
+			return alias{}, fmt.Errorf("%q: write user:*@<domain>", s)
+		}
+		return alias{kind: aliasDomain, name: strings.ToLower(domain)}, nil
 	case strings.Contains(s, "@"):
 		if err := checkLogin(s); err != nil {
 			return alias{}, err

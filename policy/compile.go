@@ -230,6 +230,9 @@ func (c *compiler) srcAlias(sy *symbols, path, s string, grant bool) (alias, boo
 		c.errf(path, "", "src=%v", err)
 		return a, false
 	}
+	if !c.checkDomain(path, a) {
+		return a, false
+	}
 	if a.kind == aliasAutogroup {
 		switch a.name {
 		case agMember, agTagged, agAdmin, agOwner:
@@ -243,6 +246,15 @@ func (c *compiler) srcAlias(sy *symbols, path, s string, grant bool) (alias, boo
 		}
 	}
 	return a, true
+}
+
+// checkDomain rejects user:*@domain aliases for domains outside the tailnet.
+func (c *compiler) checkDomain(path string, a alias) bool {
+	if a.kind != aliasDomain || c.tailnetDomain(a.name) {
+		return true
+	}
+	c.errf(path, "use the login domain of the tailnet's owner", "%s is not associated with this Tailnet and cannot be used in user:*@<domain> expressions", a.name)
+	return false
 }
 
 // dstAlias parses a rule destination (without ports).

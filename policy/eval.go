@@ -188,6 +188,12 @@ func (r *Result) nodesOf(a alias) bitset {
 		out.or(r.all)
 	case aliasUser:
 		out.or(r.byUser[a.name])
+	case aliasDomain:
+		for login, b := range r.byUser {
+			if _, d, ok := strings.Cut(login, "@"); ok && strings.EqualFold(d, a.name) {
+				out.or(b)
+			}
+		}
 	case aliasGroup:
 		for _, u := range r.p.sy.groups[a.name] {
 			out.or(r.byUser[u])

@@ -21,6 +21,9 @@ type sshRule struct {
 	users       []string // literal SSH user names and "autogroup:nonroot"
 	localparts  []string // lower-case domains of "localpart:*@domain" entries
 	acceptEnv   []string
+	// ignoredUsers counts users dropped for surrounding whitespace; a rule
+	// left with no users grants nothing.
+	ignoredUsers int
 }
 
 // sshCheckPath is the check URL path the client calls back, with the
@@ -56,9 +59,14 @@ func (c *compiler) sshRule(sy *symbols, path string, r schema.SSHRule) *sshRule 
 	}
 	for i, s := range r.Src {
 		sp := fmt.Sprintf("%s.src[%d]", path, i)
+		s = strings.TrimSpace(s)
 		a, err := sy.parseAlias(s)
 		if err != nil {
 			c.errf(sp, "", "src=%v", err)
+			bad = true
+			continue
+		}
+		if !c.checkDomain(sp, a) {
 			bad = true
 			continue
 		}
@@ -71,6 +79,7 @@ func (c *compiler) sshRule(sy *symbols, path string, r schema.SSHRule) *sshRule 
 	}
 	for i, s := range r.Dst {
 		dp := fmt.Sprintf("%s.dst[%d]", path, i)
+		s = strings.TrimSpace(s)
 		a, err := sy.parseAlias(s)
 		if err != nil {
 			c.errf(dp, "", "dst=%v", err)
@@ -94,6 +103,11 @@ func (c *compiler) sshRule(sy *symbols, path string, r schema.SSHRule) *sshRule 
 	for i, u := range r.Users {
 		up := fmt.Sprintf("%s.users[%d]", path, i)
 		switch {
+		case u != "" && strings.TrimSpace(u) != u:
+			// Tailscale accepts and ignores user names with surrounding
+			// whitespace; no local user can match them.
+			c.diags = append(c.diags, c.src.Warn(up, fmt.Sprintf("ssh user %q has surrounding whitespace and never matches", u), "remove the spaces"))
+			out.ignoredUsers++
 		case u == "" || u == "*":
 			c.errf(up, `use "autogroup:nonroot" for any non-root user`, "user %q is not valid", u)
 			bad = true
@@ -148,6 +162,9 @@ func (r *Result) sshPolicy(s *nodeState) *tailcfg.SSHPolicy {
 }
 
 func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
+	if len(sr.users) == 0 && len(sr.localparts) == 0 {
+		return nil
+	}
 	targeted, self := false, false
 	for _, d := range sr.dsts {
 		if d.kind == aliasAutogroup && d.name == agSelf {
@@ -158,12 +175,25 @@ func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
 			targeted = true
 		}
 	}
-	if !targeted && !self {
-		return nil
-	}
 	src := newBitset(len(r.nodes))
 	for _, a := range sr.srcs {
 		src.or(r.nodesOf(a))
+	}
+	if !targeted && !self && len(sr.localparts) > 0 && src.has(s.idx) {
+		// Tailscale's control plane also hands a localpart rule to each
+		// source node, with the node's own user (or, for a tagged node,
+		// the node itself) as the principals.
+		own := newBitset(len(r.nodes))
+		if s.Tagged() {
+			own.set(s.idx)
+		} else {
+			own.orAnd(src, r.sameUser(s))
+		}
+		src, self = own, true
+		targeted = true
+	}
+	if !targeted && !self {
+		return nil
 	}
 	if !targeted {
 		only := newBitset(len(r.nodes))

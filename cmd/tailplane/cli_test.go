@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/cli")
+
+// repoRoot is where the module's go.mod lives, two levels up from here.
+const repoRoot = "../.."
+
+// runTool runs the CLI in-process and returns its exit code and output.
+func runTool(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &cliEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	code = runCLI(context.Background(), env, args)
+	return code, out.String(), errb.String()
+}
+
+// golden compares got with testdata/cli/NAME, rewriting it under -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join(repoRoot, "testdata", "cli", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/tailplane -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", name, diff)
+	}
+}
+
+func TestLintExamplesClean(t *testing.T) {
+	for _, ex := range []string{"basic", "company"} {
+		t.Run(ex, func(t *testing.T) {
+			code, out, errs := runTool(t, "lint", filepath.Join(repoRoot, "examples", ex))
+			if code != exitOK {
+				t.Fatalf("lint exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+			}
+			if !strings.Contains(out, " 0 errors") || strings.Contains(out, "not evaluated") {
+				t.Errorf("lint output = %q, want 0 errors and evaluated tests", out)
+			}
+		})
+	}
+}
+
+func TestLintFormats(t *testing.T) {
+	for _, tc := range []struct {
+		fixture, format string
+		wantCode        int
+	}{
+		{"bad", "text", exitProblems},
+		{"bad", "json", exitProblems},
+		{"bad", "github", exitProblems},
+		{"failing-test", "text", exitProblems},
+		{"failing-test", "github", exitProblems},
+	} {
+		t.Run(tc.fixture+"/"+tc.format, func(t *testing.T) {
+			code, out, errs := runTool(t, "lint", "--format", tc.format, filepath.Join(repoRoot, "testdata", "cli", tc.fixture))
+			if code != tc.wantCode {
+				t.Errorf("exit code = %d, want %d; stderr: %s", code, tc.wantCode, errs)
+			}
+			out = strings.ReplaceAll(out, repoRoot+"/", "")
+			golden(t, "lint-"+tc.fixture+"."+tc.format+".golden", out)
+		})
+	}
+}
+
+func TestLintUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"lint", "--format", "xml"},
+		{"lint", "a", "b"},
+		{"lint", "--no-such-flag"},
+		{"plan", filepath.Join(repoRoot, "examples", "basic")}, // no --state-dir
+		{"nosuchcommand"},
+	} {
+		if code, _, _ := runTool(t, args...); code != exitUsage {
+			t.Errorf("%q: exit code %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+func TestPlan(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state") // does not exist: plan from empty
+	basic := filepath.Join(repoRoot, "examples", "basic")
+
+	code, out, errs := runTool(t, "plan", basic, "--state-dir", state, "--detailed-exitcode")
+	if code != exitPlanChanges {
+		t.Fatalf("exit code %d, want %d; stderr: %s", code, exitPlanChanges, errs)
+	}
+	golden(t, "plan-basic-from-empty.golden", out)
+	if strings.Contains(out, "538b36c98d1818459226958931683dc120f46a011606c2aabd1ebce0c361e292") {
+		t.Errorf("plan shows a secret hash unmasked:\n%s", out)
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("plan created the state dir (stat error %v); planning must not write", err)
+	}
+
+	// Without --detailed-exitcode, changes still exit 0.
+	if code, _, _ := runTool(t, "plan", basic, "--state-dir", state); code != exitOK {
+		t.Errorf("plain plan exit code %d, want 0", code)
+	}
+
+	code, out, _ = runTool(t, "plan", basic, "--state-dir", state, "--json")
+	if code != exitOK || !strings.HasPrefix(strings.TrimSpace(out), "{") {
+		t.Errorf("plan --json: exit %d, output %q", code, out)
+	}
+
+	// A config with errors plans nothing and says why.
+	code, _, errs = runTool(t, "plan", filepath.Join(repoRoot, "testdata", "cli", "bad"), "--state-dir", state, "--detailed-exitcode")
+	if code != exitProblems || !strings.Contains(errs, "nothing would be applied") {
+		t.Errorf("plan of bad config: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestInitLintsClean(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	if code, _, errs := runTool(t, "init", dir, "--owner", "ops@example.com", "--name", `Quote "Corp"`); code != exitOK {
+		t.Fatalf("init: exit %d: %s", code, errs)
+	}
+	code, out, errs := runTool(t, "lint", dir)
+	if code != exitOK {
+		t.Fatalf("starter repo does not lint clean (exit %d):\n%s%s", code, out, errs)
+	}
+	// A second init refuses to overwrite.
+	if code, _, errs := runTool(t, "init", dir); code != exitProblems || !strings.Contains(errs, "already exists") {
+		t.Errorf("second init: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestAuthKeyNew(t *testing.T) {
+	code, out, errs := runTool(t, "authkey", "new", "--name", "ci", "--tags", "tag:ci", "--reusable")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	key := regexp.MustCompile(`tskey-auth-[A-Za-z0-9]{40}`).FindString(out)
+	if key == "" {
+		t.Fatalf("no key in output:\n%s", out)
+	}
+	if !strings.Contains(out, secretHash(key)) {
+		t.Errorf("output does not declare the key's hash %s:\n%s", secretHash(key), out)
+	}
+	_, out2, _ := runTool(t, "authkey", "new")
+	if strings.Contains(out2, key) {
+		t.Error("two runs printed the same key")
+	}
+	if code, _, _ := runTool(t, "authkey", "new", "--user", "a@b.c", "--tags", "tag:x"); code != exitUsage {
+		t.Errorf("--user with --tags: exit %d, want %d", code, exitUsage)
+	}
+}
+
+func TestSchemaCommand(t *testing.T) {
+	code, out, _ := runTool(t, "schema")
+	if code != exitOK || !strings.Contains(out, "authKeys") {
+		t.Errorf("schema: exit %d, output lacks authKeys:\n%.300s", code, out)
+	}
+}

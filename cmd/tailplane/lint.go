@@ -1,0 +1,108 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/tailplane/tailplane/policy"
+	"github.com/tailplane/tailplane/schema"
+)
+
+func init() {
+	register(&command{
+		name:    "lint",
+		summary: "check a config repository: syntax, schema, policy and its tests",
+		run:     runLint,
+	})
+}
+
+func runLint(ctx context.Context, env *cliEnv, args []string) int {
+	fs := newFlags(env, "lint", "[DIR] [--format text|json|github]")
+	format := fs.String("format", "text", "output format: text, json, or github (workflow annotations)")
+	if ok, code := parseFlags(fs, args); !ok {
+		return code
+	}
+	dir, ok := dirArg(env, fs)
+	if !ok {
+		return exitUsage
+	}
+	switch *format {
+	case "text", "json", "github":
+	default:
+		fmt.Fprintf(env.stderr, "tailplane lint: unknown --format %q (want text, json or github)\n", *format)
+		return exitUsage
+	}
+	rep, _ := lintDir(ctx, dir)
+	switch *format {
+	case "json":
+		if err := rep.writeJSON(env.stdout); err != nil {
+			fmt.Fprintf(env.stderr, "tailplane lint: %v\n", err)
+			return exitProblems
+		}
+	case "github":
+		rep.writeGitHub(env.stdout)
+	default:
+		rep.writeText(env.stdout)
+	}
+	if rep.Diagnostics.HasErrors() {
+		return exitProblems
+	}
+	return exitOK
+}
+
+// lintDir loads, validates and compiles the config in dir and runs its
+// policy tests, collecting every problem on the way. t is the loaded
+// tailnet, nil when the files could not be decoded at all.
+func lintDir(ctx context.Context, dir string) (rep *lintReport, t *schema.Tailnet) {
+	rep = &lintReport{Dir: dir, TestsRun: -1}
+	t, diags := schema.LoadDir(ctx, dir)
+	rep.Diagnostics = diags
+	if t != nil {
+		var tests int
+		var pdiags schema.Diagnostics
+		pdiags, tests = checkPolicy(t)
+		rep.Diagnostics = append(rep.Diagnostics, pdiags...)
+		rep.TestsRun = tests
+	}
+	sortDiagnostics(rep.Diagnostics)
+	return rep, t
+}
+
+// checkPolicy compiles t's policy and, if it compiles, runs its tests
+// against the test inventory. tests is the number of assertions evaluated,
+// or -1 when the policy did not compile.
+func checkPolicy(t *schema.Tailnet) (diags schema.Diagnostics, tests int) {
+	p, diags := policy.Compile(t)
+	if p == nil || diags.HasErrors() {
+		return placeDiagnostics(t, diags), -1
+	}
+	diags = append(diags, p.RunTests(policy.TestInventory(t, nil))...)
+	return placeDiagnostics(t, diags), p.TestAssertions()
+}
+
+// placeDiagnostics fills in the position of diagnostics that carry only a
+// field path, through the tailnet's source map.
+func placeDiagnostics(t *schema.Tailnet, ds schema.Diagnostics) schema.Diagnostics {
+	for i := range ds {
+		if !ds[i].Pos.IsValid() && ds[i].Path != "" {
+			ds[i].Pos = t.Source.Pos(ds[i].Path)
+		}
+	}
+	return ds
+}
+
+// sortDiagnostics orders diagnostics by file, line and column; ones without
+// a position come last, in the order they were found.
+func sortDiagnostics(ds schema.Diagnostics) {
+	slices.SortStableFunc(ds, func(a, b schema.Diagnostic) int {
+		if a.Pos.IsValid() != b.Pos.IsValid() {
+			if a.Pos.IsValid() {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
+	})
+}

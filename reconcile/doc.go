@@ -9,7 +9,7 @@
 //	dns settings                 `dns` without its records
 //	dnsRecord "<name> <type> <value>"   one per record
 //	user <login>, authKey <name>, apiKey <name>
-//	route <node name or tag:x>   approved routes, sorted
+//	route <node name or tag:x>   approved routes
 //	group, tagOwner, host, ipset, posture <name>   one per policy map entry
 //	policy <key>                 every other policy key as a whole: acls,
 //	                             grants, autoApprovers, ssh, nodeAttrs, tests,

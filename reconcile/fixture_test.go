@@ -44,8 +44,10 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// tailnetCmp compares Tailnets: netip values by ==, empty and nil alike.
+// tailnetCmp compares Tailnets: netip values by ==, empty and nil alike,
+// DNS records as a set.
 var tailnetCmp = cmp.Options{
+	cmpopts.SortSlices(func(a, b schema.DNSRecord) bool { return recordName(a) < recordName(b) }),
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 	cmpopts.EquateEmpty(),

@@ -15,9 +15,9 @@ import (
 )
 
 // LoadApplied rebuilds the last applied Tailnet from the database, so a
-// restarted server can serve it without the config repository. The result
-// is in canonical form (see Desired): auth key tags and routes sorted, DNS
-// records ordered by name, type and address, empty lists nil. Source is nil.
+// restarted server can serve it without the config repository. It equals
+// the applied Tailnet except that DNS records come ordered by name, type and
+// address, empty lists and maps are nil, and Source is nil.
 // A database where nothing was applied yet gives a zero Tailnet.
 func LoadApplied(ctx context.Context, st *store.Store) (*schema.Tailnet, error) {
 	objs, err := readObjects(ctx, st.DB)

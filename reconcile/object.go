@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -112,7 +111,7 @@ type userValue struct {
 
 type authKeyValue struct {
 	User          string   `json:"user"`
-	Tags          []string `json:"tags"` // sorted, never null
+	Tags          []string `json:"tags"` // never null
 	Reusable      bool     `json:"reusable"`
 	Ephemeral     bool     `json:"ephemeral"`
 	Preauthorized bool     `json:"preauthorized"`
@@ -140,12 +139,12 @@ type dnsRecordValue struct {
 }
 
 // Desired turns a Tailnet into its canonical objects, in plan order. It is
-// deterministic: equal Tailnets give byte-equal objects. Sets without
-// meaning in their order (auth key tags, approved routes) are sorted and
-// deduplicated; lists whose order matters (nameservers, ACLs) are kept as
-// declared. Identical DNS records collapse into one. A json.RawMessage in the
-// policy that is not valid JSON is stored as a JSON string; Apply refuses
-// such a Tailnet with a ConfigError.
+// deterministic: equal Tailnets give byte-equal objects. Lists are kept in
+// their declared order (so LoadApplied gives back exactly what was
+// applied); maps come out with sorted keys. DNS records are a set: they are
+// objects of their own, and identical records collapse into one. A
+// json.RawMessage in the policy that is not valid JSON is stored as a JSON
+// string; Apply refuses such a Tailnet with a ConfigError.
 func Desired(t *schema.Tailnet) []Object {
 	objs, _ := desired(t)
 	return objs
@@ -189,7 +188,7 @@ func desired(t *schema.Tailnet) ([]Object, error) {
 	for name, k := range t.AuthKeys {
 		v := authKeyValue{
 			User:          k.User,
-			Tags:          sortedSet(k.Tags),
+			Tags:          nonNil(k.Tags),
 			Reusable:      k.Reusable,
 			Ephemeral:     k.Ephemeral,
 			Preauthorized: k.Preauthorized,
@@ -209,7 +208,7 @@ func desired(t *schema.Tailnet) ([]Object, error) {
 		for _, p := range prefixes {
 			ps = append(ps, prefixString(p))
 		}
-		e.add(KindRoute, target, sortedSet(ps))
+		e.add(KindRoute, target, ps)
 	}
 
 	p := &t.Policy
@@ -329,13 +328,6 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// sortedSet returns a sorted, deduplicated copy of s, never nil.
-func sortedSet(s []string) []string {
-	out := append([]string{}, s...)
-	sort.Strings(out)
-	return slices.Compact(out)
 }
 
 // formatDuration writes a duration the way config files do: whole days as

@@ -35,12 +35,12 @@ func TestDesiredCanonical(t *testing.T) {
 		want string // its value
 	}{
 		{
-			name: "auth key tags sorted and deduplicated",
+			name: "auth key tags kept as declared",
 			t: &schema.Tailnet{AuthKeys: map[string]schema.AuthKey{
 				"k": {Tags: []string{"tag:b", "tag:a", "tag:b"}},
 			}},
 			kind: KindAuthKey, obj: "k",
-			want: `{"user":"","tags":["tag:a","tag:b"],"reusable":false,"ephemeral":false,"preauthorized":false,"expires":"","uses":0,"secretHash":""}`,
+			want: `{"user":"","tags":["tag:b","tag:a","tag:b"],"reusable":false,"ephemeral":false,"preauthorized":false,"expires":"","uses":0,"secretHash":""}`,
 		},
 		{
 			name: "auth key expiry in UTC",
@@ -51,12 +51,12 @@ func TestDesiredCanonical(t *testing.T) {
 			want: `{"user":"a@b.c","tags":[],"reusable":false,"ephemeral":false,"preauthorized":false,"expires":"2027-01-01T09:00:00Z","uses":0,"secretHash":""}`,
 		},
 		{
-			name: "routes sorted",
+			name: "routes kept as declared",
 			t: &schema.Tailnet{Routes: map[string][]netip.Prefix{
 				"r": {netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("10.0.0.0/8")},
 			}},
 			kind: KindRoute, obj: "r",
-			want: `["10.0.0.0/8","192.168.0.0/16"]`,
+			want: `["192.168.0.0/16","10.0.0.0/8"]`,
 		},
 		{
 			name: "nameserver order kept",

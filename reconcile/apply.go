@@ -82,8 +82,12 @@ func PlanStore(ctx context.Context, st *store.Store, t *schema.Tailnet) (*Plan, 
 // transaction: if any step fails, the database is left exactly as it was.
 // It returns the plan it applied (with impact). A revision is recorded even
 // when the plan is empty, so the history shows every commit served.
+// A tailnet that fails Check is refused before the database is touched.
 // Errors are classed by NeedsNewCommit and RetryLater.
 func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision) (*Plan, error) {
+	if err := Check(t); err != nil {
+		return nil, err
+	}
 	want, err := desired(t)
 	if err != nil {
 		return nil, err

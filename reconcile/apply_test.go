@@ -200,24 +200,45 @@ func TestApplyFailureLeavesDBUnchanged(t *testing.T) {
 var errInjected = errors.New("injected failure")
 
 func TestApplyConfigError(t *testing.T) {
-	ctx := context.Background()
-	st, _ := openStore(t)
-	if _, err := Apply(ctx, st, sampleTailnet(), rev("c1")); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		break_ func(*schema.Tailnet)
+		want   string // in the error
+	}{
+		{"invalid raw JSON", func(t *schema.Tailnet) { t.Policy.DERPMap = json.RawMessage(`{"Regions":`) }, "derpMap"},
+		{"policy does not compile", func(t *schema.Tailnet) { t.Policy.ACLs[0].Dst = []string{"group:nobody:22"} }, "acls[0].dst[0]"},
+		{"policy test fails", func(t *schema.Tailnet) {
+			t.Policy.Tests = append(t.Policy.Tests, schema.ACLTest{Src: "bob@example.com", Deny: []string{"tag:server:22"}})
+		}, "tests[1]"},
 	}
-	before := dumpDB(t, st)
-	bad := sampleTailnet()
-	bad.Policy.DERPMap = json.RawMessage(`{"Regions":`)
-	_, err := Apply(ctx, st, bad, rev("c2"))
-	if !NeedsNewCommit(err) || RetryLater(err) {
-		t.Errorf("Apply(invalid derpMap) = %v; want NeedsNewCommit", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, _ := openStore(t)
+			if _, err := Apply(ctx, st, sampleTailnet(), rev("c1")); err != nil {
+				t.Fatal(err)
+			}
+			before := dumpDB(t, st)
+			bad := sampleTailnet()
+			tt.break_(bad)
+			_, err := Apply(ctx, st, bad, rev("c2"))
+			if !NeedsNewCommit(err) || RetryLater(err) {
+				t.Errorf("Apply = %v; want an error that NeedsNewCommit", err)
+			}
+			if err != nil && !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+			if diff := cmp.Diff(before, dumpDB(t, st)); diff != "" {
+				t.Errorf("database changed (-before +after):\n%s", diff)
+			}
+		})
 	}
-	if diff := cmp.Diff(before, dumpDB(t, st)); diff != "" {
-		t.Errorf("database changed (-before +after):\n%s", diff)
-	}
-	if _, err := Apply(ctx, st, sampleTailnet(), Revision{}); err == nil {
-		t.Error("Apply without a commit succeeded")
-	}
+	t.Run("no commit", func(t *testing.T) {
+		st, _ := openStore(t)
+		if _, err := Apply(context.Background(), st, sampleTailnet(), Revision{}); err == nil {
+			t.Error("Apply without a commit succeeded")
+		}
+	})
 }
 
 func TestReadAppliedMissingState(t *testing.T) {
@@ -311,7 +332,7 @@ func TestRevisions(t *testing.T) {
 	r := rev("")
 	want := []Revision{
 		{ID: 3, Commit: "c3", Author: r.Author, Message: "change c3", CommittedAt: r.CommittedAt, AppliedAt: r.AppliedAt, Summary: "No changes."},
-		{ID: 2, Commit: "c2", Author: r.Author, Message: "change c2", CommittedAt: r.CommittedAt, AppliedAt: r.AppliedAt, Summary: "Plan: 1 to add, 8 to change, 6 to destroy."},
+		{ID: 2, Commit: "c2", Author: r.Author, Message: "change c2", CommittedAt: r.CommittedAt, AppliedAt: r.AppliedAt, Summary: "Plan: 1 to add, 9 to change, 6 to destroy."},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Revisions (-want +got):\n%s", diff)

@@ -29,7 +29,8 @@
 //	(*Plan).Empty() bool, Counts() (add, change, destroy int), Summary() string
 //	(*Plan).WriteText(w) error, WriteJSON(w) error          // secrets masked; see docs/plan.md
 //	PlanStore(ctx, st, t) (*Plan, error)
-//	Apply(ctx, st, t, rev Revision) (*Plan, error)         // one transaction, records rev
+//	Check(t) error                                         // policy compiles and its tests pass
+//	Apply(ctx, st, t, rev Revision) (*Plan, error)         // Check, then one transaction; records rev
 //	LoadApplied(ctx, st) (*schema.Tailnet, error)
 //	Revisions(ctx, st, limit) ([]Revision, error), LastRevision(ctx, st)
 //
@@ -43,8 +44,8 @@
 // # Errors
 //
 // Errors are classed for the sync loop. NeedsNewCommit(err) is true when
-// the config itself is at fault (a *ConfigError, or schema.Diagnostics with
-// errors): retrying the same commit cannot succeed, so keep serving the last
+// the config itself is at fault (a *ConfigError, such as Check's, or
+// schema.Diagnostics with errors): retrying the same commit cannot succeed, so keep serving the last
 // applied state and wait for the next commit. RetryLater(err) is true for
 // everything else except context cancellation: I/O errors, a busy or locked
 // database, a full disk; the same commit may apply on a later attempt.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 )
 
@@ -34,4 +35,23 @@ func NeedsNewCommit(err error) bool {
 // too), except cancellation of ctx, which means the caller is stopping.
 func RetryLater(err error) bool {
 	return err != nil && !NeedsNewCommit(err) && !errors.Is(err, context.Canceled)
+}
+
+// Check validates t the way Apply does before touching the database: the
+// policy must compile and its tests and sshTests must pass against the
+// test inventory (policy.TestInventory). It returns nil or a *ConfigError
+// wrapping the schema.Diagnostics errors (warnings are dropped), so a
+// commit the linter would reject is never applied.
+func Check(t *schema.Tailnet) error {
+	if t == nil {
+		return &ConfigError{Err: errors.New("no tailnet given")}
+	}
+	p, diags := policy.Compile(t)
+	if p != nil && !diags.HasErrors() {
+		diags = append(diags, p.RunTests(policy.TestInventory(t, nil))...)
+	}
+	if errs := diags.Errors(); len(errs) > 0 {
+		return &ConfigError{Err: errs}
+	}
+	return nil
 }

@@ -212,6 +212,8 @@ func desired(t *schema.Tailnet) ([]Object, error) {
 		e.add(KindRoute, target, ps)
 	}
 
+	// Policy lists are stored when present, even empty: Tailscale reads
+	// "acls": [] (deny everything) differently from no acls (allow all).
 	p := &t.Policy
 	addMap := func(k Kind, m map[string][]string) {
 		for name, v := range m {
@@ -225,25 +227,25 @@ func desired(t *schema.Tailnet) ([]Object, error) {
 	for name, addr := range p.Hosts {
 		e.add(KindHost, name, addr)
 	}
-	if len(p.ACLs) > 0 {
+	if p.ACLs != nil {
 		e.add(KindPolicy, "acls", p.ACLs)
 	}
-	if len(p.Grants) > 0 {
+	if p.Grants != nil {
 		e.add(KindPolicy, "grants", p.Grants)
 	}
 	if len(p.AutoApprovers.Routes) > 0 || len(p.AutoApprovers.ExitNode) > 0 {
 		e.add(KindPolicy, "autoApprovers", p.AutoApprovers)
 	}
-	if len(p.SSH) > 0 {
+	if p.SSH != nil {
 		e.add(KindPolicy, "ssh", p.SSH)
 	}
-	if len(p.NodeAttrs) > 0 {
+	if p.NodeAttrs != nil {
 		e.add(KindPolicy, "nodeAttrs", p.NodeAttrs)
 	}
-	if len(p.Tests) > 0 {
+	if p.Tests != nil {
 		e.add(KindPolicy, "tests", p.Tests)
 	}
-	if len(p.SSHTests) > 0 {
+	if p.SSHTests != nil {
 		e.add(KindPolicy, "sshTests", p.SSHTests)
 	}
 	if p.RandomizeClientPort {

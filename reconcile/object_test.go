@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,6 +145,39 @@ func TestDurationRoundTrip(t *testing.T) {
 			got, err := parseDuration(formatDuration(d))
 			if err != nil || got != d {
 				t.Errorf("parseDuration(formatDuration(%v)) = %v, %v", d, got, err)
+			}
+		})
+	}
+}
+
+// TestEmptyACLsSurvive: an explicit empty acls list denies everything,
+// while no acls at all allows everything, so the difference must survive
+// Desired, Apply and LoadApplied.
+func TestEmptyACLsSurvive(t *testing.T) {
+	tests := []struct {
+		name   string
+		acls   []schema.ACL
+		grants []schema.Grant
+	}{
+		{"absent", nil, nil},
+		{"empty acls", []schema.ACL{}, nil},
+		{"empty grants", nil, []schema.Grant{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, _ := openStore(t)
+			in := &schema.Tailnet{Policy: schema.Policy{ACLs: tt.acls, Grants: tt.grants}}
+			if _, err := Apply(ctx, st, in, rev("c1")); err != nil {
+				t.Fatal(err)
+			}
+			got, err := LoadApplied(ctx, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got.Policy.ACLs == nil) != (tt.acls == nil) || (got.Policy.Grants == nil) != (tt.grants == nil) {
+				t.Errorf("after round trip acls nil=%v grants nil=%v; want %v, %v",
+					got.Policy.ACLs == nil, got.Policy.Grants == nil, tt.acls == nil, tt.grants == nil)
 			}
 		})
 	}

@@ -36,7 +36,8 @@ func changedSample() *schema.Tailnet {
 	delete(t.Policy.TagOwners, "tag:router")
 	t.Policy.ACLs = append([]schema.ACL{}, t.Policy.ACLs...)
 	t.Policy.ACLs[1].Dst = []string{"tag:server:22,443"}
-	t.Policy.AutoApprovers.ExitNode = nil
+	t.Policy.Tests = []schema.ACLTest{{Src: "carol@example.com", Accept: []string{"tag:server:22"}}}
+	t.Policy.AutoApprovers = schema.AutoApprovers{Routes: map[string][]string{"10.0.0.0/8": {"tag:server"}}}
 	t.Policy.DisableIPv4 = false
 	return t
 }

@@ -94,7 +94,7 @@ func (sy *symbols) parseAlias(s string) (alias, error) {
 		if domain == "" || strings.ContainsAny(domain, "@*: ") {
 			return alias{}, fmt.Errorf("%q: write user:*@<domain>", s)
 		}
-		return alias{kind: aliasDomain, name: strings.ToLower(domain)}, nil
+		return alias{kind: aliasDomain, name: domain}, nil
 	case strings.Contains(s, "@"):
 		if err := checkLogin(s); err != nil {
 			return alias{}, err

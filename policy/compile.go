@@ -453,6 +453,25 @@ func (c *compiler) grant(sy *symbols, path string, g schema.Grant) []*rule {
 			r.dsts = append(r.dsts, dstSpec{a: d})
 		}
 		groups = append(groups, r)
+		// Some capabilities come with a companion granted the other way
+		// round, so the destination learns who may use it.
+		for _, name := range sortedKeys(g.App) {
+			companion, ok := companionCaps[name]
+			if !ok {
+				continue
+			}
+			back := &rule{path: path, caps: tailcfg.PeerCapMap{tailcfg.PeerCapability(companion): nil}}
+			for _, d := range dsts {
+				if d.kind == aliasAutogroup && d.name == agSelf {
+					continue
+				}
+				back.srcs = append(back.srcs, d)
+			}
+			for _, s := range srcs {
+				back.dsts = append(back.dsts, dstSpec{a: s})
+			}
+			groups = append(groups, back)
+		}
 	}
 	if bad {
 		return nil
@@ -463,9 +482,9 @@ func (c *compiler) grant(sy *symbols, path string, g schema.Grant) []*rule {
 // checkCapName checks an app capability name: {domain}/{path}, not in tailscale.com
 // except for the capabilities Tailscale documents for use in grants.
 func checkCapName(name string) error {
-	n := strings.TrimPrefix(name, "https://")
+	n := name
 	domain, rest, ok := strings.Cut(n, "/")
-	if !ok || domain == "" || rest == "" || !strings.Contains(domain, ".") {
+	if !ok || domain == "" || rest == "" || !strings.Contains(domain, ".") || strings.Contains(domain, ":") {
 		return fmt.Errorf("capability name must have the form {domain}/{path}")
 	}
 	if domain == "tailscale.com" && !grantableTailscaleCaps[n] {
@@ -474,14 +493,19 @@ func checkCapName(name string) error {
 	return nil
 }
 
+// companionCaps maps a grantable capability to the one Tailscale grants in
+// the reverse direction alongside it.
+var companionCaps = map[string]string{
+	"tailscale.com/cap/drive": "tailscale.com/cap/drive-sharer",
+	"tailscale.com/cap/relay": "tailscale.com/cap/relay-target",
+}
+
 // grantableTailscaleCaps are tailscale.com capabilities that policies may grant.
 var grantableTailscaleCaps = map[string]bool{
 	"tailscale.com/cap/webui":        true,
 	"tailscale.com/cap/drive":        true,
 	"tailscale.com/cap/kubernetes":   true,
 	"tailscale.com/cap/relay":        true,
-	"tailscale.com/cap/relay-target": true,
-	"tailscale.com/cap/ingress":      true,
 	"tailscale.com/cap/tsidp":        true,
 	"tailscale.com/cap/funnel-ports": true,
 }

@@ -190,7 +190,7 @@ func (r *Result) nodesOf(a alias) bitset {
 		out.or(r.byUser[a.name])
 	case aliasDomain:
 		for login, b := range r.byUser {
-			if _, d, ok := strings.Cut(login, "@"); ok && strings.EqualFold(d, a.name) {
+			if _, d, ok := strings.Cut(login, "@"); ok && d == a.name {
 				out.or(b)
 			}
 		}
@@ -470,6 +470,11 @@ func (r *Result) filterRule(er *evalRule, s *nodeState, src *netipx.IPSet, self 
 				continue
 			}
 			pfx = internetPrefixes
+		case d.a.kind == aliasPrefixes && er.caps != nil:
+			// Capabilities go to nodes, never to the subnets behind them.
+			if overlapsAny(d.a.set, s.addrs) {
+				pfx = s.addrs
+			}
 		case d.a.kind == aliasPrefixes:
 			for _, p := range d.a.prefixes {
 				if s.reach.OverlapsPrefix(p) || dstViaExit(d.a, s) {

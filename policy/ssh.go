@@ -21,9 +21,6 @@ type sshRule struct {
 	users       []string // literal SSH user names and "autogroup:nonroot"
 	localparts  []string // lower-case domains of "localpart:*@domain" entries
 	acceptEnv   []string
-	// ignoredUsers counts users dropped for surrounding whitespace; a rule
-	// left with no users grants nothing.
-	ignoredUsers int
 }
 
 // sshCheckPath is the check URL path the client calls back, with the
@@ -103,16 +100,15 @@ func (c *compiler) sshRule(sy *symbols, path string, r schema.SSHRule) *sshRule 
 	for i, u := range r.Users {
 		up := fmt.Sprintf("%s.users[%d]", path, i)
 		switch {
-		case u != "" && strings.TrimSpace(u) != u:
-			// Tailscale accepts and ignores user names with surrounding
-			// whitespace; no local user can match them.
-			c.diags = append(c.diags, c.src.Warn(up, fmt.Sprintf("ssh user %q has surrounding whitespace and never matches", u), "remove the spaces"))
-			out.ignoredUsers++
+		case strings.TrimSpace(u) != u && strings.TrimSpace(u) != "":
+			// Tailscale trims user names.
+			c.diags = append(c.diags, c.src.Warn(up, fmt.Sprintf("ssh user %q has surrounding whitespace", u), "remove the spaces"))
+			out.users = append(out.users, strings.TrimSpace(u))
 		case u == "" || u == "*":
 			c.errf(up, `use "autogroup:nonroot" for any non-root user`, "user %q is not valid", u)
 			bad = true
 		case strings.HasPrefix(u, "localpart:*@") && len(u) > len("localpart:*@"):
-			domain := strings.ToLower(u[len("localpart:*@"):])
+			domain := u[len("localpart:*@"):]
 			if !c.tailnetDomain(domain) {
 				c.errf(up, "use the domain of the tailnet's users", "%s is not associated with this Tailnet and cannot be used in user:*@<domain> expressions", u[len("localpart:*@"):])
 				bad = true
@@ -142,7 +138,7 @@ func (c *compiler) tailnetDomain(domain string) bool {
 		if u.Role != schema.RoleOwner {
 			continue
 		}
-		if _, d, ok := strings.Cut(login, "@"); ok && strings.EqualFold(d, domain) {
+		if _, d, ok := strings.Cut(login, "@"); ok && d == domain {
 			return true
 		}
 	}
@@ -233,7 +229,7 @@ func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
 		src.each(func(i int) {
 			n := r.nodes[i]
 			local, domain, ok := strings.Cut(n.User, "@")
-			if n.Tagged() || !ok || !slices.Contains(sr.localparts, strings.ToLower(domain)) {
+			if n.Tagged() || !ok || !slices.Contains(sr.localparts, domain) {
 				return
 			}
 			if _, seen := byUser[n.User]; !seen {

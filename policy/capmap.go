@@ -8,9 +8,26 @@ import (
 	"tailscale.com/tailcfg"
 )
 
+// Node attributes with meaning to the engine.
+const (
+	attrDisableIPv4 = "disable-ipv4"          // strip the node's IPv4 address, and IPv4 addresses from its view
+	attrFunnel      = "funnel"                // may serve Tailscale Funnel
+	attrRandomPort  = "randomize-client-port" // the top-level randomizeClientPort setting
+)
+
+// funnelCaps are granted along with the funnel attribute: the ports
+// Funnel serves and the warning clients show without HTTPS certificates.
+var funnelCaps = []tailcfg.NodeCapability{
+	"https://tailscale.com/cap/funnel-ports?ports=443,8443,10000",
+	"https://tailscale.com/cap/warn-funnel-no-https",
+}
+
 // capMap merges the nodeAttrs that target node s.
 func (r *Result) capMap(s *nodeState) tailcfg.NodeCapMap {
 	var out tailcfg.NodeCapMap
+	if r.p.randomizeClientPort {
+		out = tailcfg.NodeCapMap{attrRandomPort: nil}
+	}
 	for _, na := range r.p.nodeAttrs {
 		if !r.targets(na.targets, s) {
 			continue
@@ -20,9 +37,24 @@ func (r *Result) capMap(s *nodeState) tailcfg.NodeCapMap {
 		}
 		for k, v := range na.caps {
 			out[k] = append(out[k], v...)
+			if k == attrFunnel {
+				for _, fc := range funnelCaps {
+					out[fc] = nil
+				}
+			}
 		}
 	}
 	return out
+}
+
+// hasAttr reports whether nodeAttrs give node s the attribute attr.
+func (r *Result) hasAttr(s *nodeState, attr tailcfg.NodeCapability) bool {
+	for _, na := range r.p.nodeAttrs {
+		if _, ok := na.caps[attr]; ok && r.targets(na.targets, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // targets reports whether any alias names node s: by identity, or by

@@ -30,6 +30,8 @@ type Policy struct {
 	autoRoute []autoRoute
 	autoExit  []alias
 
+	randomizeClientPort bool
+
 	tests    []schema.ACLTest
 	sshTests []schema.SSHTest
 }
@@ -107,6 +109,7 @@ func Compile(t *schema.Tailnet) (*Policy, schema.Diagnostics) {
 		}
 	}
 	p.autoRoute, p.autoExit = c.autoApprovers(p.sy, pol.AutoApprovers)
+	p.randomizeClientPort = pol.RandomizeClientPort
 	p.tests = pol.Tests
 	p.sshTests = pol.SSHTests
 	c.checkTests(p)

@@ -104,8 +104,10 @@ func loadPolicy(c *confCase) (*schema.Tailnet, error) {
 	if err := dec.Decode(&t.Policy); err != nil {
 		return nil, fmt.Errorf("decoding policy: %w", err)
 	}
+	// The captured tailnet's users are all admins (every user node carries
+	// the hosted is-admin capability); its owner is the case's owner.
 	for _, u := range c.Users {
-		role := schema.RoleMember
+		role := schema.RoleAdmin
 		if u.Login == c.Owner {
 			role = schema.RoleOwner
 		}

@@ -47,6 +47,9 @@ type evalRule struct {
 	// exit routes (autogroup:internet), or those overlapping routeSet.
 	routesAll, routesExit bool
 	routeSet              *netipx.IPSet
+	// viaNodes are the routers a grant's "via" names; nil without via.
+	// Such a rule's address destinations go only to them.
+	viaNodes bitset
 }
 
 // NodeView is everything the coordination server sends one node.
@@ -132,6 +135,9 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 		slices.SortFunc(s.primary, comparePrefix)
 	}
 	r.starSrc, _ = star.IPSet()
+	for _, s := range r.nodes {
+		s.noIPv4 = r.hasAttr(s, attrDisableIPv4)
+	}
 	for _, rl := range p.rules {
 		r.rules = append(r.rules, r.resolveRule(rl))
 	}
@@ -159,6 +165,12 @@ func comparePrefix(a, b netip.Prefix) int {
 func (r *Result) resolveRule(rl *rule) *evalRule {
 	er := &evalRule{rule: rl, dstNodes: newBitset(len(r.nodes))}
 	er.srcSet, er.srcNodes = r.resolveSrc(rl.srcs)
+	if len(rl.via) > 0 {
+		er.viaNodes = newBitset(len(r.nodes))
+		for _, v := range rl.via {
+			er.viaNodes.or(r.nodesOf(v))
+		}
+	}
 	var rb netipx.IPSetBuilder
 	for _, d := range rl.dsts {
 		switch {
@@ -171,6 +183,10 @@ func (r *Result) resolveRule(rl *rule) *evalRule {
 		}
 		if d.a.kind == aliasAutogroup && d.a.name == agSelf {
 			er.dstSelf = true
+			continue
+		}
+		if er.viaNodes != nil && (d.a.kind == aliasPrefixes || d.a.name == agInternet) {
+			er.dstNodes.orAnd(r.dstNodesOf(d.a), er.viaNodes)
 			continue
 		}
 		er.dstNodes.or(r.dstNodesOf(d.a))
@@ -345,7 +361,7 @@ func (r *Result) computeView(s *nodeState) *NodeView {
 		SSH:          r.sshPolicy(s),
 		CapMap:       r.capMap(s),
 	}
-	v.AllowedIPs = slices.Concat(s.addrs, s.subnets, s.exit)
+	v.AllowedIPs = slices.Concat(s.visibleAddrs(), s.subnets, s.exit)
 	v.PrimaryRoutes = slices.Clone(s.primary)
 	return v
 }
@@ -364,9 +380,14 @@ func (r *Result) peers(s *nodeState) []Peer {
 	vis := newBitset(len(r.nodes))
 	var routes routeAccess
 	var rb netipx.IPSetBuilder
+	var vias []*evalRule
 	for _, er := range r.rules {
 		inSrc := er.srcNodes.has(s.idx)
-		if inSrc {
+		switch {
+		case inSrc && er.viaNodes != nil:
+			vis.or(er.dstNodes)
+			vias = append(vias, er)
+		case inSrc:
 			vis.or(er.dstNodes)
 			routes.all = routes.all || er.routesAll
 			routes.exit = routes.exit || er.routesExit
@@ -392,15 +413,29 @@ func (r *Result) peers(s *nodeState) []Peer {
 			return
 		}
 		ps := r.nodes[i]
-		peer := Peer{ID: ps.ID, AllowedIPs: slices.Clone(ps.addrs)}
-		for _, p := range ps.primary {
-			if routes.covers(p) {
+		peer := Peer{ID: ps.ID, AllowedIPs: slices.Clone(ps.visibleAddrs())}
+		if s.noIPv4 {
+			peer.AllowedIPs = slices.DeleteFunc(peer.AllowedIPs, func(p netip.Prefix) bool { return p.Addr().Is4() })
+		}
+		for _, p := range ps.subnets {
+			// A via grant picks the router for its sources, overriding the
+			// primary election; otherwise the primary carries the route.
+			viaMatched, viaOK := false, false
+			for _, er := range vias {
+				if er.routeSet.OverlapsPrefix(p) {
+					viaMatched = true
+					viaOK = viaOK || er.viaNodes.has(i)
+				}
+			}
+			primary := slices.Contains(ps.primary, p)
+			if viaOK || (!viaMatched && primary && routes.covers(p)) {
 				peer.AllowedIPs = append(peer.AllowedIPs, p)
 				peer.PrimaryRoutes = append(peer.PrimaryRoutes, p)
 			}
 		}
 		for _, p := range ps.exit {
-			if routes.all || routes.exit {
+			viaOK := slices.ContainsFunc(vias, func(er *evalRule) bool { return er.routesExit && er.viaNodes.has(i) })
+			if routes.all || routes.exit || viaOK {
 				peer.AllowedIPs = append(peer.AllowedIPs, p)
 			}
 		}
@@ -465,6 +500,8 @@ func (r *Result) filterRule(er *evalRule, s *nodeState, src *netipx.IPSet, self 
 			pfx = s.addrs
 		case d.a.kind == aliasAll:
 			ips = []string{"*"}
+		case er.viaNodes != nil && !er.viaNodes.has(s.idx) && (d.a.kind == aliasPrefixes || d.a.name == agInternet):
+			continue
 		case d.a.kind == aliasAutogroup && d.a.name == agInternet:
 			if !s.isExitNode() {
 				continue

@@ -57,6 +57,7 @@ type nodeState struct {
 	subnets []netip.Prefix // approved non-exit routes
 	exit    []netip.Prefix // approved exit routes (0.0.0.0/0, ::/0)
 	primary []netip.Prefix // subnets this node is the primary router for
+	noIPv4  bool           // nodeAttrs disable IPv4: peers and the node itself use IPv6 only
 	// reach is everything the node can receive traffic for: its addresses,
 	// approved subnets and approved exit routes.
 	reach *netipx.IPSet
@@ -83,6 +84,14 @@ func newNodeState(n Node, idx int) *nodeState {
 	s.addrSet, _ = ab.IPSet()
 	s.reach, _ = rb.IPSet()
 	return s
+}
+
+// visibleAddrs are the node's addresses as peers see them.
+func (s *nodeState) visibleAddrs() []netip.Prefix {
+	if !s.noIPv4 {
+		return s.addrs
+	}
+	return slices.DeleteFunc(slices.Clone(s.addrs), func(p netip.Prefix) bool { return p.Addr().Is4() })
 }
 
 // isExitNode reports whether the node has an approved exit route.

@@ -424,7 +424,7 @@ func (r *Result) peers(s *nodeState) []Peer {
 			for _, er := range vias {
 				if er.routeSet.OverlapsPrefix(p) {
 					viaMatched = true
-					viaOK = viaOK || er.viaNodes.has(i)
+					viaOK = viaOK || r.viaRouter(er, p) == i
 				}
 			}
 			primary := slices.Contains(ps.primary, p)
@@ -442,6 +442,22 @@ func (r *Result) peers(s *nodeState) []Peer {
 		out = append(out, peer)
 	})
 	return out
+}
+
+// viaRouter picks the router of a via rule for subnet p: the primary if it
+// is one of the via nodes, else the via node with the lowest ID that has p
+// approved. It returns -1 if none has.
+func (r *Result) viaRouter(er *evalRule, p netip.Prefix) int {
+	if prim, ok := r.primary[p]; ok && er.viaNodes.has(prim.idx) {
+		return prim.idx
+	}
+	pick := -1
+	er.viaNodes.each(func(i int) {
+		if pick < 0 && slices.Contains(r.nodes[i].subnets, p) {
+			pick = i
+		}
+	})
+	return pick
 }
 
 // routeAccess is which routes of its peers a node may send traffic to.

@@ -1,7 +1,7 @@
 package policy
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tailscale/hujson"
 	"tailscale.com/tailcfg"
 
 	"github.com/tailplane/tailplane/schema"
@@ -88,24 +87,22 @@ func conformanceDir(t *testing.T) string {
 }
 
 // loadPolicy turns a case's policy (a JSON string holding HuJSON, or an
-// object) into a Tailnet the way the loader does.
+// object) into a Tailnet through the real loader, schema.LoadBytes. The
+// case's users join the tailnet: the owner as owner, the others as admins
+// (the captured tailnet's users all carry the hosted is-admin capability).
 func loadPolicy(c *confCase) (*schema.Tailnet, error) {
 	raw := []byte(c.Policy)
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
 		raw = []byte(s)
 	}
-	std, err := hujson.Standardize(raw)
-	if err != nil {
-		return nil, fmt.Errorf("parsing policy: %w", err)
+	t, diags := schema.LoadBytes(context.Background(), "policy.hujson", raw)
+	if diags.HasErrors() {
+		return nil, diags.Errors()
 	}
-	t := &schema.Tailnet{Users: map[string]schema.User{}}
-	dec := json.NewDecoder(bytes.NewReader(std))
-	if err := dec.Decode(&t.Policy); err != nil {
-		return nil, fmt.Errorf("decoding policy: %w", err)
+	if t.Users == nil {
+		t.Users = map[string]schema.User{}
 	}
-	// The captured tailnet's users are all admins (every user node carries
-	// the hosted is-admin capability); its owner is the case's owner.
 	for _, u := range c.Users {
 		role := schema.RoleAdmin
 		if u.Login == c.Owner {

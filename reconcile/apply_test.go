@@ -373,3 +373,44 @@ func TestErrorClasses(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyConcurrent runs two applies at once on separate connections to
+// one database file: each must see a consistent state, and the end state
+// must be exactly one of the two tailnets with both revisions recorded.
+func TestApplyConcurrent(t *testing.T) {
+	ctx := context.Background()
+	st, dir := openStore(t)
+	if _, err := Apply(ctx, st, sampleTailnet(), rev("c0")); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+
+	big := bigTailnet(200, 1)
+	errs := make(chan error, 2)
+	go func() { _, err := Apply(ctx, st, changedSample(), rev("c1")); errs <- err }()
+	go func() { _, err := Apply(ctx, st2, big, rev("c2")); errs <- err }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, ok, err := LastRevision(ctx, st)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	want := map[string]*schema.Tailnet{"c1": changedSample(), "c2": big}[last.Commit]
+	got, err := LoadApplied(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, tailnetCmp); diff != "" {
+		t.Errorf("state after concurrent applies is not the last revision %s (-want +got):\n%s", last.Commit, diff)
+	}
+	if revs, _ := Revisions(ctx, st, 0); len(revs) != 3 {
+		t.Errorf("%d revisions recorded, want 3", len(revs))
+	}
+}

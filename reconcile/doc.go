@@ -22,6 +22,7 @@
 // # API
 //
 //	Desired(t *schema.Tailnet) []Object
+//	Fingerprint(objs []Object) string                      // content hash, e.g. for a plain directory
 //	ReadApplied(ctx, stateDir) ([]Object, []Node, error)   // missing state dir: empty, creates nothing
 //	ReadStore(ctx, st) ([]Object, []Node, error)
 //	Diff(applied, desired []Object) *Plan

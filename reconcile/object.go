@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -362,3 +364,19 @@ func parseDuration(s string) (time.Duration, error) {
 
 // equalJSON reports whether two canonical values are the same.
 func equalJSON(a, b json.RawMessage) bool { return bytes.Equal(a, b) }
+
+// Fingerprint is a content hash of objects ("sha256:<hex>"), independent
+// of their order. Two configs with the same fingerprint apply the same
+// state, so it can stand in for a commit SHA when serving a plain
+// directory, and tells whether a directory changed since the last apply.
+func Fingerprint(objs []Object) string {
+	sorted := sortedUnique(objs)
+	h := sha256.New()
+	for _, o := range sorted {
+		// Length-prefixed fields: no two object lists hash alike by
+		// shifting bytes between kind, name and value.
+		fmt.Fprintf(h, "%d:%s%d:%s%d:", len(o.Kind), o.Kind, len(o.Name), o.Name, len(o.Value))
+		h.Write(o.Value)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,5 +182,27 @@ func TestEmptyACLsSurvive(t *testing.T) {
 					got.Policy.ACLs == nil, got.Policy.Grants == nil, tt.acls == nil, tt.grants == nil)
 			}
 		})
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	objs := Desired(sampleTailnet())
+	fp := Fingerprint(objs)
+	if !strings.HasPrefix(fp, "sha256:") || len(fp) != len("sha256:")+64 {
+		t.Fatalf("Fingerprint = %q, want sha256:<64 hex>", fp)
+	}
+	reversed := slices.Clone(objs)
+	slices.Reverse(reversed)
+	if got := Fingerprint(reversed); got != fp {
+		t.Errorf("Fingerprint depends on order: %s vs %s", got, fp)
+	}
+	if got := Fingerprint(Desired(changedSample())); got == fp {
+		t.Error("different configs share a fingerprint")
+	}
+	// Moving bytes between name and value changes the hash.
+	a := []Object{{Kind: "k", Name: "ab", Value: json.RawMessage(`"c"`)}}
+	b := []Object{{Kind: "k", Name: "a", Value: json.RawMessage(`b"c"`)}}
+	if Fingerprint(a) == Fingerprint(b) {
+		t.Error("fingerprint is ambiguous across field boundaries")
 	}
 }

@@ -76,3 +76,36 @@ func TestLoadedConfigPlan(t *testing.T) {
 	checkGolden(t, "plan_loaded.txt", text.Bytes())
 	checkGolden(t, "plan_loaded.json", js.Bytes())
 }
+
+// TestExamplesRoundTrip applies every bundled example and checks that
+// LoadApplied gives it back and that re-planning shows no changes.
+func TestExamplesRoundTrip(t *testing.T) {
+	dirs, err := filepath.Glob("../examples/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no examples found (%v)", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			ctx := context.Background()
+			tn, diags := schema.LoadDir(ctx, dir)
+			if diags.HasErrors() {
+				t.Fatalf("loading %s:\n%v", dir, diags)
+			}
+			st, _ := openStore(t)
+			if _, err := Apply(ctx, st, tn, rev("c1")); err != nil {
+				t.Fatal(err)
+			}
+			got, err := LoadApplied(ctx, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tn, got, tailnetCmp); diff != "" {
+				t.Errorf("LoadApplied (-loaded +applied):\n%s", diff)
+			}
+			p, err := PlanStore(ctx, st, tn)
+			if err != nil || !p.Empty() {
+				t.Errorf("re-plan = %v, %v; want no changes", p.Summary(), err)
+			}
+		})
+	}
+}

@@ -303,7 +303,17 @@ func TestReadAppliedExisting(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Run("server stopped", check)
+	t.Run("server stopped", func(t *testing.T) {
+		check(t)
+		ents, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		if diff := cmp.Diff([]string{store.FileName}, names); diff != "" {
+			t.Errorf("reading a stopped server's state left files (-want +got):\n%s", diff)
+		}
+	})
 	st2, err := store.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)

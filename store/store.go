@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -58,7 +59,8 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 
 // OpenReadOnly opens the existing database in stateDir for reading only:
 // it creates no file or directory and runs no migration, so planning never
-// touches a server's state. When stateDir holds no database the error wraps
+// touches a server's state (not even SQLite's -wal and -shm files when no
+// server has the database open). When stateDir holds no database the error wraps
 // fs.ErrNotExist. A database written by a newer tailplane is refused.
 func OpenReadOnly(ctx context.Context, stateDir string) (*Store, error) {
 	if stateDir == "" {
@@ -68,7 +70,14 @@ func OpenReadOnly(ctx context.Context, stateDir string) (*Store, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	dsn := "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)"
+	if _, err := os.Stat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
+		// No server has the database open (SQLite removes the WAL when the
+		// last writer closes): read it as immutable, so that SQLite creates
+		// no -wal and -shm files beside it.
+		dsn += "&immutable=1"
+	}
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}

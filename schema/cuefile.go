@@ -64,6 +64,11 @@ func parseCUE(files []srcFile) (*node, Diagnostics) {
 			diags = append(diags, ds...)
 			continue
 		}
+		if d := astDepth(af); d > maxDepth {
+			diags = append(diags, Diagnostic{Pos: Pos{File: f.name, Line: 1, Col: 1},
+				Message: fmt.Sprintf("structs and lists are nested more than %d levels deep", maxDepth)})
+			continue
+		}
 		switch pkg := af.PackageName(); pkg {
 		case cuePackage:
 		case "":
@@ -182,6 +187,27 @@ func disjunctionAlternatives(errs []errors.Error) map[string]*alternatives {
 		}
 	}
 	return out
+}
+
+// astDepth returns how deeply structs and lists nest in f.
+func astDepth(f *ast.File) int {
+	depth, max := 0, 0
+	ast.Walk(f, func(n ast.Node) bool {
+		switch n.(type) {
+		case *ast.StructLit, *ast.ListLit:
+			depth++
+			if depth > max {
+				max = depth
+			}
+		}
+		return true
+	}, func(n ast.Node) {
+		switch n.(type) {
+		case *ast.StructLit, *ast.ListLit:
+			depth--
+		}
+	})
+	return max
 }
 
 // clampPos moves a position past the end of its line (CUE reports the end

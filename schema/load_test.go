@@ -3,6 +3,7 @@ package schema
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -186,6 +187,16 @@ func TestLoadMerge(t *testing.T) {
 				tt.check(t, tn)
 			}
 		})
+	}
+}
+
+func TestLoadTooDeep(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100)
+	for _, name := range []string{"a.hujson", "a.cue"} {
+		tn, ds := LoadBytes(context.Background(), name, []byte(deep))
+		if tn != nil || len(ds) != 1 || !strings.Contains(ds[0].Message, "nested more than 64 levels deep") {
+			t.Errorf("%s: got %v, %v", name, tn, ds)
+		}
 	}
 }
 

@@ -216,17 +216,34 @@ func parseHuJSON(file string, data []byte) (*node, Diagnostics) {
 		return nil, Diagnostics{d}
 	}
 	p := &huParser{li: newLineIndex(file, data)}
-	n := p.value(&v, "")
+	n := p.value(&v, "", 0)
+	if p.tooDeep {
+		return nil, p.diags
+	}
 	return n, p.diags
 }
 
+// maxDepth bounds the nesting of objects and lists in a document. Real
+// configs nest a few levels; the bound keeps paths (and the work spent on
+// them) small for hostile input.
+const maxDepth = 64
+
 type huParser struct {
-	li    *lineIndex
-	diags Diagnostics
+	li      *lineIndex
+	diags   Diagnostics
+	tooDeep bool
 }
 
-func (p *huParser) value(v *hujson.Value, path string) *node {
+func (p *huParser) value(v *hujson.Value, path string, depth int) *node {
 	n := &node{pos: p.li.pos(v.StartOffset)}
+	if depth > maxDepth {
+		if !p.tooDeep {
+			p.tooDeep = true
+			p.diags = append(p.diags, Diagnostic{Pos: n.pos, Path: path,
+				Message: fmt.Sprintf("objects and lists are nested more than %d levels deep", maxDepth)})
+		}
+		return n
+	}
 	switch t := v.Value.(type) {
 	case *hujson.Object:
 		n.kind = kObject
@@ -241,7 +258,7 @@ func (p *huParser) value(v *hujson.Value, path string) *node {
 				continue
 			}
 			kp := PathKey(path, key)
-			val := p.value(&m.Value, kp)
+			val := p.value(&m.Value, kp, depth+1)
 			val.pos = p.li.pos(m.Name.StartOffset)
 			if prev, dup := seen[key]; dup {
 				p.diags = append(p.diags, Diagnostic{Pos: val.pos, Path: kp,
@@ -256,7 +273,7 @@ func (p *huParser) value(v *hujson.Value, path string) *node {
 		n.kind = kArray
 		n.elems = make([]*node, len(t.Elements))
 		for i := range t.Elements {
-			n.elems[i] = p.value(&t.Elements[i], PathIndex(path, i))
+			n.elems[i] = p.value(&t.Elements[i], PathIndex(path, i), depth+1)
 		}
 	case hujson.Literal:
 		switch t.Kind() {

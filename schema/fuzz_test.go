@@ -1,0 +1,66 @@
+package schema
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"testing/fstest"
+)
+
+// FuzzLoad feeds arbitrary bytes to the loader as a HuJSON file, as a CUE
+// file, and as one HuJSON file merged with a fixed one. Nothing may panic,
+// and the results must keep Load's promises.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(`{"users": {"a@b.c": {"role": "owner"}}, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`))
+	f.Add([]byte("package tailnet\nusers: \"a@b.c\": role: \"admin\"\n"))
+	ctx := context.Background()
+	fixed := []byte(`{"tailnet": {"name": "x"}, "users": {"a@b.c": {}}, "tagOwners": {"tag:a": []}}`)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, name := range []string{"f.hujson", "f.cue"} {
+			tn, ds := LoadBytes(ctx, name, data)
+			checkResult(t, tn, ds)
+		}
+		fsys := fstest.MapFS{
+			"a.hujson": &fstest.MapFile{Data: fixed},
+			"b.hujson": &fstest.MapFile{Data: data},
+		}
+		tn, ds := Load(ctx, fsys, ".")
+		checkResult(t, tn, ds)
+	})
+}
+
+func checkResult(t *testing.T, tn *Tailnet, ds Diagnostics) {
+	t.Helper()
+	if tn != nil && tn.Source == nil {
+		t.Error("Tailnet without Source")
+	}
+	if tn == nil && !ds.HasErrors() {
+		t.Errorf("nil Tailnet without an error: %v", ds)
+	}
+	if !slices.IsSortedFunc(ds, func(a, b Diagnostic) int {
+		if a.Pos.File != b.Pos.File {
+			return compareStr(a.Pos.File, b.Pos.File)
+		}
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line - b.Pos.Line
+		}
+		return a.Pos.Col - b.Pos.Col
+	}) {
+		t.Errorf("diagnostics not sorted: %v", ds)
+	}
+	for _, d := range ds {
+		if d.Message == "" {
+			t.Errorf("diagnostic without message: %+v", d)
+		}
+	}
+}
+
+func compareStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,252 @@
+package gitsync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// freshEvery bounds how many incremental fetches go into one object store
+// before the next fetch starts from an empty one. go-git never garbage
+// collects, so this keeps a long-running server's memory (or cache
+// directory) from growing with every commit.
+const freshEvery = 64
+
+// syncer holds the state of one Repo loop. Only the loop goroutine uses it.
+type syncer struct {
+	cfg     Config
+	repo    *git.Repository
+	fetches int // fetches into repo since it was created
+
+	seen    plumbing.Hash // last head emitted or refused
+	refused error         // the ErrNeedsCommit error for seen, if refused
+}
+
+// sync checks the remote and returns the new revision, if any. A refused
+// head keeps returning its error until the branch moves.
+func (s *syncer) sync(ctx context.Context) (*Revision, error) {
+	auth, err := s.cfg.Auth.method(s.cfg.URL)
+	if err != nil {
+		return nil, retryErr("%w", err)
+	}
+	head, err := s.lsRemote(ctx, auth)
+	if err != nil {
+		return nil, err
+	}
+	if head == s.seen {
+		return nil, s.refused
+	}
+	commit, err := s.fetch(ctx, auth, head)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := s.revision(ctx, commit)
+	if KindOf(err) == ErrRetry {
+		return nil, err
+	}
+	s.seen, s.refused = commit.Hash, err
+	if err != nil {
+		s.cfg.Logf("gitsync: %s: %v", redactURL(s.cfg.URL), err)
+	}
+	return rev, err
+}
+
+func (s *syncer) branchRef() plumbing.ReferenceName {
+	return plumbing.NewBranchReferenceName(s.cfg.Branch)
+}
+
+func (s *syncer) trackingRef() plumbing.ReferenceName {
+	return plumbing.NewRemoteReferenceName(git.DefaultRemoteName, s.cfg.Branch)
+}
+
+// lsRemote asks the remote for the branch head without fetching objects.
+func (s *syncer) lsRemote(ctx context.Context, auth transport.AuthMethod) (plumbing.Hash, error) {
+	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: git.DefaultRemoteName, URLs: []string{s.cfg.URL}})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	if err != nil {
+		return plumbing.ZeroHash, retryErr("list %s: %w%s", redactURL(s.cfg.URL), err, hintFor(err))
+	}
+	want := s.branchRef()
+	for _, ref := range refs {
+		if ref.Name() == want && ref.Type() == plumbing.HashReference {
+			return ref.Hash(), nil
+		}
+	}
+	return plumbing.ZeroHash, retryErr("list %s: no branch %q (hint: check --branch)", redactURL(s.cfg.URL), s.cfg.Branch)
+}
+
+func hintFor(err error) string {
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		return " (hint: give credentials with a password/token file or environment variable)"
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		return " (hint: the credentials were refused; check the token and its scopes)"
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return " (hint: check the URL, and that the credentials can read the repository)"
+	}
+	return ""
+}
+
+// fetch brings the commit at the branch head into the store, shallowly.
+// When the store cannot be updated in place it is replaced by an empty one
+// and the fetch repeated, first shallow, then in full for servers that
+// cannot serve shallow packs. It returns the head commit as fetched, which
+// may be newer than want if the branch moved meanwhile.
+func (s *syncer) fetch(ctx context.Context, auth transport.AuthMethod, want plumbing.Hash) (*object.Commit, error) {
+	if c, err := s.repo.CommitObject(want); err == nil {
+		return c, nil // already here, e.g. from a cache directory
+	}
+	attempts := []struct {
+		fresh bool
+		depth int
+	}{{false, 1}, {true, 1}, {true, 0}}
+	if s.fetches >= freshEvery {
+		attempts = attempts[1:]
+	}
+	var errs []error
+	for _, a := range attempts {
+		if a.fresh {
+			if err := s.openStore(true); err != nil {
+				return nil, retryErr("%w", err)
+			}
+		}
+		c, err := s.fetchOnce(ctx, auth, a.depth)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, err)
+		s.cfg.Logf("gitsync: %s: fetch (depth %d, fresh store %v) failed: %v", redactURL(s.cfg.URL), a.depth, a.fresh, err)
+	}
+	return nil, retryErr("fetch %s: %w", redactURL(s.cfg.URL), errors.Join(errs...))
+}
+
+func (s *syncer) fetchOnce(ctx context.Context, auth transport.AuthMethod, depth int) (*object.Commit, error) {
+	s.fetches++
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", s.branchRef(), s.trackingRef()))
+	err := s.repo.FetchContext(ctx, &git.FetchOptions{
+		RefSpecs: []config.RefSpec{spec},
+		Depth:    depth,
+		Auth:     auth,
+		Tags:     git.NoTags,
+		Force:    true,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil, err
+	}
+	ref, err := s.repo.Reference(s.trackingRef(), true)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.repo.CommitObject(ref.Hash())
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", ref.Hash(), err)
+	}
+	if _, err := c.Tree(); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", ref.Hash(), err)
+	}
+	return c, nil
+}
+
+// openStore opens (or with fresh, recreates) the object store and makes
+// sure its origin remote points at the configured URL.
+func (s *syncer) openStore(fresh bool) error {
+	s.fetches = 0
+	var repo *git.Repository
+	var err error
+	if s.cfg.CacheDir == "" {
+		repo, err = git.Init(memory.NewStorage(), nil)
+	} else {
+		dir := filepath.Join(s.cfg.CacheDir, cacheName(s.cfg.URL))
+		if fresh {
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Errorf("gitsync: reset cache: %w", err)
+			}
+		}
+		repo, err = git.PlainOpen(dir)
+		if errors.Is(err, git.ErrRepositoryNotExists) {
+			repo, err = git.PlainInit(dir, true)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("gitsync: open object store: %w (hint: check the cache directory, or remove it)", err)
+	}
+	rem, err := repo.Remote(git.DefaultRemoteName)
+	if err == nil && (len(rem.Config().URLs) != 1 || rem.Config().URLs[0] != s.cfg.URL) {
+		if err := repo.DeleteRemote(git.DefaultRemoteName); err != nil {
+			return fmt.Errorf("gitsync: update cached remote: %w", err)
+		}
+		err = git.ErrRemoteNotFound
+	}
+	if errors.Is(err, git.ErrRemoteNotFound) {
+		_, err = repo.CreateRemote(&config.RemoteConfig{Name: git.DefaultRemoteName, URLs: []string{s.cfg.URL}})
+	}
+	if err != nil {
+		return fmt.Errorf("gitsync: configure remote: %w", err)
+	}
+	s.repo = repo
+	return nil
+}
+
+// cacheName is the cache subdirectory for a URL: readable enough to find,
+// unique per URL.
+func cacheName(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return "repo-" + hex.EncodeToString(sum[:8]) + ".git"
+}
+
+// revision verifies c and snapshots its tree at the configured path.
+func (s *syncer) revision(ctx context.Context, c *object.Commit) (*Revision, error) {
+	id := c.Hash.String()
+	var signer string
+	if s.cfg.VerifyKeyring != "" {
+		var err error
+		if signer, err = verifyCommit(c, s.cfg.VerifyKeyring); err != nil {
+			return nil, err
+		}
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, retryErr("commit %s: %w", shortID(id), err)
+	}
+	root := tree.Hash
+	if s.cfg.Path != "." {
+		e, err := tree.FindEntry(s.cfg.Path)
+		if err != nil {
+			return nil, commitErr(id, fmt.Errorf("path %q not found in the tree (hint: check --path)", s.cfg.Path))
+		}
+		if e.Mode != filemode.Dir {
+			return nil, commitErr(id, fmt.Errorf("path %q is not a directory", s.cfg.Path))
+		}
+		root = e.Hash
+	}
+	fsys, err := snapshotTree(ctx, s.repo.Storer, root, c.Committer.When)
+	if errors.Is(err, errTreeTooLarge) {
+		return nil, commitErr(id, err)
+	}
+	if err != nil {
+		return nil, retryErr("commit %s: read tree: %w", shortID(id), err)
+	}
+	return &Revision{
+		ID:          id,
+		Author:      fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email),
+		Message:     c.Message,
+		CommittedAt: c.Committer.When,
+		FS:          fsys,
+		Verified:    signer,
+	}, nil
+}

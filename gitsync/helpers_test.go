@@ -1,0 +1,294 @@
+package gitsync
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// testTimeout bounds every wait in these tests; it is a failure deadline,
+// never an expected duration.
+const testTimeout = 30 * time.Second
+
+// requireGit fails the test when the git CLI (used for git-upload-pack over
+// file:// and git-http-backend) is missing.
+func requireGit(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		t.Fatalf("these tests need the git CLI on PATH (apt-get install git): %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// upstream is a real bare repository (the "remote") plus a working clone
+// that commits and pushes to it with go-git.
+type upstream struct {
+	t    testing.TB
+	root string // directory holding the bare repo; GIT_PROJECT_ROOT
+	bare string // the bare repository
+	work string
+	repo *git.Repository
+}
+
+func newUpstream(t testing.TB) *upstream {
+	t.Helper()
+	requireGit(t)
+	root := t.TempDir()
+	u := &upstream{t: t, root: root, bare: filepath.Join(root, "tailnet.git"), work: t.TempDir()}
+	main := &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: plumbing.Main}}
+	if _, err := git.PlainInitWithOptions(u.bare, &git.PlainInitOptions{Bare: true, InitOptions: main.InitOptions}); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := git.PlainInitWithOptions(u.work, main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{u.bare}}); err != nil {
+		t.Fatal(err)
+	}
+	u.repo = repo
+	return u
+}
+
+// fileURL is the file:// URL of the bare repository.
+func (u *upstream) fileURL() string { return "file://" + filepath.ToSlash(u.bare) }
+
+// commitOpts tweaks one commit.
+type commitOpts struct {
+	signKey *openpgp.Entity
+	// rewrite resets the branch to the parent of the current head first,
+	// so pushing the commit is a force push.
+	rewrite bool
+}
+
+// commit replaces the working tree with files, commits and pushes it
+// (forcing), and returns the commit hash.
+func (u *upstream) commit(msg string, files map[string]string, o commitOpts) string {
+	u.t.Helper()
+	wt, err := u.repo.Worktree()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if o.rewrite {
+		head, err := u.repo.Head()
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		c, err := u.repo.CommitObject(head.Hash())
+		if err != nil || c.NumParents() == 0 {
+			u.t.Fatalf("rewrite needs a head with a parent: %v", err)
+		}
+		if err := wt.Reset(&git.ResetOptions{Commit: c.ParentHashes[0], Mode: git.HardReset}); err != nil {
+			u.t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(u.work)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != ".git" {
+			if err := os.RemoveAll(filepath.Join(u.work, e.Name())); err != nil {
+				u.t.Fatal(err)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		p := filepath.Join(u.work, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			u.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(files[name]), 0o644); err != nil {
+			u.t.Fatal(err)
+		}
+	}
+	// git add -A: go-git's AddWithOptions fails when a file replaces a
+	// directory.
+	if out, err := exec.Command("git", "-C", u.work, "add", "-A").CombinedOutput(); err != nil {
+		u.t.Fatalf("git add: %v\n%s", err, out)
+	}
+	sig := &object.Signature{Name: "Alice Admin", Email: "alice@example.com", When: time.Now()}
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig, SignKey: o.signKey, AllowEmptyCommits: true})
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	err = u.repo.Push(&git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{"+refs/heads/main:refs/heads/main"}})
+	if err != nil {
+		u.t.Fatalf("push: %v", err)
+	}
+	return h.String()
+}
+
+// gitServer serves upstream's root over smart HTTP with the real
+// git-http-backend (through net/http/cgi); check, when set, guards every
+// request. It can be stopped and restarted on the same address.
+type gitServer struct {
+	t       testing.TB
+	handler http.Handler
+	addr    string
+	srv     *httptest.Server
+}
+
+func newGitServer(t testing.TB, root string, check func(*http.Request) bool) *gitServer {
+	t.Helper()
+	backend := &cgi.Handler{
+		Path:       filepath.Join(requireGit(t), "git-http-backend"),
+		Env:        []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+		InheritEnv: []string{"PATH", "HOME"},
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if check != nil && !check(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	})
+	s := &gitServer{t: t, handler: h}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *gitServer) start() {
+	s.t.Helper()
+	addr := s.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.t.Fatalf("listen %s: %v", addr, err)
+	}
+	s.srv = httptest.NewUnstartedServer(s.handler)
+	s.srv.Listener = l
+	s.srv.Start()
+	s.addr = l.Addr().String()
+}
+
+func (s *gitServer) stop() {
+	if s.srv != nil {
+		s.srv.Close()
+		s.srv = nil
+	}
+}
+
+// url is the repository's URL on this server.
+func (s *gitServer) url() string { return "http://" + s.addr + "/tailnet.git" }
+
+// newKey generates an OpenPGP signing key and writes its public half as an
+// armored keyring file.
+func newKey(t testing.TB, name, email string) (*openpgp.Entity, string) {
+	t.Helper()
+	ent, err := openpgp.NewEntity(name, "", email, &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ent.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), strings.ToLower(name)+".asc")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ent, file
+}
+
+// readAll returns every regular file in fsys as path -> content.
+func readAll(t testing.TB, fsys fs.FS) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		got[p] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// newSyncer is the Repo loop's state without the loop, so one check can be
+// run at a time, deterministically.
+func newSyncer(t testing.TB, cfg Config) *syncer {
+	t.Helper()
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &syncer{cfg: cfg}
+	if err := s.openStore(false); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// next waits for the next revision from src.
+func next(t testing.TB, src Source) Revision {
+	t.Helper()
+	select {
+	case rev, ok := <-src.Revisions():
+		if !ok {
+			t.Fatal("revisions channel closed")
+		}
+		return rev
+	case <-time.After(testTimeout):
+		t.Fatalf("no revision within %v; status: %+v", testTimeout, src.Status())
+	}
+	panic("unreachable")
+}
+
+// waitStatus waits until cond holds for src's status.
+func waitStatus(t testing.TB, src Source, what string, cond func(Status) bool) Status {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		st := src.Status()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never reached %q; last: %+v", what, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,244 @@
+package gitsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// Config says which repository, branch and directory to follow. Only URL
+// is required.
+type Config struct {
+	// URL is the remote: https://, http://, ssh://, scp-style
+	// (git@host:org/repo), file:// or a local path. It must not carry a
+	// password; use Auth.
+	URL string
+	// Branch is the branch to follow. Empty: "main".
+	Branch string
+	// Path is the slash-separated directory inside the repository that
+	// holds the config; revisions' FS are rooted there. Empty: the root.
+	Path string
+	// Poll is how often the remote head is checked. Zero: 30s.
+	Poll time.Duration
+	// MaxBackoff caps the exponential backoff after failed checks (which
+	// starts at Poll and doubles). Zero: 5 minutes; never less than Poll.
+	MaxBackoff time.Duration
+	// CacheDir is a directory where the shallow clone is kept across
+	// restarts, in a subdirectory named after the URL. Empty: in memory.
+	CacheDir string
+	// Auth holds the credentials. Zero: none.
+	Auth Auth
+	// VerifyKeyring is an armored OpenPGP keyring file. When set, only
+	// commits signed by one of its keys are emitted. Empty: no
+	// verification.
+	VerifyKeyring string
+	// Logf receives progress and error messages. Nil: discard.
+	Logf func(format string, args ...any)
+}
+
+const (
+	defaultBranch     = "main"
+	defaultPoll       = 30 * time.Second
+	defaultMaxBackoff = 5 * time.Minute
+)
+
+// withDefaults validates cfg and fills in the documented defaults.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.URL == "" {
+		return cfg, errors.New("gitsync: no repository URL (hint: --repo https://host/org/tailnet.git)")
+	}
+	if _, err := transport.NewEndpoint(cfg.URL); err != nil {
+		return cfg, fmt.Errorf("gitsync: bad repository URL: %w", err)
+	}
+	if u, err := url.Parse(cfg.URL); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return cfg, errors.New("gitsync: the repository URL contains a password (hint: put it in a file and use the password file option)")
+		}
+	}
+	if err := cfg.Auth.validate(); err != nil {
+		return cfg, fmt.Errorf("gitsync: %w", err)
+	}
+	if cfg.Branch == "" {
+		cfg.Branch = defaultBranch
+	}
+	cfg.Branch = strings.TrimPrefix(cfg.Branch, "refs/heads/")
+	p := strings.Trim(cfg.Path, "/")
+	if p == "" {
+		p = "."
+	}
+	p = path.Clean(p)
+	if !fs.ValidPath(p) {
+		return cfg, fmt.Errorf("gitsync: path %q must be a relative directory inside the repository", cfg.Path)
+	}
+	cfg.Path = p
+	if cfg.Poll <= 0 {
+		cfg.Poll = defaultPoll
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = defaultMaxBackoff
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.Poll)
+	if cfg.VerifyKeyring != "" {
+		if _, err := readKeyring(cfg.VerifyKeyring); err != nil {
+			return cfg, fmt.Errorf("gitsync: %w", err)
+		}
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	return cfg, nil
+}
+
+// Repo follows one branch of a Git remote. Create it with NewRepo.
+type Repo struct {
+	cfg     Config
+	out     chan Revision
+	trigger chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu     sync.Mutex // guards the fields below
+	status Status
+}
+
+var _ Source = (*Repo)(nil)
+
+// NewRepo validates cfg, opens the cache and starts following the remote:
+// the first check runs at once and the current head is the first revision
+// emitted. The loop stops when ctx is done or Close is called.
+func NewRepo(ctx context.Context, cfg Config) (*Repo, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &syncer{cfg: cfg}
+	if err := s.openStore(false); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Repo{
+		cfg:     cfg,
+		out:     make(chan Revision),
+		trigger: make(chan struct{}, 1),
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		status:  Status{Source: redactURL(cfg.URL), Branch: cfg.Branch, Path: cfg.Path},
+	}
+	go r.run(ctx, s)
+	return r, nil
+}
+
+// Revisions implements Source.
+func (r *Repo) Revisions() <-chan Revision { return r.out }
+
+// Trigger implements Source; use it from a push webhook.
+func (r *Repo) Trigger() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Status implements Source.
+func (r *Repo) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// Close implements Source. It is safe to call more than once.
+func (r *Repo) Close() error {
+	r.cancel()
+	<-r.done
+	return nil
+}
+
+// run is the single goroutine that owns s (the object store and the last
+// head seen) and the pending revision.
+func (r *Repo) run(ctx context.Context, s *syncer) {
+	defer close(r.done)
+	defer close(r.out)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var pending *Revision
+	for {
+		var out chan<- Revision
+		var next Revision
+		if pending != nil {
+			out, next = r.out, *pending
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case out <- next:
+			pending = nil
+			continue
+		case <-r.trigger:
+			timer.Stop()
+		case <-timer.C:
+		}
+		rev, err := s.sync(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if rev != nil {
+			pending = rev
+		}
+		timer.Reset(r.record(rev, err))
+	}
+}
+
+// record publishes the outcome of one check in the status and returns the
+// delay until the next one.
+func (r *Repo) record(rev *Revision, err error) time.Duration {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := &r.status
+	st.LastAttempt = now
+	st.Err = err
+	if rev != nil {
+		st.Head = rev.ID
+		r.cfg.Logf("gitsync: %s: new revision %s", st.Source, shortID(rev.ID))
+	}
+	delay := r.cfg.Poll
+	switch KindOf(err) {
+	case 0, ErrNeedsCommit:
+		// The remote answered; a refused commit waits for the next one.
+		st.LastSuccess = now
+		st.Failures = 0
+	default:
+		st.Failures++
+		delay = backoff(r.cfg.Poll, r.cfg.MaxBackoff, st.Failures)
+		r.cfg.Logf("gitsync: %s: %v (attempt %d, retrying in %v)", st.Source, err, st.Failures, delay)
+	}
+	st.NextPoll = now.Add(delay)
+	return delay
+}
+
+// backoff is poll doubled for every failure after the first, capped.
+func backoff(poll, limit time.Duration, failures int) time.Duration {
+	d := poll
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// redactURL drops any user info from u for display.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	p.User = nil
+	return p.String()
+}

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -13,7 +14,8 @@ import (
 	"github.com/tailplane/tailplane/store"
 )
 
-// Revision is one applied config revision, as recorded in the revisions table.
+// Revision is one applied config revision, as recorded in the revisions
+// table (which also keeps the applied plan; see RevisionPlan).
 type Revision struct {
 	ID          int64     // assigned by Apply
 	Commit      string    // Git commit SHA, or a content hash for a local directory; required
@@ -144,8 +146,12 @@ func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision
 	if !rev.CommittedAt.IsZero() {
 		committed = rev.CommittedAt.Unix()
 	}
-	if err := step("record revision", `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary)
-		VALUES (?, ?, ?, ?, ?, ?)`, rev.Commit, rev.Author, rev.Message, committed, applied.Unix(), plan.Summary()); err != nil {
+	var planJSON bytes.Buffer
+	if err := plan.WriteJSON(&planJSON); err != nil {
+		return nil, err
+	}
+	if err := step("record revision", `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary, plan)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, rev.Commit, rev.Author, rev.Message, committed, applied.Unix(), plan.Summary(), planJSON.String()); err != nil {
 		return nil, err
 	}
 	if applyHook != nil {
@@ -248,6 +254,17 @@ func Revisions(ctx context.Context, st *store.Store, limit int) ([]Revision, err
 		return nil, fmt.Errorf("reconcile: reading revisions: %w", err)
 	}
 	return revs, nil
+}
+
+// RevisionPlan returns the JSON plan (docs/plan.md) that revision id
+// applied. The error wraps sql.ErrNoRows when there is no such revision.
+func RevisionPlan(ctx context.Context, st *store.Store, id int64) (json.RawMessage, error) {
+	var plan string
+	err := st.DB.QueryRowContext(ctx, `SELECT plan FROM revisions WHERE id = ?`, id).Scan(&plan)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: reading the plan of revision %d: %w", id, err)
+	}
+	return json.RawMessage(plan), nil
 }
 
 // LastRevision returns the most recently applied revision; ok is false

@@ -1,7 +1,9 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -354,6 +356,24 @@ func TestRevisions(t *testing.T) {
 	last, ok, err := LastRevision(ctx, st)
 	if err != nil || !ok || last.Commit != "c3" {
 		t.Errorf("LastRevision = %+v, %v, %v", last, ok, err)
+	}
+
+	// Each revision keeps the JSON plan it applied.
+	var want2 bytes.Buffer
+	p2 := Diff(Desired(sampleTailnet()), Desired(changedSample()))
+	p2.AssessImpact(nil)
+	if err := p2.WriteJSON(&want2); err != nil {
+		t.Fatal(err)
+	}
+	plan2, err := RevisionPlan(ctx, st, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want2.String(), string(plan2)); diff != "" {
+		t.Errorf("RevisionPlan(2) (-want +got):\n%s", diff)
+	}
+	if _, err := RevisionPlan(ctx, st, 99); !errors.Is(err, sql.ErrNoRows) {
+		t.Errorf("RevisionPlan(missing) error = %v, want sql.ErrNoRows", err)
 	}
 }
 

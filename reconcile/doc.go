@@ -34,6 +34,7 @@
 //	Apply(ctx, st, t, rev Revision) (*Plan, error)         // Check, then one transaction; records rev
 //	LoadApplied(ctx, st) (*schema.Tailnet, error)
 //	Revisions(ctx, st, limit) ([]Revision, error), LastRevision(ctx, st)
+//	RevisionPlan(ctx, st, id) (json.RawMessage, error)     // the JSON plan a revision applied
 //
 // A typical plan:
 //

@@ -157,9 +157,21 @@ func TestLoadMerge(t *testing.T) {
 		files: []string{"a.json", "{\"acls\": [\n {\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [3]}]}"},
 		want:  []string{`a.json:2:45: error: acls[0].dst[0]: expected string, got 3`},
 	}, {
-		name:  "enum with one value",
-		files: []string{"a.json", `{"acls": [{"action": "drop", "src": ["*"], "dst": ["*:*"]}]}`},
-		want:  []string{`a.json:1:12: error: acls[0].action: "drop" is not allowed here (want "accept")`},
+		name:  "policy nulls mean absent, as in Tailscale",
+		files: []string{"a.json", `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"], "proto": null}], "ssh": null, "hosts": {"x": null}}`},
+		check: func(t *testing.T, tn *Tailnet) {
+			if len(tn.Policy.ACLs) != 1 || tn.Policy.SSH != nil {
+				t.Errorf("policy = %+v", tn.Policy)
+			}
+		},
+	}, {
+		name:  "null in tailplane's keys is an error",
+		files: []string{"a.json", `{"tailnet": {"name": null}}`},
+		want:  []string{`a.json:1:14: error: tailnet.name: expected a string, got null`},
+	}, {
+		name:  "CUE disjunction errors fold into one",
+		files: []string{"u.cue", "package tailnet\nusers: \"a@b.c\": #User & {\n\trole: \"boss\"\n}\n"},
+		want:  []string{`u.cue:3:8: error: users["a@b.c"].role: "boss" is not allowed here (want "admin" or "member" or "owner")`},
 	}, {
 		name:  "defaults",
 		files: []string{"a.hujson", "// nothing but a comment\n{}"},

@@ -38,7 +38,7 @@ func compiledSchema() {
 // are reported at field paths; the caller positions them through Source.
 func validateDoc(root *node) Diagnostics {
 	compiledSchema()
-	data := root.appendJSON(nil)
+	data := withoutPolicyNulls(root).appendJSON(nil)
 
 	compiled.mu.Lock()
 	defer compiled.mu.Unlock()
@@ -57,4 +57,47 @@ func validateDoc(root *node) Diagnostics {
 		ds[i].Pos = Pos{} // positions in document.json mean nothing to the user
 	}
 	return ds
+}
+
+// withoutPolicyNulls returns the document with every null object member
+// inside Tailscale's policy keys left out: Tailscale decodes such a null as
+// "absent", so the schema need not spell out "| null" everywhere. The
+// decoder sees the original document and does the same.
+func withoutPolicyNulls(root *node) *node {
+	if root.kind != kObject {
+		return root
+	}
+	out := &node{kind: kObject, pos: root.pos}
+	for _, f := range root.fields {
+		switch classifyTopKey(f.key) {
+		case keyPolicy, keyUnsupported:
+			if f.val.kind == kNull {
+				continue
+			}
+			out.fields = append(out.fields, &field{key: f.key, val: dropNulls(f.val)})
+		default:
+			out.fields = append(out.fields, f)
+		}
+	}
+	return out
+}
+
+func dropNulls(n *node) *node {
+	switch n.kind {
+	case kObject:
+		c := &node{kind: kObject, pos: n.pos}
+		for _, f := range n.fields {
+			if f.val.kind != kNull {
+				c.fields = append(c.fields, &field{key: f.key, val: dropNulls(f.val)})
+			}
+		}
+		return c
+	case kArray:
+		c := &node{kind: kArray, pos: n.pos, elems: make([]*node, len(n.elems))}
+		for i, e := range n.elems {
+			c.elems[i] = dropNulls(e)
+		}
+		return c
+	}
+	return n
 }

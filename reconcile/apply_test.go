@@ -156,10 +156,28 @@ func TestApplyFailureLeavesDBUnchanged(t *testing.T) {
 	if _, err := Apply(ctx, st, sampleTailnet(), rev("c1")); err != nil {
 		t.Fatal(err)
 	}
+	// Use counts, so a failed apply is seen not to reset bob-laptop's
+	// (changedSample deletes that key).
+	setUses(t, st, map[string]int{"bob-laptop": 1, "servers": 4})
 
-	// Apply runs one hooked step per plan change, one to record the
-	// revision and one before committing: fail at each in turn.
-	n := len(Diff(Desired(sampleTailnet()), Desired(changedSample())).Changes) + 2
+	// Count Apply's steps by failing at the last one (before committing),
+	// then fail at each in turn.
+	var steps []string
+	applyHook = func(step string) error {
+		steps = append(steps, step)
+		if step == "commit" {
+			return errInjected
+		}
+		return nil
+	}
+	if _, err := Apply(ctx, st, changedSample(), rev("c2")); !errors.Is(err, errInjected) {
+		t.Fatalf("counting steps: Apply error = %v", err)
+	}
+	applyHook = nil
+	n := len(steps)
+	if min := len(Diff(Desired(sampleTailnet()), Desired(changedSample())).Changes) + 2; n < min {
+		t.Fatalf("Apply ran %d steps, want at least one per change plus two (%d): %q", n, min, steps)
+	}
 
 	before := dumpDB(t, st)
 	for i := range n {
@@ -442,5 +460,59 @@ func TestApplyConcurrent(t *testing.T) {
 	}
 	if revs, _ := Revisions(ctx, st, 0); len(revs) != 3 {
 		t.Errorf("%d revisions recorded, want 3", len(revs))
+	}
+}
+
+func setUses(t *testing.T, st *store.Store, uses map[string]int) {
+	t.Helper()
+	for name, n := range uses {
+		if _, err := st.DB.Exec(`INSERT INTO auth_key_uses (name, uses) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET uses = excluded.uses`, name, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func getUses(t *testing.T, st *store.Store) map[string]int {
+	t.Helper()
+	rows, err := st.DB.Query(`SELECT name, uses FROM auth_key_uses`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var name string
+		var n int
+		if err := rows.Scan(&name, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = n
+	}
+	return out
+}
+
+// TestApplyResetsAuthKeyUses: deleting an auth key or rotating its secret
+// starts its use count again; other changes keep it.
+func TestApplyResetsAuthKeyUses(t *testing.T) {
+	ctx := context.Background()
+	st, _ := openStore(t)
+	if _, err := Apply(ctx, st, sampleTailnet(), rev("c1")); err != nil {
+		t.Fatal(err)
+	}
+	setUses(t, st, map[string]int{"servers": 3, "ci": 5, "bob-laptop": 1})
+	next := sampleTailnet()
+	ci := next.AuthKeys["ci"]
+	ci.SecretHash = hash('f') // rotated
+	next.AuthKeys["ci"] = ci
+	srv := next.AuthKeys["servers"]
+	srv.Uses = 50 // limit raised, same secret
+	next.AuthKeys["servers"] = srv
+	delete(next.AuthKeys, "bob-laptop")
+	if _, err := Apply(ctx, st, next, rev("c2")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]int{"servers": 3}, getUses(t, st)); diff != "" {
+		t.Errorf("auth key uses after apply (-want +got):\n%s", diff)
 	}
 }

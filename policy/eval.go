@@ -22,6 +22,9 @@ type Result struct {
 	nodes   []*nodeState // sorted by ID
 	byID    map[tailcfg.NodeID]*nodeState
 	byUser  map[string]bitset // user-owned nodes by login
+	byTag   map[string]bitset // tagged nodes by tag
+	addrIdx addrIndex         // node addresses, sorted
+	routers []int             // nodes with approved subnet or exit routes
 	tagged  bitset
 	member  bitset
 	all     bitset
@@ -32,6 +35,9 @@ type Result struct {
 
 	opts Options
 
+	aliasMu    sync.Mutex // guards aliasNodes
+	aliasNodes map[aliasKey]bitset
+
 	mu    sync.Mutex // guards the fields below
 	views map[tailcfg.NodeID]*NodeView
 }
@@ -40,9 +46,10 @@ type Result struct {
 type evalRule struct {
 	*rule
 	srcSet   *netipx.IPSet
-	srcNodes bitset // nodes inside the source set
-	dstNodes bitset // nodes a non-self destination matches
-	dstSelf  bool   // the rule has an autogroup:self destination
+	srcIPs   []string // srcSet in FilterRule.SrcIPs syntax
+	srcNodes bitset   // nodes inside the source set
+	dstNodes bitset   // nodes a non-self destination matches
+	dstSelf  bool     // the rule has an autogroup:self destination
 	// Which routes of other nodes the sources may use: all of them, the
 	// exit routes (autogroup:internet), or those overlapping routeSet.
 	routesAll, routesExit bool
@@ -66,6 +73,7 @@ type NodeView struct {
 }
 
 // Peer is one node visible to another, with the routes to send its way.
+// Views share slices between nodes: treat every slice as read-only.
 type Peer struct {
 	ID            tailcfg.NodeID
 	AllowedIPs    []netip.Prefix // addresses, primary subnets, exit routes
@@ -93,12 +101,14 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 	slices.SortStableFunc(sorted, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
 	sorted = slices.CompactFunc(sorted, func(a, b Node) bool { return a.ID == b.ID })
 	r := &Result{
-		p:       p,
-		opts:    opts,
-		byID:    make(map[tailcfg.NodeID]*nodeState, len(sorted)),
-		byUser:  map[string]bitset{},
-		primary: map[netip.Prefix]*nodeState{},
-		views:   map[tailcfg.NodeID]*NodeView{},
+		p:          p,
+		opts:       opts,
+		byID:       make(map[tailcfg.NodeID]*nodeState, len(sorted)),
+		byUser:     map[string]bitset{},
+		byTag:      map[string]bitset{},
+		aliasNodes: map[aliasKey]bitset{},
+		primary:    map[netip.Prefix]*nodeState{},
+		views:      map[tailcfg.NodeID]*NodeView{},
 	}
 	n := len(sorted)
 	r.tagged, r.member, r.all = newBitset(n), newBitset(n), newBitset(n)
@@ -112,6 +122,14 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 		r.all.set(i)
 		if s.Tagged() {
 			r.tagged.set(i)
+			for _, tag := range s.Tags {
+				b, ok := r.byTag[tag]
+				if !ok {
+					b = newBitset(n)
+					r.byTag[tag] = b
+				}
+				b.set(i)
+			}
 		} else {
 			r.member.set(i)
 			b, ok := r.byUser[s.User]
@@ -120,6 +138,12 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 				r.byUser[s.User] = b
 			}
 			b.set(i)
+		}
+		for _, a := range s.addrs {
+			r.addrIdx = append(r.addrIdx, addrEntry{a.Addr(), i})
+		}
+		if len(s.subnets) > 0 || len(s.exit) > 0 {
+			r.routers = append(r.routers, i)
 		}
 		for _, sub := range s.subnets {
 			star.AddPrefix(sub)
@@ -135,8 +159,10 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 		slices.SortFunc(s.primary, comparePrefix)
 	}
 	r.starSrc, _ = star.IPSet()
+	slices.SortFunc(r.addrIdx, func(a, b addrEntry) int { return a.addr.Compare(b.addr) })
 	for _, s := range r.nodes {
 		s.noIPv4 = r.hasAttr(s, attrDisableIPv4)
+		s.peerAddrs = s.visibleAddrs()
 	}
 	for _, rl := range p.rules {
 		r.rules = append(r.rules, r.resolveRule(rl))
@@ -165,6 +191,7 @@ func comparePrefix(a, b netip.Prefix) int {
 func (r *Result) resolveRule(rl *rule) *evalRule {
 	er := &evalRule{rule: rl, dstNodes: newBitset(len(r.nodes))}
 	er.srcSet, er.srcNodes = r.resolveSrc(rl.srcs)
+	er.srcIPs = setStrings(er.srcSet)
 	if len(rl.via) > 0 {
 		er.viaNodes = newBitset(len(r.nodes))
 		for _, v := range rl.via {
@@ -196,8 +223,30 @@ func (r *Result) resolveRule(rl *rule) *evalRule {
 }
 
 // nodesOf returns the nodes an identity alias (user, group, tag, "*",
-// autogroup) stands for. Address aliases match no node here.
+// autogroup) stands for. Address aliases match no node here. Results are
+// cached per alias; callers must not modify them.
 func (r *Result) nodesOf(a alias) bitset {
+	key := aliasKey{a.kind, a.name}
+	r.aliasMu.Lock()
+	b, ok := r.aliasNodes[key]
+	r.aliasMu.Unlock()
+	if ok {
+		return b
+	}
+	b = r.computeNodesOf(a)
+	r.aliasMu.Lock()
+	r.aliasNodes[key] = b
+	r.aliasMu.Unlock()
+	return b
+}
+
+// aliasKey identifies an identity alias in Result's cache.
+type aliasKey struct {
+	kind aliasKind
+	name string
+}
+
+func (r *Result) computeNodesOf(a alias) bitset {
 	out := newBitset(len(r.nodes))
 	switch a.kind {
 	case aliasAll:
@@ -215,11 +264,7 @@ func (r *Result) nodesOf(a alias) bitset {
 			out.or(r.byUser[u])
 		}
 	case aliasTag:
-		for _, s := range r.nodes {
-			if slices.Contains(s.Tags, a.name) {
-				out.set(s.idx)
-			}
-		}
+		out.or(r.byTag[a.name])
 	case aliasAutogroup:
 		switch a.name {
 		case agMember:
@@ -261,9 +306,10 @@ func (r *Result) resolveSrc(srcs []alias) (*netipx.IPSet, bitset) {
 			nodes.or(r.all)
 		case a.kind == aliasPrefixes:
 			b.AddSet(a.set)
-			for _, s := range r.nodes {
-				if overlapsAny(a.set, s.addrs) || overlapsAny(a.set, s.subnets) {
-					nodes.set(s.idx)
+			nodes.or(r.addrIdx.within(a.set, len(r.nodes)))
+			for _, i := range r.routers {
+				if overlapsAny(a.set, r.nodes[i].subnets) {
+					nodes.set(i)
 				}
 			}
 		default:
@@ -286,10 +332,10 @@ func (r *Result) dstNodesOf(a alias) bitset {
 	if a.kind != aliasPrefixes {
 		return r.nodesOf(a)
 	}
-	out := newBitset(len(r.nodes))
-	for _, s := range r.nodes {
-		if overlapsAny(a.set, s.addrs) || overlapsAny(a.set, s.subnets) || dstViaExit(a, s) {
-			out.set(s.idx)
+	out := r.addrIdx.within(a.set, len(r.nodes))
+	for _, i := range r.routers {
+		if s := r.nodes[i]; overlapsAny(a.set, s.subnets) || dstViaExit(a, s) {
+			out.set(i)
 		}
 	}
 	return out
@@ -413,9 +459,10 @@ func (r *Result) peers(s *nodeState) []Peer {
 			return
 		}
 		ps := r.nodes[i]
-		peer := Peer{ID: ps.ID, AllowedIPs: slices.Clone(ps.visibleAddrs())}
+		// Peers share their address slice; appending routes copies it.
+		peer := Peer{ID: ps.ID, AllowedIPs: ps.peerAddrs[:len(ps.peerAddrs):len(ps.peerAddrs)]}
 		if s.noIPv4 {
-			peer.AllowedIPs = slices.DeleteFunc(peer.AllowedIPs, func(p netip.Prefix) bool { return p.Addr().Is4() })
+			peer.AllowedIPs = slices.DeleteFunc(slices.Clone(peer.AllowedIPs), func(p netip.Prefix) bool { return p.Addr().Is4() })
 		}
 		for _, p := range ps.subnets {
 			// A via grant picks the router for its sources, overriding the
@@ -502,7 +549,11 @@ func (r *Result) packetFilter(s *nodeState) []tailcfg.FilterRule {
 // filterRule renders er for node s with the given source set. self selects
 // the autogroup:self destinations instead of the others.
 func (r *Result) filterRule(er *evalRule, s *nodeState, src *netipx.IPSet, self bool) (tailcfg.FilterRule, bool) {
-	fr := tailcfg.FilterRule{SrcIPs: setStrings(src), IPProto: slices.Clone(er.protos)}
+	srcIPs := er.srcIPs
+	if self {
+		srcIPs = setStrings(src)
+	}
+	fr := tailcfg.FilterRule{SrcIPs: srcIPs, IPProto: slices.Clone(er.protos)}
 	var capDsts []netip.Prefix
 	for _, d := range er.dsts {
 		isSelf := d.a.kind == aliasAutogroup && d.a.name == agSelf
@@ -605,3 +656,23 @@ var internetPrefixes = func() []netip.Prefix {
 	s, _ := b.IPSet()
 	return s.Prefixes()
 }()
+
+// addrIndex maps node addresses to node indexes, sorted by address.
+type addrIndex []addrEntry
+
+type addrEntry struct {
+	addr netip.Addr
+	idx  int
+}
+
+// within returns the nodes with an address inside set.
+func (ix addrIndex) within(set *netipx.IPSet, n int) bitset {
+	out := newBitset(n)
+	for _, rg := range set.Ranges() {
+		i, _ := slices.BinarySearchFunc(ix, rg.From(), func(e addrEntry, a netip.Addr) int { return e.addr.Compare(a) })
+		for ; i < len(ix) && ix[i].addr.Compare(rg.To()) <= 0; i++ {
+			out.set(ix[i].idx)
+		}
+	}
+	return out
+}

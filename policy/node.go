@@ -58,6 +58,9 @@ type nodeState struct {
 	exit    []netip.Prefix // approved exit routes (0.0.0.0/0, ::/0)
 	primary []netip.Prefix // subnets this node is the primary router for
 	noIPv4  bool           // nodeAttrs disable IPv4: peers and the node itself use IPv6 only
+	// peerAddrs are the addresses peers route to the node (visibleAddrs),
+	// shared by every Peer entry for it.
+	peerAddrs []netip.Prefix
 	// reach is everything the node can receive traffic for: its addresses,
 	// approved subnets and approved exit routes.
 	reach *netipx.IPSet

@@ -1,0 +1,155 @@
+package policy
+
+import (
+	"encoding/json"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"tailscale.com/tailcfg"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// smallPolicy exercises every kind of rule on a handful of nodes.
+const smallPolicy = `{
+	"groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
+	"tagOwners": {"tag:db": ["group:eng"], "tag:web": ["group:eng"], "tag:router": ["alice@example.com"]},
+	"hosts": {"office": "192.168.1.0/24"},
+	"acls": [
+		{"action": "accept", "src": ["group:eng"], "dst": ["tag:db:5432"]},
+		{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:*"]},
+		{"action": "accept", "src": ["tag:web"], "dst": ["tag:db:5432", "office:80,443"], "proto": "tcp"},
+	],
+	"grants": [
+		{"src": ["bob@example.com"], "dst": ["autogroup:internet"], "ip": ["*"]},
+		{"src": ["group:eng"], "dst": ["tag:web"], "app": {"example.com/cap/admin": [{"level": "rw"}]}},
+	],
+	"ssh": [
+		{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["autogroup:nonroot"]},
+		{"action": "check", "src": ["group:eng"], "dst": ["tag:db"], "users": ["root", "postgres"]},
+	],
+	"nodeAttrs": [{"target": ["tag:web"], "attr": ["funnel"]}],
+	"tests": [
+		{"src": "bob@example.com", "accept": ["tag:db:5432"], "deny": ["tag:db:22", "tag:web:80"]},
+	],
+	"sshTests": [
+		{"src": "alice@example.com", "dst": ["tag:db"], "check": ["root"], "deny": ["admin"]},
+	],
+}`
+
+func smallNodes() []Node {
+	a := netip.MustParseAddr
+	p := netip.MustParsePrefix
+	return []Node{
+		{ID: 1, Name: "alice-laptop", User: "alice@example.com", IPv4: a("100.64.0.1"), IPv6: a("fd7a:115c:a1e0::1")},
+		{ID: 2, Name: "alice-phone", User: "alice@example.com", IPv4: a("100.64.0.2"), IPv6: a("fd7a:115c:a1e0::2")},
+		{ID: 3, Name: "bob-laptop", User: "bob@example.com", IPv4: a("100.64.0.3"), IPv6: a("fd7a:115c:a1e0::3")},
+		{ID: 10, Name: "db", Tags: []string{"tag:db"}, IPv4: a("100.64.0.10"), IPv6: a("fd7a:115c:a1e0::10")},
+		{ID: 11, Name: "web", Tags: []string{"tag:web"}, IPv4: a("100.64.0.11"), IPv6: a("fd7a:115c:a1e0::11")},
+		{ID: 20, Name: "router", Tags: []string{"tag:router"}, IPv4: a("100.64.0.20"), IPv6: a("fd7a:115c:a1e0::20"),
+			RoutableIPs:    []netip.Prefix{p("192.168.1.0/24"), p("0.0.0.0/0"), p("::/0")},
+			ApprovedRoutes: []netip.Prefix{p("192.168.1.0/24"), p("0.0.0.0/0"), p("::/0")}},
+	}
+}
+
+// goldenView is a NodeView with peers by name, for readable goldens.
+type goldenView struct {
+	PacketFilter  []tailcfg.FilterRule
+	Peers         map[string]Peer
+	SSH           *tailcfg.SSHPolicy
+	CapMap        tailcfg.NodeCapMap
+	AllowedIPs    []netip.Prefix
+	PrimaryRoutes []netip.Prefix
+}
+
+// TestEvaluateGolden evaluates smallPolicy and compares every node's view
+// with testdata/evaluate.golden.json (go test ./policy -run Golden -update).
+func TestEvaluateGolden(t *testing.T) {
+	p, diags := Compile(load(t, smallPolicy))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	nodes := smallNodes()
+	names := map[tailcfg.NodeID]string{}
+	for _, n := range nodes {
+		names[n.ID] = n.Name
+	}
+	res := p.Evaluate(nodes, Options{ControlURL: "https://ctl.example.com/"})
+	got := map[string]goldenView{}
+	for _, n := range nodes {
+		v := res.Node(n.ID)
+		gv := goldenView{PacketFilter: v.PacketFilter, Peers: map[string]Peer{}, SSH: v.SSH, CapMap: v.CapMap,
+			AllowedIPs: v.AllowedIPs, PrimaryRoutes: v.PrimaryRoutes}
+		for _, peer := range v.Peers {
+			gv.Peers[names[peer.ID]] = peer
+		}
+		got[n.Name] = gv
+	}
+	data, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "evaluate.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, append(data, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(data)+"\n"); diff != "" {
+		t.Errorf("views differ from %s (-want +got):\n%s", golden, diff)
+	}
+	if res.Node(999) != nil {
+		t.Error("Node(unknown id) is not nil")
+	}
+}
+
+func TestRunTests(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string // tests and sshTests keys
+		want  []string
+	}{
+		{"all pass", `"tests": [{"src": "bob@example.com", "accept": ["tag:db:5432"], "deny": ["tag:db:22"]}]`, nil},
+		{"accept fails", `"tests": [{"src": "tag:web", "accept": ["tag:db:5432"]}, {"src": "group:eng", "accept": ["tag:web:443"], "deny": ["tag:db:5432"]}]`,
+			[]string{
+				"tests[1].accept[0]: group:eng -> tag:web:443: expected accept, got deny",
+				"tests[1].deny[0]: group:eng -> tag:db:5432: expected deny, got accept",
+			}},
+		{"proto", `"tests": [{"src": "tag:web", "proto": "udp", "accept": ["tag:db:5432"]}]`,
+			[]string{"tests[0].accept[0]: tag:web -> tag:db:5432: expected accept, got deny"}},
+		{"self", `"tests": [{"src": "alice@example.com", "accept": ["autogroup:self:22"]}, {"src": "bob@example.com", "deny": ["alice@example.com:22"]}]`, nil},
+		{"range destination", `"tests": [{"src": "tag:web", "accept": ["office:443"]}]`,
+			[]string{"tests[0].accept[0]: tag:web -> office:443: destination must be a single address, not a range"}},
+		{"ssh", `"sshTests": [{"src": "bob@example.com", "dst": ["tag:db", "alice@example.com"], "check": ["root"], "deny": ["ubuntu"]}]`,
+			[]string{
+				`sshTests[0].check[0]: bob@example.com -> alice@example.com (ssh user "root"): expected check, got deny`,
+			}},
+	}
+	base := strings.TrimSuffix(strings.TrimSpace(smallPolicy), "}")
+	base = base[:strings.Index(base, `"tests"`)]
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			p, diags := Compile(load(t, base+tt.extra+"}"))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			var got []string
+			for _, d := range p.RunTests(smallNodes()) {
+				got = append(got, d.Path+": "+d.Message)
+			}
+			slicesSort(got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("RunTests (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -83,7 +83,8 @@ func PlanStore(ctx context.Context, st *store.Store, t *schema.Tailnet) (*Plan, 
 // Apply makes t the applied state and records rev, in one SQLite
 // transaction: if any step fails, the database is left exactly as it was.
 // It returns the plan it applied (with impact). A revision is recorded even
-// when the plan is empty, so the history shows every commit served.
+// when the plan is empty, so the history shows every commit served, except
+// when rev is the commit last recorded: re-applying it records nothing.
 // A tailnet that fails Check is refused before the database is touched.
 // Deleting an auth key or rotating its secret resets its use count.
 // Errors are classed by NeedsNewCommit and RetryLater.
@@ -141,6 +142,19 @@ func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision
 			if err := step("reset uses of authKey "+c.Name, `DELETE FROM auth_key_uses WHERE name = ?`, c.Name); err != nil {
 				return nil, err
 			}
+		}
+	}
+
+	if plan.Empty() {
+		// Re-applying the commit last recorded (a restarted server) changes
+		// nothing and records nothing.
+		var last string
+		err := tx.QueryRowContext(ctx, `SELECT commit_sha FROM revisions ORDER BY id DESC LIMIT 1`).Scan(&last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("reconcile: apply %s: reading the last revision: %w", rev.Commit, err)
+		}
+		if last == rev.Commit {
+			return plan, nil
 		}
 	}
 

@@ -516,3 +516,32 @@ func TestApplyResetsAuthKeyUses(t *testing.T) {
 		t.Errorf("auth key uses after apply (-want +got):\n%s", diff)
 	}
 }
+
+// TestApplySameCommitTwice: a restarted server re-applying the commit it
+// last applied records no second revision; a new commit with the same
+// content is recorded.
+func TestApplySameCommitTwice(t *testing.T) {
+	ctx := context.Background()
+	st, _ := openStore(t)
+	for _, sha := range []string{"c1", "c1", "c2", "c2"} {
+		p, err := Apply(ctx, st, sampleTailnet(), rev(sha))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sha == "c2" && !p.Empty() {
+			t.Errorf("apply %s: %s, want no changes", sha, p.Summary())
+		}
+	}
+	revs, err := Revisions(ctx, st, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range revs {
+		got = append(got, r.Commit+": "+r.Summary)
+	}
+	want := []string{"c2: No changes.", "c1: Plan: 30 to add, 0 to change, 0 to destroy."}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("revisions (-want +got):\n%s", diff)
+	}
+}

@@ -252,3 +252,28 @@ func TestLoadBytesTailscalePolicy(t *testing.T) {
 		t.Errorf("policy = %+v", tn.Policy)
 	}
 }
+
+// TestLoadDocExamples loads the CUE examples of docs/config.md, and the
+// printed schema committed into a repository next to them.
+func TestLoadDocExamples(t *testing.T) {
+	users := `package tailnet
+
+users: [string]: #User
+users: "alice@example.com": role: "owner"
+users: "bob@example.com": {name: "Bob", role: "admin"}
+
+// One group per role, computed.
+groups: "group:admins": [for login, u in users if u.role != "member" {login}]
+`
+	imports := "package tailnet\n\nimport \"strings\"\n\ntailnet: name: strings.ToUpper(\"acme\")\n"
+	tn, ds := Load(context.Background(), mapFS("users.cue", users, "name.cue", imports, "schema.cue", SchemaCUE()), ".")
+	if len(ds) > 0 {
+		t.Fatalf("diagnostics:\n%v", ds)
+	}
+	if diff := cmp.Diff([]string{"alice@example.com", "bob@example.com"}, tn.Policy.Groups["group:admins"]); diff != "" {
+		t.Error(diff)
+	}
+	if tn.Settings.Name != "ACME" {
+		t.Errorf("name = %q", tn.Settings.Name)
+	}
+}

@@ -209,10 +209,10 @@ func recordPositions(src *Source, n *node, p string) {
 	}
 }
 
-// covered reports whether ds has a diagnostic at p or at one of its parents.
+// covered reports whether ds has an error at p or at one of its parents.
 func covered(ds Diagnostics, p string) bool {
 	for _, d := range ds {
-		if d.Path == p || isBelow(p, d.Path) {
+		if d.Severity == SevError && (d.Path == p || isBelow(p, d.Path)) {
 			return true
 		}
 	}

@@ -153,6 +153,13 @@ func TestLoadMerge(t *testing.T) {
 		files: []string{"a.json", `{"defaultSrcPosture": ["posture:x"]}`},
 		want:  []string{`a.json:1:2: warning: defaultSrcPosture: Tailscale's "defaultSrcPosture" key is not supported yet (hint: tailplane parses it but ignores it for now)`},
 	}, {
+		name:  "unsupported key still gets its types checked",
+		files: []string{"a.json", `{"defaultSrcPosture": [1]}`},
+		want: []string{
+			`a.json:1:2: warning: defaultSrcPosture: Tailscale's "defaultSrcPosture" key is not supported yet (hint: tailplane parses it but ignores it for now)`,
+			`a.json:1:24: error: defaultSrcPosture[0]: expected string, got 1`,
+		},
+	}, {
 		name:  "policy type errors come from the schema with a path",
 		files: []string{"a.json", "{\"acls\": [\n {\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [3]}]}"},
 		want:  []string{`a.json:2:45: error: acls[0].dst[0]: expected string, got 3`},

@@ -76,11 +76,11 @@ type NodeAttr struct {
 
 // ACLTest is one entry of `tests`.
 type ACLTest struct {
-	Src        string   `json:"src"`
-	SrcPosture []string `json:"srcPostureAttrs,omitempty"`
-	Proto      string   `json:"proto,omitempty"`
-	Accept     []string `json:"accept,omitempty"`
-	Deny       []string `json:"deny,omitempty"`
+	Src        string         `json:"src"`
+	SrcPosture map[string]any `json:"srcPostureAttrs,omitempty"` // posture attributes as key-value pairs ({"node:os": "windows"})
+	Proto      string         `json:"proto,omitempty"`
+	Accept     []string       `json:"accept,omitempty"`
+	Deny       []string       `json:"deny,omitempty"`
 }
 
 // SSHTest is one entry of `sshTests`.

@@ -54,7 +54,12 @@ func Load(ctx context.Context, fsys fs.FS, root string) (*Tailnet, Diagnostics) 
 	if err != nil {
 		return nil, append(diags, Diagnostic{Message: fmt.Sprintf("cannot load %s: %v", root, err)})
 	}
-	if len(files) == 0 && len(diags) == 0 {
+	if len(diags) > 0 {
+		// A file we could not read leaves the document incomplete.
+		_, more := loadFiles(ctx, files)
+		return nil, sortDiags(append(diags, more...))
+	}
+	if len(files) == 0 {
 		return nil, Diagnostics{{Pos: Pos{File: root}, Message: "no *.hujson, *.json or *.cue files found",
 			Hint: "point tailplane at the directory holding your tailnet config"}}
 	}
@@ -64,6 +69,14 @@ func Load(ctx context.Context, fsys fs.FS, root string) (*Tailnet, Diagnostics) 
 
 // LoadDir is Load on the directory dir of the local file system.
 func LoadDir(ctx context.Context, dir string) (*Tailnet, Diagnostics) {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		msg := "not a directory"
+		if err != nil {
+			msg = err.Error()
+		}
+		return nil, Diagnostics{{Pos: Pos{File: dir}, Message: "cannot read the config directory: " + msg,
+			Hint: "point tailplane at the directory holding your tailnet config"}}
+	}
 	return Load(ctx, os.DirFS(dir), ".")
 }
 
@@ -107,6 +120,9 @@ func loadFiles(ctx context.Context, files []srcFile) (*Tailnet, Diagnostics) {
 			cueFiles = append(cueFiles, f)
 			continue
 		}
+		// Editors on Windows may start a file with a UTF-8 byte order mark;
+		// it is not part of the text, and columns are counted after it.
+		f.data = bytes.TrimPrefix(f.data, []byte("\xef\xbb\xbf"))
 		if len(bytes.TrimSpace(f.data)) == 0 {
 			continue // an empty file adds nothing
 		}

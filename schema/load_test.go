@@ -3,6 +3,8 @@ package schema
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -132,6 +134,10 @@ func TestLoadMerge(t *testing.T) {
 		name:  "hidden dirs and other files are skipped",
 		files: []string{"a.hujson", `{}`, ".git/x.json", `nonsense`, "README.md", "# hi", ".hidden.json", "x"},
 	}, {
+		name:  "byte order mark is skipped",
+		files: []string{"a.json", "\xef\xbb\xbf{\"tailnet\": {\"name\": 1}}"},
+		want:  []string{`a.json:1:14: error: tailnet.name: expected a string, got 1`},
+	}, {
 		name:  "top-level must be an object",
 		files: []string{"a.json", `[1]`},
 		want:  []string{`a.json:1:1: error: a config file must hold an object, not a list of 1 (hint: wrap the file's content in { ... })`},
@@ -222,6 +228,28 @@ func TestLoadTooDeep(t *testing.T) {
 func TestLoadNoFiles(t *testing.T) {
 	tn, ds := Load(context.Background(), mapFS("README.md", "x"), ".")
 	if tn != nil || len(ds) != 1 || ds[0].Message != "no *.hujson, *.json or *.cue files found" {
+		t.Errorf("got %v, %v", tn, ds)
+	}
+}
+
+func TestLoadDirMissing(t *testing.T) {
+	tn, ds := LoadDir(context.Background(), filepath.Join(t.TempDir(), "nope"))
+	if tn != nil || len(ds) != 1 || !strings.HasPrefix(ds[0].Message, "cannot read the config directory: ") {
+		t.Errorf("got %v, %v", tn, ds)
+	}
+}
+
+func TestLoadUnreadableFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.hujson"), []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A dangling symlink cannot be read, like a file without permission.
+	if err := os.Symlink(filepath.Join(dir, "missing"), filepath.Join(dir, "b.hujson")); err != nil {
+		t.Fatal(err)
+	}
+	tn, ds := LoadDir(context.Background(), dir)
+	if tn != nil || len(ds) != 1 || ds[0].Pos.File != "b.hujson" || !strings.HasPrefix(ds[0].Message, "cannot read: ") {
 		t.Errorf("got %v, %v", tn, ds)
 	}
 }

@@ -1,16 +1,17 @@
 package reconcile
 
 import (
-	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-// FuzzDiffValues checks that any two JSON values diff without panicking,
-// that the diff is empty exactly when the values are equal, and that every
-// reported side is valid JSON.
+// FuzzDiffValues checks that any two JSON values diff without panicking
+// and, for values in canonical form (as stored: no duplicate keys, one
+// spelling per string), that the diff is empty exactly when the values are
+// equal and that every reported side is valid JSON.
 func FuzzDiffValues(f *testing.F) {
 	f.Add(`{"a":1,"b":[1,2]}`, `{"a":2,"b":[2,3],"c":{}}`)
 	f.Add(`[{"x":1},{"x":2}]`, `[{"x":0},{"x":2},{"x":3}]`)
@@ -19,8 +20,10 @@ func FuzzDiffValues(f *testing.F) {
 		if !json.Valid([]byte(a)) || !json.Valid([]byte(b)) {
 			return
 		}
+		diffValues(json.RawMessage(a), json.RawMessage(b)) // must not panic
+		a, b = canonicalJSON(t, a), canonicalJSON(t, b)
 		fields := diffValues(json.RawMessage(a), json.RawMessage(b))
-		equal := bytes.Equal(compact([]byte(a)), compact([]byte(b)))
+		equal := a == b
 		if equal != (len(fields) == 0) {
 			t.Fatalf("diff of %s and %s: %d fields, values equal=%v", a, b, len(fields), equal)
 		}
@@ -77,4 +80,20 @@ func FuzzParseDuration(f *testing.F) {
 			t.Fatalf("parseDuration(%q) = %v, but %q parses to %v, %v", s, d, formatDuration(d), back, err)
 		}
 	})
+}
+
+// canonicalJSON re-encodes a valid JSON value the way Desired stores values:
+// numbers as written, sorted keys (the last duplicate wins), escapes normalized.
+func canonicalJSON(t *testing.T, s string) string {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("valid JSON %q does not decode: %v", s, err)
+	}
+	b, err := marshal(v)
+	if err != nil {
+		t.Fatalf("re-encoding %q: %v", s, err)
+	}
+	return string(b)
 }

@@ -23,6 +23,9 @@ test: lint-examples
 # Short fuzzing pass over every fuzz target (seeds live in testdata/fuzz).
 fuzz:
 	$(GO) test ./schema -run '^$$' -fuzz FuzzLoad -fuzztime 30s
+	$(GO) test ./reconcile -run '^$$' -fuzz '^FuzzDiffValues$$' -fuzztime 30s
+	$(GO) test ./reconcile -run '^$$' -fuzz '^FuzzLoadObject$$' -fuzztime 30s
+	$(GO) test ./reconcile -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime 10s
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

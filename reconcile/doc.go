@@ -47,8 +47,16 @@
 //
 // Errors are classed for the sync loop. NeedsNewCommit(err) is true when
 // the config itself is at fault (a *ConfigError, such as Check's, or
-// schema.Diagnostics with errors): retrying the same commit cannot succeed, so keep serving the last
-// applied state and wait for the next commit. RetryLater(err) is true for
-// everything else except context cancellation: I/O errors, a busy or locked
-// database, a full disk; the same commit may apply on a later attempt.
+// schema.Diagnostics with errors): retrying the same commit cannot
+// succeed, so keep serving the last applied state and wait for the next
+// commit. RetryLater(err) is true for everything else except context
+// cancellation: I/O errors, a busy or locked database, a full disk; the
+// same commit may apply on a later attempt.
+//
+//	p, err := reconcile.Apply(ctx, st, t, reconcile.Revision{Commit: sha})
+//	switch {
+//	case reconcile.NeedsNewCommit(err): // report err; wait for the next commit
+//	case reconcile.RetryLater(err):     // back off, then apply the same commit again
+//	case err == nil:                    // serve the new state; p says what changed
+//	}
 package reconcile

@@ -108,7 +108,9 @@ func copyObject(src, dst storer.EncodedObjectStorer, t plumbing.ObjectType, h pl
 // object store. Trees are decoded afresh on every lookup (go-git's Tree
 // caches lazily and is not safe for concurrent use), so a treeFS may be used
 // from many goroutines. Every entry's ModTime is the commit time. Symlinks
-// are listed with fs.ModeSymlink but cannot be opened.
+// are listed with fs.ModeSymlink (as os.ReadDir does) and followed by Open,
+// Stat, ReadFile and ReadDir when their target is a relative path inside
+// the tree; links leaving it (absolute, or above the config root) fail.
 type treeFS struct {
 	objs  *memory.Storage
 	root  plumbing.Hash
@@ -128,29 +130,58 @@ type node struct {
 	hash plumbing.Hash
 }
 
-func (f *treeFS) lookup(op, name string) (node, error) {
+// maxLinkHops bounds symlink resolution, like the kernel's ELOOP limit.
+const maxLinkHops = 40
+
+// lookup resolves name, following symlinks (relative ones that stay inside
+// the tree) in every element but, with lstat, the last.
+func (f *treeFS) lookup(op, name string, lstat bool) (node, error) {
 	if !fs.ValidPath(name) {
 		return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
-	n := node{name: ".", mode: filemode.Dir, hash: f.root}
-	if name == "." {
-		return n, nil
+	fail := func(err error) (node, error) { return node{}, &fs.PathError{Op: op, Path: name, Err: err} }
+	root := node{name: ".", mode: filemode.Dir, hash: f.root}
+	n, dir := root, "."
+	rest := name
+	if rest == "." {
+		rest = ""
 	}
-	for elem := range strings.SplitSeq(name, "/") {
+	for hops := 0; rest != ""; {
+		elem, more, _ := strings.Cut(rest, "/")
+		rest = more
 		if n.mode != filemode.Dir {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+			return fail(fs.ErrNotExist)
 		}
 		t, err := object.GetTree(f.objs, n.hash)
 		if err != nil {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: err}
+			return fail(err)
 		}
 		i := slices.IndexFunc(t.Entries, func(e object.TreeEntry) bool { return e.Name == elem })
 		if i < 0 {
-			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+			return fail(fs.ErrNotExist)
 		}
 		e := t.Entries[i]
-		n = node{name: e.Name, mode: e.Mode, hash: e.Hash}
+		if e.Mode != filemode.Symlink || (lstat && rest == "") {
+			n, dir = node{name: e.Name, mode: e.Mode, hash: e.Hash}, path.Join(dir, elem)
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return fail(errors.New("too many levels of symbolic links"))
+		}
+		target, err := f.blob(e.Hash)
+		if err != nil {
+			return fail(err)
+		}
+		resolved := path.Join(dir, string(target))
+		if path.IsAbs(string(target)) || !fs.ValidPath(resolved) {
+			return fail(fmt.Errorf("symlink %s points outside the config tree", path.Join(dir, elem)))
+		}
+		// Start again from the root with the target plus what is left.
+		n, dir = root, "."
+		rest = strings.TrimPrefix(path.Join(resolved, rest), ".")
+		rest = strings.TrimPrefix(rest, "/")
 	}
+	n.name = path.Base(name) // a followed link keeps the name it was opened by
 	return n, nil
 }
 
@@ -180,7 +211,7 @@ func (f *treeFS) info(n node) (fileInfo, error) {
 }
 
 func (f *treeFS) Open(name string) (fs.File, error) {
-	n, err := f.lookup("open", name)
+	n, err := f.lookup("open", name, false)
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +222,8 @@ func (f *treeFS) Open(name string) (fs.File, error) {
 	switch n.mode {
 	case filemode.Dir:
 		return &treeDir{fsys: f, path: name, info: fi, hash: n.hash}, nil
-	case filemode.Symlink, filemode.Submodule:
-		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("symlinks and submodules in the config tree are not supported")}
+	case filemode.Submodule:
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("submodules in the config tree are not supported")}
 	}
 	data, err := f.blob(n.hash)
 	if err != nil {
@@ -230,7 +261,7 @@ func (f *treeFS) ReadFile(name string) ([]byte, error) {
 }
 
 func (f *treeFS) Stat(name string) (fs.FileInfo, error) {
-	n, err := f.lookup("stat", name)
+	n, err := f.lookup("stat", name, false)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +273,7 @@ func (f *treeFS) Stat(name string) (fs.FileInfo, error) {
 }
 
 func (f *treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	n, err := f.lookup("readdir", name)
+	n, err := f.lookup("readdir", name, false)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -77,7 +76,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 }
 
 func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
-	tn, err := loadTailnet(f.config)
+	tn, err := loadTailnet(ctx, env, f.config)
 	if err != nil {
 		return err
 	}
@@ -181,21 +180,17 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 	}
 }
 
-// loadTailnet reads the tailnet config from dir. Until the schema loader
-// lands this reads dir/tailnet.json, the schema.Tailnet in Go's JSON form.
-func loadTailnet(dir string) (*schema.Tailnet, error) {
-	path := filepath.Join(dir, "tailnet.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
+// loadTailnet loads and validates the tailnet config in dir, printing
+// warnings; errors stop the server from starting.
+func loadTailnet(ctx context.Context, env *cliEnv, dir string) (*schema.Tailnet, error) {
+	tn, diags := schema.LoadDir(ctx, dir)
+	for _, d := range diags {
+		if d.Severity != schema.SevError {
+			fmt.Fprintln(env.stderr, d.String())
+		}
 	}
-	tn := new(schema.Tailnet)
-	if err := json.Unmarshal(b, tn); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	for name, k := range tn.AuthKeys {
-		k.Name = name
-		tn.AuthKeys[name] = k
+	if diags.HasErrors() || tn == nil {
+		return nil, fmt.Errorf("config %s has problems:\n%s", dir, diags.Errors().Error())
 	}
 	return tn, nil
 }

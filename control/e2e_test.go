@@ -1,0 +1,214 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailplane/tailplane/internal/tailscaled"
+	"golang.org/x/net/proxy"
+	"tailscale.com/ipn/ipnstate"
+)
+
+// e2eConfig is the tailnet the end-to-end test declares, as a user writes it.
+var e2eConfig = `{
+	// End-to-end test tailnet.
+	"tailnet": {"name": "e2e", "domain": "tail.test"},
+	"users": {"alice@example.com": {"role": "admin"}},
+	"dns": {"magicDNS": true},
+	"authKeys": {
+		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashSecret(aliceKey) + `"},
+	},
+}
+`
+
+// buildTailplane builds the tailplane command into dir.
+func buildTailplane(t *testing.T, ctx context.Context, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "tailplane")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/tailplane/tailplane/cmd/tailplane").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building tailplane: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startServeBinary runs `tailplane serve` and returns its URL once it answers.
+func startServeBinary(t *testing.T, ctx context.Context, bin, configDir, stateDir string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logf, err := os.Create(filepath.Join(stateDir, "..", "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", configDir, "--state-dir", stateDir, "--listen", addr)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("tailplane serve log:\n%s", b)
+		}
+	})
+	url := "http://" + addr
+	waitFor(t, ctx, "tailplane serve to answer", func() (bool, string) {
+		res, err := http.Get(url + "/key?v=142")
+		if err != nil {
+			return false, err.Error()
+		}
+		res.Body.Close()
+		return res.StatusCode == 200, res.Status
+	})
+	return url
+}
+
+func statusOf(ctx context.Context, n *tailscaled.Node) (*ipnstate.Status, error) {
+	out, err := n.Tailscale(ctx, "status", "--json")
+	if err != nil {
+		return nil, err
+	}
+	st := new(ipnstate.Status)
+	if err := json.Unmarshal(out, st); err != nil {
+		return nil, fmt.Errorf("decoding status: %w", err)
+	}
+	return st, nil
+}
+
+func TestEndToEndTailscaled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+	bins, err := tailscaled.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	bin := buildTailplane(t, ctx, root)
+	configDir := filepath.Join(root, "config")
+	os.MkdirAll(configDir, 0o755)
+	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(e2eConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := filepath.Join(root, "state")
+	url := startServeBinary(t, ctx, bin, configDir, stateDir)
+
+	nodes := map[string]*tailscaled.Node{}
+	for _, name := range []string{"alpha", "beta"} {
+		n, err := bins.Start(ctx, filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s tailscaled log (tail):\n%s", name, tail(n.Log(), 60))
+			}
+			n.Close()
+		})
+		if out, err := n.Tailscale(ctx, "up", "--login-server="+url, "--auth-key="+aliceKey, "--hostname="+name); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		nodes[name] = n
+	}
+	alpha, beta := nodes["alpha"], nodes["beta"]
+
+	var betaIP string
+	t.Run("status-lists-peer-by-magicdns-name", func(t *testing.T) {
+		waitFor(t, ctx, "alpha to list beta", func() (bool, string) {
+			st, err := statusOf(ctx, alpha)
+			if err != nil {
+				return false, err.Error()
+			}
+			var names []string
+			for _, p := range st.Peer {
+				names = append(names, p.DNSName)
+				if p.DNSName == "beta.tail.test." && len(p.TailscaleIPs) > 0 {
+					betaIP = p.TailscaleIPs[0].String()
+					return true, ""
+				}
+			}
+			return false, fmt.Sprint(names)
+		})
+	})
+	if betaIP == "" {
+		t.FailNow()
+	}
+
+	t.Run("tailscale-ping", func(t *testing.T) {
+		out, err := alpha.Tailscale(ctx, "ping", "--c=20", "--timeout=5s", "beta")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "pong from beta") {
+			t.Errorf("ping output lacks a pong from beta:\n%s", out)
+		}
+	})
+
+	t.Run("tcp-through-socks5", func(t *testing.T) {
+		// In userspace-networking mode beta forwards tailnet connections
+		// to its own address to the host's loopback at the same port.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintln(c, "hello over the tailnet")
+				c.Close()
+			}
+		}()
+		port := ln.Addr().(*net.TCPAddr).Port
+		dialer, err := proxy.SOCKS5("tcp", alpha.SOCKS5, nil, proxy.Direct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var line string
+		waitFor(t, ctx, "a TCP greeting from beta via alpha's SOCKS5 proxy", func() (bool, string) {
+			c, err := dialer.Dial("tcp", fmt.Sprintf("beta.tail.test:%d", port))
+			if err != nil {
+				return false, err.Error()
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			line, err = bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				return false, err.Error()
+			}
+			return true, ""
+		})
+		if line != "hello over the tailnet\n" {
+			t.Errorf("got %q", line)
+		}
+	})
+	_ = beta
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,238 @@
+// Package tailscaled builds the real tailscaled and tailscale binaries (at the
+// tailscale.com version tailplane is built with) once into a cache
+// directory, and runs them unprivileged for end-to-end tests.
+package tailscaled
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Binaries holds the paths of a built tailscaled and tailscale.
+type Binaries struct {
+	Tailscaled string
+	Tailscale  string
+	Version    string // the tailscale.com module version, e.g. "v1.102.5"
+}
+
+// Version returns the tailscale.com module version this program is built
+// with, or asks the go command when build info lacks it.
+func Version(ctx context.Context) (string, error) {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "tailscale.com" {
+				if d.Replace != nil {
+					d = d.Replace
+				}
+				return d.Version, nil
+			}
+		}
+	}
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Version}}", "tailscale.com").Output()
+	if err != nil {
+		return "", fmt.Errorf("tailscaled: finding the tailscale.com version: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// CacheDir is where binaries for version are kept: $TAILPLANE_CACHE_DIR
+// when set, else the user cache dir, under tailplane/tailscale-<version>.
+func CacheDir(version string) (string, error) {
+	base := os.Getenv("TAILPLANE_CACHE_DIR")
+	if base == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("tailscaled: no cache directory (set TAILPLANE_CACHE_DIR): %w", err)
+		}
+		base = filepath.Join(d, "tailplane")
+	}
+	return filepath.Join(base, "tailscale-"+version), nil
+}
+
+// Build returns the cached binaries, building them first if they are
+// missing. A cold build takes minutes; concurrent callers wait on a lock
+// file instead of building twice.
+func Build(ctx context.Context) (*Binaries, error) {
+	version, err := Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := CacheDir(version)
+	if err != nil {
+		return nil, err
+	}
+	b := &Binaries{Tailscaled: filepath.Join(dir, "tailscaled"), Tailscale: filepath.Join(dir, "tailscale"), Version: version}
+	if exists(b.Tailscaled) && exists(b.Tailscale) {
+		return b, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("tailscaled: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("tailscaled: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("tailscaled: locking %s: %w", dir, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if exists(b.Tailscaled) && exists(b.Tailscale) {
+		return b, nil // built by someone else while we waited
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return nil, fmt.Errorf("tailscaled: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	// Build from tailplane's own module so go.sum pins the exact version.
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp+string(filepath.Separator),
+		"tailscale.com/cmd/tailscaled", "tailscale.com/cmd/tailscale")
+	cmd.Dir = moduleRoot()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("tailscaled: building tailscale %s: %w\n%s", version, err, stderr.Bytes())
+	}
+	for _, name := range []string{"tailscale", "tailscaled"} {
+		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {
+			return nil, fmt.Errorf("tailscaled: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// moduleRoot finds the directory of tailplane's go.mod, starting from the
+// working directory (tests run inside the module).
+func moduleRoot() string {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err == nil {
+		if gomod := strings.TrimSpace(string(out)); gomod != "" && gomod != os.DevNull {
+			return filepath.Dir(gomod)
+		}
+	}
+	return "."
+}
+
+func exists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// Node is one running tailscaled in userspace-networking mode.
+type Node struct {
+	Dir    string // state directory
+	Socket string // LocalAPI socket
+	SOCKS5 string // address of its SOCKS5 proxy into the tailnet
+	bins   *Binaries
+	cmd    *exec.Cmd
+	log    *os.File
+	exited chan struct{}
+}
+
+// Start runs tailscaled with its state in dir, without root: userspace
+// networking, no log upload, and a SOCKS5 proxy on a free loopback port.
+func (b *Binaries) Start(ctx context.Context, dir string) (*Node, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Dir: dir, Socket: filepath.Join(dir, "tailscaled.sock"), SOCKS5: "127.0.0.1:" + strconv.Itoa(port), bins: b,
+		exited: make(chan struct{})}
+	n.log, err = os.Create(filepath.Join(dir, "tailscaled.log"))
+	if err != nil {
+		return nil, err
+	}
+	n.cmd = exec.Command(b.Tailscaled,
+		"--tun=userspace-networking",
+		"--statedir="+filepath.Join(dir, "state"),
+		"--socket="+n.Socket,
+		"--socks5-server="+n.SOCKS5,
+		"--port=0",
+		"--no-logs-no-support",
+	)
+	n.cmd.Env = append(os.Environ(), "TS_NO_LOGS_NO_SUPPORT=true")
+	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	if err := n.cmd.Start(); err != nil {
+		n.log.Close()
+		return nil, fmt.Errorf("tailscaled: starting: %w", err)
+	}
+	go func() { n.cmd.Wait(); close(n.exited) }()
+	// Wait for the LocalAPI to answer.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := n.Tailscale(ctx, "version"); err == nil {
+			if _, err := n.Tailscale(ctx, "status", "--json"); err == nil {
+				return n, nil
+			}
+		}
+		select {
+		case <-n.exited:
+			return nil, fmt.Errorf("tailscaled exited early; log:\n%s", n.Log())
+		case <-ctx.Done():
+			n.Close()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			n.Close()
+			return nil, fmt.Errorf("tailscaled did not come up in 30s; log:\n%s", n.Log())
+		}
+	}
+}
+
+// Tailscale runs the tailscale CLI against this node and returns its
+// combined output.
+func (n *Node) Tailscale(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, n.bins.Tailscale, append([]string{"--socket=" + n.Socket}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		return out.Bytes(), fmt.Errorf("tailscale %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+// Log returns what tailscaled printed so far.
+func (n *Node) Log() string {
+	b, _ := os.ReadFile(n.log.Name())
+	return string(b)
+}
+
+// Close stops tailscaled and waits for it to exit.
+func (n *Node) Close() error {
+	if n.cmd.Process != nil {
+		n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.exited:
+		case <-time.After(10 * time.Second):
+			n.cmd.Process.Kill()
+			<-n.exited
+		}
+	}
+	return n.log.Close()
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, errors.New("tailscaled: no free port: " + err.Error())
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -173,6 +173,9 @@ func (w *world) startMap(mkey key.MachinePublic, req *tailcfg.MapRequest) (*node
 		return nil, &mapError{http.StatusUnauthorized, "node is logged out; run `tailscale up --auth-key=KEY` to log in again"}
 	}
 	w.applyMapRequest(n, req)
+	if !n.view.Expired && w.keyExpired(n, w.srv.now()) {
+		w.publishChanged(n)
+	}
 	return n, nil
 }
 

@@ -154,6 +154,7 @@ func (s *Server) run(ctx context.Context, w *world) {
 			op(w)
 		case <-reap.C:
 			w.reapEphemeral(ctx, s.now())
+			w.expireKeys(s.now())
 			reap.Reset(reapInterval(w.tailnet))
 		case <-ctx.Done():
 			for _, n := range w.live {

@@ -237,6 +237,16 @@ func (w *world) reapEphemeral(ctx context.Context, now time.Time) {
 	}
 }
 
+// expireKeys republishes nodes whose key expired since their view was
+// built, so peers (and the node) see them as expired.
+func (w *world) expireKeys(now time.Time) {
+	for _, n := range w.nodes {
+		if n.view != nil && !n.view.Expired && w.keyExpired(n, now) {
+			w.publishChanged(n)
+		}
+	}
+}
+
 // effectiveSettings fills in the documented defaults of s.
 func effectiveSettings(s schema.Settings) schema.Settings {
 	if s.Domain == "" {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http/httptest"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,6 +74,23 @@ type testServer struct {
 // startServer starts tailplane with state in dir (a fresh temp dir when empty).
 func startServer(t testing.TB, tn *schema.Tailnet, dir string) *testServer {
 	t.Helper()
+	return startServerClock(t, tn, dir, nil)
+}
+
+// testClock is a settable clock for expiry tests.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock(t time.Time) *testClock {
+	c := new(testClock)
+	c.ns.Store(t.UnixNano())
+	return c
+}
+func (c *testClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// startServerClock is startServer with a clock; nil means time.Now.
+func startServerClock(t testing.TB, tn *schema.Tailnet, dir string, now func() time.Time) *testServer {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -89,7 +107,7 @@ func startServer(t testing.TB, tn *schema.Tailnet, dir string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(ctx, Config{Store: st, NoiseKey: nk, Tailnet: tn, DERPMap: d.Map, Logf: t.Logf})
+	srv, err := New(ctx, Config{Store: st, NoiseKey: nk, Tailnet: tn, DERPMap: d.Map, Logf: t.Logf, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,190 @@
+package control
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// selfMap fetches n's netmap with a non-streaming, full map request.
+func (n *rawNode) selfMap() *tailcfg.MapResponse {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := n.mapReq(false)
+	req.OmitPeers = false
+	return n.stream(ctx, req).next()
+}
+
+func TestKeyRotationKeepsIdentity(t *testing.T) {
+	ts := startServer(t, testTailnet(), "")
+	n := newRawNode(t, ts)
+	n.register(n.registerReq(aliceKey))
+	before := n.selfMap().Node
+
+	oldKey := n.nk
+	n.nk = key.NewNode()
+	req := n.registerReq("")
+	req.OldNodeKey = oldKey.Public()
+	if r := n.register(req); r.Error != "" || !r.MachineAuthorized {
+		t.Fatalf("rotation refused: %+v", r)
+	}
+	after := n.selfMap().Node
+	if after.ID != before.ID || after.StableID != before.StableID || !slices.Equal(after.Addresses, before.Addresses) || after.Name != before.Name {
+		t.Errorf("rotation changed identity: before %v %v %v, after %v %v %v", before.ID, before.Addresses, before.Name, after.ID, after.Addresses, after.Name)
+	}
+	if after.Key != n.nk.Public() {
+		t.Errorf("node key = %v, want the new key", after.Key)
+	}
+	// The old key is gone.
+	n2 := *n
+	n2.nk = oldKey
+	if code, body := n2.post("/machine/map", n2.mapReq(false)); code != 401 {
+		t.Errorf("map with the rotated-away key: HTTP %d %s, want 401", code, body)
+	}
+}
+
+func TestNodeKeyExpiry(t *testing.T) {
+	tn := testTailnet()
+	tn.Settings.NodeKeyExpiry = 24 * time.Hour
+	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	ts := startServerClock(t, tn, "", clock.Now)
+
+	user := newRawNode(t, ts)
+	user.register(user.registerReq(aliceKey))
+	if got, want := user.selfMap().Node.KeyExpiry, clock.Now().Add(24*time.Hour); !got.Equal(want) {
+		t.Errorf("user node KeyExpiry = %v, want %v", got, want)
+	}
+	tagged := newRawNode(t, ts)
+	tagged.register(tagged.registerReq(serverKey))
+	if got := tagged.selfMap().Node.KeyExpiry; !got.IsZero() {
+		t.Errorf("tagged node KeyExpiry = %v, want none", got)
+	}
+
+	clock.Advance(25 * time.Hour)
+	r := user.register(user.registerReq(""))
+	if !r.NodeKeyExpired || !strings.Contains(r.Error, "expired") {
+		t.Errorf("refresh of an expired key: %+v, want NodeKeyExpired with a message", r)
+	}
+	before := user.selfMap().Node
+	if !before.Expired {
+		t.Errorf("expired node not marked Expired")
+	}
+	// Re-authenticating with a new key and an auth key keeps the node.
+	old := user.nk
+	user.nk = key.NewNode()
+	req := user.registerReq(aliceKey)
+	req.OldNodeKey = old.Public()
+	if r := user.register(req); r.Error != "" {
+		t.Fatalf("re-auth: %s", r.Error)
+	}
+	after := user.selfMap().Node
+	if after.ID != before.ID || !slices.Equal(after.Addresses, before.Addresses) || after.Expired {
+		t.Errorf("re-auth: got node %d %v expired=%v, want node %d %v not expired", after.ID, after.Addresses, after.Expired, before.ID, before.Addresses)
+	}
+}
+
+func TestEphemeralNodeRemovedAfterInactivity(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tn := testTailnet()
+	tn.Settings.EphemeralTimeout = 500 * time.Millisecond
+	ts := startServer(t, tn, "")
+	watcher := newRawNode(t, ts)
+	watcher.register(watcher.registerReq(aliceKey))
+	sw := watcher.stream(ctx, watcher.mapReq(true))
+	sw.next()
+
+	eph := newRawNode(t, ts)
+	if r := eph.register(eph.registerReq(ephemeralKy)); r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	m := sw.next()
+	if len(m.PeersChanged) != 1 {
+		t.Fatalf("watcher did not see the ephemeral node join: %+v", m)
+	}
+	id := m.PeersChanged[0].ID
+	ectx, ecancel := context.WithCancel(ctx)
+	eph.stream(ectx, eph.mapReq(true)).next()
+	ecancel() // the ephemeral node goes away
+	for {
+		m = sw.next()
+		if slices.Contains(m.PeersRemoved, id) {
+			break
+		}
+	}
+	nodes, err := ts.Store.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 1 {
+		t.Errorf("store has %d nodes after the ephemeral node was reaped, want 1", len(nodes))
+	}
+}
+
+func TestRestartKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	tn := testTailnet()
+	ts := startServer(t, tn, dir)
+	a := newRawNode(t, ts)
+	a.register(a.registerReq(aliceKey))
+	before := a.selfMap().Node
+	oneShot := newRawNode(t, ts)
+	oneShot.register(oneShot.registerReq(oneShotKey))
+	ts.Close()
+	ts.DERP.Close()
+	ts.Store.Close()
+
+	ts2 := startServer(t, tn, dir)
+	a2 := (&rawNode{t: t, mk: a.mk, nk: a.nk, dk: a.dk}).connect(ts2)
+	after := a2.selfMap().Node
+	if after.ID != before.ID || !slices.Equal(after.Addresses, before.Addresses) || after.Name != before.Name {
+		t.Errorf("after restart: %d %v %s, want %d %v %s", after.ID, after.Addresses, after.Name, before.ID, before.Addresses, before.Name)
+	}
+	b := newRawNode(t, ts2)
+	b.register(b.registerReq(aliceKey))
+	bn := b.selfMap().Node
+	for _, p := range bn.Addresses {
+		if slices.Contains(before.Addresses, p) {
+			t.Errorf("new node got address %v of an existing node", p)
+		}
+	}
+	c := newRawNode(t, ts2)
+	if r := c.register(c.registerReq(oneShotKey)); !strings.Contains(r.Error, "already used") {
+		t.Errorf("one-shot key after restart: %q, want already used", r.Error)
+	}
+}
+
+func TestSetConfigPushesNetmaps(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tn := testTailnet()
+	ts := startServer(t, tn, "")
+	a := newRawNode(t, ts)
+	a.register(a.registerReq(aliceKey))
+	s := a.stream(ctx, a.mapReq(true))
+	if got := s.next().DNSConfig.Resolvers[0].Addr; got != "192.0.2.53" {
+		t.Fatalf("resolver = %s", got)
+	}
+
+	tn2 := testTailnet()
+	tn2.DNS.Nameservers = []netip.Addr{netip.MustParseAddr("192.0.2.54")}
+	delete(tn2.AuthKeys, "alice")
+	if err := ts.SetConfig(ctx, tn2); err != nil {
+		t.Fatal(err)
+	}
+	m := s.next()
+	if m.Node == nil || m.DNSConfig == nil || m.DNSConfig.Resolvers[0].Addr != "192.0.2.54" {
+		t.Fatalf("after SetConfig: got %+v, want a full netmap with the new resolver", m)
+	}
+	b := newRawNode(t, ts)
+	if r := b.register(b.registerReq(aliceKey)); !strings.Contains(r.Error, "not declared") {
+		t.Errorf("registration with a removed key: %q, want not declared", r.Error)
+	}
+}

@@ -204,7 +204,7 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 		patched = true
 	}
 	if hi := req.Hostinfo; hi != nil {
-		if ni := hi.NetInfo; ni != nil && ni.PreferredDERP != 0 && ni.PreferredDERP != n.homeDERP {
+		if ni := hi.NetInfo; ni != nil && ni.PreferredDERP > 0 && ni.PreferredDERP != n.homeDERP {
 			n.homeDERP = ni.PreferredDERP
 			pc.DERPRegion = ni.PreferredDERP
 			patched = true

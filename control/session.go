@@ -88,7 +88,11 @@ func (s *session) enqueuePatch(pc *tailcfg.PeerChange, view *tailcfg.Node) {
 		if s.patches == nil {
 			s.patches = map[tailcfg.NodeID]*tailcfg.PeerChange{}
 		}
-		s.patches[pc.NodeID] = mergePatch(s.patches[pc.NodeID], pc)
+		if prev := s.patches[pc.NodeID]; prev != nil {
+			s.patches[pc.NodeID] = mergePatch(prev, pc)
+		} else {
+			s.patches[pc.NodeID] = pc // shared by all sessions; never modified
+		}
 	}
 	s.mu.Unlock()
 	s.poke()
@@ -162,12 +166,9 @@ func (s *session) resetForFull(f []tailcfg.FilterRule) {
 	s.lastFilter = f
 }
 
-// mergePatch folds newer into older; fields set in newer win.
+// mergePatch returns a new patch folding newer into older; fields set in
+// newer win. Neither argument is modified.
 func mergePatch(older, newer *tailcfg.PeerChange) *tailcfg.PeerChange {
-	if older == nil {
-		c := *newer
-		return &c
-	}
 	m := *older
 	if newer.DERPRegion != 0 {
 		m.DERPRegion = newer.DERPRegion

@@ -19,8 +19,10 @@ import (
 	"tailscale.com/ipn/ipnstate"
 )
 
-// e2eConfig is the tailnet the end-to-end test declares, as a user writes it.
-var e2eConfig = `{
+// e2eConfig is the tailnet the end-to-end test declares, as a user writes
+// it: alice's nodes may reach each other on port allowed only.
+func e2eConfig(allowed int) string {
+	return `{
 	// End-to-end test tailnet.
 	"tailnet": {"name": "e2e", "domain": "tail.test"},
 	"users": {"alice@example.com": {"role": "admin"}},
@@ -28,8 +30,32 @@ var e2eConfig = `{
 	"authKeys": {
 		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashSecret(aliceKey) + `"},
 	},
+	"acls": [
+		{"action": "accept", "src": ["alice@example.com"], "dst": ["alice@example.com:` + fmt.Sprint(allowed) + `"]},
+	],
 }
 `
+}
+
+// greeter accepts TCP connections on a loopback port and greets each.
+func greeter(t *testing.T, msg string) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, msg)
+			c.Close()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
 
 // buildTailplane builds the tailplane command into dir.
 func buildTailplane(t *testing.T, ctx context.Context, dir string) string {
@@ -104,7 +130,11 @@ func TestEndToEndTailscaled(t *testing.T) {
 	bin := buildTailplane(t, ctx, root)
 	configDir := filepath.Join(root, "config")
 	os.MkdirAll(configDir, 0o755)
-	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(e2eConfig), 0o644); err != nil {
+	// In userspace-networking mode a node forwards tailnet connections to
+	// its own address to the host's loopback at the same port.
+	allowedPort := greeter(t, "hello over the tailnet")
+	deniedPort := greeter(t, "this port is denied")
+	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(e2eConfig(allowedPort)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(root, "state")
@@ -127,7 +157,7 @@ func TestEndToEndTailscaled(t *testing.T) {
 		}
 		nodes[name] = n
 	}
-	alpha, beta := nodes["alpha"], nodes["beta"]
+	alpha := nodes["alpha"]
 
 	var betaIP string
 	t.Run("status-lists-peer-by-magicdns-name", func(t *testing.T) {
@@ -161,38 +191,25 @@ func TestEndToEndTailscaled(t *testing.T) {
 		}
 	})
 
+	dialer, err := proxy.SOCKS5("tcp", alpha.SOCKS5, nil, &net.Dialer{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	greeting := func(port int) (string, error) {
+		c, err := dialer.Dial("tcp", fmt.Sprintf("beta.tail.test:%d", port))
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		return bufio.NewReader(c).ReadString('\n')
+	}
+
 	t.Run("tcp-through-socks5", func(t *testing.T) {
-		// In userspace-networking mode beta forwards tailnet connections
-		// to its own address to the host's loopback at the same port.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				fmt.Fprintln(c, "hello over the tailnet")
-				c.Close()
-			}
-		}()
-		port := ln.Addr().(*net.TCPAddr).Port
-		dialer, err := proxy.SOCKS5("tcp", alpha.SOCKS5, nil, proxy.Direct)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var line string
 		waitFor(t, ctx, "a TCP greeting from beta via alpha's SOCKS5 proxy", func() (bool, string) {
-			c, err := dialer.Dial("tcp", fmt.Sprintf("beta.tail.test:%d", port))
-			if err != nil {
-				return false, err.Error()
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			line, err = bufio.NewReader(c).ReadString('\n')
+			var err error
+			line, err = greeting(allowedPort)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -202,7 +219,14 @@ func TestEndToEndTailscaled(t *testing.T) {
 			t.Errorf("got %q", line)
 		}
 	})
-	_ = beta
+
+	t.Run("policy-denied-port-refused", func(t *testing.T) {
+		// The allowed port works (above), so the path is up: a denied
+		// port must fail because beta's packet filter drops it.
+		if line, err := greeting(deniedPort); err == nil {
+			t.Errorf("connection to a port the policy denies succeeded: %q", line)
+		}
+	})
 }
 
 func tail(s string, n int) string {

@@ -53,29 +53,6 @@ func userProfile(login string, u schema.User) tailcfg.UserProfile {
 	return tailcfg.UserProfile{ID: userID(login), LoginName: login, DisplayName: name}
 }
 
-// approvedRoutes returns the routes n advertises that the config approves
-// for it (by its name or one of its tags).
-func (w *world) approvedRoutes(n *node) []netip.Prefix {
-	adv := n.hostinfo.RoutableIPs
-	if len(adv) == 0 || len(w.tailnet.Routes) == 0 {
-		return nil
-	}
-	var ok []netip.Prefix
-	ok = append(ok, w.tailnet.Routes[n.rec.GivenName]...)
-	for _, t := range n.rec.Tags {
-		ok = append(ok, w.tailnet.Routes[t]...)
-	}
-	var out []netip.Prefix
-	for _, p := range adv {
-		if slices.Contains(ok, p.Masked()) {
-			out = append(out, p.Masked())
-		}
-	}
-	return out
-}
-
-func isExitRoute(p netip.Prefix) bool { return p.Bits() == 0 }
-
 func (n *node) addresses() []netip.Prefix {
 	var a []netip.Prefix
 	if n.v4.IsValid() {
@@ -90,15 +67,7 @@ func (n *node) addresses() []netip.Prefix {
 // nodeView builds the tailcfg.Node peers (and the node itself) see.
 func (w *world) nodeView(n *node) *tailcfg.Node {
 	s := effectiveSettings(w.tailnet.Settings)
-	addrs := n.addresses()
-	routes := w.approvedRoutes(n)
-	allowed := append(slices.Clone(addrs), routes...)
-	var primary []netip.Prefix
-	for _, r := range routes {
-		if !isExitRoute(r) {
-			primary = append(primary, r)
-		}
-	}
+	allowed, primary := w.pol.Routes(n)
 	online := n.online
 	v := &tailcfg.Node{
 		ID:                n.id,
@@ -109,7 +78,7 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 		KeyExpiry:         n.rec.KeyExpiry,
 		Machine:           n.machine,
 		DiscoKey:          n.disco,
-		Addresses:         addrs,
+		Addresses:         n.addresses(),
 		AllowedIPs:        allowed,
 		Endpoints:         n.endpoints,
 		HomeDERP:          n.homeDERP,
@@ -120,6 +89,7 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 		PrimaryRoutes:     primary,
 		Online:            &online,
 		MachineAuthorized: true,
+		CapMap:            w.pol.CapMap(n),
 		Expired:           !n.rec.KeyExpiry.IsZero() && n.rec.KeyExpiry.Before(w.srv.now()),
 	}
 	if n.homeDERP != 0 {
@@ -173,14 +143,14 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 		}
 	}
 	addProfile(p.view.User)
-	for _, n := range w.nodes {
-		if n == p || !w.visible(n) || !w.pol.CanSee(p, n) {
+	for _, id := range w.pol.Peers(p) {
+		n := w.nodes[id]
+		if n == nil || n == p || !w.visible(n) {
 			continue
 		}
 		resp.Peers = append(resp.Peers, n.view)
 		addProfile(n.view.User)
 	}
-	slices.SortFunc(resp.Peers, func(a, b *tailcfg.Node) int { return int(a.ID - b.ID) })
 	if len(resp.Peers) == 0 {
 		// An empty Peers list means "no change"; name every possible peer
 		// as removed instead, so a client that had peers drops them.

@@ -1,44 +1,156 @@
 package control
 
 import (
+	"fmt"
+	"net/netip"
 	"reflect"
+	"slices"
 
+	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/tailcfg"
 )
 
 // peerPolicy is everything netmaps need from the tailnet's policy: who sees
-// whom, and each node's inbound packet filter and SSH policy.
+// whom, each node's packet filter, SSH policy and capabilities, and the
+// routes peers send its way. It is immutable once built.
 type peerPolicy interface {
 	// CanSee reports whether viewer gets peer in its netmap.
 	CanSee(viewer, peer *node) bool
-	// Filter returns n's packet filter. Nodes with equal filters may share
-	// one slice; callers must not modify it. Empty means deny all.
+	// Peers returns the IDs of the nodes n sees, sorted.
+	Peers(n *node) []tailcfg.NodeID
+	// Filter returns n's packet filter; callers must not modify it. Empty
+	// means deny all.
 	Filter(n *node) []tailcfg.FilterRule
-	// SSHPolicy returns the SSH rules n enforces; nil means no Tailscale SSH.
+	// SSHPolicy returns the SSH rules n enforces; nil means none.
 	SSHPolicy(n *node) *tailcfg.SSHPolicy
+	// CapMap returns the node attributes n gets; nil means none.
+	CapMap(n *node) tailcfg.NodeCapMap
+	// Routes returns what peers route to n (its addresses, the subnets it
+	// is primary router for and its exit routes) and its primary subnets.
+	Routes(n *node) (allowed, primary []netip.Prefix)
 }
 
-// compilePolicy turns the declared policy into a peerPolicy for the
-// current set of nodes. It is the one place that talks to the policy
-// engine.
-func compilePolicy(t *schema.Tailnet, nodes map[tailcfg.NodeID]*node) peerPolicy {
-	return allowAll{}
+// compilePolicy validates and compiles the tailnet's policy.
+func compilePolicy(t *schema.Tailnet) (*policy.Policy, error) {
+	p, diags := policy.Compile(t)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("control: the tailnet policy has errors (run `tailplane lint`):\n%s", diags.Errors().Error())
+	}
+	return p, nil
 }
 
-// allowAllFilter lets every node reach every port of every other node.
-var allowAllFilter = []tailcfg.FilterRule{{
-	SrcIPs:   []string{"*"},
-	DstPorts: []tailcfg.NetPortRange{{IP: "*", Ports: tailcfg.PortRangeAny}},
-}}
+// evaluatePolicy resolves the compiled policy against the current nodes.
+// Logged-out nodes are not part of the inventory, so nobody sees them.
+func (w *world) evaluatePolicy() peerPolicy {
+	nodes := make([]policy.Node, 0, len(w.nodes))
+	for _, n := range w.nodes {
+		if w.visible(n) {
+			nodes = append(nodes, w.policyNode(n))
+		}
+	}
+	return &evaluated{res: w.compiled.Evaluate(nodes, policy.Options{ControlURL: w.srv.serverURL})}
+}
 
-// allowAll is the policy used until the policy engine is wired in: full
-// visibility and no packet filtering.
-type allowAll struct{}
+// policyNode describes n to the policy engine.
+func (w *world) policyNode(n *node) policy.Node {
+	pn := policy.Node{
+		ID:          n.id,
+		Name:        n.rec.GivenName,
+		User:        n.rec.UserLogin,
+		Tags:        n.rec.Tags,
+		IPv4:        n.v4,
+		IPv6:        n.v6,
+		RoutableIPs: n.hostinfo.RoutableIPs,
+	}
+	pn.ApprovedRoutes = w.approvedRoutes(n, pn)
+	return pn
+}
 
-func (allowAll) CanSee(viewer, peer *node) bool     { return true }
-func (allowAll) Filter(*node) []tailcfg.FilterRule  { return allowAllFilter }
-func (allowAll) SSHPolicy(*node) *tailcfg.SSHPolicy { return nil }
+// approvedRoutes returns the routes n advertises that the config approves:
+// by the node's name or one of its tags under `routes`, or by the
+// policy's autoApprovers.
+func (w *world) approvedRoutes(n *node, pn policy.Node) []netip.Prefix {
+	adv := n.hostinfo.RoutableIPs
+	if len(adv) == 0 {
+		return nil
+	}
+	manual := slices.Clone(w.tailnet.Routes[n.rec.GivenName])
+	for _, t := range n.rec.Tags {
+		manual = append(manual, w.tailnet.Routes[t]...)
+	}
+	auto := w.compiled.ApproveRoutes(pn)
+	var out []netip.Prefix
+	for _, p := range adv {
+		if slices.Contains(manual, p.Masked()) || slices.Contains(auto, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// evaluated is a peerPolicy backed by the policy engine's Result.
+type evaluated struct{ res *policy.Result }
+
+func (e *evaluated) view(n *node) *policy.NodeView { return e.res.Node(n.id) }
+
+func (e *evaluated) CanSee(viewer, peer *node) bool {
+	v := e.view(viewer)
+	if v == nil {
+		return false
+	}
+	_, found := slices.BinarySearchFunc(v.Peers, peer.id, func(p policy.Peer, id tailcfg.NodeID) int {
+		return int(p.ID - id)
+	})
+	return found
+}
+
+func (e *evaluated) Peers(n *node) []tailcfg.NodeID {
+	v := e.view(n)
+	if v == nil {
+		return nil
+	}
+	ids := make([]tailcfg.NodeID, len(v.Peers))
+	for i, p := range v.Peers {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+func (e *evaluated) Filter(n *node) []tailcfg.FilterRule {
+	if v := e.view(n); v != nil {
+		return v.PacketFilter
+	}
+	return nil
+}
+
+func (e *evaluated) SSHPolicy(n *node) *tailcfg.SSHPolicy {
+	if v := e.view(n); v != nil {
+		return v.SSH
+	}
+	return nil
+}
+
+func (e *evaluated) CapMap(n *node) tailcfg.NodeCapMap {
+	if v := e.view(n); v != nil {
+		return v.CapMap
+	}
+	return nil
+}
+
+func (e *evaluated) Routes(n *node) (allowed, primary []netip.Prefix) {
+	v := e.view(n)
+	if v == nil {
+		return n.addresses(), nil
+	}
+	addrs := n.addresses()
+	for _, p := range v.AllowedIPs {
+		if p.Bits() == 0 || slices.Contains(v.PrimaryRoutes, p) || slices.Contains(addrs, p) {
+			allowed = append(allowed, p)
+		}
+	}
+	return allowed, v.PrimaryRoutes
+}
 
 // sameFilter reports whether two filters are equal, cheaply when they share
 // storage.

@@ -181,7 +181,7 @@ func (w *world) startMap(mkey key.MachinePublic, req *tailcfg.MapRequest) (*node
 
 func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 	pc := &tailcfg.PeerChange{NodeID: n.id}
-	patched, full, save := false, false, false
+	patched, full, save, routesChanged := false, false, false, false
 	if !req.DiscoKey.IsZero() && req.DiscoKey != n.disco {
 		n.disco = req.DiscoKey
 		n.rec.DiscoKey = req.DiscoKey.String()
@@ -212,6 +212,7 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 		clean := hi.Clone()
 		clean.NetInfo = nil
 		if !clean.Equal(n.hostinfo) {
+			routesChanged = !slices.Equal(clean.RoutableIPs, n.hostinfo.RoutableIPs)
 			n.hostinfo = clean
 			n.rec.Hostinfo, _ = json.Marshal(clean)
 			n.rec.Hostname = clean.Hostname
@@ -226,6 +227,9 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 		cancel()
 	}
 	switch {
+	case routesChanged:
+		// Advertised routes feed route approval and primary election.
+		w.membershipChanged(n, false)
 	case full:
 		w.publishChanged(n)
 	case patched:

@@ -36,6 +36,9 @@ type Config struct {
 	NoiseKey key.MachinePrivate // the server's Noise key; see LoadOrCreateNoiseKey
 	Tailnet  *schema.Tailnet    // the declared tailnet; required
 	DERPMap  *tailcfg.DERPMap   // handed to clients; nil means an empty map (no relays)
+	// ServerURL is the URL clients use, for SSH check callbacks; empty
+	// means none is advertised.
+	ServerURL string
 
 	// Logf logs server events; nil means log.Printf.
 	Logf func(format string, args ...any)
@@ -46,11 +49,12 @@ type Config struct {
 // Server is a coordination server. Its Handler serves clients; SetConfig
 // swaps in a new tailnet config at runtime.
 type Server struct {
-	store    *store.Store
-	noiseKey key.MachinePrivate
-	derpMap  *tailcfg.DERPMap
-	logf     func(format string, args ...any)
-	now      func() time.Time
+	store     *store.Store
+	noiseKey  key.MachinePrivate
+	derpMap   *tailcfg.DERPMap
+	serverURL string
+	logf      func(format string, args ...any)
+	now       func() time.Time
 
 	profiles atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile] // immutable; replaced on SetConfig
 	tailnet  atomic.Pointer[schema.Tailnet]                         // latest config, for lock-free reads
@@ -71,13 +75,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("control: Config needs Store, Tailnet and NoiseKey")
 	}
 	s := &Server{
-		store:    cfg.Store,
-		noiseKey: cfg.NoiseKey,
-		derpMap:  cfg.DERPMap,
-		logf:     cfg.Logf,
-		now:      cfg.Now,
-		ops:      make(chan func(*world), 64),
-		stopped:  make(chan struct{}),
+		store:     cfg.Store,
+		noiseKey:  cfg.NoiseKey,
+		derpMap:   cfg.DERPMap,
+		serverURL: cfg.ServerURL,
+		logf:      cfg.Logf,
+		now:       cfg.Now,
+		ops:       make(chan func(*world), 64),
+		stopped:   make(chan struct{}),
 	}
 	if s.logf == nil {
 		s.logf = log.Printf
@@ -133,11 +138,14 @@ func (s *Server) Close() error {
 }
 
 // SetConfig installs a new tailnet config and pushes fresh netmaps to every
-// connected node. It returns once the new config is in effect.
+// connected node. It returns once the new config is in effect. A config
+// whose policy does not compile is refused and the old one stays.
 func (s *Server) SetConfig(ctx context.Context, t *schema.Tailnet) error {
 	return s.do(ctx, func(w *world) error {
+		if err := w.setTailnet(t); err != nil {
+			return err
+		}
 		s.setProfiles(t)
-		w.setTailnet(t)
 		w.everythingChanged()
 		return nil
 	})

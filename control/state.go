@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
@@ -47,7 +48,9 @@ type world struct {
 	tailnet *schema.Tailnet
 	derpMap *tailcfg.DERPMap
 	dns     *tailcfg.DNSConfig // derived from tailnet.DNS; shared by all netmaps
-	pol     peerPolicy
+
+	compiled *policy.Policy // tailnet.Policy compiled; replaced with the config
+	pol      peerPolicy     // compiled evaluated against the nodes; replaced on membership changes
 
 	nodes map[tailcfg.NodeID]*node
 	byKey map[key.NodePublic]*node
@@ -65,7 +68,9 @@ func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error
 		names: map[string]*node{},
 		live:  map[tailcfg.NodeID]*node{},
 	}
-	w.setTailnet(t)
+	if err := w.setTailnet(t); err != nil {
+		return nil, err
+	}
 	for _, r := range rows {
 		n, err := nodeFromRecord(r)
 		if err != nil {
@@ -73,7 +78,7 @@ func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error
 		}
 		w.addNodeLocked(n)
 	}
-	w.pol = compilePolicy(w.tailnet, w.nodes)
+	w.pol = w.evaluatePolicy()
 	for _, n := range w.nodes {
 		w.refreshView(n)
 	}
@@ -81,7 +86,13 @@ func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error
 }
 
 // setTailnet installs a new config; the caller pushes the consequences.
-func (w *world) setTailnet(t *schema.Tailnet) {
+// A config whose policy does not compile is refused and changes nothing.
+func (w *world) setTailnet(t *schema.Tailnet) error {
+	compiled, err := compilePolicy(t)
+	if err != nil {
+		return err
+	}
+	w.compiled = compiled
 	w.tailnet = t
 	s := effectiveSettings(t.Settings)
 	if w.v4 == nil || w.v4.prefix != s.IPv4.Masked() {
@@ -95,6 +106,7 @@ func (w *world) setTailnet(t *schema.Tailnet) {
 	}
 	w.derpMap = w.srv.derpMap
 	w.dns = dnsConfig(t)
+	return nil
 }
 
 func nodeFromRecord(r *store.Node) (*node, error) {
@@ -186,7 +198,7 @@ func (w *world) publishPatch(n *node, pc *tailcfg.PeerChange) {
 // identity (tags, owner, key), and sends every live node what changed for it:
 // n itself, or its removal, and a new packet filter where that changed.
 func (w *world) membershipChanged(n *node, removed bool) {
-	w.pol = compilePolicy(w.tailnet, w.nodes)
+	w.pol = w.evaluatePolicy()
 	if !removed {
 		w.refreshView(n)
 	}
@@ -207,7 +219,7 @@ func (w *world) membershipChanged(n *node, removed bool) {
 // everythingChanged recompiles the policy and sends every live node a full
 // netmap; used when the config changed.
 func (w *world) everythingChanged() {
-	w.pol = compilePolicy(w.tailnet, w.nodes)
+	w.pol = w.evaluatePolicy()
 	for _, n := range w.nodes {
 		w.refreshView(n)
 	}

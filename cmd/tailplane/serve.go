@@ -150,7 +150,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 		}
 	}
 
-	srv, err := control.New(ctx, control.Config{Store: st, NoiseKey: noiseKey, Tailnet: tn, DERPMap: derpMap, Logf: logf})
+	srv, err := control.New(ctx, control.Config{Store: st, NoiseKey: noiseKey, Tailnet: tn, DERPMap: derpMap, ServerURL: serverURL, Logf: logf})
 	if err != nil {
 		return err
 	}

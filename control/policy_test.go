@@ -1,0 +1,131 @@
+package control
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailplane/tailplane/schema"
+	"tailscale.com/tailcfg"
+)
+
+// peerNamesOf returns the MagicDNS names of a netmap's peers.
+func peerNamesOf(m *tailcfg.MapResponse) []string {
+	var out []string
+	for _, p := range m.Peers {
+		out = append(out, strings.TrimSuffix(p.Name, ".tail.test."))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestPolicyShapesNetmaps(t *testing.T) {
+	tn := testTailnet()
+	tn.Policy.ACLs = []schema.ACL{
+		{Action: "accept", Src: []string{"alice@example.com"}, Dst: []string{"tag:server:22"}},
+	}
+	ts := startServer(t, tn, "")
+	reg := func(host, authKey string, hi func(*tailcfg.Hostinfo)) *rawNode {
+		n := newRawNode(t, ts)
+		req := n.registerReq(authKey)
+		req.Hostinfo.Hostname = host
+		if hi != nil {
+			hi(req.Hostinfo)
+		}
+		if r := n.register(req); r.Error != "" {
+			t.Fatalf("%s: %s", host, r.Error)
+		}
+		return n
+	}
+	alice := reg("alice-laptop", aliceKey, nil)
+	bob := reg("bob-laptop", limitedKey, nil)
+	server := reg("server", serverKey, nil)
+	reg("router", serverKey, func(hi *tailcfg.Hostinfo) {
+		hi.RequestTags = []string{"tag:router"}
+		hi.RoutableIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")}
+	})
+
+	t.Run("visibility", func(t *testing.T) {
+		for _, tt := range []struct {
+			n    *rawNode
+			want []string
+		}{
+			{alice, []string{"router", "server"}},
+			{bob, nil},
+			{server, []string{"alice-laptop"}},
+		} {
+			m := tt.n.selfMap()
+			if got := peerNamesOf(m); !slices.Equal(got, tt.want) {
+				t.Errorf("%s sees %v, want %v", m.Node.Name, got, tt.want)
+			}
+		}
+	})
+
+	t.Run("server-filter-allows-alice-on-22", func(t *testing.T) {
+		m := server.selfMap()
+		aliceIP := alice.selfMap().Node.Addresses[0].Addr().String()
+		rules := m.PacketFilters["base"]
+		found := false
+		for _, r := range rules {
+			for _, dp := range r.DstPorts {
+				if dp.Ports == (tailcfg.PortRange{First: 22, Last: 22}) && slices.ContainsFunc(r.SrcIPs, func(s string) bool { return strings.HasPrefix(s, aliceIP) }) {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("server's filter %+v lacks alice (%s) -> port 22", rules, aliceIP)
+		}
+		if bm := bob.selfMap(); bm.PacketFilters["base"] != nil {
+			t.Errorf("bob gets filter %+v, want deny-all", bm.PacketFilters)
+		}
+		if _, ok := bob.selfMap().PacketFilters["*"]; !ok {
+			t.Errorf("bob's netmap does not reset the filter with \"*\"")
+		}
+	})
+
+	t.Run("approved-routes-only", func(t *testing.T) {
+		m := alice.selfMap()
+		i := slices.IndexFunc(m.Peers, func(p *tailcfg.Node) bool { return strings.HasPrefix(p.Name, "router.") })
+		if i < 0 {
+			t.Fatal("alice does not see the router")
+		}
+		p := m.Peers[i]
+		want := netip.MustParsePrefix("192.0.2.0/24")
+		if !slices.Contains(p.AllowedIPs, want) || !slices.Contains(p.PrimaryRoutes, want) {
+			t.Errorf("router AllowedIPs=%v PrimaryRoutes=%v, want the approved %v", p.AllowedIPs, p.PrimaryRoutes, want)
+		}
+		if slices.Contains(p.AllowedIPs, netip.MustParsePrefix("198.51.100.0/24")) {
+			t.Errorf("unapproved route 198.51.100.0/24 in AllowedIPs %v", p.AllowedIPs)
+		}
+		if !slices.Equal(p.Tags, []string{"tag:router", "tag:server"}) {
+			t.Errorf("router tags = %v", p.Tags)
+		}
+	})
+
+	t.Run("policy-change-at-runtime", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s := bob.stream(ctx, bob.mapReq(true))
+		if got := peerNamesOf(s.next()); len(got) != 0 {
+			t.Fatalf("bob sees %v before the change", got)
+		}
+		tn2 := testTailnet()
+		tn2.Policy.ACLs = append(slices.Clone(tn.Policy.ACLs),
+			schema.ACL{Action: "accept", Src: []string{"bob@example.com"}, Dst: []string{"tag:server:80"}})
+		if err := ts.SetConfig(ctx, tn2); err != nil {
+			t.Fatal(err)
+		}
+		if got := peerNamesOf(s.next()); !slices.Equal(got, []string{"router", "server"}) {
+			t.Errorf("after the change bob sees %v, want router and server", got)
+		}
+		bad := testTailnet()
+		bad.Policy.ACLs = []schema.ACL{{Action: "accept", Src: []string{"group:nope"}, Dst: []string{"*:*"}}}
+		if err := ts.SetConfig(ctx, bad); err == nil {
+			t.Errorf("SetConfig accepted a policy that does not compile")
+		}
+	})
+}

@@ -45,11 +45,14 @@ type Result struct {
 // evalRule is a rule with its aliases resolved against the inventory.
 type evalRule struct {
 	*rule
-	srcSet   *netipx.IPSet
-	srcIPs   []string // srcSet in FilterRule.SrcIPs syntax
-	srcNodes bitset   // nodes inside the source set
-	dstNodes bitset   // nodes a non-self destination matches
-	dstSelf  bool     // the rule has an autogroup:self destination
+	srcSet *netipx.IPSet
+	srcIPs []string // srcSet in FilterRule.SrcIPs syntax
+	// srcOutside is srcSet outside the tailnet ranges: the sources that
+	// can sit behind a subnet router.
+	srcOutside *netipx.IPSet
+	srcNodes   bitset // nodes inside the source set
+	dstNodes   bitset // nodes a non-self destination matches
+	dstSelf    bool   // the rule has an autogroup:self destination
 	// Which routes of other nodes the sources may use: all of them, the
 	// exit routes (autogroup:internet), or those overlapping routeSet.
 	routesAll, routesExit bool
@@ -192,6 +195,10 @@ func (r *Result) resolveRule(rl *rule) *evalRule {
 	er := &evalRule{rule: rl, dstNodes: newBitset(len(r.nodes))}
 	er.srcSet, er.srcNodes = r.resolveSrc(rl.srcs)
 	er.srcIPs = setStrings(er.srcSet)
+	var ob netipx.IPSetBuilder
+	ob.AddSet(er.srcSet)
+	ob.RemoveSet(tailnetRanges)
+	er.srcOutside, _ = ob.IPSet()
 	if len(rl.via) > 0 {
 		er.viaNodes = newBitset(len(r.nodes))
 		for _, v := range rl.via {
@@ -442,7 +449,7 @@ func (r *Result) peers(s *nodeState) []Peer {
 		if er.dstNodes.has(s.idx) {
 			vis.or(er.srcNodes)
 			// Replies to sources behind a subnet router go back through it.
-			rb.AddSet(er.srcSet)
+			rb.AddSet(er.srcOutside)
 		}
 		if er.dstSelf && !s.Tagged() {
 			same := r.sameUser(s)
@@ -527,11 +534,13 @@ func (r *Result) packetFilter(s *nodeState) []tailcfg.FilterRule {
 		}
 		if er.dstSelf && !s.Tagged() {
 			var b netipx.IPSetBuilder
-			r.sameUser(s).each(func(i int) {
+			// autogroup:self sources are users, groups, members or "*":
+			// srcNodes holds exactly the nodes whose addresses are sources.
+			same := newBitset(len(r.nodes))
+			same.orAnd(er.srcNodes, r.sameUser(s))
+			same.each(func(i int) {
 				for _, p := range r.nodes[i].addrs {
-					if er.srcSet.ContainsPrefix(p) {
-						b.AddPrefix(p)
-					}
+					b.AddPrefix(p)
 				}
 			})
 			src, _ := b.IPSet()

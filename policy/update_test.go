@@ -1,0 +1,125 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"tailscale.com/tailcfg"
+)
+
+// TestUpdateMatchesEvaluate applies single-node changes with Update and
+// checks every node's view against a fresh Evaluate: a view Update carries
+// over must be the one Evaluate computes.
+func TestUpdateMatchesEvaluate(t *testing.T) {
+	bt, bnodes := benchTailnet(300)
+	inventories := []struct {
+		name  string
+		doc   func(t *testing.T) *Policy
+		nodes []Node
+	}{
+		{"small", func(t *testing.T) *Policy { p, _ := Compile(load(t, smallPolicy)); return p }, smallNodes()},
+		{"bench300", func(t *testing.T) *Policy { p, _ := Compile(bt); return p }, bnodes},
+	}
+	mutations := []struct {
+		name string
+		f    func([]Node) []Node
+	}{
+		{"retag", func(ns []Node) []Node { ns[1].Tags, ns[1].User = []string{"tag:web"}, ""; return ns }},
+		{"untag", func(ns []Node) []Node { ns[3].Tags, ns[3].User = nil, "bob@example.com"; return ns }},
+		{"new ip", func(ns []Node) []Node { ns[2].IPv4 = netip.MustParseAddr("100.100.1.1"); return ns }},
+		{"remove", func(ns []Node) []Node { return slices.Delete(ns, 2, 3) }},
+		{"add", func(ns []Node) []Node {
+			return append(ns, Node{ID: 5000, User: "alice@example.com", IPv4: netip.MustParseAddr("100.99.0.1"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::99:1")})
+		}},
+		{"approve route", func(ns []Node) []Node {
+			r := netip.MustParsePrefix("192.168.1.0/24")
+			ns[4].RoutableIPs, ns[4].ApprovedRoutes = []netip.Prefix{r}, []netip.Prefix{r}
+			return ns
+		}},
+		{"unapprove routes", func(ns []Node) []Node {
+			for i := range ns {
+				ns[i].ApprovedRoutes = nil
+			}
+			return ns
+		}},
+	}
+	for _, inv := range inventories {
+		p := inv.doc(t)
+		for _, m := range mutations {
+			t.Run(inv.name+"/"+m.name, func(t *testing.T) {
+				before := cloneNodes(inv.nodes)
+				after := m.f(cloneNodes(inv.nodes))
+				old := p.Evaluate(before, Options{})
+				for _, n := range before {
+					old.Node(n.ID)
+				}
+				upd, ids := old.Update(after)
+				fresh := p.Evaluate(after, Options{})
+				for _, n := range after {
+					if got, want := viewJSON(upd.Node(n.ID)), viewJSON(fresh.Node(n.ID)); got != want {
+						t.Errorf("node %d: Update's view differs from Evaluate's (affected: %v)\n got %s\nwant %s", n.ID, slices.Contains(ids, n.ID), got, want)
+					}
+				}
+				if len(ids) == 0 {
+					t.Error("Update reported no affected nodes")
+				}
+			})
+		}
+	}
+}
+
+func cloneNodes(ns []Node) []Node {
+	out := slices.Clone(ns)
+	for i := range out {
+		out[i].Tags = slices.Clone(out[i].Tags)
+		out[i].RoutableIPs = slices.Clone(out[i].RoutableIPs)
+		out[i].ApprovedRoutes = slices.Clone(out[i].ApprovedRoutes)
+	}
+	return out
+}
+
+func viewJSON(v *NodeView) string {
+	if v == nil {
+		return "nil"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(err)
+	}
+	return string(b)
+}
+
+// BenchmarkUpdate is one node changing its tags in a tailnet whose views
+// are all computed: Update plus recomputing the affected views.
+func BenchmarkUpdate(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			t, nodes := benchTailnet(n)
+			p, diags := Compile(t)
+			if diags.HasErrors() {
+				b.Fatal(diags)
+			}
+			res := p.Evaluate(nodes, Options{})
+			for _, nd := range nodes {
+				res.Node(nd.ID)
+			}
+			i := 0
+			affected := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				i++
+				nodes[7].Tags, nodes[7].User = []string{fmt.Sprintf("tag:t%d", 5+i%2)}, ""
+				var ids []tailcfg.NodeID
+				res, ids = res.Update(slices.Clone(nodes))
+				for _, id := range ids {
+					res.Node(id)
+				}
+				affected = len(ids)
+			}
+			b.ReportMetric(float64(affected), "affected-nodes")
+		})
+	}
+}

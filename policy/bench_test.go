@@ -88,6 +88,7 @@ func BenchmarkCompileEvaluate(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			t, nodes := benchTailnet(n)
+			peers := 0
 			b.ReportAllocs()
 			for b.Loop() {
 				p, diags := Compile(t)
@@ -95,10 +96,12 @@ func BenchmarkCompileEvaluate(b *testing.B) {
 					b.Fatal(diags)
 				}
 				res := p.Evaluate(nodes, Options{})
+				peers = 0
 				for _, nd := range nodes {
-					res.Node(nd.ID)
+					peers += len(res.Node(nd.ID).Peers)
 				}
 			}
+			b.ReportMetric(float64(peers)/float64(n), "peers/node")
 		})
 	}
 }

@@ -158,7 +158,7 @@ func runCase(c *confCase) (map[string]confExpect, error) {
 			}
 		}
 	}
-	if ds := p.RunTests(nodes); ds.HasErrors() {
+	if ds := p.RunTests(TestInventory(t, nodes)); ds.HasErrors() {
 		return nil, ds
 	}
 	res := p.Evaluate(nodes, Options{ControlURL: "https://unused"})

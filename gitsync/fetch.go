@@ -213,9 +213,9 @@ func cacheName(url string) string {
 func (s *syncer) revision(ctx context.Context, c *object.Commit) (*Revision, error) {
 	id := c.Hash.String()
 	var signer string
-	if s.cfg.VerifyKeyring != "" {
+	if s.cfg.verifying() {
 		var err error
-		if signer, err = verifyCommit(c, s.cfg.VerifyKeyring); err != nil {
+		if signer, err = verifyCommit(c, s.cfg); err != nil {
 			return nil, err
 		}
 	}

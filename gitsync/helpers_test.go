@@ -77,6 +77,9 @@ func (u *upstream) fileURL() string { return "file://" + filepath.ToSlash(u.bare
 // commitOpts tweaks one commit.
 type commitOpts struct {
 	signKey *openpgp.Entity
+	// sshKey is a private key file: the commit is made and SSH-signed by
+	// the git CLI (which runs ssh-keygen -Y sign).
+	sshKey string
 	// rewrite resets the branch to the parent of the current head first,
 	// so pushing the commit is a force push.
 	rewrite bool
@@ -128,10 +131,24 @@ func (u *upstream) commit(msg string, files map[string]string, o commitOpts) str
 	if out, err := exec.Command("git", "-C", u.work, "add", "-A").CombinedOutput(); err != nil {
 		u.t.Fatalf("git add: %v\n%s", err, out)
 	}
-	sig := &object.Signature{Name: "Alice Admin", Email: "alice@example.com", When: time.Now()}
-	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig, SignKey: o.signKey, AllowEmptyCommits: true})
-	if err != nil {
-		u.t.Fatal(err)
+	var h plumbing.Hash
+	if o.sshKey != "" {
+		cmd := exec.Command("git", "-C", u.work, "-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com",
+			"-c", "gpg.format=ssh", "-c", "user.signingkey="+o.sshKey, "commit", "-q", "-S", "--allow-empty", "-m", msg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			u.t.Fatalf("git commit -S: %v\n%s", err, out)
+		}
+		head, err := u.repo.Head()
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		h = head.Hash()
+	} else {
+		sig := &object.Signature{Name: "Alice Admin", Email: "alice@example.com", When: time.Now()}
+		h, err = wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig, SignKey: o.signKey, AllowEmptyCommits: true})
+		if err != nil {
+			u.t.Fatal(err)
+		}
 	}
 	err = u.repo.Push(&git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{"+refs/heads/main:refs/heads/main"}})
 	if err != nil {

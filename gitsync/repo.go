@@ -36,10 +36,16 @@ type Config struct {
 	CacheDir string
 	// Auth holds the credentials. Zero: none.
 	Auth Auth
-	// VerifyKeyring is an armored OpenPGP keyring file. When set, only
-	// commits signed by one of its keys are emitted. Empty: no
-	// verification.
+	// VerifyKeyring is an armored OpenPGP keyring file (gpg --armor
+	// --export). When it or VerifyAllowedSigners is set, only commits
+	// signed by a trusted key are emitted. Empty: OpenPGP-signed commits
+	// are not trusted.
 	VerifyKeyring string
+	// VerifyAllowedSigners is an allowed signers file, the format of git's
+	// gpg.ssh.allowedSignersFile, for SSH-signed commits. Empty: SSH-signed
+	// commits are not trusted. With neither this nor VerifyKeyring set,
+	// signatures are not checked.
+	VerifyAllowedSigners string
 	// Logf receives progress and error messages. Nil: discard.
 	Logf func(format string, args ...any)
 }
@@ -88,6 +94,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.Poll)
 	if cfg.VerifyKeyring != "" {
 		if _, err := readKeyring(cfg.VerifyKeyring); err != nil {
+			return cfg, fmt.Errorf("gitsync: %w", err)
+		}
+	}
+	if cfg.VerifyAllowedSigners != "" {
+		if _, err := readAllowedSigners(cfg.VerifyAllowedSigners); err != nil {
 			return cfg, fmt.Errorf("gitsync: %w", err)
 		}
 	}

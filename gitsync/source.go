@@ -23,8 +23,9 @@ type Revision struct {
 	// FS is the config tree at this revision, rooted at Config.Path. It is
 	// immutable and safe for concurrent use.
 	FS fs.FS
-	// Verified is the signer identity ("Name <email>" of the OpenPGP key's
-	// primary identity) when signature verification is on, else "".
+	// Verified is the signer when signature verification is on: the
+	// OpenPGP key's primary identity ("Name <email>") or the principals of
+	// the SSH allowed signer ("alice@example.com"). Empty otherwise.
 	Verified string
 }
 

@@ -115,7 +115,7 @@ func cueDiags(err error, prefix string, root *node) Diagnostics {
 		} else if strings.Contains(format, "(mismatched types %s and %s)") && len(args) == 4 && root != nil {
 			if n := lookupCUEPath(root, e.Path()); n != nil {
 				want := fmt.Sprint(args[3])
-				if cueKindName(n.kind) == want {
+				if isCUEKind(n.kind, want) {
 					want = fmt.Sprint(args[2])
 				}
 				msg = fmt.Sprintf("expected %s, got %s", want, n.describe())
@@ -298,17 +298,17 @@ func lookupCUEPath(n *node, sel []string) *node {
 	return n
 }
 
-// cueKindName names a node kind the way CUE error messages do.
-func cueKindName(k kind) string {
+// isCUEKind reports whether name is how CUE error messages call kind k.
+func isCUEKind(k kind, name string) bool {
 	switch k {
 	case kObject:
-		return "struct"
+		return name == "struct"
 	case kArray:
-		return "list"
+		return name == "list"
 	case kNumber:
-		return "int"
+		return name == "int" || name == "float" || name == "number"
 	}
-	return k.String()
+	return name == k.String()
 }
 
 // cueWalker converts a concrete cue.Value into a node tree.

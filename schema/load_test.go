@@ -166,6 +166,10 @@ func TestLoadMerge(t *testing.T) {
 			`a.json:1:24: error: defaultSrcPosture[0]: expected string, got 1`,
 		},
 	}, {
+		name:  "float where a string goes",
+		files: []string{"a.json", `{"hosts": {"db": 1.5}}`},
+		want:  []string{`a.json:1:12: error: hosts.db: expected string, got 1.5`},
+	}, {
 		name:  "policy type errors come from the schema with a path",
 		files: []string{"a.json", "{\"acls\": [\n {\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [3]}]}"},
 		want:  []string{`a.json:2:45: error: acls[0].dst[0]: expected string, got 3`},
@@ -301,12 +305,16 @@ users: "bob@example.com": {name: "Bob", role: "admin"}
 groups: "group:admins": [for login, u in users if u.role != "member" {login}]
 `
 	imports := "package tailnet\n\nimport \"strings\"\n\ntailnet: name: strings.ToUpper(\"acme\")\n"
-	tn, ds := Load(context.Background(), mapFS("users.cue", users, "name.cue", imports, "schema.cue", SchemaCUE()), ".")
+	keys := "package tailnet\n\ntagOwners: \"tag:ci\": []\nauthKeys: ci: #AuthKey & {tags: [\"tag:ci\"], secretHash: \"" + hashA + "\"}\n"
+	tn, ds := Load(context.Background(), mapFS("users.cue", users, "name.cue", imports, "keys.cue", keys, "schema.cue", SchemaCUE()), ".")
 	if len(ds) > 0 {
 		t.Fatalf("diagnostics:\n%v", ds)
 	}
 	if diff := cmp.Diff([]string{"alice@example.com", "bob@example.com"}, tn.Policy.Groups["group:admins"]); diff != "" {
 		t.Error(diff)
+	}
+	if got := tn.AuthKeys["ci"].SecretHash; got != hashA {
+		t.Errorf("secretHash = %q", got)
 	}
 	if tn.Settings.Name != "ACME" {
 		t.Errorf("name = %q", tn.Settings.Name)

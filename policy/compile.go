@@ -163,37 +163,7 @@ func (c *compiler) symbols(pol *schema.Policy) *symbols {
 		sy.hosts[name] = ps[0]
 	}
 	for _, name := range sortedKeys(pol.IPSets) {
-		path := fmt.Sprintf("ipsets[%q]", name)
-		if !strings.HasPrefix(name, "ipset:") {
-			c.errf(path, "", "ipset name %q must start with 'ipset:'", name)
-			continue
-		}
-		var b netipx.IPSetBuilder
-		for i, e := range pol.IPSets[name] {
-			ep := fmt.Sprintf("%s[%d]", path, i)
-			neg := strings.HasPrefix(e, "!")
-			e = strings.TrimPrefix(e, "!")
-			var ps []netip.Prefix
-			if p, ok := sy.hosts[e]; ok {
-				ps = []netip.Prefix{p}
-			} else if s, ok := sy.ipsets[e]; ok {
-				ps = s.Prefixes()
-			} else {
-				var err error
-				if ps, err = parseAddrs(e); err != nil {
-					c.errf(ep, "use an IP, CIDR, range, host or earlier ipset", "%v", err)
-					continue
-				}
-			}
-			for _, p := range ps {
-				if neg {
-					b.RemovePrefix(p)
-				} else {
-					b.AddPrefix(p)
-				}
-			}
-		}
-		sy.ipsets[name], _ = b.IPSet()
+		c.ipset(sy, pol.IPSets, name, map[string]bool{})
 	}
 	// Declare every tag first so owners may name tags declared later.
 	for name := range pol.TagOwners {
@@ -224,6 +194,77 @@ func (c *compiler) symbols(pol *schema.Policy) *symbols {
 		sy.tagOwners[name] = pol.TagOwners[name]
 	}
 	return sy
+}
+
+// ipset resolves the ipset name (and the ipsets it names, first) into
+// sy.ipsets. Entries are "add <target>", "remove <target>" or a bare target
+// (an add), applied in order; targets are IPs, CIDRs, ranges, hosts,
+// autogroup:internet and other ipsets. visiting detects cycles.
+func (c *compiler) ipset(sy *symbols, defs map[string][]string, name string, visiting map[string]bool) *netipx.IPSet {
+	if s, ok := sy.ipsets[name]; ok {
+		return s
+	}
+	path := fmt.Sprintf("ipsets[%q]", name)
+	empty, _ := (&netipx.IPSetBuilder{}).IPSet()
+	if !strings.HasPrefix(name, "ipset:") || len(name) == len("ipset:") {
+		c.errf(path, "", "ipset name %q must start with 'ipset:'", name)
+		sy.ipsets[name] = empty
+		return empty
+	}
+	if visiting[name] {
+		return nil
+	}
+	visiting[name] = true
+	var b netipx.IPSetBuilder
+	for i, e := range defs[name] {
+		ep := fmt.Sprintf("%s[%d]", path, i)
+		op, target, ok := strings.Cut(strings.TrimSpace(e), " ")
+		if !ok {
+			op, target = "add", op
+		}
+		target = strings.TrimSpace(target)
+		if op != "add" && op != "remove" {
+			c.errf(ep, `write "add <target>" or "remove <target>"`, "ipset operation %q is not add or remove", op)
+			continue
+		}
+		var set *netipx.IPSet
+		switch {
+		case target == agInternet:
+			var ib netipx.IPSetBuilder
+			for _, p := range internetPrefixes {
+				ib.AddPrefix(p)
+			}
+			set, _ = ib.IPSet()
+		case strings.HasPrefix(target, "ipset:"):
+			if _, ok := defs[target]; !ok {
+				c.errf(ep, "", "ipset %q is not defined", target)
+				continue
+			}
+			if set = c.ipset(sy, defs, target, visiting); set == nil {
+				c.errf(ep, "ipsets must not refer to themselves", "ipset %q refers back to %q", target, name)
+				continue
+			}
+		default:
+			ps, err := parseAddrs(target)
+			if p, ok := sy.hosts[target]; ok {
+				ps, err = []netip.Prefix{p}, nil
+			}
+			if err != nil {
+				c.errf(ep, "ipsets hold IPs, CIDRs, ranges, hosts, autogroup:internet and other ipsets", "%v", err)
+				continue
+			}
+			set = prefixAlias(target, ps).set
+		}
+		if op == "add" {
+			b.AddSet(set)
+		} else {
+			b.RemoveSet(set)
+		}
+	}
+	delete(visiting, name)
+	s, _ := b.IPSet()
+	sy.ipsets[name] = s
+	return s
 }
 
 // srcAlias parses a rule source.
@@ -367,7 +408,21 @@ func (c *compiler) acl(sy *symbols, path string, a schema.ACL) *rule {
 	if bad {
 		return nil
 	}
+	r.srcs = c.posture(path, a.SrcPosture, r.srcs)
 	return r
+}
+
+// posture handles srcPosture, which tailplane cannot evaluate (it has no
+// device posture data): the rule then matches no source, failing closed,
+// and a warning says so.
+func (c *compiler) posture(path string, posture []string, srcs []alias) []alias {
+	if len(posture) == 0 {
+		return srcs
+	}
+	c.diags = append(c.diags, c.src.Warn(path+".srcPosture",
+		"device posture conditions are not supported; this rule matches no source",
+		"remove srcPosture, or express the condition with tags"))
+	return nil
 }
 
 // grant compiles one entry of grants into one rule per protocol group of
@@ -411,6 +466,7 @@ func (c *compiler) grant(sy *symbols, path string, g schema.Grant) []*rule {
 		return nil
 	}
 	c.checkSelf(path, srcs, dsts, false)
+	srcs = c.posture(path, g.SrcPosture, srcs)
 	// Group the ip entries by protocol, keeping first-seen order.
 	var groups []*rule
 	byProto := map[string]*rule{}

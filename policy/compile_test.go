@@ -162,3 +162,34 @@ func TestApproveRoutes(t *testing.T) {
 }
 
 func slicesSort(s []string) { sort.Strings(s) }
+
+func TestIPSets(t *testing.T) {
+	p, diags := Compile(load(t, `{
+		"hosts": {"nas": "10.0.0.5"},
+		"ipsets": {
+			"ipset:lan": ["10.0.0.0/24", "192.168.0.1-192.168.0.3"],
+			"ipset:lan-but-nas": ["add ipset:lan", "remove nas"],
+			"ipset:loop": ["add ipset:loop"],
+			"ipset:bad": ["drop 10.0.0.1"],
+		},
+		"acls": [{"action": "accept", "src": ["ipset:lan-but-nas"], "dst": ["*:*"]}],
+	}`))
+	var got []string
+	for _, d := range diags.Errors() {
+		got = append(got, d.Path+": "+d.Message)
+	}
+	want := []string{
+		`ipsets["ipset:bad"][0]: ipset operation "drop" is not add or remove`,
+		`ipsets["ipset:loop"][0]: ipset "ipset:loop" refers back to "ipset:loop"`,
+	}
+	slicesSort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("diagnostics (-want +got):\n%s", diff)
+	}
+	set := p.sy.ipsets["ipset:lan-but-nas"]
+	for addr, in := range map[string]bool{"10.0.0.4": true, "10.0.0.5": false, "192.168.0.2": true, "192.168.0.4": false} {
+		if got := set.Contains(netip.MustParseAddr(addr)); got != in {
+			t.Errorf("ipset:lan-but-nas contains %s = %v, want %v", addr, got, in)
+		}
+	}
+}

@@ -649,16 +649,16 @@ func setStrings(s *netipx.IPSet) []string {
 	return out
 }
 
-// internetPrefixes approximates the public internet as autogroup:internet
-// spells it: everything outside private, shared and tailnet ranges.
+// internetPrefixes is autogroup:internet: all of IPv4 and global unicast
+// IPv6 (2000::/3), without private (RFC 1918, fc00::/7), link-local and
+// tailnet ranges.
 var internetPrefixes = func() []netip.Prefix {
 	var b netipx.IPSetBuilder
 	b.AddPrefix(exitV4)
-	b.AddPrefix(exitV6)
+	b.AddPrefix(netip.MustParsePrefix("2000::/3"))
 	for _, s := range []string{
-		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-		"172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/3",
-		"::/3", "fc00::/7", "fe80::/10", "ff00::/8",
+		"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+		"100.64.0.0/10", "fd7a:115c:a1e0::/48", "169.254.0.0/16", "fe80::/10",
 	} {
 		b.RemovePrefix(netip.MustParsePrefix(s))
 	}

@@ -393,10 +393,6 @@ func (c *compiler) acl(sy *symbols, path string, a schema.ACL) *rule {
 			c.errf(dp, `ports are "*", a number, a range "80-443" or a list "22,80"`, "dst=%q: %v", d, perr)
 			ok = false
 		}
-		if ok && protos != nil && !protoHasPorts(protos[0]) && (len(pr) != 1 || pr[0] != portAny) {
-			c.errf(dp, "write the destination with :*", "dst=%q: protocol %q has no ports", d, a.Proto)
-			ok = false
-		}
 		if !ok {
 			bad = true
 			continue

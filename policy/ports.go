@@ -6,35 +6,25 @@ import (
 	"strings"
 
 	"tailscale.com/tailcfg"
+	"tailscale.com/types/ipproto"
 )
 
 // portAny is the whole port range, written "*".
 var portAny = tailcfg.PortRange{First: 0, Last: 65535}
 
-// protoNames maps the protocol names Tailscale accepts to IANA numbers.
-var protoNames = map[string]int{
-	"icmp": 1, "igmp": 2, "ipv4": 4, "ip-in-ip": 4, "tcp": 6, "egp": 8, "igp": 9,
-	"udp": 17, "gre": 47, "esp": 50, "ah": 51, "ipv6-icmp": 58, "sctp": 132,
-}
-
-// protoHasPorts reports whether a protocol carries port numbers, so that
-// rules for it may name ports other than "*".
-func protoHasPorts(p int) bool { return p == 6 || p == 17 || p == 132 }
-
-// parseProto parses an ACL's "proto" (a name or a number 0-255). The empty
-// string means the default set (TCP, UDP, ICMP), returned as nil.
+// parseProto parses an ACL's or test's "proto": a protocol name Tailscale
+// accepts ("tcp", "udp", "icmp", "ipv6-icmp", "sctp", ...) or a number in
+// 0-255. The empty string means the default set (TCP, UDP, ICMP),
+// returned as nil.
 func parseProto(s string) ([]int, error) {
 	if s == "" {
 		return nil, nil
 	}
-	if n, ok := protoNames[strings.ToLower(s)]; ok {
-		return []int{n}, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > 255 {
+	var p ipproto.Proto
+	if err := p.UnmarshalText([]byte(s)); err != nil {
 		return nil, fmt.Errorf("proto %q is not a protocol name or a number in 0-255", s)
 	}
-	return []int{n}, nil
+	return []int{int(p)}, nil
 }
 
 // parsePorts parses a port list such as "*", "22", "80-443" or "22,80,443".
@@ -102,30 +92,16 @@ type protoPorts struct {
 	ports  []tailcfg.PortRange
 }
 
-// parseGrantIP parses a grant "ip" entry: "*", "22", "80-443", "tcp:443",
-// "udp:*", "icmp:*" or "6:22".
+// parseGrantIP parses a grant "ip" entry with Tailscale's own parser:
+// "*", "22", "80-443", "tcp:443", "udp:*", "icmp:*" or "6:22".
 func parseGrantIP(s string) (protoPorts, error) {
-	if s == "*" {
-		return protoPorts{ports: []tailcfg.PortRange{portAny}}, nil
-	}
-	proto, ports, hasProto := strings.Cut(s, ":")
-	if !hasProto {
-		ps, err := parsePorts(s)
-		return protoPorts{ports: ps}, err
-	}
-	pr, err := parseProto(proto)
+	prs, err := tailcfg.ParseProtoPortRanges([]string{s})
 	if err != nil {
 		return protoPorts{}, err
 	}
-	if pr == nil {
-		return protoPorts{}, fmt.Errorf("%q: protocol must not be empty", s)
+	pp := protoPorts{ports: []tailcfg.PortRange{prs[0].Ports}}
+	if prs[0].Proto != 0 {
+		pp.protos = []int{prs[0].Proto}
 	}
-	ps, err := parsePorts(ports)
-	if err != nil {
-		return protoPorts{}, err
-	}
-	if !protoHasPorts(pr[0]) && (len(ps) != 1 || ps[0] != portAny) {
-		return protoPorts{}, fmt.Errorf("%q: protocol %s has no ports; use %q", s, proto, proto+":*")
-	}
-	return protoPorts{protos: pr, ports: ps}, nil
+	return pp, nil
 }

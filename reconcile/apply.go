@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/tailplane/tailplane/schema"
@@ -33,7 +34,27 @@ type querier interface {
 
 // applyHook, when set (by tests), runs before each statement of Apply's
 // transaction with a description of the step; an error aborts the apply.
-var applyHook func(step string) error
+var (
+	applyHookMu sync.Mutex // guards applyHook against SetApplyHook
+	applyHook   func(step string) error
+)
+
+// SetApplyHook installs f to run before each statement of Apply's
+// transaction and before its commit, with a description of the step ("add
+// user x", "record revision", "commit"); an error from f aborts the apply
+// as a crash would. It is for crash-injection tests of other packages; nil
+// removes the hook.
+func SetApplyHook(f func(step string) error) {
+	applyHookMu.Lock()
+	applyHook = f
+	applyHookMu.Unlock()
+}
+
+func currentApplyHook() func(string) error {
+	applyHookMu.Lock()
+	defer applyHookMu.Unlock()
+	return applyHook
+}
 
 // ReadApplied reads the applied objects and the registered nodes from the
 // database in stateDir without creating or changing anything. A state
@@ -104,6 +125,7 @@ func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision
 		return nil, fmt.Errorf("reconcile: apply %s: starting transaction on %s: %w", rev.Commit, st.Path, err)
 	}
 	defer tx.Rollback() // no-op after Commit
+	hook := currentApplyHook()
 
 	have, err := readObjects(ctx, tx)
 	if err != nil {
@@ -117,8 +139,8 @@ func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision
 	plan.AssessImpact(nodes)
 
 	step := func(desc, query string, args ...any) error {
-		if applyHook != nil {
-			if err := applyHook(desc); err != nil {
+		if hook != nil {
+			if err := hook(desc); err != nil {
 				return fmt.Errorf("reconcile: apply %s: %s: %w", rev.Commit, desc, err)
 			}
 		}
@@ -174,8 +196,8 @@ func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, rev.Commit, rev.Author, rev.Message, committed, applied.Unix(), plan.Summary(), planJSON.String()); err != nil {
 		return nil, err
 	}
-	if applyHook != nil {
-		if err := applyHook("commit"); err != nil {
+	if hook != nil {
+		if err := hook("commit"); err != nil {
 			return nil, fmt.Errorf("reconcile: apply %s: commit: %w", rev.Commit, err)
 		}
 	}

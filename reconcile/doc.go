@@ -35,6 +35,22 @@
 //	LoadApplied(ctx, st) (*schema.Tailnet, error)
 //	Revisions(ctx, st, limit) ([]Revision, error), LastRevision(ctx, st)
 //	RevisionPlan(ctx, st, id) (json.RawMessage, error)     // the JSON plan a revision applied
+//	SetApplyHook(f func(step string) error)                // crash injection for tests
+//
+// # Sync loop
+//
+//	NewLoop(ctx, LoopConfig{Store, Source, Publish}) (*Loop, error)
+//	(*Loop).Sync()                      // poll now (webhook) and retry at once
+//	(*Loop).Status() LoopStatus         // applied, attempted + problems, retries
+//	(*Loop).Applied() *schema.Tailnet   // what is served
+//	(*Loop).Close() error
+//
+// Each revision from the gitsync.Source goes through load, validate,
+// compile, test (against the real registered nodes), diff, apply and
+// publish; a failure at any step leaves SQLite and the served config as
+// they were, and is recorded as the Attempt with its problems at
+// file:line:col. Config errors wait for a new commit; other errors retry
+// the same revision with capped exponential backoff.
 //
 // A typical plan:
 //

@@ -1,0 +1,480 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/policy"
+	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
+	"tailscale.com/tailcfg"
+)
+
+// The steps a revision goes through, in order. A StepError names the one
+// that failed.
+const (
+	StepFetch    = "fetch"    // the source got the commit (reported by gitsync)
+	StepLoad     = "load"     // schema.Load assembles the files
+	StepValidate = "validate" // the document matches the schema
+	StepCompile  = "compile"  // the policy compiles
+	StepTest     = "test"     // tests and sshTests pass against the real nodes
+	StepDiff     = "diff"     // the plan against SQLite
+	StepApply    = "apply"    // one SQLite transaction
+	StepPublish  = "publish"  // the coordination server serves it
+)
+
+// StepError is a failure of one step of the sync loop for one revision.
+// NeedsNewCommit and RetryLater see through it.
+type StepError struct {
+	Step   string // one of the Step constants
+	Commit string // the revision's ID
+	Err    error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("revision %s: %s: %v", shortCommit(e.Commit), e.Step, e.Err)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// LoopConfig configures a Loop. Store and Source are required.
+type LoopConfig struct {
+	// Store is the server's database; applied state and history live there.
+	Store *store.Store
+	// Source delivers revisions (a gitsync.Repo or gitsync.Dir). The loop
+	// reads it but does not close it.
+	Source gitsync.Source
+	// Publish hands a freshly applied tailnet to the coordination server
+	// (e.g. control.Server.SetConfig). It must return once the config is in
+	// effect. An error is retried later. Nil: nothing is published.
+	// The loop assumes the state applied in Store at start is already being
+	// served.
+	Publish func(ctx context.Context, t *schema.Tailnet) error
+	// MinBackoff and MaxBackoff bound the exponential backoff of retry-later
+	// failures. Zero: 1s and 5m.
+	MinBackoff, MaxBackoff time.Duration
+	// Logf logs each revision's outcome. Nil: log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// Loop applies each new revision from a Source: load, validate, compile,
+// test, diff, apply, publish. A revision that fails any step changes
+// nothing: the last applied revision keeps being served. Create it with
+// NewLoop; Close stops it.
+type Loop struct {
+	cfg    LoopConfig
+	wake   chan struct{} // size 1: coalesces wake-ups (Sync)
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	applied   *schema.Tailnet
+	appliedAt *Revision // nil until something was applied
+	published string    // ID of the revision last published
+	attempt   *Attempt
+	nextRetry time.Time
+	failures  int
+	triggered time.Time // when Sync was last called; zero once consumed
+	metrics   Metrics
+}
+
+// Attempt is the outcome of the last revision the loop tried.
+type Attempt struct {
+	Revision Revision  `json:"revision"` // Commit, Author, Message, CommittedAt
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// OK is true when the revision is applied and served.
+	OK bool `json:"ok"`
+	// Step is the step that failed; empty when OK.
+	Step string `json:"step,omitempty"`
+	// Class is "needs a new commit" or "retry later"; empty when OK.
+	Class string `json:"class,omitempty"`
+	// Problems are the errors, one per diagnostic, with positions.
+	Problems []Problem `json:"problems,omitempty"`
+	// Summary is the applied plan's summary when OK.
+	Summary string `json:"summary,omitempty"`
+}
+
+// Problem is one error of a failed attempt. Pos is "file:line:col" when
+// the error comes from a diagnostic with a known position.
+type Problem struct {
+	Pos     string `json:"pos,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+func (p Problem) String() string {
+	s := p.Message
+	if p.Path != "" {
+		s = p.Path + ": " + s
+	}
+	if p.Pos != "" {
+		s = p.Pos + ": " + s
+	}
+	if p.Hint != "" {
+		s += " (hint: " + p.Hint + ")"
+	}
+	return s
+}
+
+// Metrics are the loop's counters, for /metrics.
+type Metrics struct {
+	Attempts int64 // revisions tried (including retries)
+	Failures int64 // attempts that failed
+	Applied  int64 // attempts that succeeded
+	// Propagation is the time from the trigger (Sync, e.g. a webhook) or,
+	// without one, from receiving the revision, to Publish returning, for
+	// the last applied revision. Zero until one was applied.
+	Propagation time.Duration
+}
+
+// LoopStatus is a snapshot of the loop, for the admin API.
+type LoopStatus struct {
+	// Serving is true when an applied config is being served; false on a
+	// first start before any revision applied.
+	Serving bool `json:"serving"`
+	// Applied is the last applied revision (from SQLite); nil before the first.
+	Applied *Revision `json:"applied,omitempty"`
+	// Attempted is the last revision tried; nil before the first.
+	Attempted *Attempt `json:"attempted,omitempty"`
+	// NextRetry is when a retry-later failure is tried again; zero if none is due.
+	NextRetry time.Time `json:"nextRetry,omitzero"`
+	// Failures counts consecutive retry-later failures.
+	Failures int            `json:"failures"`
+	Source   gitsync.Status `json:"-"`
+	Metrics  Metrics        `json:"-"`
+}
+
+// NewLoop reads the applied state from cfg.Store and starts the loop. The
+// loop stops when ctx is done or Close is called.
+func NewLoop(ctx context.Context, cfg LoopConfig) (*Loop, error) {
+	if cfg.Store == nil || cfg.Source == nil {
+		return nil, errors.New("reconcile: LoopConfig needs Store and Source")
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Minute
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.MinBackoff)
+	if cfg.Logf == nil {
+		cfg.Logf = log.Printf
+	}
+	t, err := LoadApplied(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	last, ok, err := LastRevision(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	l := &Loop{cfg: cfg, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}), applied: t}
+	if ok {
+		l.appliedAt = &last
+		l.published = last.Commit
+	}
+	go l.run(ctx)
+	return l, nil
+}
+
+// Close stops the loop and waits for it. It is safe to call more than once.
+func (l *Loop) Close() error {
+	l.cancel()
+	<-l.done
+	return nil
+}
+
+// Sync asks the source for the head now (as a push webhook does) and
+// retries a failed revision at once. It never blocks; calls coalesce.
+func (l *Loop) Sync() {
+	l.mu.Lock()
+	if l.triggered.IsZero() {
+		l.triggered = time.Now()
+	}
+	l.mu.Unlock()
+	l.cfg.Source.Trigger()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Applied returns the tailnet applied last: what the server serves, and
+// whose apiKeys guard the admin API. It is never nil and must not be
+// modified.
+func (l *Loop) Applied() *schema.Tailnet {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applied
+}
+
+// Status returns a snapshot of the loop and its source.
+func (l *Loop) Status() LoopStatus {
+	src := l.cfg.Source.Status()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := LoopStatus{
+		Serving:   l.appliedAt != nil,
+		NextRetry: l.nextRetry,
+		Failures:  l.failures,
+		Source:    src,
+		Metrics:   l.metrics,
+	}
+	if l.appliedAt != nil {
+		r := *l.appliedAt
+		st.Applied = &r
+	}
+	if l.attempt != nil {
+		a := *l.attempt
+		st.Attempted = &a
+	}
+	// A commit the source refused (say, unsigned) never reaches the loop;
+	// show it as the attempted revision, failed at fetch.
+	var se *gitsync.SyncError
+	if errors.As(src.Err, &se) && se.Kind == gitsync.ErrNeedsCommit && se.Commit != "" &&
+		(st.Attempted == nil || st.Attempted.Revision.Commit != se.Commit) {
+		st.Attempted = &Attempt{
+			Revision: Revision{Commit: se.Commit},
+			Started:  src.LastAttempt, Finished: src.LastAttempt,
+			Step: StepFetch, Class: "needs a new commit",
+			Problems: []Problem{{Message: se.Err.Error()}},
+		}
+	}
+	return st
+}
+
+// run is the loop's goroutine: it owns the pending revision and the timer.
+func (l *Loop) run(ctx context.Context) {
+	defer close(l.done)
+	revs := l.cfg.Source.Revisions()
+	retry := time.NewTimer(0)
+	retry.Stop()
+	defer retry.Stop()
+	var pending *gitsync.Revision
+	var received time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case rev, ok := <-revs:
+			if !ok {
+				revs = nil
+				continue
+			}
+			pending, received = &rev, time.Now()
+			l.setRetry(0, time.Time{})
+		case <-retry.C:
+		case <-l.wake:
+		}
+		if pending == nil {
+			continue
+		}
+		retry.Stop()
+		err := l.process(ctx, *pending, received)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil || NeedsNewCommit(err) {
+			pending = nil
+			l.setRetry(0, time.Time{})
+			continue
+		}
+		l.mu.Lock()
+		l.failures++
+		d := l.backoff(l.failures)
+		l.nextRetry = time.Now().Add(d)
+		l.mu.Unlock()
+		retry.Reset(d)
+	}
+}
+
+func (l *Loop) setRetry(failures int, next time.Time) {
+	l.mu.Lock()
+	l.failures, l.nextRetry = failures, next
+	l.mu.Unlock()
+}
+
+// backoff is MinBackoff doubled per failure after the first, capped.
+func (l *Loop) backoff(failures int) time.Duration {
+	d := l.cfg.MinBackoff
+	for i := 1; i < failures && d < l.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, l.cfg.MaxBackoff)
+}
+
+// process takes rev through every step and records the attempt.
+func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.Time) error {
+	a := &Attempt{
+		Revision: Revision{Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt},
+		Started:  time.Now(),
+	}
+	t, plan, err := l.steps(ctx, rev)
+	a.Finished = time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.metrics.Attempts++
+	l.attempt = a
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		l.metrics.Failures++
+		var se *StepError
+		if errors.As(err, &se) {
+			a.Step = se.Step
+		}
+		a.Class = "retry later"
+		if NeedsNewCommit(err) {
+			a.Class = "needs a new commit"
+		}
+		a.Problems = problems(err)
+		l.cfg.Logf("reconcile: revision %s not applied (%s; the last applied revision keeps serving):\n%s", shortCommit(rev.ID), a.Class, problemLines(a.Problems))
+		return err
+	}
+	a.OK = true
+	a.Summary = plan.Summary()
+	l.metrics.Applied++
+	start := received
+	if !l.triggered.IsZero() && l.triggered.Before(received) {
+		start = l.triggered
+	}
+	l.triggered = time.Time{}
+	l.metrics.Propagation = a.Finished.Sub(start)
+	l.applied = t
+	l.published = rev.ID
+	if last, ok, err := LastRevision(ctx, l.cfg.Store); err == nil && ok {
+		l.appliedAt = &last
+	}
+	l.cfg.Logf("reconcile: revision %s applied and served: %s", shortCommit(rev.ID), a.Summary)
+	return nil
+}
+
+// steps runs the steps for rev and returns the tailnet it published.
+func (l *Loop) steps(ctx context.Context, rev gitsync.Revision) (*schema.Tailnet, *Plan, error) {
+	fail := func(step string, err error) (*schema.Tailnet, *Plan, error) {
+		return nil, nil, &StepError{Step: step, Commit: rev.ID, Err: err}
+	}
+	if rev.FS == nil {
+		return fail(StepFetch, &ConfigError{Err: errors.New("the revision has no files")})
+	}
+	t, diags := schema.Load(ctx, rev.FS, ".")
+	if err := ctx.Err(); err != nil {
+		return fail(StepLoad, err)
+	}
+	if t == nil {
+		return fail(StepLoad, &ConfigError{Err: diags.Errors()})
+	}
+	if diags.HasErrors() {
+		return fail(StepValidate, &ConfigError{Err: diags.Errors()})
+	}
+	p, diags := policy.Compile(t)
+	if diags.HasErrors() || p == nil {
+		return fail(StepCompile, &ConfigError{Err: diags.Errors()})
+	}
+	real, err := policyNodes(ctx, l.cfg.Store)
+	if err != nil {
+		return fail(StepTest, err)
+	}
+	if diags := p.RunTests(policy.TestInventory(t, real)).Errors(); len(diags) > 0 {
+		return fail(StepTest, &ConfigError{Err: diags})
+	}
+	plan, err := PlanStore(ctx, l.cfg.Store, t)
+	if err != nil {
+		return fail(StepDiff, err)
+	}
+	l.mu.Lock()
+	published := l.published
+	l.mu.Unlock()
+	if plan.Empty() && published == rev.ID {
+		return t, plan, nil // a restart re-reading the served commit
+	}
+	plan, err = Apply(ctx, l.cfg.Store, t, Revision{
+		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt,
+	})
+	if err != nil {
+		return fail(StepApply, err)
+	}
+	if l.cfg.Publish != nil {
+		if err := l.cfg.Publish(ctx, t); err != nil {
+			return fail(StepPublish, err)
+		}
+	}
+	return t, plan, nil
+}
+
+// policyNodes describes the registered, logged-in nodes to the policy
+// engine, so tests see the real tailnet.
+func policyNodes(ctx context.Context, st *store.Store) ([]policy.Node, error) {
+	rows, err := st.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: reading nodes for the policy tests: %w", err)
+	}
+	var out []policy.Node
+	for _, r := range rows {
+		if r.LoggedOut {
+			continue
+		}
+		n := policy.Node{ID: tailcfg.NodeID(r.ID), Name: firstNonEmpty(r.GivenName, r.Hostname), User: r.UserLogin, Tags: r.Tags}
+		n.IPv4, _ = netip.ParseAddr(r.IPv4)
+		n.IPv6, _ = netip.ParseAddr(r.IPv6)
+		if len(n.Tags) > 0 {
+			n.User = ""
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// problems flattens err into one Problem per diagnostic.
+func problems(err error) []Problem {
+	var ds schema.Diagnostics
+	if errors.As(err, &ds) && len(ds) > 0 {
+		out := make([]Problem, 0, len(ds))
+		for _, d := range ds {
+			p := Problem{Path: d.Path, Message: d.Message, Hint: d.Hint}
+			if d.Pos.IsValid() {
+				p.Pos = d.Pos.String()
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	var se *StepError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	return []Problem{{Message: err.Error()}}
+}
+
+func problemLines(ps []Problem) string {
+	var b []byte
+	for _, p := range ps {
+		b = append(b, "  "...)
+		b = append(b, p.String()...)
+		b = append(b, '\n')
+	}
+	return string(b)
+}
+
+// shortCommit abbreviates a commit SHA or a directory content ID for logs.
+func shortCommit(id string) string {
+	const dirPrefix = "dir:sha256:"
+	if rest, ok := strings.CutPrefix(id, dirPrefix); ok && len(rest) > 12 {
+		return dirPrefix + rest[:12]
+	}
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,341 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
+)
+
+// chanSource is a gitsync.Source fed by the test.
+type chanSource struct {
+	revs     chan gitsync.Revision
+	triggers chan struct{}
+}
+
+func newChanSource() *chanSource {
+	return &chanSource{revs: make(chan gitsync.Revision), triggers: make(chan struct{}, 1)}
+}
+
+func (s *chanSource) Revisions() <-chan gitsync.Revision { return s.revs }
+func (s *chanSource) Status() gitsync.Status             { return gitsync.Status{Source: "test"} }
+func (s *chanSource) Close() error                       { return nil }
+func (s *chanSource) Trigger() {
+	select {
+	case s.triggers <- struct{}{}:
+	default:
+	}
+}
+
+// basicFiles returns the files of examples/basic, which the tests edit.
+func basicFiles(t *testing.T) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	dir := filepath.Join("..", "examples", "basic")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = string(b)
+	}
+	return files
+}
+
+func revision(id string, files map[string]string) gitsync.Revision {
+	fsys := fstest.MapFS{}
+	for name, data := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(data)}
+	}
+	return gitsync.Revision{ID: id, Author: "Alice <alice@example.com>", Message: "change " + id, CommittedAt: time.Unix(1700000000, 0).UTC(), FS: fsys}
+}
+
+// loopHarness runs a Loop over a chanSource and a real SQLite store,
+// recording what it publishes.
+type loopHarness struct {
+	t     *testing.T
+	src   *chanSource
+	st    *store.Store
+	loop  *Loop
+	mu    sync.Mutex
+	pub   []*schema.Tailnet
+	pubFn func() error // nil: succeed
+}
+
+func newLoopHarness(t *testing.T, dir string) *loopHarness {
+	t.Helper()
+	ctx := context.Background()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	st, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &loopHarness{t: t, src: newChanSource(), st: st}
+	h.loop, err = NewLoop(ctx, LoopConfig{
+		Store: st, Source: h.src, MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, Logf: t.Logf,
+		Publish: func(ctx context.Context, tn *schema.Tailnet) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.pubFn != nil {
+				if err := h.pubFn(); err != nil {
+					return err
+				}
+			}
+			h.pub = append(h.pub, tn)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.loop.Close()
+		st.Close()
+	})
+	return h
+}
+
+func (h *loopHarness) send(rev gitsync.Revision) {
+	h.t.Helper()
+	select {
+	case h.src.revs <- rev:
+	case <-time.After(10 * time.Second):
+		h.t.Fatalf("the loop did not take revision %s", rev.ID)
+	}
+}
+
+// waitAttempt waits until the loop has attempted commit and returns the status.
+func (h *loopHarness) waitAttempt(commit string, cond func(LoopStatus) bool) LoopStatus {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := h.loop.Status()
+		if st.Attempted != nil && st.Attempted.Revision.Commit == commit && (cond == nil || cond(st)) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for an attempt of %s; status %+v attempted %+v", commit, st, st.Attempted)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (h *loopHarness) published() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pub)
+}
+
+func (h *loopHarness) appliedCommit() string {
+	h.t.Helper()
+	rev, ok, err := LastRevision(context.Background(), h.st)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if !ok {
+		return ""
+	}
+	return rev.Commit
+}
+
+func TestLoopAppliesAndRefuses(t *testing.T) {
+	h := newLoopHarness(t, "")
+	if st := h.loop.Status(); st.Serving || st.Applied != nil {
+		t.Fatalf("fresh loop status %+v, want nothing served", st)
+	}
+	good := basicFiles(t)
+	h.send(revision("c1", good))
+	st := h.waitAttempt("c1", nil)
+	if !st.Attempted.OK || !st.Serving || st.Applied == nil || st.Applied.Commit != "c1" {
+		t.Fatalf("after a good commit: serving=%v applied=%+v attempted=%+v", st.Serving, st.Applied, st.Attempted)
+	}
+	if h.published() != 1 || h.loop.Applied().Settings.Name != "Example" {
+		t.Fatalf("published %d configs, applied name %q", h.published(), h.loop.Applied().Settings.Name)
+	}
+
+	edit := func(name, old, new string) map[string]string {
+		files := map[string]string{}
+		for k, v := range good {
+			files[k] = v
+		}
+		if !strings.Contains(files[name], old) {
+			t.Fatalf("%s does not contain %q", name, old)
+		}
+		files[name] = strings.Replace(files[name], old, new, 1)
+		return files
+	}
+	for _, tc := range []struct {
+		name     string
+		files    map[string]string
+		step     string
+		wantPos  string // prefix of the first problem's position
+		wantText string
+	}{
+		{"syntax-error", edit("tailnet.hujson", `"magicDNS": true,`, `"magicDNS": true,,`), StepLoad, "tailnet.hujson:", ""},
+		{"schema-error", edit("tailnet.hujson", `"role": "member"`, `"role": "superhero"`), StepValidate, "tailnet.hujson:", "superhero"},
+		{"policy-error", edit("policy.hujson", `"dst": ["*:*"]`, `"dst": ["nosuchhost:*"]`), StepCompile, "policy.hujson:", "nosuchhost"},
+		{"failing-test", edit("policy.hujson", `"deny": ["tag:server:5432"]`, `"deny": ["tag:server:8080"]`), StepTest, "policy.hujson:", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "bad-" + tc.name
+			h.send(revision(id, tc.files))
+			st := h.waitAttempt(id, nil)
+			a := st.Attempted
+			if a.OK || a.Step != tc.step || a.Class != "needs a new commit" {
+				t.Fatalf("attempt = %+v, want failure at %s needing a new commit", a, tc.step)
+			}
+			if len(a.Problems) == 0 || !strings.HasPrefix(a.Problems[0].Pos, tc.wantPos) {
+				t.Fatalf("problems %+v, want positions in %s", a.Problems, tc.wantPos)
+			}
+			if !strings.Contains(a.Problems[0].String(), tc.wantText) {
+				t.Errorf("problem %q does not mention %q", a.Problems[0], tc.wantText)
+			}
+			if got := h.appliedCommit(); got != "c1" {
+				t.Errorf("applied commit %q after a bad one, want c1", got)
+			}
+			if st.Applied == nil || st.Applied.Commit != "c1" || st.Failures != 0 || !st.NextRetry.IsZero() {
+				t.Errorf("status after a bad commit: applied %+v failures %d next retry %v", st.Applied, st.Failures, st.NextRetry)
+			}
+			if h.published() != 1 {
+				t.Errorf("a bad commit was published")
+			}
+		})
+	}
+
+	// Removing bob applies; the removal is recorded.
+	c2 := edit("tailnet.hujson", `"bob@example.com":   {"name": "Bob", "role": "member"},`, "")
+	c2["policy.hujson"] = strings.Replace(c2["policy.hujson"], `"src": "bob@example.com"`, `"src": "alice@example.com"`, 1)
+	h.send(revision("c2", c2))
+	st = h.waitAttempt("c2", nil)
+	if !st.Attempted.OK {
+		t.Fatalf("c2 failed: %+v", st.Attempted)
+	}
+	if _, ok := h.loop.Applied().Users["bob@example.com"]; ok {
+		t.Error("bob is still in the applied tailnet")
+	}
+	revs, err := Revisions(context.Background(), h.st, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range revs {
+		ids = append(ids, r.Commit)
+	}
+	if diff := cmp.Diff([]string{"c2", "c1"}, ids); diff != "" {
+		t.Errorf("revision history (-want +got):\n%s", diff)
+	}
+	if m := h.loop.Status().Metrics; m.Applied != 2 || m.Failures != 4 || m.Attempts != 6 {
+		t.Errorf("metrics %+v, want 6 attempts, 4 failures, 2 applied", m)
+	}
+}
+
+// TestLoopRetriesLater makes publishing fail twice, then crashes Apply
+// halfway once: each time nothing changes, the loop backs off and retries
+// the same revision until it is served.
+func TestLoopRetriesLater(t *testing.T) {
+	h := newLoopHarness(t, "")
+	files := basicFiles(t)
+
+	failures := 2
+	h.mu.Lock()
+	h.pubFn = func() error {
+		if failures > 0 {
+			failures--
+			return errors.New("server busy")
+		}
+		return nil
+	}
+	h.mu.Unlock()
+	h.send(revision("c1", files))
+	st := h.waitAttempt("c1", func(st LoopStatus) bool { return !st.Attempted.OK })
+	if st.Attempted.Step != StepPublish || st.Attempted.Class != "retry later" || st.NextRetry.IsZero() {
+		t.Errorf("after a failed publish: attempt %+v, next retry %v", st.Attempted, st.NextRetry)
+	}
+	st = h.waitAttempt("c1", func(st LoopStatus) bool { return st.Attempted.OK })
+	if st.Failures != 0 || !st.NextRetry.IsZero() || h.published() != 1 {
+		t.Errorf("after recovery: failures %d, next retry %v, published %d", st.Failures, st.NextRetry, h.published())
+	}
+
+	// A crash before the revision is recorded rolls everything back.
+	crashes := 1
+	SetApplyHook(func(step string) error {
+		if step == "record revision" && crashes > 0 {
+			crashes--
+			return errors.New("injected crash")
+		}
+		return nil
+	})
+	t.Cleanup(func() { SetApplyHook(nil) })
+	files["extra.hujson"] = `{"users": {"carol@example.com": {"name": "Carol"}}}`
+	h.send(revision("c2", files))
+	st = h.waitAttempt("c2", func(st LoopStatus) bool { return !st.Attempted.OK })
+	if st.Attempted.Step != StepApply || st.Attempted.Class != "retry later" {
+		t.Errorf("after a crash: attempt %+v", st.Attempted)
+	}
+	st = h.waitAttempt("c2", func(st LoopStatus) bool { return st.Attempted.OK })
+	if st.Applied.Commit != "c2" {
+		t.Errorf("applied %s after the retry, want c2", st.Applied.Commit)
+	}
+	if _, ok := h.loop.Applied().Users["carol@example.com"]; !ok {
+		t.Error("carol is missing from the applied tailnet")
+	}
+}
+
+// TestLoopRestart serves the applied state of a previous run straight away
+// and does not re-record or re-publish the same commit.
+func TestLoopRestart(t *testing.T) {
+	dir := t.TempDir()
+	files := basicFiles(t)
+	h := newLoopHarness(t, dir)
+	h.send(revision("c1", files))
+	h.waitAttempt("c1", nil)
+	h.loop.Close()
+	h.st.Close()
+
+	h2 := newLoopHarness(t, dir)
+	st := h2.loop.Status()
+	if !st.Serving || st.Applied == nil || st.Applied.Commit != "c1" {
+		t.Fatalf("restarted status %+v, want c1 served", st)
+	}
+	if h2.loop.Applied().Settings.Name != "Example" {
+		t.Errorf("restarted applied tailnet %+v", h2.loop.Applied().Settings)
+	}
+	h2.send(revision("c1", files))
+	st = h2.waitAttempt("c1", nil)
+	if !st.Attempted.OK || h2.published() != 0 {
+		t.Errorf("re-reading the served commit: attempt %+v, published %d times", st.Attempted, h2.published())
+	}
+	revs, err := Revisions(context.Background(), h2.st, 0)
+	if err != nil || len(revs) != 1 {
+		t.Errorf("revisions after restart: %v %v, want one", revs, err)
+	}
+}
+
+func TestLoopBackoff(t *testing.T) {
+	l := &Loop{cfg: LoopConfig{MinBackoff: time.Second, MaxBackoff: 10 * time.Second}}
+	for _, tc := range []struct {
+		failures int
+		want     time.Duration
+	}{{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {4, 8 * time.Second}, {5, 10 * time.Second}, {100, 10 * time.Second}} {
+		if got := l.backoff(tc.failures); got != tc.want {
+			t.Errorf("backoff(%d) = %v, want %v", tc.failures, got, tc.want)
+		}
+	}
+}

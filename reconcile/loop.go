@@ -125,6 +125,11 @@ func (p Problem) String() string {
 	return s
 }
 
+// triggerWindow is how long after a Sync a received revision counts as
+// caused by it, for the propagation metric: a webhook for another branch
+// brings no revision, and must not inflate the next one's figure.
+const triggerWindow = time.Minute
+
 // Metrics are the loop's counters, for /metrics.
 type Metrics struct {
 	Attempts int64 // revisions tried (including retries)
@@ -280,21 +285,15 @@ func (l *Loop) run(ctx context.Context) {
 			continue
 		}
 		retry.Stop()
-		err := l.process(ctx, *pending, received)
+		delay, err := l.process(ctx, *pending, received)
 		if ctx.Err() != nil {
 			return
 		}
 		if err == nil || NeedsNewCommit(err) {
 			pending = nil
-			l.setRetry(0, time.Time{})
 			continue
 		}
-		l.mu.Lock()
-		l.failures++
-		d := l.backoff(l.failures)
-		l.nextRetry = time.Now().Add(d)
-		l.mu.Unlock()
-		retry.Reset(d)
+		retry.Reset(delay)
 	}
 }
 
@@ -313,51 +312,63 @@ func (l *Loop) backoff(failures int) time.Duration {
 	return min(d, l.cfg.MaxBackoff)
 }
 
-// process takes rev through every step and records the attempt.
-func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.Time) error {
+// process takes rev through every step and records the attempt. After a
+// retry-later failure, delay is when to try again.
+func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.Time) (delay time.Duration, err error) {
 	a := &Attempt{
 		Revision: Revision{Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt},
 		Started:  time.Now(),
 	}
 	t, plan, err := l.steps(ctx, rev)
 	a.Finished = time.Now()
+	var last *Revision
+	if err == nil {
+		if r, ok, err := LastRevision(ctx, l.cfg.Store); err == nil && ok {
+			last = &r
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err != nil && ctx.Err() != nil {
+		return 0, err
+	}
 	l.metrics.Attempts++
 	l.attempt = a
+	prevFailures := l.failures
+	l.failures, l.nextRetry = 0, time.Time{}
 	if err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
 		l.metrics.Failures++
 		var se *StepError
 		if errors.As(err, &se) {
 			a.Step = se.Step
 		}
-		a.Class = "retry later"
-		if NeedsNewCommit(err) {
-			a.Class = "needs a new commit"
+		a.Class = "needs a new commit"
+		if !NeedsNewCommit(err) {
+			a.Class = "retry later"
+			l.failures = prevFailures + 1
+			delay = l.backoff(l.failures)
+			l.nextRetry = a.Finished.Add(delay)
 		}
 		a.Problems = problems(err)
 		l.cfg.Logf("reconcile: revision %s not applied (%s; the last applied revision keeps serving):\n%s", shortCommit(rev.ID), a.Class, problemLines(a.Problems))
-		return err
+		return delay, err
 	}
 	a.OK = true
 	a.Summary = plan.Summary()
 	l.metrics.Applied++
 	start := received
-	if !l.triggered.IsZero() && l.triggered.Before(received) {
-		start = l.triggered
+	if tr := l.triggered; !tr.IsZero() && tr.Before(received) && received.Sub(tr) < triggerWindow {
+		start = tr
 	}
 	l.triggered = time.Time{}
 	l.metrics.Propagation = a.Finished.Sub(start)
 	l.applied = t
 	l.published = rev.ID
-	if last, ok, err := LastRevision(ctx, l.cfg.Store); err == nil && ok {
-		l.appliedAt = &last
+	if last != nil {
+		l.appliedAt = last
 	}
 	l.cfg.Logf("reconcile: revision %s applied and served: %s", shortCommit(rev.ID), a.Summary)
-	return nil
+	return 0, nil
 }
 
 // steps runs the steps for rev and returns the tailnet it published.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,7 +109,66 @@ func (d *decoder) policyKey(p *Policy, key string, n *node) {
 			}
 		}
 		d.policyErrs[key] = d.src.Diag(path, msg, "see Tailscale's policy file syntax reference")
+		return
 	}
+	d.unknownPolicyFields(n, PathKey("", key), fv.Type())
+}
+
+// unknownPolicyFields warns about object members inside a policy key that
+// no field of the Go type t decodes (encoding/json, like Tailscale, would
+// drop them silently): they are typos, or Tailscale features tailplane
+// does not support yet. Keys are matched case-insensitively, as Tailscale's
+// parser does.
+func (d *decoder) unknownPolicyFields(n *node, path string, t reflect.Type) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.kind == kArray && t.Kind() == reflect.Slice && t != reflect.TypeFor[json.RawMessage]():
+		for i, e := range n.elems {
+			d.unknownPolicyFields(e, PathIndex(path, i), t.Elem())
+		}
+	case n.kind == kObject && t.Kind() == reflect.Map:
+		for _, f := range n.fields {
+			d.unknownPolicyFields(f.val, PathKey(path, f.key), t.Elem())
+		}
+	case n.kind == kObject && t.Kind() == reflect.Struct:
+		names := jsonFieldNames(t)
+		for _, f := range n.fields {
+			i := slices.IndexFunc(names, func(name string) bool { return strings.EqualFold(name, f.key) })
+			fp := PathKey(path, f.key)
+			if i < 0 {
+				hint := "tailplane ignores it; known keys here are " + strings.Join(names, ", ")
+				if s := suggest(f.key, names); s != "" {
+					hint = fmt.Sprintf("did you mean %q? tailplane ignores it", s)
+				}
+				d.warnf(fp, hint, "key %q is unknown or not supported yet", f.key)
+				continue
+			}
+			d.unknownPolicyFields(f.val, fp, t.Field(fieldIndex(t, names[i])).Type)
+		}
+	}
+}
+
+// jsonFieldNames lists the JSON names of the fields of struct type t.
+func jsonFieldNames(t reflect.Type) []string {
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// fieldIndex returns the index of the field of t with JSON name name.
+func fieldIndex(t reflect.Type, name string) int {
+	for i := 0; i < t.NumField(); i++ {
+		if n, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); n == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // fields iterates over the members of the object n at path, reporting

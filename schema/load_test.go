@@ -166,6 +166,13 @@ func TestLoadMerge(t *testing.T) {
 			`a.json:1:24: error: defaultSrcPosture[0]: expected string, got 1`,
 		},
 	}, {
+		name:  "unknown keys inside policy entries warn",
+		files: []string{"a.json", `{"acls": [{"Action": "accept", "scr": ["*"], "dst": ["*:*"]}], "autoApprovers": {"services": {}}, "grants": [{"src": ["*"], "dst": ["*"], "app": {"x.com/cap": [{"any": 1}]}}]}`},
+		want: []string{
+			`a.json:1:32: warning: acls[0].scr: key "scr" is unknown or not supported yet (hint: did you mean "src"? tailplane ignores it)`,
+			`a.json:1:82: warning: autoApprovers.services: key "services" is unknown or not supported yet (hint: tailplane ignores it; known keys here are routes, exitNode)`,
+		},
+	}, {
 		name:  "float where a string goes",
 		files: []string{"a.json", `{"hosts": {"db": 1.5}}`},
 		want:  []string{`a.json:1:12: error: hosts.db: expected string, got 1.5`},

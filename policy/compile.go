@@ -387,12 +387,15 @@ func (c *compiler) acl(sy *symbols, path string, a schema.ACL) *rule {
 			bad = true
 			continue
 		}
-		al, ok := c.dstAlias(sy, dp, host, false)
+		// A bad port list usually means a forgotten port ("tag:web"),
+		// so report it alone.
 		pr, perr := parsePorts(ports)
 		if perr != nil {
-			c.errf(dp, `ports are "*", a number, a range "80-443" or a list "22,80"`, "dst=%q: %v", d, perr)
-			ok = false
+			c.errf(dp, `destinations are "host:ports"; ports are "*", a number, a range "80-443" or a list "22,80"`, "dst=%q: %v", d, perr)
+			bad = true
+			continue
 		}
+		al, ok := c.dstAlias(sy, dp, host, false)
 		if !ok {
 			bad = true
 			continue

@@ -174,8 +174,11 @@ func runCase(c *confCase) (map[string]confExpect, error) {
 			SSH:               []*tailcfg.SSHRule{},
 		}
 		for _, peer := range v.Peers {
-			e.Peers[names[peer.ID]] = confPeer{AllowedIPs: peer.AllowedIPs, PrimaryRoutes: peer.PrimaryRoutes}
+			e.Peers[names[peer.ID]] = confPeer{AllowedIPs: peer.AllowedIPs, PrimaryRoutes: nonNil(peer.PrimaryRoutes)}
 		}
+		e.PacketFilter = nonNil(e.PacketFilter)
+		e.SelfAllowedIPs = nonNil(e.SelfAllowedIPs)
+		e.SelfPrimaryRoutes = nonNil(e.SelfPrimaryRoutes)
 		if v.SSH != nil {
 			e.SSH = v.SSH.Rules
 		}
@@ -260,6 +263,14 @@ func TestConformance(t *testing.T) {
 	if all.match < floor {
 		t.Errorf("conformance: %d cases match, below the floor of %d in testdata/conformance-floor.txt", all.match, floor)
 	}
+}
+
+// nonNil makes empty lists marshal as [] like the cases' expectations.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func deref(s *string) string {

@@ -193,3 +193,18 @@ func TestIPSets(t *testing.T) {
 		}
 	}
 }
+
+// TestPostureFailsClosed: srcPosture cannot be evaluated, so the rule
+// matches no source and a warning says so.
+func TestPostureFailsClosed(t *testing.T) {
+	p, diags := Compile(load(t, `{`+basePolicy+`"acls": [{"action": "accept", "src": ["*"], "srcPosture": ["posture:latest"], "dst": ["*:*"]}]}`))
+	if diags.HasErrors() || len(diags) != 1 || diags[0].Path != "acls[0].srcPosture" || diags[0].Severity != schema.SevWarning {
+		t.Fatalf("diagnostics = %v, want one warning at acls[0].srcPosture", diags)
+	}
+	res := p.Evaluate(smallNodes(), Options{})
+	for _, n := range smallNodes() {
+		if v := res.Node(n.ID); len(v.PacketFilter) != 0 || len(v.Peers) != 0 {
+			t.Errorf("node %s: filter %v, peers %v; want none", n.Name, v.PacketFilter, v.Peers)
+		}
+	}
+}

@@ -527,6 +527,9 @@ func (ra routeAccess) covers(p netip.Prefix) bool { return ra.all || ra.set.Over
 func (r *Result) packetFilter(s *nodeState) []tailcfg.FilterRule {
 	var out []tailcfg.FilterRule
 	for _, er := range r.rules {
+		if len(er.srcIPs) == 0 {
+			continue // no sources (an empty group, or srcPosture): nothing to let in
+		}
 		if er.dstNodes.has(s.idx) {
 			if fr, ok := r.filterRule(er, s, er.srcSet, false); ok {
 				out = append(out, fr)

@@ -153,3 +153,37 @@ func TestRunTests(t *testing.T) {
 		})
 	}
 }
+
+func TestTestInventory(t *testing.T) {
+	tn := load(t, `{
+		"groups": {"group:eng": ["dave@example.com", "alice@example.com"]},
+		"tagOwners": {"tag:db": ["group:eng"], "tag:web": ["tag:db"]},
+		"hosts": {"first": "100.64.0.1"},
+	}`)
+	real := []Node{{ID: 7, Name: "alice-laptop", User: "alice@example.com", IPv4: netip.MustParseAddr("100.64.0.2"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::2")}}
+	got := TestInventory(tn, real)
+	type row struct {
+		ID         tailcfg.NodeID
+		User       string
+		Tags       []string
+		IPv4, IPv6 string
+	}
+	var rows []row
+	for _, n := range got {
+		rows = append(rows, row{n.ID, n.User, n.Tags, n.IPv4.String(), n.IPv6.String()})
+	}
+	// alice has a real node; bob, carol (declared users) and dave (a group
+	// member) get stand-ins, then each tag; 100.64.0.1 is a host, 100.64.0.2
+	// a real node, so addresses start at 100.64.0.3.
+	want := []row{
+		{7, "alice@example.com", nil, "100.64.0.2", "fd7a:115c:a1e0::2"},
+		{8, "bob@example.com", nil, "100.64.0.3", "fd7a:115c:a1e0::1"},
+		{9, "carol@example.org", nil, "100.64.0.4", "fd7a:115c:a1e0::3"},
+		{10, "dave@example.com", nil, "100.64.0.5", "fd7a:115c:a1e0::4"},
+		{11, "", []string{"tag:db"}, "100.64.0.6", "fd7a:115c:a1e0::5"},
+		{12, "", []string{"tag:web"}, "100.64.0.7", "fd7a:115c:a1e0::6"},
+	}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("TestInventory (-want +got):\n%s", diff)
+	}
+}

@@ -2,7 +2,6 @@ package schema
 
 import (
 	_ "embed"
-	"sync"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
@@ -15,39 +14,30 @@ var schemaText []byte
 // the binary. `tailplane schema` prints it.
 func SchemaCUE() string { return string(schemaText) }
 
-// compiled is the schema compiled once per process. A cue.Context is not
-// safe for concurrent use, so mu serializes every evaluation in it.
-var compiled struct {
-	once   sync.Once
-	mu     sync.Mutex // guards the fields below
-	ctx    *cue.Context
-	schema cue.Value
-}
-
-func compiledSchema() {
-	compiled.once.Do(func() {
-		compiled.ctx = cuecontext.New()
-		compiled.schema = compiled.ctx.CompileBytes(schemaText, cue.Filename(schemaFile))
-		if err := compiled.schema.Err(); err != nil {
-			panic("schema: embedded tailnet.cue does not compile: " + err.Error())
-		}
-	})
+// compileSchema compiles the embedded schema into ctx. Each load uses a
+// fresh cue.Context and compiles the schema anew (well under a millisecond):
+// a long-lived context would keep every document ever validated alive, as
+// CUE contexts never release what was compiled into them.
+func compileSchema(ctx *cue.Context) cue.Value {
+	v := ctx.CompileBytes(schemaText, cue.Filename(schemaFile))
+	if err := v.Err(); err != nil {
+		panic("schema: embedded tailnet.cue does not compile: " + err.Error())
+	}
+	return v
 }
 
 // validateDoc checks the merged document against the CUE schema. Problems
 // are reported at field paths; the caller positions them through Source.
 func validateDoc(root *node) Diagnostics {
-	compiledSchema()
 	data := withoutPolicyNulls(root).appendJSON(nil)
-
-	compiled.mu.Lock()
-	defer compiled.mu.Unlock()
-	v := compiled.ctx.CompileBytes(data, cue.Filename("document.json"))
+	ctx := cuecontext.New()
+	schema := compileSchema(ctx)
+	v := ctx.CompileBytes(data, cue.Filename("document.json"))
 	if err := v.Err(); err != nil {
 		// Cannot happen for JSON we encoded ourselves; report it anyway.
 		return Diagnostics{{Message: "internal error: merged document does not compile: " + err.Error()}}
 	}
-	u := compiled.schema.Unify(v)
+	u := schema.Unify(v)
 	err := u.Validate(cue.Concrete(true))
 	if err == nil {
 		return nil

@@ -188,3 +188,42 @@ func TestSetConfigPushesNetmaps(t *testing.T) {
 		t.Errorf("registration with a removed key: %q, want not declared", r.Error)
 	}
 }
+
+func TestLoginAfterLogoutKeepsNode(t *testing.T) {
+	ts := startServer(t, testTailnet(), "")
+	n := newRawNode(t, ts)
+	n.register(n.registerReq(aliceKey))
+	before := n.selfMap().Node
+
+	logout := n.registerReq("")
+	logout.Expiry = time.Unix(123, 0)
+	n.register(logout)
+	if code, _ := n.post("/machine/map", n.mapReq(false)); code != 401 {
+		t.Errorf("map after logout: HTTP %d, want 401", code)
+	}
+
+	// The client forgets its node key on logout and logs in with a new one.
+	n.nk = key.NewNode()
+	if r := n.register(n.registerReq(aliceKey)); r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	after := n.selfMap().Node
+	if after.ID != before.ID || !slices.Equal(after.Addresses, before.Addresses) || after.Name != before.Name {
+		t.Errorf("after re-login: node %d %v %s, want %d %v %s", after.ID, after.Addresses, after.Name, before.ID, before.Addresses, before.Name)
+	}
+
+	// Logging in with a key for another owner makes a new node instead.
+	logout = n.registerReq("")
+	logout.Expiry = time.Unix(123, 0)
+	n.register(logout)
+	if code, _ := n.post("/machine/map", n.mapReq(false)); code != 401 {
+		t.Errorf("map after the second logout: HTTP %d, want 401", code)
+	}
+	n.nk = key.NewNode()
+	if r := n.register(n.registerReq(serverKey)); r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	if other := n.selfMap().Node; other.ID == before.ID {
+		t.Errorf("a tagged login reused user node %d", before.ID)
+	}
+}

@@ -168,7 +168,30 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 	if err != nil {
 		return rejected("%v", err)
 	}
+	if n == nil {
+		n = w.loggedOutNode(mkey, k, tags)
+	}
 	return w.authorize(ctx, n, mkey, req, k, tags, now)
+}
+
+// loggedOutNode finds a logged-out node of machine mkey with the owner a
+// registration with k and tags would give, so that logging in again after a
+// logout (which makes the client forget its node key) keeps the node's
+// identity and addresses.
+func (w *world) loggedOutNode(mkey key.MachinePublic, k schema.AuthKey, tags []string) *node {
+	var best *node
+	for _, n := range w.nodes {
+		if !n.rec.LoggedOut || n.machine != mkey || !slices.Equal(n.rec.Tags, tags) {
+			continue
+		}
+		if len(tags) == 0 && n.rec.UserLogin != k.User {
+			continue
+		}
+		if best == nil || n.id > best.id {
+			best = n
+		}
+	}
+	return best
 }
 
 func (w *world) keyExpired(n *node, now time.Time) bool {

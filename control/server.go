@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -64,8 +65,10 @@ type Server struct {
 	stopped  chan struct{}
 	closeOne sync.Once
 	h2       http2.Server
-	mux      *http.ServeMux // the public (pre-Noise) endpoints
-	noiseMux *http.ServeMux // endpoints served over Noise
+	connMu   sync.Mutex        // guards conns
+	conns    map[net.Conn]bool // open Noise connections, closed by Close
+	mux      *http.ServeMux    // the public (pre-Noise) endpoints
+	noiseMux *http.ServeMux    // endpoints served over Noise
 }
 
 // New loads node state from the store and starts the server's owner
@@ -133,6 +136,12 @@ func (s *Server) Close() error {
 	s.closeOne.Do(func() {
 		s.stop()
 		<-s.stopped
+		s.connMu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.conns = nil
+		s.connMu.Unlock()
 	})
 	return nil
 }
@@ -231,6 +240,23 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.logf("control: noise upgrade from %s failed: %v", r.RemoteAddr, err)
 		return
+	}
+	s.connMu.Lock()
+	if s.conns == nil {
+		s.conns = map[net.Conn]bool{}
+	}
+	s.conns[conn] = true
+	s.connMu.Unlock()
+	defer func() {
+		s.connMu.Lock()
+		delete(s.conns, conn)
+		s.connMu.Unlock()
+		conn.Close()
+	}()
+	select {
+	case <-s.stopped:
+		return
+	default:
 	}
 	mkey := conn.Peer()
 	ctx := context.WithValue(context.Background(), machineKeyCtx{}, mkey)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/spf13/pflag"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
@@ -42,8 +40,7 @@ type serveFlags struct {
 
 func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	var f serveFlags
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlags(env, "serve", "--config DIR --state-dir DIR [flags]")
 	fs.StringVar(&f.config, "config", "", "directory holding the tailnet config (required)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "directory for the database, the Noise key and DERP certificates (required)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the control protocol on")
@@ -53,15 +50,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&f.derpMap, "derp-map", "", "JSON tailcfg.DERPMap file to hand out instead of running the embedded DERP relay")
 	fs.StringVar(&f.derpListen, "derp-listen", "", "TLS address of the embedded DERP relay (default: the --listen host, random port)")
 	fs.StringVar(&f.stunListen, "stun-listen", "", `UDP address of the embedded STUN server (default: the --listen host, random port; "off" disables)`)
-	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "Usage: tailplane serve --config DIR --state-dir DIR [flags]\n\nFlags:")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if ok, code := parseFlags(fs, args); !ok {
+		return code
 	}
 	if f.config == "" || f.stateDir == "" || (f.tlsCert == "") != (f.tlsKey == "") {
 		fmt.Fprintln(env.stderr, "tailplane serve: --config and --state-dir are required, and --tls-cert needs --tls-key")

@@ -59,6 +59,9 @@ func TestChecks(t *testing.T) {
 		{"users/role", `{"users": {"a@example.com": {"role": "admn"}}}`, []string{
 			`a.hujson:1:30: error: users["a@example.com"].role: unknown role "admn" (hint: did you mean "admin"?)`,
 		}},
+		{"users/Tailscale-only role", `{"users": {"a@example.com": {"role": "auditor"}}}`, []string{
+			`a.hujson:1:30: error: users["a@example.com"].role: Tailscale's "auditor" role is not supported by tailplane (hint: use "admin" or "member")`,
+		}},
 		{"users/login without at", `{"users": {"alice": {}}}`, []string{
 			`a.hujson:1:12: error: users.alice: login "alice" is not of the form name@domain (hint: users are keyed by login, e.g. "alice@example.com")`,
 		}},
@@ -118,6 +121,10 @@ func TestChecks(t *testing.T) {
 		{"routes/duplicate", `{"routes": {"router": ["0.0.0.0/0", "::/0", "0.0.0.0/0"]}}`, []string{
 			`a.hujson:1:45: error: routes.router[2]: duplicate route 0.0.0.0/0 (hint: remove the duplicate)`,
 		}},
+		{"routes/inside the tailnet range", `{"routes": {"router": ["100.64.0.0/24", "fd7a:115c:a1e0::/64", "::/0"]}}`, []string{
+			`a.hujson:1:24: warning: routes.router[0]: route 100.64.0.0/24 overlaps the tailnet's own range 100.64.0.0/10 (hint: nodes reach each other directly; approve only networks behind the node)`,
+			`a.hujson:1:41: warning: routes.router[1]: route fd7a:115c:a1e0::/64 overlaps the tailnet's own range fd7a:115c:a1e0::/48 (hint: nodes reach each other directly; approve only networks behind the node)`,
+		}},
 		{"routes/unknown tag", `{"routes": {"tag:exit": ["0.0.0.0/0"]}}`, []string{
 			`a.hujson:1:13: error: routes["tag:exit"]: tag "tag:exit" has no tagOwners entry (hint: add "tag:exit": ["autogroup:admin"] to tagOwners)`,
 		}},
@@ -137,6 +144,9 @@ func TestChecks(t *testing.T) {
 		}},
 		{"authKeys/tag without owner", `{"authKeys": {"ci": {"tags": ["tag:ci"], "secretHash": "` + hashA + `"}}}`, []string{
 			`a.hujson:1:31: error: authKeys.ci.tags[0]: tag "tag:ci" has no tagOwners entry (hint: add "tag:ci": ["autogroup:admin"] to tagOwners)`,
+		}},
+		{"authKeys/duplicate tag", `{"tagOwners": {"tag:ci": []}, "authKeys": {"ci": {"tags": ["tag:ci", "tag:ci"], "secretHash": "` + hashA + `"}}}`, []string{
+			`a.hujson:1:70: error: authKeys.ci.tags[1]: duplicate tag "tag:ci" (hint: remove the duplicate)`,
 		}},
 		{"authKeys/tag without prefix", `{"authKeys": {"ci": {"tags": ["ci"], "secretHash": "` + hashA + `"}}}`, []string{
 			`a.hujson:1:31: error: authKeys.ci.tags[0]: tag "ci" does not start with "tag:" (hint: write "tag:ci")`,

@@ -435,6 +435,11 @@ func (d *decoder) users(t *Tailnet, n *node) {
 					if sug := suggest(s, []string{"owner", "admin", "member"}); sug != "" {
 						hint = fmt.Sprintf("did you mean %q?", sug)
 					}
+					switch s {
+					case "network-admin", "it-admin", "billing-admin", "auditor":
+						d.errorf(fp, `use "admin" or "member"`, "Tailscale's %q role is not supported by tailplane", s)
+						return
+					}
 					d.errorf(fp, hint, "unknown role %q", s)
 				}
 			}

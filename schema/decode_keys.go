@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -211,10 +212,14 @@ func (d *decoder) routes(t *Tailnet, n *node) {
 				d.errorf(ep, fmt.Sprintf("write %q", m.String()), "route %s has host bits set", s)
 				return
 			}
-			for _, q := range list {
-				if q == p {
-					d.errorf(ep, "remove the duplicate", "duplicate route %s", p)
-					return
+			if slices.Contains(list, p) {
+				d.errorf(ep, "remove the duplicate", "duplicate route %s", p)
+				return
+			}
+			for _, own := range []netip.Prefix{t.Settings.IPv4, t.Settings.IPv6} {
+				if p.Bits() > 0 && own.IsValid() && p.Overlaps(own) {
+					d.warnf(ep, "nodes reach each other directly; approve only networks behind the node",
+						"route %s overlaps the tailnet's own range %s", p, own)
 				}
 			}
 			list = append(list, p)
@@ -273,6 +278,10 @@ func (d *decoder) authKeys(t *Tailnet, n *node) {
 			case "tags":
 				hasTags = true
 				d.strList(fv, fp, func(_ int, s, ep string) {
+					if slices.Contains(k.Tags, s) {
+						d.errorf(ep, "remove the duplicate", "duplicate tag %q", s)
+						return
+					}
 					d.checkTag(t, s, strings.TrimPrefix(s, "tag:"), ep)
 					k.Tags = append(k.Tags, s)
 				})

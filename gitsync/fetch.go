@@ -34,6 +34,17 @@ type syncer struct {
 	refused error         // the ErrNeedsCommit error for seen, if refused
 }
 
+// syncTimeout is sync bounded by Config.Timeout.
+func (s *syncer) syncTimeout(ctx context.Context) (*Revision, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	rev, err := s.sync(ctx)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		err = retryErr("check %s: no answer within %v: %w", redactURL(s.cfg.URL), s.cfg.Timeout, err)
+	}
+	return rev, err
+}
+
 // sync checks the remote and returns the new revision, if any. A refused
 // head keeps returning its error until the branch moves.
 func (s *syncer) sync(ctx context.Context) (*Revision, error) {

@@ -265,6 +265,9 @@ func readAll(t testing.TB, fsys fs.FS) map[string]string {
 // run at a time, deterministically.
 func newSyncer(t testing.TB, cfg Config) *syncer {
 	t.Helper()
+	if cfg.Logf == nil {
+		cfg.Logf = t.Logf
+	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,9 @@ type Config struct {
 	// MaxBackoff caps the exponential backoff after failed checks (which
 	// starts at Poll and doubles). Zero: 5 minutes; never less than Poll.
 	MaxBackoff time.Duration
+	// Timeout bounds one check (listing the remote and fetching), so a
+	// server that hangs cannot stall the loop. Zero: 2 minutes.
+	Timeout time.Duration
 	// CacheDir is a directory where the shallow clone is kept across
 	// restarts, in a subdirectory named after the URL. Empty: in memory.
 	CacheDir string
@@ -54,6 +57,7 @@ const (
 	defaultBranch     = "main"
 	defaultPoll       = 30 * time.Second
 	defaultMaxBackoff = 5 * time.Minute
+	defaultTimeout    = 2 * time.Minute
 )
 
 // withDefaults validates cfg and fills in the documented defaults.
@@ -92,6 +96,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.MaxBackoff = defaultMaxBackoff
 	}
 	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.Poll)
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
 	if cfg.VerifyKeyring != "" {
 		if _, err := readKeyring(cfg.VerifyKeyring); err != nil {
 			return cfg, fmt.Errorf("gitsync: %w", err)
@@ -196,7 +203,7 @@ func (r *Repo) run(ctx context.Context, s *syncer) {
 			timer.Stop()
 		case <-timer.C:
 		}
-		rev, err := s.sync(ctx)
+		rev, err := s.syncTimeout(ctx)
 		if ctx.Err() != nil {
 			return
 		}

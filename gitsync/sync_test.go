@@ -1,12 +1,16 @@
 package gitsync
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -122,6 +126,24 @@ func TestSyncCacheDir(t *testing.T) {
 	wantRev(t, syncRev(t, s), c2, v2)
 	c3 := u.commit("rewritten", v3, commitOpts{rewrite: true})
 	wantRev(t, syncRev(t, s), c3, v3)
+
+	// Lose the cached objects: the refs still claim them, so the server
+	// sends a pack that does not hold the tree, and the fetch is redone
+	// into a fresh store.
+	var logs []string
+	s.cfg.Logf = func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
+	objects := filepath.Join(cache, entries[0].Name(), "objects")
+	if err := os.RemoveAll(objects); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(objects, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c4 := u.commit("after cache loss", v2, commitOpts{})
+	wantRev(t, syncRev(t, s), c4, v2)
+	if !slices.ContainsFunc(logs, func(l string) bool { return strings.Contains(l, "fresh store false) failed") }) {
+		t.Errorf("the fetch into the damaged store did not fail and fall back; logs: %q", logs)
+	}
 }
 
 // TestSyncPath roots revisions at Config.Path; a commit without that
@@ -255,5 +277,24 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("NewRepo error = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSyncTimeout points at a server that accepts requests and never
+// answers: the check gives up after Config.Timeout.
+func TestSyncTimeout(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-hang:
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	s := newSyncer(t, Config{URL: srv.URL + "/tailnet.git", Timeout: 50 * time.Millisecond})
+	rev, err := s.syncTimeout(testContext(t))
+	if rev != nil || KindOf(err) != ErrRetry || !strings.Contains(err.Error(), "no answer within 50ms") {
+		t.Fatalf("sync = %v, %v; want a timeout", rev, err)
 	}
 }

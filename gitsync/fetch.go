@@ -59,15 +59,11 @@ func (s *syncer) sync(ctx context.Context) (*Revision, error) {
 	if head == s.seen {
 		return nil, s.refused
 	}
-	commit, err := s.fetch(ctx, auth, head)
-	if err != nil {
-		return nil, err
-	}
-	rev, err := s.revision(ctx, commit)
+	commit, rev, err := s.fetch(ctx, auth, head)
 	if KindOf(err) == ErrRetry {
 		return nil, err
 	}
-	s.seen, s.refused = commit.Hash, err
+	s.seen, s.refused = commit, err
 	if err != nil {
 		s.cfg.Logf("gitsync: %s: %v", redactURL(s.cfg.URL), err)
 	}
@@ -110,14 +106,21 @@ func hintFor(err error) string {
 	return ""
 }
 
-// fetch brings the commit at the branch head into the store, shallowly.
-// When the store cannot be updated in place it is replaced by an empty one
-// and the fetch repeated, first shallow, then in full for servers that
-// cannot serve shallow packs. It returns the head commit as fetched, which
-// may be newer than want if the branch moved meanwhile.
-func (s *syncer) fetch(ctx context.Context, auth transport.AuthMethod, want plumbing.Hash) (*object.Commit, error) {
+// errObjects marks a store that lacks objects it should hold.
+var errObjects = errors.New("objects missing from the local store")
+
+// fetch brings the commit at the branch head into the store, shallowly,
+// and makes its revision. When the store cannot be updated in place, or
+// lacks objects afterwards, it is replaced by an empty one and the fetch
+// repeated, first shallow, then in full for servers that cannot serve
+// shallow packs. It returns the head as fetched, which may be newer than
+// want if the branch moved meanwhile; the error is the revision's.
+func (s *syncer) fetch(ctx context.Context, auth transport.AuthMethod, want plumbing.Hash) (plumbing.Hash, *Revision, error) {
 	if c, err := s.repo.CommitObject(want); err == nil {
-		return c, nil // already here, e.g. from a cache directory
+		// Already here, e.g. from a cache directory.
+		if rev, err := s.revision(ctx, c); !errors.Is(err, errObjects) {
+			return c.Hash, rev, err
+		}
 	}
 	attempts := []struct {
 		fresh bool
@@ -130,20 +133,23 @@ func (s *syncer) fetch(ctx context.Context, auth transport.AuthMethod, want plum
 	for _, a := range attempts {
 		if a.fresh {
 			if err := s.openStore(true); err != nil {
-				return nil, retryErr("%w", err)
+				return plumbing.ZeroHash, nil, retryErr("%w", err)
 			}
 		}
 		c, err := s.fetchOnce(ctx, auth, a.depth)
 		if err == nil {
-			return c, nil
+			var rev *Revision
+			if rev, err = s.revision(ctx, c); !errors.Is(err, errObjects) {
+				return c.Hash, rev, err
+			}
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return plumbing.ZeroHash, nil, ctx.Err()
 		}
 		errs = append(errs, err)
 		s.cfg.Logf("gitsync: %s: fetch (depth %d, fresh store %v) failed: %v", redactURL(s.cfg.URL), a.depth, a.fresh, err)
 	}
-	return nil, retryErr("fetch %s: %w", redactURL(s.cfg.URL), errors.Join(errs...))
+	return plumbing.ZeroHash, nil, retryErr("fetch %s: %w", redactURL(s.cfg.URL), errors.Join(errs...))
 }
 
 func (s *syncer) fetchOnce(ctx context.Context, auth transport.AuthMethod, depth int) (*object.Commit, error) {
@@ -232,13 +238,16 @@ func (s *syncer) revision(ctx context.Context, c *object.Commit) (*Revision, err
 	}
 	tree, err := c.Tree()
 	if err != nil {
-		return nil, retryErr("commit %s: %w", shortID(id), err)
+		return nil, retryErr("commit %s: %w: %v", shortID(id), errObjects, err)
 	}
 	root := tree.Hash
 	if s.cfg.Path != "." {
 		e, err := tree.FindEntry(s.cfg.Path)
-		if err != nil {
+		if errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
 			return nil, commitErr(id, fmt.Errorf("path %q not found in the tree (hint: check --path)", s.cfg.Path))
+		}
+		if err != nil {
+			return nil, retryErr("commit %s: %w: %v", shortID(id), errObjects, err)
 		}
 		if e.Mode != filemode.Dir {
 			return nil, commitErr(id, fmt.Errorf("path %q is not a directory", s.cfg.Path))
@@ -250,7 +259,7 @@ func (s *syncer) revision(ctx context.Context, c *object.Commit) (*Revision, err
 		return nil, commitErr(id, err)
 	}
 	if err != nil {
-		return nil, retryErr("commit %s: read tree: %w", shortID(id), err)
+		return nil, retryErr("commit %s: %w: %v", shortID(id), errObjects, err)
 	}
 	return &Revision{
 		ID:          id,

@@ -31,6 +31,7 @@ type Policy struct {
 	autoExit  []alias
 
 	randomizeClientPort bool
+	disableIPv4         bool // the top-level disableIPv4: every node as with the disable-ipv4 attribute
 
 	tests    []schema.ACLTest
 	sshTests []schema.SSHTest
@@ -110,6 +111,7 @@ func Compile(t *schema.Tailnet) (*Policy, schema.Diagnostics) {
 	}
 	p.autoRoute, p.autoExit = c.autoApprovers(p.sy, pol.AutoApprovers)
 	p.randomizeClientPort = pol.RandomizeClientPort
+	p.disableIPv4 = pol.DisableIPv4
 	p.tests = pol.Tests
 	p.sshTests = pol.SSHTests
 	c.checkTests(p)

@@ -164,7 +164,7 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 	r.starSrc, _ = star.IPSet()
 	slices.SortFunc(r.addrIdx, func(a, b addrEntry) int { return a.addr.Compare(b.addr) })
 	for _, s := range r.nodes {
-		s.noIPv4 = r.hasAttr(s, attrDisableIPv4)
+		s.noIPv4 = p.disableIPv4 || r.hasAttr(s, attrDisableIPv4)
 		s.peerAddrs = s.visibleAddrs()
 	}
 	for _, rl := range p.rules {

@@ -1,0 +1,340 @@
+package policy
+
+import (
+	"net/netip"
+	"slices"
+
+	"go4.org/netipx"
+	"tailscale.com/tailcfg"
+)
+
+// NodeView is everything the coordination server sends one node.
+type NodeView struct {
+	PacketFilter []tailcfg.FilterRule
+	Peers        []Peer             // sorted by ID
+	SSH          *tailcfg.SSHPolicy // nil when no SSH rule targets the node
+	CapMap       tailcfg.NodeCapMap // from nodeAttrs; nil when empty
+
+	// AllowedIPs and PrimaryRoutes are the node's own: its addresses plus
+	// all its approved routes, and the subnets it is primary for.
+	AllowedIPs    []netip.Prefix
+	PrimaryRoutes []netip.Prefix
+}
+
+// Peer is one node visible to another, with the routes to send its way.
+// Views share slices between nodes: treat every slice as read-only.
+type Peer struct {
+	ID            tailcfg.NodeID
+	AllowedIPs    []netip.Prefix // addresses, primary subnets, exit routes
+	PrimaryRoutes []netip.Prefix // the subnets it is primary router for
+}
+
+// Nodes returns the IDs of the evaluated nodes, sorted.
+func (r *Result) Nodes() []tailcfg.NodeID {
+	out := make([]tailcfg.NodeID, len(r.nodes))
+	for i, s := range r.nodes {
+		out[i] = s.ID
+	}
+	return out
+}
+
+// Node returns what node id should receive, or nil if id is unknown.
+func (r *Result) Node(id tailcfg.NodeID) *NodeView {
+	s, ok := r.byID[id]
+	if !ok {
+		return nil
+	}
+	r.mu.Lock()
+	v, ok := r.views[id]
+	r.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = r.computeView(s)
+	r.mu.Lock()
+	r.views[id] = v
+	r.mu.Unlock()
+	return v
+}
+
+func (r *Result) computeView(s *nodeState) *NodeView {
+	v := &NodeView{
+		PacketFilter: r.packetFilter(s),
+		Peers:        r.peers(s),
+		SSH:          r.sshPolicy(s),
+		CapMap:       r.capMap(s),
+	}
+	v.AllowedIPs = slices.Concat(s.visibleAddrs(), s.subnets, s.exit)
+	v.PrimaryRoutes = slices.Clone(s.primary)
+	return v
+}
+
+// sameUser returns the user-owned nodes of s's user (empty for tagged nodes).
+func (r *Result) sameUser(s *nodeState) bitset {
+	if s.Tagged() {
+		return newBitset(len(r.nodes))
+	}
+	return r.byUser[s.User]
+}
+
+// peers computes which nodes s can see: those it may send to or receive
+// from under any rule.
+func (r *Result) peers(s *nodeState) []Peer {
+	vis := newBitset(len(r.nodes))
+	var routes routeAccess
+	var rb netipx.IPSetBuilder
+	var vias []*evalRule
+	for _, er := range r.rules {
+		inSrc := er.srcNodes.has(s.idx)
+		switch {
+		case inSrc && er.viaNodes != nil:
+			vis.or(er.dstNodes)
+			vias = append(vias, er)
+		case inSrc:
+			vis.or(er.dstNodes)
+			routes.all = routes.all || er.routesAll
+			routes.exit = routes.exit || er.routesExit
+			rb.AddSet(er.routeSet)
+		}
+		if er.dstNodes.has(s.idx) {
+			vis.or(er.srcNodes)
+			// Replies to sources behind a subnet router go back through it.
+			rb.AddSet(er.srcOutside)
+		}
+		if er.dstSelf && !s.Tagged() {
+			same := r.sameUser(s)
+			if inSrc {
+				vis.or(same)
+			}
+			vis.orAnd(er.srcNodes, same)
+		}
+	}
+	routes.set, _ = rb.IPSet()
+	var out []Peer
+	vis.each(func(i int) {
+		if i == s.idx {
+			return
+		}
+		ps := r.nodes[i]
+		// Peers share their address slice; appending routes copies it.
+		peer := Peer{ID: ps.ID, AllowedIPs: ps.peerAddrs[:len(ps.peerAddrs):len(ps.peerAddrs)]}
+		if s.noIPv4 {
+			peer.AllowedIPs = slices.DeleteFunc(slices.Clone(peer.AllowedIPs), func(p netip.Prefix) bool { return p.Addr().Is4() })
+		}
+		for _, p := range ps.subnets {
+			// A via grant picks the router for its sources, overriding the
+			// primary election; otherwise the primary carries the route.
+			viaMatched, viaOK := false, false
+			for _, er := range vias {
+				if er.routeSet.OverlapsPrefix(p) {
+					viaMatched = true
+					viaOK = viaOK || r.viaRouter(er, p) == i
+				}
+			}
+			primary := slices.Contains(ps.primary, p)
+			if viaOK || (!viaMatched && primary && routes.covers(p)) {
+				peer.AllowedIPs = append(peer.AllowedIPs, p)
+				peer.PrimaryRoutes = append(peer.PrimaryRoutes, p)
+			}
+		}
+		for _, p := range ps.exit {
+			viaOK := slices.ContainsFunc(vias, func(er *evalRule) bool { return er.routesExit && er.viaNodes.has(i) })
+			if routes.all || routes.exit || viaOK {
+				peer.AllowedIPs = append(peer.AllowedIPs, p)
+			}
+		}
+		out = append(out, peer)
+	})
+	return out
+}
+
+// viaRouter picks the router of a via rule for subnet p: the primary if it
+// is one of the via nodes, else the via node with the lowest ID that has p
+// approved. It returns -1 if none has.
+func (r *Result) viaRouter(er *evalRule, p netip.Prefix) int {
+	if prim, ok := r.primary[p]; ok && er.viaNodes.has(prim.idx) {
+		return prim.idx
+	}
+	pick := -1
+	er.viaNodes.each(func(i int) {
+		if pick < 0 && slices.Contains(r.nodes[i].subnets, p) {
+			pick = i
+		}
+	})
+	return pick
+}
+
+// routeAccess is which routes of its peers a node may send traffic to.
+type routeAccess struct {
+	all, exit bool
+	set       *netipx.IPSet
+}
+
+func (ra routeAccess) covers(p netip.Prefix) bool { return ra.all || ra.set.OverlapsPrefix(p) }
+
+// packetFilter computes the filter rules of node s: every rule with a
+// destination on s, restricted to those destinations.
+func (r *Result) packetFilter(s *nodeState) []tailcfg.FilterRule {
+	var out []tailcfg.FilterRule
+	for _, er := range r.rules {
+		if len(er.srcIPs) == 0 {
+			continue // no sources (an empty group, or srcPosture): nothing to let in
+		}
+		if er.dstNodes.has(s.idx) {
+			if fr, ok := r.filterRule(er, s, er.srcSet, false); ok {
+				out = append(out, fr)
+			}
+		}
+		if er.dstSelf && !s.Tagged() {
+			var b netipx.IPSetBuilder
+			// autogroup:self sources are users, groups, members or "*":
+			// srcNodes holds exactly the nodes whose addresses are sources.
+			same := newBitset(len(r.nodes))
+			same.orAnd(er.srcNodes, r.sameUser(s))
+			same.each(func(i int) {
+				for _, p := range r.nodes[i].addrs {
+					b.AddPrefix(p)
+				}
+			})
+			src, _ := b.IPSet()
+			if len(src.Prefixes()) == 0 {
+				continue
+			}
+			if fr, ok := r.filterRule(er, s, src, true); ok {
+				out = append(out, fr)
+			}
+		}
+	}
+	return out
+}
+
+// filterRule renders er for node s with the given source set. self selects
+// the autogroup:self destinations instead of the others.
+func (r *Result) filterRule(er *evalRule, s *nodeState, src *netipx.IPSet, self bool) (tailcfg.FilterRule, bool) {
+	srcIPs := er.srcIPs
+	if self {
+		srcIPs = setStrings(src)
+	}
+	fr := tailcfg.FilterRule{SrcIPs: srcIPs, IPProto: slices.Clone(er.protos)}
+	var capDsts []netip.Prefix
+	for _, d := range er.dsts {
+		isSelf := d.a.kind == aliasAutogroup && d.a.name == agSelf
+		if isSelf != self {
+			continue
+		}
+		var ips []string
+		var pfx []netip.Prefix
+		switch {
+		case isSelf:
+			pfx = s.addrs
+		case d.a.kind == aliasAll:
+			ips = []string{"*"}
+		case er.viaNodes != nil && !er.viaNodes.has(s.idx) && (d.a.kind == aliasPrefixes || d.a.name == agInternet):
+			continue
+		case d.a.kind == aliasAutogroup && d.a.name == agInternet:
+			if !s.isExitNode() {
+				continue
+			}
+			pfx = internetPrefixes
+		case d.a.kind == aliasPrefixes && er.caps != nil:
+			// Capabilities go to nodes, never to the subnets behind them.
+			if overlapsAny(d.a.set, s.addrs) {
+				pfx = s.addrs
+			}
+		case d.a.kind == aliasPrefixes:
+			for _, p := range d.a.prefixes {
+				if s.reach.OverlapsPrefix(p) || dstViaExit(d.a, s) {
+					pfx = append(pfx, p)
+				}
+			}
+		default:
+			if !r.nodesOf(d.a).has(s.idx) {
+				continue
+			}
+			pfx = s.addrs
+		}
+		if er.caps != nil {
+			if len(ips) > 0 {
+				pfx = slices.Concat(s.addrs)
+			}
+			capDsts = append(capDsts, pfx...)
+			continue
+		}
+		for _, p := range pfx {
+			ips = append(ips, prefixString(p))
+		}
+		for _, ip := range ips {
+			for _, pr := range d.ports {
+				fr.DstPorts = append(fr.DstPorts, tailcfg.NetPortRange{IP: ip, Ports: pr})
+			}
+		}
+	}
+	if er.caps != nil {
+		if len(capDsts) == 0 {
+			return fr, false
+		}
+		fr.IPProto = nil
+		fr.CapGrant = []tailcfg.CapGrant{{Dsts: capDsts, CapMap: er.caps}}
+		return fr, true
+	}
+	return fr, len(fr.DstPorts) > 0
+}
+
+// prefixString renders a single address without its /32 or /128.
+func prefixString(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// setStrings renders an IP set in FilterRule.SrcIPs syntax: single
+// addresses, CIDR prefixes and "a-b" ranges.
+func setStrings(s *netipx.IPSet) []string {
+	var out []string
+	for _, rg := range s.Ranges() {
+		if p, ok := rg.Prefix(); ok {
+			out = append(out, prefixString(p))
+			continue
+		}
+		out = append(out, rg.String())
+	}
+	return out
+}
+
+// internetPrefixes is autogroup:internet: all of IPv4 and global unicast
+// IPv6 (2000::/3), without private (RFC 1918, fc00::/7), link-local and
+// tailnet ranges.
+var internetPrefixes = func() []netip.Prefix {
+	var b netipx.IPSetBuilder
+	b.AddPrefix(exitV4)
+	b.AddPrefix(netip.MustParsePrefix("2000::/3"))
+	for _, s := range []string{
+		"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+		"100.64.0.0/10", "fd7a:115c:a1e0::/48", "169.254.0.0/16", "fe80::/10",
+	} {
+		b.RemovePrefix(netip.MustParsePrefix(s))
+	}
+	s, _ := b.IPSet()
+	return s.Prefixes()
+}()
+
+// addrIndex maps node addresses to node indexes, sorted by address.
+type addrIndex []addrEntry
+
+type addrEntry struct {
+	addr netip.Addr
+	idx  int
+}
+
+// within returns the nodes with an address inside set.
+func (ix addrIndex) within(set *netipx.IPSet, n int) bitset {
+	out := newBitset(n)
+	for _, rg := range set.Ranges() {
+		i, _ := slices.BinarySearchFunc(ix, rg.From(), func(e addrEntry, a netip.Addr) int { return e.addr.Compare(a) })
+		for ; i < len(ix) && ix[i].addr.Compare(rg.To()) <= 0; i++ {
+			out.set(ix[i].idx)
+		}
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -185,5 +186,33 @@ func TestTestInventory(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, rows); diff != "" {
 		t.Errorf("TestInventory (-want +got):\n%s", diff)
+	}
+}
+
+// TestConcurrentViews asks for views from several goroutines; run with
+// -race to check the caches' locking.
+func TestConcurrentViews(t *testing.T) {
+	p, diags := Compile(load(t, smallPolicy))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	nodes := smallNodes()
+	res := p.Evaluate(nodes, Options{})
+	var wg sync.WaitGroup
+	views := make([][]string, 4)
+	for g := range views {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, n := range nodes {
+				views[g] = append(views[g], viewJSON(res.Node(n.ID)))
+			}
+		}()
+	}
+	wg.Wait()
+	for g := 1; g < len(views); g++ {
+		if diff := cmp.Diff(views[0], views[g]); diff != "" {
+			t.Errorf("goroutine %d saw different views (-first +this):\n%s", g, diff)
+		}
 	}
 }

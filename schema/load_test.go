@@ -327,3 +327,16 @@ groups: "group:admins": [for login, u in users if u.role != "member" {login}]
 		t.Errorf("name = %q", tn.Settings.Name)
 	}
 }
+
+func TestLoadCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tn, ds := Load(ctx, mapFS("a.hujson", `{}`), ".")
+	if tn != nil || len(ds) != 1 || !strings.Contains(ds[0].Message, "context canceled") {
+		t.Errorf("got %v, %v", tn, ds)
+	}
+	tn, ds = LoadBytes(ctx, "a.hujson", []byte(`{}`))
+	if tn != nil || len(ds) != 1 || !strings.Contains(ds[0].Message, "context canceled") {
+		t.Errorf("LoadBytes: got %v, %v", tn, ds)
+	}
+}

@@ -189,6 +189,13 @@ func (d *Dir) run(ctx context.Context, w *fsnotify.Watcher) {
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil && d.Status().Failures > 0 {
+			// The directory may have been removed and recreated, which
+			// drops its watches: watch it again.
+			if werr := d.watchTree(w, d.dir); werr != nil {
+				d.cfg.Logf("%v", werr)
+			}
+		}
 		if err == nil && rev.ID != last {
 			pending, last = rev, rev.ID
 			d.cfg.Logf("gitsync: %s: new revision %s", d.dir, rev.ID)

@@ -176,3 +176,31 @@ func TestContentID(t *testing.T) {
 		t.Error("different content, same ID")
 	}
 }
+
+// TestDirRecreated removes the watched directory (an error in Status) and
+// creates it again with new content, which is then emitted.
+func TestDirRecreated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tailnet")
+	writeFiles(t, dir, map[string]string{"a.hujson": "1"})
+	d, err := NewDir(testContext(t), dir, DirConfig{Debounce: 10 * time.Millisecond, Rescan: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	revs := collect(t, d)
+	nextFrom(t, revs)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, d, "failing", func(s Status) bool { return s.Failures > 0 })
+	if KindOf(st.Err) != ErrRetry || !strings.Contains(st.Err.Error(), "read config dir") {
+		t.Errorf("status after removal: %+v", st)
+	}
+	writeFiles(t, dir, map[string]string{"b.hujson": "2"})
+	if diff := cmp.Diff(map[string]string{"b.hujson": "2"}, readAll(t, nextFrom(t, revs).FS)); diff != "" {
+		t.Fatalf("after recreation (-want +got):\n%s", diff)
+	}
+	if st := waitStatus(t, d, "healthy", func(s Status) bool { return s.Failures == 0 }); st.Err != nil {
+		t.Errorf("status after recovery: %+v", st)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -86,12 +87,17 @@ func (s *syncer) lsRemote(ctx context.Context, auth transport.AuthMethod) (plumb
 		return plumbing.ZeroHash, retryErr("list %s: %w%s", redactURL(s.cfg.URL), err, hintFor(err))
 	}
 	want := s.branchRef()
+	var branches []string
 	for _, ref := range refs {
 		if ref.Name() == want && ref.Type() == plumbing.HashReference {
 			return ref.Hash(), nil
 		}
+		if ref.Name().IsBranch() {
+			branches = append(branches, ref.Name().Short())
+		}
 	}
-	return plumbing.ZeroHash, retryErr("list %s: no branch %q (hint: check --branch)", redactURL(s.cfg.URL), s.cfg.Branch)
+	slices.Sort(branches)
+	return plumbing.ZeroHash, retryErr("list %s: no branch %q (hint: check --branch; the remote has %q)", redactURL(s.cfg.URL), s.cfg.Branch, branches)
 }
 
 func hintFor(err error) string {

@@ -298,3 +298,12 @@ func TestSyncTimeout(t *testing.T) {
 		t.Fatalf("sync = %v, %v; want a timeout", rev, err)
 	}
 }
+
+func TestSyncMissingBranch(t *testing.T) {
+	u := newUpstream(t)
+	u.commit("first", v1, commitOpts{})
+	rev, err := newSyncer(t, Config{URL: u.fileURL(), Branch: "prod"}).sync(testContext(t))
+	if want := `no branch "prod" (hint: check --branch; the remote has ["main"])`; rev != nil || KindOf(err) != ErrRetry || !strings.Contains(err.Error(), want) {
+		t.Fatalf("sync = %v, %v; want ErrRetry containing %q", rev, err, want)
+	}
+}

@@ -30,8 +30,13 @@ func WebhookHandler(secret []byte, trigger func()) http.Handler {
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			http.Error(w, "webhook: body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
 		if err != nil {
-			http.Error(w, "webhook: cannot read body", http.StatusRequestEntityTooLarge)
+			http.Error(w, "webhook: cannot read body", http.StatusBadRequest)
 			return
 		}
 		if err := checkSignature(secret, r.Header.Get("X-Hub-Signature-256"), body); err != nil {

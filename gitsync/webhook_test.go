@@ -41,6 +41,7 @@ func TestWebhookHandler(t *testing.T) {
 		{"not-hex", secret, "POST", "sha256=" + strings.Repeat("zz", 32), "push", body, http.StatusUnauthorized, false},
 		{"empty-secret", "", "POST", sign("", body), "push", body, http.StatusUnauthorized, false},
 		{"get", secret, "GET", good, "push", body, http.StatusMethodNotAllowed, false},
+		{"too-large", secret, "POST", good, "push", strings.Repeat(" ", maxWebhookBody+1), http.StatusRequestEntityTooLarge, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			triggered := false

@@ -54,7 +54,7 @@ func TestNodeKeyExpiry(t *testing.T) {
 	tn := testTailnet()
 	tn.Settings.NodeKeyExpiry = 24 * time.Hour
 	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	ts := startServerClock(t, tn, "", clock.Now)
+	ts := startServerWith(t, tn, "", func(c *Config) { c.Now = clock.Now })
 
 	user := newRawNode(t, ts)
 	user.register(user.registerReq(aliceKey))

@@ -225,6 +225,6 @@ func dnsConfig(t *schema.Tailnet) *tailcfg.DNSConfig {
 	return c
 }
 
-// keepAliveInterval is how often an idle map stream gets a keep-alive;
+// defaultKeepAlive is how often an idle map stream gets a keep-alive;
 // clients give up after 120 s of silence.
-const keepAliveInterval = 50 * time.Second
+const defaultKeepAlive = 50 * time.Second

@@ -95,7 +95,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 // stream sends queued changes and keep-alives until the client goes away
 // or the server ends the session.
 func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *session, id tailcfg.NodeID, compress bool) {
-	keepAlive := time.NewTicker(keepAliveInterval)
+	keepAlive := time.NewTicker(s.keepAlive)
 	defer keepAlive.Stop()
 	for {
 		var resp *tailcfg.MapResponse
@@ -130,7 +130,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *sessio
 		if err := writeFrame(w, resp, compress); err != nil {
 			return
 		}
-		keepAlive.Reset(keepAliveInterval)
+		keepAlive.Reset(s.keepAlive)
 	}
 }
 

@@ -142,26 +142,32 @@ func (n *rawNode) stream(ctx context.Context, req *tailcfg.MapRequest) *mapStrea
 func (s *mapStream) next() *tailcfg.MapResponse {
 	s.t.Helper()
 	for {
-		var hdr [4]byte
-		if _, err := io.ReadFull(s.body, hdr[:]); err != nil {
-			s.t.Fatalf("reading map frame: %v", err)
-		}
-		msg := make([]byte, binary.LittleEndian.Uint32(hdr[:]))
-		if _, err := io.ReadFull(s.body, msg); err != nil {
-			s.t.Fatalf("reading map frame: %v", err)
-		}
-		raw, err := zstdframe.AppendDecode(nil, msg)
-		if err != nil {
-			s.t.Fatalf("decompressing map frame: %v", err)
-		}
-		resp := new(tailcfg.MapResponse)
-		if err := json.Unmarshal(raw, resp); err != nil {
-			s.t.Fatalf("decoding map frame: %v", err)
-		}
-		if !resp.KeepAlive {
+		if resp := s.nextAny(); !resp.KeepAlive {
 			return resp
 		}
 	}
+}
+
+// nextAny returns the next message, keep-alives included.
+func (s *mapStream) nextAny() *tailcfg.MapResponse {
+	s.t.Helper()
+	var hdr [4]byte
+	if _, err := io.ReadFull(s.body, hdr[:]); err != nil {
+		s.t.Fatalf("reading map frame: %v", err)
+	}
+	msg := make([]byte, binary.LittleEndian.Uint32(hdr[:]))
+	if _, err := io.ReadFull(s.body, msg); err != nil {
+		s.t.Fatalf("reading map frame: %v", err)
+	}
+	raw, err := zstdframe.AppendDecode(nil, msg)
+	if err != nil {
+		s.t.Fatalf("decompressing map frame: %v", err)
+	}
+	resp := new(tailcfg.MapResponse)
+	if err := json.Unmarshal(raw, resp); err != nil {
+		s.t.Fatalf("decoding map frame: %v", err)
+	}
+	return resp
 }
 
 func TestBadInput(t *testing.T) {
@@ -340,5 +346,35 @@ func TestDeltas(t *testing.T) {
 	}
 	if m.PeersRemoved[0] != bID {
 		t.Errorf("PeersRemoved = %v, want [%d]", m.PeersRemoved, bID)
+	}
+}
+
+func TestKeepAliveAndSessionReplacement(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ts := startServerWith(t, testTailnet(), "", func(c *Config) { c.KeepAlive = 20 * time.Millisecond })
+	n := newRawNode(t, ts)
+	n.register(n.registerReq(aliceKey))
+	s1 := n.stream(ctx, n.mapReq(true))
+	if first := s1.nextAny(); first.Node == nil {
+		t.Fatalf("first message lacks Node: %+v", first)
+	}
+	if ka := s1.nextAny(); !ka.KeepAlive {
+		t.Errorf("idle stream sent %+v, want a keep-alive", ka)
+	}
+	// A second stream from the same node replaces the first, which ends.
+	s2 := n.stream(ctx, n.mapReq(true))
+	if first := s2.next(); first.Node == nil {
+		t.Fatalf("second stream's first message lacks Node")
+	}
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(s1.body, hdr[:]); err != nil {
+			break // ended, as it should
+		}
+		msg := make([]byte, binary.LittleEndian.Uint32(hdr[:]))
+		if _, err := io.ReadFull(s1.body, msg); err != nil {
+			break
+		}
 	}
 }

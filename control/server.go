@@ -41,6 +41,10 @@ type Config struct {
 	// means none is advertised.
 	ServerURL string
 
+	// KeepAlive is how often an idle map stream gets a keep-alive; zero
+	// means 50 s. Clients drop streams silent for 120 s.
+	KeepAlive time.Duration
+
 	// Logf logs server events; nil means log.Printf.
 	Logf func(format string, args ...any)
 	// Now returns the current time; nil means time.Now.
@@ -54,6 +58,7 @@ type Server struct {
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
 	serverURL string
+	keepAlive time.Duration
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
@@ -82,6 +87,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		noiseKey:  cfg.NoiseKey,
 		derpMap:   cfg.DERPMap,
 		serverURL: cfg.ServerURL,
+		keepAlive: cfg.KeepAlive,
 		logf:      cfg.Logf,
 		now:       cfg.Now,
 		ops:       make(chan func(*world), 64),
@@ -89,6 +95,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.logf == nil {
 		s.logf = log.Printf
+	}
+	if s.keepAlive <= 0 {
+		s.keepAlive = defaultKeepAlive
 	}
 	if s.now == nil {
 		s.now = time.Now

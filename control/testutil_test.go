@@ -74,7 +74,7 @@ type testServer struct {
 // startServer starts tailplane with state in dir (a fresh temp dir when empty).
 func startServer(t testing.TB, tn *schema.Tailnet, dir string) *testServer {
 	t.Helper()
-	return startServerClock(t, tn, dir, nil)
+	return startServerWith(t, tn, dir, nil)
 }
 
 // testClock is a settable clock for expiry tests.
@@ -88,8 +88,8 @@ func newTestClock(t time.Time) *testClock {
 func (c *testClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-// startServerClock is startServer with a clock; nil means time.Now.
-func startServerClock(t testing.TB, tn *schema.Tailnet, dir string, now func() time.Time) *testServer {
+// startServerWith is startServer with mod applied to the server's Config.
+func startServerWith(t testing.TB, tn *schema.Tailnet, dir string, mod func(*Config)) *testServer {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -111,7 +111,11 @@ func startServerClock(t testing.TB, tn *schema.Tailnet, dir string, now func() t
 	if _, ok := t.(*testing.F); ok {
 		logf = func(string, ...any) {} // f.Logf may not be called from fuzz targets
 	}
-	srv, err := New(ctx, Config{Store: st, NoiseKey: nk, Tailnet: tn, DERPMap: d.Map, Logf: logf, Now: now})
+	cfg := Config{Store: st, NoiseKey: nk, Tailnet: tn, DERPMap: d.Map, Logf: logf}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

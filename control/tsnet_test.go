@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/net/dns/dnsmessage"
 	"tailscale.com/ipn/ipnstate"
 	"tailscale.com/tsnet"
 )
@@ -107,6 +109,22 @@ func TestTSNetNodes(t *testing.T) {
 		}
 	})
 
+	t.Run("magicdns-answers", func(t *testing.T) {
+		betaIP, _ := beta.TailscaleIPs()
+		for _, tt := range []struct{ name, want string }{
+			{"beta.tail.test.", betaIP.String()},
+			{"db.tail.test.", "100.64.99.1"}, // a declared record
+		} {
+			msg, _, err := lcAlpha.QueryDNS(ctx, tt.name, "A")
+			if err != nil {
+				t.Fatalf("query %s: %v", tt.name, err)
+			}
+			if got := firstA(t, msg); got != tt.want {
+				t.Errorf("%s A = %q, want %q", tt.name, got, tt.want)
+			}
+		}
+	})
+
 	t.Run("self-node", func(t *testing.T) {
 		st, err := lcAlpha.Status(ctx)
 		if err != nil {
@@ -140,4 +158,28 @@ func TestTSNetNodes(t *testing.T) {
 			return len(names) == 1 && names[0] == "beta.tail.test", fmt.Sprint(names)
 		})
 	})
+}
+
+// firstA returns the first A record of a DNS response.
+func firstA(t *testing.T, msg []byte) string {
+	var p dnsmessage.Parser
+	if _, err := p.Start(msg); err != nil {
+		t.Fatalf("parsing DNS response: %v", err)
+	}
+	p.SkipAllQuestions()
+	for {
+		h, err := p.AnswerHeader()
+		if err != nil {
+			return ""
+		}
+		if h.Type != dnsmessage.TypeA {
+			p.SkipAnswer()
+			continue
+		}
+		r, err := p.AResource()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return netip.AddrFrom4(r.A).String()
+	}
 }

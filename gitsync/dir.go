@@ -207,16 +207,18 @@ func (d *Dir) run(ctx context.Context, w *fsnotify.Watcher) {
 func (d *Dir) record(rev *Revision, err error) {
 	now := time.Now()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	st := &d.status
 	st.LastAttempt, st.Err = now, err
 	st.NextPoll = now.Add(d.cfg.Rescan)
 	if err != nil {
 		st.Failures++
-		d.cfg.Logf("gitsync: %v", err)
-		return
+	} else {
+		st.LastSuccess, st.Failures, st.Head = now, 0, rev.ID
 	}
-	st.LastSuccess, st.Failures, st.Head = now, 0, rev.ID
+	d.mu.Unlock()
+	if err != nil {
+		d.cfg.Logf("gitsync: %v", err)
+	}
 }
 
 // snapshotDir reads every non-hidden regular file under dir into memory.

@@ -3,6 +3,7 @@ package gitsync
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -53,14 +54,21 @@ func (s *syncer) sync(ctx context.Context) (*Revision, error) {
 	if err != nil {
 		return nil, retryErr("%w", err)
 	}
-	head, err := s.lsRemote(ctx, auth)
+	var ca []byte
+	if s.cfg.CAFile != "" {
+		if ca, err = readCAFile(s.cfg.CAFile); err != nil {
+			return nil, retryErr("%w", err)
+		}
+	}
+	conn := connOpts{auth: auth, ca: ca}
+	head, err := s.lsRemote(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
 	if head == s.seen {
 		return nil, s.refused
 	}
-	commit, rev, err := s.fetch(ctx, auth, head)
+	commit, rev, err := s.fetch(ctx, conn, head)
 	if KindOf(err) == ErrRetry {
 		return nil, err
 	}
@@ -79,10 +87,28 @@ func (s *syncer) trackingRef() plumbing.ReferenceName {
 	return plumbing.NewRemoteReferenceName(git.DefaultRemoteName, s.cfg.Branch)
 }
 
+// connOpts is what every request to the remote needs.
+type connOpts struct {
+	auth transport.AuthMethod
+	ca   []byte // extra trusted CA certificates, PEM
+}
+
+// readCAFile reads a PEM bundle of CA certificates.
+func readCAFile(file string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("read CA file %s: no PEM certificates", file)
+	}
+	return b, nil
+}
+
 // lsRemote asks the remote for the branch head without fetching objects.
-func (s *syncer) lsRemote(ctx context.Context, auth transport.AuthMethod) (plumbing.Hash, error) {
+func (s *syncer) lsRemote(ctx context.Context, conn connOpts) (plumbing.Hash, error) {
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: git.DefaultRemoteName, URLs: []string{s.cfg.URL}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: conn.auth, CABundle: conn.ca})
 	if err != nil {
 		return plumbing.ZeroHash, retryErr("list %s: %w%s", redactURL(s.cfg.URL), err, hintFor(err))
 	}
@@ -121,7 +147,7 @@ var errObjects = errors.New("objects missing from the local store")
 // repeated, first shallow, then in full for servers that cannot serve
 // shallow packs. It returns the head as fetched, which may be newer than
 // want if the branch moved meanwhile; the error is the revision's.
-func (s *syncer) fetch(ctx context.Context, auth transport.AuthMethod, want plumbing.Hash) (plumbing.Hash, *Revision, error) {
+func (s *syncer) fetch(ctx context.Context, conn connOpts, want plumbing.Hash) (plumbing.Hash, *Revision, error) {
 	if c, err := s.repo.CommitObject(want); err == nil {
 		// Already here, e.g. from a cache directory.
 		if rev, err := s.revision(ctx, c); !errors.Is(err, errObjects) {
@@ -142,7 +168,7 @@ func (s *syncer) fetch(ctx context.Context, auth transport.AuthMethod, want plum
 				return plumbing.ZeroHash, nil, retryErr("%w", err)
 			}
 		}
-		c, err := s.fetchOnce(ctx, auth, a.depth)
+		c, err := s.fetchOnce(ctx, conn, a.depth)
 		if err == nil {
 			var rev *Revision
 			if rev, err = s.revision(ctx, c); !errors.Is(err, errObjects) {
@@ -158,13 +184,14 @@ func (s *syncer) fetch(ctx context.Context, auth transport.AuthMethod, want plum
 	return plumbing.ZeroHash, nil, retryErr("fetch %s: %w", redactURL(s.cfg.URL), errors.Join(errs...))
 }
 
-func (s *syncer) fetchOnce(ctx context.Context, auth transport.AuthMethod, depth int) (*object.Commit, error) {
+func (s *syncer) fetchOnce(ctx context.Context, conn connOpts, depth int) (*object.Commit, error) {
 	s.fetches++
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", s.branchRef(), s.trackingRef()))
 	err := s.repo.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{spec},
 		Depth:    depth,
-		Auth:     auth,
+		Auth:     conn.auth,
+		CABundle: conn.ca,
 		Tags:     git.NoTags,
 		Force:    true,
 	})
@@ -201,6 +228,10 @@ func (s *syncer) openStore(fresh bool) error {
 			}
 		}
 		repo, err = git.PlainOpen(dir)
+		if err != nil && !fresh && !errors.Is(err, git.ErrRepositoryNotExists) {
+			s.cfg.Logf("gitsync: cache %s is unusable (%v); starting it afresh", dir, err)
+			return s.openStore(true)
+		}
 		if errors.Is(err, git.ErrRepositoryNotExists) {
 			repo, err = git.PlainInit(dir, true)
 		}

@@ -11,6 +11,7 @@ func (cfg *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&cfg.Path, "path", cfg.Path, "directory inside the repository holding the config (default: the root)")
 	fs.DurationVar(&cfg.Poll, "poll", cfg.Poll, "how often to check the remote head (default 30s)")
 	fs.StringVar(&cfg.CacheDir, "repo-cache-dir", cfg.CacheDir, "keep the shallow clone in this directory across restarts (default: in memory)")
+	fs.StringVar(&cfg.CAFile, "git-ca-file", cfg.CAFile, "PEM CA certificates to trust for https remotes, besides the system roots")
 	fs.StringVar(&cfg.Auth.Username, "git-username", cfg.Auth.Username, `HTTP user for the password or token (default "x-access-token")`)
 	fs.StringVar(&cfg.Auth.PasswordFile, "git-password-file", cfg.Auth.PasswordFile, "file holding the HTTP password or access token")
 	fs.StringVar(&cfg.Auth.PasswordEnv, "git-password-env", cfg.Auth.PasswordEnv, "environment variable holding the HTTP password or access token")

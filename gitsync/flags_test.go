@@ -14,7 +14,7 @@ func TestAddFlags(t *testing.T) {
 	cfg.AddFlags(fs)
 	err := fs.Parse([]string{
 		"--repo", "https://git.example.com/ops/tailnet.git", "--branch", "prod", "--path", "tailnet",
-		"--poll", "1m", "--repo-cache-dir", "/var/cache/tailplane",
+		"--poll", "1m", "--repo-cache-dir", "/var/cache/tailplane", "--git-ca-file", "/ca.pem",
 		"--git-username", "bot", "--git-password-file", "/run/secrets/token", "--git-bearer",
 		"--ssh-key-file", "/k", "--ssh-key-passphrase-file", "/p", "--ssh-known-hosts", "/kh",
 		"--verify-keyring", "/keys.asc", "--verify-allowed-signers", "/allowed",
@@ -24,7 +24,7 @@ func TestAddFlags(t *testing.T) {
 	}
 	want := Config{
 		URL: "https://git.example.com/ops/tailnet.git", Branch: "prod", Path: "tailnet",
-		Poll: time.Minute, CacheDir: "/var/cache/tailplane",
+		Poll: time.Minute, CacheDir: "/var/cache/tailplane", CAFile: "/ca.pem",
 		Auth: Auth{Username: "bot", PasswordFile: "/run/secrets/token", Bearer: true,
 			SSHKeyFile: "/k", SSHKeyPassphraseFile: "/p", KnownHostsFile: "/kh"},
 		VerifyKeyring: "/keys.asc", VerifyAllowedSigners: "/allowed",

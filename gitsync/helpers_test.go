@@ -3,6 +3,7 @@ package gitsync
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"io/fs"
 	"maps"
 	"net"
@@ -164,6 +165,7 @@ type gitServer struct {
 	t       testing.TB
 	handler http.Handler
 	addr    string
+	tls     bool
 	srv     *httptest.Server
 }
 
@@ -188,6 +190,22 @@ func newGitServer(t testing.TB, root string, check func(*http.Request) bool) *gi
 	return s
 }
 
+// newTLSGitServer is newGitServer over https with httptest's certificate,
+// written to the returned PEM file.
+func newTLSGitServer(t testing.TB, root string) (*gitServer, string) {
+	t.Helper()
+	s := newGitServer(t, root, nil)
+	s.stop()
+	s.tls = true
+	s.start()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	block := &pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw}
+	if err := os.WriteFile(ca, pem.EncodeToMemory(block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s, ca
+}
+
 func (s *gitServer) start() {
 	s.t.Helper()
 	addr := s.addr
@@ -200,7 +218,11 @@ func (s *gitServer) start() {
 	}
 	s.srv = httptest.NewUnstartedServer(s.handler)
 	s.srv.Listener = l
-	s.srv.Start()
+	if s.tls {
+		s.srv.StartTLS()
+	} else {
+		s.srv.Start()
+	}
 	s.addr = l.Addr().String()
 }
 
@@ -212,7 +234,12 @@ func (s *gitServer) stop() {
 }
 
 // url is the repository's URL on this server.
-func (s *gitServer) url() string { return "http://" + s.addr + "/tailnet.git" }
+func (s *gitServer) url() string {
+	if s.tls {
+		return "https://" + s.addr + "/tailnet.git"
+	}
+	return "http://" + s.addr + "/tailnet.git"
+}
 
 // newKey generates an OpenPGP signing key and writes its public half as an
 // armored keyring file.

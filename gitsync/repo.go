@@ -39,6 +39,9 @@ type Config struct {
 	CacheDir string
 	// Auth holds the credentials. Zero: none.
 	Auth Auth
+	// CAFile is a PEM bundle of extra CA certificates trusted for https
+	// remotes (a forge with a private CA). Empty: the system roots only.
+	CAFile string
 	// VerifyKeyring is an armored OpenPGP keyring file (gpg --armor
 	// --export). When it or VerifyAllowedSigners is set, only commits
 	// signed by a trusted key are emitted. Empty: OpenPGP-signed commits
@@ -98,6 +101,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.Poll)
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
+	}
+	if cfg.CAFile != "" {
+		if _, err := readCAFile(cfg.CAFile); err != nil {
+			return cfg, fmt.Errorf("gitsync: %w", err)
+		}
 	}
 	if cfg.VerifyKeyring != "" {
 		if _, err := readKeyring(cfg.VerifyKeyring); err != nil {
@@ -214,31 +222,38 @@ func (r *Repo) run(ctx context.Context, s *syncer) {
 	}
 }
 
-// record publishes the outcome of one check in the status and returns the
-// delay until the next one.
+// record publishes the outcome of one check in the status, logs it, and
+// returns the delay until the next check.
 func (r *Repo) record(rev *Revision, err error) time.Duration {
 	now := time.Now()
+	delay := r.cfg.Poll
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	st := &r.status
 	st.LastAttempt = now
 	st.Err = err
 	if rev != nil {
 		st.Head = rev.ID
-		r.cfg.Logf("gitsync: %s: new revision %s", st.Source, shortID(rev.ID))
 	}
-	delay := r.cfg.Poll
-	switch KindOf(err) {
-	case 0, ErrNeedsCommit:
+	failures := 0
+	if KindOf(err) == ErrRetry {
+		st.Failures++
+		failures = st.Failures
+		delay = backoff(r.cfg.Poll, r.cfg.MaxBackoff, failures)
+	} else {
 		// The remote answered; a refused commit waits for the next one.
 		st.LastSuccess = now
 		st.Failures = 0
-	default:
-		st.Failures++
-		delay = backoff(r.cfg.Poll, r.cfg.MaxBackoff, st.Failures)
-		r.cfg.Logf("gitsync: %s: %v (attempt %d, retrying in %v)", st.Source, err, st.Failures, delay)
 	}
 	st.NextPoll = now.Add(delay)
+	source := st.Source
+	r.mu.Unlock()
+
+	if rev != nil {
+		r.cfg.Logf("gitsync: %s: new revision %s", source, shortID(rev.ID))
+	}
+	if failures > 0 {
+		r.cfg.Logf("gitsync: %s: %v (attempt %d, retrying in %v)", source, err, failures, delay)
+	}
 	return delay
 }
 

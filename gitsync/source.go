@@ -52,7 +52,8 @@ type Status struct {
 	Source string
 	// Branch and Path are the followed branch and subdirectory (Repo only).
 	Branch, Path string
-	// Head is the ID of the last revision emitted; empty before the first.
+	// Head is the ID of the newest revision made (sent, or waiting to be
+	// received on Revisions); empty before the first.
 	Head string
 	// LastAttempt is when the source was last checked.
 	LastAttempt time.Time

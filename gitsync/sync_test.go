@@ -120,6 +120,10 @@ func TestSyncCacheDir(t *testing.T) {
 	if err != nil || len(entries) != 1 || !strings.HasSuffix(entries[0].Name(), ".git") {
 		t.Fatalf("cache dir holds %v (%v), want one repo-*.git", entries, err)
 	}
+	// A cache whose config got corrupted is started afresh.
+	if err := os.WriteFile(filepath.Join(cache, entries[0].Name(), "config"), []byte("[broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s := newSyncer(t, cfg)
 	wantRev(t, syncRev(t, s), c1, v1)
 	c2 := u.commit("second", v2, commitOpts{})
@@ -270,6 +274,8 @@ func TestConfigErrors(t *testing.T) {
 		{"both-secrets", Config{URL: "https://example.com/t.git", Auth: Auth{PasswordFile: "f", PasswordEnv: "E"}}, "not both"},
 		{"escaping-path", Config{URL: "https://example.com/t.git", Path: "../etc"}, "relative directory"},
 		{"missing-keyring", Config{URL: "https://example.com/t.git", VerifyKeyring: "/nonexistent/keys.asc"}, "read verify keyring"},
+		{"missing-allowed-signers", Config{URL: "https://example.com/t.git", VerifyAllowedSigners: "/nonexistent/allowed"}, "read allowed signers"},
+		{"ca-not-pem", Config{URL: "https://example.com/t.git", CAFile: "sync_test.go"}, "no PEM certificates"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewRepo(testContext(t), tc.cfg)
@@ -306,4 +312,16 @@ func TestSyncMissingBranch(t *testing.T) {
 	if want := `no branch "prod" (hint: check --branch; the remote has ["main"])`; rev != nil || KindOf(err) != ErrRetry || !strings.Contains(err.Error(), want) {
 		t.Fatalf("sync = %v, %v; want ErrRetry containing %q", rev, err, want)
 	}
+}
+
+// TestSyncHTTPS trusts a private CA only when given as Config.CAFile.
+func TestSyncHTTPS(t *testing.T) {
+	u := newUpstream(t)
+	c1 := u.commit("first", v1, commitOpts{})
+	srv, ca := newTLSGitServer(t, u.root)
+	rev, err := newSyncer(t, Config{URL: srv.url()}).sync(testContext(t))
+	if rev != nil || KindOf(err) != ErrRetry || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the CA: sync = %v, %v; want a certificate error", rev, err)
+	}
+	wantRev(t, syncRev(t, newSyncer(t, Config{URL: srv.url(), CAFile: ca})), c1, v1)
 }

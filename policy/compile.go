@@ -310,6 +310,9 @@ func (c *compiler) dstAlias(sy *symbols, path, s string, grant bool) (alias, boo
 		c.errf(path, "", "dst=%q: %v", s, err)
 		return a, false
 	}
+	if !c.checkDomain(path, a) {
+		return a, false
+	}
 	switch {
 	case a.kind == aliasAutogroup && a.name == agDangerAll:
 		c.errf(path, `use "*"`, "cannot use autogroup:danger-all as a dst")

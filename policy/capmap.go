@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"maps"
 	"net/netip"
 	"slices"
 
@@ -132,5 +131,3 @@ func (p *Policy) owns(a alias, n Node) bool {
 	}
 	return false
 }
-
-var _ = maps.Keys[map[int]int]

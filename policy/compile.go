@@ -1,12 +1,12 @@
 package policy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -573,14 +573,13 @@ var grantableTailscaleCaps = map[string]bool{
 	"tailscale.com/cap/funnel-ports": true,
 }
 
+// compactJSON strips insignificant whitespace from a capability value,
+// keeping key order and numbers exactly as written.
 func compactJSON(m json.RawMessage) string {
-	var b strings.Builder
-	var v any
-	if err := json.Unmarshal(m, &v); err != nil {
+	var b bytes.Buffer
+	if err := json.Compact(&b, m); err != nil {
 		return string(m)
 	}
-	out, _ := json.Marshal(v)
-	b.Write(out)
 	return b.String()
 }
 
@@ -700,5 +699,3 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
-
-var _ = strconv.Itoa

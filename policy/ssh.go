@@ -228,7 +228,7 @@ func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
 		var logins []string
 		src.each(func(i int) {
 			n := r.nodes[i]
-			local, domain, ok := strings.Cut(n.User, "@")
+			_, domain, ok := strings.Cut(n.User, "@")
 			if n.Tagged() || !ok || !slices.Contains(sr.localparts, domain) {
 				return
 			}
@@ -238,7 +238,6 @@ func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
 			for _, p := range n.addrs {
 				byUser[n.User] = append(byUser[n.User], &tailcfg.SSHPrincipal{NodeIP: p.Addr().String()})
 			}
-			_ = local
 		})
 		slices.Sort(logins)
 		for _, login := range logins {

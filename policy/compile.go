@@ -115,6 +115,7 @@ func Compile(t *schema.Tailnet) (*Policy, schema.Diagnostics) {
 	p.tests = pol.Tests
 	p.sshTests = pol.SSHTests
 	c.checkTests(p)
+	c.checkUsers(pol)
 	return p, c.diags
 }
 
@@ -396,7 +397,7 @@ func (c *compiler) acl(sy *symbols, path string, a schema.ACL) *rule {
 		// so report it alone.
 		pr, perr := parsePorts(ports)
 		if perr != nil {
-			c.errf(dp, `destinations are "host:ports"; ports are "*", a number, a range "80-443" or a list "22,80"`, "dst=%q: %v", d, perr)
+			c.errf(dp, `ports are "*", a number, a range "80-443" or a list "22,80"`, "dst=%q: %v", d, perr)
 			bad = true
 			continue
 		}

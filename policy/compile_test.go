@@ -208,3 +208,28 @@ func TestPostureFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+func TestUndeclaredUsers(t *testing.T) {
+	_, diags := Compile(load(t, `{
+		"groups": {"group:eng": ["alice@example.com", "zed@example.com"]},
+		"acls": [{"action": "accept", "src": ["group:eng", "yan@example.com"], "dst": ["xi@example.com:22", "alice@example.com:*"]}],
+		"ssh": [{"action": "accept", "src": ["user:*@example.com"], "dst": ["alice@example.com"], "users": ["localpart:*@example.com"]}],
+	}`))
+	var got []string
+	for _, d := range diags {
+		if d.Severity != schema.SevWarning {
+			t.Errorf("unexpected error: %v", d)
+			continue
+		}
+		got = append(got, d.Path+": "+d.Message)
+	}
+	want := []string{
+		`acls[0].dst[0]: user "xi@example.com" is not declared in users`,
+		`acls[0].src[1]: user "yan@example.com" is not declared in users`,
+		`groups["group:eng"][1]: user "zed@example.com" is not declared in users`,
+	}
+	slicesSort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}

@@ -26,6 +26,10 @@ fuzz:
 	$(GO) test ./reconcile -run '^$$' -fuzz '^FuzzDiffValues$$' -fuzztime 30s
 	$(GO) test ./reconcile -run '^$$' -fuzz '^FuzzLoadObject$$' -fuzztime 30s
 	$(GO) test ./reconcile -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime 10s
+	$(GO) test ./gitsync -run '^$$' -fuzz '^FuzzParseSignature$$' -fuzztime 10s
+	$(GO) test ./gitsync -run '^$$' -fuzz '^FuzzParseAllowedSigners$$' -fuzztime 20s
+	$(GO) test ./gitsync -run '^$$' -fuzz '^FuzzParseSSHSignature$$' -fuzztime 20s
+	$(GO) test ./gitsync -run '^$$' -fuzz '^FuzzTreeFS$$' -fuzztime 20s
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -270,6 +270,15 @@ func newKey(t testing.TB, name, email string) (*openpgp.Entity, string) {
 // readAll returns every regular file in fsys as path -> content.
 func readAll(t testing.TB, fsys fs.FS) map[string]string {
 	t.Helper()
+	got, err := readFiles(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// readFiles is readAll for goroutines that may not call t.Fatal.
+func readFiles(fsys fs.FS) (map[string]string, error) {
 	got := map[string]string{}
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -282,10 +291,7 @@ func readAll(t testing.TB, fsys fs.FS) map[string]string {
 		got[p] = string(b)
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
+	return got, err
 }
 
 // newSyncer is the Repo loop's state without the loop, so one check can be

@@ -2,6 +2,8 @@ package gitsync
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,5 +123,49 @@ func TestKindOf(t *testing.T) {
 		if got := KindOf(tc.err); got != tc.want {
 			t.Errorf("KindOf(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestRevisionConcurrentReads reads one revision from several goroutines
+// while the loop fetches newer commits (run with -race).
+func TestRevisionConcurrentReads(t *testing.T) {
+	u := newUpstream(t)
+	u.commit("first", v1, commitOpts{})
+	r, err := NewRepo(testContext(t), Config{URL: u.fileURL(), Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rev := next(t, r)
+	stop := make(chan struct{})
+	errs := make(chan string, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				got, err := readFiles(rev.FS)
+				if err != nil || !cmp.Equal(v1, got) {
+					errs <- fmt.Sprintf("error %v, diff:\n%s", err, cmp.Diff(v1, got))
+					return
+				}
+			}
+		})
+	}
+	for i := range 3 {
+		c := u.commit(fmt.Sprint("commit ", i), map[string]string{"n.hujson": fmt.Sprint(i)}, commitOpts{})
+		if got := next(t, r); got.ID != c {
+			t.Errorf("revision %s, want %s", got.ID, c)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("first revision changed while read (-want +got): %s", e)
 	}
 }

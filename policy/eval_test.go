@@ -216,3 +216,29 @@ func TestConcurrentViews(t *testing.T) {
 		}
 	}
 }
+
+// TestLegacyUsersPorts: "users" and "ports" are the old spellings of src
+// and dst and compile to the same filter.
+func TestLegacyUsersPorts(t *testing.T) {
+	views := func(doc string) string {
+		p, diags := Compile(load(t, doc))
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		res := p.Evaluate(smallNodes(), Options{})
+		var out []string
+		for _, n := range smallNodes() {
+			out = append(out, viewJSON(res.Node(n.ID)))
+		}
+		return strings.Join(out, "\n")
+	}
+	const groups = `"groups": {"group:eng": ["alice@example.com", "bob@example.com"]}, "tagOwners": {"tag:db": ["group:eng"]},`
+	legacy := views(`{` + groups + `"acls": [{"action": "accept", "users": ["group:eng"], "ports": ["tag:db:5432", "100.64.0.11:80"]}]}`)
+	current := views(`{` + groups + `"acls": [{"action": "accept", "src": ["group:eng"], "dst": ["tag:db:5432", "100.64.0.11:80"]}]}`)
+	if diff := cmp.Diff(current, legacy); diff != "" {
+		t.Errorf("users/ports differ from src/dst (-src/dst +users/ports):\n%s", diff)
+	}
+	if !strings.Contains(legacy, `"First":5432`) {
+		t.Errorf("no rule for port 5432 in %s", legacy)
+	}
+}

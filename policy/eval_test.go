@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -240,5 +241,42 @@ func TestLegacyUsersPorts(t *testing.T) {
 	}
 	if !strings.Contains(legacy, `"First":5432`) {
 		t.Errorf("no rule for port 5432 in %s", legacy)
+	}
+}
+
+func TestSSHRecorder(t *testing.T) {
+	doc := func(enforce bool, recorderTag string) string {
+		return fmt.Sprintf(`{"tagOwners": {"tag:db": [], "tag:rec": [], "tag:none": []},
+			"ssh": [{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:db"], "users": ["root"], "recorder": [%q], "enforceRecorder": %v}]}`, recorderTag, enforce)
+	}
+	a := netip.MustParseAddr
+	nodes := []Node{
+		{ID: 1, User: "alice@example.com", IPv4: a("100.64.0.1")},
+		{ID: 2, Tags: []string{"tag:db"}, IPv4: a("100.64.0.2")},
+		{ID: 3, Tags: []string{"tag:rec"}, IPv4: a("100.64.0.3"), IPv6: a("fd7a:115c:a1e0::3")},
+	}
+	tests := []struct {
+		name string
+		doc  string
+		want tailcfg.SSHAction
+	}{
+		{"recorded", doc(false, "tag:rec"), tailcfg.SSHAction{Accept: true, AllowAgentForwarding: true, AllowLocalPortForwarding: true, AllowRemotePortForwarding: true,
+			Recorders: []netip.AddrPort{netip.MustParseAddrPort("100.64.0.3:80"), netip.MustParseAddrPort("[fd7a:115c:a1e0::3]:80")}}},
+		{"no recorder node, enforced", doc(true, "tag:none"), tailcfg.SSHAction{Reject: true, Message: "session recording is required but no recorder node exists"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			p, diags := Compile(load(t, tt.doc))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			pol := p.Evaluate(nodes, Options{}).Node(2).SSH
+			if pol == nil || len(pol.Rules) != 1 {
+				t.Fatalf("SSH policy = %+v, want one rule", pol)
+			}
+			if diff := cmp.Diff(tt.want, *pol.Rules[0].Action, cmp.Comparer(func(x, y netip.AddrPort) bool { return x == y })); diff != "" {
+				t.Errorf("action (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

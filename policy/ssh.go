@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +22,8 @@ type sshRule struct {
 	users       []string // literal SSH user names and "autogroup:nonroot"
 	localparts  []string // lower-case domains of "localpart:*@domain" entries
 	acceptEnv   []string
+	recorders   []alias // nodes that record sessions (tags)
+	enforce     bool    // enforceRecorder: no recording, no session
 }
 
 // sshCheckPath is the check URL path the client calls back, with the
@@ -119,6 +122,21 @@ func (c *compiler) sshRule(sy *symbols, path string, r schema.SSHRule) *sshRule 
 			out.users = append(out.users, u)
 		}
 	}
+	for i, rec := range r.Recorder {
+		rp := fmt.Sprintf("%s.recorder[%d]", path, i)
+		a, err := sy.parseAlias(strings.TrimSpace(rec))
+		if err != nil || a.kind != aliasTag {
+			c.errf(rp, "recorders are the tags of tsrecorder nodes", "recorder %q must be a defined tag", rec)
+			bad = true
+			continue
+		}
+		out.recorders = append(out.recorders, a)
+	}
+	if r.EnforceRecorder && len(r.Recorder) == 0 {
+		c.errf(path+".enforceRecorder", `add "recorder": ["tag:recorder"]`, "enforceRecorder needs a recorder")
+		bad = true
+	}
+	out.enforce = r.EnforceRecorder
 	for i, e := range r.AcceptEnv {
 		if e == "" {
 			c.errf(fmt.Sprintf("%s.acceptEnv[%d]", path, i), "", "acceptEnv values cannot be empty")
@@ -202,6 +220,25 @@ func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
 	action := &tailcfg.SSHAction{Accept: true, AllowAgentForwarding: true, AllowLocalPortForwarding: true, AllowRemotePortForwarding: true}
 	if sr.check {
 		action = &tailcfg.SSHAction{HoldAndDelegate: r.opts.controlURL() + sshCheckPath}
+	}
+	if len(sr.recorders) > 0 {
+		rec := newBitset(len(r.nodes))
+		for _, a := range sr.recorders {
+			rec.or(r.nodesOf(a))
+		}
+		rec.each(func(i int) {
+			for _, p := range r.nodes[i].addrs {
+				action.Recorders = append(action.Recorders, netip.AddrPortFrom(p.Addr(), 80))
+			}
+		})
+		if sr.enforce {
+			const msg = "session recording is required but no recorder is reachable"
+			action.OnRecordingFailure = &tailcfg.SSHRecorderFailureAction{RejectSessionWithMessage: msg, TerminateSessionWithMessage: msg}
+			if len(action.Recorders) == 0 {
+				// tailscaled records only with recorders listed: fail closed.
+				action = &tailcfg.SSHAction{Reject: true, Message: "session recording is required but no recorder node exists"}
+			}
+		}
 	}
 	users := map[string]string{}
 	for _, u := range sr.users {

@@ -13,6 +13,7 @@ import (
 	"cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/parser"
 	"cuelang.org/go/cue/token"
+	"github.com/tailscale/hujson"
 )
 
 // schemaFile is the file name CUE positions carry for the embedded schema;
@@ -28,32 +29,75 @@ type srcFile struct {
 	data []byte
 }
 
-// parseCUE builds all CUE files of the repository as one package instance,
-// together with the definitions (#User, #AuthKey, ...) of the embedded
-// schema so that files may use them, and converts its concrete value into a
-// node tree. The schema's constraints on the top-level keys are not applied
-// here: the merged document is validated as a whole later, so CUE and HuJSON
-// files get the same checks and messages. It returns nil when the files
-// could not be evaluated.
-func parseCUE(files []srcFile) (*node, Diagnostics) {
-	var diags Diagnostics
-	inst := build.NewContext().NewInstance("", nil)
-	sf, err := parser.ParseFile(schemaFile, schemaText)
-	if err != nil {
-		panic("schema: embedded tailnet.cue does not parse: " + err.Error())
+// parseCUE builds all CUE files of the repository as one package instance
+// and converts its concrete value into a node tree. The definitions of the
+// embedded schema (#User, #AuthKey, ...) are part of the instance so files
+// may use them; the schema's constraints on the top-level keys are not: the
+// merged document is validated as a whole later, so CUE and HuJSON files get
+// the same checks and messages.
+//
+// The HuJSON/JSON files in data (already parsed without error) join the
+// instance too, so CUE files can refer to what they declare, e.g. compute a
+// group from the users of users.hujson. If that evaluation fails, the CUE
+// files are evaluated alone: conflicts with HuJSON files are then reported
+// by the loader's merge, with its messages. parseCUE returns nil when the
+// CUE files could not be evaluated.
+func parseCUE(files, data []srcFile) (*node, Diagnostics) {
+	asts, diags := parseCUEFiles(files)
+	if len(asts) == 0 {
+		return nil, diags
 	}
-	sf.Decls = slices.DeleteFunc(sf.Decls, func(d ast.Decl) bool {
-		f, ok := d.(*ast.Field)
-		if !ok {
-			return false
+	var dataASTs []*ast.File
+	for _, f := range data {
+		if af := hujsonAsCUE(f); af != nil {
+			dataASTs = append(dataASTs, af)
 		}
-		id, ok := f.Label.(*ast.Ident)
-		return !ok || !strings.HasPrefix(id.Name, "#")
-	})
-	if err := inst.AddSyntax(sf); err != nil {
-		panic("schema: embedded tailnet.cue: " + err.Error())
 	}
-	ok := 0
+	v, err := evalCUE(asts, dataASTs)
+	if err != nil && len(dataASTs) > 0 {
+		again, _ := parseCUEFiles(files) // evaluation may annotate the syntax trees
+		if v2, err2 := evalCUE(again, nil); err2 == nil {
+			v, err = v2, nil
+		}
+	}
+	if err != nil {
+		return nil, append(diags, cueDiags(err, "", nil)...)
+	}
+	// Convert only what the CUE files declare: the HuJSON files' own keys
+	// are in the loader's trees already, and walking them costs time.
+	w := cueWalker{topKeys: declaredTopKeys(asts)}
+	n := w.value(v, "", Pos{})
+	return n, append(diags, w.diags...)
+}
+
+// declaredTopKeys returns the top-level field names the CUE files declare,
+// or nil (all of them) when a file may produce top-level fields in a way
+// the syntax does not show, such as an embedding or a comprehension.
+func declaredTopKeys(asts []*ast.File) map[string]bool {
+	keys := map[string]bool{}
+	for _, f := range asts {
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.Package, *ast.ImportDecl, *ast.LetClause, *ast.CommentGroup, *ast.Attribute:
+			case *ast.Field:
+				name, _, err := ast.LabelName(d.Label)
+				if err != nil {
+					return nil
+				}
+				keys[name] = true
+			default:
+				return nil
+			}
+		}
+	}
+	return keys
+}
+
+// parseCUEFiles parses the CUE files of the repository, reporting syntax
+// errors and files of another package.
+func parseCUEFiles(files []srcFile) ([]*ast.File, Diagnostics) {
+	var asts []*ast.File
+	var diags Diagnostics
 	for _, f := range files {
 		af, err := parser.ParseFile(f.name, f.data)
 		if err != nil {
@@ -79,22 +123,81 @@ func parseCUE(files []srcFile) (*node, Diagnostics) {
 				Hint:    "start the file with `package " + cuePackage + "`"})
 			continue
 		}
-		if err := inst.AddSyntax(af); err != nil {
-			diags = append(diags, cueDiags(err, "", nil)...)
-			continue
-		}
-		ok++
+		asts = append(asts, af)
 	}
-	if ok == 0 {
-		return nil, diags
+	return asts, diags
+}
+
+// evalCUE evaluates the CUE files and data files with the schema's
+// definitions as one package instance.
+func evalCUE(asts, data []*ast.File) (cue.Value, error) {
+	inst := build.NewContext().NewInstance("", nil)
+	sf, err := parser.ParseFile(schemaFile, schemaText)
+	if err != nil {
+		panic("schema: embedded tailnet.cue does not parse: " + err.Error())
+	}
+	sf.Decls = slices.DeleteFunc(sf.Decls, func(d ast.Decl) bool {
+		f, ok := d.(*ast.Field)
+		if !ok {
+			return false
+		}
+		id, ok := f.Label.(*ast.Ident)
+		return !ok || !strings.HasPrefix(id.Name, "#")
+	})
+	if err := inst.AddSyntax(sf); err != nil {
+		panic("schema: embedded tailnet.cue: " + err.Error())
+	}
+	for _, af := range slices.Concat(asts, data) {
+		if err := inst.AddSyntax(af); err != nil {
+			return cue.Value{}, err
+		}
 	}
 	v := cuecontext.New().BuildInstance(inst)
-	if err := v.Validate(); err != nil {
-		return nil, append(diags, cueDiags(err, "", nil)...)
+	return v, v.Validate()
+}
+
+// hujsonAsCUE turns a HuJSON file into a CUE file of package tailnet whose
+// top-level keys are declared as CUE fields, so that CUE files can refer to
+// them (`users`, `tagOwners`, ...). Offsets are preserved, so positions in
+// CUE errors point into the HuJSON file. It returns nil if CUE cannot parse
+// the standardized JSON.
+func hujsonAsCUE(f srcFile) *ast.File {
+	v, err := hujson.Parse(f.data)
+	if err != nil {
+		return nil
 	}
-	w := cueWalker{}
-	n := w.value(v, "", Pos{})
-	return n, append(diags, w.diags...)
+	v.Standardize() // comments and trailing commas become spaces
+	af, err := parser.ParseFile(f.name, v.Pack())
+	if err != nil || len(af.Decls) != 1 {
+		return nil
+	}
+	emb, ok := af.Decls[0].(*ast.EmbedDecl)
+	if !ok {
+		return nil
+	}
+	obj, ok := emb.Expr.(*ast.StructLit)
+	if !ok {
+		return nil
+	}
+	decls := []ast.Decl{&ast.Package{Name: ast.NewIdent(cuePackage)}}
+	for _, el := range obj.Elts {
+		if fd, ok := el.(*ast.Field); ok {
+			if lit, ok := fd.Label.(*ast.BasicLit); ok {
+				key, err := strconv.Unquote(lit.Value)
+				if err == nil && classifyTopKey(key) == keyUnknown {
+					key = tailscaleCaseKey(key)
+				}
+				if err == nil && key != "" && classifyTopKey(key) != keyUnknown {
+					id := ast.NewIdent(key)
+					id.NamePos = lit.ValuePos
+					fd.Label = id
+				}
+			}
+		}
+		decls = append(decls, el)
+	}
+	af.Decls = decls
+	return af
 }
 
 // cueDiags converts a CUE error into diagnostics positioned in the user's
@@ -128,11 +231,21 @@ func cueDiags(err error, prefix string, root *node) Diagnostics {
 			path = cuePath(e.Path())
 		}
 		var pos Pos
+		var also []string
 		for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
-			if pp := userPos(p); pp.IsValid() {
+			pp := userPos(p)
+			switch {
+			case !pp.IsValid() || pp == pos:
+			case !pos.IsValid():
 				pos = pp
-				break
+			case !slices.Contains(also, pp.String()):
+				also = append(also, pp.String())
 			}
+		}
+		// With root set, the positions are in the encoded merged document
+		// and mean nothing to the user; the caller positions by path.
+		if len(also) > 0 && root == nil && alts[strings.Join(e.Path(), "\x00")] == nil {
+			msg += " (also at " + strings.Join(also, ", ") + ")"
 		}
 		key := pos.String() + "\x00" + path + "\x00" + msg
 		if seen[key] {
@@ -156,10 +269,16 @@ type alternatives struct {
 func disjunctionAlternatives(errs []errors.Error) map[string]*alternatives {
 	out := map[string]*alternatives{}
 	bad := map[string]bool{}
+	disj := map[string]bool{}
+	for _, e := range errs {
+		if format, _ := e.Msg(); strings.HasSuffix(format, "errors in empty disjunction:") {
+			disj[strings.Join(e.Path(), "\x00")] = true
+		}
+	}
 	for _, e := range errs {
 		format, args := e.Msg()
 		key := strings.Join(e.Path(), "\x00")
-		if strings.HasSuffix(format, "errors in empty disjunction:") {
+		if !disj[key] || strings.HasSuffix(format, "errors in empty disjunction:") {
 			continue
 		}
 		if format != "conflicting values %v and %v" && format != "conflicting values %s and %s" || len(args) != 2 {
@@ -313,7 +432,8 @@ func isCUEKind(k kind, name string) bool {
 
 // cueWalker converts a concrete cue.Value into a node tree.
 type cueWalker struct {
-	diags Diagnostics
+	topKeys map[string]bool // if non-nil, the only top-level fields to convert
+	diags   Diagnostics
 }
 
 func (w *cueWalker) value(v cue.Value, path string, parent Pos) *node {
@@ -334,6 +454,9 @@ func (w *cueWalker) value(v cue.Value, path string, parent Pos) *node {
 				continue // a schema constraint, not a value
 			}
 			key := it.Selector().Unquoted()
+			if path == "" && w.topKeys != nil && !w.topKeys[key] {
+				continue
+			}
 			n.fields = append(n.fields, &field{key: key, val: w.value(it.Value(), PathKey(path, key), n.pos)})
 		}
 	case cue.ListKind:

@@ -8,12 +8,14 @@ import (
 )
 
 // FuzzLoad feeds arbitrary bytes to the loader as a HuJSON file, as a CUE
-// file, and as one HuJSON file merged with a fixed one. Nothing may panic,
+// file, as one HuJSON file merged with a fixed one, and as a HuJSON file a
+// fixed CUE file refers to. Nothing may panic,
 // and the results must keep Load's promises.
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"users": {"a@b.c": {"role": "owner"}}, "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`))
 	f.Add([]byte("package tailnet\nusers: \"a@b.c\": role: \"admin\"\n"))
 	ctx := context.Background()
+	fixedCUE := []byte("package tailnet\ngroups: \"group:all\": [for l, _ in users {l}]\n")
 	fixed := []byte(`{"tailnet": {"name": "x"}, "users": {"a@b.c": {}}, "tagOwners": {"tag:a": []}}`)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, name := range []string{"f.hujson", "f.cue"} {
@@ -25,6 +27,11 @@ func FuzzLoad(f *testing.F) {
 			"b.hujson": &fstest.MapFile{Data: data},
 		}
 		tn, ds := Load(ctx, fsys, ".")
+		checkResult(t, tn, ds)
+		// As data a CUE file refers to.
+		fsys["a.cue"] = &fstest.MapFile{Data: fixedCUE}
+		delete(fsys, "a.hujson")
+		tn, ds = Load(ctx, fsys, ".")
 		checkResult(t, tn, ds)
 	})
 }

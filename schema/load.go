@@ -110,7 +110,7 @@ func relName(root, p string) string {
 func loadFiles(ctx context.Context, files []srcFile) (*Tailnet, Diagnostics) {
 	var diags Diagnostics
 	var trees []*node
-	var cueFiles []srcFile
+	var cueFiles, dataFiles []srcFile
 	broken := false
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
@@ -140,9 +140,10 @@ func loadFiles(ctx context.Context, files []srcFile) (*Tailnet, Diagnostics) {
 		}
 		diags = append(diags, normalizeTop(n)...)
 		trees = append(trees, n)
+		dataFiles = append(dataFiles, f)
 	}
 	if len(cueFiles) > 0 {
-		n, ds := parseCUE(cueFiles)
+		n, ds := parseCUE(cueFiles, dataFiles)
 		diags = append(diags, ds...)
 		if n == nil || len(ds) > 0 {
 			broken = true

@@ -100,6 +100,35 @@ func TestLoadMerge(t *testing.T) {
 			}
 		},
 	}, {
+		name: "CUE refers to what HuJSON files declare",
+		files: []string{
+			"users.hujson", `{"users": {"a@example.com": {"role": "admin"}, "b@example.com": {"role": "member"}}, "ACLs": []}`,
+			"groups.cue", "package tailnet\n\ngroups: \"group:admins\": [for l, u in users if u.role == \"admin\" {l}]\n",
+		},
+		want: []string{`users.hujson:1:86: warning: acls: key "ACLs" is spelled "acls" in Tailscale's documentation (hint: rename it to "acls"; tailplane accepts it like Tailscale does)`},
+		check: func(t *testing.T, tn *Tailnet) {
+			if diff := cmp.Diff([]string{"a@example.com"}, tn.Policy.Groups["group:admins"]); diff != "" {
+				t.Error(diff)
+			}
+			if got := tn.Source.Pos(`groups["group:admins"][0]`); got.File != "groups.cue" {
+				t.Errorf("group member declared at %v", got)
+			}
+		},
+	}, {
+		name: "CUE constraints on HuJSON data fall back to the loader's checks",
+		files: []string{
+			"users.hujson", "{\"users\": {\"a@example.com\": {\"role\": \"boss\"}}}",
+			"users.cue", "package tailnet\n\nusers: [string]: #User\n",
+		},
+		want: []string{`users.hujson:1:30: error: users["a@example.com"].role: unknown role "boss" (hint: use "owner", "admin" or "member")`},
+	}, {
+		name: "conflict the CUE files cannot do without",
+		files: []string{
+			"a.hujson", "{\"tailnet\": {\"name\": \"A\"}, \"users\": {\"a@example.com\": {}}}",
+			"b.cue", "package tailnet\n\ntailnet: name: \"B\"\ngroups: \"group:all\": [for l, _ in users {l}]\n",
+		},
+		want: []string{`a.hujson:1:22: error: tailnet.name: conflicting values "A" and "B" (also at b.cue:3:16)`},
+	}, {
 		name: "CUE conflicts with HuJSON",
 		files: []string{
 			"a.hujson", `{"dns": {"magicDNS": true}}`,

@@ -32,8 +32,24 @@ type syncer struct {
 	repo    *git.Repository
 	fetches int // fetches into repo since it was created
 
-	seen    plumbing.Hash // last head emitted or refused
-	refused error         // the ErrNeedsCommit error for seen, if refused
+	seen         plumbing.Hash // last head emitted or refused
+	refused      error         // the ErrNeedsCommit error for seen, if refused
+	refusedTrust string        // trust() when seen was refused
+}
+
+// trust fingerprints the trusted key files, so a refused head is checked
+// again when they change (a newly trusted key, a fixed allowed signers
+// file) without waiting for a new commit.
+func (s *syncer) trust() string {
+	h := sha256.New()
+	for _, f := range []string{s.cfg.VerifyKeyring, s.cfg.VerifyAllowedSigners} {
+		if f != "" {
+			b, _ := os.ReadFile(f) // a read error shows when verifying
+			h.Write(b)
+		}
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // syncTimeout is sync bounded by Config.Timeout.
@@ -65,7 +81,7 @@ func (s *syncer) sync(ctx context.Context) (*Revision, error) {
 	if err != nil {
 		return nil, err
 	}
-	if head == s.seen {
+	if head == s.seen && (s.refused == nil || s.trust() == s.refusedTrust) {
 		return nil, s.refused
 	}
 	commit, rev, err := s.fetch(ctx, conn, head)
@@ -73,6 +89,9 @@ func (s *syncer) sync(ctx context.Context) (*Revision, error) {
 		return nil, err
 	}
 	s.seen, s.refused = commit, err
+	if err != nil {
+		s.refusedTrust = s.trust()
+	}
 	if err != nil {
 		s.cfg.Logf("gitsync: %s: %v", redactURL(s.cfg.URL), err)
 	}

@@ -249,22 +249,30 @@ func newKey(t testing.TB, name, email string) (*openpgp.Entity, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ent, writeKeyring(t, filepath.Join(t.TempDir(), strings.ToLower(name)+".asc"), ent)
+}
+
+// writeKeyring writes the public keys of ents to file as one armored
+// keyring.
+func writeKeyring(t testing.TB, file string, ents ...*openpgp.Entity) string {
+	t.Helper()
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ent.Serialize(w); err != nil {
-		t.Fatal(err)
+	for _, ent := range ents {
+		if err := ent.Serialize(w); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), strings.ToLower(name)+".asc")
 	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return ent, file
+	return file
 }
 
 // readAll returns every regular file in fsys as path -> content.

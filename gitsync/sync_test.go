@@ -210,6 +210,18 @@ func TestSyncVerify(t *testing.T) {
 	}
 	c4 := u.commit("signed again", v3, commitOpts{signKey: alice})
 	wantRev(t, syncRev(t, s), c4, v3)
+
+	// A refused head is checked again once the trusted keys change.
+	c5 := u.commit("by mallory", v1, commitOpts{signKey: mallory})
+	if _, err := s.sync(testContext(t)); KindOf(err) != ErrNeedsCommit {
+		t.Fatalf("mallory's commit: %v, want refused", err)
+	}
+	writeKeyring(t, keyring, alice, mallory)
+	rev = syncRev(t, s)
+	wantRev(t, rev, c5, v1)
+	if rev.Verified != "Mallory <mallory@example.com>" {
+		t.Errorf("Verified = %q, want Mallory's identity", rev.Verified)
+	}
 }
 
 // TestSyncHTTPAuth puts git-http-backend behind basic or bearer auth.

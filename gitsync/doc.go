@@ -21,7 +21,7 @@
 // poll interval, capped by Config.MaxBackoff, and try again; ErrNeedsCommit
 // (a signature that does not verify, a --path missing from the tree) is
 // reported for that commit, which is never emitted, and stays in
-// Status.Err until the branch moves.
+// Status.Err until the branch moves or the trusted key files change.
 //
 // With Config.VerifyKeyring or Config.VerifyAllowedSigners set, every head
 // must be signed: OpenPGP signatures are checked against the keyring and

@@ -8,10 +8,14 @@ EXAMPLE ?= examples/basic
 build:
 	$(GO) build -o $(BIN) ./cmd/tailplane
 
-# Build, lint the bundled example and show what applying it would change.
+# Build, lint the bundled example and serve it (Ctrl-C stops the server).
+# Join a node with the example's demo key, see README.md.
+LISTEN ?= 127.0.0.1:8080
+STATE_DIR ?= $(CURDIR)/.state/example
 example: build
 	./$(BIN) lint $(EXAMPLE)
-	./$(BIN) plan $(EXAMPLE) --state-dir $(or $(STATE_DIR),$(CURDIR)/.state/example)
+	./$(BIN) plan $(EXAMPLE) --state-dir $(STATE_DIR)
+	./$(BIN) serve --config $(EXAMPLE) --state-dir $(STATE_DIR) --listen $(LISTEN)
 
 lint-examples: build
 	@for d in examples/*/; do echo "lint $$d"; ./$(BIN) lint $$d || exit 1; done
@@ -20,16 +24,16 @@ test: lint-examples
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 
-# Short fuzzing pass over every fuzz target (seeds live in testdata/fuzz).
+# A short pass over every fuzz target in the module (FUZZTIME each); the
+# seed corpora under each package's testdata/fuzz also run in `make test`.
+FUZZTIME ?= 20s
 fuzz:
-	$(GO) test ./schema -run '^$$' -fuzz FuzzLoad -fuzztime 30s
-	$(GO) test ./reconcile -run '^$$' -fuzz '^FuzzDiffValues$$' -fuzztime 30s
-	$(GO) test ./reconcile -run '^$$' -fuzz '^FuzzLoadObject$$' -fuzztime 30s
-	$(GO) test ./reconcile -run '^$$' -fuzz '^FuzzParseDuration$$' -fuzztime 10s
-	$(GO) test ./gitsync -run '^$$' -fuzz '^FuzzParseSignature$$' -fuzztime 10s
-	$(GO) test ./gitsync -run '^$$' -fuzz '^FuzzParseAllowedSigners$$' -fuzztime 20s
-	$(GO) test ./gitsync -run '^$$' -fuzz '^FuzzParseSSHSignature$$' -fuzztime 20s
-	$(GO) test ./gitsync -run '^$$' -fuzz '^FuzzTreeFS$$' -fuzztime 20s
+	@for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$target"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  done; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

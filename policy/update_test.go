@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -121,5 +122,46 @@ func BenchmarkUpdate(b *testing.B) {
 			}
 			b.ReportMetric(float64(affected), "affected-nodes")
 		})
+	}
+}
+
+// TestUpdateRandom applies random sequences of node changes through
+// Update, checking every view against a fresh Evaluate after each step.
+func TestUpdateRandom(t *testing.T) {
+	bt, nodes := benchTailnet(200)
+	p, diags := Compile(bt)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	res := p.Evaluate(nodes, Options{})
+	for step := range 40 {
+		nodes = cloneNodes(nodes)
+		i := rng.IntN(len(nodes))
+		switch rng.IntN(5) {
+		case 0: // retag
+			nodes[i].Tags, nodes[i].User = []string{fmt.Sprintf("tag:t%d", rng.IntN(40))}, ""
+		case 1: // hand to a user
+			nodes[i].Tags, nodes[i].User = nil, fmt.Sprintf("user%d@example.com", rng.IntN(40))
+		case 2: // advertise and approve a subnet
+			r := netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/16", rng.IntN(20)))
+			nodes[i].RoutableIPs, nodes[i].ApprovedRoutes = []netip.Prefix{r}, []netip.Prefix{r}
+		case 3: // remove
+			nodes = slices.Delete(nodes, i, i+1)
+		case 4: // add
+			id := tailcfg.NodeID(10000 + step)
+			nodes = append(nodes, Node{ID: id, User: fmt.Sprintf("user%d@example.com", rng.IntN(40)),
+				IPv4: netip.AddrFrom4([4]byte{100, 90, 0, byte(step)}), IPv6: netip.AddrFrom16([16]byte{0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 13: 9, 15: byte(step)})})
+		}
+		for _, n := range nodes {
+			res.Node(n.ID) // make every view cached, so Update must decide about each
+		}
+		res, _ = res.Update(nodes)
+		fresh := p.Evaluate(nodes, Options{})
+		for _, n := range nodes {
+			if got, want := viewJSON(res.Node(n.ID)), viewJSON(fresh.Node(n.ID)); got != want {
+				t.Fatalf("step %d: node %d: Update's view differs from Evaluate's", step, n.ID)
+			}
+		}
 	}
 }

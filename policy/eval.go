@@ -129,8 +129,10 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 		}
 		for _, sub := range s.subnets {
 			star.AddPrefix(sub)
-			if _, ok := r.primary[sub]; !ok {
-				r.primary[sub] = s // nodes are sorted by ID: the first advertiser wins
+			// Nodes are sorted by ID: the first advertiser wins, but an
+			// online router beats an offline one.
+			if cur, ok := r.primary[sub]; !ok || (cur.Offline && !s.Offline) {
+				r.primary[sub] = s
 			}
 		}
 	}

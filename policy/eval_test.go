@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,5 +279,38 @@ func TestSSHRecorder(t *testing.T) {
 				t.Errorf("action (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestHAFailover: of several routers for a subnet, the lowest ID is
+// primary unless it is offline.
+func TestHAFailover(t *testing.T) {
+	p, diags := Compile(load(t, `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	r := netip.MustParsePrefix("10.1.0.0/16")
+	router := func(id tailcfg.NodeID, offline bool) Node {
+		return Node{ID: id, Tags: []string{"tag:r"}, IPv4: netip.AddrFrom4([4]byte{100, 64, 0, byte(id)}),
+			RoutableIPs: []netip.Prefix{r}, ApprovedRoutes: []netip.Prefix{r}, Offline: offline}
+	}
+	client := Node{ID: 9, User: "alice@example.com", IPv4: netip.MustParseAddr("100.64.0.9")}
+	primaryOf := func(nodes []Node) []tailcfg.NodeID {
+		var ids []tailcfg.NodeID
+		for _, peer := range p.Evaluate(nodes, Options{}).Node(9).Peers {
+			if len(peer.PrimaryRoutes) > 0 {
+				ids = append(ids, peer.ID)
+			}
+		}
+		return ids
+	}
+	if got := primaryOf([]Node{router(2, false), router(1, false), client}); !slices.Equal(got, []tailcfg.NodeID{1}) {
+		t.Errorf("both online: primary %v, want [1]", got)
+	}
+	if got := primaryOf([]Node{router(1, true), router(2, false), client}); !slices.Equal(got, []tailcfg.NodeID{2}) {
+		t.Errorf("1 offline: primary %v, want [2]", got)
+	}
+	if got := primaryOf([]Node{router(1, true), router(2, true), client}); !slices.Equal(got, []tailcfg.NodeID{1}) {
+		t.Errorf("both offline: primary %v, want [1]", got)
 	}
 }

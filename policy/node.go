@@ -24,6 +24,11 @@ type Node struct {
 	// approved (see Policy.ApproveRoutes). Only routes both advertised and
 	// approved are used.
 	ApprovedRoutes []netip.Prefix
+
+	// Offline marks a node that is not connected. It only matters for
+	// subnets several routers serve: an online router is elected primary
+	// before an offline one. The zero value means online.
+	Offline bool
 }
 
 // Tagged reports whether the node is owned by tags rather than a user.

@@ -140,7 +140,7 @@ func (nr *Result) adoptViews(r *Result, affected map[tailcfg.NodeID]bool) {
 func sameNode(a, b *Node) bool {
 	return a.ID == b.ID && a.User == b.User && a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6 &&
 		slices.Equal(a.Tags, b.Tags) && slices.Equal(a.RoutableIPs, b.RoutableIPs) &&
-		slices.Equal(a.ApprovedRoutes, b.ApprovedRoutes) && a.Name == b.Name
+		slices.Equal(a.ApprovedRoutes, b.ApprovedRoutes) && a.Name == b.Name && a.Offline == b.Offline
 }
 
 // sameIDs reports whether bitset a of result ra and bitset b of result rb

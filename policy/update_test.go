@@ -40,6 +40,14 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 			ns[4].RoutableIPs, ns[4].ApprovedRoutes = []netip.Prefix{r}, []netip.Prefix{r}
 			return ns
 		}},
+		{"router goes offline", func(ns []Node) []Node { ns[len(ns)-1].Offline = true; return ns }},
+		{"two routers for one subnet", func(ns []Node) []Node {
+			r := netip.MustParsePrefix("192.168.1.0/24")
+			for _, i := range []int{4, 5} {
+				ns[i].RoutableIPs, ns[i].ApprovedRoutes = []netip.Prefix{r}, []netip.Prefix{r}
+			}
+			return ns
+		}},
 		{"unapprove routes", func(ns []Node) []Node {
 			for i := range ns {
 				ns[i].ApprovedRoutes = nil

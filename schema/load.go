@@ -23,6 +23,10 @@ import (
 // can go on and report policy problems too. Diagnostics are sorted by file,
 // line and column; positions are relative to root.
 func Load(ctx context.Context, fsys fs.FS, root string) (*Tailnet, Diagnostics) {
+	if root == "" {
+		root = "."
+	}
+	root = path.Clean(root)
 	var files []srcFile
 	var diags Diagnostics
 	err := fs.WalkDir(fsys, root, func(p string, de fs.DirEntry, err error) error {

@@ -97,6 +97,9 @@ func TestChecks(t *testing.T) {
 			`a.hujson:1:37: error: dns.nameservers[1]: invalid nameserver "dns.google" (hint: write a plain IP address such as "1.1.1.1" or "2606:4700:4700::1111")`,
 			`a.hujson:1:51: error: dns.nameservers[2]: duplicate nameserver 1.1.1.1 (hint: remove the duplicate)`,
 		}},
+		{"dns/quad100 nameserver", `{"dns": {"nameservers": ["100.100.100.100"]}}`, []string{
+			`a.hujson:1:26: error: dns.nameservers[0]: nameserver 100.100.100.100 is the resolver inside every Tailscale client; forwarding to it loops (hint: list the upstream resolvers MagicDNS should forward to)`,
+		}},
 		{"dns/splitDNS domain", `{"dns": {"splitDNS": {"corp_net!": ["10.0.0.53"], "corp.example.com": ["x"]}}}`, []string{
 			`a.hujson:1:23: error: dns.splitDNS["corp_net!"]: invalid split DNS domain "corp_net!": label "corp_net!" contains '!'; use letters, digits and '-' (hint: key splitDNS by a domain such as "corp.example.com")`,
 			`a.hujson:1:72: error: dns.splitDNS["corp.example.com"][0]: invalid nameserver "x" (hint: write a plain IP address such as "1.1.1.1" or "2606:4700:4700::1111")`,

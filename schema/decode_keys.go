@@ -112,11 +112,13 @@ func (d *decoder) addrList(n *node, path, what string) []netip.Addr {
 		if !ok {
 			return
 		}
-		for _, b := range out {
-			if a == b {
-				d.errorf(ep, "remove the duplicate", "duplicate %s %s", what, a)
-				return
-			}
+		if slices.Contains(out, a) {
+			d.errorf(ep, "remove the duplicate", "duplicate %s %s", what, a)
+			return
+		}
+		if a == quad100 || a == quad100v6 {
+			d.errorf(ep, "list the upstream resolvers MagicDNS should forward to", "nameserver %s is the resolver inside every Tailscale client; forwarding to it loops", a)
+			return
 		}
 		out = append(out, a)
 	})

@@ -8,15 +8,22 @@
 //	if diags.HasErrors() { ... }            // each Diagnostic carries a field path such as "acls[3].dst[0]"
 //	res := p.Evaluate(nodes, policy.Options{ControlURL: "https://ctl.example.com"})
 //	v := res.Node(id)                       // *NodeView: PacketFilter, Peers, SSH, CapMap, AllowedIPs, PrimaryRoutes
+//	res, affected := res.Update(newNodes)   // after inventory changes: resend the views of `affected` only
 //	routes := p.ApproveRoutes(node)         // advertised routes that autoApprovers approve
-//	failures := p.RunTests(nodes)           // one Diagnostic per failed tests/sshTests assertion
+//	failures := p.RunTests(policy.TestInventory(tailnet, nodes)) // one Diagnostic per failed assertion
 //
 // Compile parses every alias once. Evaluate resolves each rule's sources
 // and destinations against the inventory once (address sets and node
-// bitsets); per-node views are computed on first use and cached, so a
-// server asking for one node does not pay for the others.
+// bitsets, through indexes of tags, users and addresses); per-node views
+// are computed on first use and cached, so a server asking for one node
+// does not pay for the others, and Update carries unaffected views over.
+// Results are safe for concurrent use; the slices in views are shared and
+// must be treated as read-only.
 //
 // Node.ApprovedRoutes is taken as final: Evaluate does not apply
 // autoApprovers itself. Callers (reconcile, control) store the union of
 // manual approvals and ApproveRoutes when a node advertises routes.
+//
+// docs/policy.md describes the semantics, which follow what Tailscale's
+// control plane computes, and the conformance suite that checks them.
 package policy

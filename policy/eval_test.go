@@ -314,3 +314,30 @@ func TestHAFailover(t *testing.T) {
 		t.Errorf("both offline: primary %v, want [1]", got)
 	}
 }
+
+// TestRunTestsPartial: accept needs every source to reach the
+// destination, deny needs none to.
+func TestRunTestsPartial(t *testing.T) {
+	p, diags := Compile(load(t, `{
+		"groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
+		"tagOwners": {"tag:db": []},
+		"acls": [{"action": "accept", "src": ["alice@example.com"], "dst": ["tag:db:22"]},
+			{"action": "accept", "src": ["group:eng"], "dst": ["autogroup:self:22"]}],
+		"tests": [{"src": "group:eng", "accept": ["tag:db:22", "autogroup:self:22"], "deny": ["tag:db:22"]}],
+	}`))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var got []string
+	for _, d := range p.RunTests(smallNodes()) {
+		got = append(got, d.Path+": "+d.Message)
+	}
+	want := []string{
+		"tests[0].accept[0]: group:eng -> tag:db:22: expected accept, got deny",
+		"tests[0].deny[0]: group:eng -> tag:db:22: expected deny, got accept",
+	}
+	slicesSort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RunTests (-want +got):\n%s", diff)
+	}
+}

@@ -128,7 +128,7 @@ func (p *Policy) RunTests(nodes []Node) schema.Diagnostics {
 				if err != nil {
 					continue
 				}
-				got, why := r.testAllows(srcs, srcA, dstA, port, proto)
+				got, why := r.testAllows(srcs, srcA, dstA, port, proto, want)
 				if why != "" {
 					fail(dp, fmt.Sprintf("%s -> %s: %s", t.Src, d, why))
 					continue
@@ -187,10 +187,11 @@ func (r *Result) testEndpoints(a alias, self []testEndpoint) []testEndpoint {
 	return out
 }
 
-// testAllows reports whether every source may reach every destination on
-// port/proto (for accept) — or, when false, whether none may. why is
-// non-empty when the test cannot be evaluated.
-func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, proto int) (bool, string) {
+// testAllows evaluates one assertion: with want (accept) it reports
+// whether every source reaches every destination on port/proto; without
+// (deny) whether any does. why is non-empty when the test cannot be
+// evaluated.
+func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, proto int, want bool) (bool, string) {
 	if len(srcs) == 0 {
 		return false, fmt.Sprintf("src %q matches no node", srcA.name)
 	}
@@ -201,9 +202,13 @@ func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, 
 	if len(dsts) == 0 {
 		return false, fmt.Sprintf("dst %q matches no node", dstA.name)
 	}
+	self := dstA.kind == aliasAutogroup && dstA.name == agSelf
 	all, any := true, false
 	for _, s := range srcs {
 		for _, d := range dsts {
+			if self && s.node.User != d.node.User {
+				continue // autogroup:self pairs each source with its own user's nodes
+			}
 			if r.pairAllowed(s, d, port, proto) {
 				any = true
 			} else {
@@ -211,13 +216,13 @@ func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, 
 			}
 		}
 	}
-	if all {
-		return true, ""
+	// accept holds when every source reaches every destination; deny when
+	// none does. A partly allowed pair set fails both, reported as the
+	// opposite of what the test expected.
+	if want {
+		return all, ""
 	}
-	if any {
-		return true, "" // partly allowed: neither accept nor deny holds; report as accepted
-	}
-	return false, ""
+	return any, ""
 }
 
 // pairAllowed reports whether some rule lets s reach d on port/proto.

@@ -118,7 +118,8 @@ func (d *decoder) policyKey(p *Policy, key string, n *node) {
 // no field of the Go type t decodes (encoding/json, like Tailscale, would
 // drop them silently): they are typos, or Tailscale features tailplane
 // does not support yet. Keys are matched case-insensitively, as Tailscale's
-// parser does.
+// parser does. Members spelled in another case than the field's JSON name
+// are also recorded in the Source under the canonical spelling.
 func (d *decoder) unknownPolicyFields(n *node, path string, t reflect.Type) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -144,6 +145,12 @@ func (d *decoder) unknownPolicyFields(n *node, path string, t reflect.Type) {
 				}
 				d.warnf(fp, hint, "key %q is unknown or not supported yet", f.key)
 				continue
+			}
+			if names[i] != f.key {
+				// The policy package names fields by their canonical
+				// spelling ("dst" for a "Dst" key); let those paths resolve.
+				fp = PathKey(path, names[i])
+				recordPositions(d.src, f.val, fp)
 			}
 			d.unknownPolicyFields(f.val, fp, t.Field(fieldIndex(t, names[i])).Type)
 		}

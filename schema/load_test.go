@@ -182,6 +182,10 @@ func TestLoadMerge(t *testing.T) {
 			if len(tn.Policy.ACLs) != 1 || tn.Policy.ACLs[0].Action != "accept" {
 				t.Errorf("acls = %+v", tn.Policy.ACLs)
 			}
+			// Paths in canonical spelling find keys written in another case.
+			if got, want := tn.Source.Pos("acls[0].ports[0]"), (Pos{File: "a.json", Line: 1, Col: 58}); got != want {
+				t.Errorf("acls[0].ports[0] at %v, want %v", got, want)
+			}
 		},
 	}, {
 		name:  "unsupported Tailscale key warns",

@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
+
+	"github.com/tailplane/tailplane/schema"
 )
 
 // Action is what a Change does to one object.
@@ -163,7 +164,7 @@ func diffRaw(path string, a, b json.RawMessage, top bool, out *[]FieldChange) {
 		// Fields in b's order, each compared with a; then fields only in a.
 		for _, f := range fb {
 			inB[f.key] = true
-			p := joinKey(path, f.key)
+			p := schema.PathKey(path, f.key)
 			if x, ok := inA[f.key]; ok {
 				diffRaw(p, x, f.value, false, out)
 			} else {
@@ -172,7 +173,7 @@ func diffRaw(path string, a, b json.RawMessage, top bool, out *[]FieldChange) {
 		}
 		for _, f := range fa {
 			if !inB[f.key] {
-				*out = append(*out, FieldChange{Path: joinKey(path, f.key), Before: f.value})
+				*out = append(*out, FieldChange{Path: schema.PathKey(path, f.key), Before: f.value})
 			}
 		}
 		return
@@ -225,10 +226,10 @@ func diffList(path string, a, b []json.RawMessage, out *[]FieldChange) {
 	ma, mb := ea[pre:len(ea)-suf], eb[pre:len(eb)-suf]
 	n, m := len(ma), len(mb)
 	rem := func(i int) {
-		*out = append(*out, FieldChange{Path: path + "[" + strconv.Itoa(pre+i) + "]", Before: json.RawMessage(ma[i]), Element: true})
+		*out = append(*out, FieldChange{Path: schema.PathIndex(path, pre+i), Before: json.RawMessage(ma[i]), Element: true})
 	}
 	ins := func(j int) {
-		*out = append(*out, FieldChange{Path: path + "[" + strconv.Itoa(pre+j) + "]", After: json.RawMessage(mb[j]), Element: true})
+		*out = append(*out, FieldChange{Path: schema.PathIndex(path, pre+j), After: json.RawMessage(mb[j]), Element: true})
 	}
 	if (n+1)*(m+1) > maxLCSCells {
 		for i := range n {
@@ -269,29 +270,3 @@ func diffList(path string, a, b []json.RawMessage, out *[]FieldChange) {
 	}
 }
 
-// joinKey appends an object key to a field path, quoting keys that are not
-// plain identifiers: `routes["10.0.0.0/8"]`.
-func joinKey(path, key string) string {
-	if isIdent(key) {
-		if path == "" {
-			return key
-		}
-		return path + "." + key
-	}
-	return path + "[" + strconv.Quote(key) + "]"
-}
-
-func isIdent(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z'):
-		case i > 0 && '0' <= r && r <= '9':
-		default:
-			return false
-		}
-	}
-	return true
-}

@@ -1,0 +1,11 @@
+//go:build tools
+
+// Package tailplane pins the Tailscale client binaries that the end-to-end
+// tests build from this module (internal/tailscaled), so go.mod and go.sum
+// cover every package they need and `go mod tidy` keeps them.
+package tailplane
+
+import (
+	_ "tailscale.com/cmd/tailscale"
+	_ "tailscale.com/cmd/tailscaled"
+)

@@ -321,8 +321,9 @@ func (r *Result) runSSHTest(path string, t schema.SSHTest) schema.Diagnostics {
 	return ds
 }
 
-// sshVerdict returns "accept", "check" or "deny" for user u from every
-// source to every destination; a mix reports the weakest outcome seen.
+// sshVerdict returns "accept", "check" or "deny" when every source gets
+// that outcome for user u on every destination, else the outcomes seen,
+// such as "accept for some, deny for others".
 func (r *Result) sshVerdict(srcs, dsts []testEndpoint, u string) string {
 	verdicts := map[string]bool{}
 	for _, d := range dsts {
@@ -335,12 +336,19 @@ func (r *Result) sshVerdict(srcs, dsts []testEndpoint, u string) string {
 			verdicts[sshDecide(pol, s.set, u)] = true
 		}
 	}
-	for _, v := range []string{"deny", "check", "accept"} {
+	var seen []string
+	for _, v := range []string{"accept", "check", "deny"} {
 		if verdicts[v] {
-			return v
+			seen = append(seen, v)
 		}
 	}
-	return "deny"
+	switch len(seen) {
+	case 0:
+		return "deny"
+	case 1:
+		return seen[0]
+	}
+	return seen[0] + " for some, " + strings.Join(seen[1:], " or ") + " for others"
 }
 
 // sshDecide applies tailscaled's first-match rule evaluation for a

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"cmp"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -34,6 +35,8 @@ type Result struct {
 	rules   []*evalRule
 
 	opts Options
+
+	srcCache map[string]*evalRule // resolved sources by srcKey, while resolving rules
 
 	aliasMu    sync.Mutex // guards aliasNodes
 	aliasNodes map[aliasKey]bitset
@@ -148,9 +151,11 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 		s.noIPv4 = p.disableIPv4 || r.hasAttr(s, attrDisableIPv4)
 		s.peerAddrs = s.visibleAddrs()
 	}
+	r.srcCache = map[string]*evalRule{}
 	for _, rl := range p.rules {
 		r.rules = append(r.rules, r.resolveRule(rl))
 	}
+	r.srcCache = nil
 	return r
 }
 
@@ -174,12 +179,20 @@ func comparePrefix(a, b netip.Prefix) int {
 // resolveRule resolves one rule's sources and destinations.
 func (r *Result) resolveRule(rl *rule) *evalRule {
 	er := &evalRule{rule: rl, dstNodes: newBitset(len(r.nodes))}
-	er.srcSet, er.srcNodes = r.resolveSrc(rl.srcs)
-	er.srcIPs = setStrings(er.srcSet)
-	var ob netipx.IPSetBuilder
-	ob.AddSet(er.srcSet)
-	ob.RemoveSet(tailnetRanges)
-	er.srcOutside, _ = ob.IPSet()
+	// Many rules share their sources (a group, a tag): resolve each
+	// distinct source list once.
+	key := srcKey(rl.srcs)
+	if prev, ok := r.srcCache[key]; ok {
+		er.srcSet, er.srcNodes, er.srcIPs, er.srcOutside = prev.srcSet, prev.srcNodes, prev.srcIPs, prev.srcOutside
+	} else {
+		er.srcSet, er.srcNodes = r.resolveSrc(rl.srcs)
+		er.srcIPs = setStrings(er.srcSet)
+		var ob netipx.IPSetBuilder
+		ob.AddSet(er.srcSet)
+		ob.RemoveSet(tailnetRanges)
+		er.srcOutside, _ = ob.IPSet()
+		r.srcCache[key] = er
+	}
 	if len(rl.via) > 0 {
 		er.viaNodes = newBitset(len(r.nodes))
 		for _, v := range rl.via {
@@ -208,6 +221,15 @@ func (r *Result) resolveRule(rl *rule) *evalRule {
 	}
 	er.routeSet, _ = rb.IPSet()
 	return er
+}
+
+// srcKey identifies a list of source aliases.
+func srcKey(srcs []alias) string {
+	var b strings.Builder
+	for _, a := range srcs {
+		fmt.Fprintf(&b, "%d:%s\x00", a.kind, a.name)
+	}
+	return b.String()
 }
 
 // nodesOf returns the nodes an identity alias (user, group, tag, "*",

@@ -246,11 +246,8 @@ func flowLines(rules []tailcfg.FilterRule) []string {
 		out = append(out, k+" -> "+setString(set))
 	}
 	sort.Strings(out)
-	return mergePortLines(out)
+	return out
 }
-
-// mergePortLines is the identity; kept separate so flow keys stay readable.
-func mergePortLines(lines []string) []string { return lines }
 
 func mapKeysInt(m map[int]bool) func(func(int) bool) {
 	return func(yield func(int) bool) {

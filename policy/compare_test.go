@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"testing"
 
 	"go4.org/netipx"
 	"tailscale.com/tailcfg"
@@ -38,7 +39,8 @@ func compareCase(c *confCase, got map[string]confExpect) []string {
 		add := func(format string, args ...any) {
 			diffs = append(diffs, name+": "+fmt.Sprintf(format, args...))
 		}
-		if d := diffLines(flowLines(want.PacketFilter), flowLines(g.PacketFilter)); d != "" {
+		both := slices.Concat(want.PacketFilter, g.PacketFilter)
+		if d := diffLines(flowLines(want.PacketFilter, both), flowLines(g.PacketFilter, both)); d != "" {
 			add("packetFilter:\n%s", d)
 		}
 		// A router of a contested route sees it through the other router
@@ -168,7 +170,11 @@ func setString(s *netipx.IPSet) string {
 // elementary source range, protocol and elementary port range, the set of
 // destinations; and for every source range and capability, the
 // destinations granted it.
-func flowLines(rules []tailcfg.FilterRule) []string {
+//
+// The elementary ranges are cut at the boundaries of cutRules (both sides
+// of a comparison), so filters that split or merge rules differently but
+// let the same traffic through render the same lines.
+func flowLines(rules, cutRules []tailcfg.FilterRule) []string {
 	type flow struct {
 		src    *netipx.IPSet
 		protos []int
@@ -184,19 +190,23 @@ func flowLines(rules []tailcfg.FilterRule) []string {
 	var caps []capFlow
 	var cuts []netip.Addr
 	portCuts := map[int]bool{0: true, 65536: true}
-	for _, r := range rules {
-		src := setOf(r.SrcIPs)
-		for _, rg := range src.Ranges() {
+	for _, r := range cutRules {
+		for _, rg := range setOf(r.SrcIPs).Ranges() {
 			cuts = append(cuts, rg.From(), rg.To().Next())
 		}
+		for _, dp := range r.DstPorts {
+			portCuts[int(dp.Ports.First)] = true
+			portCuts[int(dp.Ports.Last)+1] = true
+		}
+	}
+	for _, r := range rules {
+		src := setOf(r.SrcIPs)
 		protos := r.IPProto
 		if len(protos) == 0 {
 			protos = []int{6, 17, 1, 58}
 		}
 		for _, dp := range r.DstPorts {
 			flows = append(flows, flow{src, protos, parseIPSpec(dp.IP), dp.Ports})
-			portCuts[int(dp.Ports.First)] = true
-			portCuts[int(dp.Ports.Last)+1] = true
 		}
 		for _, cg := range r.CapGrant {
 			var b netipx.IPSetBuilder
@@ -358,4 +368,28 @@ func capLines(caps []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestFlowLinesSemantic checks the comparison itself: filters that split
+// rules differently but allow the same traffic compare equal; a filter
+// allowing one more port does not.
+func TestFlowLinesSemantic(t *testing.T) {
+	pr := func(first, last uint16) tailcfg.PortRange { return tailcfg.PortRange{First: first, Last: last} }
+	merged := []tailcfg.FilterRule{{SrcIPs: []string{"100.64.0.0-100.64.0.9"}, DstPorts: []tailcfg.NetPortRange{{IP: "10.0.0.0/24", Ports: pr(80, 443)}}}}
+	split := []tailcfg.FilterRule{
+		{SrcIPs: []string{"100.64.0.0/29"}, DstPorts: []tailcfg.NetPortRange{{IP: "10.0.0.0/25", Ports: pr(80, 200)}, {IP: "10.0.0.128/25", Ports: pr(80, 200)}}},
+		{SrcIPs: []string{"100.64.0.8", "100.64.0.9"}, DstPorts: []tailcfg.NetPortRange{{IP: "10.0.0.0/24", Ports: pr(80, 200)}}},
+		{SrcIPs: []string{"100.64.0.0-100.64.0.9"}, DstPorts: []tailcfg.NetPortRange{{IP: "10.0.0.0/24", Ports: pr(201, 443)}}},
+	}
+	wider := []tailcfg.FilterRule{{SrcIPs: []string{"100.64.0.0-100.64.0.9"}, DstPorts: []tailcfg.NetPortRange{{IP: "10.0.0.0/24", Ports: pr(80, 444)}}}}
+	same := func(a, b []tailcfg.FilterRule) bool {
+		both := slices.Concat(a, b)
+		return diffLines(flowLines(a, both), flowLines(b, both)) == ""
+	}
+	if !same(merged, split) {
+		t.Error("split rules differ from the merged rule")
+	}
+	if same(merged, wider) {
+		t.Error("a rule with one more port compares equal")
+	}
 }

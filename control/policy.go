@@ -19,6 +19,12 @@ type peerPolicy interface {
 	CanSee(viewer, peer *node) bool
 	// Peers returns the IDs of the nodes n sees, sorted.
 	Peers(n *node) []tailcfg.NodeID
+	// EachPeer calls f with the ID of every node that sees n (visibility
+	// is symmetric).
+	EachPeer(n *node, f func(tailcfg.NodeID))
+	// FilterOf is Filter by node ID, for session goroutines that hold no
+	// *node; nil for an unknown node.
+	FilterOf(id tailcfg.NodeID) []tailcfg.FilterRule
 	// Filter returns n's packet filter; callers must not modify it. Empty
 	// means deny all.
 	Filter(n *node) []tailcfg.FilterRule
@@ -40,16 +46,33 @@ func compilePolicy(t *schema.Tailnet) (*policy.Policy, error) {
 	return p, nil
 }
 
-// evaluatePolicy resolves the compiled policy against the current nodes.
-// Logged-out nodes are not part of the inventory, so nobody sees them.
-func (w *world) evaluatePolicy() peerPolicy {
+// inventory lists the nodes the policy is evaluated against. Logged-out
+// nodes are not part of it, so nobody sees them.
+func (w *world) inventory() []policy.Node {
 	nodes := make([]policy.Node, 0, len(w.nodes))
 	for _, n := range w.nodes {
 		if w.visible(n) {
 			nodes = append(nodes, w.policyNode(n))
 		}
 	}
-	return &evaluated{res: w.compiled.Evaluate(nodes, policy.Options{ControlURL: w.srv.serverURL})}
+	return nodes
+}
+
+// evaluatePolicy resolves the compiled policy against the current nodes
+// from scratch.
+func (w *world) evaluatePolicy() {
+	w.res = w.compiled.Evaluate(w.inventory(), policy.Options{ControlURL: w.srv.serverURL})
+	w.pol = &evaluated{res: w.res}
+}
+
+// updatePolicy re-evaluates after a change of the inventory, keeping the
+// views the change cannot affect, and returns the IDs of the nodes whose
+// views may differ.
+func (w *world) updatePolicy() []tailcfg.NodeID {
+	res, affected := w.res.Update(w.inventory())
+	w.res = res
+	w.pol = &evaluated{res: res}
+	return affected
 }
 
 // policyNode describes n to the policy engine.
@@ -94,15 +117,29 @@ type evaluated struct{ res *policy.Result }
 
 func (e *evaluated) view(n *node) *policy.NodeView { return e.res.Node(n.id) }
 
+// CanSee looks viewer up in peer's view: visibility is symmetric, and
+// peer's view is the one a change to peer has computed anyway.
 func (e *evaluated) CanSee(viewer, peer *node) bool {
-	v := e.view(viewer)
+	v := e.view(peer)
 	if v == nil {
 		return false
 	}
-	_, found := slices.BinarySearchFunc(v.Peers, peer.id, func(p policy.Peer, id tailcfg.NodeID) int {
+	_, found := slices.BinarySearchFunc(v.Peers, viewer.id, func(p policy.Peer, id tailcfg.NodeID) int {
 		return int(p.ID - id)
 	})
 	return found
+}
+
+func (e *evaluated) EachPeer(n *node, f func(tailcfg.NodeID)) {
+	if v := e.view(n); v != nil {
+		for _, p := range v.Peers {
+			f(p.ID)
+		}
+	}
+}
+
+func (e *evaluated) FilterOf(id tailcfg.NodeID) []tailcfg.FilterRule {
+	return e.res.PacketFilter(id)
 }
 
 func (e *evaluated) Peers(n *node) []tailcfg.NodeID {

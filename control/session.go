@@ -19,8 +19,7 @@ type session struct {
 	closeMsg   string
 	full       bool
 	selfView   *tailcfg.Node        // pending new self view
-	filter     []tailcfg.FilterRule // pending new filter; valid when filterSet
-	filterSet  bool
+	filterPol  peerPolicy           // non-nil: recompute the filter from it
 	lastFilter []tailcfg.FilterRule // the filter the client has
 	changed    map[tailcfg.NodeID]*tailcfg.Node
 	patches    map[tailcfg.NodeID]*tailcfg.PeerChange
@@ -110,19 +109,12 @@ func (s *session) enqueueRemoved(id tailcfg.NodeID) {
 	s.poke()
 }
 
-// enqueueFilter queues f as the client's new packet filter if it differs
-// from the one the client has.
-func (s *session) enqueueFilter(f []tailcfg.FilterRule) {
+// enqueueFilterCheck asks the session to recompute its packet filter from
+// pol and send it if it changed. The (possibly costly) computation runs on
+// the session goroutine, not the owner's.
+func (s *session) enqueueFilterCheck(pol peerPolicy) {
 	s.mu.Lock()
-	cur := s.lastFilter
-	if s.filterSet {
-		cur = s.filter
-	}
-	if sameFilter(cur, f) {
-		s.mu.Unlock()
-		return
-	}
-	s.filter, s.filterSet = f, true
+	s.filterPol = pol
 	s.mu.Unlock()
 	s.poke()
 }
@@ -142,17 +134,24 @@ func (d *pendingDelta) empty() bool {
 	return !d.full && d.selfView == nil && !d.filterSet && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0
 }
 
-// take drains the queue.
+// take drains the queue. A pending filter check is done here, on the
+// session goroutine, outside the lock.
 func (s *session) take() pendingDelta {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := pendingDelta{full: s.full, selfView: s.selfView, filter: s.filter, filterSet: s.filterSet,
-		changed: s.changed, patches: s.patches, removed: s.removed}
-	if s.filterSet {
-		s.lastFilter = s.filter
-	}
-	s.full, s.selfView, s.filter, s.filterSet = false, nil, nil, false
+	d := pendingDelta{full: s.full, selfView: s.selfView, changed: s.changed, patches: s.patches, removed: s.removed}
+	pol := s.filterPol
+	s.full, s.selfView, s.filterPol = false, nil, nil
 	s.changed, s.patches, s.removed = nil, nil, nil
+	s.mu.Unlock()
+	if pol != nil && !d.full {
+		f := pol.FilterOf(s.nodeID)
+		s.mu.Lock()
+		if !sameFilter(f, s.lastFilter) {
+			d.filter, d.filterSet = f, true
+			s.lastFilter = f
+		}
+		s.mu.Unlock()
+	}
 	return d
 }
 
@@ -161,7 +160,7 @@ func (s *session) take() pendingDelta {
 func (s *session) resetForFull(f []tailcfg.FilterRule) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.full, s.selfView, s.filter, s.filterSet = false, nil, nil, false
+	s.full, s.selfView, s.filterPol = false, nil, nil
 	s.changed, s.patches, s.removed = nil, nil, nil
 	s.lastFilter = f
 }

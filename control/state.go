@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/tailplane/tailplane/policy"
@@ -50,7 +52,8 @@ type world struct {
 	dns     *tailcfg.DNSConfig // derived from tailnet.DNS; shared by all netmaps
 
 	compiled *policy.Policy // tailnet.Policy compiled; replaced with the config
-	pol      peerPolicy     // compiled evaluated against the nodes; replaced on membership changes
+	res      *policy.Result // compiled evaluated against the nodes; replaced on membership changes
+	pol      peerPolicy     // res, as the netmap code uses it
 
 	nodes map[tailcfg.NodeID]*node
 	byKey map[key.NodePublic]*node
@@ -78,7 +81,7 @@ func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error
 		}
 		w.addNodeLocked(n)
 	}
-	w.pol = w.evaluatePolicy()
+	w.evaluatePolicy()
 	for _, n := range w.nodes {
 		w.refreshView(n)
 	}
@@ -166,43 +169,59 @@ func (w *world) visible(n *node) bool { return !n.rec.LoggedOut }
 // refreshView rebuilds the node's published view.
 func (w *world) refreshView(n *node) { n.view = w.nodeView(n) }
 
-// publishChanged sends n's new view to every live peer that can see it and
-// to n itself. Cost: one view build plus one enqueue per live peer.
+// publishChanged sends n's new view to n itself and to every live node
+// that sees it. Cost: one view build plus one enqueue per live peer.
 func (w *world) publishChanged(n *node) {
 	w.refreshView(n)
-	for _, p := range w.live {
-		if p == n {
-			p.sess.enqueueSelf(n.view)
-			continue
-		}
-		if w.visible(n) && w.pol.CanSee(p, n) {
+	if n.sess != nil {
+		n.sess.enqueueSelf(n.view)
+	}
+	if !w.visible(n) {
+		return
+	}
+	w.pol.EachPeer(n, func(id tailcfg.NodeID) {
+		if p := w.live[id]; p != nil && p != n {
 			p.sess.enqueueChanged(n.view)
 		}
-	}
+	})
 }
 
-// publishPatch sends a small runtime change of n to its live peers.
+// publishPatch sends a small runtime change of n to the live nodes that
+// see it; one shared PeerChange, one enqueue per live peer.
 func (w *world) publishPatch(n *node, pc *tailcfg.PeerChange) {
 	w.refreshView(n)
 	if !w.visible(n) {
 		return
 	}
-	for _, p := range w.live {
-		if p != n && w.pol.CanSee(p, n) {
+	w.pol.EachPeer(n, func(id tailcfg.NodeID) {
+		if p := w.live[id]; p != nil && p != n {
 			p.sess.enqueuePatch(pc, n.view)
 		}
-	}
+	})
 }
 
-// membershipChanged recompiles the policy after n joined, left or changed
-// identity (tags, owner, key), and sends every live node what changed for it:
-// n itself, or its removal, and a new packet filter where that changed.
+// membershipChanged updates the policy evaluation after n joined, left or
+// changed identity (tags, owner, key, advertised routes). Only the nodes
+// the policy engine reports as affected are visited: each live one gets n
+// (or n's removal) and a packet filter check, done lazily on its session
+// goroutine; routers whose routes moved are republished.
 func (w *world) membershipChanged(n *node, removed bool) {
-	w.pol = w.evaluatePolicy()
+	affected := w.updatePolicy()
 	if !removed {
 		w.refreshView(n)
 	}
-	for _, p := range w.live {
+	for _, id := range affected {
+		x := w.nodes[id]
+		if x == nil {
+			continue // n itself, removed
+		}
+		if x != n && len(x.hostinfo.RoutableIPs) > 0 {
+			w.refreshIfRoutesMoved(x) // only routers' routes can move
+		}
+		p := w.live[id]
+		if p == nil {
+			continue
+		}
 		if p == n {
 			p.sess.enqueueFull()
 			continue
@@ -212,14 +231,27 @@ func (w *world) membershipChanged(n *node, removed bool) {
 		} else {
 			p.sess.enqueueRemoved(n.id)
 		}
-		p.sess.enqueueFilter(w.pol.Filter(p))
+		p.sess.enqueueFilterCheck(w.pol)
 	}
 }
 
-// everythingChanged recompiles the policy and sends every live node a full
-// netmap; used when the config changed.
+// refreshIfRoutesMoved republishes router x when the policy now routes it
+// differently (subnet primaries, exit routes) or gives it other node
+// attributes.
+func (w *world) refreshIfRoutesMoved(x *node) {
+	old := x.view
+	allowed, primary := w.pol.Routes(x)
+	if old != nil && slices.Equal(old.AllowedIPs, allowed) && slices.Equal(old.PrimaryRoutes, primary) &&
+		reflect.DeepEqual(old.CapMap, w.pol.CapMap(x)) {
+		return
+	}
+	w.publishChanged(x)
+}
+
+// everythingChanged re-evaluates the policy from scratch and sends every
+// live node a full netmap; used when the config changed.
 func (w *world) everythingChanged() {
-	w.pol = w.evaluatePolicy()
+	w.evaluatePolicy()
 	for _, n := range w.nodes {
 		w.refreshView(n)
 	}

@@ -341,3 +341,24 @@ func TestRunTestsPartial(t *testing.T) {
 		t.Errorf("RunTests (-want +got):\n%s", diff)
 	}
 }
+
+// TestRunTestsFamilies: a rule for an IPv4 range lets a user's node reach
+// the destination over IPv4, so accept holds and deny fails.
+func TestRunTestsFamilies(t *testing.T) {
+	p, diags := Compile(load(t, `{
+		"tagOwners": {"tag:db": []},
+		"acls": [{"action": "accept", "src": ["100.64.0.0/24"], "dst": ["tag:db:5432"]}],
+		"tests": [{"src": "bob@example.com", "accept": ["tag:db:5432"]}, {"src": "bob@example.com", "deny": ["tag:db:5432"]}],
+	}`))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var got []string
+	for _, d := range p.RunTests(smallNodes()) {
+		got = append(got, d.Path+": "+d.Message)
+	}
+	want := []string{"tests[1].deny[0]: bob@example.com -> tag:db:5432: expected deny, got accept"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RunTests (-want +got):\n%s", diff)
+	}
+}

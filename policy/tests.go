@@ -225,31 +225,49 @@ func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, 
 	return any, ""
 }
 
-// pairAllowed reports whether some rule lets s reach d on port/proto.
+// pairAllowed reports whether some rule lets s reach d on port/proto,
+// over IPv4 or IPv6 (each family where both ends have an address).
 func (r *Result) pairAllowed(s, d testEndpoint, port uint16, proto int) bool {
-	for _, er := range r.rules {
-		if er.caps != nil || !protoMatches(er.protos, proto) || !containsSet(er.srcSet, s.set) {
+	for _, v4 := range []bool{true, false} {
+		sa, da := familyAddr(s.set, v4), familyAddr(d.set, v4)
+		if !sa.IsValid() || !da.IsValid() {
 			continue
 		}
-		for _, ds := range er.dsts {
-			if !slices.ContainsFunc(ds.ports, func(pr tailcfg.PortRange) bool { return pr.First <= port && port <= pr.Last }) {
+		for _, er := range r.rules {
+			if er.caps != nil || !protoMatches(er.protos, proto) || !er.srcSet.Contains(sa) {
 				continue
 			}
-			if r.dstCovers(ds.a, s, d) {
-				return true
+			for _, ds := range er.dsts {
+				if !slices.ContainsFunc(ds.ports, func(pr tailcfg.PortRange) bool { return pr.First <= port && port <= pr.Last }) {
+					continue
+				}
+				if r.dstCovers(ds.a, s, d, da) {
+					return true
+				}
 			}
 		}
 	}
 	return false
 }
 
-// dstCovers reports whether destination alias a covers endpoint d for source s.
-func (r *Result) dstCovers(a alias, s, d testEndpoint) bool {
+// familyAddr returns the first address of set in the IPv4 (or IPv6) family.
+func familyAddr(set *netipx.IPSet, v4 bool) netip.Addr {
+	for _, rg := range set.Ranges() {
+		if rg.From().Is4() == v4 {
+			return rg.From()
+		}
+	}
+	return netip.Addr{}
+}
+
+// dstCovers reports whether destination alias a covers address da of
+// endpoint d for source s.
+func (r *Result) dstCovers(a alias, s, d testEndpoint, da netip.Addr) bool {
 	switch {
 	case a.kind == aliasAll:
 		return true
 	case a.kind == aliasPrefixes:
-		return containsSet(a.set, d.set)
+		return a.set.Contains(da)
 	case a.kind == aliasAutogroup && a.name == agInternet:
 		return false
 	case a.kind == aliasAutogroup && a.name == agSelf:
@@ -259,17 +277,8 @@ func (r *Result) dstCovers(a alias, s, d testEndpoint) bool {
 		return r.nodesOf(a).has(d.node.idx)
 	}
 	covered := false
-	r.nodesOf(a).each(func(i int) { covered = covered || containsSet(r.nodes[i].addrSet, d.set) })
+	r.nodesOf(a).each(func(i int) { covered = covered || r.nodes[i].addrSet.Contains(da) })
 	return covered
-}
-
-func containsSet(outer, inner *netipx.IPSet) bool {
-	for _, p := range inner.Prefixes() {
-		if !outer.ContainsPrefix(p) {
-			return false
-		}
-	}
-	return len(inner.Prefixes()) > 0
 }
 
 func protoMatches(protos []int, p int) bool {

@@ -43,3 +43,12 @@ func (b bitset) empty() bool {
 	}
 	return true
 }
+
+// count returns the number of members.
+func (b bitset) count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}

@@ -110,7 +110,7 @@ func (r *Result) peers(s *nodeState) []Peer {
 		}
 	}
 	routes.set, _ = rb.IPSet()
-	var out []Peer
+	out := make([]Peer, 0, vis.count())
 	vis.each(func(i int) {
 		if i == s.idx {
 			return

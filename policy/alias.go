@@ -35,9 +35,15 @@ const (
 )
 
 // knownAutogroups lists every autogroup the engine accepts somewhere.
+// The roles tailplane does not have (network-admin, it-admin,
+// billing-admin, auditor) and autogroup:shared are valid but match no
+// node: tailplane's users are owners, admins or members, and nothing is
+// shared in from other tailnets.
 var knownAutogroups = map[string]bool{
 	agMember: true, agTagged: true, agSelf: true, agInternet: true,
 	agAdmin: true, agOwner: true, agDangerAll: true, agNonroot: true,
+	"autogroup:network-admin": true, "autogroup:it-admin": true,
+	"autogroup:billing-admin": true, "autogroup:auditor": true, "autogroup:shared": true,
 }
 
 // alias is one parsed and validated policy alias.

@@ -282,7 +282,8 @@ func (c *compiler) srcAlias(sy *symbols, path, s string, grant bool) (alias, boo
 	}
 	if a.kind == aliasAutogroup {
 		switch a.name {
-		case agMember, agTagged, agAdmin, agOwner:
+		case agMember, agTagged, agAdmin, agOwner, "autogroup:network-admin", "autogroup:it-admin",
+			"autogroup:billing-admin", "autogroup:auditor", "autogroup:shared":
 		case agDangerAll:
 		case agSelf:
 			c.errf(path, "use autogroup:self as a destination", "autogroup:self can only be used as a destination")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"tailscale.com/tailcfg"
@@ -360,5 +361,41 @@ func TestRunTestsFamilies(t *testing.T) {
 	want := []string{"tests[1].deny[0]: bob@example.com -> tag:db:5432: expected deny, got accept"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("RunTests (-want +got):\n%s", diff)
+	}
+}
+
+func TestSSHCheckPeriod(t *testing.T) {
+	p, diags := Compile(load(t, `{
+		"groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
+		"tagOwners": {"tag:db": [], "tag:web": []},
+		"ssh": [
+			{"action": "check", "checkPeriod": "1h", "src": ["alice@example.com"], "dst": ["tag:db"], "users": ["root"]},
+			{"action": "accept", "src": ["group:eng"], "dst": ["tag:db"], "users": ["root", "postgres"]},
+			{"action": "check", "checkPeriod": "always", "src": ["bob@example.com"], "dst": ["tag:web"], "users": ["root"]},
+			{"action": "check", "src": ["alice@example.com"], "dst": ["tag:web"], "users": ["root"]},
+		],
+	}`))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	res := p.Evaluate(smallNodes(), Options{})
+	tests := []struct {
+		src, dst tailcfg.NodeID
+		user     string
+		period   time.Duration
+		check    bool
+	}{
+		{1, 10, "root", time.Hour, true},             // alice -> db: the check rule comes first
+		{1, 10, "postgres", 0, false},                // only the accept rule maps postgres
+		{3, 10, "root", 0, false},                    // bob -> db: accept
+		{3, 11, "root", 0, true},                     // bob -> web: always
+		{1, 11, "root", DefaultSSHCheckPeriod, true}, // alice -> web: default period
+		{10, 11, "root", 0, false},                   // no rule
+	}
+	for _, tt := range tests {
+		period, check := res.SSHCheckPeriod(tt.src, tt.dst, tt.user)
+		if period != tt.period || check != tt.check {
+			t.Errorf("SSHCheckPeriod(%d, %d, %q) = %v, %v; want %v, %v", tt.src, tt.dst, tt.user, period, check, tt.period, tt.check)
+		}
 	}
 }

@@ -14,16 +14,17 @@ import (
 
 // sshRule is one compiled entry of the `ssh` key.
 type sshRule struct {
-	path        string
-	check       bool          // action "check": re-authenticate through the control server
-	checkPeriod time.Duration // 0 means the default (12h) or "always"
-	srcs        []alias
-	dsts        []alias
-	users       []string // literal SSH user names and "autogroup:nonroot"
-	localparts  []string // lower-case domains of "localpart:*@domain" entries
-	acceptEnv   []string
-	recorders   []alias // nodes that record sessions (tags)
-	enforce     bool    // enforceRecorder: no recording, no session
+	path           string
+	check          bool          // action "check": re-authenticate through the control server
+	checkPeriod    time.Duration // 0 means the default (12h), or "always" when checkPeriodSet says so
+	checkPeriodSet string        // checkPeriod as written; "" when absent
+	srcs           []alias
+	dsts           []alias
+	users          []string // literal SSH user names and "autogroup:nonroot"
+	localparts     []string // lower-case domains of "localpart:*@domain" entries
+	acceptEnv      []string
+	recorders      []alias // nodes that record sessions (tags)
+	enforce        bool    // enforceRecorder: no recording, no session
 }
 
 // sshCheckPath is the check URL path the client calls back, with the
@@ -56,6 +57,7 @@ func (c *compiler) sshRule(sy *symbols, path string, r schema.SSHRule) *sshRule 
 			bad = true
 		}
 		out.checkPeriod = d
+		out.checkPeriodSet = r.CheckPeriod
 	}
 	for i, s := range r.Src {
 		sp := fmt.Sprintf("%s.src[%d]", path, i)
@@ -288,4 +290,36 @@ func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
 		}
 	}
 	return out
+}
+
+// DefaultSSHCheckPeriod is how long a "check" re-authentication lasts when
+// the rule sets no checkPeriod.
+const DefaultSSHCheckPeriod = 12 * time.Hour
+
+// SSHCheckPeriod serves the control server's check callback: for a
+// connection from node src to node dst as SSH user sshUser, it finds the
+// first SSH rule on dst that matches (as tailscaled does) and, if that is
+// a "check" rule, returns how long a successful check stays valid (0 for
+// "always": check every time) and true. It returns false when no rule
+// matches or the matching rule is "accept".
+func (r *Result) SSHCheckPeriod(src, dst tailcfg.NodeID, sshUser string) (time.Duration, bool) {
+	s, d := r.byID[src], r.byID[dst]
+	if s == nil || d == nil {
+		return 0, false
+	}
+	for _, sr := range r.p.ssh {
+		for _, rule := range r.sshRulesFor(sr, d) {
+			if sshDecide(&tailcfg.SSHPolicy{Rules: []*tailcfg.SSHRule{rule}}, s.addrSet, sshUser) == "deny" {
+				continue
+			}
+			if !sr.check {
+				return 0, false
+			}
+			if sr.checkPeriod == 0 && sr.checkPeriodSet != "always" {
+				return DefaultSSHCheckPeriod, true
+			}
+			return sr.checkPeriod, true
+		}
+	}
+	return 0, false
 }

@@ -1,0 +1,256 @@
+// Package admin serves tailplane's admin HTTP API (sync status, revision history, applied state, metrics and the push webhook), guarded by the declared apiKeys.
+//
+// Endpoints (all JSON unless noted):
+//
+//	GET  /api/v1/status              Status: applied and attempted revision, source, nodes
+//	GET  /api/v1/revisions?limit=N   []reconcile.Revision, newest first (default 20)
+//	GET  /api/v1/revisions/{id}/plan the JSON plan that revision applied (docs/plan.md)
+//	GET  /api/v1/applied             Applied: the applied objects and registered nodes
+//	POST /api/v1/sync                poll the source now and retry a failed revision (admin)
+//	POST /api/v1/webhook             push webhook, HMAC-signed (no API key)
+//	GET  /metrics                    Prometheus text format
+//
+// Every endpoint but the webhook needs "Authorization: Bearer <api key>"
+// where the key's "sha256:"+hex(sha256(key)) is a secretHash declared under
+// apiKeys in the applied config. Role "read" may GET; role "admin" may also
+// POST. With no apiKeys applied, the API refuses every request.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/reconcile"
+	"github.com/tailplane/tailplane/store"
+)
+
+// Config configures the admin API. Loop and Store are required.
+type Config struct {
+	Loop  *reconcile.Loop // the sync loop; its applied apiKeys guard the API
+	Store *store.Store    // the server's database, for history and applied state
+
+	// Nodes counts registered nodes and those with a live map session.
+	// Nil: node counts are reported as zero.
+	Nodes func(ctx context.Context) (online, total int, err error)
+	// WebhookSecret is the HMAC secret push webhooks are signed with.
+	// Empty: the webhook endpoint refuses every request.
+	WebhookSecret []byte
+}
+
+// Roles of API keys.
+const (
+	RoleRead  = "read"
+	RoleAdmin = "admin"
+)
+
+// Handler returns the admin API's handler. Mount it at the server's root:
+// it answers /api/v1/... and /metrics only.
+func Handler(cfg Config) http.Handler {
+	a := &api{cfg: cfg}
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/status", a.auth(RoleRead, a.status))
+	mux.Handle("GET /api/v1/revisions", a.auth(RoleRead, a.revisions))
+	mux.Handle("GET /api/v1/revisions/{id}/plan", a.auth(RoleRead, a.revisionPlan))
+	mux.Handle("GET /api/v1/applied", a.auth(RoleRead, a.applied))
+	mux.Handle("POST /api/v1/sync", a.auth(RoleAdmin, a.sync))
+	mux.Handle("/api/v1/webhook", gitsync.WebhookHandler(cfg.WebhookSecret, cfg.Loop.Sync))
+	mux.Handle("GET /metrics", a.auth(RoleRead, a.metrics))
+	return mux
+}
+
+type api struct{ cfg Config }
+
+// auth wraps h so it runs only for a bearer token of an applied API key
+// whose role allows need.
+func (a *api) auth(need string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tailplane"`)
+			httpError(w, http.StatusUnauthorized, "missing API key (hint: send Authorization: Bearer <key>; the CLI reads it from $TAILPLANE_API_KEY or --api-key-file)")
+			return
+		}
+		role := a.role(token)
+		switch {
+		case role == "":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tailplane", error="invalid_token"`)
+			httpError(w, http.StatusUnauthorized, "unknown API key (hint: its sha256 must be a secretHash under apiKeys in the applied config)")
+		case need == RoleAdmin && role != RoleAdmin:
+			httpError(w, http.StatusForbidden, "this API key has role "+role+"; this request needs role admin")
+		default:
+			h(w, r)
+		}
+	})
+}
+
+// role returns the role of the applied API key token is, or "". Every
+// declared hash is compared, in constant time, whatever matches.
+func (a *api) role(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	got := []byte("sha256:" + hex.EncodeToString(sum[:]))
+	role := ""
+	for _, k := range a.cfg.Loop.Applied().APIKeys {
+		if subtle.ConstantTimeCompare(got, []byte(strings.ToLower(k.SecretHash))) == 1 {
+			role = k.Role
+		}
+	}
+	return role
+}
+
+// Status is the answer of GET /api/v1/status.
+type Status struct {
+	// Serving is false only before the first revision was ever applied.
+	Serving bool `json:"serving"`
+	// Applied is the revision being served; nil before the first.
+	Applied *reconcile.Revision `json:"applied,omitempty"`
+	// Attempted is the last revision tried, with its problems when it
+	// failed; nil before the first.
+	Attempted *reconcile.Attempt `json:"attempted,omitempty"`
+	// NextRetry is when a retry-later failure is retried; zero if none.
+	NextRetry time.Time `json:"nextRetry,omitzero"`
+	// Failures counts consecutive retry-later failures of the loop.
+	Failures int          `json:"failures"`
+	Source   SourceStatus `json:"source"`
+	Nodes    NodeCounts   `json:"nodes"`
+}
+
+// SourceStatus is the Git remote's or directory's health.
+type SourceStatus struct {
+	URL      string    `json:"url"`
+	Branch   string    `json:"branch,omitempty"`
+	Path     string    `json:"path,omitempty"`
+	Head     string    `json:"head,omitempty"`
+	LastSync time.Time `json:"lastSync,omitzero"` // last successful check
+	LastTry  time.Time `json:"lastAttempt,omitzero"`
+	NextPoll time.Time `json:"nextPoll,omitzero"`
+	Failures int       `json:"failures"`
+	Error    string    `json:"error,omitempty"`
+	// ErrorClass is "retry later" or "needs a new commit".
+	ErrorClass string `json:"errorClass,omitempty"`
+}
+
+// NodeCounts counts registered nodes.
+type NodeCounts struct {
+	Online int `json:"online"`
+	Total  int `json:"total"`
+}
+
+// Applied is the answer of GET /api/v1/applied: what `tailplane plan
+// --server` diffs a working tree against.
+type Applied struct {
+	Objects []reconcile.Object `json:"objects"`
+	Nodes   []reconcile.Node   `json:"nodes"`
+}
+
+func (a *api) status(w http.ResponseWriter, r *http.Request) {
+	ls := a.cfg.Loop.Status()
+	src := ls.Source
+	st := Status{
+		Serving: ls.Serving, Applied: ls.Applied, Attempted: ls.Attempted,
+		NextRetry: ls.NextRetry, Failures: ls.Failures,
+		Source: SourceStatus{
+			URL: src.Source, Branch: src.Branch, Path: src.Path, Head: src.Head,
+			LastSync: src.LastSuccess, LastTry: src.LastAttempt, NextPoll: src.NextPoll, Failures: src.Failures,
+		},
+	}
+	if src.Err != nil {
+		st.Source.Error = src.Err.Error()
+		st.Source.ErrorClass = gitsync.KindOf(src.Err).String()
+	}
+	if a.cfg.Nodes != nil {
+		on, total, err := a.cfg.Nodes(r.Context())
+		if err != nil {
+			httpError(w, http.StatusServiceUnavailable, "counting nodes: "+err.Error())
+			return
+		}
+		st.Nodes = NodeCounts{Online: on, Total: total}
+	}
+	writeJSON(w, st)
+}
+
+func (a *api) revisions(w http.ResponseWriter, r *http.Request) {
+	limit := 20
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			httpError(w, http.StatusBadRequest, "limit must be a number ≥ 0 (0: all)")
+			return
+		}
+		limit = n
+	}
+	revs, err := reconcile.Revisions(r.Context(), a.cfg.Store, limit)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if revs == nil {
+		revs = []reconcile.Revision{}
+	}
+	writeJSON(w, revs)
+}
+
+func (a *api) revisionPlan(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "revision id must be a number (see GET /api/v1/revisions)")
+		return
+	}
+	plan, err := reconcile.RevisionPlan(r.Context(), a.cfg.Store, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		httpError(w, http.StatusNotFound, "no revision "+r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(plan)
+}
+
+func (a *api) applied(w http.ResponseWriter, r *http.Request) {
+	objs, nodes, err := reconcile.ReadStore(r.Context(), a.cfg.Store)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if objs == nil {
+		objs = []reconcile.Object{}
+	}
+	if nodes == nil {
+		nodes = []reconcile.Node{}
+	}
+	// Not indented: object values are canonical JSON, compared byte for
+	// byte by reconcile.Diff.
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(Applied{Objects: objs, Nodes: nodes})
+}
+
+func (a *api) sync(w http.ResponseWriter, r *http.Request) {
+	a.cfg.Loop.Sync()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// httpError answers with a JSON error body: {"error": msg}.
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

@@ -1,0 +1,213 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/reconcile"
+	"github.com/tailplane/tailplane/store"
+)
+
+const (
+	readKey  = "tpk-read-0123456789abcdef"
+	adminKey = "tpk-admin-0123456789abcdef"
+	hookKey  = "webhook-secret"
+)
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// startAPI applies examples/basic plus two API keys from a watched
+// directory and serves the admin API over real HTTP.
+func startAPI(t *testing.T) (url string, loop *reconcile.Loop) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfgDir := t.TempDir()
+	ents, err := os.ReadDir("../examples/basic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("../examples/basic", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cfgDir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := `{"apiKeys": {
+		"ro": {"role": "read", "secretHash": "` + hashOf(readKey) + `"},
+		"rw": {"role": "admin", "secretHash": "` + hashOf(adminKey) + `"},
+	}}`
+	if err := os.WriteFile(filepath.Join(cfgDir, "api.hujson"), []byte(keys), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	src, err := gitsync.NewDir(ctx, cfgDir, gitsync.DirConfig{Debounce: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	loop, err = reconcile.NewLoop(ctx, reconcile.LoopConfig{Store: st, Source: src, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { loop.Close() })
+	deadline := time.Now().Add(20 * time.Second)
+	for !loop.Status().Serving {
+		if time.Now().After(deadline) {
+			t.Fatalf("the config was not applied: %+v", loop.Status().Attempted)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	hs := httptest.NewServer(Handler(Config{
+		Loop: loop, Store: st, WebhookSecret: []byte(hookKey),
+		Nodes: func(context.Context) (int, int, error) { return 1, 3, nil },
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL, loop
+}
+
+func call(t *testing.T, method, url, token string, body []byte, hdr map[string]string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+func TestAuth(t *testing.T) {
+	url, _ := startAPI(t)
+	for _, tc := range []struct {
+		name, method, path, token string
+		want                      int
+	}{
+		{"no-key", "GET", "/api/v1/status", "", http.StatusUnauthorized},
+		{"wrong-key", "GET", "/api/v1/status", "tpk-nope", http.StatusUnauthorized},
+		{"hash-as-key", "GET", "/api/v1/status", hashOf(readKey), http.StatusUnauthorized},
+		{"read-status", "GET", "/api/v1/status", readKey, http.StatusOK},
+		{"read-revisions", "GET", "/api/v1/revisions", readKey, http.StatusOK},
+		{"read-applied", "GET", "/api/v1/applied", readKey, http.StatusOK},
+		{"read-metrics", "GET", "/metrics", readKey, http.StatusOK},
+		{"read-cannot-sync", "POST", "/api/v1/sync", readKey, http.StatusForbidden},
+		{"admin-sync", "POST", "/api/v1/sync", adminKey, http.StatusAccepted},
+		{"admin-reads", "GET", "/api/v1/status", adminKey, http.StatusOK},
+		{"metrics-need-key", "GET", "/metrics", "", http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body := call(t, tc.method, url+tc.path, tc.token, nil, nil); code != tc.want {
+				t.Errorf("%s %s = %d %s, want %d", tc.method, tc.path, code, body, tc.want)
+			}
+		})
+	}
+}
+
+func TestStatusAndHistory(t *testing.T) {
+	url, loop := startAPI(t)
+	code, body := call(t, "GET", url+"/api/v1/status", readKey, nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("status: %d %s", code, body)
+	}
+	var st Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := loop.Status().Applied.Commit
+	if !st.Serving || st.Applied == nil || st.Applied.Commit != want || !strings.HasPrefix(want, "dir:sha256:") {
+		t.Errorf("status applied %+v, want %s", st.Applied, want)
+	}
+	if st.Attempted == nil || !st.Attempted.OK || st.Nodes != (NodeCounts{Online: 1, Total: 3}) || st.Source.URL == "" {
+		t.Errorf("status = %s", body)
+	}
+
+	code, body = call(t, "GET", url+"/api/v1/revisions?limit=5", readKey, nil, nil)
+	var revs []reconcile.Revision
+	if err := json.Unmarshal(body, &revs); code != 200 || err != nil || len(revs) != 1 || revs[0].Commit != want {
+		t.Fatalf("revisions: %d %s", code, body)
+	}
+	code, body = call(t, "GET", url+"/api/v1/revisions/"+strconv.FormatInt(revs[0].ID, 10)+"/plan", readKey, nil, nil)
+	if code != 200 || !json.Valid(body) || !strings.Contains(string(body), "alice@example.com") {
+		t.Errorf("plan of revision %d: %d %s", revs[0].ID, code, body)
+	}
+	if code, _ := call(t, "GET", url+"/api/v1/revisions/999/plan", readKey, nil, nil); code != http.StatusNotFound {
+		t.Errorf("plan of a missing revision: %d, want 404", code)
+	}
+
+	code, body = call(t, "GET", url+"/api/v1/applied", readKey, nil, nil)
+	var ap Applied
+	if err := json.Unmarshal(body, &ap); code != 200 || err != nil {
+		t.Fatalf("applied: %d %s", code, body)
+	}
+	if p := reconcile.Diff(ap.Objects, reconcile.Desired(loop.Applied())); !p.Empty() {
+		var b strings.Builder; p.WriteText(&b); t.Errorf("applied objects differ from the applied tailnet: %s", b.String())
+	}
+
+	_, body = call(t, "GET", url+"/metrics", readKey, nil, nil)
+	for _, line := range []string{"tailplane_sync_applied_total 1", "tailplane_serving 1", `tailplane_nodes{state="online"} 1`, "tailplane_propagation_seconds "} {
+		if !strings.Contains(string(body), line+"\n") && !strings.Contains(string(body), line) {
+			t.Errorf("metrics lack %q:\n%s", line, body)
+		}
+	}
+}
+
+func TestWebhook(t *testing.T) {
+	url, _ := startAPI(t)
+	payload := []byte(`{"ref":"refs/heads/main"}`)
+	mac := hmac.New(sha256.New, []byte(hookKey))
+	mac.Write(payload)
+	good := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	for _, tc := range []struct {
+		name string
+		sig  string
+		want int
+	}{
+		{"signed", good, http.StatusAccepted},
+		{"unsigned", "", http.StatusUnauthorized},
+		{"bad-signature", "sha256=" + strings.Repeat("0", 64), http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := map[string]string{"X-GitHub-Event": "push"}
+			if tc.sig != "" {
+				hdr["X-Hub-Signature-256"] = tc.sig
+			}
+			if code, body := call(t, "POST", url+"/api/v1/webhook", "", payload, hdr); code != tc.want {
+				t.Errorf("webhook: %d %s, want %d", code, body, tc.want)
+			}
+		})
+	}
+}

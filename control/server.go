@@ -164,6 +164,7 @@ func (s *Server) SetConfig(ctx context.Context, t *schema.Tailnet) error {
 			return err
 		}
 		s.setProfiles(t)
+		w.pruneUndeclared(ctx)
 		w.everythingChanged()
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tailplane/tailplane/admin"
 	"github.com/tailplane/tailplane/reconcile"
 )
 
@@ -22,8 +23,10 @@ const (
 )
 
 func runPlan(ctx context.Context, env *cliEnv, args []string) int {
-	fs := newFlags(env, "plan", "[DIR] --state-dir DIR [--detailed-exitcode] [--json]")
+	fs := newFlags(env, "plan", "[DIR] (--state-dir DIR | --server URL) [--detailed-exitcode] [--json]")
 	stateDir := fs.String("state-dir", "", "the server's state directory (a directory that does not exist plans from empty)")
+	var server apiClientFlags
+	server.register(fs)
 	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
 	asJSON := fs.Bool("json", false, "print the plan as JSON (see docs/plan.md)")
 	if ok, code := parseFlags(fs, args); !ok {
@@ -33,8 +36,8 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) int {
 	if !ok {
 		return exitUsage
 	}
-	if *stateDir == "" {
-		fmt.Fprintln(env.stderr, "tailplane plan: --state-dir is required (the server's --state-dir, or a new directory to plan from empty)")
+	if (*stateDir == "") == (server.server == "") {
+		fmt.Fprintln(env.stderr, "tailplane plan: --state-dir is required (the server's --state-dir, or a new directory to plan from empty), or --server URL to plan against a running server")
 		fs.Usage()
 		return exitUsage
 	}
@@ -46,7 +49,16 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintln(env.stderr, "tailplane plan: the config has errors; nothing would be applied")
 		return exitProblems
 	}
-	applied, nodes, err := reconcile.ReadApplied(ctx, *stateDir)
+	var applied []reconcile.Object
+	var nodes []reconcile.Node
+	var err error
+	if server.server != "" {
+		var a admin.Applied
+		err = server.get(ctx, env, "/api/v1/applied", &a)
+		applied, nodes = a.Objects, a.Nodes
+	} else {
+		applied, nodes, err = reconcile.ReadApplied(ctx, *stateDir)
+	}
 	if err != nil {
 		fmt.Fprintf(env.stderr, "tailplane plan: %v\n", err)
 		return exitProblems

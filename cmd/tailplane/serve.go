@@ -36,11 +36,12 @@ type serveFlags struct {
 	derpMap    string
 	derpListen string
 	stunListen string
+	gitops     gitopsFlags // --repo and the sync loop; see gitops.go
 }
 
 func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	var f serveFlags
-	fs := newFlags(env, "serve", "--config DIR --state-dir DIR [flags]")
+	fs := newFlags(env, "serve", "(--config DIR | --repo URL) --state-dir DIR [flags]")
 	fs.StringVar(&f.config, "config", "", "directory holding the tailnet config (required)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "directory for the database, the Noise key and DERP certificates (required)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the control protocol on")
@@ -50,11 +51,12 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&f.derpMap, "derp-map", "", "JSON tailcfg.DERPMap file to hand out instead of running the embedded DERP relay")
 	fs.StringVar(&f.derpListen, "derp-listen", "", "TLS address of the embedded DERP relay (default: the --listen host, random port)")
 	fs.StringVar(&f.stunListen, "stun-listen", "", `UDP address of the embedded STUN server (default: the --listen host, random port; "off" disables)`)
+	f.gitops.register(fs)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
-	if f.config == "" || f.stateDir == "" || (f.tlsCert == "") != (f.tlsKey == "") {
-		fmt.Fprintln(env.stderr, "tailplane serve: --config and --state-dir are required, and --tls-cert needs --tls-key")
+	if (f.config == "") == (f.gitops.repo == "") || f.stateDir == "" || (f.tlsCert == "") != (f.tlsKey == "") {
+		fmt.Fprintln(env.stderr, "tailplane serve: --config and --state-dir are required (or --repo URL instead of --config, not both), and --tls-cert needs --tls-key")
 		fs.Usage()
 		return exitUsage
 	}
@@ -66,15 +68,22 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 }
 
 func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
-	tn, err := loadTailnet(ctx, env, f.config)
-	if err != nil {
-		return err
-	}
 	st, err := store.Open(ctx, f.stateDir)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	f.gitops.configDir, f.gitops.stateDir = f.config, f.stateDir
+	webhookSecret, err := readSecretFile(f.gitops.webhookSecretFile, envWebhookSecret, env.getenv)
+	if err != nil {
+		return fmt.Errorf("--webhook-secret-file: %w", err)
+	}
+	gs, err := f.gitops.openSource(ctx, st, stampedLogf(env))
+	if err != nil {
+		return err
+	}
+	defer gs.close()
+	tn := gs.applied // served at once; the sync loop catches up
 	noiseKey, err := control.LoadOrCreateNoiseKey(f.stateDir)
 	if err != nil {
 		return err
@@ -145,7 +154,11 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 		return err
 	}
 	defer srv.Close()
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	if err := gs.start(ctx, &f.gitops, st, srv.SetConfig, logf); err != nil {
+		return err
+	}
+	defer gs.close() // before srv.Close: no publishing into a closed server
+	hs := &http.Server{Handler: gs.handler(st, srv.Handler(), srv.NodeCounts, webhookSecret), ReadHeaderTimeout: 30 * time.Second}
 	if cert != nil {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}

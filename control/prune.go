@@ -1,0 +1,78 @@
+package control
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// pruneUndeclared logs out the nodes the installed config no longer
+// declares an owner for: nodes of a user that was removed, and tagged
+// nodes none of whose tags is in tagOwners any more. Ephemeral ones are
+// removed. Their sessions end and the caller's full netmaps drop them
+// from their peers. (A removed auth key needs nothing here: registration
+// only accepts declared keys.)
+func (w *world) pruneUndeclared(ctx context.Context) {
+	nodes := slices.SortedFunc(maps.Values(w.nodes), func(a, b *node) int { return cmp.Compare(a.id, b.id) })
+	for _, n := range nodes {
+		if n.rec.LoggedOut {
+			continue
+		}
+		why := w.undeclaredOwner(n)
+		if why == "" {
+			continue
+		}
+		w.srv.logf("control: logging out node %q (%d): %s", n.rec.GivenName, n.id, why)
+		if n.rec.Ephemeral {
+			if err := w.removeNode(ctx, n); err != nil {
+				w.srv.logf("control: removing node %d: %v", n.id, err)
+			}
+			continue
+		}
+		n.rec.LoggedOut = true
+		n.rec.LastSeen = w.srv.now().UTC()
+		if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+			// Still cut it off now; the next config change retries the save.
+			w.srv.logf("control: saving logged-out node %d: %v", n.id, err)
+		}
+		if n.sess != nil {
+			n.sess.close("node logged out: " + why)
+			n.sess = nil
+		}
+		n.online = false
+		delete(w.live, n.id)
+	}
+}
+
+// undeclaredOwner says why n's owner is gone from the config, or "".
+func (w *world) undeclaredOwner(n *node) string {
+	if !n.tagged() {
+		if _, ok := w.tailnet.Users[n.rec.UserLogin]; !ok {
+			return fmt.Sprintf("user %s is no longer declared", n.rec.UserLogin)
+		}
+		return ""
+	}
+	for _, t := range n.rec.Tags {
+		if _, ok := w.tailnet.Policy.TagOwners[t]; ok {
+			return ""
+		}
+	}
+	return fmt.Sprintf("none of its tags %v is declared in tagOwners any more", n.rec.Tags)
+}
+
+// NodeCounts reports how many nodes are registered and logged in (total)
+// and how many of them hold a live map session (online).
+func (s *Server) NodeCounts(ctx context.Context) (online, total int, err error) {
+	err = s.do(ctx, func(w *world) error {
+		for _, n := range w.nodes {
+			if !n.rec.LoggedOut {
+				total++
+			}
+		}
+		online = len(w.live)
+		return nil
+	})
+	return online, total, err
+}

@@ -22,6 +22,11 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 	for _, s := range nr.nodes {
 		old, ok := r.byID[s.ID]
 		if !ok || !sameNode(&old.Node, &s.Node) || old.noIPv4 != s.noIPv4 {
+			// Connecting and disconnecting only matters to routers (HA
+			// elections); for other nodes it changes no view.
+			if ok && onlyOfflineDiffers(&old.Node, &s.Node) && len(old.subnets) == 0 && len(s.subnets) == 0 && old.noIPv4 == s.noIPv4 {
+				continue
+			}
 			changed[s.ID] = true
 		}
 	}
@@ -141,6 +146,13 @@ func sameNode(a, b *Node) bool {
 	return a.ID == b.ID && a.User == b.User && a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6 &&
 		slices.Equal(a.Tags, b.Tags) && slices.Equal(a.RoutableIPs, b.RoutableIPs) &&
 		slices.Equal(a.ApprovedRoutes, b.ApprovedRoutes) && a.Name == b.Name && a.Offline == b.Offline
+}
+
+// onlyOfflineDiffers reports whether a and b differ in Offline alone.
+func onlyOfflineDiffers(a, b *Node) bool {
+	c := *b
+	c.Offline = a.Offline
+	return sameNode(a, &c)
 }
 
 // sameIDs reports whether bitset a of result ra and bitset b of result rb

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"tailscale.com/tailcfg"
@@ -40,7 +41,14 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 			ns[4].RoutableIPs, ns[4].ApprovedRoutes = []netip.Prefix{r}, []netip.Prefix{r}
 			return ns
 		}},
-		{"router goes offline", func(ns []Node) []Node { ns[len(ns)-1].Offline = true; return ns }},
+		{"router goes offline", func(ns []Node) []Node {
+			ns[slices.IndexFunc(ns, func(n Node) bool { return len(n.ApprovedRoutes) > 0 })].Offline = true
+			return ns
+		}},
+		{"client goes offline", func(ns []Node) []Node {
+			ns[slices.IndexFunc(ns, func(n Node) bool { return len(n.ApprovedRoutes) == 0 })].Offline = true
+			return ns
+		}},
 		{"two routers for one subnet", func(ns []Node) []Node {
 			r := netip.MustParsePrefix("192.168.1.0/24")
 			for _, i := range []int{4, 5} {
@@ -72,8 +80,11 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 						t.Errorf("node %d: Update's view differs from Evaluate's (affected: %v)\n got %s\nwant %s", n.ID, slices.Contains(ids, n.ID), got, want)
 					}
 				}
-				if len(ids) == 0 {
+				if len(ids) == 0 && !strings.HasSuffix(m.name, "goes offline") {
 					t.Error("Update reported no affected nodes")
+				}
+				if m.name == "client goes offline" && len(ids) != 0 {
+					t.Errorf("a client going offline affected %v, want nothing", ids)
 				}
 			})
 		}
@@ -146,7 +157,7 @@ func TestUpdateRandom(t *testing.T) {
 	for step := range 40 {
 		nodes = cloneNodes(nodes)
 		i := rng.IntN(len(nodes))
-		switch rng.IntN(5) {
+		switch rng.IntN(6) {
 		case 0: // retag
 			nodes[i].Tags, nodes[i].User = []string{fmt.Sprintf("tag:t%d", rng.IntN(40))}, ""
 		case 1: // hand to a user
@@ -156,6 +167,8 @@ func TestUpdateRandom(t *testing.T) {
 			nodes[i].RoutableIPs, nodes[i].ApprovedRoutes = []netip.Prefix{r}, []netip.Prefix{r}
 		case 3: // remove
 			nodes = slices.Delete(nodes, i, i+1)
+		case 5: // connect or disconnect
+			nodes[i].Offline = !nodes[i].Offline
 		case 4: // add
 			id := tailcfg.NodeID(10000 + step)
 			nodes = append(nodes, Node{ID: id, User: fmt.Sprintf("user%d@example.com", rng.IntN(40)),

@@ -99,6 +99,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *sessio
 	defer keepAlive.Stop()
 	for {
 		var resp *tailcfg.MapResponse
+		var gen uint64 // config generation of a full netmap; see propagation
 		select {
 		case <-ctx.Done():
 			return
@@ -115,6 +116,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *sessio
 						return errors.New("session ended")
 					}
 					resp = w.fullMap(n, true)
+					gen = s.prop.current()
 					return nil
 				})
 				if err != nil {
@@ -130,6 +132,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *sessio
 		if err := writeFrame(w, resp, compress); err != nil {
 			return
 		}
+		s.prop.delivered(sess, gen)
 		keepAlive.Reset(s.keepAlive)
 	}
 }
@@ -137,6 +140,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *sessio
 // endSession marks the node offline if sess is still its current session.
 func (s *Server) endSession(id tailcfg.NodeID, sess *session) {
 	sess.close("client disconnected")
+	s.prop.forget(sess)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.do(ctx, func(w *world) error {

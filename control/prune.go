@@ -8,6 +8,18 @@ import (
 	"slices"
 )
 
+// configChanged runs inside SetConfig once the new config is installed:
+// it prunes what the config no longer declares and starts tracking the
+// config's propagation to the live sessions (see WaitPropagated).
+func (w *world) configChanged(ctx context.Context) {
+	w.pruneUndeclared(ctx)
+	live := make([]*session, 0, len(w.live))
+	for _, n := range w.live {
+		live = append(live, n.sess)
+	}
+	w.srv.prop.start(live)
+}
+
 // pruneUndeclared logs out the nodes the installed config no longer
 // declares an owner for: nodes of a user that was removed, and tagged
 // nodes none of whose tags is in tagOwners any more. Ephemeral ones are

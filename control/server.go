@@ -69,6 +69,7 @@ type Server struct {
 	stop     context.CancelFunc
 	stopped  chan struct{}
 	closeOne sync.Once
+	prop     propagation // SetConfig's delivery to live sessions; see WaitPropagated
 	h2       http2.Server
 	connMu   sync.Mutex        // guards conns
 	conns    map[net.Conn]bool // open Noise connections, closed by Close
@@ -164,7 +165,7 @@ func (s *Server) SetConfig(ctx context.Context, t *schema.Tailnet) error {
 			return err
 		}
 		s.setProfiles(t)
-		w.pruneUndeclared(ctx)
+		w.configChanged(ctx) // prune, track propagation
 		w.everythingChanged()
 		return nil
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/reconcile"
+	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tsnet"
 )
@@ -160,7 +161,7 @@ func (g *gitHTTP) stop() {
 // loop over a gitsync.Repo, coordination server and admin API on one
 // listener. The DERP relay is shared across restarts.
 type server struct {
-	t     *testing.T
+	t     testing.TB
 	URL   string
 	Store *store.Store
 	Ctrl  *control.Server
@@ -178,7 +179,7 @@ type serverOpts struct {
 	verifyKeyring           string
 }
 
-func startServer(t *testing.T, o serverOpts) *server {
+func startServer(t testing.TB, o serverOpts) *server {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, o.stateDir)
@@ -214,7 +215,16 @@ func startServer(t *testing.T, o serverOpts) *server {
 		t.Fatal(err)
 	}
 	loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{
-		Store: st, Source: src, Publish: ctrl.SetConfig,
+		Store: st, Source: src, Publish: func(ctx context.Context, t *schema.Tailnet) error {
+			// As serve does: in effect, then delivered to every live session.
+			if err := ctrl.SetConfig(ctx, t); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			ctrl.WaitPropagated(ctx)
+			return nil
+		},
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logf: prefixLogf(t, "loop"),
 	})
 	if err != nil {
@@ -243,9 +253,18 @@ func (s *server) stop() {
 	})
 }
 
+// quietLogs drops server logs in benchmarks, where they would drown the results.
+func quietLogs(t testing.TB) bool {
+	_, ok := t.(*testing.B)
+	return ok
+}
+
 var logMu sync.Mutex // serializes test logging from many goroutines after a test ended
 
-func prefixLogf(t *testing.T, prefix string) func(string, ...any) {
+func prefixLogf(t testing.TB, prefix string) func(string, ...any) {
+	if quietLogs(t) {
+		return func(string, ...any) {}
+	}
 	return func(format string, args ...any) {
 		logMu.Lock()
 		defer logMu.Unlock()

@@ -181,3 +181,29 @@ func stampedLogf(env *cliEnv) func(string, ...any) {
 		fmt.Fprintf(env.stderr, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
 	}
 }
+
+// propagationWait bounds how long publishing waits for connected nodes to
+// be sent a new config: a stuck client must not stall the sync loop.
+const propagationWait = 30 * time.Second
+
+// publisher is what the sync loop publishes through: the coordination
+// server's SetConfig and WaitPropagated.
+type publisher interface {
+	SetConfig(ctx context.Context, t *schema.Tailnet) error
+	WaitPropagated(ctx context.Context) error
+}
+
+// publishAndWait installs t and waits until every connected node was sent
+// it, so the propagation metric covers delivery. Not hearing back from
+// every node in time is not an error: the config is in effect.
+func publishAndWait(srv publisher) func(context.Context, *schema.Tailnet) error {
+	return func(ctx context.Context, t *schema.Tailnet) error {
+		if err := srv.SetConfig(ctx, t); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, propagationWait)
+		defer cancel()
+		srv.WaitPropagated(ctx)
+		return nil
+	}
+}

@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tailplane/tailplane/control"
+	"tailscale.com/control/controlclient"
+	"tailscale.com/health"
+	"tailscale.com/net/netmon"
+	"tailscale.com/net/tsdial"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+	"tailscale.com/types/netmap"
+	"tailscale.com/util/eventbus"
+)
+
+// markerFiles is a tailnet whose DNS record "rev.tail.test" carries
+// marker, so a client's netmap shows which commit it holds.
+func markerFiles(marker netip.Addr) map[string]string {
+	return map[string]string{"tailnet.hujson": `{
+	"tailnet": {"name": "bench", "domain": "tail.test"},
+	"users": {"alice@example.com": {}},
+	"dns": {"magicDNS": true, "records": [{"name": "rev.tail.test", "type": "A", "value": "` + marker.String() + `"}]},
+	"authKeys": {"fleet": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashOf(aliceKey) + `"}},
+	"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
+}
+`}
+}
+
+// client is a real Tailscale control client (controlclient.Direct, as
+// tailscaled uses) holding a map poll open, reduced to what the benchmark
+// watches: the marker in its latest netmap.
+type client struct {
+	d      *controlclient.Direct
+	mu     sync.Mutex // guards marker and changed
+	marker netip.Addr
+	change chan struct{} // size 1: pokes the waiter
+}
+
+func (c *client) UpdateFullNetmap(nm *netmap.NetworkMap) {
+	var m netip.Addr
+	for _, r := range nm.DNS.ExtraRecords {
+		if r.Name == "rev.tail.test." || r.Name == "rev.tail.test" {
+			m, _ = netip.ParseAddr(r.Value)
+		}
+	}
+	c.mu.Lock()
+	c.marker = m
+	c.mu.Unlock()
+	select {
+	case c.change <- struct{}{}:
+	default:
+	}
+}
+
+func (c *client) has(m netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.marker == m
+}
+
+// startClients registers n control clients and starts their map polls.
+func startClients(tb testing.TB, ctx context.Context, url string, n int) []*client {
+	tb.Helper()
+	bus := eventbus.New()
+	tb.Cleanup(bus.Close)
+	dialer := &tsdial.Dialer{}
+	dialer.SetNetMon(netmon.NewStatic())
+	dialer.SetBus(bus)
+	ht := health.NewTracker(bus)
+	clients := make([]*client, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range clients {
+		mk := key.NewMachine()
+		d, err := controlclient.NewDirect(controlclient.Options{
+			GetMachinePrivateKey: func() (key.MachinePrivate, error) { return mk, nil },
+			ServerURL:            url,
+			AuthKey:              aliceKey,
+			Hostinfo:             &tailcfg.Hostinfo{Hostname: fmt.Sprintf("bench%03d", i), OS: "linux", BackendLogID: fmt.Sprintf("bench-log-%03d", i)},
+			DiscoPublicKey:       key.NewDisco().Public(),
+			Logf:                 func(string, ...any) {},
+			HealthTracker:        ht,
+			Dialer:               dialer,
+			Bus:                  bus,
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c := &client{d: d, change: make(chan struct{}, 1)}
+		clients[i] = c
+		tb.Cleanup(func() { d.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := d.TryLogin(ctx, controlclient.LoginDefault); err != nil {
+				errs <- fmt.Errorf("client %d: login: %w", i, err)
+				return
+			}
+			go d.PollNetMap(ctx, c)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatal(err)
+	}
+	return clients
+}
+
+// waitMarker waits until every client holds marker.
+func waitMarker(tb testing.TB, clients []*client, marker netip.Addr) {
+	deadline := time.After(waitTimeout)
+	for _, c := range clients {
+		for !c.has(marker) {
+			select {
+			case <-c.change:
+			case <-deadline:
+				tb.Fatalf("timed out waiting for every client to hold marker %v", marker)
+			}
+		}
+	}
+}
+
+// BenchmarkPropagation100 measures the time from a push webhook (Loop.Sync)
+// for a new commit to every one of 100 connected clients holding the
+// netmap of that commit: fetch over file://, load, validate, compile, test,
+// diff, apply in SQLite, and 100 full netmaps of 100 peers each, received
+// and decoded by real control clients. The server's own figure (until
+// control says every session was sent the netmap) is reported as
+// server-s/op.
+func BenchmarkPropagation100(b *testing.B) {
+	const nodes = 100
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := newRemote(b)
+	derp, err := control.StartDERP(ctx, control.DERPConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { derp.Close() })
+	marker := netip.MustParseAddr("192.0.2.1")
+	first := r.commit("bench 0", markerFiles(marker))
+	srv := startServer(b, serverOpts{stateDir: b.TempDir(), repoURL: r.fileURL(), derp: derp})
+	benchWaitApplied(b, srv, first)
+	clients := startClients(b, ctx, srv.URL, nodes)
+	waitMarker(b, clients, marker)
+
+	var server, worst time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		marker = netip.AddrFrom4([4]byte{192, 0, 2, byte(2 + i%250)})
+		commit := r.commit(fmt.Sprintf("bench %d", i+1), markerFiles(marker))
+		b.StartTimer()
+		start := time.Now()
+		srv.Loop.Sync()
+		waitMarker(b, clients, marker)
+		d := time.Since(start)
+		b.StopTimer()
+		worst = max(worst, d)
+		benchWaitApplied(b, srv, commit)
+		server += srv.Loop.Status().Metrics.Propagation
+		b.StartTimer()
+	}
+	b.ReportMetric(server.Seconds()/float64(b.N), "server-s/op")
+	b.ReportMetric(worst.Seconds(), "worst-s")
+	if on, _, _ := srv.Ctrl.NodeCounts(ctx); on != nodes {
+		b.Errorf("%d clients online at the end, want %d", on, nodes)
+	}
+}
+
+// benchWaitApplied waits until the server's loop reports commit applied.
+func benchWaitApplied(tb testing.TB, s *server, commit string) {
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		st := s.Loop.Status()
+		if st.Applied != nil && st.Applied.Commit == commit && st.Attempted != nil && st.Attempted.OK {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s: %s", commit, describe(st))
+		}
+		s.Loop.Sync()
+		time.Sleep(10 * time.Millisecond)
+	}
+}

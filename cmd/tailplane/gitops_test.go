@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailplane/tailplane/admin"
+)
+
+const testAPIKey = "tpk-cli-test-0123456789"
+
+// runToolEnv runs the CLI in-process with the given environment.
+func runToolEnv(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &cliEnv{stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
+	code = runCLI(context.Background(), env, args)
+	return code, out.String(), errb.String()
+}
+
+// configRepo copies examples/basic plus an admin API key into dir.
+func configRepo(t *testing.T, dir string) {
+	t.Helper()
+	src := filepath.Join(repoRoot, "examples", "basic")
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644)
+	}
+	sum := sha256.Sum256([]byte(testAPIKey))
+	os.WriteFile(filepath.Join(dir, "api.hujson"), []byte(`{"apiKeys": {"cli": {"role": "read", "secretHash": "sha256:`+hex.EncodeToString(sum[:])+`"}}}`), 0o644)
+}
+
+func gitCLI(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=T", "-c", "user.email=t@example.com",
+		"-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestServeRepoStatusPlan runs `serve --repo` on a file:// remote and
+// talks to it with `status` and `plan --server`.
+func TestServeRepoStatusPlan(t *testing.T) {
+	work, bare := t.TempDir(), filepath.Join(t.TempDir(), "tailnet.git")
+	gitCLI(t, work, "init", "-q")
+	gitCLI(t, filepath.Dir(bare), "init", "-q", "--bare", bare)
+	configRepo(t, work)
+	gitCLI(t, work, "add", "-A")
+	gitCLI(t, work, "commit", "-q", "-m", "first config")
+	gitCLI(t, work, "push", "-q", bare, "HEAD:refs/heads/main")
+	head := gitCLI(t, work, "rev-parse", "HEAD")
+
+	addr := freeAddr(t)
+	url := "http://" + addr
+	log := startServe(t, "--repo", "file://"+bare, "--state-dir", t.TempDir(), "--listen", addr, "--poll", "1h")
+	withKey := map[string]string{envAPIKey: testAPIKey}
+
+	var out string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var code int
+		var stderr string
+		code, out, stderr = runToolEnv(t, withKey, "status", "--server", url)
+		if code == exitOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never became healthy: exit %d\n%s%s\nserver log:\n%s", code, out, stderr, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("status:\n%s", out)
+	for _, want := range []string{"serving:   " + head[:12] + ` "first config" by T <t@example.com>`, "attempted: " + head[:12], "source:    file://", "nodes:     0 online / 0 total", "history:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+
+	t.Run("json", func(t *testing.T) {
+		code, out, stderr := runToolEnv(t, withKey, "status", "--server", url, "--json")
+		var st admin.Status
+		if err := json.Unmarshal([]byte(out), &st); code != exitOK || err != nil {
+			t.Fatalf("exit %d, %v\n%s%s", code, err, out, stderr)
+		}
+		if st.Applied == nil || st.Applied.Commit != head || !st.Serving {
+			t.Errorf("status --json: %+v", st)
+		}
+	})
+
+	t.Run("plan-against-server", func(t *testing.T) {
+		code, out, stderr := runToolEnv(t, withKey, "plan", work, "--server", url, "--detailed-exitcode")
+		if code != exitPlanNoChanges {
+			t.Errorf("plan of the applied tree: exit %d\n%s%s", code, out, stderr)
+		}
+		edited := t.TempDir()
+		configRepo(t, edited)
+		os.WriteFile(filepath.Join(edited, "carol.hujson"), []byte(`{"users": {"carol@example.com": {}}}`), 0o644)
+		code, out, stderr = runToolEnv(t, withKey, "plan", edited, "--server", url, "--detailed-exitcode")
+		if code != exitPlanChanges || !strings.Contains(out, "carol@example.com") {
+			t.Errorf("plan with a new user: exit %d\n%s%s", code, out, stderr)
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			vars map[string]string
+			args []string
+			code int
+			want string
+		}{
+			{"no-key", nil, []string{"status", "--server", url}, exitProblems, "no API key"},
+			{"wrong-key", map[string]string{envAPIKey: "nope"}, []string{"status", "--server", url}, exitProblems, "unknown API key"},
+			{"no-server", withKey, []string{"status"}, exitUsage, "--server URL is required"},
+			{"plan-both", withKey, []string{"plan", work, "--server", url, "--state-dir", "x"}, exitUsage, "--state-dir is required"},
+			{"serve-repo-and-config", nil, []string{"serve", "--repo", "file://" + bare, "--config", work, "--state-dir", t.TempDir()}, exitUsage, "not both"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				code, _, stderr := runToolEnv(t, tc.vars, tc.args...)
+				if code != tc.code || !strings.Contains(stderr, tc.want) {
+					t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, tc.code, tc.want)
+				}
+			})
+		}
+	})
+}
+
+// TestServeConfigRefusesBrokenFirstConfig keeps the old contract of
+// `serve --config`: a directory that was never applied and does not load
+// stops the server from starting.
+func TestServeConfigRefusesBrokenFirstConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tailnet.hujson"), []byte(`{"users": {"bob@example.com": {"role": "superhero"}}}`), 0o644)
+	code, _, stderr := runTool(t, "serve", "--config", dir, "--state-dir", t.TempDir(), "--listen", "127.0.0.1:0")
+	if code != exitProblems || !strings.Contains(stderr, "tailnet.hujson:1:") || !strings.Contains(stderr, "superhero") {
+		t.Errorf("exit %d, stderr %q; want a refusal naming tailnet.hujson:1:", code, stderr)
+	}
+}

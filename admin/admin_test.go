@@ -174,7 +174,9 @@ func TestStatusAndHistory(t *testing.T) {
 		t.Fatalf("applied: %d %s", code, body)
 	}
 	if p := reconcile.Diff(ap.Objects, reconcile.Desired(loop.Applied())); !p.Empty() {
-		var b strings.Builder; p.WriteText(&b); t.Errorf("applied objects differ from the applied tailnet: %s", b.String())
+		var b strings.Builder
+		p.WriteText(&b)
+		t.Errorf("applied objects differ from the applied tailnet: %s", b.String())
 	}
 
 	_, body = call(t, "GET", url+"/metrics", readKey, nil, nil)

@@ -269,4 +269,3 @@ func diffList(path string, a, b []json.RawMessage, out *[]FieldChange) {
 		}
 	}
 }
-

@@ -13,7 +13,9 @@
 // Every endpoint but the webhook needs "Authorization: Bearer <api key>"
 // where the key's "sha256:"+hex(sha256(key)) is a secretHash declared under
 // apiKeys in the applied config. Role "read" may GET; role "admin" may also
-// POST. With no apiKeys applied, the API refuses every request.
+// POST. With no apiKeys applied, the API refuses every request, except
+// that GET /api/v1/status is open until the first revision is applied
+// (no key can exist yet, and the operator needs to see why).
 package admin
 
 import (
@@ -58,7 +60,7 @@ const (
 func Handler(cfg Config) http.Handler {
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
-	mux.Handle("GET /api/v1/status", a.auth(RoleRead, a.status))
+	mux.Handle("GET /api/v1/status", a.bootstrapOpen(a.auth(RoleRead, a.status), a.status))
 	mux.Handle("GET /api/v1/revisions", a.auth(RoleRead, a.revisions))
 	mux.Handle("GET /api/v1/revisions/{id}/plan", a.auth(RoleRead, a.revisionPlan))
 	mux.Handle("GET /api/v1/applied", a.auth(RoleRead, a.applied))
@@ -90,6 +92,20 @@ func (a *api) auth(need string, h http.HandlerFunc) http.Handler {
 		default:
 			h(w, r)
 		}
+	})
+}
+
+// bootstrapOpen serves open instead of authed while no revision was ever
+// applied: no API key can exist yet, and an operator must be able to see
+// why (say, the remote is unreachable). Only the status is open, and only
+// until the first apply.
+func (a *api) bootstrapOpen(authed http.Handler, open http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.cfg.Loop.Status().Serving {
+			open(w, r)
+			return
+		}
+		authed.ServeHTTP(w, r)
 	})
 }
 

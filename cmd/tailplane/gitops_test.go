@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,7 +128,8 @@ func TestServeRepoStatusPlan(t *testing.T) {
 			code int
 			want string
 		}{
-			{"no-key", nil, []string{"status", "--server", url}, exitProblems, "no API key"},
+			{"no-key", nil, []string{"status", "--server", url}, exitProblems, "missing API key"},
+			{"plan-no-key", nil, []string{"plan", work, "--server", url}, exitProblems, "no API key"},
 			{"wrong-key", map[string]string{envAPIKey: "nope"}, []string{"status", "--server", url}, exitProblems, "unknown API key"},
 			{"no-server", withKey, []string{"status"}, exitUsage, "--server URL is required"},
 			{"plan-both", withKey, []string{"plan", work, "--server", url, "--state-dir", "x"}, exitUsage, "--state-dir is required"},
@@ -152,5 +154,40 @@ func TestServeConfigRefusesBrokenFirstConfig(t *testing.T) {
 	code, _, stderr := runTool(t, "serve", "--config", dir, "--state-dir", t.TempDir(), "--listen", "127.0.0.1:0")
 	if code != exitProblems || !strings.Contains(stderr, "tailnet.hujson:1:") || !strings.Contains(stderr, "superhero") {
 		t.Errorf("exit %d, stderr %q; want a refusal naming tailnet.hujson:1:", code, stderr)
+	}
+}
+
+// TestServeFirstStartRemoteDown starts with an empty database and a remote
+// that does not answer: the server keeps running, serves nothing, and its
+// status (open until a first apply) says why.
+func TestServeFirstStartRemoteDown(t *testing.T) {
+	dead := freeAddr(t) // nothing listens there
+	addr := freeAddr(t)
+	url := "http://" + addr
+	startServe(t, "--repo", "http://"+dead+"/tailnet.git", "--state-dir", t.TempDir(), "--listen", addr, "--poll", "1h")
+	var out string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var code int
+		code, out, _ = runToolEnv(t, nil, "status", "--server", url)
+		if code == exitProblems && strings.Contains(out, "error (retry later") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never reported the remote down: exit %d\n%s", code, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(out, "serving:   nothing yet") || !strings.Contains(out, dead) {
+		t.Errorf("status of a first start with the remote down:\n%s", out)
+	}
+	// Only the status is open before the first apply.
+	res, err := http.Get(url + "/api/v1/applied")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/applied without a key before the first apply: %s, want 401", res.Status)
 	}
 }

@@ -1,0 +1,126 @@
+package control
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// peerKeys lists the node keys of a full netmap's peers.
+func peerKeys(m *tailcfg.MapResponse) []key.NodePublic {
+	var ks []key.NodePublic
+	for _, p := range m.Peers {
+		ks = append(ks, p.Key)
+	}
+	return ks
+}
+
+// TestSetConfigPrunes removes, one config at a time, what nodes and
+// netmaps were built from: a DNS record, a user, and the tags of a tagged
+// node. Each removal reaches the connected node's next netmap, and nodes
+// whose owner is gone are logged out.
+func TestSetConfigPrunes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tn := testTailnet()
+	ts := startServer(t, tn, "")
+	alice, bob, server := newRawNode(t, ts), newRawNode(t, ts), newRawNode(t, ts)
+	alice.register(alice.registerReq(aliceKey))
+	bob.register(bob.registerReq(oneShotKey))
+	server.register(server.registerReq(serverKey))
+	s := alice.stream(ctx, alice.mapReq(true))
+	m := s.next()
+	if ks := peerKeys(m); !slices.Contains(ks, bob.nk.Public()) || !slices.Contains(ks, server.nk.Public()) {
+		t.Fatalf("alice's first netmap peers %v, want bob's and the server's nodes", ks)
+	}
+	if len(m.DNSConfig.ExtraRecords) != 1 {
+		t.Fatalf("extra records %+v, want db.tail.test", m.DNSConfig.ExtraRecords)
+	}
+	// waitPropagated checks WaitPropagated returns once alice's session
+	// was sent the new config, and returns that netmap.
+	waitPropagated := func() *tailcfg.MapResponse {
+		t.Helper()
+		m := s.next() // the server wrote it; WaitPropagated must be done
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := ts.WaitPropagated(wctx); err != nil {
+			t.Fatalf("WaitPropagated after alice got the netmap: %v", err)
+		}
+		return m
+	}
+
+	t.Run("record", func(t *testing.T) {
+		tn = testTailnet()
+		tn.DNS.Records = nil
+		if err := ts.SetConfig(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+		if m := waitPropagated(); len(m.DNSConfig.ExtraRecords) != 0 {
+			t.Errorf("extra records after removing the record: %+v", m.DNSConfig.ExtraRecords)
+		}
+	})
+
+	t.Run("user", func(t *testing.T) {
+		delete(tn.Users, "bob@example.com")
+		for name, k := range tn.AuthKeys {
+			if k.User == "bob@example.com" {
+				delete(tn.AuthKeys, name)
+			}
+		}
+		if err := ts.SetConfig(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+		if ks := peerKeys(waitPropagated()); slices.Contains(ks, bob.nk.Public()) || !slices.Contains(ks, server.nk.Public()) {
+			t.Errorf("alice's peers after removing bob: %v; want the server's node only", ks)
+		}
+		if code, body := bob.post("/machine/map", bob.mapReq(false)); code != http.StatusUnauthorized {
+			t.Errorf("bob's map request after his removal: HTTP %d %s, want 401", code, body)
+		}
+		if online, total, err := ts.NodeCounts(ctx); err != nil || online != 1 || total != 2 {
+			t.Errorf("NodeCounts = %d online, %d total, %v; want 1 and 2", online, total, err)
+		}
+	})
+
+	t.Run("tag", func(t *testing.T) {
+		delete(tn.Policy.TagOwners, "tag:server")
+		delete(tn.Policy.TagOwners, "tag:router")
+		delete(tn.Routes, "tag:router")
+		delete(tn.AuthKeys, "servers")
+		if err := ts.SetConfig(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+		if ks := peerKeys(waitPropagated()); len(ks) != 0 {
+			t.Errorf("alice's peers after removing tag:server: %v, want none", ks)
+		}
+		nodes, err := ts.Store.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			if want := n.UserLogin != "alice@example.com"; n.LoggedOut != want {
+				t.Errorf("node %s (%s %v): logged out %v, want %v", n.GivenName, n.UserLogin, n.Tags, n.LoggedOut, want)
+			}
+		}
+	})
+}
+
+// TestWaitPropagatedWithoutSessions returns at once when nobody is connected.
+func TestWaitPropagatedWithoutSessions(t *testing.T) {
+	ts := startServer(t, testTailnet(), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.WaitPropagated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.SetConfig(ctx, testTailnet()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.WaitPropagated(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

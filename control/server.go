@@ -159,6 +159,9 @@ func (s *Server) Close() error {
 // SetConfig installs a new tailnet config and pushes fresh netmaps to every
 // connected node. It returns once the new config is in effect. A config
 // whose policy does not compile is refused and the old one stays.
+// Nodes whose user, or all of whose tags, the new config no longer declares
+// are logged out (see pruneUndeclared); WaitPropagated tells when every
+// connected node was sent the new netmap.
 func (s *Server) SetConfig(ctx context.Context, t *schema.Tailnet) error {
 	return s.do(ctx, func(w *world) error {
 		if err := w.setTailnet(t); err != nil {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/control"
-	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
 )
@@ -181,19 +180,4 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 		hs.Shutdown(sctx)
 		return nil
 	}
-}
-
-// loadTailnet loads and validates the tailnet config in dir, printing
-// warnings; errors stop the server from starting.
-func loadTailnet(ctx context.Context, env *cliEnv, dir string) (*schema.Tailnet, error) {
-	tn, diags := schema.LoadDir(ctx, dir)
-	for _, d := range diags {
-		if d.Severity != schema.SevError {
-			fmt.Fprintln(env.stderr, d.String())
-		}
-	}
-	if diags.HasErrors() || tn == nil {
-		return nil, fmt.Errorf("config %s has problems:\n%s", dir, diags.Errors().Error())
-	}
-	return tn, nil
 }

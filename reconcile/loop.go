@@ -469,13 +469,11 @@ func problems(err error) []Problem {
 }
 
 func problemLines(ps []Problem) string {
-	var b []byte
-	for _, p := range ps {
-		b = append(b, "  "...)
-		b = append(b, p.String()...)
-		b = append(b, '\n')
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = "  " + p.String()
 	}
-	return string(b)
+	return strings.Join(lines, "\n")
 }
 
 // shortCommit abbreviates a commit SHA or a directory content ID for logs.

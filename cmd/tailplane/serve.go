@@ -169,7 +169,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 			errc <- hs.Serve(ln)
 		}
 	}()
-	logf("tailplane serving %s on %s (clients: tailscale up --login-server=%s)", tn.Settings.Name, ln.Addr(), serverURL)
+	logf("tailplane serving %s on %s (clients: tailscale up --login-server=%s)", gs.loop.Applied().Settings.Name, ln.Addr(), serverURL)
 	select {
 	case err := <-errc:
 		return err

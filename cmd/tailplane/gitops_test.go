@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/admin"
+	"github.com/tailplane/tailplane/reconcile"
 )
 
 const testAPIKey = "tpk-cli-test-0123456789"
@@ -190,4 +191,26 @@ func TestServeFirstStartRemoteDown(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("GET /api/v1/applied without a key before the first apply: %s, want 401", res.Status)
 	}
+}
+
+func TestWriteStatusGolden(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	applied := reconcile.Revision{ID: 12, Commit: "a479ef6884dd1b2c3d4e5f60718293a4b5c6d7e8", Author: "Alice <alice@example.com>",
+		Message: "allow the build farm\n\nlong text", AppliedAt: now.Add(-2 * time.Minute), Summary: "Plan: 0 to add, 1 to change, 0 to destroy."}
+	st := &admin.Status{
+		Serving: true,
+		Applied: &applied,
+		Attempted: &reconcile.Attempt{
+			Revision: reconcile.Revision{Commit: "5be1c0de9a11ffeeddccbbaa0099887766554433", Author: "Bob <bob@example.com>", Message: "typo"},
+			Finished: now.Add(-40 * time.Second), Step: reconcile.StepValidate, Class: "needs a new commit",
+			Problems: []reconcile.Problem{{Pos: "tailnet.hujson:14:40", Path: `users["bob@example.com"].role`, Message: `unknown role "superhero"`, Hint: `use "owner", "admin" or "member"`}},
+		},
+		Source: admin.SourceStatus{URL: "https://git.example.com/infra/tailnet.git", Branch: "main", Path: ".",
+			LastSync: now.Add(-3 * time.Second), NextPoll: now.Add(27 * time.Second), Failures: 2,
+			Error: "fetching: connection refused", ErrorClass: "retry later"},
+		Nodes: admin.NodeCounts{Online: 41, Total: 57},
+	}
+	var b bytes.Buffer
+	writeStatus(&b, "https://tailplane.example.com", st, []reconcile.Revision{applied}, now)
+	golden(t, "status.golden", b.String())
 }

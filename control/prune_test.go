@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -62,6 +63,36 @@ func TestSetConfigPrunes(t *testing.T) {
 		}
 		if m := waitPropagated(); len(m.DNSConfig.ExtraRecords) != 0 {
 			t.Errorf("extra records after removing the record: %+v", m.DNSConfig.ExtraRecords)
+		}
+	})
+
+	t.Run("route", func(t *testing.T) {
+		tn.Routes = map[string][]netip.Prefix{"tag:server": {netip.MustParsePrefix("192.0.2.0/24")}}
+		if err := ts.SetConfig(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+		waitPropagated()
+		req := server.mapReq(false)
+		req.Hostinfo.RoutableIPs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+		if code, body := server.post("/machine/map", req); code != http.StatusOK {
+			t.Fatalf("advertising a route: HTTP %d %s", code, body)
+		}
+		routed := func(peers []*tailcfg.Node) bool {
+			for _, p := range peers {
+				if p.Key == server.nk.Public() && len(p.PrimaryRoutes) == 1 {
+					return true
+				}
+			}
+			return false
+		}
+		for m := s.next(); !routed(m.Peers) && !routed(m.PeersChanged); m = s.next() {
+		}
+		delete(tn.Routes, "tag:server")
+		if err := ts.SetConfig(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+		if m := waitPropagated(); routed(m.Peers) {
+			t.Errorf("the server node still routes 192.0.2.0/24 after the route was removed")
 		}
 	})
 

@@ -106,6 +106,38 @@ func TestPolicyShapesNetmaps(t *testing.T) {
 		}
 	})
 
+	t.Run("new-source-updates-filter-as-delta", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s := server.stream(ctx, server.mapReq(true))
+		s.next()
+		reg("alice-phone", aliceKey, nil)
+		// The new peer and the new filter may come in one message or two.
+		var changed []*tailcfg.Node
+		m := s.next()
+		for {
+			if m.Node != nil || m.Peers != nil {
+				t.Fatalf("a join sent a full netmap to the server, want a delta")
+			}
+			changed = append(changed, m.PeersChanged...)
+			if m.PacketFilters != nil {
+				break
+			}
+			m = s.next()
+		}
+		if len(changed) != 1 || !strings.HasPrefix(changed[0].Name, "alice-phone.") {
+			t.Fatalf("PeersChanged = %v, want alice-phone", changed)
+		}
+		phoneIP := changed[0].Addresses[0].Addr().String()
+		found := false
+		for _, r := range m.PacketFilters["base"] {
+			found = found || slices.ContainsFunc(r.SrcIPs, func(s string) bool { return strings.HasPrefix(s, phoneIP) })
+		}
+		if !found {
+			t.Errorf("new filter %+v does not let alice-phone (%s) in", m.PacketFilters, phoneIP)
+		}
+	})
+
 	t.Run("policy-change-at-runtime", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -217,11 +217,13 @@ func (w *world) logout(ctx context.Context, n *node) *tailcfg.RegisterResponse {
 		return &tailcfg.RegisterResponse{NodeKeyExpired: true}
 	}
 	if n.rec.Ephemeral {
+		w.srv.logf("control: ephemeral node %q (%d) logged out; removing it", n.rec.GivenName, n.id)
 		if err := w.removeNode(ctx, n); err != nil {
 			return rejected("%v", err)
 		}
 		return &tailcfg.RegisterResponse{NodeKeyExpired: true}
 	}
+	w.srv.logf("control: node %q (%d) logged out", n.rec.GivenName, n.id)
 	n.rec.LoggedOut = true
 	n.rec.LastSeen = w.srv.now().UTC()
 	if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
@@ -326,7 +328,7 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 			return rejected("%v", err)
 		}
 		n.hostinfo = hi
-		w.addNodeLocked(n)
+		w.addNode(n)
 	}
 	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.GivenName, rec.ID, rec.IPv4, k.Name)
 	w.membershipChanged(n, false)

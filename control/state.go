@@ -79,7 +79,7 @@ func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error
 		if err != nil {
 			return nil, err
 		}
-		w.addNodeLocked(n)
+		w.addNode(n)
 	}
 	w.evaluatePolicy()
 	for _, n := range w.nodes {
@@ -134,7 +134,7 @@ func nodeFromRecord(r *store.Node) (*node, error) {
 	return n, nil
 }
 
-func (w *world) addNodeLocked(n *node) {
+func (w *world) addNode(n *node) {
 	w.nodes[n.id] = n
 	w.byKey[n.nodeKey] = n
 	w.names[n.rec.GivenName] = n

@@ -161,3 +161,44 @@ func TestPolicyShapesNetmaps(t *testing.T) {
 		}
 	})
 }
+
+func TestExitNodeSSHAndNodeAttrs(t *testing.T) {
+	tn := testTailnet()
+	tn.Routes["tag:router"] = append(tn.Routes["tag:router"], netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
+	tn.Policy.SSH = []schema.SSHRule{{Action: "accept", Src: []string{"alice@example.com"}, Dst: []string{"tag:server"}, Users: []string{"root"}}}
+	tn.Policy.NodeAttrs = []schema.NodeAttr{{Target: []string{"tag:server"}, Attr: []string{"funnel"}}}
+	ts := startServer(t, tn, "")
+	alice := newRawNode(t, ts)
+	alice.register(alice.registerReq(aliceKey))
+	exit := newRawNode(t, ts)
+	req := exit.registerReq(serverKey)
+	req.Hostinfo.Hostname = "exit"
+	req.Hostinfo.RequestTags = []string{"tag:router"}
+	req.Hostinfo.RoutableIPs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	if r := exit.register(req); r.Error != "" {
+		t.Fatal(r.Error)
+	}
+
+	m := alice.selfMap()
+	if len(m.Peers) != 1 {
+		t.Fatalf("alice sees %d peers, want the exit node", len(m.Peers))
+	}
+	p := m.Peers[0]
+	if !slices.Contains(p.AllowedIPs, netip.MustParsePrefix("0.0.0.0/0")) || !slices.Contains(p.AllowedIPs, netip.MustParsePrefix("::/0")) {
+		t.Errorf("exit node AllowedIPs = %v, want both default routes", p.AllowedIPs)
+	}
+	if len(p.PrimaryRoutes) != 0 {
+		t.Errorf("exit node PrimaryRoutes = %v, want none (exit routes are not subnets)", p.PrimaryRoutes)
+	}
+
+	em := exit.selfMap()
+	if em.SSHPolicy == nil || len(em.SSHPolicy.Rules) == 0 {
+		t.Errorf("tag:server node got no SSH policy: %+v", em.SSHPolicy)
+	}
+	if _, ok := em.Node.CapMap["funnel"]; !ok {
+		t.Errorf("tag:server node CapMap = %v, want funnel", em.Node.CapMap)
+	}
+	if am := alice.selfMap(); am.SSHPolicy != nil && len(am.SSHPolicy.Rules) > 0 {
+		t.Errorf("alice's node got SSH rules %+v, want none", am.SSHPolicy)
+	}
+}

@@ -141,8 +141,12 @@ func TestEndToEndTailscaled(t *testing.T) {
 	url := startServeBinary(t, ctx, bin, configDir, stateDir)
 
 	nodes := map[string]*tailscaled.Node{}
-	for _, name := range []string{"alpha", "beta"} {
-		n, err := bins.Start(ctx, filepath.Join(root, name))
+	for _, name := range []string{"alpha", "beta", "gamma"} {
+		var env []string
+		if name == "gamma" {
+			env = []string{"TS_DEBUG_ALWAYS_USE_DERP=true"} // gamma's traffic must go through the embedded relay
+		}
+		n, err := bins.Start(ctx, filepath.Join(root, name), env...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +161,7 @@ func TestEndToEndTailscaled(t *testing.T) {
 		}
 		nodes[name] = n
 	}
-	alpha := nodes["alpha"]
+	alpha, gamma := nodes["alpha"], nodes["gamma"]
 
 	var betaIP string
 	t.Run("status-lists-peer-by-magicdns-name", func(t *testing.T) {
@@ -191,12 +195,24 @@ func TestEndToEndTailscaled(t *testing.T) {
 		}
 	})
 
-	dialer, err := proxy.SOCKS5("tcp", alpha.SOCKS5, nil, &net.Dialer{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+	t.Run("ping-through-embedded-derp", func(t *testing.T) {
+		// With direct paths disabled the CLI reports the relayed pong and
+		// then exits non-zero ("direct connection not established").
+		waitFor(t, ctx, "gamma to ping beta via DERP", func() (bool, string) {
+			out, _ := gamma.Tailscale(ctx, "ping", "--c=3", "--timeout=5s", "beta")
+			return strings.Contains(string(out), "pong from beta") && strings.Contains(string(out), "via DERP(tailplane)"), string(out)
+		})
+	})
+
+	socks := func(n *tailscaled.Node) proxy.Dialer {
+		d, err := proxy.SOCKS5("tcp", n.SOCKS5, nil, &net.Dialer{Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}
-	greeting := func(port int) (string, error) {
-		c, err := dialer.Dial("tcp", fmt.Sprintf("beta.tail.test:%d", port))
+	greetingVia := func(d proxy.Dialer, port int) (string, error) {
+		c, err := d.Dial("tcp", fmt.Sprintf("beta.tail.test:%d", port))
 		if err != nil {
 			return "", err
 		}
@@ -204,21 +220,25 @@ func TestEndToEndTailscaled(t *testing.T) {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		return bufio.NewReader(c).ReadString('\n')
 	}
+	greeting := func(port int) (string, error) { return greetingVia(socks(alpha), port) }
 
-	t.Run("tcp-through-socks5", func(t *testing.T) {
-		var line string
-		waitFor(t, ctx, "a TCP greeting from beta via alpha's SOCKS5 proxy", func() (bool, string) {
-			var err error
-			line, err = greeting(allowedPort)
-			if err != nil {
-				return false, err.Error()
+	for _, via := range []string{"alpha", "gamma"} {
+		t.Run("tcp-through-socks5-of-"+via, func(t *testing.T) {
+			d := socks(nodes[via])
+			var line string
+			waitFor(t, ctx, "a TCP greeting from beta via "+via+"'s SOCKS5 proxy", func() (bool, string) {
+				var err error
+				line, err = greetingVia(d, allowedPort)
+				if err != nil {
+					return false, err.Error()
+				}
+				return true, ""
+			})
+			if line != "hello over the tailnet\n" {
+				t.Errorf("got %q", line)
 			}
-			return true, ""
 		})
-		if line != "hello over the tailnet\n" {
-			t.Errorf("got %q", line)
-		}
-	})
+	}
 
 	t.Run("policy-denied-port-refused", func(t *testing.T) {
 		// The allowed port works (above), so the path is up: a denied

@@ -143,7 +143,8 @@ type Node struct {
 
 // Start runs tailscaled with its state in dir, without root: userspace
 // networking, no log upload, and a SOCKS5 proxy on a free loopback port.
-func (b *Binaries) Start(ctx context.Context, dir string) (*Node, error) {
+// env adds KEY=value settings (such as TS_DEBUG_ALWAYS_USE_DERP=true).
+func (b *Binaries) Start(ctx context.Context, dir string, env ...string) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -165,7 +166,7 @@ func (b *Binaries) Start(ctx context.Context, dir string) (*Node, error) {
 		"--port=0",
 		"--no-logs-no-support",
 	)
-	n.cmd.Env = append(os.Environ(), "TS_NO_LOGS_NO_SUPPORT=true")
+	n.cmd.Env = append(append(os.Environ(), "TS_NO_LOGS_NO_SUPPORT=true"), env...)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		n.log.Close()

@@ -160,7 +160,11 @@ func writeStatus(w io.Writer, server string, st *admin.Status, revs []reconcile.
 		where += " path " + src.Path
 	}
 	fmt.Fprintf(w, "source:    %s\n", where)
-	fmt.Fprintf(w, "           last sync %s, next poll %s\n", ago(src.LastSync), ago(src.NextPoll))
+	next := ago(src.NextPoll)
+	if src.NextPoll.IsZero() {
+		next = "on change" // a watched directory
+	}
+	fmt.Fprintf(w, "           last sync %s, next poll %s\n", ago(src.LastSync), next)
 	if src.Error != "" {
 		fmt.Fprintf(w, "           error (%s, %d in a row): %s\n", src.ErrorClass, src.Failures, src.Error)
 	}

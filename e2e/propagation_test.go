@@ -129,16 +129,27 @@ func waitMarker(tb testing.TB, clients []*client, marker netip.Addr) {
 
 // BenchmarkPropagation100 measures the time from a push webhook (Loop.Sync)
 // for a new commit to every one of 100 connected clients holding the
-// netmap of that commit: fetch over file://, load, validate, compile, test,
+// netmap of that commit: fetch (over file:// or smart HTTP), load, validate, compile, test,
 // diff, apply in SQLite, and 100 full netmaps of 100 peers each, received
 // and decoded by real control clients. The server's own figure (until
 // control says every session was sent the netmap) is reported as
 // server-s/op.
 func BenchmarkPropagation100(b *testing.B) {
+	b.Run("file", func(b *testing.B) { benchPropagation(b, false) })
+	b.Run("smart-http", func(b *testing.B) { benchPropagation(b, true) })
+}
+
+// benchPropagation runs BenchmarkPropagation100 against a file:// remote,
+// or one served by git-http-backend.
+func benchPropagation(b *testing.B, overHTTP bool) {
 	const nodes = 100
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := newRemote(b)
+	url := r.fileURL()
+	if overHTTP {
+		url = newGitHTTP(b, r).url()
+	}
 	derp, err := control.StartDERP(ctx, control.DERPConfig{})
 	if err != nil {
 		b.Fatal(err)
@@ -146,7 +157,7 @@ func BenchmarkPropagation100(b *testing.B) {
 	b.Cleanup(func() { derp.Close() })
 	marker := netip.MustParseAddr("192.0.2.1")
 	first := r.commit("bench 0", markerFiles(marker))
-	srv := startServer(b, serverOpts{stateDir: b.TempDir(), repoURL: r.fileURL(), derp: derp})
+	srv := startServer(b, serverOpts{stateDir: b.TempDir(), repoURL: url, derp: derp})
 	benchWaitApplied(b, srv, first)
 	clients := startClients(b, ctx, srv.URL, nodes)
 	waitMarker(b, clients, marker)

@@ -80,28 +80,10 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 			add(nr, n.srcNodes)
 		}
 	}
-	// SSH principals: rules whose sources include a changed node.
+	// SSH rules whose principals or recorders include a changed node.
 	for _, sr := range r.p.ssh {
 		for _, res := range []*Result{r, nr} {
-			src := newBitset(len(res.nodes))
-			for _, a := range sr.srcs {
-				src.or(res.nodesOf(a))
-			}
-			hit := false
-			src.each(func(i int) { hit = hit || changed[res.nodes[i].ID] })
-			if !hit {
-				continue
-			}
-			for _, d := range sr.dsts {
-				if d.kind == aliasAutogroup && d.name == agSelf {
-					add(res, src)
-					continue
-				}
-				add(res, res.nodesOf(d))
-			}
-			if len(sr.localparts) > 0 {
-				add(res, src)
-			}
+			res.sshAffected(sr, changed, add)
 		}
 	}
 	// A subnet changing primary router changes what every viewer of both
@@ -124,6 +106,62 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 	}
 	slices.Sort(ids)
 	return nr, ids
+}
+
+// sshAffected adds, through add, the nodes whose SSH policy under rule sr
+// may change when the nodes in changed change, as r sees them: the rule's
+// targets when a changed node is among its principals (for autogroup:self
+// only the nodes of that node's user) and, for localpart rules, which
+// sources receive too, the changed sources' fellow user nodes. A changed
+// recorder changes every session the rule allows.
+func (r *Result) sshAffected(sr *sshRule, changed map[tailcfg.NodeID]bool, add func(*Result, bitset)) {
+	var srcHits []*nodeState
+	recorder := false
+	for id := range changed {
+		s := r.byID[id]
+		if s == nil {
+			continue
+		}
+		if r.anyHas(sr.srcs, s) {
+			srcHits = append(srcHits, s)
+		}
+		recorder = recorder || r.anyHas(sr.recorders, s)
+	}
+	if len(srcHits) == 0 && !recorder {
+		return
+	}
+	if recorder {
+		for _, a := range sr.srcs {
+			add(r, r.nodesOf(a))
+		}
+	}
+	for _, d := range sr.dsts {
+		if d.kind == aliasAutogroup && d.name == agSelf {
+			if recorder {
+				add(r, r.member)
+			}
+			for _, s := range srcHits {
+				add(r, r.sameUser(s))
+			}
+			continue
+		}
+		add(r, r.nodesOf(d))
+	}
+	if len(sr.localparts) > 0 {
+		for _, s := range srcHits {
+			add(r, r.sameUser(s))
+		}
+	}
+}
+
+// anyHas reports whether one of the identity aliases as stands for s.
+func (r *Result) anyHas(as []alias, s *nodeState) bool {
+	for _, a := range as {
+		if r.nodesOf(a).has(s.idx) {
+			return true
+		}
+	}
+	return false
 }
 
 // adoptViews copies r's cached views of nodes not in affected into nr.

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"tailscale.com/tailcfg"
+
+	"github.com/tailplane/tailplane/schema"
 )
 
 // TestUpdateMatchesEvaluate applies single-node changes with Update and
@@ -24,6 +26,13 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 	}{
 		{"small", func(t *testing.T) *Policy { p, _ := Compile(load(t, smallPolicy)); return p }, smallNodes()},
 		{"bench300", func(t *testing.T) *Policy { p, _ := Compile(bt); return p }, bnodes},
+		{"ssh", func(t *testing.T) *Policy {
+			p, diags := Compile(load(t, sshUpdatePolicy))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			return p
+		}, smallNodes()},
 	}
 	mutations := []struct {
 		name string
@@ -55,6 +64,10 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 				ns[i].RoutableIPs, ns[i].ApprovedRoutes = []netip.Prefix{r}, []netip.Prefix{r}
 			}
 			return ns
+		}},
+		{"tag as recorder", func(ns []Node) []Node { ns[4].Tags, ns[4].User = []string{"tag:rec"}, ""; return ns }},
+		{"add recorder", func(ns []Node) []Node {
+			return append(ns, Node{ID: 5001, Tags: []string{"tag:rec"}, IPv4: netip.MustParseAddr("100.99.0.2"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::99:2")})
 		}},
 		{"unapprove routes", func(ns []Node) []Node {
 			for i := range ns {
@@ -90,6 +103,19 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 		}
 	}
 }
+
+// sshUpdatePolicy has SSH rules whose views depend on nodes other than
+// their sources and destinations: session recorders, and localpart rules
+// that sources receive themselves.
+const sshUpdatePolicy = `{
+	"tagOwners": {"tag:db": ["alice@example.com"], "tag:web": ["alice@example.com"], "tag:rec": ["alice@example.com"], "tag:router": ["alice@example.com"]},
+	"acls": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:db:22"]}],
+	"ssh": [
+		{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:db"], "users": ["root"], "recorder": ["tag:rec"]},
+		{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "recorder": ["tag:rec"], "enforceRecorder": true},
+		{"action": "accept", "src": ["autogroup:member", "tag:web"], "dst": ["tag:web"], "users": ["localpart:*@example.com"]},
+	],
+}`
 
 func cloneNodes(ns []Node) []Node {
 	out := slices.Clone(ns)
@@ -184,5 +210,46 @@ func TestUpdateRandom(t *testing.T) {
 				t.Fatalf("step %d: node %d: Update's view differs from Evaluate's", step, n.ID)
 			}
 		}
+	}
+}
+
+// BenchmarkUpdateNewUserNode is a small-blast-radius change: a node of a
+// user who is in no group joins (and, every other op, leaves) a tailnet
+// whose views are all computed. The user appears in the autogroup:member
+// rules only, so the views affected are its own and those of the sources
+// of the rules whose destinations include it ("*:9100"): the cost should
+// follow the affected nodes, not the size of the tailnet.
+func BenchmarkUpdateNewUserNode(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			t, nodes := benchTailnet(n)
+			t.Users["loner@example.com"] = schema.User{Login: "loner@example.com", Role: schema.RoleMember}
+			p, diags := Compile(t)
+			if diags.HasErrors() {
+				b.Fatal(diags)
+			}
+			res := p.Evaluate(nodes, Options{})
+			for _, nd := range nodes {
+				res.Node(nd.ID)
+			}
+			with := append(slices.Clone(nodes), Node{ID: tailcfg.NodeID(n + 1), Name: "loner", User: "loner@example.com",
+				IPv4: netip.MustParseAddr("100.127.0.1"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::7f:1")})
+			i, affected := 0, 0
+			b.ReportAllocs()
+			for b.Loop() {
+				i++
+				inv := nodes
+				if i%2 == 1 {
+					inv = with
+				}
+				var ids []tailcfg.NodeID
+				res, ids = res.Update(inv)
+				for _, id := range ids {
+					res.Node(id)
+				}
+				affected = len(ids)
+			}
+			b.ReportMetric(float64(affected), "affected-nodes")
+		})
 	}
 }

@@ -82,6 +82,14 @@ func (o Options) controlURL() string {
 // Evaluate resolves the policy against nodes. Of nodes sharing an ID, the
 // first is kept.
 func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
+	r := p.index(nodes, opts, nil)
+	r.resolveRules(nil)
+	return r
+}
+
+// index builds a Result's node states and indexes, without the rules. The
+// states of nodes prev already holds unchanged are copied from it.
+func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 	sorted := slices.Clone(nodes)
 	slices.SortStableFunc(sorted, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
 	sorted = slices.CompactFunc(sorted, func(a, b Node) bool { return a.ID == b.ID })
@@ -101,7 +109,14 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 	star.AddSet(cgnatSrc)
 	star.AddPrefix(schema.DefaultIPv6)
 	for i, nd := range sorted {
-		s := newNodeState(nd, i)
+		var s *nodeState
+		if o := prev.unchanged(&nd); o != nil {
+			c := *o
+			c.idx, c.primary = i, nil
+			s = &c
+		} else {
+			s = newNodeState(nd, i)
+		}
 		r.nodes = append(r.nodes, s)
 		r.byID[nd.ID] = s
 		r.all.set(i)
@@ -151,12 +166,25 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 		s.noIPv4 = p.disableIPv4 || r.hasAttr(s, attrDisableIPv4)
 		s.peerAddrs = s.visibleAddrs()
 	}
+	return r
+}
+
+// resolveRules resolves the policy's rules against r's inventory. carry,
+// when not nil, may return an already resolved rule to take over instead;
+// it returns nil for a rule to resolve.
+func (r *Result) resolveRules(carry func(k int) *evalRule) {
 	r.srcCache = map[string]*evalRule{}
-	for _, rl := range p.rules {
-		r.rules = append(r.rules, r.resolveRule(rl))
+	r.rules = make([]*evalRule, len(r.p.rules))
+	for k, rl := range r.p.rules {
+		if carry != nil {
+			if er := carry(k); er != nil {
+				r.rules[k] = er
+				continue
+			}
+		}
+		r.rules[k] = r.resolveRule(rl)
 	}
 	r.srcCache = nil
-	return r
 }
 
 // cgnatSrc is the tailnet IPv4 range as Tailscale spells "*" in sources:

@@ -11,12 +11,14 @@ import (
 // new node list), reusing whatever the change cannot affect. It returns
 // the new Result and the IDs of the nodes whose views may differ from r's
 // (changed, added and removed nodes included): the coordination server
-// resends those and keeps the others. Views r has already computed for
-// unaffected nodes are carried over, so a change to one node costs the
-// re-resolution of the rules plus the views of the nodes it touches — not
-// every node against every rule.
+// resends those and keeps the others. Only the rules whose aliases can
+// match a changed node (before or after the change) are resolved again;
+// the others, and the views r has already computed for unaffected nodes,
+// are carried over. A change to one node thus costs the indexing of the
+// inventory, the rules that name it and the views of the nodes it
+// touches — not every node against every rule.
 func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
-	nr := r.p.Evaluate(nodes, r.opts)
+	nr := r.p.index(nodes, r.opts, r)
 
 	changed := map[tailcfg.NodeID]bool{}
 	for _, s := range nr.nodes {
@@ -35,6 +37,16 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 			changed[s.ID] = true
 		}
 	}
+	// Rules no changed node can match resolve as before: take them over.
+	carried := make([]bool, len(r.p.rules))
+	move := newRemap(r, nr)
+	nr.resolveRules(func(k int) *evalRule {
+		if r.ruleTouched(nr, r.rules[k].rule, changed) {
+			return nil
+		}
+		carried[k] = true
+		return move.rule(r.rules[k])
+	})
 	if len(changed) == 0 {
 		nr.adoptViews(r, nil)
 		return nr, nil
@@ -56,6 +68,9 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 		}
 	}
 	for k := range r.rules {
+		if carried[k] {
+			continue // the same nodes on both sides
+		}
 		o, n := r.rules[k], nr.rules[k]
 		srcChanged := !slices.Equal(o.srcIPs, n.srcIPs) || !sameIDs(r, o.srcNodes, nr, n.srcNodes)
 		dstChanged := !sameIDs(r, o.dstNodes, nr, n.dstNodes)
@@ -177,6 +192,17 @@ func (nr *Result) adoptViews(r *Result, affected map[tailcfg.NodeID]bool) {
 			}
 		}
 	}
+}
+
+// unchanged returns r's state of nd when r is not nil and holds nd as is.
+func (r *Result) unchanged(nd *Node) *nodeState {
+	if r == nil {
+		return nil
+	}
+	if o := r.byID[nd.ID]; o != nil && sameNode(&o.Node, nd) {
+		return o
+	}
+	return nil
 }
 
 // sameNode reports whether two inventory entries are equal for the engine.

@@ -152,20 +152,23 @@ func BenchmarkUpdate(b *testing.B) {
 			for _, nd := range nodes {
 				res.Node(nd.ID)
 			}
-			i := 0
-			affected := 0
+			i, affected, peers := 0, 0, 0
 			b.ReportAllocs()
 			for b.Loop() {
 				i++
 				nodes[7].Tags, nodes[7].User = []string{fmt.Sprintf("tag:t%d", 5+i%2)}, ""
 				var ids []tailcfg.NodeID
 				res, ids = res.Update(slices.Clone(nodes))
+				peers = 0
 				for _, id := range ids {
-					res.Node(id)
+					if v := res.Node(id); v != nil { // nil: removed
+						peers += len(v.Peers)
+					}
 				}
 				affected = len(ids)
 			}
 			b.ReportMetric(float64(affected), "affected-nodes")
+			b.ReportMetric(float64(peers), "peer-entries")
 		})
 	}
 }
@@ -234,7 +237,7 @@ func BenchmarkUpdateNewUserNode(b *testing.B) {
 			}
 			with := append(slices.Clone(nodes), Node{ID: tailcfg.NodeID(n + 1), Name: "loner", User: "loner@example.com",
 				IPv4: netip.MustParseAddr("100.127.0.1"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::7f:1")})
-			i, affected := 0, 0
+			i, affected, peers := 0, 0, 0
 			b.ReportAllocs()
 			for b.Loop() {
 				i++
@@ -244,12 +247,16 @@ func BenchmarkUpdateNewUserNode(b *testing.B) {
 				}
 				var ids []tailcfg.NodeID
 				res, ids = res.Update(inv)
+				peers = 0
 				for _, id := range ids {
-					res.Node(id)
+					if v := res.Node(id); v != nil { // nil: removed
+						peers += len(v.Peers)
+					}
 				}
 				affected = len(ids)
 			}
 			b.ReportMetric(float64(affected), "affected-nodes")
+			b.ReportMetric(float64(peers), "peer-entries")
 		})
 	}
 }

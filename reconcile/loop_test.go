@@ -22,6 +22,9 @@ import (
 type chanSource struct {
 	revs     chan gitsync.Revision
 	triggers chan struct{}
+
+	mu  sync.Mutex // guards err
+	err error      // reported in Status
 }
 
 func newChanSource() *chanSource {
@@ -29,8 +32,12 @@ func newChanSource() *chanSource {
 }
 
 func (s *chanSource) Revisions() <-chan gitsync.Revision { return s.revs }
-func (s *chanSource) Status() gitsync.Status             { return gitsync.Status{Source: "test"} }
-func (s *chanSource) Close() error                       { return nil }
+func (s *chanSource) Status() gitsync.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return gitsync.Status{Source: "test", Err: s.err}
+}
+func (s *chanSource) Close() error { return nil }
 func (s *chanSource) Trigger() {
 	select {
 	case s.triggers <- struct{}{}:
@@ -78,6 +85,10 @@ type loopHarness struct {
 }
 
 func newLoopHarness(t *testing.T, dir string) *loopHarness {
+	return newLoopHarnessBackoff(t, dir, 10*time.Millisecond)
+}
+
+func newLoopHarnessBackoff(t *testing.T, dir string, backoff time.Duration) *loopHarness {
 	t.Helper()
 	ctx := context.Background()
 	if dir == "" {
@@ -89,7 +100,7 @@ func newLoopHarness(t *testing.T, dir string) *loopHarness {
 	}
 	h := &loopHarness{t: t, src: newChanSource(), st: st}
 	h.loop, err = NewLoop(ctx, LoopConfig{
-		Store: st, Source: h.src, MinBackoff: 10 * time.Millisecond, MaxBackoff: 40 * time.Millisecond, Logf: t.Logf,
+		Store: st, Source: h.src, MinBackoff: backoff, MaxBackoff: 4 * backoff, Logf: t.Logf,
 		Publish: func(ctx context.Context, tn *schema.Tailnet) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -337,5 +348,56 @@ func TestLoopBackoff(t *testing.T) {
 		if got := l.backoff(tc.failures); got != tc.want {
 			t.Errorf("backoff(%d) = %v, want %v", tc.failures, got, tc.want)
 		}
+	}
+}
+
+// TestLoopSyncRetriesAtOnce: with a backoff far longer than the test, only
+// Sync (a webhook, POST /api/v1/sync) can retry a failed revision; it also
+// asks the source to look.
+func TestLoopSyncRetriesAtOnce(t *testing.T) {
+	h := newLoopHarnessBackoff(t, "", time.Hour)
+	fail := true
+	h.mu.Lock()
+	h.pubFn = func() error {
+		if fail {
+			fail = false
+			return errors.New("server busy")
+		}
+		return nil
+	}
+	h.mu.Unlock()
+	h.send(revision("c1", basicFiles(t)))
+	st := h.waitAttempt("c1", nil)
+	if st.Attempted.OK || st.NextRetry.Before(time.Now().Add(30*time.Minute)) {
+		t.Fatalf("first attempt %+v, next retry %v; want a failure retried in an hour", st.Attempted, st.NextRetry)
+	}
+	h.loop.Sync()
+	h.waitAttempt("c1", func(st LoopStatus) bool { return st.Attempted.OK })
+	select {
+	case <-h.src.triggers:
+	default:
+		t.Error("Sync did not trigger the source")
+	}
+}
+
+// TestLoopShowsRefusedFetch: a commit the source refuses (say, unsigned)
+// is shown as the attempted revision, failed at fetch.
+func TestLoopShowsRefusedFetch(t *testing.T) {
+	h := newLoopHarness(t, "")
+	h.send(revision("c1", basicFiles(t)))
+	h.waitAttempt("c1", nil)
+	h.src.mu.Lock()
+	h.src.err = &gitsync.SyncError{Kind: gitsync.ErrNeedsCommit, Commit: "c2", Err: errors.New("commit is not signed")}
+	h.src.mu.Unlock()
+	st := h.loop.Status()
+	want := &Attempt{
+		Revision: Revision{Commit: "c2"}, Step: StepFetch, Class: "needs a new commit",
+		Problems: []Problem{{Message: "commit is not signed"}},
+	}
+	if diff := cmp.Diff(want, st.Attempted); diff != "" {
+		t.Errorf("attempted (-want +got):\n%s", diff)
+	}
+	if st.Applied.Commit != "c1" {
+		t.Errorf("applied %s, want c1", st.Applied.Commit)
 	}
 }

@@ -24,8 +24,9 @@ func (w *world) configChanged(ctx context.Context) {
 // declares an owner for: nodes of a user that was removed, and tagged
 // nodes none of whose tags is in tagOwners any more. Ephemeral ones are
 // removed. Their sessions end and the caller's full netmaps drop them
-// from their peers. (A removed auth key needs nothing here: registration
-// only accepts declared keys.)
+// from their peers. Tagged nodes that keep some of their tags lose the
+// others. (A removed auth key needs nothing here: registration only
+// accepts declared keys.)
 func (w *world) pruneUndeclared(ctx context.Context) {
 	nodes := slices.SortedFunc(maps.Values(w.nodes), func(a, b *node) int { return cmp.Compare(a.id, b.id) })
 	for _, n := range nodes {
@@ -34,6 +35,7 @@ func (w *world) pruneUndeclared(ctx context.Context) {
 		}
 		why := w.undeclaredOwner(n)
 		if why == "" {
+			w.dropUndeclaredTags(ctx, n)
 			continue
 		}
 		w.srv.logf("control: logging out node %q (%d): %s", n.rec.GivenName, n.id, why)
@@ -46,7 +48,8 @@ func (w *world) pruneUndeclared(ctx context.Context) {
 		n.rec.LoggedOut = true
 		n.rec.LastSeen = w.srv.now().UTC()
 		if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
-			// Still cut it off now; the next config change retries the save.
+			// It is cut off in memory all the same; only a restart before
+			// its next save would let it back in.
 			w.srv.logf("control: saving logged-out node %d: %v", n.id, err)
 		}
 		if n.sess != nil {
@@ -55,6 +58,26 @@ func (w *world) pruneUndeclared(ctx context.Context) {
 		}
 		n.online = false
 		delete(w.live, n.id)
+	}
+}
+
+// dropUndeclaredTags removes from a tagged node the tags that are no
+// longer in tagOwners, when it keeps at least one.
+func (w *world) dropUndeclaredTags(ctx context.Context, n *node) {
+	if !n.tagged() {
+		return
+	}
+	kept := slices.DeleteFunc(slices.Clone(n.rec.Tags), func(t string) bool {
+		_, ok := w.tailnet.Policy.TagOwners[t]
+		return !ok
+	})
+	if len(kept) == len(n.rec.Tags) || len(kept) == 0 {
+		return
+	}
+	w.srv.logf("control: node %q (%d): tags %v are no longer declared in tagOwners; keeping %v", n.rec.GivenName, n.id, n.rec.Tags, kept)
+	n.rec.Tags = kept
+	if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+		w.srv.logf("control: saving node %d: %v", n.id, err)
 	}
 }
 

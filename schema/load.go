@@ -71,14 +71,16 @@ func Load(ctx context.Context, fsys fs.FS, root string) (*Tailnet, Diagnostics) 
 	return t, sortDiags(append(diags, more...))
 }
 
-// LoadDir is Load on the directory dir of the local file system.
+// LoadDir is Load on the directory dir of the local file system. As with
+// Load, positions are relative to dir; a problem with dir itself is placed
+// at ".".
 func LoadDir(ctx context.Context, dir string) (*Tailnet, Diagnostics) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		msg := "not a directory"
+		msg := dir + " is not a directory"
 		if err != nil {
 			msg = err.Error()
 		}
-		return nil, Diagnostics{{Pos: Pos{File: dir}, Message: "cannot read the config directory: " + msg,
+		return nil, Diagnostics{{Pos: Pos{File: "."}, Message: "cannot read the config directory: " + msg,
 			Hint: "point tailplane at the directory holding your tailnet config"}}
 	}
 	return Load(ctx, os.DirFS(dir), ".")

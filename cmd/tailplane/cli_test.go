@@ -82,6 +82,23 @@ func TestLintFormats(t *testing.T) {
 	}
 }
 
+// TestLintBadDir checks that a config directory that is missing or is a
+// file is reported once, under the name the user gave.
+func TestLintBadDir(t *testing.T) {
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "file.hujson")
+	if err := os.WriteFile(file, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{filepath.Join(tmp, "nope"), file} {
+		code, out, _ := runTool(t, "lint", dir)
+		want := filepath.ToSlash(dir) + ": error: cannot read the config directory: "
+		if code != exitProblems || !strings.HasPrefix(out, want) || strings.Count(out, filepath.Base(dir)) != 3 {
+			t.Errorf("lint %s: exit %d, output:\n%s\nwant exit %d, starting %q, naming it once per line", dir, code, out, exitProblems, want)
+		}
+	}
+}
+
 func TestLintUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"lint", "--format", "xml"},

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing/fstest"
 	"time"
 
@@ -43,15 +42,9 @@ type DirConfig struct {
 // an atomically swapped "..data" directory) work; symlinks to directories
 // are not followed.
 type Dir struct {
-	dir     string
-	cfg     DirConfig
-	out     chan Revision
-	trigger chan struct{}
-	cancel  context.CancelFunc
-	done    chan struct{}
-
-	mu     sync.Mutex // guards the fields below
-	status Status
+	feed
+	dir string
+	cfg DirConfig
 }
 
 var _ Source = (*Dir)(nil)
@@ -79,14 +72,7 @@ func NewDir(ctx context.Context, dir string, cfg DirConfig) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitsync: watch %s: %w", dir, err)
 	}
-	d := &Dir{
-		dir:     abs,
-		cfg:     cfg,
-		out:     make(chan Revision),
-		trigger: make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		status:  Status{Source: abs},
-	}
+	d := &Dir{feed: newFeed(Status{Source: abs}), dir: abs, cfg: cfg}
 	if err := d.watchTree(w, abs); err != nil {
 		w.Close()
 		return nil, err
@@ -94,31 +80,6 @@ func NewDir(ctx context.Context, dir string, cfg DirConfig) (*Dir, error) {
 	ctx, d.cancel = context.WithCancel(ctx)
 	go d.run(ctx, w)
 	return d, nil
-}
-
-// Revisions implements Source.
-func (d *Dir) Revisions() <-chan Revision { return d.out }
-
-// Trigger implements Source: the directory is read again now.
-func (d *Dir) Trigger() {
-	select {
-	case d.trigger <- struct{}{}:
-	default:
-	}
-}
-
-// Status implements Source.
-func (d *Dir) Status() Status {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.status
-}
-
-// Close implements Source. It is safe to call more than once.
-func (d *Dir) Close() error {
-	d.cancel()
-	<-d.done
-	return nil
 }
 
 // watchTree adds a watch for root and every non-hidden directory below it.

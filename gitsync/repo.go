@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -125,14 +124,8 @@ func (cfg Config) withDefaults() (Config, error) {
 
 // Repo follows one branch of a Git remote. Create it with NewRepo.
 type Repo struct {
-	cfg     Config
-	out     chan Revision
-	trigger chan struct{}
-	cancel  context.CancelFunc
-	done    chan struct{}
-
-	mu     sync.Mutex // guards the fields below
-	status Status
+	feed
+	cfg Config
 }
 
 var _ Source = (*Repo)(nil)
@@ -149,42 +142,10 @@ func NewRepo(ctx context.Context, cfg Config) (*Repo, error) {
 	if err := s.openStore(false); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	r := &Repo{
-		cfg:     cfg,
-		out:     make(chan Revision),
-		trigger: make(chan struct{}, 1),
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		status:  Status{Source: redactURL(cfg.URL), Branch: cfg.Branch, Path: cfg.Path},
-	}
+	r := &Repo{feed: newFeed(Status{Source: redactURL(cfg.URL), Branch: cfg.Branch, Path: cfg.Path}), cfg: cfg}
+	ctx, r.cancel = context.WithCancel(ctx)
 	go r.run(ctx, s)
 	return r, nil
-}
-
-// Revisions implements Source.
-func (r *Repo) Revisions() <-chan Revision { return r.out }
-
-// Trigger implements Source; use it from a push webhook.
-func (r *Repo) Trigger() {
-	select {
-	case r.trigger <- struct{}{}:
-	default:
-	}
-}
-
-// Status implements Source.
-func (r *Repo) Status() Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.status
-}
-
-// Close implements Source. It is safe to call more than once.
-func (r *Repo) Close() error {
-	r.cancel()
-	<-r.done
-	return nil
 }
 
 // run is the single goroutine that owns s (the object store and the last

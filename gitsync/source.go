@@ -1,9 +1,11 @@
 package gitsync
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 )
 
@@ -43,6 +45,49 @@ type Source interface {
 	Status() Status
 	// Close stops the loop and waits for it to finish.
 	Close() error
+}
+
+// feed is what Repo and Dir share to implement Source: the revision
+// channel, the trigger, the status and the shutdown of their loop
+// goroutine, which closes done and out when it returns.
+type feed struct {
+	out     chan Revision
+	trigger chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu     sync.Mutex // guards the fields below
+	status Status
+}
+
+func newFeed(st Status) feed {
+	return feed{out: make(chan Revision), trigger: make(chan struct{}, 1), done: make(chan struct{}), status: st}
+}
+
+// Revisions implements Source.
+func (f *feed) Revisions() <-chan Revision { return f.out }
+
+// Trigger implements Source: a Repo fetches now (use it from a push
+// webhook), a Dir reads the directory again.
+func (f *feed) Trigger() {
+	select {
+	case f.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Status implements Source.
+func (f *feed) Status() Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status
+}
+
+// Close implements Source. It is safe to call more than once.
+func (f *feed) Close() error {
+	f.cancel()
+	<-f.done
+	return nil
 }
 
 // Status is a snapshot of a source's health, for logs, metrics and the

@@ -10,10 +10,7 @@ func (r *Result) PacketFilter(id tailcfg.NodeID) []tailcfg.FilterRule {
 	if !ok {
 		return nil
 	}
-	r.mu.Lock()
-	v, ok := r.views[id]
-	r.mu.Unlock()
-	if ok {
+	if v := r.cachedView(id); v != nil {
 		return v.PacketFilter
 	}
 	return r.packetFilter(s)

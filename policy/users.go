@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/tailplane/tailplane/schema"
@@ -61,12 +60,7 @@ func (c *compiler) checkUsers(pol *schema.Policy) {
 	for i, na := range pol.NodeAttrs {
 		list(fmt.Sprintf("nodeAttrs[%d].target", i), na.Target)
 	}
-	routes := make([]string, 0, len(pol.AutoApprovers.Routes))
-	for k := range pol.AutoApprovers.Routes {
-		routes = append(routes, k)
-	}
-	sort.Strings(routes)
-	for _, k := range routes {
+	for _, k := range sortedKeys(pol.AutoApprovers.Routes) {
 		list(fmt.Sprintf("autoApprovers.routes[%q]", k), pol.AutoApprovers.Routes[k])
 	}
 	list("autoApprovers.exitNode", pol.AutoApprovers.ExitNode)

@@ -44,17 +44,21 @@ func (r *Result) Node(id tailcfg.NodeID) *NodeView {
 	if !ok {
 		return nil
 	}
-	r.mu.Lock()
-	v, ok := r.views[id]
-	r.mu.Unlock()
-	if ok {
+	if v := r.cachedView(id); v != nil {
 		return v
 	}
-	v = r.computeView(s)
+	v := r.computeView(s)
 	r.mu.Lock()
 	r.views[id] = v
 	r.mu.Unlock()
 	return v
+}
+
+// cachedView returns the view of id computed so far, or nil.
+func (r *Result) cachedView(id tailcfg.NodeID) *NodeView {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.views[id]
 }
 
 func (r *Result) computeView(s *nodeState) *NodeView {

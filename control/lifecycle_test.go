@@ -227,3 +227,38 @@ func TestLoginAfterLogoutKeepsNode(t *testing.T) {
 		t.Errorf("a tagged login reused user node %d", before.ID)
 	}
 }
+
+func TestEphemeralNodesSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	tn := testTailnet() // ephemeralTimeout: 1h
+	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	withClock := func(c *Config) { c.Now = clock.Now }
+	ts := startServerWith(t, tn, dir, withClock)
+	eph := newRawNode(t, ts)
+	eph.register(eph.registerReq(ephemeralKy))
+	eph.selfMap()
+	ts.Close()
+	ts.DERP.Close()
+	ts.Store.Close()
+
+	// The server was down for two hours; the node's sessions were cut by
+	// the restart, not by the node, so it gets a full timeout to come back.
+	clock.Advance(2 * time.Hour)
+	ts2 := startServerWith(t, tn, dir, withClock)
+	reap := func() int {
+		ts2.do(ctx, func(w *world) error { w.reapEphemeral(ctx, clock.Now()); return nil })
+		nodes, err := ts2.Store.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(nodes)
+	}
+	if got := reap(); got != 1 {
+		t.Fatalf("right after the restart %d nodes are left, want the ephemeral node kept", got)
+	}
+	clock.Advance(61 * time.Minute)
+	if got := reap(); got != 0 {
+		t.Errorf("an hour after the restart %d nodes are left, want the ephemeral node removed", got)
+	}
+}

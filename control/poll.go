@@ -152,6 +152,7 @@ func (s *Server) endSession(id tailcfg.NodeID, sess *session) {
 		delete(w.live, id)
 		n.online = false
 		n.lastSeen = s.now().UTC().Truncate(time.Second)
+		n.offlineSince = s.now()
 		n.rec.LastSeen = n.lastSeen
 		if err := s.store.SaveNode(ctx, n.rec); err != nil {
 			s.logf("control: saving last-seen of node %d: %v", id, err)

@@ -328,6 +328,7 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 			return rejected("%v", err)
 		}
 		n.hostinfo = hi
+		n.offlineSince = now
 		w.addNode(n)
 	}
 	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.GivenName, rec.ID, rec.IPv4, k.Name)

@@ -34,7 +34,11 @@ type node struct {
 	capVer    tailcfg.CapabilityVersion
 	online    bool
 	lastSeen  time.Time
-	sess      *session // current streaming map session; nil when offline
+	// offlineSince is when the node was last known to go offline, for the
+	// ephemeral sweep: a session's end, its registration, or (for nodes
+	// loaded at start-up, whose sessions a restart cut) the server's start.
+	offlineSince time.Time
+	sess         *session // current streaming map session; nil when offline
 
 	// view is what peers get; rebuilt on every change and never modified
 	// after it was handed to a session.
@@ -79,6 +83,7 @@ func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error
 		if err != nil {
 			return nil, err
 		}
+		n.offlineSince = srv.now()
 		w.addNode(n)
 	}
 	w.evaluatePolicy()
@@ -268,10 +273,7 @@ func (w *world) reapEphemeral(ctx context.Context, now time.Time) {
 		if !n.rec.Ephemeral || n.online {
 			continue
 		}
-		since := n.lastSeen
-		if since.IsZero() {
-			since = n.rec.CreatedAt
-		}
+		since := n.offlineSince
 		if now.Sub(since) >= timeout {
 			w.srv.logf("control: removing ephemeral node %q (%d): inactive since %s", n.rec.GivenName, n.id, since.Format(time.RFC3339))
 			if err := w.removeNode(ctx, n); err != nil {

@@ -48,12 +48,35 @@ func compilePolicy(t *schema.Tailnet) (*policy.Policy, error) {
 
 // inventory lists the nodes the policy is evaluated against. Logged-out
 // nodes are not part of it, so nobody sees them.
+//
+// High availability: a subnet that an online router serves is taken from
+// the offline routers that also have it, so the engine's primary election
+// (lowest node ID) picks among online routers; with no online router the
+// offline ones keep it. Exit routes are never taken.
 func (w *world) inventory() []policy.Node {
 	nodes := make([]policy.Node, 0, len(w.nodes))
+	var offlineRouters []int // indexes into nodes
+	served := map[netip.Prefix]bool{}
 	for _, n := range w.nodes {
-		if w.visible(n) {
-			nodes = append(nodes, w.policyNode(n))
+		if !w.visible(n) {
+			continue
 		}
+		pn := w.policyNode(n)
+		if len(pn.ApprovedRoutes) > 0 {
+			if n.online {
+				for _, r := range pn.ApprovedRoutes {
+					served[r] = true
+				}
+			} else {
+				offlineRouters = append(offlineRouters, len(nodes))
+			}
+		}
+		nodes = append(nodes, pn)
+	}
+	for _, i := range offlineRouters {
+		nodes[i].ApprovedRoutes = slices.DeleteFunc(nodes[i].ApprovedRoutes, func(r netip.Prefix) bool {
+			return r.Bits() > 0 && served[r]
+		})
 	}
 	return nodes
 }

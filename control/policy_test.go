@@ -202,3 +202,68 @@ func TestExitNodeSSHAndNodeAttrs(t *testing.T) {
 		t.Errorf("alice's node got SSH rules %+v, want none", am.SSHPolicy)
 	}
 }
+
+func TestSubnetRouterFailover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ts := startServer(t, testTailnet(), "")
+	subnet := netip.MustParsePrefix("192.0.2.0/24")
+	router := func(host string) *rawNode {
+		n := newRawNode(t, ts)
+		req := n.registerReq(serverKey)
+		req.Hostinfo.Hostname = host
+		req.Hostinfo.RequestTags = []string{"tag:router"}
+		req.Hostinfo.RoutableIPs = []netip.Prefix{subnet}
+		if r := n.register(req); r.Error != "" {
+			t.Fatal(r.Error)
+		}
+		return n
+	}
+	r1, r2 := router("r1"), router("r2")
+	mapReq := func(n *rawNode) *tailcfg.MapRequest {
+		req := n.mapReq(true)
+		req.Hostinfo.RequestTags = []string{"tag:router"}
+		req.Hostinfo.RoutableIPs = []netip.Prefix{subnet}
+		return req
+	}
+	r1ctx, r1gone := context.WithCancel(ctx)
+	r1.stream(r1ctx, mapReq(r1)).next()
+	r2.stream(ctx, mapReq(r2)).next()
+
+	alice := newRawNode(t, ts)
+	alice.register(alice.registerReq(aliceKey))
+	s := alice.stream(ctx, alice.mapReq(true))
+	primaries := map[string]bool{}
+	note := func(nodes []*tailcfg.Node) {
+		for _, p := range nodes {
+			primaries[strings.TrimSuffix(p.Name, ".tail.test.")] = slices.Contains(p.PrimaryRoutes, subnet)
+		}
+	}
+	note(s.next().Peers)
+	if !primaries["r1"] || primaries["r2"] {
+		t.Fatalf("with both routers online primaries = %v, want r1 only", primaries)
+	}
+
+	r1gone()
+	for primaries["r1"] || !primaries["r2"] {
+		note(s.next().PeersChanged)
+	}
+	if !slices.Contains(ts.nodeView(t, "r2").AllowedIPs, subnet) {
+		t.Errorf("r2 does not carry the subnet after the failover")
+	}
+}
+
+// nodeView returns the current view of the node with the given name.
+func (ts *testServer) nodeView(t *testing.T, name string) *tailcfg.Node {
+	var v *tailcfg.Node
+	ts.do(context.Background(), func(w *world) error {
+		if n := w.names[name]; n != nil {
+			v = n.view
+		}
+		return nil
+	})
+	if v == nil {
+		t.Fatalf("no node %q", name)
+	}
+	return v
+}

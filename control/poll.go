@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -61,7 +62,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		if !n.online {
 			n.online = true
 			on := true
-			w.publishPatch(n, &tailcfg.PeerChange{NodeID: n.id, Online: &on})
+			w.onlineChanged(n, &tailcfg.PeerChange{NodeID: n.id, Online: &on})
 		}
 		first = w.fullMap(n, true)
 		return nil
@@ -158,9 +159,20 @@ func (s *Server) endSession(id tailcfg.NodeID, sess *session) {
 			s.logf("control: saving last-seen of node %d: %v", id, err)
 		}
 		off, seen := false, n.lastSeen
-		w.publishPatch(n, &tailcfg.PeerChange{NodeID: id, Online: &off, LastSeen: &seen})
+		w.onlineChanged(n, &tailcfg.PeerChange{NodeID: id, Online: &off, LastSeen: &seen})
 		return nil
 	})
+}
+
+// onlineChanged tells n's peers it came or went. For a subnet router that
+// is also a policy change: only online routers' subnets are routed, so an
+// HA pair fails over to the online one.
+func (w *world) onlineChanged(n *node, pc *tailcfg.PeerChange) {
+	if slices.ContainsFunc(n.hostinfo.RoutableIPs, func(p netip.Prefix) bool { return p.Bits() > 0 }) {
+		w.membershipChanged(n, false)
+		return
+	}
+	w.publishPatch(n, pc)
 }
 
 // startMap authenticates a map request and applies the runtime state it

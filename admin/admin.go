@@ -132,6 +132,8 @@ type Status struct {
 	// Attempted is the last revision tried, with its problems when it
 	// failed; nil before the first.
 	Attempted *reconcile.Attempt `json:"attempted,omitempty"`
+	// Applying is the revision being processed right now; nil when idle.
+	Applying *reconcile.Revision `json:"applying,omitempty"`
 	// NextRetry is when a retry-later failure is retried; zero if none.
 	NextRetry time.Time `json:"nextRetry,omitzero"`
 	// Failures counts consecutive retry-later failures of the loop.
@@ -172,7 +174,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	ls := a.cfg.Loop.Status()
 	src := ls.Source
 	st := Status{
-		Serving: ls.Serving, Applied: ls.Applied, Attempted: ls.Attempted,
+		Serving: ls.Serving, Applied: ls.Applied, Attempted: ls.Attempted, Applying: ls.Applying,
 		NextRetry: ls.NextRetry, Failures: ls.Failures,
 		Source: SourceStatus{
 			URL: src.Source, Branch: src.Branch, Path: src.Path, Head: src.Head,

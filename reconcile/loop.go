@@ -79,6 +79,7 @@ type Loop struct {
 	appliedAt *Revision // nil until something was applied
 	published string    // ID of the revision last published
 	attempt   *Attempt
+	applying  *Revision // the revision being processed now; nil when idle
 	nextRetry time.Time
 	failures  int
 	triggered time.Time // when Sync was last called; zero once consumed
@@ -150,6 +151,8 @@ type LoopStatus struct {
 	Applied *Revision `json:"applied,omitempty"`
 	// Attempted is the last revision tried; nil before the first.
 	Attempted *Attempt `json:"attempted,omitempty"`
+	// Applying is the revision being processed right now; nil when idle.
+	Applying *Revision `json:"applying,omitempty"`
 	// NextRetry is when a retry-later failure is tried again; zero if none is due.
 	NextRetry time.Time `json:"nextRetry,omitzero"`
 	// Failures counts consecutive retry-later failures.
@@ -243,6 +246,10 @@ func (l *Loop) Status() LoopStatus {
 		a := *l.attempt
 		st.Attempted = &a
 	}
+	if l.applying != nil {
+		r := *l.applying
+		st.Applying = &r
+	}
 	// A commit the source refused (say, unsigned) never reaches the loop;
 	// show it as the attempted revision, failed at fetch.
 	var se *gitsync.SyncError
@@ -319,6 +326,9 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 		Revision: Revision{Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt},
 		Started:  time.Now(),
 	}
+	l.mu.Lock()
+	l.applying = &a.Revision
+	l.mu.Unlock()
 	t, plan, err := l.steps(ctx, rev)
 	a.Finished = time.Now()
 	var last *Revision
@@ -329,6 +339,7 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.applying = nil
 	if err != nil && ctx.Err() != nil {
 		return 0, err
 	}

@@ -401,3 +401,26 @@ func TestLoopShowsRefusedFetch(t *testing.T) {
 		t.Errorf("applied %s, want c1", st.Applied.Commit)
 	}
 }
+
+// TestLoopShowsApplying: while a revision is being published, the status
+// names it.
+func TestLoopShowsApplying(t *testing.T) {
+	h := newLoopHarness(t, "")
+	entered, release := make(chan struct{}), make(chan struct{})
+	h.mu.Lock()
+	h.pubFn = func() error {
+		close(entered)
+		<-release
+		return nil
+	}
+	h.mu.Unlock()
+	h.send(revision("c1", basicFiles(t)))
+	<-entered
+	if st := h.loop.Status(); st.Applying == nil || st.Applying.Commit != "c1" || st.Attempted != nil {
+		t.Errorf("while publishing: applying %+v, attempted %+v", st.Applying, st.Attempted)
+	}
+	close(release)
+	if st := h.waitAttempt("c1", nil); st.Applying != nil || !st.Attempted.OK {
+		t.Errorf("after publishing: applying %+v, attempted %+v", st.Applying, st.Attempted)
+	}
+}

@@ -205,6 +205,7 @@ func TestWriteStatusGolden(t *testing.T) {
 			Finished: now.Add(-40 * time.Second), Step: reconcile.StepValidate, Class: "needs a new commit",
 			Problems: []reconcile.Problem{{Pos: "tailnet.hujson:14:40", Path: `users["bob@example.com"].role`, Message: `unknown role "superhero"`, Hint: `use "owner", "admin" or "member"`}},
 		},
+		Applying: &reconcile.Revision{Commit: "77aa0c5e1d2b3c4d5e6f708192a3b4c5d6e7f809", Author: "Carol <carol@example.com>", Message: "fix the typo"},
 		Source: admin.SourceStatus{URL: "https://git.example.com/infra/tailnet.git", Branch: "main", Path: ".",
 			LastSync: now.Add(-3 * time.Second), NextPoll: now.Add(27 * time.Second), Failures: 2,
 			Error: "fetching: connection refused", ErrorClass: "retry later"},

@@ -148,6 +148,9 @@ func writeStatus(w io.Writer, server string, st *admin.Status, revs []reconcile.
 			}
 		}
 	}
+	if r := st.Applying; r != nil {
+		fmt.Fprintf(w, "applying:  %s\n", describeRevision(*r))
+	}
 	if !st.NextRetry.IsZero() {
 		fmt.Fprintf(w, "retry:     %s (after %d failures)\n", ago(st.NextRetry), st.Failures)
 	}

@@ -91,8 +91,6 @@ func (s *syncer) sync(ctx context.Context) (*Revision, error) {
 	s.seen, s.refused = commit, err
 	if err != nil {
 		s.refusedTrust = s.trust()
-	}
-	if err != nil {
 		s.cfg.Logf("gitsync: %s: %v", redactURL(s.cfg.URL), err)
 	}
 	return rev, err

@@ -237,6 +237,11 @@ func (f *treeFS) blob(h plumbing.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readObject(o)
+}
+
+// readObject returns the content of a Git object.
+func readObject(o plumbing.EncodedObject) ([]byte, error) {
 	r, err := o.Reader()
 	if err != nil {
 		return nil, err

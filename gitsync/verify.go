@@ -3,7 +3,6 @@ package gitsync
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -85,10 +84,5 @@ func unsignedBytes(c *object.Commit) ([]byte, error) {
 	if err := c.EncodeWithoutSignature(o); err != nil {
 		return nil, err
 	}
-	r, err := o.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return io.ReadAll(r)
+	return readObject(o)
 }

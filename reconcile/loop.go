@@ -30,6 +30,12 @@ const (
 	StepPublish  = "publish"  // the coordination server serves it
 )
 
+// Classes of a failed Attempt.
+const (
+	ClassNeedsNewCommit = "needs a new commit" // the config is at fault; wait for the next commit
+	ClassRetryLater     = "retry later"        // transient; the same revision is retried with backoff
+)
+
 // StepError is a failure of one step of the sync loop for one revision.
 // NeedsNewCommit and RetryLater see through it.
 type StepError struct {
@@ -258,7 +264,7 @@ func (l *Loop) Status() LoopStatus {
 		st.Attempted = &Attempt{
 			Revision: Revision{Commit: se.Commit},
 			Started:  src.LastAttempt, Finished: src.LastAttempt,
-			Step: StepFetch, Class: "needs a new commit",
+			Step: StepFetch, Class: ClassNeedsNewCommit,
 			Problems: []Problem{{Message: se.Err.Error()}},
 		}
 	}
@@ -353,9 +359,9 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 		if errors.As(err, &se) {
 			a.Step = se.Step
 		}
-		a.Class = "needs a new commit"
+		a.Class = ClassNeedsNewCommit
 		if !NeedsNewCommit(err) {
-			a.Class = "retry later"
+			a.Class = ClassRetryLater
 			l.failures = prevFailures + 1
 			delay = l.backoff(l.failures)
 			l.nextRetry = a.Finished.Add(delay)

@@ -115,7 +115,7 @@ func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, pu
 	deadline := time.Now().Add(g.firstApplyTimeout)
 	for time.Now().Before(deadline) {
 		ls := loop.Status()
-		if a := ls.Attempted; a != nil {
+		if a := ls.Attempted; a != nil && (a.OK || ls.Serving || a.Class == reconcile.ClassNeedsNewCommit) {
 			if !a.OK && !ls.Serving {
 				var lines []string
 				for _, p := range a.Problems {

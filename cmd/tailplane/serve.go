@@ -41,7 +41,7 @@ type serveFlags struct {
 func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	var f serveFlags
 	fs := newFlags(env, "serve", "(--config DIR | --repo URL) --state-dir DIR [flags]")
-	fs.StringVar(&f.config, "config", "", "directory holding the tailnet config (required)")
+	fs.StringVar(&f.config, "config", "", "directory holding the tailnet config, watched for changes (or --repo)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "directory for the database, the Noise key and DERP certificates (required)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the control protocol on")
 	fs.StringVar(&f.serverURL, "server-url", "", "URL clients reach the server at (default http(s)://<listen>)")

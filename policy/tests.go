@@ -28,7 +28,8 @@ func (c *compiler) checkTests(p *Policy) {
 		if _, err := parseProto(t.Proto); err != nil {
 			c.errf(path+".proto", "", "%v", err)
 		}
-		for field, list := range map[string][]string{"accept": t.Accept, "deny": t.Deny} {
+		for _, fl := range []fieldList{{"accept", t.Accept}, {"deny", t.Deny}} {
+			field, list := fl.field, fl.list
 			for j, d := range list {
 				if _, _, err := p.parseTestDst(d); err != nil {
 					c.errf(fmt.Sprintf("%s.%s[%d]", path, field, j), `write "host:port" with one port, such as "tag:db:5432"`, "%v", err)
@@ -48,7 +49,8 @@ func (c *compiler) checkTests(p *Policy) {
 				c.errf(fmt.Sprintf("%s.dst[%d]", path, j), "ssh test destinations are tags, users or IPv4 addresses of nodes", "%v", err)
 			}
 		}
-		for field, list := range map[string][]string{"accept": t.Accept, "check": t.Check, "deny": t.Deny} {
+		for _, fl := range []fieldList{{"accept", t.Accept}, {"check", t.Check}, {"deny", t.Deny}} {
+			field, list := fl.field, fl.list
 			for j, u := range list {
 				if strings.TrimSpace(u) == "" {
 					c.errf(fmt.Sprintf("%s.%s[%d]", path, field, j), "", "ssh test user must not be empty")
@@ -56,6 +58,13 @@ func (c *compiler) checkTests(p *Policy) {
 			}
 		}
 	}
+}
+
+// fieldList is one assertion list of a test with its field name; tests
+// walk them in a fixed order so diagnostics come out in a stable order.
+type fieldList struct {
+	field string
+	list  []string
 }
 
 func (p *Policy) checkSSHTestDst(d string) error {
@@ -120,7 +129,8 @@ func (p *Policy) RunTests(nodes []Node) schema.Diagnostics {
 		if protos != nil {
 			proto = protos[0]
 		}
-		for field, list := range map[string][]string{"accept": t.Accept, "deny": t.Deny} {
+		for _, fl := range []fieldList{{"accept", t.Accept}, {"deny", t.Deny}} {
+			field, list := fl.field, fl.list
 			want := field == "accept"
 			for j, d := range list {
 				dp := fmt.Sprintf("%s.%s[%d]", path, field, j)
@@ -302,17 +312,9 @@ func (r *Result) runSSHTest(path string, t schema.SSHTest) schema.Diagnostics {
 		}
 		dstA, _ := r.p.sy.parseAlias(d)
 		dsts := r.testEndpoints(dstA, srcs)
-		for _, want := range []string{"accept", "check", "deny"} {
-			var users []string
-			switch want {
-			case "accept":
-				users = t.Accept
-			case "check":
-				users = t.Check
-			default:
-				users = t.Deny
-			}
-			for k, u := range users {
+		for _, fl := range []fieldList{{"accept", t.Accept}, {"check", t.Check}, {"deny", t.Deny}} {
+			want := fl.field
+			for k, u := range fl.list {
 				up := fmt.Sprintf("%s.%s[%d]", path, want, k)
 				if strings.TrimSpace(u) == "" {
 					continue

@@ -33,6 +33,13 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 			}
 			return p
 		}, smallNodes()},
+		{"via", func(t *testing.T) *Policy {
+			p, diags := Compile(load(t, viaUpdatePolicy))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			return p
+		}, smallNodes()},
 	}
 	mutations := []struct {
 		name string
@@ -66,6 +73,7 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 			return ns
 		}},
 		{"tag as recorder", func(ns []Node) []Node { ns[4].Tags, ns[4].User = []string{"tag:rec"}, ""; return ns }},
+		{"tag as router", func(ns []Node) []Node { ns[4].Tags, ns[4].User = []string{"tag:router"}, ""; return ns }},
 		{"add recorder", func(ns []Node) []Node {
 			return append(ns, Node{ID: 5001, Tags: []string{"tag:rec"}, IPv4: netip.MustParseAddr("100.99.0.2"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::99:2")})
 		}},
@@ -114,6 +122,17 @@ const sshUpdatePolicy = `{
 		{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:db"], "users": ["root"], "recorder": ["tag:rec"]},
 		{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["root"], "recorder": ["tag:rec"], "enforceRecorder": true},
 		{"action": "accept", "src": ["autogroup:member", "tag:web"], "dst": ["tag:web"], "users": ["localpart:*@example.com"]},
+	],
+}`
+
+// viaUpdatePolicy routes a subnet and the internet through grants' via.
+const viaUpdatePolicy = `{
+	"groups": {"group:eng": ["alice@example.com", "bob@example.com"]},
+	"tagOwners": {"tag:db": ["alice@example.com"], "tag:web": ["alice@example.com"], "tag:router": ["alice@example.com"], "tag:rec": ["alice@example.com"]},
+	"grants": [
+		{"src": ["group:eng"], "dst": ["192.168.1.0/24"], "ip": ["*"], "via": ["tag:router"]},
+		{"src": ["bob@example.com"], "dst": ["autogroup:internet"], "ip": ["*"], "via": ["tag:router"]},
+		{"src": ["alice@example.com"], "dst": ["tag:db"], "ip": ["tcp:5432"]},
 	],
 }`
 

@@ -160,9 +160,46 @@ func viewJSON(v *NodeView) string {
 // BenchmarkUpdate is one node changing its tags in a tailnet whose views
 // are all computed: Update plus recomputing the affected views.
 func BenchmarkUpdate(b *testing.B) {
+	benchUpdate(b, nil, func(i int, nodes []Node) []Node {
+		nodes[7].Tags, nodes[7].User = []string{fmt.Sprintf("tag:t%d", 5+i%2)}, ""
+		return slices.Clone(nodes)
+	})
+}
+
+// BenchmarkUpdateNewUserNode is a small-blast-radius change: a node of a
+// user who is in no group joins (and, every other op, leaves) a tailnet
+// whose views are all computed. The user appears in the autogroup:member
+// rules only, so the views affected are its own and those of the sources
+// of the rules whose destinations include it ("*:9100"): the cost should
+// follow the affected nodes, not the size of the tailnet.
+func BenchmarkUpdateNewUserNode(b *testing.B) {
+	const login = "loner@example.com"
+	var with []Node
+	benchUpdate(b, func(t *schema.Tailnet) {
+		t.Users[login] = schema.User{Login: login, Role: schema.RoleMember}
+	}, func(i int, nodes []Node) []Node {
+		if with == nil || len(with) != len(nodes)+1 {
+			with = append(slices.Clone(nodes), Node{ID: tailcfg.NodeID(len(nodes) + 1), Name: "loner", User: login,
+				IPv4: netip.MustParseAddr("100.127.0.1"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::7f:1")})
+		}
+		if i%2 == 1 {
+			return with
+		}
+		return nodes
+	})
+}
+
+// benchUpdate runs Update at 1k and 10k nodes of benchTailnet (adjusted by
+// tweak, when not nil), with every view computed first. change returns the
+// inventory of op i (i from 1), given the original one. It reports the
+// affected views and the peer entries they hold.
+func benchUpdate(b *testing.B, tweak func(*schema.Tailnet), change func(i int, nodes []Node) []Node) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			t, nodes := benchTailnet(n)
+			if tweak != nil {
+				tweak(t)
+			}
 			p, diags := Compile(t)
 			if diags.HasErrors() {
 				b.Fatal(diags)
@@ -175,9 +212,8 @@ func BenchmarkUpdate(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				i++
-				nodes[7].Tags, nodes[7].User = []string{fmt.Sprintf("tag:t%d", 5+i%2)}, ""
 				var ids []tailcfg.NodeID
-				res, ids = res.Update(slices.Clone(nodes))
+				res, ids = res.Update(change(i, nodes))
 				peers = 0
 				for _, id := range ids {
 					if v := res.Node(id); v != nil { // nil: removed
@@ -232,50 +268,5 @@ func TestUpdateRandom(t *testing.T) {
 				t.Fatalf("step %d: node %d: Update's view differs from Evaluate's", step, n.ID)
 			}
 		}
-	}
-}
-
-// BenchmarkUpdateNewUserNode is a small-blast-radius change: a node of a
-// user who is in no group joins (and, every other op, leaves) a tailnet
-// whose views are all computed. The user appears in the autogroup:member
-// rules only, so the views affected are its own and those of the sources
-// of the rules whose destinations include it ("*:9100"): the cost should
-// follow the affected nodes, not the size of the tailnet.
-func BenchmarkUpdateNewUserNode(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			t, nodes := benchTailnet(n)
-			t.Users["loner@example.com"] = schema.User{Login: "loner@example.com", Role: schema.RoleMember}
-			p, diags := Compile(t)
-			if diags.HasErrors() {
-				b.Fatal(diags)
-			}
-			res := p.Evaluate(nodes, Options{})
-			for _, nd := range nodes {
-				res.Node(nd.ID)
-			}
-			with := append(slices.Clone(nodes), Node{ID: tailcfg.NodeID(n + 1), Name: "loner", User: "loner@example.com",
-				IPv4: netip.MustParseAddr("100.127.0.1"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::7f:1")})
-			i, affected, peers := 0, 0, 0
-			b.ReportAllocs()
-			for b.Loop() {
-				i++
-				inv := nodes
-				if i%2 == 1 {
-					inv = with
-				}
-				var ids []tailcfg.NodeID
-				res, ids = res.Update(inv)
-				peers = 0
-				for _, id := range ids {
-					if v := res.Node(id); v != nil { // nil: removed
-						peers += len(v.Peers)
-					}
-				}
-				affected = len(ids)
-			}
-			b.ReportMetric(float64(affected), "affected-nodes")
-			b.ReportMetric(float64(peers), "peer-entries")
-		})
 	}
 }

@@ -108,8 +108,11 @@ func startServerWith(t testing.TB, tn *schema.Tailnet, dir string, mod func(*Con
 		t.Fatal(err)
 	}
 	logf := t.Logf
-	if _, ok := t.(*testing.F); ok {
-		logf = func(string, ...any) {} // f.Logf may not be called from fuzz targets
+	switch t.(type) {
+	case *testing.F: // f.Logf may not be called from fuzz targets
+		logf = func(string, ...any) {}
+	case *testing.B: // keep benchmark output readable
+		logf = func(string, ...any) {}
 	}
 	cfg := Config{Store: st, NoiseKey: nk, Tailnet: tn, DERPMap: d.Map, Logf: logf}
 	if mod != nil {

@@ -99,6 +99,32 @@ func TestLintBadDir(t *testing.T) {
 	}
 }
 
+// TestLintWarningsOnly checks that warnings alone exit 0, in every format,
+// and are still printed.
+func TestLintWarningsOnly(t *testing.T) {
+	dir := t.TempDir()
+	doc := `{
+  "users": {"alice@example.com": {"role": "owner"}},
+  "acls": [{"action": "accept", "src": ["carol@example.com"], "dst": ["alice@example.com:22"]}],
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "policy.hujson"), []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for format, want := range map[string]string{
+		"text":   "policy.hujson:3:41: warning: acls[0].src[0]: ",
+		"github": "::warning file=" + filepath.ToSlash(dir) + "/policy.hujson,line=3,col=41::acls[0].src[0]: ",
+		"json":   `"severity": "warning"`,
+	} {
+		t.Run(format, func(t *testing.T) {
+			code, out, errs := runTool(t, "lint", "--format", format, dir)
+			if code != exitOK || !strings.Contains(out, want) {
+				t.Errorf("exit %d (want %d), output lacks %q:\n%s%s", code, exitOK, want, out, errs)
+			}
+		})
+	}
+}
+
 func TestLintUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"lint", "--format", "xml"},

@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -92,6 +94,20 @@ func (ds Diagnostics) Errors() Diagnostics {
 		}
 	}
 	return out
+}
+
+// Sort orders ds by file, line and column; diagnostics without a position
+// come last. Equal positions keep their order.
+func (ds Diagnostics) Sort() {
+	slices.SortStableFunc(ds, func(a, b Diagnostic) int {
+		if a.Pos.IsValid() != b.Pos.IsValid() {
+			if a.Pos.IsValid() {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
+	})
 }
 
 // Error makes Diagnostics usable as an error: one diagnostic per line.

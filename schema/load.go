@@ -2,13 +2,11 @@ package schema
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
-	"slices"
 	"strings"
 )
 
@@ -21,7 +19,8 @@ import (
 // no config files, a file that does not parse, or CUE files that do not
 // evaluate. Otherwise it is returned even with semantic errors, so callers
 // can go on and report policy problems too. Diagnostics are sorted by file,
-// line and column; positions are relative to root.
+// line and column, those without a position last; positions are relative
+// to root.
 func Load(ctx context.Context, fsys fs.FS, root string) (*Tailnet, Diagnostics) {
 	if root == "" {
 		root = "."
@@ -260,10 +259,8 @@ func isBelow(p, parent string) bool {
 	return len(p) > len(parent) && strings.HasPrefix(p, parent) && (p[len(parent)] == '.' || p[len(parent)] == '[')
 }
 
-// sortDiags orders diagnostics by file, line and column (stable otherwise).
+// sortDiags sorts ds (see Diagnostics.Sort) and returns it.
 func sortDiags(ds Diagnostics) Diagnostics {
-	slices.SortStableFunc(ds, func(a, b Diagnostic) int {
-		return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
-	})
+	ds.Sort()
 	return ds
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
@@ -66,7 +64,7 @@ func lintDir(ctx context.Context, dir string) (rep *lintReport, t *schema.Tailne
 		rep.Diagnostics = append(rep.Diagnostics, pdiags...)
 		rep.TestsRun = tests
 	}
-	sortDiagnostics(rep.Diagnostics)
+	rep.Diagnostics.Sort()
 	return rep, t
 }
 
@@ -91,18 +89,4 @@ func placeDiagnostics(t *schema.Tailnet, ds schema.Diagnostics) schema.Diagnosti
 		}
 	}
 	return ds
-}
-
-// sortDiagnostics orders diagnostics by file, line and column; ones without
-// a position come last, in the order they were found.
-func sortDiagnostics(ds schema.Diagnostics) {
-	slices.SortStableFunc(ds, func(a, b schema.Diagnostic) int {
-		if a.Pos.IsValid() != b.Pos.IsValid() {
-			if a.Pos.IsValid() {
-				return -1
-			}
-			return 1
-		}
-		return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Col, b.Pos.Col))
-	})
 }

@@ -30,7 +30,7 @@ func Load(ctx context.Context, fsys fs.FS, root string) (*Tailnet, Diagnostics) 
 	var diags Diagnostics
 	err := fs.WalkDir(fsys, root, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
-			diags = append(diags, Diagnostic{Pos: Pos{File: relName(root, p)}, Message: "cannot read: " + err.Error()})
+			diags = append(diags, cannotRead(root, p, err))
 			return nil
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -48,7 +48,7 @@ func Load(ctx context.Context, fsys fs.FS, root string) (*Tailnet, Diagnostics) 
 		}
 		data, err := fs.ReadFile(fsys, p)
 		if err != nil {
-			diags = append(diags, Diagnostic{Pos: Pos{File: relName(root, p)}, Message: "cannot read: " + err.Error()})
+			diags = append(diags, cannotRead(root, p, err))
 			return nil
 		}
 		files = append(files, srcFile{name: relName(root, p), data: data})
@@ -90,6 +90,13 @@ func LoadDir(ctx context.Context, dir string) (*Tailnet, Diagnostics) {
 func LoadBytes(ctx context.Context, name string, data []byte) (*Tailnet, Diagnostics) {
 	t, diags := loadFiles(ctx, []srcFile{{name: name, data: data}})
 	return t, sortDiags(diags)
+}
+
+// cannotRead is the diagnostic for a file or directory p under root that
+// could not be read.
+func cannotRead(root, p string, err error) Diagnostic {
+	return Diagnostic{Pos: Pos{File: relName(root, p)}, Message: "cannot read: " + err.Error(),
+		Hint: "make it readable, fix the symlink, or move it out of the config directory"}
 }
 
 func isConfigFile(name string) bool {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -293,8 +294,31 @@ func TestLoadUnreadableFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn, ds := LoadDir(context.Background(), dir)
-	if tn != nil || len(ds) != 1 || ds[0].Pos.File != "b.hujson" || !strings.HasPrefix(ds[0].Message, "cannot read: ") {
+	if tn != nil || len(ds) != 1 || ds[0].Pos.File != "b.hujson" || !strings.HasPrefix(ds[0].Message, "cannot read: ") || ds[0].Hint == "" {
 		t.Errorf("got %v, %v", tn, ds)
+	}
+}
+
+// TestLoadSymlinkLoop checks that files linking to each other are
+// reported, each at its own name, and that a directory linking to its
+// parent is not followed.
+func TestLoadSymlinkLoop(t *testing.T) {
+	dir := t.TempDir()
+	for _, l := range [][2]string{{"b.json", "a.json"}, {"a.json", "b.json"}, {"..", "sub/up"}} {
+		if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tn, ds := LoadDir(context.Background(), dir)
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Pos.File)
+	}
+	if tn != nil || !slices.Equal(got, []string{"a.json", "b.json"}) {
+		t.Errorf("got %v, diagnostics at %q; want nil and diagnostics at a.json and b.json: %v", tn, got, ds)
 	}
 }
 

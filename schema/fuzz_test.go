@@ -3,8 +3,10 @@ package schema
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 // FuzzLoad feeds arbitrary bytes to the loader as a HuJSON file, as a CUE
@@ -70,4 +72,26 @@ func compareStr(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// FuzzParseDuration checks that ParseDuration never panics, never returns
+// a negative duration, and that a duration it accepts written back in
+// seconds parses to the same value.
+func FuzzParseDuration(f *testing.F) {
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("ParseDuration(%q) = %v, negative", s, d)
+		}
+		back := strconv.FormatInt(int64(d/time.Second), 10) + "s"
+		if d == 0 {
+			back = "0"
+		}
+		if d2, err := ParseDuration(back); err != nil || d2 != d {
+			t.Fatalf("ParseDuration(%q) = %v; written back as %q it parses to %v, %v", s, d, back, d2, err)
+		}
+	})
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -21,10 +19,7 @@ const repoRoot = "../.."
 // runTool runs the CLI in-process and returns its exit code and output.
 func runTool(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	env := &cliEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
-	code = runCLI(context.Background(), env, args)
-	return code, out.String(), errb.String()
+	return runToolEnv(t, nil, args...)
 }
 
 // golden compares got with testdata/cli/NAME, rewriting it under -update.

@@ -20,10 +20,12 @@ import (
 
 const testAPIKey = "tpk-cli-test-0123456789"
 
-// runToolEnv runs the CLI in-process with the given environment.
+// runToolEnv runs the CLI in-process with the given environment. Its
+// output buffers take writes from several goroutines, as serve logs from
+// its sync loop.
 func runToolEnv(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
+	var out, errb lockedBuffer
 	env := &cliEnv{stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
 	code = runCLI(context.Background(), env, args)
 	return code, out.String(), errb.String()

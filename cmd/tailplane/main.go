@@ -23,6 +23,8 @@ type command struct {
 // cliEnv is what commands read and write instead of globals, so tests can run them in-process.
 type cliEnv struct {
 	stdout io.Writer
+	// stderr receives serve's logs from several goroutines: it must be
+	// safe for concurrent writes (as *os.File is).
 	stderr io.Writer
 	getenv func(string) string
 }

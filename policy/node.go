@@ -104,12 +104,3 @@ func (s *nodeState) visibleAddrs() []netip.Prefix {
 
 // isExitNode reports whether the node has an approved exit route.
 func (s *nodeState) isExitNode() bool { return len(s.exit) > 0 }
-
-// allowedIPs is what peers route to the node: its addresses, the subnets
-// it is primary for, and its exit routes.
-func (s *nodeState) allowedIPs() []netip.Prefix {
-	out := slices.Clone(s.addrs)
-	out = append(out, s.primary...)
-	out = append(out, s.exit...)
-	return out
-}

@@ -16,7 +16,8 @@
 // and destinations against the inventory once (address sets and node
 // bitsets, through indexes of tags, users and addresses); per-node views
 // are computed on first use and cached, so a server asking for one node
-// does not pay for the others, and Update carries unaffected views over.
+// does not pay for the others. Update re-resolves only the rules a changed
+// node can match and carries the other rules and unaffected views over.
 // Results are safe for concurrent use; the slices in views are shared and
 // must be treated as read-only.
 //

@@ -100,6 +100,10 @@ func (w *world) setTailnet(t *schema.Tailnet) error {
 	if err != nil {
 		return err
 	}
+	derpMap, err := effectiveDERPMap(w.srv.derpMap, t.Policy.DERPMap)
+	if err != nil {
+		return err
+	}
 	w.compiled = compiled
 	w.tailnet = t
 	s := effectiveSettings(t.Settings)
@@ -112,7 +116,7 @@ func (w *world) setTailnet(t *schema.Tailnet) error {
 			w.v6.reserve(n.v6)
 		}
 	}
-	w.derpMap = w.srv.derpMap
+	w.derpMap = derpMap
 	w.dns = dnsConfig(t)
 	return nil
 }

@@ -55,6 +55,23 @@ func TestChecks(t *testing.T) {
 		{"tailnet/unknown key", `{"tailnet": {"nmae": "x"}}`, []string{
 			`a.hujson:1:14: error: tailnet.nmae: unknown key "nmae" (hint: did you mean "name"?)`,
 		}},
+		// derpMap and other Tailscale keys tailplane checks itself
+		{"derpMap/ok", `{"derpMap": {"Regions": {"900": {"RegionID": 900, "Nodes": [{"Name": "a", "RegionID": 900, "HostName": "d.example"}]}, "1": null}}}`, nil},
+		{"derpMap/unknown field", `{"derpMap": {"Regons": {}}}`, []string{
+			`a.hujson:1:2: error: derpMap: invalid derpMap: json: unknown field "Regons" (hint: write Tailscale's DERP map form: {"Regions": {"900": {"RegionID": 900, "RegionCode": "...", "Nodes": [{"Name": "1", "RegionID": 900, "HostName": "derp.example.com"}]}}})`,
+		}},
+		{"derpMap/region id", `{"derpMap": {"Regions": {"900": {"RegionID": 901, "Nodes": [{"Name": "a", "RegionID": 900, "HostName": "d"}]}}}}`, []string{
+			`a.hujson:1:34: error: derpMap.Regions.900.RegionID: region 900 has RegionID 901; they must match (hint: set "RegionID": 900)`,
+		}},
+		{"derpMap/no nodes", `{"derpMap": {"Regions": {"900": {"RegionID": 900}}}}`, []string{
+			`a.hujson:1:26: error: derpMap.Regions.900: region 900 has no nodes (hint: add at least one node: "Nodes": [{"Name": "1", "RegionID": ..., "HostName": "derp.example.com"}])`,
+		}},
+		{"derpMap/node without address", `{"derpMap": {"Regions": {"900": {"RegionID": 900, "Nodes": [{"Name": "a", "RegionID": 900}]}}}}`, []string{
+			`a.hujson:1:61: error: derpMap.Regions.900.Nodes[0]: region 900: node "a" has no address (hint: set "HostName" (the relay's DNS name), or "IPv4"/"IPv6")`,
+		}},
+		{"OneCGNATRoute", `{"OneCGNATRoute": "mac-always"}`, []string{
+			`a.hujson:1:2: warning: OneCGNATRoute: Tailscale's "OneCGNATRoute" key is not supported yet (hint: clients keep their default route for 100.64.0.0/10; remove the key to silence this)`,
+		}},
 		// users
 		{"users/role", `{"users": {"a@example.com": {"role": "admn"}}}`, []string{
 			`a.hujson:1:30: error: users["a@example.com"].role: unknown role "admn" (hint: did you mean "admin"?)`,

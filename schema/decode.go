@@ -72,6 +72,13 @@ func (d *decoder) decode(root *node) *Tailnet {
 			d.errorf(PathKey("", f.key), hint, "unknown top-level key %q", f.key)
 		}
 	}
+	if len(t.Policy.DERPMap) > 0 {
+		d.derpMap(t.Policy.DERPMap)
+	}
+	if t.Policy.OneCGNATRoute != "" {
+		d.warnf("OneCGNATRoute", "clients keep their default route for 100.64.0.0/10; remove the key to silence this",
+			"Tailscale's \"OneCGNATRoute\" key is not supported yet")
+	}
 	for _, key := range ownKeys {
 		n := root.get(key)
 		if n == nil {

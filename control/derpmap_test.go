@@ -1,0 +1,71 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"tailscale.com/tailcfg"
+)
+
+func TestEffectiveDERPMap(t *testing.T) {
+	base := &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{
+		1: {RegionID: 1, RegionCode: "embedded"},
+		2: {RegionID: 2, RegionCode: "other"},
+	}}
+	for _, tc := range []struct {
+		name   string
+		policy string
+		want   []int // region IDs of the result
+	}{
+		{"absent", ``, []int{1, 2}},
+		{"null", `null`, []int{1, 2}},
+		{"add", `{"Regions": {"900": {"RegionID": 900, "Nodes": [{"Name": "a", "RegionID": 900, "HostName": "d.example"}]}}}`, []int{1, 2, 900}},
+		{"remove", `{"Regions": {"2": null}}`, []int{1}},
+		{"omit defaults", `{"OmitDefaultRegions": true, "Regions": {"900": {"RegionID": 900, "Nodes": [{"Name": "a", "RegionID": 900, "HostName": "d.example"}]}}}`, []int{900}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := effectiveDERPMap(base, json.RawMessage(tc.policy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, slices.Sorted(maps.Keys(got.Regions))); diff != "" {
+				t.Errorf("regions (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if len(base.Regions) != 2 {
+		t.Errorf("base map was modified: %v", base.Regions)
+	}
+	if _, err := effectiveDERPMap(base, json.RawMessage(`{"Regions": {"900": {"Bogus": 1}}}`)); err == nil {
+		t.Error("unknown field in derpMap: no error")
+	}
+}
+
+// TestPolicyDERPMapReachesNodes checks that a derpMap in the policy is in
+// the netmap a node receives, and that a config change updates it.
+func TestPolicyDERPMapReachesNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ts := startServer(t, testTailnet(), "")
+	a := newRawNode(t, ts)
+	a.register(a.registerReq(aliceKey))
+	s := a.stream(ctx, a.mapReq(true))
+	if m := s.next(); m.DERPMap == nil || m.DERPMap.Regions[950] != nil {
+		t.Fatalf("first netmap DERP map = %+v, want one without region 950", m.DERPMap)
+	}
+
+	tn := testTailnet()
+	tn.Policy.DERPMap = json.RawMessage(`{"Regions": {"950": {"RegionID": 950, "RegionCode": "own", "Nodes": [{"Name": "950a", "RegionID": 950, "HostName": "derp.example.com"}]}}}`)
+	if err := ts.SetConfig(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	m := s.next()
+	if m.DERPMap == nil || m.DERPMap.Regions[950] == nil || m.DERPMap.Regions[950].Nodes[0].HostName != "derp.example.com" {
+		t.Fatalf("after SetConfig: DERP map = %+v, want region 950", m.DERPMap)
+	}
+}

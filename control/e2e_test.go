@@ -69,7 +69,8 @@ func buildTailplane(t *testing.T, ctx context.Context, dir string) string {
 }
 
 // startServeBinary runs `tailplane serve` and returns its URL once it answers.
-func startServeBinary(t *testing.T, ctx context.Context, bin, configDir, stateDir string) string {
+// With tc set it serves HTTPS with tc's certificate.
+func startServeBinary(t *testing.T, ctx context.Context, bin, configDir, stateDir string, tc *testCert) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,7 +82,13 @@ func startServeBinary(t *testing.T, ctx context.Context, bin, configDir, stateDi
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", configDir, "--state-dir", stateDir, "--listen", addr)
+	args := []string{"serve", "--config", configDir, "--state-dir", stateDir, "--listen", addr}
+	url, client := "http://"+addr, http.DefaultClient
+	if tc != nil {
+		args = append(args, "--tls-cert", tc.certFile, "--tls-key", tc.keyFile)
+		url, client = "https://"+addr, tc.client()
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -95,9 +102,8 @@ func startServeBinary(t *testing.T, ctx context.Context, bin, configDir, stateDi
 			t.Logf("tailplane serve log:\n%s", b)
 		}
 	})
-	url := "http://" + addr
 	waitFor(t, ctx, "tailplane serve to answer", func() (bool, string) {
-		res, err := http.Get(url + "/key?v=142")
+		res, err := client.Get(url + "/key?v=142")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -142,7 +148,7 @@ func TestEndToEndTailscaled(t *testing.T) {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(root, "state")
-	url := startServeBinary(t, ctx, bin, configDir, stateDir)
+	url := startServeBinary(t, ctx, bin, configDir, stateDir, nil)
 
 	nodes := map[string]*tailscaled.Node{}
 	for _, name := range []string{"alpha", "beta", "gamma"} {

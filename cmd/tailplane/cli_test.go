@@ -176,6 +176,14 @@ func TestInitLintsClean(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("starter repo does not lint clean (exit %d):\n%s%s", code, out, errs)
 	}
+	// Flags that would make an invalid starter write nothing.
+	bad := filepath.Join(t.TempDir(), "bad")
+	if code, _, errs := runTool(t, "init", bad, "--domain", "-bad..domain"); code != exitProblems || !strings.Contains(errs, "tailnet.domain") {
+		t.Errorf("init with a bad --domain: exit %d, stderr %q", code, errs)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Errorf("init with a bad --domain created %s", bad)
+	}
 	// A second init refuses to overwrite.
 	if code, _, errs := runTool(t, "init", dir); code != exitProblems || !strings.Contains(errs, "already exists") {
 		t.Errorf("second init: exit %d, stderr %q", code, errs)

@@ -69,7 +69,7 @@ type gitops struct {
 
 // openSource starts following --repo or --config. It reads the applied
 // state first, so the server can serve it before the source answers.
-func (g *gitopsFlags) openSource(ctx context.Context, st *store.Store, logf func(string, ...any)) (*gitops, error) {
+func (g *gitopsFlags) openSource(ctx context.Context, env *cliEnv, st *store.Store, logf func(string, ...any)) (*gitops, error) {
 	applied, err := reconcile.LoadApplied(ctx, st)
 	if err != nil {
 		return nil, err
@@ -80,7 +80,7 @@ func (g *gitopsFlags) openSource(ctx context.Context, st *store.Store, logf func
 			Username: g.gitUser, PasswordFile: g.gitPasswordFile, Bearer: g.gitBearer,
 			SSHKeyFile: g.sshKey, KnownHostsFile: g.knownHosts,
 		}
-		if auth.PasswordFile == "" && os.Getenv(envGitPassword) != "" {
+		if auth.PasswordFile == "" && env.getenv(envGitPassword) != "" {
 			auth.PasswordEnv = envGitPassword
 		}
 		src, err = gitsync.NewRepo(ctx, gitsync.Config{

@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing/fstest"
 	"text/template"
+
+	"github.com/tailplane/tailplane/schema"
 )
 
 //go:embed starter/*.hujson
@@ -55,7 +58,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) int {
 	p.OwnerName, _, _ = strings.Cut(p.Owner, "@")
 	p = p.jsonEscaped()
 	dir := fs.Arg(0)
-	written, err := writeStarter(dir, p, *force)
+	written, err := writeStarter(ctx, dir, p, *force)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "tailplane init: %v\n", err)
 		return exitProblems
@@ -77,13 +80,15 @@ func (p starterParams) jsonEscaped() starterParams {
 }
 
 // writeStarter renders the starter templates into dir and returns the files
-// written. It writes nothing if any target exists and force is false.
-func writeStarter(dir string, p starterParams, force bool) ([]string, error) {
+// written. It writes nothing if any target exists and force is false, or
+// if the rendered repository would not lint clean (e.g. a bad --domain).
+func writeStarter(ctx context.Context, dir string, p starterParams, force bool) ([]string, error) {
 	entries, err := fs.ReadDir(starterFS, "starter")
 	if err != nil {
 		return nil, err
 	}
 	rendered := map[string][]byte{}
+	mem := fstest.MapFS{}
 	var names []string
 	for _, e := range entries {
 		text, err := fs.ReadFile(starterFS, "starter/"+e.Name())
@@ -106,6 +111,10 @@ func writeStarter(dir string, p starterParams, force bool) ([]string, error) {
 		}
 		rendered[target] = buf.Bytes()
 		names = append(names, target)
+		mem[e.Name()] = &fstest.MapFile{Data: buf.Bytes()}
+	}
+	if _, diags := schema.Load(ctx, mem, "."); diags.HasErrors() {
+		return nil, fmt.Errorf("the starter would not be valid with these flags:\n%s", diags.Errors().Error())
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err

@@ -77,7 +77,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("--webhook-secret-file: %w", err)
 	}
-	gs, err := f.gitops.openSource(ctx, st, stampedLogf(env))
+	gs, err := f.gitops.openSource(ctx, env, st, stampedLogf(env))
 	if err != nil {
 		return err
 	}
@@ -109,9 +109,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 	if err != nil || u.Hostname() == "" {
 		return fmt.Errorf("--server-url %q is not a URL like https://tailplane.example.com", serverURL)
 	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(env.stderr, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
-	}
+	logf := stampedLogf(env)
 
 	var derpMap *tailcfg.DERPMap
 	if f.derpMap != "" {

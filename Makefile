@@ -1,9 +1,10 @@
 # tailplane: make example (build and run on the bundled example), make test.
 GO ?= go
+SHELL := bash
 BIN := bin/tailplane
 EXAMPLE ?= examples/basic
 
-.PHONY: build example test lint-examples fuzz bench clean
+.PHONY: build example test lint-examples conformance fuzz bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/tailplane
@@ -20,9 +21,14 @@ example: build
 lint-examples: build
 	@for d in examples/*/; do echo "lint $$d"; ./$(BIN) lint $$d || exit 1; done
 
-test: lint-examples
+test: lint-examples conformance
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+
+# Tailscale conformance: prints "conformance: N/M cases match" and one line
+# per category; fails below the floor in policy/testdata/conformance-floor.txt.
+conformance:
+	@set -o pipefail; $(GO) test -count=1 -run '^TestConformance$$' -v ./policy | grep -E '^(conformance|--- FAIL|FAIL|ok)' 
 
 # A short pass over every fuzz target in the module (FUZZTIME each); the
 # seed corpora under each package's testdata/fuzz also run in `make test`.

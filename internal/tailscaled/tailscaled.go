@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -60,14 +61,38 @@ func CacheDir(version string) (string, error) {
 	return filepath.Join(base, "tailscale-"+version), nil
 }
 
-// Build returns the cached binaries, building them first if they are
-// missing. A cold build takes minutes; concurrent callers wait on a lock
-// file instead of building twice.
+// Build returns the cached binaries of the tailscale.com version tailplane
+// is built with, building them first if they are missing. A cold build
+// takes minutes; concurrent callers wait on a lock file instead of
+// building twice.
 func Build(ctx context.Context) (*Binaries, error) {
 	version, err := Version(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// Build from tailplane's own module so go.sum pins the exact version.
+	return build(ctx, version, moduleRoot())
+}
+
+// BuildCompat returns the cached binaries of an older Tailscale release
+// kept for compatibility tests, building them first if they are missing.
+// Each such release is a small module of its own under compat/<version>
+// (next to this file) whose go.sum pins it.
+func BuildCompat(ctx context.Context, version string) (*Binaries, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return nil, errors.New("tailscaled: cannot locate the compat modules")
+	}
+	dir := filepath.Join(filepath.Dir(file), "compat", version)
+	if !exists(filepath.Join(dir, "go.mod")) {
+		return nil, fmt.Errorf("tailscaled: no compat module for %s (want %s/go.mod)", version, dir)
+	}
+	return build(ctx, version, dir)
+}
+
+// build builds tailscaled and tailscale from the module in modDir into
+// the cache directory of version, unless they are there already.
+func build(ctx context.Context, version, modDir string) (*Binaries, error) {
 	dir, err := CacheDir(version)
 	if err != nil {
 		return nil, err
@@ -96,14 +121,13 @@ func Build(ctx context.Context) (*Binaries, error) {
 		return nil, fmt.Errorf("tailscaled: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	// Build from tailplane's own module so go.sum pins the exact version.
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp+string(filepath.Separator),
 		"tailscale.com/cmd/tailscaled", "tailscale.com/cmd/tailscale")
-	cmd.Dir = moduleRoot()
+	cmd.Dir = modDir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("tailscaled: building tailscale %s: %w\n%s", version, err, stderr.Bytes())
+		return nil, fmt.Errorf("tailscaled: building tailscale %s in %s: %w\n%s", version, modDir, err, stderr.Bytes())
 	}
 	for _, name := range []string{"tailscale", "tailscaled"} {
 		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {

@@ -1,12 +1,9 @@
 package control
 
 import (
-	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,47 +22,16 @@ const oldestClient = "v1.80.3"
 // ping, and carry TCP, so the protocol tailplane speaks still works for
 // clients at MinCapabilityVersion.
 func TestEndToEndOldestClient(t *testing.T) {
-	bctx, bcancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	defer bcancel()
-	current, err := tailscaled.Build(bctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := tailscaled.BuildCompat(bctx, oldestClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	root := t.TempDir()
-	bin := buildTailplane(t, ctx, root)
-	configDir := filepath.Join(root, "config")
-	os.MkdirAll(configDir, 0o755)
+	current, old := buildClients(t, ""), buildClients(t, oldestClient)
 	allowedPort := greeter(t, "hello from the current client's host")
-	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(e2eConfig(allowedPort)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	url := startServeBinary(t, ctx, bin, configDir, filepath.Join(root, "state"), nil)
+	run := startE2E(t, allowedPort, false)
+	ctx := run.ctx
 	if out, err := exec.CommandContext(ctx, old.Tailscale, "version").Output(); err != nil || !strings.HasPrefix(string(out), strings.TrimPrefix(oldestClient, "v")) {
 		t.Fatalf("the compat build reports version %q (%v), want %s", out, err, oldestClient)
 	}
-
-	nodes := map[string]*tailscaled.Node{}
-	for name, bins := range map[string]*tailscaled.Binaries{"old": old, "new": current} {
-		n, err := bins.Start(ctx, filepath.Join(root, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("%s (%s) tailscaled log (tail):\n%s", name, bins.Version, tail(n.Log(), 60))
-			}
-			n.Close()
-		})
-		if out, err := n.Tailscale(ctx, "up", "--login-server="+url, "--auth-key="+aliceKey, "--hostname="+name); err != nil {
-			t.Fatalf("%s (%s): tailscale up: %v\n%s", name, bins.Version, err, out)
-		}
-		nodes[name] = n
+	nodes := map[string]*tailscaled.Node{
+		"old": run.join(t, old, "old"),
+		"new": run.join(t, current, "new"),
 	}
 
 	for from, to := range map[string]string{"old": "new", "new": "old"} {

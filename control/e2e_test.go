@@ -125,30 +125,90 @@ func statusOf(ctx context.Context, n *tailscaled.Node) (*ipnstate.Status, error)
 	return st, nil
 }
 
-func TestEndToEndTailscaled(t *testing.T) {
-	// A cold build of tailscaled takes minutes (more while other packages'
-	// tests share the cores); once cached it is instant.
-	bctx, bcancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	defer bcancel()
-	bins, err := tailscaled.Build(bctx)
+// e2eRun is one end-to-end run: `tailplane serve` (the real binary) on a
+// config declaring e2eConfig, and a scratch directory for its nodes.
+type e2eRun struct {
+	ctx  context.Context // bounds the run
+	root string          // scratch directory
+	url  string          // the server's URL, for --login-server
+	tc   *testCert       // the server's certificate when it serves HTTPS
+}
+
+// buildClients returns the cached tailscaled and tailscale binaries of
+// version ("" for the version tailplane is built with). A cold build takes
+// minutes (more while other packages' tests share the cores); once cached
+// it is instant.
+func buildClients(t *testing.T, version string) *tailscaled.Binaries {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	var bins *tailscaled.Binaries
+	var err error
+	if version == "" {
+		bins, err = tailscaled.Build(ctx)
+	} else {
+		bins, err = tailscaled.BuildCompat(ctx, version)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return bins
+}
+
+// startE2E builds tailplane, declares e2eConfig(allowedPort) and starts
+// `tailplane serve`, over HTTPS with a throwaway CA when useTLS is set.
+func startE2E(t *testing.T, allowedPort int, useTLS bool) *e2eRun {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	root := t.TempDir()
-	bin := buildTailplane(t, ctx, root)
-	configDir := filepath.Join(root, "config")
-	os.MkdirAll(configDir, 0o755)
+	t.Cleanup(cancel)
+	r := &e2eRun{ctx: ctx, root: t.TempDir()}
+	bin := buildTailplane(t, ctx, r.root)
+	configDir := filepath.Join(r.root, "config")
+	if err := os.MkdirAll(configDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(e2eConfig(allowedPort)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if useTLS {
+		r.tc = newTestCert(t, r.root)
+	}
+	r.url = startServeBinary(t, ctx, bin, configDir, filepath.Join(r.root, "state"), r.tc)
+	return r
+}
+
+// join starts a tailscaled from bins and brings it up on the server as
+// name with alice's auth key; env adds KEY=value settings. On failure the
+// test log gets the tail of the node's log.
+func (r *e2eRun) join(t *testing.T, bins *tailscaled.Binaries, name string, env ...string) *tailscaled.Node {
+	t.Helper()
+	if r.tc != nil {
+		env = append(env, "SSL_CERT_FILE="+r.tc.caFile)
+	}
+	n, err := bins.Start(r.ctx, filepath.Join(r.root, name), env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s (tailscale %s) log (tail):\n%s", name, bins.Version, tail(n.Log(), 60))
+		}
+		n.Close()
+	})
+	if out, err := n.Tailscale(r.ctx, "up", "--login-server="+r.url, "--auth-key="+aliceKey, "--hostname="+name); err != nil {
+		t.Fatalf("%s (tailscale %s): tailscale up: %v\n%s", name, bins.Version, err, out)
+	}
+	return n
+}
+
+func TestEndToEndTailscaled(t *testing.T) {
+	bins := buildClients(t, "")
 	// In userspace-networking mode a node forwards tailnet connections to
 	// its own address to the host's loopback at the same port.
 	allowedPort := greeter(t, "hello over the tailnet")
 	deniedPort := greeter(t, "this port is denied")
-	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(e2eConfig(allowedPort)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	stateDir := filepath.Join(root, "state")
-	url := startServeBinary(t, ctx, bin, configDir, stateDir, nil)
+	run := startE2E(t, allowedPort, false)
+	ctx := run.ctx
 
 	nodes := map[string]*tailscaled.Node{}
 	for _, name := range []string{"alpha", "beta", "gamma"} {
@@ -156,20 +216,7 @@ func TestEndToEndTailscaled(t *testing.T) {
 		if name == "gamma" {
 			env = []string{"TS_DEBUG_ALWAYS_USE_DERP=true"} // gamma's traffic must go through the embedded relay
 		}
-		n, err := bins.Start(ctx, filepath.Join(root, name), env...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("%s tailscaled log (tail):\n%s", name, tail(n.Log(), 60))
-			}
-			n.Close()
-		})
-		if out, err := n.Tailscale(ctx, "up", "--login-server="+url, "--auth-key="+aliceKey, "--hostname="+name); err != nil {
-			t.Fatalf("%s: %v\n%s", name, err, out)
-		}
-		nodes[name] = n
+		nodes[name] = run.join(t, bins, name, env...)
 	}
 	alpha, gamma := nodes["alpha"], nodes["gamma"]
 

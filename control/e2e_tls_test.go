@@ -1,7 +1,6 @@
 package control
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,8 +16,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tailplane/tailplane/internal/tailscaled"
 )
 
 // testCert is a throwaway CA and a server certificate it signed for
@@ -99,46 +96,15 @@ func (tc *testCert) client() *http.Client {
 // and the embedded relay then both run over TLS with a certificate the
 // clients verify (through SSL_CERT_FILE, as a private CA would be).
 func TestEndToEndTailscaledHTTPS(t *testing.T) {
-	bctx, bcancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	defer bcancel()
-	bins, err := tailscaled.Build(bctx)
-	if err != nil {
-		t.Fatal(err)
+	bins := buildClients(t, "")
+	run := startE2E(t, 1, true)
+	if !strings.HasPrefix(run.url, "https://") {
+		t.Fatalf("serve URL %q is not https", run.url)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	root := t.TempDir()
-	bin := buildTailplane(t, ctx, root)
-	tc := newTestCert(t, root)
-	configDir := filepath.Join(root, "config")
-	os.MkdirAll(configDir, 0o755)
-	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(e2eConfig(1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	url := startServeBinary(t, ctx, bin, configDir, filepath.Join(root, "state"), tc)
-	if !strings.HasPrefix(url, "https://") {
-		t.Fatalf("serve URL %q is not https", url)
-	}
-
-	nodes := map[string]*tailscaled.Node{}
-	for _, name := range []string{"alpha", "beta"} {
-		n, err := bins.Start(ctx, filepath.Join(root, name), "SSL_CERT_FILE="+tc.caFile, "TS_DEBUG_ALWAYS_USE_DERP=true")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("%s tailscaled log (tail):\n%s", name, tail(n.Log(), 60))
-			}
-			n.Close()
-		})
-		if out, err := n.Tailscale(ctx, "up", "--login-server="+url, "--auth-key="+aliceKey, "--hostname="+name); err != nil {
-			t.Fatalf("%s: tailscale up over https: %v\n%s", name, err, out)
-		}
-		nodes[name] = n
-	}
-	waitFor(t, ctx, "alpha to ping beta through the TLS relay", func() (bool, string) {
-		out, _ := nodes["alpha"].Tailscale(ctx, "ping", "--c=3", "--timeout=5s", "beta")
+	alpha := run.join(t, bins, "alpha", "TS_DEBUG_ALWAYS_USE_DERP=true")
+	run.join(t, bins, "beta", "TS_DEBUG_ALWAYS_USE_DERP=true")
+	waitFor(t, run.ctx, "alpha to ping beta through the TLS relay", func() (bool, string) {
+		out, _ := alpha.Tailscale(run.ctx, "ping", "--c=3", "--timeout=5s", "beta")
 		return strings.Contains(string(out), "pong from beta") && strings.Contains(string(out), "via DERP(tailplane)"), string(out)
 	})
 }

@@ -30,7 +30,11 @@ func benchWorld(b *testing.B, n int) *world {
 			IPv4: base.String(), CreatedAt: time.Now(),
 		}
 	}
-	w, err := newWorld(srv, tn, rows)
+	c, err := srv.prepare(tn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := newWorld(srv, c, rows)
 	if err != nil {
 		b.Fatal(err)
 	}

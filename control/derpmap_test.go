@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/tailcfg"
 )
 
@@ -67,5 +68,45 @@ func TestPolicyDERPMapReachesNodes(t *testing.T) {
 	m := s.next()
 	if m.DERPMap == nil || m.DERPMap.Regions[950] == nil || m.DERPMap.Regions[950].Nodes[0].HostName != "derp.example.com" {
 		t.Fatalf("after SetConfig: DERP map = %+v, want region 950", m.DERPMap)
+	}
+}
+
+// TestCheckAgreesWithSetConfig checks that Check refuses exactly the
+// configs SetConfig refuses, and that neither changes what is served.
+func TestCheckAgreesWithSetConfig(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ts := startServer(t, testTailnet(), "")
+	badPolicy := testTailnet()
+	badPolicy.Policy.ACLs = []schema.ACL{{Action: "accept", Src: []string{"group:nope"}, Dst: []string{"*:*"}}}
+	badDERP := testTailnet()
+	badDERP.Policy.DERPMap = json.RawMessage(`{"Regions": {"900": {"Bogus": 1}}}`)
+	goodDERP := testTailnet()
+	goodDERP.Policy.DERPMap = json.RawMessage(`{"Regions": {"950": {"RegionID": 950, "RegionCode": "own"}}}`)
+	for _, tc := range []struct {
+		name string
+		tn   *schema.Tailnet
+		ok   bool
+	}{
+		{"same", testTailnet(), true},
+		{"policy-derpmap", goodDERP, true},
+		{"policy-does-not-compile", badPolicy, false},
+		{"derpmap-unknown-field", badDERP, false},
+		{"nil", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := ts.tailnet.Load()
+			checkErr := ts.Check(tc.tn)
+			if ts.tailnet.Load() != before {
+				t.Error("Check installed the config")
+			}
+			setErr := ts.SetConfig(ctx, tc.tn)
+			if (checkErr == nil) != tc.ok || (setErr == nil) != tc.ok {
+				t.Fatalf("Check = %v, SetConfig = %v; want both ok=%v", checkErr, setErr, tc.ok)
+			}
+			if !tc.ok && ts.tailnet.Load() != before {
+				t.Error("a refused config was installed")
+			}
+		})
 	}
 }

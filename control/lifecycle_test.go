@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 )
@@ -260,5 +261,41 @@ func TestEphemeralNodesSurviveRestart(t *testing.T) {
 	clock.Advance(61 * time.Minute)
 	if got := reap(); got != 0 {
 		t.Errorf("an hour after the restart %d nodes are left, want the ephemeral node removed", got)
+	}
+}
+
+// TestAddressRangeChange checks that a new IPv4 or IPv6 range (each on its
+// own) is used for the next node, while existing nodes keep their addresses.
+func TestAddressRangeChange(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*schema.Tailnet)
+		want   netip.Prefix // the next node's address in the changed family
+	}{
+		{"ipv4-only", func(tn *schema.Tailnet) { tn.Settings.IPv4 = netip.MustParsePrefix("100.96.0.0/16") }, netip.MustParsePrefix("100.96.0.0/16")},
+		{"ipv6-only", func(tn *schema.Tailnet) { tn.Settings.IPv6 = netip.MustParsePrefix("fd7a:115c:a1e0:ab12::/64") }, netip.MustParsePrefix("fd7a:115c:a1e0:ab12::/64")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			ts := startServer(t, testTailnet(), "")
+			first := newRawNode(t, ts)
+			first.register(first.registerReq(aliceKey))
+			before := first.selfMap().Node.Addresses
+			tn := testTailnet()
+			tc.change(tn)
+			if err := ts.SetConfig(ctx, tn); err != nil {
+				t.Fatal(err)
+			}
+			second := newRawNode(t, ts)
+			second.register(second.registerReq(aliceKey))
+			got := second.selfMap().Node.Addresses
+			if !slices.ContainsFunc(got, func(p netip.Prefix) bool { return tc.want.Contains(p.Addr()) }) {
+				t.Errorf("new node's addresses %v: none in the new range %v", got, tc.want)
+			}
+			if after := first.selfMap().Node.Addresses; !slices.Equal(after, before) {
+				t.Errorf("existing node's addresses changed from %v to %v", before, after)
+			}
+		})
 	}
 }

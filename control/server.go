@@ -110,8 +110,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	c, err := s.prepare(cfg.Tailnet)
+	if err != nil {
+		return nil, err
+	}
 	s.setProfiles(cfg.Tailnet)
-	w, err := newWorld(s, cfg.Tailnet, rows)
+	w, err := newWorld(s, c, rows)
 	if err != nil {
 		return nil, err
 	}
@@ -158,20 +162,32 @@ func (s *Server) Close() error {
 
 // SetConfig installs a new tailnet config and pushes fresh netmaps to every
 // connected node. It returns once the new config is in effect. A config
-// whose policy does not compile is refused and the old one stays.
+// that Check refuses is refused here too and the old one stays.
 // Nodes whose user, or all of whose tags, the new config no longer declares
 // are logged out (see pruneUndeclared); WaitPropagated tells when every
 // connected node was sent the new netmap.
 func (s *Server) SetConfig(ctx context.Context, t *schema.Tailnet) error {
+	c, err := s.prepare(t) // compiled here, not on the owner goroutine
+	if err != nil {
+		return err
+	}
 	return s.do(ctx, func(w *world) error {
-		if err := w.setTailnet(t); err != nil {
-			return err
-		}
+		w.setTailnet(c)
 		s.setProfiles(t)
 		w.configChanged(ctx) // prune, track propagation
 		w.everythingChanged()
 		return nil
 	})
+}
+
+// Check reports whether SetConfig would accept t, without installing it:
+// it runs exactly SetConfig's checks (the policy compiles; its derpMap
+// merges into the server's DERP map). The sync loop calls it before it
+// applies a revision to the store, so the store is never ahead of what is
+// served.
+func (s *Server) Check(t *schema.Tailnet) error {
+	_, err := s.prepare(t)
+	return err
 }
 
 // run is the owner goroutine: the only code that mutates the world.

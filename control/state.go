@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -67,7 +68,7 @@ type world struct {
 	v6    *ipAllocator
 }
 
-func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error) {
+func newWorld(srv *Server, c *preparedConfig, rows []*store.Node) (*world, error) {
 	w := &world{
 		srv:   srv,
 		nodes: map[tailcfg.NodeID]*node{},
@@ -75,9 +76,7 @@ func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error
 		names: map[string]*node{},
 		live:  map[tailcfg.NodeID]*node{},
 	}
-	if err := w.setTailnet(t); err != nil {
-		return nil, err
-	}
+	w.setTailnet(c)
 	for _, r := range rows {
 		n, err := nodeFromRecord(r)
 		if err != nil {
@@ -93,32 +92,58 @@ func newWorld(srv *Server, t *schema.Tailnet, rows []*store.Node) (*world, error
 	return w, nil
 }
 
-// setTailnet installs a new config; the caller pushes the consequences.
-// A config whose policy does not compile is refused and changes nothing.
-func (w *world) setTailnet(t *schema.Tailnet) error {
+// preparedConfig is a tailnet config that passed every check SetConfig
+// makes, compiled for installing.
+type preparedConfig struct {
+	tailnet  *schema.Tailnet
+	compiled *policy.Policy
+	derpMap  *tailcfg.DERPMap // the server's map with the policy's derpMap applied
+	dns      *tailcfg.DNSConfig
+}
+
+// prepare checks and compiles t: the policy must compile and its derpMap
+// must merge into the server's. It reads only immutable server fields, so
+// it runs off the owner goroutine.
+func (s *Server) prepare(t *schema.Tailnet) (*preparedConfig, error) {
+	if t == nil {
+		return nil, errors.New("control: no tailnet config given")
+	}
 	compiled, err := compilePolicy(t)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	derpMap, err := effectiveDERPMap(w.srv.derpMap, t.Policy.DERPMap)
+	derpMap, err := effectiveDERPMap(s.derpMap, t.Policy.DERPMap)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	w.compiled = compiled
-	w.tailnet = t
-	s := effectiveSettings(t.Settings)
+	return &preparedConfig{tailnet: t, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t)}, nil
+}
+
+// setTailnet installs a prepared config; the caller pushes the
+// consequences.
+func (w *world) setTailnet(c *preparedConfig) {
+	w.compiled = c.compiled
+	w.tailnet = c.tailnet
+	s := effectiveSettings(c.tailnet.Settings)
+	// Existing nodes keep their addresses even outside a new range.
 	if w.v4 == nil || w.v4.prefix != s.IPv4.Masked() {
-		// Existing nodes keep their addresses even outside a new range.
-		w.v4 = newIPAllocator(s.IPv4)
-		w.v6 = newIPAllocator(s.IPv6)
-		for _, n := range w.nodes {
-			w.v4.reserve(n.v4)
-			w.v6.reserve(n.v6)
-		}
+		w.v4 = w.reservedAllocator(s.IPv4, func(n *node) netip.Addr { return n.v4 })
 	}
-	w.derpMap = derpMap
-	w.dns = dnsConfig(t)
-	return nil
+	if w.v6 == nil || w.v6.prefix != s.IPv6.Masked() {
+		w.v6 = w.reservedAllocator(s.IPv6, func(n *node) netip.Addr { return n.v6 })
+	}
+	w.derpMap = c.derpMap
+	w.dns = c.dns
+}
+
+// reservedAllocator returns an allocator for p with every node's address
+// (addr of it) reserved, so no address is handed out twice.
+func (w *world) reservedAllocator(p netip.Prefix, addr func(*node) netip.Addr) *ipAllocator {
+	a := newIPAllocator(p)
+	for _, n := range w.nodes {
+		a.reserve(addr(n))
+	}
+	return a
 }
 
 func nodeFromRecord(r *store.Node) (*node, error) {

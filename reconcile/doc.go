@@ -39,14 +39,15 @@
 //
 // # Sync loop
 //
-//	NewLoop(ctx, LoopConfig{Store, Source, Publish}) (*Loop, error)
+//	NewLoop(ctx, LoopConfig{Store, Source, Publish, Check}) (*Loop, error)
 //	(*Loop).Sync()                      // poll now (webhook) and retry at once
 //	(*Loop).Status() LoopStatus         // applied, attempted + problems, retries
 //	(*Loop).Applied() *schema.Tailnet   // what is served
 //	(*Loop).Close() error
 //
 // Each revision from the gitsync.Source goes through load, validate,
-// compile, test (against the real registered nodes), diff, apply and
+// compile, test (against the real registered nodes), check (LoopConfig.Check:
+// would the server take it), diff, apply and
 // publish; a failure at any step leaves SQLite and the served config as
 // they were, and is recorded as the Attempt with its problems at
 // file:line:col. Config errors wait for a new commit; other errors retry

@@ -25,6 +25,7 @@ const (
 	StepValidate = "validate" // the document matches the schema
 	StepCompile  = "compile"  // the policy compiles
 	StepTest     = "test"     // tests and sshTests pass against the real nodes
+	StepCheck    = "check"    // the coordination server would take it (LoopConfig.Check)
 	StepDiff     = "diff"     // the plan against SQLite
 	StepApply    = "apply"    // one SQLite transaction
 	StepPublish  = "publish"  // the coordination server serves it
@@ -63,6 +64,11 @@ type LoopConfig struct {
 	// The loop assumes the state applied in Store at start is already being
 	// served.
 	Publish func(ctx context.Context, t *schema.Tailnet) error
+	// Check tells whether Publish would accept t (e.g. control.Server.Check);
+	// it runs before Apply, so the store never holds a config the server
+	// refuses. An error is the config's fault: the loop waits for a new
+	// commit. Nil: no check beyond the loop's own.
+	Check func(t *schema.Tailnet) error
 	// MinBackoff and MaxBackoff bound the exponential backoff of retry-later
 	// failures. Zero: 1s and 5m.
 	MinBackoff, MaxBackoff time.Duration
@@ -71,7 +77,7 @@ type LoopConfig struct {
 }
 
 // Loop applies each new revision from a Source: load, validate, compile,
-// test, diff, apply, publish. A revision that fails any step changes
+// test, check, diff, apply, publish. A revision that fails any step changes
 // nothing: the last applied revision keeps being served. Create it with
 // NewLoop; Close stops it.
 type Loop struct {
@@ -416,6 +422,11 @@ func (l *Loop) steps(ctx context.Context, rev gitsync.Revision) (*schema.Tailnet
 	}
 	if diags := p.RunTests(policy.TestInventory(t, real)).Errors(); len(diags) > 0 {
 		return fail(StepTest, &ConfigError{Err: diags})
+	}
+	if l.cfg.Check != nil {
+		if err := l.cfg.Check(t); err != nil {
+			return fail(StepCheck, &ConfigError{Err: err})
+		}
 	}
 	plan, err := PlanStore(ctx, l.cfg.Store, t)
 	if err != nil {

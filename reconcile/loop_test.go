@@ -82,6 +82,8 @@ type loopHarness struct {
 	mu    sync.Mutex
 	pub   []*schema.Tailnet
 	pubFn func() error // nil: succeed
+	// checkFn is the loop's Check; nil: accept every config.
+	checkFn func(*schema.Tailnet) error
 }
 
 func newLoopHarness(t *testing.T, dir string) *loopHarness {
@@ -110,6 +112,14 @@ func newLoopHarnessBackoff(t *testing.T, dir string, backoff time.Duration) *loo
 				}
 			}
 			h.pub = append(h.pub, tn)
+			return nil
+		},
+		Check: func(tn *schema.Tailnet) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.checkFn != nil {
+				return h.checkFn(tn)
+			}
 			return nil
 		},
 	})
@@ -254,6 +264,61 @@ func TestLoopAppliesAndRefuses(t *testing.T) {
 	}
 	if m := h.loop.Status().Metrics; m.Applied != 2 || m.Failures != 4 || m.Attempts != 6 {
 		t.Errorf("metrics %+v, want 6 attempts, 4 failures, 2 applied", m)
+	}
+}
+
+// TestLoopCheckRunsBeforeApply checks that a config the coordination
+// server would refuse (LoopConfig.Check) never reaches the store: the
+// attempt fails at the check step, waits for a new commit, and the next
+// accepted commit applies.
+func TestLoopCheckRunsBeforeApply(t *testing.T) {
+	h := newLoopHarness(t, "")
+	good := basicFiles(t)
+	h.send(revision("c1", good))
+	if st := h.waitAttempt("c1", nil); !st.Attempted.OK {
+		t.Fatalf("c1 failed: %+v", st.Attempted)
+	}
+	renamed := map[string]string{}
+	for k, v := range good {
+		renamed[k] = v
+	}
+	renamed["tailnet.hujson"] = strings.Replace(good["tailnet.hujson"], `"name": "Example"`, `"name": "Renamed"`, 1)
+	if renamed["tailnet.hujson"] == good["tailnet.hujson"] {
+		t.Fatal("examples/basic/tailnet.hujson has no \"name\": \"Example\" to edit")
+	}
+	h.mu.Lock()
+	h.checkFn = func(tn *schema.Tailnet) error {
+		if tn.Settings.Name == "Renamed" {
+			return errors.New("the server refuses this name")
+		}
+		return nil
+	}
+	h.mu.Unlock()
+
+	h.send(revision("c2", renamed))
+	st := h.waitAttempt("c2", nil)
+	if a := st.Attempted; a.OK || a.Step != StepCheck || a.Class != ClassNeedsNewCommit ||
+		len(a.Problems) == 0 || !strings.Contains(a.Problems[0].Message, "refuses this name") {
+		t.Fatalf("attempt = %+v, want a failure at the check step needing a new commit", a)
+	}
+	if got := h.appliedCommit(); got != "c1" {
+		t.Errorf("applied commit %q after a refused one, want c1", got)
+	}
+	applied, err := LoadApplied(context.Background(), h.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied.Settings.Name != "Example" || h.loop.Applied().Settings.Name != "Example" || h.published() != 1 {
+		t.Errorf("after a refused check: stored name %q, loop name %q, %d published; want Example, Example, 1",
+			applied.Settings.Name, h.loop.Applied().Settings.Name, h.published())
+	}
+
+	h.mu.Lock()
+	h.checkFn = nil
+	h.mu.Unlock()
+	h.send(revision("c3", renamed))
+	if st := h.waitAttempt("c3", nil); !st.Attempted.OK || h.loop.Applied().Settings.Name != "Renamed" {
+		t.Fatalf("c3 = %+v, applied name %q; want it applied", st.Attempted, h.loop.Applied().Settings.Name)
 	}
 }
 

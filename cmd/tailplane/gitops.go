@@ -97,10 +97,10 @@ func (g *gitopsFlags) openSource(ctx context.Context, env *cliEnv, st *store.Sto
 	return &gitops{src: src, applied: applied}, nil
 }
 
-// start runs the sync loop, publishing through publish.
-func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, publish func(context.Context, *schema.Tailnet) error, logf func(string, ...any)) error {
+// start runs the sync loop, publishing through srv.
+func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, srv publisher, logf func(string, ...any)) error {
 	loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{
-		Store: st, Source: gs.src, Publish: publish,
+		Store: st, Source: gs.src, Publish: publishAndWait(srv), Check: srv.Check,
 		MinBackoff: g.minRetry, MaxBackoff: g.maxRetry, Logf: logf,
 	})
 	if err != nil {
@@ -187,8 +187,9 @@ func stampedLogf(env *cliEnv) func(string, ...any) {
 const propagationWait = 30 * time.Second
 
 // publisher is what the sync loop publishes through: the coordination
-// server's SetConfig and WaitPropagated.
+// server's Check, SetConfig and WaitPropagated.
 type publisher interface {
+	Check(t *schema.Tailnet) error
 	SetConfig(ctx context.Context, t *schema.Tailnet) error
 	WaitPropagated(ctx context.Context) error
 }

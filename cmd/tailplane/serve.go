@@ -151,7 +151,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 		return err
 	}
 	defer srv.Close()
-	if err := gs.start(ctx, &f.gitops, st, publishAndWait(srv), logf); err != nil {
+	if err := gs.start(ctx, &f.gitops, st, srv, logf); err != nil {
 		return err
 	}
 	defer gs.close() // before srv.Close: no publishing into a closed server

@@ -196,9 +196,7 @@ func TestLoginAfterLogoutKeepsNode(t *testing.T) {
 	n.register(n.registerReq(aliceKey))
 	before := n.selfMap().Node
 
-	logout := n.registerReq("")
-	logout.Expiry = time.Unix(123, 0)
-	n.register(logout)
+	n.logout()
 	if code, _ := n.post("/machine/map", n.mapReq(false)); code != 401 {
 		t.Errorf("map after logout: HTTP %d, want 401", code)
 	}
@@ -214,9 +212,7 @@ func TestLoginAfterLogoutKeepsNode(t *testing.T) {
 	}
 
 	// Logging in with a key for another owner makes a new node instead.
-	logout = n.registerReq("")
-	logout.Expiry = time.Unix(123, 0)
-	n.register(logout)
+	n.logout()
 	if code, _ := n.post("/machine/map", n.mapReq(false)); code != 401 {
 		t.Errorf("map after the second logout: HTTP %d, want 401", code)
 	}

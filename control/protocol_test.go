@@ -99,6 +99,15 @@ func (n *rawNode) register(req *tailcfg.RegisterRequest) *tailcfg.RegisterRespon
 	return resp
 }
 
+// logout logs n out the way `tailscale logout` does: a register request
+// with an expiry in the past.
+func (n *rawNode) logout() *tailcfg.RegisterResponse {
+	n.t.Helper()
+	req := n.registerReq("")
+	req.Expiry = time.Unix(123, 0)
+	return n.register(req)
+}
+
 func (n *rawNode) mapReq(stream bool, eps ...string) *tailcfg.MapRequest {
 	req := &tailcfg.MapRequest{
 		Version:   tailcfg.CurrentCapabilityVersion,
@@ -335,9 +344,7 @@ func TestDeltas(t *testing.T) {
 	}
 
 	// b logs out: a sees it removed.
-	logout := b.registerReq("")
-	logout.Expiry = time.Unix(123, 0)
-	b.register(logout)
+	b.logout()
 	for {
 		m = sa.next()
 		if len(m.PeersRemoved) > 0 {

@@ -18,13 +18,13 @@ import (
 // Revision is one applied config revision, as recorded in the revisions
 // table (which also keeps the applied plan; see RevisionPlan).
 type Revision struct {
-	ID          int64     // assigned by Apply
-	Commit      string    // Git commit SHA, or a content hash for a local directory; required
-	Author      string    // "Name <email>"; may be empty
-	Message     string    // commit message; may be empty
-	CommittedAt time.Time // zero if unknown
-	AppliedAt   time.Time // zero means Apply uses the current time
-	Summary     string    // the plan's Summary(); set by Apply
+	ID          int64     `json:"id,omitempty"`         // assigned by Apply
+	Commit      string    `json:"commit"`               // Git commit SHA, or a content hash for a local directory; required
+	Author      string    `json:"author,omitempty"`     // "Name <email>"; may be empty
+	Message     string    `json:"message,omitempty"`    // commit message; may be empty
+	CommittedAt time.Time `json:"committedAt,omitzero"` // zero if unknown
+	AppliedAt   time.Time `json:"appliedAt,omitzero"`   // zero means Apply uses the current time
+	Summary     string    `json:"summary,omitempty"`    // the plan's Summary(); set by Apply
 }
 
 // querier is what reading needs from a *sql.DB or *sql.Tx.

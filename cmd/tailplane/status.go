@@ -83,7 +83,7 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) int {
 	var c apiClientFlags
 	c.register(fs)
 	asJSON := fs.Bool("json", false, "print the status as JSON (the answer of GET /api/v1/status)")
-	nrevs := fs.Int("revisions", 5, "also list this many recently applied revisions (0: none)")
+	nrevs := fs.Int("revisions", 5, "also list this many recently applied revisions (0: none; not with --json)")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -98,7 +98,7 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) int {
 		return exitProblems
 	}
 	var revs []reconcile.Revision
-	if *nrevs > 0 && st.Serving {
+	if *nrevs > 0 && st.Serving && !*asJSON { // the JSON is the status alone
 		if err := c.get(ctx, env, fmt.Sprintf("/api/v1/revisions?limit=%d", *nrevs), &revs); err != nil {
 			fmt.Fprintf(env.stderr, "tailplane status: %v\n", err)
 			return exitProblems

@@ -225,6 +225,7 @@ func startServer(t testing.TB, o serverOpts) *server {
 			ctrl.WaitPropagated(ctx)
 			return nil
 		},
+		Check:      ctrl.Check, // as serve does: the store never gets what the server refuses
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logf: prefixLogf(t, "loop"),
 	})
 	if err != nil {

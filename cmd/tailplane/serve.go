@@ -44,7 +44,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&f.config, "config", "", "directory holding the tailnet config, watched for changes (or --repo)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "directory for the database, the Noise key and DERP certificates (required)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the control protocol on")
-	fs.StringVar(&f.serverURL, "server-url", "", "URL clients reach the server at (default http(s)://<listen>)")
+	fs.StringVar(&f.serverURL, "server-url", "", "URL clients reach the server at (default http(s)://<listen>; required when --listen is a wildcard address)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate file; serve HTTPS instead of HTTP (needs --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.StringVar(&f.derpMap, "derp-map", "", "JSON tailcfg.DERPMap file to hand out instead of running the embedded DERP relay")
@@ -103,6 +103,9 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 	}
 	serverURL := f.serverURL
 	if serverURL == "" {
+		if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+			return fmt.Errorf("--listen %s listens on every address, so tailplane cannot tell clients (and the DERP map) where it is: add --server-url, e.g. https://tailplane.example.com or http://192.0.2.10:%d", f.listen, a.Port)
+		}
 		serverURL = scheme + "://" + ln.Addr().String()
 	}
 	u, err := url.Parse(serverURL)

@@ -103,6 +103,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{"missing-config-dir", []string{"serve", "--config", filepath.Join(t.TempDir(), "nope"), "--state-dir", t.TempDir()}, exitProblems, "config"},
 		{"bad-derp-map", []string{"serve", "--config", filepath.Join(repoRoot, "examples", "basic"), "--state-dir", t.TempDir(),
 			"--listen", "127.0.0.1:0", "--derp-map", filepath.Join(repoRoot, "go.mod")}, exitProblems, "is not a JSON DERP map"},
+		{"wildcard-listen-without-server-url", []string{"serve", "--config", filepath.Join(repoRoot, "examples", "basic"), "--state-dir", t.TempDir(),
+			"--listen", "0.0.0.0:0"}, exitProblems, "add --server-url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

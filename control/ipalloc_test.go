@@ -64,14 +64,20 @@ func TestIPAllocatorDoesNotReuseEarly(t *testing.T) {
 
 func TestQuad100NeverAllocated(t *testing.T) {
 	a := newIPAllocator(netip.MustParsePrefix("100.100.100.0/22"))
+	n := 0
 	for {
 		ip, err := a.allocate()
 		if err != nil {
 			break
 		}
+		n++
 		if netip.MustParsePrefix("100.100.100.0/24").Contains(ip) {
 			t.Fatalf("allocated reserved address %v", ip)
 		}
+	}
+	// 1024 addresses less the reserved /24 and the broadcast address.
+	if n != 1024-256-1 {
+		t.Errorf("allocated %d addresses from the /22, want %d", n, 1024-256-1)
 	}
 }
 

@@ -329,11 +329,18 @@ func TestLoopRetriesLater(t *testing.T) {
 	h := newLoopHarness(t, "")
 	files := basicFiles(t)
 
-	failures := 2
+	// Publishing fails twice; the second try waits until the test has seen
+	// the first failure, which a quick retry would otherwise replace.
+	calls := 0
+	seen := make(chan struct{})
 	h.mu.Lock()
 	h.pubFn = func() error {
-		if failures > 0 {
-			failures--
+		calls++
+		switch calls {
+		case 1:
+			return errors.New("server busy")
+		case 2:
+			<-seen
 			return errors.New("server busy")
 		}
 		return nil
@@ -344,17 +351,27 @@ func TestLoopRetriesLater(t *testing.T) {
 	if st.Attempted.Step != StepPublish || st.Attempted.Class != "retry later" || st.NextRetry.IsZero() {
 		t.Errorf("after a failed publish: attempt %+v, next retry %v", st.Attempted, st.NextRetry)
 	}
+	close(seen)
 	st = h.waitAttempt("c1", func(st LoopStatus) bool { return st.Attempted.OK })
-	if st.Failures != 0 || !st.NextRetry.IsZero() || h.published() != 1 {
-		t.Errorf("after recovery: failures %d, next retry %v, published %d", st.Failures, st.NextRetry, h.published())
+	if st.Failures != 0 || !st.NextRetry.IsZero() || h.published() != 1 || st.Metrics.Failures != 2 {
+		t.Errorf("after recovery: failures %d, next retry %v, published %d, metrics %+v; want 0, none, 1, 2 failures",
+			st.Failures, st.NextRetry, h.published(), st.Metrics)
 	}
 
-	// A crash before the revision is recorded rolls everything back.
-	crashes := 1
+	// A crash before the revision is recorded rolls everything back. The
+	// retry waits at the same step until the test has seen the crash.
+	crashes := 0
+	crashSeen := make(chan struct{})
 	SetApplyHook(func(step string) error {
-		if step == "record revision" && crashes > 0 {
-			crashes--
+		if step != "record revision" {
+			return nil
+		}
+		crashes++
+		if crashes == 1 {
 			return errors.New("injected crash")
+		}
+		if crashes == 2 {
+			<-crashSeen
 		}
 		return nil
 	})
@@ -365,6 +382,10 @@ func TestLoopRetriesLater(t *testing.T) {
 	if st.Attempted.Step != StepApply || st.Attempted.Class != "retry later" {
 		t.Errorf("after a crash: attempt %+v", st.Attempted)
 	}
+	if got := h.appliedCommit(); got != "c1" {
+		t.Errorf("applied commit %q after the crash, want c1", got)
+	}
+	close(crashSeen)
 	st = h.waitAttempt("c2", func(st LoopStatus) bool { return st.Attempted.OK })
 	if st.Applied.Commit != "c2" {
 		t.Errorf("applied %s after the retry, want c2", st.Applied.Commit)

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -65,8 +66,34 @@ func startServe(t *testing.T, args ...string) *lockedBuffer {
 		if code := <-done; code != exitOK {
 			t.Errorf("serve exited %d after cancel:\n%s", code, stderr.String())
 		}
+		// Everything serve started ends with it.
+		deadline := time.Now().Add(30 * time.Second)
+		for left := tailplaneGoroutines(); left != ""; left = tailplaneGoroutines() {
+			if time.Now().After(deadline) {
+				t.Errorf("goroutines left after serve returned:\n%s", left)
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // polling goroutine stacks; nothing to wait on
+		}
 	})
 	return &stderr
+}
+
+// tailplaneGoroutines returns the stacks of goroutines running or started
+// by tailplane's code, other than tests' own; "" when there are none.
+func tailplaneGoroutines() string {
+	var b strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&b, 2)
+	var out []string
+	for g := range strings.SplitSeq(b.String(), "\n\n") {
+		if strings.Contains(g, "testing.tRunner") || strings.Contains(g, "testing.(*T).Run") {
+			continue
+		}
+		if strings.Contains(g, "github.com/tailplane/tailplane/") || strings.Contains(g, "main.") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 // getKey fetches /key from url until the server answers.

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -34,7 +35,7 @@ func benchWorld(b *testing.B, n int) *world {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := newWorld(srv, c, rows)
+	w, err := newWorld(context.Background(), srv, c, rows)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,8 +26,9 @@ func (w *world) configChanged(ctx context.Context) {
 // removed. Their sessions end and the caller's full netmaps drop them
 // from their peers. Tagged nodes that keep some of their tags lose the
 // others. (A removed auth key needs nothing here: registration only
-// accepts declared keys.)
-func (w *world) pruneUndeclared(ctx context.Context) {
+// accepts declared keys.) It reports whether it logged out or changed any
+// node.
+func (w *world) pruneUndeclared(ctx context.Context) (changed bool) {
 	nodes := slices.SortedFunc(maps.Values(w.nodes), func(a, b *node) int { return cmp.Compare(a.id, b.id) })
 	for _, n := range nodes {
 		if n.rec.LoggedOut {
@@ -35,9 +36,10 @@ func (w *world) pruneUndeclared(ctx context.Context) {
 		}
 		why := w.undeclaredOwner(n)
 		if why == "" {
-			w.dropUndeclaredTags(ctx, n)
+			changed = w.dropUndeclaredTags(ctx, n) || changed
 			continue
 		}
+		changed = true
 		w.srv.logf("control: logging out node %q (%d): %s", n.rec.GivenName, n.id, why)
 		if n.rec.Ephemeral {
 			if err := w.removeNode(ctx, n); err != nil {
@@ -59,26 +61,29 @@ func (w *world) pruneUndeclared(ctx context.Context) {
 		n.online = false
 		delete(w.live, n.id)
 	}
+	return changed
 }
 
 // dropUndeclaredTags removes from a tagged node the tags that are no
-// longer in tagOwners, when it keeps at least one.
-func (w *world) dropUndeclaredTags(ctx context.Context, n *node) {
+// longer in tagOwners, when it keeps at least one, and reports whether it
+// did.
+func (w *world) dropUndeclaredTags(ctx context.Context, n *node) bool {
 	if !n.tagged() {
-		return
+		return false
 	}
 	kept := slices.DeleteFunc(slices.Clone(n.rec.Tags), func(t string) bool {
 		_, ok := w.tailnet.Policy.TagOwners[t]
 		return !ok
 	})
 	if len(kept) == len(n.rec.Tags) || len(kept) == 0 {
-		return
+		return false
 	}
 	w.srv.logf("control: node %q (%d): tags %v are no longer declared in tagOwners; keeping %v", n.rec.GivenName, n.id, n.rec.Tags, kept)
 	n.rec.Tags = kept
 	if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
 		w.srv.logf("control: saving node %d: %v", n.id, err)
 	}
+	return true
 }
 
 // undeclaredOwner says why n's owner is gone from the config, or "".

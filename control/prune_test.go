@@ -188,3 +188,45 @@ func TestWaitPropagatedWithoutSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStartPrunesUndeclared starts a server on a store whose nodes include
+// one of a user the config no longer declares, as a crash between the sync
+// loop's apply and SetConfig leaves it: that node is logged out at start.
+func TestStartPrunesUndeclared(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	ts := startServer(t, testTailnet(), dir)
+	alice, bob := newRawNode(t, ts), newRawNode(t, ts)
+	alice.register(alice.registerReq(aliceKey))
+	bob.register(bob.registerReq(oneShotKey))
+	ts.Close()
+	ts.DERP.Close()
+	ts.Store.Close()
+
+	tn := testTailnet()
+	delete(tn.Users, "bob@example.com")
+	for name, k := range tn.AuthKeys {
+		if k.User == "bob@example.com" {
+			delete(tn.AuthKeys, name)
+		}
+	}
+	ts2 := startServer(t, tn, dir)
+	alice.connect(ts2)
+	bob.connect(ts2)
+	if ks := peerKeys(alice.selfMap()); slices.Contains(ks, bob.nk.Public()) {
+		t.Errorf("alice's peers after a restart without bob: %v, want no bob", ks)
+	}
+	if code, body := bob.post("/machine/map", bob.mapReq(false)); code != http.StatusUnauthorized {
+		t.Errorf("bob's map request after a restart without him: HTTP %d %s, want 401", code, body)
+	}
+	rows, err := ts2.Store.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.UserLogin == "bob@example.com" && !r.LoggedOut {
+			t.Errorf("bob's node %d is not logged out in the store", r.ID)
+		}
+	}
+}

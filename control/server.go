@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.setProfiles(cfg.Tailnet)
-	w, err := newWorld(s, c, rows)
+	w, err := newWorld(ctx, s, c, rows)
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,11 @@ type world struct {
 	v6    *ipAllocator
 }
 
-func newWorld(srv *Server, c *preparedConfig, rows []*store.Node) (*world, error) {
+// newWorld builds the world from the stored nodes and logs out those the
+// config declares no owner for: a crash between the sync loop's apply and
+// SetConfig leaves them logged in in the store, and nothing else would
+// cut them off.
+func newWorld(ctx context.Context, srv *Server, c *preparedConfig, rows []*store.Node) (*world, error) {
 	w := &world{
 		srv:   srv,
 		nodes: map[tailcfg.NodeID]*node{},
@@ -86,6 +90,9 @@ func newWorld(srv *Server, c *preparedConfig, rows []*store.Node) (*world, error
 		w.addNode(n)
 	}
 	w.evaluatePolicy()
+	if w.pruneUndeclared(ctx) {
+		w.evaluatePolicy()
+	}
 	for _, n := range w.nodes {
 		w.refreshView(n)
 	}

@@ -345,7 +345,11 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 	a.Finished = time.Now()
 	var last *Revision
 	if err == nil {
-		if r, ok, err := LastRevision(ctx, l.cfg.Store); err == nil && ok {
+		r, ok, lerr := LastRevision(ctx, l.cfg.Store)
+		switch {
+		case lerr != nil:
+			l.cfg.Logf("reconcile: revision %s is applied, but the status may show the previous one: %v", shortCommit(rev.ID), lerr)
+		case ok:
 			last = &r
 		}
 	}

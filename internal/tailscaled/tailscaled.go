@@ -71,7 +71,7 @@ func Build(ctx context.Context) (*Binaries, error) {
 		return nil, err
 	}
 	// Build from tailplane's own module so go.sum pins the exact version.
-	return build(ctx, version, moduleRoot())
+	return build(ctx, version, moduleRoot(ctx))
 }
 
 // BuildCompat returns the cached binaries of an older Tailscale release
@@ -139,8 +139,8 @@ func build(ctx context.Context, version, modDir string) (*Binaries, error) {
 
 // moduleRoot finds the directory of tailplane's go.mod, starting from the
 // working directory (tests run inside the module).
-func moduleRoot() string {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+func moduleRoot(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err == nil {
 		if gomod := strings.TrimSpace(string(out)); gomod != "" && gomod != os.DevNull {
 			return filepath.Dir(gomod)

@@ -76,8 +76,9 @@ type api struct{ cfg Config }
 // whose role allows need.
 func (a *api) auth(need string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		token = strings.TrimSpace(token)
+		if !strings.EqualFold(scheme, "Bearer") || token == "" { // the scheme is case-insensitive (RFC 9110)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tailplane"`)
 			httpError(w, http.StatusUnauthorized, "missing API key (hint: send Authorization: Bearer <key>; the CLI reads it from $TAILPLANE_API_KEY or --api-key-file)")
 			return

@@ -116,21 +116,29 @@ func TestAuth(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, path, token string
 		want                      int
+		header                    string // the Authorization header instead of "Bearer "+token
 	}{
-		{"no-key", "GET", "/api/v1/status", "", http.StatusUnauthorized},
-		{"wrong-key", "GET", "/api/v1/status", "tpk-nope", http.StatusUnauthorized},
-		{"hash-as-key", "GET", "/api/v1/status", hashOf(readKey), http.StatusUnauthorized},
-		{"read-status", "GET", "/api/v1/status", readKey, http.StatusOK},
-		{"read-revisions", "GET", "/api/v1/revisions", readKey, http.StatusOK},
-		{"read-applied", "GET", "/api/v1/applied", readKey, http.StatusOK},
-		{"read-metrics", "GET", "/metrics", readKey, http.StatusOK},
-		{"read-cannot-sync", "POST", "/api/v1/sync", readKey, http.StatusForbidden},
-		{"admin-sync", "POST", "/api/v1/sync", adminKey, http.StatusAccepted},
-		{"admin-reads", "GET", "/api/v1/status", adminKey, http.StatusOK},
-		{"metrics-need-key", "GET", "/metrics", "", http.StatusUnauthorized},
+		{name: "lowercase-scheme", method: "GET", path: "/api/v1/status", header: "bearer " + readKey, want: http.StatusOK},
+		{name: "basic-scheme", method: "GET", path: "/api/v1/status", header: "Basic " + readKey, want: http.StatusUnauthorized},
+		{name: "scheme-only", method: "GET", path: "/api/v1/status", header: "Bearer", want: http.StatusUnauthorized},
+		{"no-key", "GET", "/api/v1/status", "", http.StatusUnauthorized, ""},
+		{"wrong-key", "GET", "/api/v1/status", "tpk-nope", http.StatusUnauthorized, ""},
+		{"hash-as-key", "GET", "/api/v1/status", hashOf(readKey), http.StatusUnauthorized, ""},
+		{"read-status", "GET", "/api/v1/status", readKey, http.StatusOK, ""},
+		{"read-revisions", "GET", "/api/v1/revisions", readKey, http.StatusOK, ""},
+		{"read-applied", "GET", "/api/v1/applied", readKey, http.StatusOK, ""},
+		{"read-metrics", "GET", "/metrics", readKey, http.StatusOK, ""},
+		{"read-cannot-sync", "POST", "/api/v1/sync", readKey, http.StatusForbidden, ""},
+		{"admin-sync", "POST", "/api/v1/sync", adminKey, http.StatusAccepted, ""},
+		{"admin-reads", "GET", "/api/v1/status", adminKey, http.StatusOK, ""},
+		{"metrics-need-key", "GET", "/metrics", "", http.StatusUnauthorized, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if code, body := call(t, tc.method, url+tc.path, tc.token, nil, nil); code != tc.want {
+			var hdr map[string]string
+			if tc.header != "" {
+				hdr = map[string]string{"Authorization": tc.header}
+			}
+			if code, body := call(t, tc.method, url+tc.path, tc.token, nil, hdr); code != tc.want {
 				t.Errorf("%s %s = %d %s, want %d", tc.method, tc.path, code, body, tc.want)
 			}
 		})

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 	"testing"
@@ -106,6 +107,10 @@ func TestCheckAgreesWithSetConfig(t *testing.T) {
 			}
 			if !tc.ok && ts.tailnet.Load() != before {
 				t.Error("a refused config was installed")
+			}
+			var ds schema.Diagnostics
+			if tc.name == "policy-does-not-compile" && (!errors.As(checkErr, &ds) || len(ds) == 0) {
+				t.Errorf("Check error %v does not carry the policy's diagnostics", checkErr)
 			}
 		})
 	}

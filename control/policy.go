@@ -41,7 +41,8 @@ type peerPolicy interface {
 func compilePolicy(t *schema.Tailnet) (*policy.Policy, error) {
 	p, diags := policy.Compile(t)
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("control: the tailnet policy has errors (run `tailplane lint`):\n%s", diags.Errors().Error())
+		// Wrapped, so callers (the sync loop's check step) keep positions.
+		return nil, fmt.Errorf("control: the tailnet policy has errors (run `tailplane lint`):\n%w", diags.Errors())
 	}
 	return p, nil
 }

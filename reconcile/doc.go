@@ -47,7 +47,8 @@
 //
 // Each revision from the gitsync.Source goes through load, validate,
 // compile, test (against the real registered nodes), check (LoopConfig.Check:
-// would the server take it), diff, apply and
+// would the server take it), apply (the diff against SQLite, written in one
+// transaction) and
 // publish; a failure at any step leaves SQLite and the served config as
 // they were, and is recorded as the Attempt with its problems at
 // file:line:col. Config errors wait for a new commit; other errors retry

@@ -26,8 +26,7 @@ const (
 	StepCompile  = "compile"  // the policy compiles
 	StepTest     = "test"     // tests and sshTests pass against the real nodes
 	StepCheck    = "check"    // the coordination server would take it (LoopConfig.Check)
-	StepDiff     = "diff"     // the plan against SQLite
-	StepApply    = "apply"    // one SQLite transaction
+	StepApply    = "apply"    // the plan against SQLite, applied in one transaction
 	StepPublish  = "publish"  // the coordination server serves it
 )
 
@@ -77,7 +76,7 @@ type LoopConfig struct {
 }
 
 // Loop applies each new revision from a Source: load, validate, compile,
-// test, check, diff, apply, publish. A revision that fails any step changes
+// test, check, apply (diff and write), publish. A revision that fails any step changes
 // nothing: the last applied revision keeps being served. Create it with
 // NewLoop; Close stops it.
 type Loop struct {
@@ -432,21 +431,19 @@ func (l *Loop) steps(ctx context.Context, rev gitsync.Revision) (*schema.Tailnet
 			return fail(StepCheck, &ConfigError{Err: err})
 		}
 	}
-	plan, err := PlanStore(ctx, l.cfg.Store, t)
+	// Apply diffs against SQLite inside its transaction; re-applying the
+	// commit recorded last changes and records nothing.
+	plan, err := Apply(ctx, l.cfg.Store, t, Revision{
+		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt,
+	})
 	if err != nil {
-		return fail(StepDiff, err)
+		return fail(StepApply, err)
 	}
 	l.mu.Lock()
 	published := l.published
 	l.mu.Unlock()
 	if plan.Empty() && published == rev.ID {
 		return t, plan, nil // a restart re-reading the served commit
-	}
-	plan, err = Apply(ctx, l.cfg.Store, t, Revision{
-		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt,
-	})
-	if err != nil {
-		return fail(StepApply, err)
 	}
 	if l.cfg.Publish != nil {
 		if err := l.cfg.Publish(ctx, t); err != nil {

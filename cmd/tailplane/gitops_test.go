@@ -216,4 +216,12 @@ func TestWriteStatusGolden(t *testing.T) {
 	var b bytes.Buffer
 	writeStatus(&b, "https://tailplane.example.com", st, []reconcile.Revision{applied}, now)
 	golden(t, "status.golden", b.String())
+
+	// The JSON of GET /api/v1/status, which `status --json` prints: its
+	// field names are an API.
+	js, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status.json.golden", string(js)+"\n")
 }

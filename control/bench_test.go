@@ -139,3 +139,31 @@ func BenchmarkMembershipChange(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConfigChange measures the owner goroutine's work for a new
+// config under the default allow-all policy, where every node sees every
+// other: installing it, and then building the full netmap each connected
+// session asks for (encoding is left out: it runs on the sessions'
+// goroutines). This is the cost docs/server.md and the closing notes call
+// out as serial per commit; it grows with nodes².
+func BenchmarkConfigChange(b *testing.B) {
+	for _, n := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			w := benchWorld(b, n)
+			tn := testTailnet()
+			c, err := w.srv.prepare(tn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				w.setTailnet(c)
+				w.everythingChanged()
+				for _, p := range w.live {
+					p.sess.take()
+					w.fullMap(p, true)
+				}
+			}
+		})
+	}
+}

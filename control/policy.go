@@ -193,24 +193,21 @@ func (e *evaluated) SSHPolicy(n *node) *tailcfg.SSHPolicy {
 }
 
 func (e *evaluated) CapMap(n *node) tailcfg.NodeCapMap {
-	if v := e.view(n); v != nil {
-		return v.CapMap
-	}
-	return nil
+	return e.res.CapMap(n.id) // without building n's peer list
 }
 
 func (e *evaluated) Routes(n *node) (allowed, primary []netip.Prefix) {
-	v := e.view(n)
-	if v == nil {
+	all, primary := e.res.SelfRoutes(n.id) // without building n's peer list
+	if all == nil {
 		return n.addresses(), nil
 	}
 	addrs := n.addresses()
-	for _, p := range v.AllowedIPs {
-		if p.Bits() == 0 || slices.Contains(v.PrimaryRoutes, p) || slices.Contains(addrs, p) {
+	for _, p := range all {
+		if p.Bits() == 0 || slices.Contains(primary, p) || slices.Contains(addrs, p) {
 			allowed = append(allowed, p)
 		}
 	}
-	return allowed, v.PrimaryRoutes
+	return allowed, primary
 }
 
 // sameFilter reports whether two filters are equal, cheaply when they share

@@ -1,10 +1,17 @@
 package policy
 
-import "tailscale.com/tailcfg"
+import (
+	"net/netip"
+	"slices"
+
+	"tailscale.com/tailcfg"
+)
+
+// The functions in this file answer one part of a node's view without
+// building its peer list, so a server refreshing many nodes after a change
+// pays per rule, not per peer. Each returns what Node(id) would hold.
 
 // PacketFilter returns node id's packet filter, or nil if id is unknown.
-// Unlike Node it does not build the node's peer list, so a server checking
-// many nodes' filters after a change pays per rule, not per peer.
 func (r *Result) PacketFilter(id tailcfg.NodeID) []tailcfg.FilterRule {
 	s, ok := r.byID[id]
 	if !ok {
@@ -14,4 +21,30 @@ func (r *Result) PacketFilter(id tailcfg.NodeID) []tailcfg.FilterRule {
 		return v.PacketFilter
 	}
 	return r.packetFilter(s)
+}
+
+// SelfRoutes returns what peers route to node id (its view's AllowedIPs:
+// its addresses, approved subnets and exit routes) and the subnets it is
+// the primary router for. Both are nil if id is unknown.
+func (r *Result) SelfRoutes(id tailcfg.NodeID) (allowed, primary []netip.Prefix) {
+	s, ok := r.byID[id]
+	if !ok {
+		return nil, nil
+	}
+	if v := r.cachedView(id); v != nil {
+		return v.AllowedIPs, v.PrimaryRoutes
+	}
+	return s.allowedIPs(), slices.Clone(s.primary)
+}
+
+// CapMap returns node id's capabilities, or nil if id is unknown.
+func (r *Result) CapMap(id tailcfg.NodeID) tailcfg.NodeCapMap {
+	s, ok := r.byID[id]
+	if !ok {
+		return nil
+	}
+	if v := r.cachedView(id); v != nil {
+		return v.CapMap
+	}
+	return r.capMap(s)
 }

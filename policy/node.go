@@ -102,5 +102,11 @@ func (s *nodeState) visibleAddrs() []netip.Prefix {
 	return slices.DeleteFunc(slices.Clone(s.addrs), func(p netip.Prefix) bool { return p.Addr().Is4() })
 }
 
+// allowedIPs is what peers route to the node: its visible addresses, its
+// approved subnets and its exit routes.
+func (s *nodeState) allowedIPs() []netip.Prefix {
+	return slices.Concat(s.visibleAddrs(), s.subnets, s.exit)
+}
+
 // isExitNode reports whether the node has an approved exit route.
 func (s *nodeState) isExitNode() bool { return len(s.exit) > 0 }

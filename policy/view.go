@@ -68,7 +68,7 @@ func (r *Result) computeView(s *nodeState) *NodeView {
 		SSH:          r.sshPolicy(s),
 		CapMap:       r.capMap(s),
 	}
-	v.AllowedIPs = slices.Concat(s.visibleAddrs(), s.subnets, s.exit)
+	v.AllowedIPs = s.allowedIPs()
 	v.PrimaryRoutes = slices.Clone(s.primary)
 	return v
 }

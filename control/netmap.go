@@ -143,14 +143,15 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 		}
 	}
 	addProfile(p.view.User)
-	for _, id := range w.pol.Peers(p) {
+	resp.Peers = make([]*tailcfg.Node, 0, w.pol.PeerCount(p))
+	w.pol.EachPeer(p, func(id tailcfg.NodeID) {
 		n := w.nodes[id]
 		if n == nil || n == p || !w.visible(n) {
-			continue
+			return
 		}
 		resp.Peers = append(resp.Peers, n.view)
 		addProfile(n.view.User)
-	}
+	})
 	if len(resp.Peers) == 0 {
 		// An empty Peers list means "no change"; name every possible peer
 		// as removed instead, so a client that had peers drops them.

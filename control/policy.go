@@ -17,8 +17,8 @@ import (
 type peerPolicy interface {
 	// CanSee reports whether viewer gets peer in its netmap.
 	CanSee(viewer, peer *node) bool
-	// Peers returns the IDs of the nodes n sees, sorted.
-	Peers(n *node) []tailcfg.NodeID
+	// PeerCount returns how many nodes n sees.
+	PeerCount(n *node) int
 	// EachPeer calls f with the ID of every node that sees n (visibility
 	// is symmetric).
 	EachPeer(n *node, f func(tailcfg.NodeID))
@@ -85,8 +85,14 @@ func (w *world) inventory() []policy.Node {
 // evaluatePolicy resolves the compiled policy against the current nodes
 // from scratch.
 func (w *world) evaluatePolicy() {
-	w.res = w.compiled.Evaluate(w.inventory(), policy.Options{ControlURL: w.srv.serverURL})
-	w.pol = &evaluated{res: w.res}
+	w.setResult(w.compiled.Evaluate(w.inventory(), policy.Options{ControlURL: w.srv.serverURL}))
+}
+
+// setResult installs a new policy result and publishes it to the sessions.
+func (w *world) setResult(res *policy.Result) {
+	w.res = res
+	w.pol = &evaluated{res: res}
+	w.srv.policyRes.Store(res)
 }
 
 // updatePolicy re-evaluates after a change of the inventory, keeping the
@@ -94,8 +100,7 @@ func (w *world) evaluatePolicy() {
 // views may differ.
 func (w *world) updatePolicy() []tailcfg.NodeID {
 	res, affected := w.res.Update(w.inventory())
-	w.res = res
-	w.pol = &evaluated{res: res}
+	w.setResult(res)
 	return affected
 }
 
@@ -166,16 +171,11 @@ func (e *evaluated) FilterOf(id tailcfg.NodeID) []tailcfg.FilterRule {
 	return e.res.PacketFilter(id)
 }
 
-func (e *evaluated) Peers(n *node) []tailcfg.NodeID {
-	v := e.view(n)
-	if v == nil {
-		return nil
+func (e *evaluated) PeerCount(n *node) int {
+	if v := e.view(n); v != nil {
+		return len(v.Peers)
 	}
-	ids := make([]tailcfg.NodeID, len(v.Peers))
-	for i, p := range v.Peers {
-		ids[i] = p.ID
-	}
-	return ids
+	return 0
 }
 
 func (e *evaluated) Filter(n *node) []tailcfg.FilterRule {

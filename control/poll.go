@@ -111,6 +111,9 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *sessio
 		case <-sess.wake:
 			d := sess.take()
 			if d.full {
+				if res := s.policyRes.Load(); res != nil {
+					res.Node(id) // build the peer list here, not on the owner goroutine
+				}
 				err := s.do(ctx, func(w *world) error {
 					n := w.nodes[id]
 					if n == nil || n.sess != sess {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"golang.org/x/net/http2"
@@ -64,6 +65,11 @@ type Server struct {
 
 	profiles atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile] // immutable; replaced on SetConfig
 	tailnet  atomic.Pointer[schema.Tailnet]                         // latest config, for lock-free reads
+	// policyRes is the owner's latest policy result. Sessions compute their
+	// node's view from it before asking the owner for a full netmap, so the
+	// peer list is built on the session's goroutine (Result is safe for
+	// concurrent use and caches views); the owner then finds it cached.
+	policyRes atomic.Pointer[policy.Result]
 
 	ops      chan func(*world) // run by the owner goroutine, in order
 	stop     context.CancelFunc

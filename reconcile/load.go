@@ -173,32 +173,8 @@ func decodeObject(t *schema.Tailnet, p *schema.Policy, o Object) error {
 }
 
 func decodePolicyKey(p *schema.Policy, o Object) error {
-	var dst any
-	switch o.Name {
-	case "acls":
-		dst = &p.ACLs
-	case "grants":
-		dst = &p.Grants
-	case "autoApprovers":
-		dst = &p.AutoApprovers
-	case "ssh":
-		dst = &p.SSH
-	case "nodeAttrs":
-		dst = &p.NodeAttrs
-	case "tests":
-		dst = &p.Tests
-	case "sshTests":
-		dst = &p.SSHTests
-	case "randomizeClientPort":
-		dst = &p.RandomizeClientPort
-	case "disableIPv4":
-		dst = &p.DisableIPv4
-	case "OneCGNATRoute":
-		dst = &p.OneCGNATRoute
-	case "derpMap":
-		p.DERPMap = append(json.RawMessage(nil), o.Value...)
-		return nil
-	default:
+	dst := p.Field(o.Name)
+	if dst == nil || !slices.Contains(policyKeys, o.Name) {
 		return fmt.Errorf("unknown policy key")
 	}
 	return strictUnmarshal(o.Value, dst)

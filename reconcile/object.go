@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,12 +61,16 @@ type Object struct {
 	Value json.RawMessage `json:"value"`
 }
 
-// policyKeys are the names of KindPolicy objects, in plan order (the order
-// of schema.Policy's fields).
-var policyKeys = []string{
-	"acls", "grants", "autoApprovers", "ssh", "nodeAttrs", "tests", "sshTests",
-	"randomizeClientPort", "disableIPv4", "OneCGNATRoute", "derpMap",
-}
+// policyKeys are the names of KindPolicy objects, in plan order: every
+// key of schema.Policy, in declaration order, except the maps stored one
+// entry per object under kinds of their own.
+var policyKeys = slices.DeleteFunc(schema.PolicyKeys(), func(k string) bool {
+	switch k {
+	case "groups", "hosts", "tagOwners", "ipsets", "postures":
+		return true
+	}
+	return false
+})
 
 // less orders objects by kind (plan order), then name; policy keys in the
 // order of policyKeys.
@@ -229,38 +234,10 @@ func desired(t *schema.Tailnet) ([]Object, error) {
 	for name, addr := range p.Hosts {
 		e.add(KindHost, name, addr)
 	}
-	if p.ACLs != nil {
-		e.add(KindPolicy, "acls", p.ACLs)
-	}
-	if p.Grants != nil {
-		e.add(KindPolicy, "grants", p.Grants)
-	}
-	if len(p.AutoApprovers.Routes) > 0 || len(p.AutoApprovers.ExitNode) > 0 {
-		e.add(KindPolicy, "autoApprovers", p.AutoApprovers)
-	}
-	if p.SSH != nil {
-		e.add(KindPolicy, "ssh", p.SSH)
-	}
-	if p.NodeAttrs != nil {
-		e.add(KindPolicy, "nodeAttrs", p.NodeAttrs)
-	}
-	if p.Tests != nil {
-		e.add(KindPolicy, "tests", p.Tests)
-	}
-	if p.SSHTests != nil {
-		e.add(KindPolicy, "sshTests", p.SSHTests)
-	}
-	if p.RandomizeClientPort {
-		e.add(KindPolicy, "randomizeClientPort", true)
-	}
-	if p.DisableIPv4 {
-		e.add(KindPolicy, "disableIPv4", true)
-	}
-	if p.OneCGNATRoute != "" {
-		e.add(KindPolicy, "OneCGNATRoute", p.OneCGNATRoute)
-	}
-	if len(p.DERPMap) > 0 {
-		e.add(KindPolicy, "derpMap", p.DERPMap)
+	for _, key := range policyKeys {
+		if v := reflect.ValueOf(p.Field(key)).Elem(); !v.IsZero() {
+			e.add(KindPolicy, key, v.Interface())
+		}
 	}
 
 	sortObjects(e.objs)

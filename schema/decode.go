@@ -104,8 +104,8 @@ func (d *decoder) decode(root *node) *Tailnet {
 
 // policyKey decodes one Tailscale policy key into its Policy field.
 func (d *decoder) policyKey(p *Policy, key string, n *node) {
-	fv := reflect.ValueOf(p).Elem().Field(policyFields[key])
-	if err := json.Unmarshal(n.appendJSON(nil), fv.Addr().Interface()); err != nil {
+	dst := p.Field(key)
+	if err := json.Unmarshal(n.appendJSON(nil), dst); err != nil {
 		path := PathKey("", key)
 		msg := err.Error()
 		var te *json.UnmarshalTypeError
@@ -118,7 +118,7 @@ func (d *decoder) policyKey(p *Policy, key string, n *node) {
 		d.policyErrs[key] = d.src.Diag(path, msg, "see Tailscale's policy file syntax reference")
 		return
 	}
-	d.unknownPolicyFields(n, PathKey("", key), fv.Type())
+	d.unknownPolicyFields(n, PathKey("", key), reflect.TypeOf(dst).Elem())
 }
 
 // unknownPolicyFields warns about object members inside a policy key that

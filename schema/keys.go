@@ -23,8 +23,7 @@ var policyFields = func() map[string]int {
 	m := make(map[string]int)
 	t := reflect.TypeFor[Policy]()
 	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
 			m[name] = i
 		}
 	}
@@ -141,4 +140,28 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(a)][len(b)]
+}
+
+// PolicyKeys returns the JSON names of Policy's fields, in the order they
+// are declared. Code that handles every policy key (reconcile's objects)
+// iterates this list, so a field added to Policy is never dropped silently.
+func PolicyKeys() []string {
+	t := reflect.TypeFor[Policy]()
+	out := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Field returns a pointer to the field of p whose JSON name is key (for
+// json.Unmarshal, or reflect), or nil if Policy has no such key.
+func (p *Policy) Field(key string) any {
+	i, ok := policyFields[key]
+	if !ok {
+		return nil
+	}
+	return reflect.ValueOf(p).Elem().Field(i).Addr().Interface()
 }

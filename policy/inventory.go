@@ -131,3 +131,14 @@ func (p *Policy) TestAssertions() int {
 	}
 	return n
 }
+
+// Validate is everything lint and apply check of a policy: it compiles t's
+// policy and, if that succeeds, runs its tests and sshTests against
+// TestInventory(t, real). p is nil when the policy does not compile.
+func Validate(t *schema.Tailnet, real []Node) (p *Policy, diags schema.Diagnostics) {
+	p, diags = Compile(t)
+	if p == nil || diags.HasErrors() {
+		return nil, diags
+	}
+	return p, append(diags, p.RunTests(TestInventory(t, real))...)
+}

@@ -46,10 +46,7 @@ func Check(t *schema.Tailnet) error {
 	if t == nil {
 		return &ConfigError{Err: errors.New("no tailnet given")}
 	}
-	p, diags := policy.Compile(t)
-	if p != nil && !diags.HasErrors() {
-		diags = append(diags, p.RunTests(policy.TestInventory(t, nil))...)
-	}
+	_, diags := policy.Validate(t, nil)
 	if errs := diags.Errors(); len(errs) > 0 {
 		return &ConfigError{Err: errs}
 	}

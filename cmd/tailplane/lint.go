@@ -58,9 +58,7 @@ func lintDir(ctx context.Context, dir string) (rep *lintReport, t *schema.Tailne
 	t, diags := schema.LoadDir(ctx, dir)
 	rep.Diagnostics = diags
 	if t != nil {
-		var tests int
-		var pdiags schema.Diagnostics
-		pdiags, tests = checkPolicy(t)
+		pdiags, tests := checkPolicy(t)
 		rep.Diagnostics = append(rep.Diagnostics, pdiags...)
 		rep.TestsRun = tests
 	}
@@ -68,25 +66,14 @@ func lintDir(ctx context.Context, dir string) (rep *lintReport, t *schema.Tailne
 	return rep, t
 }
 
-// checkPolicy compiles t's policy and, if it compiles, runs its tests
-// against the test inventory. tests is the number of assertions evaluated,
-// or -1 when the policy did not compile.
+// checkPolicy compiles t's policy and runs its tests (policy.Validate).
+// The policy package positions its diagnostics through t.Source. tests is
+// the number of assertions evaluated, or -1 when the policy did not
+// compile.
 func checkPolicy(t *schema.Tailnet) (diags schema.Diagnostics, tests int) {
-	p, diags := policy.Compile(t)
-	if p == nil || diags.HasErrors() {
-		return placeDiagnostics(t, diags), -1
+	p, diags := policy.Validate(t, nil)
+	if p == nil {
+		return diags, -1
 	}
-	diags = append(diags, p.RunTests(policy.TestInventory(t, nil))...)
-	return placeDiagnostics(t, diags), p.TestAssertions()
-}
-
-// placeDiagnostics fills in the position of diagnostics that carry only a
-// field path, through the tailnet's source map.
-func placeDiagnostics(t *schema.Tailnet, ds schema.Diagnostics) schema.Diagnostics {
-	for i := range ds {
-		if !ds[i].Pos.IsValid() && ds[i].Path != "" {
-			ds[i].Pos = t.Source.Pos(ds[i].Path)
-		}
-	}
-	return ds
+	return diags, p.TestAssertions()
 }

@@ -35,7 +35,11 @@ type syncer struct {
 	seen         plumbing.Hash // last head emitted or refused
 	refused      error         // the ErrNeedsCommit error for seen, if refused
 	refusedTrust string        // trust() when seen was refused
+	redact       redactor      // knows the secrets read for the current check
 }
+
+// logf logs a line of the current check, redacted.
+func (s *syncer) logf(format string, args ...any) { s.redact.logf(s.cfg.Logf, format, args...) }
 
 // trust fingerprints the trusted key files, so a refused head is checked
 // again when they change (a newly trusted key, a fixed allowed signers
@@ -64,14 +68,23 @@ func (s *syncer) syncTimeout(ctx context.Context) (*Revision, error) {
 }
 
 // sync checks the remote and returns the new revision, if any. A refused
-// head keeps returning its error until the branch moves.
+// head keeps returning its error until the branch moves. The error is
+// redacted: it holds none of the credentials read for the check.
 func (s *syncer) sync(ctx context.Context) (*Revision, error) {
-	auth, err := s.cfg.Auth.method(s.cfg.URL)
+	auth, secrets, err := s.cfg.Auth.method(s.cfg.URL)
+	s.redact = newRedactor(secrets...)
 	if err != nil {
-		return nil, retryErr("%w", err)
+		return nil, s.redact.err(retryErr("%w", err))
 	}
+	rev, err := s.check(ctx, auth)
+	return rev, s.redact.err(err)
+}
+
+// check is sync once the credentials are read.
+func (s *syncer) check(ctx context.Context, auth transport.AuthMethod) (*Revision, error) {
 	var ca []byte
 	if s.cfg.CAFile != "" {
+		var err error
 		if ca, err = readCAFile(s.cfg.CAFile); err != nil {
 			return nil, retryErr("%w", err)
 		}
@@ -88,10 +101,10 @@ func (s *syncer) sync(ctx context.Context) (*Revision, error) {
 	if KindOf(err) == ErrRetry {
 		return nil, err
 	}
-	s.seen, s.refused = commit, err
+	s.seen, s.refused = commit, s.redact.err(err)
 	if err != nil {
 		s.refusedTrust = s.trust()
-		s.cfg.Logf("gitsync: %s: %v", redactURL(s.cfg.URL), err)
+		s.logf("gitsync: %s: %v", redactURL(s.cfg.URL), err)
 	}
 	return rev, err
 }
@@ -196,7 +209,7 @@ func (s *syncer) fetch(ctx context.Context, conn connOpts, want plumbing.Hash) (
 			return plumbing.ZeroHash, nil, ctx.Err()
 		}
 		errs = append(errs, err)
-		s.cfg.Logf("gitsync: %s: fetch (depth %d, fresh store %v) failed: %v", redactURL(s.cfg.URL), a.depth, a.fresh, err)
+		s.logf("gitsync: %s: fetch (depth %d, fresh store %v) failed: %v", redactURL(s.cfg.URL), a.depth, a.fresh, err)
 	}
 	return plumbing.ZeroHash, nil, retryErr("fetch %s: %w", redactURL(s.cfg.URL), errors.Join(errs...))
 }
@@ -246,7 +259,7 @@ func (s *syncer) openStore(fresh bool) error {
 		}
 		repo, err = git.PlainOpen(dir)
 		if err != nil && !fresh && !errors.Is(err, git.ErrRepositoryNotExists) {
-			s.cfg.Logf("gitsync: cache %s is unusable (%v); starting it afresh", dir, err)
+			s.logf("gitsync: cache %s is unusable (%v); starting it afresh", dir, err)
 			return s.openStore(true)
 		}
 		if errors.Is(err, git.ErrRepositoryNotExists) {

@@ -282,7 +282,8 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no-url", Config{}, "no repository URL"},
-		{"password-in-url", Config{URL: "https://bob:hunter2@example.com/t.git"}, "contains a password"},
+		{"password-in-url", Config{URL: "https://bob:hunter2@example.com/t.git"}, "carries credentials"},
+		{"token-in-url", Config{URL: "https://ghp_token@example.com/t.git"}, "carries credentials"},
 		{"both-secrets", Config{URL: "https://example.com/t.git", Auth: Auth{PasswordFile: "f", PasswordEnv: "E"}}, "not both"},
 		{"escaping-path", Config{URL: "https://example.com/t.git", Path: "../etc"}, "relative directory"},
 		{"missing-keyring", Config{URL: "https://example.com/t.git", VerifyKeyring: "/nonexistent/keys.asc"}, "read verify keyring"},

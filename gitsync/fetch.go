@@ -30,7 +30,8 @@ const freshEvery = 64
 type syncer struct {
 	cfg     Config
 	repo    *git.Repository
-	fetches int // fetches into repo since it was created
+	store   *objectStore // repo's storage
+	fetches int          // fetches into repo since it was created
 
 	seen         plumbing.Hash // last head emitted or refused
 	refused      error         // the ErrNeedsCommit error for seen, if refused
@@ -198,7 +199,11 @@ func (s *syncer) fetch(ctx context.Context, conn connOpts, want plumbing.Hash) (
 				return plumbing.ZeroHash, nil, retryErr("%w", err)
 			}
 		}
-		c, err := s.fetchOnce(ctx, conn, a.depth)
+		c, err := s.fetchOnce(ctx, conn, want, a.depth)
+		var refused *SyncError
+		if errors.As(err, &refused) && refused.Kind == ErrNeedsCommit {
+			return plumbing.NewHash(refused.Commit), nil, refused
+		}
 		if err == nil {
 			var rev *Revision
 			if rev, err = s.revision(ctx, c); !errors.Is(err, errObjects) {
@@ -214,8 +219,23 @@ func (s *syncer) fetch(ctx context.Context, conn connOpts, want plumbing.Hash) (
 	return plumbing.ZeroHash, nil, retryErr("fetch %s: %w", redactURL(s.cfg.URL), errors.Join(errs...))
 }
 
-func (s *syncer) fetchOnce(ctx context.Context, conn connOpts, depth int) (*object.Commit, error) {
+// fetchOnce fetches the branch head into the store. With verification on,
+// the commit want is verified as soon as the pack delivers it, and a
+// refusal (an ErrNeedsCommit error) ends the fetch before the files
+// arrive.
+func (s *syncer) fetchOnce(ctx context.Context, conn connOpts, want plumbing.Hash, depth int) (*object.Commit, error) {
 	s.fetches++
+	var onCommit func(*object.Commit) error
+	if s.cfg.verifying() {
+		onCommit = func(c *object.Commit) error {
+			if _, err := verifyCommit(c, s.cfg); KindOf(err) == ErrNeedsCommit {
+				return err
+			}
+			return nil // verified, or a key file unreadable: revision() reports it
+		}
+	}
+	s.store.expect(ctx, want, onCommit)
+	defer s.store.expect(context.Background(), plumbing.ZeroHash, nil)
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", s.branchRef(), s.trackingRef()))
 	err := s.repo.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{spec},
@@ -232,9 +252,16 @@ func (s *syncer) fetchOnce(ctx context.Context, conn connOpts, depth int) (*obje
 	if err != nil {
 		return nil, err
 	}
+	id := ref.Hash().String()
+	if err := s.store.tooLarge(ref.Hash(), "the commit object"); err != nil {
+		return nil, commitErr(id, err)
+	}
 	c, err := s.repo.CommitObject(ref.Hash())
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", ref.Hash(), err)
+	}
+	if err := s.store.tooLarge(c.TreeHash, "the root tree object"); err != nil {
+		return nil, commitErr(id, err)
 	}
 	if _, err := c.Tree(); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", ref.Hash(), err)
@@ -269,6 +296,11 @@ func (s *syncer) openStore(fresh bool) error {
 	if err != nil {
 		return fmt.Errorf("gitsync: open object store: %w (hint: check the cache directory, or remove it)", err)
 	}
+	// The same storage, with fetched packs read by objectStore.ingest.
+	store := newObjectStore(repo.Storer)
+	if repo, err = git.Open(store, nil); err != nil {
+		return fmt.Errorf("gitsync: open object store: %w (hint: check the cache directory, or remove it)", err)
+	}
 	rem, err := repo.Remote(git.DefaultRemoteName)
 	if err == nil && (len(rem.Config().URLs) != 1 || rem.Config().URLs[0] != s.cfg.URL) {
 		if err := repo.DeleteRemote(git.DefaultRemoteName); err != nil {
@@ -282,7 +314,7 @@ func (s *syncer) openStore(fresh bool) error {
 	if err != nil {
 		return fmt.Errorf("gitsync: configure remote: %w", err)
 	}
-	s.repo = repo
+	s.repo, s.store = repo, store
 	return nil
 }
 
@@ -321,8 +353,8 @@ func (s *syncer) revision(ctx context.Context, c *object.Commit) (*Revision, err
 		}
 		root = e.Hash
 	}
-	fsys, err := snapshotTree(ctx, s.repo.Storer, root, c.Committer.When)
-	if errors.Is(err, errTreeTooLarge) {
+	fsys, err := snapshotTree(ctx, s.repo.Storer, root, s.cfg.Path, c.Committer.When)
+	if errors.Is(err, errTooLarge) {
 		return nil, commitErr(id, err)
 	}
 	if err != nil {

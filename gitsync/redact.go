@@ -68,6 +68,7 @@ var safeSentinels = []error{
 	context.DeadlineExceeded,
 	context.Canceled,
 	errObjects,
+	errTooLarge,
 	errTreeTooLarge,
 }
 

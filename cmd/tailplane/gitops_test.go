@@ -121,6 +121,15 @@ func TestServeRepoStatusPlan(t *testing.T) {
 		if code != exitPlanChanges || !strings.Contains(out, "carol@example.com") {
 			t.Errorf("plan with a new user: exit %d\n%s%s", code, out, stderr)
 		}
+		// The read key sees secret hashes masked; plan compares masked
+		// with masked, so a rotated key still shows.
+		rotated := t.TempDir()
+		configRepo(t, rotated)
+		os.WriteFile(filepath.Join(rotated, "api.hujson"), []byte(`{"apiKeys": {"cli": {"role": "read", "secretHash": "sha256:`+strings.Repeat("7", 64)+`"}}}`), 0o644)
+		code, out, stderr = runToolEnv(t, withKey, "plan", rotated, "--server", url, "--detailed-exitcode")
+		if code != exitPlanChanges || !strings.Contains(out, `~ apiKey cli`) || !strings.Contains(out, `"sha256:77777777…"`) {
+			t.Errorf("plan with a rotated API key: exit %d\n%s%s", code, out, stderr)
+		}
 	})
 
 	t.Run("errors", func(t *testing.T) {

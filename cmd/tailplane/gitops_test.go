@@ -234,3 +234,27 @@ func TestWriteStatusGolden(t *testing.T) {
 	}
 	golden(t, "status.json.golden", string(js)+"\n")
 }
+
+// TestServeGitFileFlags: --git-ca-file and --ssh-key-passphrase-file reach
+// the Git client: files it cannot use stop serve at startup, naming them.
+func TestServeGitFileFlags(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"ca-not-pem", []string{"--repo", "https://git.example.invalid/tailnet.git", "--git-ca-file", notPEM}, "read CA file " + notPEM + ": no PEM certificates"},
+		{"ca-missing", []string{"--repo", "https://git.example.invalid/tailnet.git", "--git-ca-file", notPEM + ".gone"}, notPEM + ".gone"},
+		{"passphrase-without-key", []string{"--repo", "ssh://git@git.example.invalid/tailnet.git", "--ssh-key-passphrase-file", notPEM}, "passphrase file needs an ssh key file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--state-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, tc.args...)
+			code, _, stderr := runTool(t, args...)
+			if code != exitProblems || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, exitProblems, tc.want)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
 )
 
 // TestSpentKeyStaysSpent: a one-shot key's use belongs to its secret. After
@@ -57,6 +58,34 @@ func TestSpentKeyStaysSpent(t *testing.T) {
 		r := n.register(n.registerReq(oneShotKey))
 		if !strings.Contains(r.Error, s.want) {
 			t.Errorf("%s (%s): registering with the spent key answered %q, want an error containing %q", s.name, s.commit, r.Error, s.want)
+		}
+	}
+}
+
+// TestNothingAppliedRefusesRegistration: a server started on a state
+// directory where nothing was ever applied serves the empty tailnet
+// reconcile.LoadApplied reads from it. It declares no auth key, so every
+// registration is refused (what serve logs when a first revision fails).
+func TestNothingAppliedRefusesRegistration(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, err := reconcile.LoadApplied(ctx, st)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, empty, dir)
+	for _, tc := range []struct{ authKey, want string }{
+		{oneShotKey, "not declared in this tailnet's config"},
+		{"", "auth keys only"},
+	} {
+		n := newRawNode(t, ts)
+		if r := n.register(n.registerReq(tc.authKey)); !strings.Contains(r.Error, tc.want) {
+			t.Errorf("registering with key %q: answer %q, want an error containing %q", tc.authKey, r.Error, tc.want)
 		}
 	}
 }

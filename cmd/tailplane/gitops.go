@@ -125,7 +125,8 @@ func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, sr
 				for _, p := range a.Problems {
 					lines = append(lines, p.String())
 				}
-				return fmt.Errorf("config %s has problems (%s failed):\n%s", g.configDir, a.Step, strings.Join(lines, "\n"))
+				return fmt.Errorf("config %s has problems (%s failed) and no revision was ever applied in --state-dir %s, so serve does not start (fix the config and start it again):\n%s",
+					g.configDir, a.Step, g.stateDir, strings.Join(lines, "\n"))
 			}
 			return nil
 		}
@@ -135,7 +136,11 @@ func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, sr
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	logf("config %s: not applied after %v; serving the last applied state", g.configDir, g.firstApplyTimeout)
+	if loop.Status().Serving {
+		logf("config %s: not applied after %v; serving the last applied state", g.configDir, g.firstApplyTimeout)
+	} else {
+		logf("config %s: not applied after %v, and nothing is applied yet: serving no tailnet (every registration is refused) until it applies", g.configDir, g.firstApplyTimeout)
+	}
 	return nil
 }
 

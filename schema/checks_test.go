@@ -207,6 +207,14 @@ func TestChecks(t *testing.T) {
 			`a.hujson:1:38: error: apiKeys.ops.secretHash: malformed secretHash (hint: write "sha256:" followed by the 64 lowercase hex digits of the SHA-256 of the full key; never commit the secret itself)`,
 		}},
 		{"apiKeys/ok", `{"apiKeys": {"ops": {"role": "read", "secretHash": "` + hashA + `"}}}`, nil},
+		{"authKeys/shared secret", `{"tagOwners": {"tag:ci": []}, "authKeys": {"ci": {"tags": ["tag:ci"], "secretHash": "` + hashA + `"}, "ci2": {"tags": ["tag:ci"], "reusable": true, "secretHash": "` + hashA + `"}}}`, []string{
+			`a.hujson:1:207: error: authKeys.ci2.secretHash: auth key "ci2" has the same secretHash as auth key "ci" (hint: auth key "ci" declares this secretHash at a.hujson:1:71; give each key its own secret (tailplane authkey new))`,
+		}},
+		{"apiKeys/shared secret", `{"apiKeys": {"zz": {"role": "read", "secretHash": "` + hashA + `"}, "ops": {"role": "admin", "secretHash": "` + hashA + `"}, "other": {"role": "admin", "secretHash": "` + hashA + `"}}}`, []string{
+			`a.hujson:1:152: error: apiKeys.ops.secretHash: API key "ops" has the same secretHash as API key "zz" (hint: API key "zz" declares this secretHash at a.hujson:1:37; give each key its own secret (tailplane authkey new))`,
+			`a.hujson:1:269: error: apiKeys.other.secretHash: API key "other" has the same secretHash as API key "zz" (hint: API key "zz" declares this secretHash at a.hujson:1:37; give each key its own secret (tailplane authkey new))`,
+		}},
+		{"authKeys and apiKeys may share a secret", `{"tagOwners": {"tag:ci": []}, "authKeys": {"ci": {"tags": ["tag:ci"], "secretHash": "` + hashA + `"}}, "apiKeys": {"ops": {"role": "read", "secretHash": "` + hashA + `"}}}`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

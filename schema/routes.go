@@ -154,16 +154,26 @@ func (d *decoder) routeNodeName(owner, name, path string) {
 			"route key %q has an empty node name", owner+"/")
 		return
 	}
+	if first, _, dotted := strings.Cut(name, "."); dotted && checkDNSLabel(first) == "" {
+		d.errorf(path, fmt.Sprintf("write %q: a node name is the first label of its MagicDNS name", owner+"/"+magicDNSLabel(first)),
+			"node name %q is a full domain name", name)
+		return
+	}
 	if msg := checkDNSLabel(name); msg != "" {
-		d.errorf(path, `write the node's MagicDNS name (one DNS label, as "tailplane status" shows it) after the '/'`,
+		d.errorf(path, `write the node's MagicDNS name (one DNS label, as "tailscale status" shows it) after the '/'`,
 			"invalid node name %q: %s", name, msg)
 		return
 	}
-	if lower := strings.ToLower(name); lower != name || strings.Contains(name, "_") {
-		fixed := strings.ReplaceAll(lower, "_", "-")
+	if fixed := magicDNSLabel(name); fixed != name {
 		d.errorf(path, fmt.Sprintf("write %q", owner+"/"+fixed),
 			"node name %q never matches: MagicDNS names are lowercase letters, digits and '-'", name)
 	}
+}
+
+// magicDNSLabel spells a valid DNS label as tailplane's MagicDNS names
+// are: lowercase, with '-' for '_'.
+func magicDNSLabel(label string) string {
+	return strings.ReplaceAll(strings.ToLower(label), "_", "-")
 }
 
 // bareRouteHint shows how to rewrite the bare node name key: by the owner

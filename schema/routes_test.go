@@ -64,13 +64,16 @@ func TestRouteKeyChecks(t *testing.T) {
 			at(`routes["tag:router/"]: route key "tag:router/" has an empty node name (hint: write "tag:router" to approve every node of tag:router, or add the node's MagicDNS name after the '/')`),
 		}},
 		{"invalid node name", routes("tag:router/my router"), []string{
-			at(`routes["tag:router/my router"]: invalid node name "my router": label "my router" contains ' '; use letters, digits and '-' (hint: write the node's MagicDNS name (one DNS label, as "tailplane status" shows it) after the '/')`),
+			at(`routes["tag:router/my router"]: invalid node name "my router": label "my router" contains ' '; use letters, digits and '-' (hint: write the node's MagicDNS name (one DNS label, as "tailscale status" shows it) after the '/')`),
 		}},
 		{"node name with a dot", routes("tag:router/office-router.tail.example.com"), []string{
-			at(`routes["tag:router/office-router.tail.example.com"]: invalid node name "office-router.tail.example.com": label "office-router.tail.example.com" contains '.'; use letters, digits and '-' (hint: write the node's MagicDNS name (one DNS label, as "tailplane status" shows it) after the '/')`),
+			at(`routes["tag:router/office-router.tail.example.com"]: node name "office-router.tail.example.com" is a full domain name (hint: write "tag:router/office-router": a node name is the first label of its MagicDNS name)`),
 		}},
 		{"node name in upper case", routes("alice@example.com/Office_Router"), []string{
 			at(`routes["alice@example.com/Office_Router"]: node name "Office_Router" never matches: MagicDNS names are lowercase letters, digits and '-' (hint: write "alice@example.com/office-router")`),
+		}},
+		{"domain name in upper case", routes("tag:router/Office.tail.example.com"), []string{
+			at(`routes["tag:router/Office.tail.example.com"]: node name "Office.tail.example.com" is a full domain name (hint: write "tag:router/office": a node name is the first label of its MagicDNS name)`),
 		}},
 		{"no owner", routes("/office-router"), []string{
 			at(`routes["/office-router"]: route key "/office-router" has no owner (hint: write the owner before the '/': "tag:router/office-router" or "alice@example.com/office-router")`),

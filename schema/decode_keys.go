@@ -192,14 +192,11 @@ func (d *decoder) records(dns *DNS, n *node, path string) {
 	}
 }
 
-// routes decodes the `routes` key.
-func (d *decoder) routes(t *Tailnet, n *node) {
+// routes decodes the `routes` key. authKeys is the document's raw
+// `authKeys` value, for hints (see routeKey).
+func (d *decoder) routes(t *Tailnet, n, authKeys *node) {
 	d.fields(n, "routes", nil, func(owner, path string, v *node) {
-		if tag, ok := strings.CutPrefix(owner, "tag:"); ok {
-			d.checkTag(t, owner, tag, path)
-		} else if msg := checkDNSLabel(owner); msg != "" {
-			d.errorf(path, `key routes by a node name such as "router-1" or by "tag:name"`, "invalid node name %q: %s", owner, msg)
-		}
+		d.routeKey(t, owner, path, authKeys)
 		var list []netip.Prefix
 		d.strList(v, path, func(_ int, s, ep string) {
 			p, err := netip.ParsePrefix(s)

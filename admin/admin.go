@@ -5,7 +5,7 @@
 //	GET  /api/v1/status              Status: applied and attempted revision, source, nodes
 //	GET  /api/v1/revisions?limit=N   []reconcile.Revision, newest first (default 20)
 //	GET  /api/v1/revisions/{id}/plan the JSON plan that revision applied (docs/plan.md)
-//	GET  /api/v1/applied             Applied: the applied objects and registered nodes
+//	GET  /api/v1/applied             Applied: the applied objects and registered nodes (secret hashes masked unless admin)
 //	POST /api/v1/sync                poll the source now and retry a failed revision (admin)
 //	POST /api/v1/webhook             push webhook, HMAC-signed (no API key)
 //	GET  /metrics                    Prometheus text format
@@ -91,9 +91,19 @@ func (a *api) auth(need string, h http.HandlerFunc) http.Handler {
 		case need == RoleAdmin && role != RoleAdmin:
 			httpError(w, http.StatusForbidden, "this API key has role "+role+"; this request needs role admin")
 		default:
-			h(w, r)
+			h(w, r.WithContext(context.WithValue(r.Context(), roleKey{}, role)))
 		}
 	})
+}
+
+// roleKey is the request context key auth stores the caller's role under.
+type roleKey struct{}
+
+// roleOf returns the role of the API key r was authenticated with, or ""
+// when it was not (the open bootstrap status).
+func roleOf(r *http.Request) string {
+	role, _ := r.Context().Value(roleKey{}).(string)
+	return role
 }
 
 // bootstrapOpen serves open instead of authed while no revision was ever
@@ -169,6 +179,12 @@ type NodeCounts struct {
 type Applied struct {
 	Objects []reconcile.Object `json:"objects"`
 	Nodes   []reconcile.Node   `json:"nodes"`
+	// SecretsMasked is true when the secretHash values of authKey and
+	// apiKey objects are shortened as plans show them
+	// (reconcile.MaskSecrets): always for a read-role key; an admin key
+	// gets them whole. A client diffing a working tree against masked
+	// objects masks its own first.
+	SecretsMasked bool `json:"secretsMasked,omitempty"`
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
@@ -249,10 +265,14 @@ func (a *api) applied(w http.ResponseWriter, r *http.Request) {
 	if nodes == nil {
 		nodes = []reconcile.Node{}
 	}
+	masked := roleOf(r) != RoleAdmin
+	if masked {
+		objs = reconcile.MaskSecrets(objs)
+	}
 	// Not indented: object values are canonical JSON, compared byte for
 	// byte by reconcile.Diff.
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(Applied{Objects: objs, Nodes: nodes})
+	json.NewEncoder(w).Encode(Applied{Objects: objs, Nodes: nodes, SecretsMasked: masked})
 }
 
 func (a *api) sync(w http.ResponseWriter, r *http.Request) {

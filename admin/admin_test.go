@@ -181,7 +181,7 @@ func TestStatusAndHistory(t *testing.T) {
 	if err := json.Unmarshal(body, &ap); code != 200 || err != nil {
 		t.Fatalf("applied: %d %s", code, body)
 	}
-	if p := reconcile.Diff(ap.Objects, reconcile.Desired(loop.Applied())); !p.Empty() {
+	if p := reconcile.Diff(ap.Objects, reconcile.MaskSecrets(reconcile.Desired(loop.Applied()))); !p.Empty() {
 		var b strings.Builder
 		p.WriteText(&b)
 		t.Errorf("applied objects differ from the applied tailnet: %s", b.String())
@@ -192,6 +192,58 @@ func TestStatusAndHistory(t *testing.T) {
 		if !strings.Contains(string(body), line+"\n") && !strings.Contains(string(body), line) {
 			t.Errorf("metrics lack %q:\n%s", line, body)
 		}
+	}
+}
+
+// TestAppliedMasksSecrets: GET /api/v1/applied shows a read key secret
+// hashes masked as plans show them, and an admin key the whole hashes.
+func TestAppliedMasksSecrets(t *testing.T) {
+	url, loop := startAPI(t)
+	want := reconcile.Desired(loop.Applied())
+	var secrets []string // the full hashes of every applied auth and API key
+	for _, o := range want {
+		if o.Kind == reconcile.KindAuthKey || o.Kind == reconcile.KindAPIKey {
+			var v struct{ SecretHash string }
+			if err := json.Unmarshal(o.Value, &v); err != nil || v.SecretHash == "" {
+				t.Fatalf("%s %s: no secretHash in %s (%v)", o.Kind, o.Name, o.Value, err)
+			}
+			secrets = append(secrets, v.SecretHash)
+		}
+	}
+	if len(secrets) < 3 {
+		t.Fatalf("the test config declares %d secrets, want auth keys and both API keys", len(secrets))
+	}
+	for _, tc := range []struct {
+		name, key string
+		masked    bool
+	}{
+		{"read", readKey, true},
+		{"admin", adminKey, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := call(t, "GET", url+"/api/v1/applied", tc.key, nil, nil)
+			var ap Applied
+			if err := json.Unmarshal(body, &ap); code != http.StatusOK || err != nil {
+				t.Fatalf("applied: %d %s (%v)", code, body, err)
+			}
+			if ap.SecretsMasked != tc.masked {
+				t.Errorf("secretsMasked = %v, want %v", ap.SecretsMasked, tc.masked)
+			}
+			for _, h := range secrets {
+				if got := strings.Contains(string(body), h); got == tc.masked {
+					t.Errorf("the answer holds the full hash %s: %v, want %v", h, got, !tc.masked)
+				}
+			}
+			objs := want
+			if tc.masked {
+				objs = reconcile.MaskSecrets(want)
+			}
+			if p := reconcile.Diff(ap.Objects, objs); !p.Empty() {
+				var b strings.Builder
+				p.WriteText(&b)
+				t.Errorf("applied objects differ from the applied tailnet: %s", b.String())
+			}
+		})
 	}
 }
 

@@ -120,16 +120,19 @@ func (w *world) policyNode(n *node) policy.Node {
 }
 
 // approvedRoutes returns the routes n advertises that the config approves:
-// by the node's name or one of its tags under `routes`, or by the
-// policy's autoApprovers.
+// under `routes` by its owner (one of its tags, or its user if untagged),
+// alone or with its MagicDNS name ("tag:router/office-router"), or by the
+// policy's autoApprovers. The name alone never approves: the client chose
+// it, and a bare name key (the old form, perhaps still in the applied
+// state of an older tailplane) is never looked up.
 func (w *world) approvedRoutes(n *node, pn policy.Node) []netip.Prefix {
 	adv := n.hostinfo.RoutableIPs
 	if len(adv) == 0 {
 		return nil
 	}
-	manual := slices.Clone(w.tailnet.Routes[n.rec.GivenName])
-	for _, t := range n.rec.Tags {
-		manual = append(manual, w.tailnet.Routes[t]...)
+	var manual []netip.Prefix
+	for _, k := range schema.RouteKeysFor(n.rec.GivenName, n.rec.UserLogin, n.rec.Tags) {
+		manual = append(manual, w.tailnet.Routes[k]...)
 	}
 	auto := w.compiled.ApproveRoutes(pn)
 	var out []netip.Prefix

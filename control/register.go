@@ -300,7 +300,7 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		}
 		rec.IPv4, rec.IPv6 = v4.String(), v6.String()
 	}
-	if err := w.srv.store.RegisterNode(ctx, &rec, k.Name, keyUseLimit(k)); err != nil {
+	if err := w.srv.store.RegisterNode(ctx, &rec, k.SecretHash, keyUseLimit(k)); err != nil {
 		if isNew {
 			w.releaseAddrs(&rec)
 		}

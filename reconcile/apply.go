@@ -107,7 +107,9 @@ func PlanStore(ctx context.Context, st *store.Store, t *schema.Tailnet) (*Plan, 
 // when the plan is empty, so the history shows every commit served, except
 // when rev is the commit last recorded: re-applying it records nothing.
 // A tailnet that fails Check is refused before the database is touched.
-// Deleting an auth key or rotating its secret resets its use count.
+// Auth key use counts belong to the secret (store.RegisterNode) and no
+// change resets them: a deleted key declared again with the same
+// secretHash keeps its uses.
 // Errors are classed by NeedsNewCommit and RetryLater.
 func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision) (*Plan, error) {
 	if err := Check(t); err != nil {
@@ -160,11 +162,6 @@ func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision
 		if err != nil {
 			return nil, err
 		}
-		if resetsUses(c) {
-			if err := step("reset uses of authKey "+c.Name, `DELETE FROM auth_key_uses WHERE name = ?`, c.Name); err != nil {
-				return nil, err
-			}
-		}
 	}
 
 	if plan.Empty() {
@@ -205,24 +202,6 @@ func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision
 		return nil, fmt.Errorf("reconcile: apply %s: committing to %s: %w", rev.Commit, st.Path, err)
 	}
 	return plan, nil
-}
-
-// resetsUses reports whether c ends an auth key's life: deleting it, or
-// rotating its secret. Its use count then starts again from zero, so a new
-// secret under an old name gets the full number of uses.
-func resetsUses(c Change) bool {
-	if c.Kind != KindAuthKey {
-		return false
-	}
-	if c.Action == ActionDelete {
-		return true
-	}
-	for _, f := range c.Fields {
-		if c.Action == ActionUpdate && f.Path == "secretHash" {
-			return true
-		}
-	}
-	return false
 }
 
 // readObjects reads every applied object, in plan order.

@@ -156,9 +156,8 @@ func TestApplyFailureLeavesDBUnchanged(t *testing.T) {
 	if _, err := Apply(ctx, st, sampleTailnet(), rev("c1")); err != nil {
 		t.Fatal(err)
 	}
-	// Use counts, so a failed apply is seen not to reset bob-laptop's
-	// (changedSample deletes that key).
-	setUses(t, st, map[string]int{"bob-laptop": 1, "servers": 4})
+	// Use counts, so a failed apply is seen to leave them alone.
+	setUses(t, st, map[string]int{hash('c'): 1, hash('a'): 4})
 
 	// Count Apply's steps by failing at the last one (before committing),
 	// then fail at each in turn.
@@ -465,9 +464,9 @@ func TestApplyConcurrent(t *testing.T) {
 
 func setUses(t *testing.T, st *store.Store, uses map[string]int) {
 	t.Helper()
-	for name, n := range uses {
-		if _, err := st.DB.Exec(`INSERT INTO auth_key_uses (name, uses) VALUES (?, ?)
-			ON CONFLICT (name) DO UPDATE SET uses = excluded.uses`, name, n); err != nil {
+	for h, n := range uses {
+		if _, err := st.DB.Exec(`INSERT INTO auth_key_uses (secret_hash, uses) VALUES (?, ?)
+			ON CONFLICT (secret_hash) DO UPDATE SET uses = excluded.uses`, h, n); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -475,7 +474,7 @@ func setUses(t *testing.T, st *store.Store, uses map[string]int) {
 
 func getUses(t *testing.T, st *store.Store) map[string]int {
 	t.Helper()
-	rows, err := st.DB.Query(`SELECT name, uses FROM auth_key_uses`)
+	rows, err := st.DB.Query(`SELECT secret_hash, uses FROM auth_key_uses`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,15 +491,17 @@ func getUses(t *testing.T, st *store.Store) map[string]int {
 	return out
 }
 
-// TestApplyResetsAuthKeyUses: deleting an auth key or rotating its secret
-// starts its use count again; other changes keep it.
-func TestApplyResetsAuthKeyUses(t *testing.T) {
+// TestApplyKeepsAuthKeyUses: use counts belong to secrets, so no config
+// change resets them: not deleting a key, not rotating its secret, not
+// declaring it again (a revert) or under another name.
+func TestApplyKeepsAuthKeyUses(t *testing.T) {
 	ctx := context.Background()
 	st, _ := openStore(t)
 	if _, err := Apply(ctx, st, sampleTailnet(), rev("c1")); err != nil {
 		t.Fatal(err)
 	}
-	setUses(t, st, map[string]int{"servers": 3, "ci": 5, "bob-laptop": 1})
+	uses := map[string]int{hash('a'): 3, hash('b'): 5, hash('c'): 1}
+	setUses(t, st, uses)
 	next := sampleTailnet()
 	ci := next.AuthKeys["ci"]
 	ci.SecretHash = hash('f') // rotated
@@ -508,12 +509,27 @@ func TestApplyResetsAuthKeyUses(t *testing.T) {
 	srv := next.AuthKeys["servers"]
 	srv.Uses = 50 // limit raised, same secret
 	next.AuthKeys["servers"] = srv
+	laptop := next.AuthKeys["bob-laptop"]
 	delete(next.AuthKeys, "bob-laptop")
 	if _, err := Apply(ctx, st, next, rev("c2")); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]int{"servers": 3}, getUses(t, st)); diff != "" {
-		t.Errorf("auth key uses after apply (-want +got):\n%s", diff)
+	if diff := cmp.Diff(uses, getUses(t, st)); diff != "" {
+		t.Errorf("auth key uses after rotating, deleting and changing keys (-want +got):\n%s", diff)
+	}
+	// Back to c1 (a revert), then bob-laptop's secret under a new name.
+	if _, err := Apply(ctx, st, sampleTailnet(), rev("c3")); err != nil {
+		t.Fatal(err)
+	}
+	renamed := sampleTailnet()
+	delete(renamed.AuthKeys, "bob-laptop")
+	laptop.Name = "bobs-laptop"
+	renamed.AuthKeys[laptop.Name] = laptop
+	if _, err := Apply(ctx, st, renamed, rev("c4")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(uses, getUses(t, st)); diff != "" {
+		t.Errorf("auth key uses after a revert and a rename (-want +got):\n%s", diff)
 	}
 }
 

@@ -29,7 +29,7 @@ func bigTailnet(n, variant int) *schema.Tailnet {
 		t.Policy.Groups[group] = append(t.Policy.Groups[group], login)
 	}
 	for i := range n / 10 {
-		t.Routes[fmt.Sprintf("router%03d", i)] = []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16)}
+		t.Routes[fmt.Sprintf("tag:router/router%03d", i)] = []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16)}
 	}
 	return t
 }

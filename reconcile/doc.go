@@ -29,6 +29,7 @@
 //	(*Plan).AssessImpact(nodes []Node)                     // effects on registered nodes
 //	(*Plan).Empty() bool, Counts() (add, change, destroy int), Summary() string
 //	(*Plan).WriteText(w) error, WriteJSON(w) error          // secrets masked; see docs/plan.md
+//	MaskSecrets(objs []Object) []Object                    // secret hashes shortened as plans show them
 //	PlanStore(ctx, st, t) (*Plan, error)
 //	Check(t) error                                         // policy compiles and its tests pass
 //	Apply(ctx, st, t, rev Revision) (*Plan, error)         // Check, then one transaction; records rev

@@ -88,8 +88,8 @@ func sampleTailnet() *schema.Tailnet {
 			},
 		},
 		Routes: map[string][]netip.Prefix{
-			"router":     {netip.MustParsePrefix("192.168.1.0/24")},
-			"tag:router": {netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12")},
+			"tag:router/router": {netip.MustParsePrefix("192.168.1.0/24")},
+			"tag:router":        {netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12")},
 		},
 		AuthKeys: map[string]schema.AuthKey{
 			"servers": {Name: "servers", Tags: []string{"tag:server"}, Reusable: true, Preauthorized: true, SecretHash: hash('a')},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/tailplane/tailplane/schema"
 )
 
 // Node is what a plan needs to know about one registered node: the facts
@@ -34,8 +36,9 @@ const maxImpactNames = 5
 //   - a deleted auth key: it registers no new nodes; nodes registered with
 //     it keep running;
 //   - a deleted tagOwner: the nodes that carry the tag;
-//   - a deleted route approval, or prefixes removed from one: the nodes
-//     (by name, or carrying the tag) that lose the approval.
+//   - a route approval: the nodes its owner and name match (created or
+//     changed), those that lose prefixes (narrowed or deleted), and a
+//     node that has the key's name but another owner.
 //
 // Calling it again replaces earlier annotations.
 func (p *Plan) AssessImpact(nodes []Node) {
@@ -75,23 +78,66 @@ func (p *Plan) AssessImpact(nodes []Node) {
 				}
 				c.Impact = append(c.Impact, Impact{Message: fmt.Sprintf("%s %s %s", countNodes(len(ns)), verb, c.Name), Nodes: ns})
 			}
-		case c.Kind == KindRoute && c.Action != ActionCreate:
-			removed := removedPrefixes(c.Before, c.After)
-			if len(removed) == 0 {
-				break
-			}
-			match := func(n Node) bool { return n.Name == c.Name }
-			if strings.HasPrefix(c.Name, "tag:") {
-				match = carries(c.Name)
-			}
-			if ns := matching(live, match); len(ns) > 0 {
-				c.Impact = append(c.Impact, Impact{
-					Message: fmt.Sprintf("%s no longer approved on %s", strings.Join(removed, ", "), countNodes(len(ns))),
-					Nodes:   ns,
-				})
-			}
+		case c.Kind == KindRoute:
+			c.Impact = routeImpact(c, live)
 		}
 	}
+}
+
+// routeImpact states which nodes a route approval applies to (see
+// schema.RouteKey): after a create or an update the nodes it matches, and
+// a node with the key's name but another owner; after an update or a
+// delete the nodes that lose prefixes. A key that is no owner (a bare node
+// name an older tailplane accepted) matched nothing and says so.
+func routeImpact(c *Change, live []Node) []Impact {
+	var out []Impact
+	k, ok := schema.ParseRouteKey(c.Name)
+	if !ok {
+		verb := "approves"
+		if c.Action == ActionDelete {
+			verb = "approved"
+		}
+		return []Impact{{Message: verb + " no node: the key names no owner (a bare node name is no longer honored)", Nodes: []string{}}}
+	}
+	match := func(n Node) bool { return k.Approves(n.Name, n.User, n.Tags) }
+	ns := matching(live, match)
+	if removed := removedPrefixes(c.Before, c.After); len(removed) > 0 && len(ns) > 0 {
+		out = append(out, Impact{
+			Message: fmt.Sprintf("%s no longer approved on %s", strings.Join(removed, ", "), countNodes(len(ns))),
+			Nodes:   ns,
+		})
+	}
+	if c.Action == ActionDelete {
+		return out
+	}
+	if len(ns) == 0 {
+		out = append(out, Impact{Message: "applies to no registered node", Nodes: ns})
+	} else {
+		out = append(out, Impact{Message: "applies to " + countNodes(len(ns)), Nodes: ns})
+	}
+	if k.Node == "" {
+		return out
+	}
+	for _, n := range live {
+		if n.Name == k.Node && !match(n) {
+			out = append(out, Impact{
+				Message: "not to 1 node that has the name but is owned by " + ownerOf(n),
+				Nodes:   []string{n.Name},
+			})
+		}
+	}
+	return out
+}
+
+// ownerOf names a node's owner: its tags, else its user.
+func ownerOf(n Node) string {
+	if len(n.Tags) > 0 {
+		return strings.Join(n.Tags, ", ")
+	}
+	if n.User == "" {
+		return "nobody"
+	}
+	return n.User
 }
 
 func carries(tag string) func(Node) bool {

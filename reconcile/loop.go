@@ -376,7 +376,7 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 			l.nextRetry = a.Finished.Add(delay)
 		}
 		a.Problems = problems(err)
-		l.cfg.Logf("reconcile: revision %s not applied (%s; the last applied revision keeps serving):\n%s", shortCommit(rev.ID), a.Class, problemLines(a.Problems))
+		l.cfg.Logf("reconcile: revision %s not applied (%s; %s):\n%s", shortCommit(rev.ID), a.Class, l.stillServedLocked(), problemLines(a.Problems))
 		return delay, err
 	}
 	a.OK = true
@@ -395,6 +395,16 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 	}
 	l.cfg.Logf("reconcile: revision %s applied and served: %s", shortCommit(rev.ID), a.Summary)
 	return 0, nil
+}
+
+// stillServedLocked says what is served after a revision failed: the last
+// applied one, or, when nothing was ever applied, nothing: the server has
+// an empty tailnet (no auth keys), so it refuses every registration.
+func (l *Loop) stillServedLocked() string {
+	if l.appliedAt != nil {
+		return "the last applied revision keeps serving"
+	}
+	return "nothing is applied yet, so no tailnet is served and every registration is refused until a revision applies"
 }
 
 // steps runs the steps for rev and returns the tailnet it published.

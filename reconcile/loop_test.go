@@ -3,8 +3,10 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +86,14 @@ type loopHarness struct {
 	pubFn func() error // nil: succeed
 	// checkFn is the loop's Check; nil: accept every config.
 	checkFn func(*schema.Tailnet) error
+	logs    []string // every line the loop logged
+}
+
+// logged returns the lines the loop logged so far.
+func (h *loopHarness) logged() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.logs)
 }
 
 func newLoopHarness(t *testing.T, dir string) *loopHarness {
@@ -102,7 +112,13 @@ func newLoopHarnessBackoff(t *testing.T, dir string, backoff time.Duration) *loo
 	}
 	h := &loopHarness{t: t, src: newChanSource(), st: st}
 	h.loop, err = NewLoop(ctx, LoopConfig{
-		Store: st, Source: h.src, MinBackoff: backoff, MaxBackoff: 4 * backoff, Logf: t.Logf,
+		Store: st, Source: h.src, MinBackoff: backoff, MaxBackoff: 4 * backoff,
+		Logf: func(format string, args ...any) {
+			t.Logf(format, args...)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.logs = append(h.logs, fmt.Sprintf(format, args...))
+		},
 		Publish: func(ctx context.Context, tn *schema.Tailnet) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -508,5 +524,40 @@ func TestLoopShowsApplying(t *testing.T) {
 	close(release)
 	if st := h.waitAttempt("c1", nil); st.Applying != nil || !st.Attempted.OK {
 		t.Errorf("after publishing: applying %+v, attempted %+v", st.Applying, st.Attempted)
+	}
+}
+
+// TestLoopLogsWhatIsServed: a refused revision's log line says what is
+// served instead: nothing (and no registration succeeds) before the first
+// apply, the last applied revision after it.
+func TestLoopLogsWhatIsServed(t *testing.T) {
+	h := newLoopHarness(t, "")
+	good := basicFiles(t)
+	bad := basicFiles(t)
+	bad["broken.hujson"] = `{"users": {"bob@example.com": {"role": "superhero"}}}`
+	const nothing = "nothing is applied yet, so no tailnet is served and every registration is refused until a revision applies"
+	const last = "the last applied revision keeps serving"
+
+	lineOf := func(commit string) string {
+		t.Helper()
+		for _, l := range h.logged() {
+			if strings.HasPrefix(l, "reconcile: revision "+commit+" not applied") {
+				return l
+			}
+		}
+		t.Fatalf("no log line for refused revision %s in:\n%s", commit, strings.Join(h.logged(), "\n"))
+		return ""
+	}
+	h.send(revision("c1", bad))
+	h.waitAttempt("c1", nil)
+	if l := lineOf("c1"); !strings.Contains(l, nothing) || strings.Contains(l, last) {
+		t.Errorf("first revision refused, nothing applied; log line:\n%s\nwant it to say %q", l, nothing)
+	}
+	h.send(revision("c2", good))
+	h.waitAttempt("c2", func(st LoopStatus) bool { return st.Attempted.OK })
+	h.send(revision("c3", bad))
+	h.waitAttempt("c3", nil)
+	if l := lineOf("c3"); !strings.Contains(l, last) || strings.Contains(l, nothing) {
+		t.Errorf("revision refused after c2 applied; log line:\n%s\nwant it to say %q", l, last)
 	}
 }

@@ -229,6 +229,25 @@ func masked(c Change) Change {
 	return c
 }
 
+// MaskSecrets returns a copy of objs with the secret hashes of authKey and
+// apiKey objects shortened as plans show them (see maskSecret); other
+// objects are shared, not copied. Diffing two masked lists compares
+// secrets by their shown prefix only, so a rotation shows as a change
+// unless the old and new hash share their first 8 hex digits.
+func MaskSecrets(objs []Object) []Object {
+	if objs == nil {
+		return nil
+	}
+	out := make([]Object, len(objs))
+	for i, o := range objs {
+		if o.Kind == KindAuthKey || o.Kind == KindAPIKey {
+			o.Value = maskValue(o.Value)
+		}
+		out[i] = o
+	}
+	return out
+}
+
 // maskValue masks the secretHash field of an object value, keeping the
 // other fields and their order.
 func maskValue(v json.RawMessage) json.RawMessage {

@@ -37,7 +37,7 @@ func realisticRepo() fstest.MapFS {
 		fmt.Fprintf(&grants, "\t\t{\"src\": [\"group:team%d\"], \"dst\": [\"tag:svc%d\"], \"ip\": [\"tcp:5432\"]},\n", g%40, g%30)
 	}
 	for k := range 20 {
-		fmt.Fprintf(&keys, "\t\t\"ci%d\": {\"tags\": [\"tag:svc%d\"], \"reusable\": true, \"secretHash\": \"%s\"},\n", k, k, hashA)
+		fmt.Fprintf(&keys, "\t\t\"ci%d\": {\"tags\": [\"tag:svc%d\"], \"reusable\": true, \"secretHash\": \"%s%02d\"},\n", k, k, hashA[:len(hashA)-2], k)
 	}
 	for r := range 100 {
 		fmt.Fprintf(&records, "\t\t\t{\"name\": \"host%d.tail.example.com\", \"type\": \"A\", \"value\": \"100.64.1.%d\"},\n", r, r)

@@ -129,29 +129,26 @@ func TestChecks(t *testing.T) {
 			`a.hujson:1:10: error: dns.magicDNS: expected a boolean, got "yes" (hint: use true or false, without quotes)`,
 		}},
 		// routes
-		{"routes/host bits", `{"routes": {"router": ["10.0.0.1/8"]}}`, []string{
-			`a.hujson:1:24: error: routes.router[0]: route 10.0.0.1/8 has host bits set (hint: write "10.0.0.0/8")`,
+		{"routes/host bits", `{"tagOwners": {"tag:r": []}, "routes": {"tag:r": ["10.0.0.1/8"]}}`, []string{
+			`a.hujson:1:51: error: routes["tag:r"][0]: route 10.0.0.1/8 has host bits set (hint: write "10.0.0.0/8")`,
 		}},
-		{"routes/address", `{"routes": {"router": ["10.0.0.1"]}}`, []string{
-			`a.hujson:1:24: error: routes.router[0]: route "10.0.0.1" is an address, not a prefix (hint: write "10.0.0.1/32" for a single address)`,
+		{"routes/address", `{"tagOwners": {"tag:r": []}, "routes": {"tag:r": ["10.0.0.1"]}}`, []string{
+			`a.hujson:1:51: error: routes["tag:r"][0]: route "10.0.0.1" is an address, not a prefix (hint: write "10.0.0.1/32" for a single address)`,
 		}},
-		{"routes/garbage", `{"routes": {"router": ["lan"]}}`, []string{
-			`a.hujson:1:24: error: routes.router[0]: invalid route "lan" (hint: write a CIDR prefix such as "10.0.0.0/8", or "0.0.0.0/0" and "::/0" for an exit node)`,
+		{"routes/garbage", `{"tagOwners": {"tag:r": []}, "routes": {"tag:r": ["lan"]}}`, []string{
+			`a.hujson:1:51: error: routes["tag:r"][0]: invalid route "lan" (hint: write a CIDR prefix such as "10.0.0.0/8", or "0.0.0.0/0" and "::/0" for an exit node)`,
 		}},
-		{"routes/duplicate", `{"routes": {"router": ["0.0.0.0/0", "::/0", "0.0.0.0/0"]}}`, []string{
-			`a.hujson:1:45: error: routes.router[2]: duplicate route 0.0.0.0/0 (hint: remove the duplicate)`,
+		{"routes/duplicate", `{"tagOwners": {"tag:r": []}, "routes": {"tag:r": ["0.0.0.0/0", "::/0", "0.0.0.0/0"]}}`, []string{
+			`a.hujson:1:72: error: routes["tag:r"][2]: duplicate route 0.0.0.0/0 (hint: remove the duplicate)`,
 		}},
-		{"routes/inside the tailnet range", `{"routes": {"router": ["100.64.0.0/24", "fd7a:115c:a1e0::/64", "::/0"]}}`, []string{
-			`a.hujson:1:24: warning: routes.router[0]: route 100.64.0.0/24 overlaps the tailnet's own range 100.64.0.0/10 (hint: nodes reach each other directly; approve only networks behind the node)`,
-			`a.hujson:1:41: warning: routes.router[1]: route fd7a:115c:a1e0::/64 overlaps the tailnet's own range fd7a:115c:a1e0::/48 (hint: nodes reach each other directly; approve only networks behind the node)`,
+		{"routes/inside the tailnet range", `{"tagOwners": {"tag:r": []}, "routes": {"tag:r": ["100.64.0.0/24", "fd7a:115c:a1e0::/64", "::/0"]}}`, []string{
+			`a.hujson:1:51: warning: routes["tag:r"][0]: route 100.64.0.0/24 overlaps the tailnet's own range 100.64.0.0/10 (hint: nodes reach each other directly; approve only networks behind the node)`,
+			`a.hujson:1:68: warning: routes["tag:r"][1]: route fd7a:115c:a1e0::/64 overlaps the tailnet's own range fd7a:115c:a1e0::/48 (hint: nodes reach each other directly; approve only networks behind the node)`,
 		}},
 		{"routes/unknown tag", `{"routes": {"tag:exit": ["0.0.0.0/0"]}}`, []string{
 			`a.hujson:1:13: error: routes["tag:exit"]: tag "tag:exit" has no tagOwners entry (hint: add "tag:exit": ["autogroup:admin"] to tagOwners)`,
 		}},
 		{"routes/known tag", `{"tagOwners": {"tag:exit": []}, "routes": {"tag:exit": ["0.0.0.0/0", "::/0"]}}`, nil},
-		{"routes/bad node name", `{"routes": {"my router": ["10.0.0.0/8"]}}`, []string{
-			`a.hujson:1:13: error: routes["my router"]: invalid node name "my router": label "my router" contains ' '; use letters, digits and '-' (hint: key routes by a node name such as "router-1" or by "tag:name")`,
-		}},
 		// authKeys
 		{"authKeys/neither", `{"authKeys": {"k": {"secretHash": "` + hashA + `"}}}`, []string{
 			`a.hujson:1:15: error: authKeys.k: auth key "k" has neither user nor tags (hint: set "user": "<login>" or "tags": ["tag:..."])`,
@@ -207,6 +204,14 @@ func TestChecks(t *testing.T) {
 			`a.hujson:1:38: error: apiKeys.ops.secretHash: malformed secretHash (hint: write "sha256:" followed by the 64 lowercase hex digits of the SHA-256 of the full key; never commit the secret itself)`,
 		}},
 		{"apiKeys/ok", `{"apiKeys": {"ops": {"role": "read", "secretHash": "` + hashA + `"}}}`, nil},
+		{"authKeys/shared secret", `{"tagOwners": {"tag:ci": []}, "authKeys": {"ci": {"tags": ["tag:ci"], "secretHash": "` + hashA + `"}, "ci2": {"tags": ["tag:ci"], "reusable": true, "secretHash": "` + hashA + `"}}}`, []string{
+			`a.hujson:1:207: error: authKeys.ci2.secretHash: auth key "ci2" has the same secretHash as auth key "ci" (hint: auth key "ci" declares this secretHash at a.hujson:1:71; give each key its own secret (tailplane authkey new))`,
+		}},
+		{"apiKeys/shared secret", `{"apiKeys": {"zz": {"role": "read", "secretHash": "` + hashA + `"}, "ops": {"role": "admin", "secretHash": "` + hashA + `"}, "other": {"role": "admin", "secretHash": "` + hashA + `"}}}`, []string{
+			`a.hujson:1:152: error: apiKeys.ops.secretHash: API key "ops" has the same secretHash as API key "zz" (hint: API key "zz" declares this secretHash at a.hujson:1:37; give each key its own secret (tailplane authkey new))`,
+			`a.hujson:1:269: error: apiKeys.other.secretHash: API key "other" has the same secretHash as API key "zz" (hint: API key "zz" declares this secretHash at a.hujson:1:37; give each key its own secret (tailplane authkey new))`,
+		}},
+		{"authKeys and apiKeys may share a secret", `{"tagOwners": {"tag:ci": []}, "authKeys": {"ci": {"tags": ["tag:ci"], "secretHash": "` + hashA + `"}}, "apiKeys": {"ops": {"role": "read", "secretHash": "` + hashA + `"}}}`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

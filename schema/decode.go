@@ -92,7 +92,7 @@ func (d *decoder) decode(root *node) *Tailnet {
 		case "dns":
 			d.dns(&t.DNS, n)
 		case "routes":
-			d.routes(t, n)
+			d.routes(t, n, root.get("authKeys"))
 		case "authKeys":
 			d.authKeys(t, n)
 		case "apiKeys":

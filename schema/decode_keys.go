@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -191,14 +192,11 @@ func (d *decoder) records(dns *DNS, n *node, path string) {
 	}
 }
 
-// routes decodes the `routes` key.
-func (d *decoder) routes(t *Tailnet, n *node) {
+// routes decodes the `routes` key. authKeys is the document's raw
+// `authKeys` value, for hints (see routeKey).
+func (d *decoder) routes(t *Tailnet, n, authKeys *node) {
 	d.fields(n, "routes", nil, func(owner, path string, v *node) {
-		if tag, ok := strings.CutPrefix(owner, "tag:"); ok {
-			d.checkTag(t, owner, tag, path)
-		} else if msg := checkDNSLabel(owner); msg != "" {
-			d.errorf(path, `key routes by a node name such as "router-1" or by "tag:name"`, "invalid node name %q: %s", owner, msg)
-		}
+		d.routeKey(t, owner, path, authKeys)
 		var list []netip.Prefix
 		d.strList(v, path, func(_ int, s, ep string) {
 			p, err := netip.ParsePrefix(s)
@@ -348,6 +346,11 @@ func (d *decoder) authKeys(t *Tailnet, n *node) {
 		}
 		t.AuthKeys[name] = k
 	})
+	hashes := make(map[string]string, len(t.AuthKeys))
+	for name, k := range t.AuthKeys {
+		hashes[name] = k.SecretHash
+	}
+	d.sharedSecrets("authKeys", "auth key", hashes)
 }
 
 // apiKeys decodes the `apiKeys` key.
@@ -383,4 +386,44 @@ func (d *decoder) apiKeys(t *Tailnet, n *node) {
 		}
 		t.APIKeys[name] = k
 	})
+	hashes := make(map[string]string, len(t.APIKeys))
+	for name, k := range t.APIKeys {
+		hashes[name] = k.SecretHash
+	}
+	d.sharedSecrets("apiKeys", "API key", hashes)
+}
+
+// sharedSecrets reports each key of section (names to secretHash) whose
+// secretHash a key declared before it (by file, line and column) already
+// has: a presented secret would match either, so which key's user, tags,
+// limits or role apply would be chance. The error points at the later
+// key's secretHash; its hint names the first key and where it is.
+func (d *decoder) sharedSecrets(section, what string, hashes map[string]string) {
+	type decl struct {
+		name, path string
+		pos        Pos
+	}
+	byHash := map[string][]decl{}
+	for name, h := range hashes {
+		if h == "" {
+			continue // missing or malformed: reported already
+		}
+		path := PathKey(PathKey(section, name), "secretHash")
+		byHash[h] = append(byHash[h], decl{name, path, d.src.Pos(path)})
+	}
+	for _, ds := range byHash {
+		if len(ds) < 2 {
+			continue
+		}
+		slices.SortFunc(ds, func(a, b decl) int {
+			return cmp.Or(cmp.Compare(a.pos.File, b.pos.File), cmp.Compare(a.pos.Line, b.pos.Line),
+				cmp.Compare(a.pos.Col, b.pos.Col), cmp.Compare(a.name, b.name))
+		})
+		first := ds[0]
+		for _, dup := range ds[1:] {
+			d.errorf(dup.path,
+				fmt.Sprintf("%s %q declares this secretHash at %s; give each key its own secret (tailplane authkey new)", what, first.name, first.pos),
+				"%s %q has the same secretHash as %s %q", what, dup.name, what, first.name)
+		}
+	}
 }

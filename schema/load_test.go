@@ -77,6 +77,13 @@ func TestLoadMerge(t *testing.T) {
 		},
 		want: []string{`b.hujson:3:5: error: tailnet.name: conflicting value: "y" here, but "x" at a.hujson:2:15 (hint: a key set in several files must have the same value everywhere (objects merge key by key; lists and scalars must be identical); keep one of them)`},
 	}, {
+		name: "one secret in two files",
+		files: []string{
+			"a.hujson", "{\n  \"apiKeys\": {\"zz\": {\"role\": \"read\", \"secretHash\": \"" + hashA + "\"}}\n}",
+			"b.hujson", "{\n  \"apiKeys\": {\n    \"aa\": {\"role\": \"admin\", \"secretHash\": \"" + hashA + "\"}}}",
+		},
+		want: []string{`b.hujson:3:29: error: apiKeys.aa.secretHash: API key "aa" has the same secretHash as API key "zz" (hint: API key "zz" declares this secretHash at a.hujson:2:38; give each key its own secret (tailplane authkey new))`},
+	}, {
 		name: "conflicting lists",
 		files: []string{
 			"a.hujson", `{"acls": []}`,

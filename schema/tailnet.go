@@ -12,7 +12,7 @@ type Tailnet struct {
 	Settings Settings                  // the `tailnet` key
 	Users    map[string]User           // the `users` key, by login ("alice@example.com")
 	DNS      DNS                       // the `dns` key
-	Routes   map[string][]netip.Prefix // the `routes` key: approved routes by node name or "tag:x"
+	Routes   map[string][]netip.Prefix // the `routes` key: approved routes by owner ("tag:x", a login), optionally "/node-name"; see RouteKey
 	AuthKeys map[string]AuthKey        // the `authKeys` key, by key name
 	APIKeys  map[string]APIKey         // the `apiKeys` key, by key name
 

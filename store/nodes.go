@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -24,7 +25,7 @@ type Node struct {
 	IPv4       string // empty means none allocated
 	IPv6       string
 	Hostinfo   json.RawMessage // tailcfg.Hostinfo; empty means {}
-	AuthKey    string          // name of the auth key it registered with
+	AuthKey    string          // name of the auth key it registered with (uses are counted by its secretHash)
 	Ephemeral  bool
 	CreatedAt  time.Time
 	KeyExpiry  time.Time // zero means never
@@ -72,27 +73,24 @@ func (s *Store) Nodes(ctx context.Context) ([]*Node, error) {
 }
 
 // RegisterNode stores n (inserting it when n.ID is 0, else updating it) and,
-// when authKey is not empty, counts one use of that key in the same
+// when secretHash is not empty, counts one use of the auth key with that
+// secretHash ("sha256:<hex>", compared in lowercase) in the same
 // transaction. A limit above zero caps the key's uses: once reached,
 // RegisterNode returns ErrAuthKeyUsedUp and stores nothing.
-func (s *Store) RegisterNode(ctx context.Context, n *Node, authKey string, limit int) error {
+//
+// Uses are counted per secret, not per key name, and never reset: a key
+// renamed, or deleted and declared again with the same secretHash (a
+// revert), keeps the uses it had; a rotated key (a new secretHash) starts
+// from zero.
+func (s *Store) RegisterNode(ctx context.Context, n *Node, secretHash string, limit int) error {
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: registering node: %w", err)
 	}
 	defer tx.Rollback()
-	if authKey != "" {
-		var uses int
-		err := tx.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses WHERE name = ?`, authKey).Scan(&uses)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("store: reading uses of auth key %q: %w", authKey, err)
-		}
-		if limit > 0 && uses >= limit {
-			return ErrAuthKeyUsedUp
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_key_uses (name, uses) VALUES (?, 1)
-			ON CONFLICT (name) DO UPDATE SET uses = uses + 1`, authKey); err != nil {
-			return fmt.Errorf("store: counting use of auth key %q: %w", authKey, err)
+	if secretHash != "" {
+		if err := countUseTx(ctx, tx, secretHash, limit); err != nil {
+			return err
 		}
 	}
 	if err := saveNodeTx(ctx, tx, n); err != nil {
@@ -164,17 +162,47 @@ func (s *Store) DeleteNode(ctx context.Context, id int64) error {
 	return nil
 }
 
-// AuthKeyUses returns how many nodes the named auth key has registered.
-func (s *Store) AuthKeyUses(ctx context.Context, name string) (int, error) {
+// countUseTx counts one use of the auth key with secretHash, or returns
+// ErrAuthKeyUsedUp when limit (above zero) uses were counted already.
+// Errors name the key by a prefix of its hash only.
+func countUseTx(ctx context.Context, tx *sql.Tx, secretHash string, limit int) error {
+	h := strings.ToLower(secretHash)
 	var uses int
-	err := s.DB.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses WHERE name = ?`, name).Scan(&uses)
+	err := tx.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses WHERE secret_hash = ?`, h).Scan(&uses)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: reading uses of auth key %s: %w", shortHash(h), err)
+	}
+	if limit > 0 && uses >= limit {
+		return ErrAuthKeyUsedUp
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO auth_key_uses (secret_hash, uses) VALUES (?, 1)
+		ON CONFLICT (secret_hash) DO UPDATE SET uses = uses + 1`, h); err != nil {
+		return fmt.Errorf("store: counting use of auth key %s: %w", shortHash(h), err)
+	}
+	return nil
+}
+
+// AuthKeyUses returns how many nodes the auth key with secretHash
+// ("sha256:<hex>", compared in lowercase) has registered, under any name.
+func (s *Store) AuthKeyUses(ctx context.Context, secretHash string) (int, error) {
+	h := strings.ToLower(secretHash)
+	var uses int
+	err := s.DB.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses WHERE secret_hash = ?`, h).Scan(&uses)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: reading uses of auth key %q: %w", name, err)
+		return 0, fmt.Errorf("store: reading uses of auth key %s: %w", shortHash(h), err)
 	}
 	return uses, nil
+}
+
+// shortHash is how errors name a secret hash: enough to tell keys apart.
+func shortHash(h string) string {
+	if len(h) > len("sha256:")+8 {
+		return h[:len("sha256:")+8] + "…"
+	}
+	return h
 }
 
 func toUnix(t time.Time) int64 {

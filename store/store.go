@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -138,7 +139,11 @@ func loadMigrations() ([]migration, error) {
 
 // migrate applies every migration newer than the database's version, each
 // in its own transaction.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error { return s.migrateUpTo(ctx, math.MaxInt) }
+
+// migrateUpTo is migrate, stopping after migration number last (tests of a
+// migration build the schema before it with this).
+func (s *Store) migrateUpTo(ctx context.Context, last int) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
@@ -154,7 +159,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: %s has schema version %d, newer than this binary knows (%d); upgrade tailplane", s.Path, current, ms[len(ms)-1].version)
 	}
 	for _, m := range ms {
-		if m.version <= current {
+		if m.version <= current || m.version > last {
 			continue
 		}
 		tx, err := s.DB.BeginTx(ctx, nil)

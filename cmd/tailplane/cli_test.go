@@ -2,9 +2,12 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -130,6 +133,37 @@ func TestLintUsage(t *testing.T) {
 	} {
 		if code, _, _ := runTool(t, args...); code != exitUsage {
 			t.Errorf("%q: exit code %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+// TestUnknownFlag: every command answers an unknown flag with exit 2, the
+// error and its usage on stderr, and nothing on stdout. The golden file
+// holds each command's answer, so usage texts are reviewed as they change.
+func TestUnknownFlag(t *testing.T) {
+	names := slices.Sorted(maps.Keys(commands))
+	var all strings.Builder
+	for _, name := range names {
+		code, out, errs := runTool(t, name, "--no-such-flag")
+		if code != exitUsage || out != "" {
+			t.Errorf("%s --no-such-flag: exit %d, stdout %q; want exit %d and no stdout", name, code, out, exitUsage)
+		}
+		want := "tailplane " + name + ": unknown flag: --no-such-flag\n\nUsage: tailplane " + name
+		if !strings.HasPrefix(errs, want) {
+			t.Errorf("%s --no-such-flag: stderr does not start with %q:\n%s", name, want, errs)
+		}
+		fmt.Fprintf(&all, "$ tailplane %s --no-such-flag\n%s\n", name, errs)
+	}
+	golden(t, "unknown-flag.golden", all.String())
+}
+
+// TestAPIKeyHelp: status and plan --server work with a read key, and their
+// help says so instead of asking for an admin key.
+func TestAPIKeyHelp(t *testing.T) {
+	for _, name := range []string{"status", "plan"} {
+		code, _, errs := runTool(t, name, "--help")
+		if code != exitOK || strings.Contains(errs, "admin API key") || !strings.Contains(errs, "role read or admin") {
+			t.Errorf("%s --help: exit %d, want 0 and --api-key-file to accept a read key:\n%s", name, code, errs)
 		}
 	}
 }

@@ -31,7 +31,9 @@ type gitopsFlags struct {
 	gitUser             string
 	gitPasswordFile     string
 	gitBearer           bool
+	gitCAFile           string
 	sshKey, knownHosts  string
+	sshKeyPassFile      string
 	verifyCommits       string
 	verifySigners       string
 	webhookSecretFile   string
@@ -48,7 +50,9 @@ func (g *gitopsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.gitUser, "git-username", "", `HTTP user for --repo (default "x-access-token" when a password is set)`)
 	fs.StringVar(&g.gitPasswordFile, "git-password-file", "", "file holding the HTTP password or access token for --repo (default: $"+envGitPassword+")")
 	fs.BoolVar(&g.gitBearer, "git-bearer", false, "send the --repo token as a bearer token instead of basic auth")
+	fs.StringVar(&g.gitCAFile, "git-ca-file", "", "PEM CA certificates trusted for https remotes besides the system roots (a Git host with a private CA)")
 	fs.StringVar(&g.sshKey, "ssh-key", "", "private key file for ssh remotes (default: the ssh-agent)")
+	fs.StringVar(&g.sshKeyPassFile, "ssh-key-passphrase-file", "", "file holding the passphrase of --ssh-key (default: the key is not encrypted)")
 	fs.StringVar(&g.knownHosts, "known-hosts", "", "known_hosts file for ssh remotes (default: $SSH_KNOWN_HOSTS or ~/.ssh/known_hosts)")
 	fs.StringVar(&g.verifyCommits, "verify-commits", "", "armored OpenPGP keyring: only commits signed by one of its keys are applied")
 	fs.StringVar(&g.verifySigners, "verify-allowed-signers", "", "git allowed-signers file: only commits SSH-signed by one of its keys are applied")
@@ -78,14 +82,14 @@ func (g *gitopsFlags) openSource(ctx context.Context, env *cliEnv, st *store.Sto
 	if g.repo != "" {
 		auth := gitsync.Auth{
 			Username: g.gitUser, PasswordFile: g.gitPasswordFile, Bearer: g.gitBearer,
-			SSHKeyFile: g.sshKey, KnownHostsFile: g.knownHosts,
+			SSHKeyFile: g.sshKey, SSHKeyPassphraseFile: g.sshKeyPassFile, KnownHostsFile: g.knownHosts,
 		}
 		if auth.PasswordFile == "" && env.getenv(envGitPassword) != "" {
 			auth.PasswordEnv = envGitPassword
 		}
 		src, err = gitsync.NewRepo(ctx, gitsync.Config{
 			URL: g.repo, Branch: g.branch, Path: g.path, Poll: g.poll,
-			CacheDir: filepath.Join(g.stateDir, "git"), Auth: auth,
+			CacheDir: filepath.Join(g.stateDir, "git"), CAFile: g.gitCAFile, Auth: auth,
 			VerifyKeyring: g.verifyCommits, VerifyAllowedSigners: g.verifySigners, Logf: logf,
 		})
 	} else {
@@ -121,7 +125,8 @@ func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, sr
 				for _, p := range a.Problems {
 					lines = append(lines, p.String())
 				}
-				return fmt.Errorf("config %s has problems (%s failed):\n%s", g.configDir, a.Step, strings.Join(lines, "\n"))
+				return fmt.Errorf("config %s has problems (%s failed) and no revision was ever applied in --state-dir %s, so serve does not start (fix the config and start it again):\n%s",
+					g.configDir, a.Step, g.stateDir, strings.Join(lines, "\n"))
 			}
 			return nil
 		}
@@ -131,7 +136,11 @@ func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, sr
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	logf("config %s: not applied after %v; serving the last applied state", g.configDir, g.firstApplyTimeout)
+	if loop.Status().Serving {
+		logf("config %s: not applied after %v; serving the last applied state", g.configDir, g.firstApplyTimeout)
+	} else {
+		logf("config %s: not applied after %v, and nothing is applied yet: serving no tailnet (every registration is refused) until it applies", g.configDir, g.firstApplyTimeout)
+	}
 	return nil
 }
 

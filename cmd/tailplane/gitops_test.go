@@ -121,6 +121,15 @@ func TestServeRepoStatusPlan(t *testing.T) {
 		if code != exitPlanChanges || !strings.Contains(out, "carol@example.com") {
 			t.Errorf("plan with a new user: exit %d\n%s%s", code, out, stderr)
 		}
+		// The read key sees secret hashes masked; plan compares masked
+		// with masked, so a rotated key still shows.
+		rotated := t.TempDir()
+		configRepo(t, rotated)
+		os.WriteFile(filepath.Join(rotated, "api.hujson"), []byte(`{"apiKeys": {"cli": {"role": "read", "secretHash": "sha256:`+strings.Repeat("7", 64)+`"}}}`), 0o644)
+		code, out, stderr = runToolEnv(t, withKey, "plan", rotated, "--server", url, "--detailed-exitcode")
+		if code != exitPlanChanges || !strings.Contains(out, `~ apiKey cli`) || !strings.Contains(out, `"sha256:77777777…"`) {
+			t.Errorf("plan with a rotated API key: exit %d\n%s%s", code, out, stderr)
+		}
 	})
 
 	t.Run("errors", func(t *testing.T) {
@@ -150,13 +159,58 @@ func TestServeRepoStatusPlan(t *testing.T) {
 
 // TestServeConfigRefusesBrokenFirstConfig keeps the old contract of
 // `serve --config`: a directory that was never applied and does not load
-// stops the server from starting.
+// stops the server from starting. The log says so, and does not claim that
+// an applied revision keeps serving.
 func TestServeConfigRefusesBrokenFirstConfig(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "tailnet.hujson"), []byte(`{"users": {"bob@example.com": {"role": "superhero"}}}`), 0o644)
 	code, _, stderr := runTool(t, "serve", "--config", dir, "--state-dir", t.TempDir(), "--listen", "127.0.0.1:0")
 	if code != exitProblems || !strings.Contains(stderr, "tailnet.hujson:1:") || !strings.Contains(stderr, "superhero") {
 		t.Errorf("exit %d, stderr %q; want a refusal naming tailnet.hujson:1:", code, stderr)
+	}
+	for _, want := range []string{
+		"not applied (needs a new commit; nothing is applied yet, so no tailnet is served and every registration is refused until a revision applies)",
+		"and no revision was ever applied in --state-dir",
+		"so serve does not start",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the log lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "keeps serving") {
+		t.Errorf("the log claims an applied revision keeps serving, but none was ever applied:\n%s", stderr)
+	}
+}
+
+// TestServeRepoBrokenFirstCommit: `serve --repo` whose first commit does
+// not load keeps running (the remote may be fixed any time), logs that
+// nothing is served, and its status says so.
+func TestServeRepoBrokenFirstCommit(t *testing.T) {
+	work, bare := t.TempDir(), filepath.Join(t.TempDir(), "tailnet.git")
+	gitCLI(t, work, "init", "-q")
+	gitCLI(t, filepath.Dir(bare), "init", "-q", "--bare", bare)
+	os.WriteFile(filepath.Join(work, "tailnet.hujson"), []byte(`{"users": {"bob@example.com": {"role": "superhero"}}}`), 0o644)
+	gitCLI(t, work, "add", "-A")
+	gitCLI(t, work, "commit", "-q", "-m", "broken")
+	gitCLI(t, work, "push", "-q", bare, "HEAD:refs/heads/main")
+
+	addr := freeAddr(t)
+	log := startServe(t, "--repo", "file://"+bare, "--state-dir", t.TempDir(), "--listen", addr, "--poll", "1h")
+	const want = "not applied (needs a new commit; nothing is applied yet, so no tailnet is served and every registration is refused until a revision applies)"
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(log.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log never said %q:\n%s", want, log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(log.String(), "keeps serving") {
+		t.Errorf("the log claims an applied revision keeps serving, but none was ever applied:\n%s", log.String())
+	}
+	// Status is open before the first apply.
+	code, out, stderr := runTool(t, "status", "--server", "http://"+addr)
+	if code != exitProblems || !strings.Contains(out, "serving:   nothing yet") {
+		t.Errorf("status: exit %d, want %d and nothing served:\n%s%s", code, exitProblems, out, stderr)
 	}
 }
 
@@ -224,4 +278,28 @@ func TestWriteStatusGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "status.json.golden", string(js)+"\n")
+}
+
+// TestServeGitFileFlags: --git-ca-file and --ssh-key-passphrase-file reach
+// the Git client: files it cannot use stop serve at startup, naming them.
+func TestServeGitFileFlags(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"ca-not-pem", []string{"--repo", "https://git.example.invalid/tailnet.git", "--git-ca-file", notPEM}, "read CA file " + notPEM + ": no PEM certificates"},
+		{"ca-missing", []string{"--repo", "https://git.example.invalid/tailnet.git", "--git-ca-file", notPEM + ".gone"}, notPEM + ".gone"},
+		{"passphrase-without-key", []string{"--repo", "ssh://git@git.example.invalid/tailnet.git", "--ssh-key-passphrase-file", notPEM}, "passphrase file needs an ssh key file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--state-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, tc.args...)
+			code, _, stderr := runTool(t, args...)
+			if code != exitProblems || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, exitProblems, tc.want)
+			}
+		})
+	}
 }

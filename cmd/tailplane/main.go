@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/spf13/pflag"
 )
 
 // command is one subcommand of the CLI.
@@ -27,6 +29,9 @@ type cliEnv struct {
 	// safe for concurrent writes (as *os.File is).
 	stderr io.Writer
 	getenv func(string) string
+	// flagSets, when set, is called with each flag set a command builds,
+	// before it parses (tests compare them with the docs). Nil: not called.
+	flagSets func(*pflag.FlagSet)
 }
 
 // Exit codes shared by all commands.

@@ -52,10 +52,15 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) int {
 	var applied []reconcile.Object
 	var nodes []reconcile.Node
 	var err error
+	desired := reconcile.Desired(t)
 	if server.server != "" {
 		var a admin.Applied
 		err = server.get(ctx, env, "/api/v1/applied", &a)
 		applied, nodes = a.Objects, a.Nodes
+		if a.SecretsMasked {
+			// A read key sees secret hashes masked: compare like with like.
+			desired = reconcile.MaskSecrets(desired)
+		}
 	} else {
 		applied, nodes, err = reconcile.ReadApplied(ctx, *stateDir)
 	}
@@ -63,7 +68,7 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "tailplane plan: %v\n", err)
 		return exitProblems
 	}
-	p := reconcile.Diff(applied, reconcile.Desired(t))
+	p := reconcile.Diff(applied, desired)
 	p.AssessImpact(nodes)
 	if *asJSON {
 		err = p.WriteJSON(env.stdout)

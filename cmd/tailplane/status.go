@@ -22,8 +22,9 @@ func init() {
 	})
 }
 
-// envAPIKey is where the CLI reads its admin API key from, unless
-// --api-key-file is given. Never a flag value: it would show in ps.
+// envAPIKey is where the CLI reads its API key (one declared under apiKeys;
+// role read is enough for status and plan) from, unless --api-key-file is
+// given. Never a flag value: it would show in ps.
 const envAPIKey = "TAILPLANE_API_KEY"
 
 // apiClientFlags are the flags of commands that talk to the admin API.
@@ -34,7 +35,7 @@ type apiClientFlags struct {
 
 func (c *apiClientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.server, "server", "", "URL of the tailplane server (its --server-url)")
-	fs.StringVar(&c.apiKeyFile, "api-key-file", "", "file holding an admin API key (default: $"+envAPIKey+")")
+	fs.StringVar(&c.apiKeyFile, "api-key-file", "", "file holding an API key declared under apiKeys, role read or admin (default: $"+envAPIKey+")")
 }
 
 // get fetches path from the admin API into v.

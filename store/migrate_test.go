@@ -1,0 +1,92 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestMigrationAuthKeyUsesByHash: migration 0004 moves each key name's use
+// count to the secretHash the applied config declares under that name,
+// adding up names that share a hash, and keeps the counts of names the
+// config no longer declares in auth_key_uses_by_name.
+func TestMigrationAuthKeyUsesByHash(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &Store{DB: db, Path: path}
+	if err := old.migrateUpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	authKey := func(hash string) string {
+		return `{"user":"alice@example.com","tags":[],"reusable":false,"ephemeral":false,"preauthorized":true,"expires":"","uses":0,"secretHash":"` + hash + `"}`
+	}
+	objects := map[string]string{
+		"laptop":  authKey(hashA),
+		"laptop2": authKey("sha256:" + strings.ToUpper(hashA[7:])), // the same secret under a second name, in upper case
+		"servers": authKey(hashB),
+		"unused":  authKey("sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"),
+	}
+	for name, v := range objects {
+		if _, err := db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('authKey', ?, ?)`, name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('user', 'laptop', '{"name":"","role":"member"}')`); err != nil {
+		t.Fatal(err)
+	}
+	for name, uses := range map[string]int{"laptop": 1, "laptop2": 2, "servers": 7, "gone": 4} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO auth_key_uses (name, uses) VALUES (?, ?)`, name, uses); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s, err := OpenFile(ctx, path)
+	if err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	defer s.Close()
+	got := map[string]int{}
+	rows, err := s.DB.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var h string
+		var n int
+		if err := rows.Scan(&h, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[h] = n
+	}
+	rows.Close()
+	if diff := cmp.Diff(map[string]int{hashA: 3, hashB: 7}, got); diff != "" {
+		t.Errorf("auth_key_uses after migration (-want +got):\n%s", diff)
+	}
+	var gone int
+	if err := s.DB.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses_by_name WHERE name = 'gone'`).Scan(&gone); err != nil || gone != 4 {
+		t.Errorf("count of the undeclared name gone: %d, %v; want 4 kept", gone, err)
+	}
+	var left int
+	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_key_uses_by_name`).Scan(&left); err != nil || left != 1 {
+		t.Errorf("auth_key_uses_by_name holds %d rows (%v), want only gone's", left, err)
+	}
+	var nobj int
+	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM config_objects`).Scan(&nobj); err != nil || nobj != len(objects)+1 {
+		t.Errorf("config_objects holds %d rows (%v), want %d untouched", nobj, err, len(objects)+1)
+	}
+	// The migrated count is the one registration checks.
+	n := &Node{StableID: "n1", MachineKey: "m", NodeKey: "k1", GivenName: "n1"}
+	if err := s.RegisterNode(ctx, n, hashA, 3); !errors.Is(err, ErrAuthKeyUsedUp) {
+		t.Errorf("registering with a secret used 3 times, limit 3: err = %v, want ErrAuthKeyUsedUp", err)
+	}
+}

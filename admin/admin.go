@@ -45,7 +45,7 @@ type Config struct {
 	// Nil: node counts are reported as zero.
 	Nodes func(ctx context.Context) (online, total int, err error)
 	// WebhookSecret is the HMAC secret push webhooks are signed with.
-	// Empty: the webhook endpoint refuses every request.
+	// Empty: the webhook endpoint is off and answers 403 to every request.
 	WebhookSecret []byte
 }
 

@@ -1,9 +1,12 @@
 package gitsync
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -53,64 +56,86 @@ func (a Auth) validate() error {
 
 func (a Auth) hasSecret() bool { return a.PasswordFile != "" || a.PasswordEnv != "" }
 
-// method builds the go-git auth method for url, reading secrets now.
-func (a Auth) method(url string) (transport.AuthMethod, error) {
+// method builds the go-git auth method for url, reading secrets now. It
+// also returns each secret read, in every form it is sent in, for the
+// check's redactor, with the error too when one was read.
+func (a Auth) method(url string) (transport.AuthMethod, []string, error) {
 	ep, err := transport.NewEndpoint(url)
 	if err != nil {
-		return nil, fmt.Errorf("parse remote URL: %w", err)
+		return nil, nil, fmt.Errorf("parse remote URL: %w", err)
 	}
 	switch ep.Protocol {
 	case "http", "https":
 		if !a.hasSecret() {
-			return nil, nil
+			return nil, nil, nil
 		}
 		secret, err := readSecret(a.PasswordFile, a.PasswordEnv)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if a.Bearer {
-			return &githttp.TokenAuth{Token: secret}, nil
+			return &githttp.TokenAuth{Token: secret}, sentForms(secret), nil
 		}
 		user := a.Username
 		if user == "" {
 			user = "x-access-token"
 		}
-		return &githttp.BasicAuth{Username: user, Password: secret}, nil
+		// Basic auth sends base64("user:secret").
+		forms := append(sentForms(secret), base64.StdEncoding.EncodeToString([]byte(user+":"+secret)))
+		return &githttp.BasicAuth{Username: user, Password: secret}, forms, nil
 	case "ssh":
-		user := ep.User
-		if user == "" {
-			user = "git"
-		}
-		var hostKeys []string
-		if a.KnownHostsFile != "" {
-			hostKeys = []string{a.KnownHostsFile}
-		}
-		check, err := gitssh.NewKnownHostsCallback(hostKeys...)
-		if err != nil {
-			return nil, fmt.Errorf("read ssh known_hosts: %w (hint: set the known_hosts file, e.g. from ssh-keyscan)", err)
-		}
-		if a.SSHKeyFile == "" {
-			agent, err := gitssh.NewSSHAgentAuth(user)
-			if err != nil {
-				return nil, fmt.Errorf("ssh: no key file given and no ssh-agent: %w", err)
-			}
-			agent.HostKeyCallback = check
-			return agent, nil
-		}
-		var pass string
-		if a.SSHKeyPassphraseFile != "" {
-			if pass, err = readSecret(a.SSHKeyPassphraseFile, ""); err != nil {
-				return nil, err
-			}
-		}
-		keys, err := gitssh.NewPublicKeysFromFile(user, a.SSHKeyFile, pass)
-		if err != nil {
-			return nil, fmt.Errorf("read ssh key %s: %w", a.SSHKeyFile, err)
-		}
-		keys.HostKeyCallback = check
-		return keys, nil
+		return a.sshMethod(ep.User)
 	}
-	return nil, nil
+	return nil, nil, nil
+}
+
+// sshMethod is method for an ssh URL with the given user.
+func (a Auth) sshMethod(user string) (transport.AuthMethod, []string, error) {
+	if user == "" {
+		user = "git"
+	}
+	var hostKeys []string
+	if a.KnownHostsFile != "" {
+		hostKeys = []string{a.KnownHostsFile}
+	}
+	check, err := gitssh.NewKnownHostsCallback(hostKeys...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read ssh known_hosts: %w (hint: set the known_hosts file, e.g. from ssh-keyscan)", err)
+	}
+	if a.SSHKeyFile == "" {
+		agent, err := gitssh.NewSSHAgentAuth(user)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ssh: no key file given and no ssh-agent: %w", err)
+		}
+		agent.HostKeyCallback = check
+		return agent, nil, nil
+	}
+	var pass string
+	if a.SSHKeyPassphraseFile != "" {
+		if pass, err = readSecret(a.SSHKeyPassphraseFile, ""); err != nil {
+			return nil, nil, err
+		}
+	}
+	keys, err := gitssh.NewPublicKeysFromFile(user, a.SSHKeyFile, pass)
+	if err != nil {
+		return nil, sentForms(pass), fmt.Errorf("read ssh key %s: %w", a.SSHKeyFile, err)
+	}
+	keys.HostKeyCallback = check
+	return keys, sentForms(pass), nil
+}
+
+// sentForms is secret as read and as it may appear escaped in a URL.
+func sentForms(secret string) []string {
+	if secret == "" {
+		return nil
+	}
+	forms := []string{secret}
+	for _, f := range []string{url.QueryEscape(secret), url.PathEscape(secret)} {
+		if !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	return forms
 }
 
 func readSecret(file, env string) (string, error) {

@@ -33,7 +33,7 @@ func BenchmarkSnapshotTree(b *testing.B) {
 	src, root := buildTree(b, files)
 	ctx := testContext(b)
 	for b.Loop() {
-		if _, err := snapshotTree(ctx, src, root, time.Time{}); err != nil {
+		if _, err := snapshotTree(ctx, src, root, ".", time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,6 +10,16 @@
 // head fetched afresh, and every 64 fetches the store starts afresh anyway,
 // since go-git never garbage collects.
 //
+// Fetched packs are read as a stream (objectStore.ingest): objects up to
+// 16 MiB are kept, larger ones only hashed, so a compression bomb costs no
+// memory, and a config file over the limit is refused by name before it is
+// read. With verification on, the head commit is checked as soon as it
+// arrives, before its files are transferred.
+//
+// No credential reaches a log line, an error or Status: URLs with user
+// info are refused, and each check's errors and log lines are redacted of
+// the secrets it read.
+//
 // A Revision's FS reads the config tree straight from Git objects, without
 // a checkout. The trees and blobs below Config.Path are copied into a
 // private in-memory object store when the revision is made, so an emitted

@@ -30,12 +30,17 @@ const freshEvery = 64
 type syncer struct {
 	cfg     Config
 	repo    *git.Repository
-	fetches int // fetches into repo since it was created
+	store   *objectStore // repo's storage
+	fetches int          // fetches into repo since it was created
 
 	seen         plumbing.Hash // last head emitted or refused
 	refused      error         // the ErrNeedsCommit error for seen, if refused
 	refusedTrust string        // trust() when seen was refused
+	redact       redactor      // knows the secrets read for the current check
 }
+
+// logf logs a line of the current check, redacted.
+func (s *syncer) logf(format string, args ...any) { s.redact.logf(s.cfg.Logf, format, args...) }
 
 // trust fingerprints the trusted key files, so a refused head is checked
 // again when they change (a newly trusted key, a fixed allowed signers
@@ -64,14 +69,23 @@ func (s *syncer) syncTimeout(ctx context.Context) (*Revision, error) {
 }
 
 // sync checks the remote and returns the new revision, if any. A refused
-// head keeps returning its error until the branch moves.
+// head keeps returning its error until the branch moves. The error is
+// redacted: it holds none of the credentials read for the check.
 func (s *syncer) sync(ctx context.Context) (*Revision, error) {
-	auth, err := s.cfg.Auth.method(s.cfg.URL)
+	auth, secrets, err := s.cfg.Auth.method(s.cfg.URL)
+	s.redact = newRedactor(secrets...)
 	if err != nil {
-		return nil, retryErr("%w", err)
+		return nil, s.redact.err(retryErr("%w", err))
 	}
+	rev, err := s.check(ctx, auth)
+	return rev, s.redact.err(err)
+}
+
+// check is sync once the credentials are read.
+func (s *syncer) check(ctx context.Context, auth transport.AuthMethod) (*Revision, error) {
 	var ca []byte
 	if s.cfg.CAFile != "" {
+		var err error
 		if ca, err = readCAFile(s.cfg.CAFile); err != nil {
 			return nil, retryErr("%w", err)
 		}
@@ -88,10 +102,10 @@ func (s *syncer) sync(ctx context.Context) (*Revision, error) {
 	if KindOf(err) == ErrRetry {
 		return nil, err
 	}
-	s.seen, s.refused = commit, err
+	s.seen, s.refused = commit, s.redact.err(err)
 	if err != nil {
 		s.refusedTrust = s.trust()
-		s.cfg.Logf("gitsync: %s: %v", redactURL(s.cfg.URL), err)
+		s.logf("gitsync: %s: %v", redactURL(s.cfg.URL), err)
 	}
 	return rev, err
 }
@@ -185,7 +199,11 @@ func (s *syncer) fetch(ctx context.Context, conn connOpts, want plumbing.Hash) (
 				return plumbing.ZeroHash, nil, retryErr("%w", err)
 			}
 		}
-		c, err := s.fetchOnce(ctx, conn, a.depth)
+		c, err := s.fetchOnce(ctx, conn, want, a.depth)
+		var refused *SyncError
+		if errors.As(err, &refused) && refused.Kind == ErrNeedsCommit {
+			return plumbing.NewHash(refused.Commit), nil, refused
+		}
 		if err == nil {
 			var rev *Revision
 			if rev, err = s.revision(ctx, c); !errors.Is(err, errObjects) {
@@ -196,13 +214,28 @@ func (s *syncer) fetch(ctx context.Context, conn connOpts, want plumbing.Hash) (
 			return plumbing.ZeroHash, nil, ctx.Err()
 		}
 		errs = append(errs, err)
-		s.cfg.Logf("gitsync: %s: fetch (depth %d, fresh store %v) failed: %v", redactURL(s.cfg.URL), a.depth, a.fresh, err)
+		s.logf("gitsync: %s: fetch (depth %d, fresh store %v) failed: %v", redactURL(s.cfg.URL), a.depth, a.fresh, err)
 	}
 	return plumbing.ZeroHash, nil, retryErr("fetch %s: %w", redactURL(s.cfg.URL), errors.Join(errs...))
 }
 
-func (s *syncer) fetchOnce(ctx context.Context, conn connOpts, depth int) (*object.Commit, error) {
+// fetchOnce fetches the branch head into the store. With verification on,
+// the commit want is verified as soon as the pack delivers it, and a
+// refusal (an ErrNeedsCommit error) ends the fetch before the files
+// arrive.
+func (s *syncer) fetchOnce(ctx context.Context, conn connOpts, want plumbing.Hash, depth int) (*object.Commit, error) {
 	s.fetches++
+	var onCommit func(*object.Commit) error
+	if s.cfg.verifying() {
+		onCommit = func(c *object.Commit) error {
+			if _, err := verifyCommit(c, s.cfg); KindOf(err) == ErrNeedsCommit {
+				return err
+			}
+			return nil // verified, or a key file unreadable: revision() reports it
+		}
+	}
+	s.store.expect(ctx, want, onCommit)
+	defer s.store.expect(context.Background(), plumbing.ZeroHash, nil)
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", s.branchRef(), s.trackingRef()))
 	err := s.repo.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{spec},
@@ -219,9 +252,16 @@ func (s *syncer) fetchOnce(ctx context.Context, conn connOpts, depth int) (*obje
 	if err != nil {
 		return nil, err
 	}
+	id := ref.Hash().String()
+	if err := s.store.tooLarge(ref.Hash(), "the commit object"); err != nil {
+		return nil, commitErr(id, err)
+	}
 	c, err := s.repo.CommitObject(ref.Hash())
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", ref.Hash(), err)
+	}
+	if err := s.store.tooLarge(c.TreeHash, "the root tree object"); err != nil {
+		return nil, commitErr(id, err)
 	}
 	if _, err := c.Tree(); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", ref.Hash(), err)
@@ -246,7 +286,7 @@ func (s *syncer) openStore(fresh bool) error {
 		}
 		repo, err = git.PlainOpen(dir)
 		if err != nil && !fresh && !errors.Is(err, git.ErrRepositoryNotExists) {
-			s.cfg.Logf("gitsync: cache %s is unusable (%v); starting it afresh", dir, err)
+			s.logf("gitsync: cache %s is unusable (%v); starting it afresh", dir, err)
 			return s.openStore(true)
 		}
 		if errors.Is(err, git.ErrRepositoryNotExists) {
@@ -254,6 +294,11 @@ func (s *syncer) openStore(fresh bool) error {
 		}
 	}
 	if err != nil {
+		return fmt.Errorf("gitsync: open object store: %w (hint: check the cache directory, or remove it)", err)
+	}
+	// The same storage, with fetched packs read by objectStore.ingest.
+	store := newObjectStore(repo.Storer)
+	if repo, err = git.Open(store, nil); err != nil {
 		return fmt.Errorf("gitsync: open object store: %w (hint: check the cache directory, or remove it)", err)
 	}
 	rem, err := repo.Remote(git.DefaultRemoteName)
@@ -269,7 +314,7 @@ func (s *syncer) openStore(fresh bool) error {
 	if err != nil {
 		return fmt.Errorf("gitsync: configure remote: %w", err)
 	}
-	s.repo = repo
+	s.repo, s.store = repo, store
 	return nil
 }
 
@@ -308,8 +353,8 @@ func (s *syncer) revision(ctx context.Context, c *object.Commit) (*Revision, err
 		}
 		root = e.Hash
 	}
-	fsys, err := snapshotTree(ctx, s.repo.Storer, root, c.Committer.When)
-	if errors.Is(err, errTreeTooLarge) {
+	fsys, err := snapshotTree(ctx, s.repo.Storer, root, s.cfg.Path, c.Committer.When)
+	if errors.Is(err, errTooLarge) {
 		return nil, commitErr(id, err)
 	}
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -17,8 +16,9 @@ import (
 // is required.
 type Config struct {
 	// URL is the remote: https://, http://, ssh://, scp-style
-	// (git@host:org/repo), file:// or a local path. It must not carry a
-	// password; use Auth.
+	// (git@host:org/repo), file:// or a local path. It must not carry
+	// credentials: an http(s) URL with any user info, and any URL with a
+	// password, are refused; use Auth. An ssh user name is fine.
 	URL string
 	// Branch is the branch to follow. Empty: "main".
 	Branch string
@@ -67,13 +67,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.URL == "" {
 		return cfg, errors.New("gitsync: no repository URL (hint: --repo https://host/org/tailnet.git)")
 	}
-	if _, err := transport.NewEndpoint(cfg.URL); err != nil {
-		return cfg, fmt.Errorf("gitsync: bad repository URL: %w", err)
+	if err := checkURLCredentials(cfg.URL); err != nil {
+		return cfg, err
 	}
-	if u, err := url.Parse(cfg.URL); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			return cfg, errors.New("gitsync: the repository URL contains a password (hint: put it in a file and use the password file option)")
-		}
+	if _, err := transport.NewEndpoint(cfg.URL); err != nil {
+		// The parse error quotes the URL; it carries no credentials (above).
+		return cfg, fmt.Errorf("gitsync: bad repository URL: %w", err)
 	}
 	if err := cfg.Auth.validate(); err != nil {
 		return cfg, fmt.Errorf("gitsync: %w", err)
@@ -227,12 +226,17 @@ func backoff(poll, limit time.Duration, failures int) time.Duration {
 	return min(d, limit)
 }
 
-// redactURL drops any user info from u for display.
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
+// checkURLCredentials refuses a URL that carries credentials: any user
+// info in an http(s) URL (a token is often given as the user name), and a
+// password in any URL. A user name alone is fine for ssh, where it is not
+// a secret (ssh://git@host/...). The error shows the URL without them.
+func checkURLCredentials(raw string) error {
+	user, password := userinfo(raw)
+	scheme, _, _ := strings.Cut(strings.ToLower(raw), "://")
+	if password || user && (scheme == "http" || scheme == "https") {
+		return fmt.Errorf("gitsync: the repository URL %s carries credentials in its user info, which would show wherever the URL is printed "+
+			"(hint: remove them from the URL, and give the token or password with --git-password-file FILE or in an environment variable "+
+			"(docs/gitsync.md, Credentials); --git-username sets the user)", redactURL(raw))
 	}
-	p.User = nil
-	return p.String()
+	return nil
 }

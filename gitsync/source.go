@@ -109,7 +109,9 @@ type Status struct {
 	NextPoll time.Time
 	// Failures counts consecutive failed checks; it drives the backoff.
 	Failures int
-	// Err is the error of the last check, nil after a successful one. An
+	// Err is the error of the last check, nil after a successful one. Its
+	// text holds no credentials (they are redacted) and its chain only the
+	// sentinel errors of go-git's transport and the context. An
 	// ErrNeedsCommit error stays until a new head arrives.
 	Err error
 }

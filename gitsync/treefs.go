@@ -24,50 +24,91 @@ import (
 // --path.
 const maxTreeBytes = 64 << 20
 
-var errTreeTooLarge = fmt.Errorf("the config tree holds more than %d MiB of files (hint: check --path)", maxTreeBytes>>20)
+// errTooLarge marks a config over a size limit: a file or Git object over
+// maxObjectBytes, or a tree over maxTreeBytes in all.
+var errTooLarge = errors.New("config over a size limit")
 
-// snapshotTree copies the tree root and every tree and blob below it from
-// src into a new in-memory store and returns an fs.FS over it. Submodules
-// are not followed (their commits live in another repository).
-func snapshotTree(ctx context.Context, src storer.EncodedObjectStorer, root plumbing.Hash, mtime time.Time) (*treeFS, error) {
+// sizeError is an errTooLarge error.
+type sizeError string
+
+func (e sizeError) Error() string        { return string(e) }
+func (e sizeError) Is(target error) bool { return target == errTooLarge }
+
+var errTreeTooLarge error = sizeError(fmt.Sprintf("the config tree holds more than %d MiB of files (hint: check --path)", maxTreeBytes>>20))
+
+// mib formats a size in MiB.
+func mib(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// snapshotTree copies the tree root (the directory dir of the repository,
+// "." for its root) and every tree and blob below it from src into a new
+// in-memory store and returns an fs.FS over it. Submodules are not
+// followed (their commits live in another repository). Sizes are checked
+// before an object is read: a file or tree over maxObjectBytes, or files
+// over maxTreeBytes in all, are an errTooLarge error naming the file.
+func snapshotTree(ctx context.Context, src storer.EncodedObjectStorer, root plumbing.Hash, dir string, mtime time.Time) (*treeFS, error) {
 	dst := memory.NewStorage()
 	var total int64
-	var walk func(h plumbing.Hash, dir string) error
-	walk = func(h plumbing.Hash, dir string) error {
+	var walk func(h plumbing.Hash, p string) error
+	walk = func(h plumbing.Hash, p string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if err := checkSize(src, h, "directory", p); err != nil {
+			return err
+		}
 		if err := copyObject(src, dst, plumbing.TreeObject, h); err != nil {
-			return fmt.Errorf("tree %s: %w", dir, err)
+			return fmt.Errorf("tree %s: %w", p, err)
 		}
 		t, err := object.GetTree(dst, h)
 		if err != nil {
-			return fmt.Errorf("tree %s: %w", dir, err)
+			return fmt.Errorf("tree %s: %w", p, err)
 		}
 		for _, e := range t.Entries {
-			p := path.Join(dir, e.Name)
+			p := path.Join(p, e.Name)
 			switch e.Mode {
 			case filemode.Dir:
 				if err := walk(e.Hash, p); err != nil {
 					return err
 				}
 			case filemode.Regular, filemode.Deprecated, filemode.Executable, filemode.Symlink:
+				if err := checkSize(src, e.Hash, "file", p); err != nil {
+					return err
+				}
+				n, _ := src.EncodedObjectSize(e.Hash) // checkSize read it
+				if total += n; total > maxTreeBytes {
+					return errTreeTooLarge
+				}
 				if err := copyObject(src, dst, plumbing.BlobObject, e.Hash); err != nil {
 					return fmt.Errorf("file %s: %w", p, err)
-				}
-				o, _ := dst.EncodedObject(plumbing.BlobObject, e.Hash)
-				total += o.Size()
-				if total > maxTreeBytes {
-					return errTreeTooLarge
 				}
 			}
 		}
 		return nil
 	}
-	if err := walk(root, "."); err != nil {
+	if err := walk(root, dir); err != nil {
 		return nil, err
 	}
 	return &treeFS{objs: dst, root: root, mtime: mtime}, nil
+}
+
+// checkSize reads the size of the object h, the file or directory p, from
+// its header without reading its content, and fails if it is over
+// maxObjectBytes.
+func checkSize(src storer.EncodedObjectStorer, h plumbing.Hash, what, p string) error {
+	n, err := src.EncodedObjectSize(h)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, p, err)
+	}
+	if n > maxObjectBytes {
+		return sizeError(fmt.Sprintf("%s %q is %s, over the %d MiB limit for one config %s (hint: a tailnet config is kilobytes; check --path, and keep large files out of it)",
+			what, p, mib(n), maxObjectBytes>>20, what))
+	}
+	return nil
 }
 
 // copyObject copies one object's bytes, so dst never refers back to src's

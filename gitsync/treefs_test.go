@@ -121,7 +121,7 @@ var sampleTree = map[string]string{
 func TestTreeFS(t *testing.T) {
 	src, root := buildTree(t, sampleTree)
 	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	fsys, err := snapshotTree(testContext(t), src, root, mtime)
+	fsys, err := snapshotTree(testContext(t), src, root, ".", mtime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestTreeFS(t *testing.T) {
 		"dangling.cue":   "->missing.cue",
 		"sub/up2.hujson": "->../../x",
 	})
-	bad, err := snapshotTree(testContext(t), src, root, mtime)
+	bad, err := snapshotTree(testContext(t), src, root, ".", mtime)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestTreeFS(t *testing.T) {
 
 func FuzzTreeFS(f *testing.F) {
 	src, root := buildTree(f, sampleTree)
-	fsys, err := snapshotTree(f.Context(), src, root, time.Time{})
+	fsys, err := snapshotTree(f.Context(), src, root, ".", time.Time{})
 	if err != nil {
 		f.Fatal(err)
 	}

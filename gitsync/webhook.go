@@ -5,23 +5,27 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 )
 
-// maxWebhookBody bounds the request body read to check a signature. GitHub
-// caps push payloads at 25 MB; a config repository's pushes are far smaller.
-const maxWebhookBody = 25 << 20
+// maxWebhookBody bounds the request body read to check a signature. The
+// payload is only hashed, never parsed, and a push to a config repository
+// is a few kilobytes; GitHub's 25 MB ceiling is far more than needed.
+const maxWebhookBody = 1 << 20
 
 // WebhookHandler returns a handler for push webhooks (GitHub, Gitea,
 // Forgejo: anything that signs the body with HMAC-SHA256 in
 // X-Hub-Signature-256). A POST whose signature matches secret calls
 // trigger and gets 202 Accepted; a "ping" event gets 200 without
-// triggering. A missing or wrong signature gets 401, other methods 405, and
-// an empty secret rejects every request, so a forgotten secret never opens
-// the endpoint. The payload itself is not trusted or parsed: the loop
-// always asks the remote for the head.
+// triggering. Other methods get 405. An empty secret turns the webhook off:
+// every request gets 403, so a forgotten secret never opens the endpoint.
+// A missing or malformed signature header gets 401 and a body over 1 MiB
+// 413, both before the body is read; a wrong signature gets 401. The
+// payload itself is not trusted or parsed: the loop always asks the remote
+// for the head.
 func WebhookHandler(secret []byte, trigger func()) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -29,18 +33,34 @@ func WebhookHandler(secret []byte, trigger func()) http.Handler {
 			http.Error(w, "webhook: POST only", http.StatusMethodNotAllowed)
 			return
 		}
+		// Everything that needs no body is checked before reading it, so an
+		// unauthenticated sender costs no more than its headers.
+		if len(secret) == 0 {
+			http.Error(w, "webhook: off, no webhook secret is configured (hint: give the server a webhook secret)", http.StatusForbidden)
+			return
+		}
+		want, err := parseSignature(r.Header.Get("X-Hub-Signature-256"))
+		if err != nil {
+			http.Error(w, "webhook: "+err.Error(), http.StatusUnauthorized)
+			return
+		}
+		tooLarge := fmt.Sprintf("webhook: body over the %d MiB limit (a push event is a few KB; the next poll picks the commit up)", maxWebhookBody>>20)
+		if r.ContentLength > maxWebhookBody {
+			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			http.Error(w, "webhook: body too large", http.StatusRequestEntityTooLarge)
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			http.Error(w, tooLarge, http.StatusRequestEntityTooLarge)
 			return
 		}
 		if err != nil {
 			http.Error(w, "webhook: cannot read body", http.StatusBadRequest)
 			return
 		}
-		if err := checkSignature(secret, r.Header.Get("X-Hub-Signature-256"), body); err != nil {
-			http.Error(w, "webhook: "+err.Error(), http.StatusUnauthorized)
+		if !validMAC(secret, want, body) {
+			http.Error(w, "webhook: signature does not match (hint: check the webhook secret)", http.StatusUnauthorized)
 			return
 		}
 		if r.Header.Get("X-GitHub-Event") == "ping" {
@@ -52,21 +72,12 @@ func WebhookHandler(secret []byte, trigger func()) http.Handler {
 	})
 }
 
-// checkSignature verifies header ("sha256=<hex HMAC>") for body.
-func checkSignature(secret []byte, header string, body []byte) error {
-	if len(secret) == 0 {
-		return errors.New("no webhook secret configured")
-	}
-	got, err := parseSignature(header)
-	if err != nil {
-		return err
-	}
+// validMAC reports whether sig is body's HMAC-SHA256 under secret, in
+// constant time.
+func validMAC(secret, sig, body []byte) bool {
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
-		return errors.New("signature does not match (hint: check the webhook secret)")
-	}
-	return nil
+	return hmac.Equal(sig, mac.Sum(nil))
 }
 
 // parseSignature decodes an X-Hub-Signature-256 value.

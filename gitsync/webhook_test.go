@@ -1,13 +1,14 @@
 package gitsync
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -17,9 +18,28 @@ func sign(secret, body string) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
+// countingBody counts the request body bytes a handler reads.
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestWebhookHandler posts to the handler over real HTTP and checks the
+// answer, whether it triggered, and how much of the body it read: nothing
+// at all unless a secret is set and a well-formed signature header and a
+// size within the limit were sent.
 func TestWebhookHandler(t *testing.T) {
 	const secret, body = "hook-secret", `{"ref":"refs/heads/main"}`
 	good := sign(secret, body)
+	huge := strings.Repeat(" ", 4<<20)
+	atLimit := strings.Repeat(" ", maxWebhookBody)
+	overLimit := atLimit + " "
 	for _, tc := range []struct {
 		name    string
 		secret  string
@@ -27,34 +47,65 @@ func TestWebhookHandler(t *testing.T) {
 		sig     string
 		event   string
 		body    string
+		chunked bool // no Content-Length: the size shows only while reading
 		code    int
 		trigger bool
+		maxRead int // the most body bytes the handler may read
 	}{
-		{"valid", secret, "POST", good, "push", body, http.StatusAccepted, true},
-		{"uppercase-hex", secret, "POST", "sha256=" + strings.ToUpper(good[7:]), "push", body, http.StatusAccepted, true},
-		{"ping", secret, "POST", sign(secret, "{}"), "ping", "{}", http.StatusOK, false},
-		{"missing", secret, "POST", "", "push", body, http.StatusUnauthorized, false},
-		{"wrong-secret", secret, "POST", sign("other", body), "push", body, http.StatusUnauthorized, false},
-		{"tampered-body", secret, "POST", good, "push", body + " ", http.StatusUnauthorized, false},
-		{"sha1", secret, "POST", "sha1=" + good[7:47], "push", body, http.StatusUnauthorized, false},
-		{"truncated", secret, "POST", good[:len(good)-2], "push", body, http.StatusUnauthorized, false},
-		{"not-hex", secret, "POST", "sha256=" + strings.Repeat("zz", 32), "push", body, http.StatusUnauthorized, false},
-		{"empty-secret", "", "POST", sign("", body), "push", body, http.StatusUnauthorized, false},
-		{"get", secret, "GET", good, "push", body, http.StatusMethodNotAllowed, false},
-		{"too-large", secret, "POST", good, "push", strings.Repeat(" ", maxWebhookBody+1), http.StatusRequestEntityTooLarge, false},
+		{name: "valid", secret: secret, method: "POST", sig: good, event: "push", body: body, code: http.StatusAccepted, trigger: true, maxRead: len(body)},
+		{name: "uppercase-hex", secret: secret, method: "POST", sig: "sha256=" + strings.ToUpper(good[7:]), event: "push", body: body, code: http.StatusAccepted, trigger: true, maxRead: len(body)},
+		{name: "ping", secret: secret, method: "POST", sig: sign(secret, "{}"), event: "ping", body: "{}", code: http.StatusOK, maxRead: 2},
+		{name: "at-limit", secret: secret, method: "POST", sig: sign(secret, atLimit), event: "push", body: atLimit, code: http.StatusAccepted, trigger: true, maxRead: maxWebhookBody},
+		{name: "at-limit-chunked", secret: secret, method: "POST", sig: sign(secret, atLimit), event: "push", body: atLimit, chunked: true, code: http.StatusAccepted, trigger: true, maxRead: maxWebhookBody},
+		{name: "wrong-secret", secret: secret, method: "POST", sig: sign("other", body), event: "push", body: body, code: http.StatusUnauthorized, maxRead: len(body)},
+		{name: "tampered-body", secret: secret, method: "POST", sig: good, event: "push", body: body + " ", code: http.StatusUnauthorized, maxRead: len(body) + 1},
+		{name: "no-secret", secret: "", method: "POST", sig: sign("", huge), event: "push", body: huge, code: http.StatusForbidden},
+		{name: "no-secret-chunked", secret: "", method: "POST", sig: sign("", huge), event: "push", body: huge, chunked: true, code: http.StatusForbidden},
+		{name: "missing-signature", secret: secret, method: "POST", event: "push", body: huge, code: http.StatusUnauthorized},
+		{name: "missing-signature-chunked", secret: secret, method: "POST", event: "push", body: huge, chunked: true, code: http.StatusUnauthorized},
+		{name: "sha1", secret: secret, method: "POST", sig: "sha1=" + good[7:47], event: "push", body: body, code: http.StatusUnauthorized},
+		{name: "truncated", secret: secret, method: "POST", sig: good[:len(good)-2], event: "push", body: body, code: http.StatusUnauthorized},
+		{name: "not-hex", secret: secret, method: "POST", sig: "sha256=" + strings.Repeat("zz", 32), event: "push", body: body, code: http.StatusUnauthorized},
+		{name: "get", secret: secret, method: "GET", sig: good, event: "push", body: body, code: http.StatusMethodNotAllowed},
+		{name: "over-limit", secret: secret, method: "POST", sig: sign(secret, overLimit), event: "push", body: overLimit, code: http.StatusRequestEntityTooLarge},
+		{name: "huge", secret: secret, method: "POST", sig: sign(secret, huge), event: "push", body: huge, code: http.StatusRequestEntityTooLarge},
+		{name: "huge-chunked", secret: secret, method: "POST", sig: sign(secret, huge), event: "push", body: huge, chunked: true, code: http.StatusRequestEntityTooLarge, maxRead: maxWebhookBody + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			triggered := false
-			h := WebhookHandler([]byte(tc.secret), func() { triggered = true })
-			req := httptest.NewRequest(tc.method, "/webhook", bytes.NewBufferString(tc.body))
+			var triggered atomic.Bool
+			var read atomic.Int64
+			h := WebhookHandler([]byte(tc.secret), func() { triggered.Store(true) })
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				r.Body = countingBody{r.Body, &read}
+				h.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			var rd io.Reader = strings.NewReader(tc.body)
+			if tc.chunked {
+				rd = struct{ io.Reader }{rd} // hides the length from the client
+			}
+			req, err := http.NewRequest(tc.method, srv.URL+"/webhook", rd)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if tc.sig != "" {
 				req.Header.Set("X-Hub-Signature-256", tc.sig)
 			}
 			req.Header.Set("X-GitHub-Event", tc.event)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if rec.Code != tc.code || triggered != tc.trigger {
-				t.Errorf("got %d, triggered %v; want %d, %v (body %q)", rec.Code, triggered, tc.code, tc.trigger, rec.Body)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code || triggered.Load() != tc.trigger {
+				t.Errorf("got %d, triggered %v; want %d, %v (body %q)", resp.StatusCode, triggered.Load(), tc.code, tc.trigger, msg)
+			}
+			if n := read.Load(); n > int64(tc.maxRead) {
+				t.Errorf("the handler read %d body bytes, want at most %d", n, tc.maxRead)
+			}
+			if tc.code == http.StatusRequestEntityTooLarge && !strings.Contains(string(msg), "1 MiB") {
+				t.Errorf("a refused large body should name the limit; got %q", msg)
 			}
 		})
 	}

@@ -1,10 +1,13 @@
 package policy
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 
 	"tailscale.com/tailcfg"
+
+	"github.com/tailplane/tailplane/schema"
 )
 
 // Node attributes with meaning to the engine.
@@ -21,11 +24,33 @@ var funnelCaps = []tailcfg.NodeCapability{
 	"https://tailscale.com/cap/warn-funnel-no-https",
 }
 
-// capMap merges the nodeAttrs that target node s.
-func (r *Result) capMap(s *nodeState) tailcfg.NodeCapMap {
+// tailnetCaps returns the capabilities the tailnet settings give every
+// node: Tailscale SSH (tailscaled refuses `up --ssh` without it) and
+// Taildrop (tailscaled sends and accepts files only with it, on both
+// ends).
+func tailnetCaps(s schema.Settings) tailcfg.NodeCapMap {
 	var out tailcfg.NodeCapMap
+	if s.SSH {
+		out = tailcfg.NodeCapMap{tailcfg.CapabilitySSH: nil}
+	}
+	if s.FileSharing {
+		if out == nil {
+			out = tailcfg.NodeCapMap{}
+		}
+		out[tailcfg.CapabilityFileSharing] = nil
+	}
+	return out
+}
+
+// capMap merges the tailnet's capabilities and the nodeAttrs that target
+// node s.
+func (r *Result) capMap(s *nodeState) tailcfg.NodeCapMap {
+	out := maps.Clone(r.p.tailnetCaps) // nil when none
 	if r.p.randomizeClientPort {
-		out = tailcfg.NodeCapMap{attrRandomPort: nil}
+		if out == nil {
+			out = tailcfg.NodeCapMap{}
+		}
+		out[attrRandomPort] = nil
 	}
 	for _, na := range r.p.nodeAttrs {
 		if !r.targets(na.targets, s) {

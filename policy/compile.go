@@ -31,7 +31,8 @@ type Policy struct {
 	autoExit  []alias
 
 	randomizeClientPort bool
-	disableIPv4         bool // the top-level disableIPv4: every node as with the disable-ipv4 attribute
+	disableIPv4         bool               // the top-level disableIPv4: every node as with the disable-ipv4 attribute
+	tailnetCaps         tailcfg.NodeCapMap // every node's capabilities from the tailnet settings; nil when none
 
 	tests    []schema.ACLTest
 	sshTests []schema.SSHTest
@@ -111,6 +112,7 @@ func Compile(t *schema.Tailnet) (*Policy, schema.Diagnostics) {
 	}
 	p.autoRoute, p.autoExit = c.autoApprovers(p.sy, pol.AutoApprovers)
 	p.randomizeClientPort = pol.RandomizeClientPort
+	p.tailnetCaps = tailnetCaps(t.Settings)
 	p.disableIPv4 = pol.DisableIPv4
 	p.tests = pol.Tests
 	p.sshTests = pol.SSHTests

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/internal/tailscaled"
+	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/tailcfg"
 )
 
@@ -187,4 +188,58 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 			t.Errorf("tailscale ssh printed %q, want the command's output %q", out, greeting)
 		}
 	})
+}
+
+// TestSSHCheckRejectedTailscaled: under an SSH "check" rule (in a config
+// applied before lint refused them; control.New still takes one), a real
+// `tailscale ssh` is refused at once with the server's message instead of
+// hanging while tailscaled retries the check callback.
+func TestSSHCheckRejectedTailscaled(t *testing.T) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Fatalf("tailscale ssh runs the system ssh client, and there is none: %v (install openssh-client)", err)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins := buildClients(t, "")
+	tn := testTailnet()
+	tn.Settings.SSH = true
+	tn.Policy.SSH = []schema.SSHRule{{Action: "check", Src: []string{"autogroup:member"}, Dst: []string{"autogroup:self"}, Users: []string{me.Username}}}
+	ts := startServer(t, tn, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	run := &e2eRun{ctx: ctx, root: t.TempDir(), url: ts.URL}
+	alpha := run.join(t, bins, "alpha")
+	beta := run.join(t, bins, "beta")
+	if out, err := beta.Tailscale(ctx, "up", "--ssh", "--login-server="+run.url, "--hostname=beta"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	waitFor(t, ctx, "alpha to learn beta's SSH host keys", func() (bool, string) {
+		st, err := statusOf(ctx, alpha)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range st.Peer {
+			if p.DNSName == "beta.tail.test." {
+				return len(p.SSH_HostKeys) > 0 && p.Online, fmt.Sprint(p.SSH_HostKeys)
+			}
+		}
+		return false, "beta is not a peer"
+	})
+	// A generous deadline: the rejection comes in well under a second; on
+	// a server without the callback the session hangs for half an hour.
+	sshCtx, sshCancel := context.WithTimeout(ctx, time.Minute)
+	defer sshCancel()
+	out, err := cli(sshCtx, bins, alpha, t.TempDir(), "ssh", me.Username+"@beta", "echo", "session-ran")
+	if sshCtx.Err() != nil {
+		t.Fatalf("tailscale ssh under a check rule still hangs after a minute; output so far: %q", out)
+	}
+	if err == nil || strings.Contains(out, "session-ran") {
+		t.Fatalf("tailscale ssh under a check rule ran the command (err %v): %q", err, out)
+	}
+	t.Logf("tailscale ssh under a check rule: %v\n%s", err, out)
+	if !strings.Contains(out, strings.TrimSpace(sshCheckRejection)) {
+		t.Errorf("tailscale ssh printed %q, want the server's rejection %q", out, sshCheckRejection)
+	}
 }

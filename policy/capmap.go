@@ -24,40 +24,42 @@ var funnelCaps = []tailcfg.NodeCapability{
 	"https://tailscale.com/cap/warn-funnel-no-https",
 }
 
-// tailnetCaps returns the capabilities the tailnet settings give every
-// node: Tailscale SSH (tailscaled refuses `up --ssh` without it) and
-// Taildrop (tailscaled sends and accepts files only with it, on both
-// ends).
-func tailnetCaps(s schema.Settings) tailcfg.NodeCapMap {
-	var out tailcfg.NodeCapMap
+// baseCaps returns the capabilities every node gets regardless of
+// nodeAttrs: from the tailnet settings, Tailscale SSH (tailscaled refuses
+// `up --ssh` without it) and Taildrop (tailscaled sends and accepts files
+// only with it, on both ends); and randomize-client-port from the
+// top-level randomizeClientPort. Nil when none.
+func baseCaps(s schema.Settings, randomizeClientPort bool) tailcfg.NodeCapMap {
+	out := tailcfg.NodeCapMap{}
 	if s.SSH {
-		out = tailcfg.NodeCapMap{tailcfg.CapabilitySSH: nil}
+		out[tailcfg.CapabilitySSH] = nil
 	}
 	if s.FileSharing {
-		if out == nil {
-			out = tailcfg.NodeCapMap{}
-		}
 		out[tailcfg.CapabilityFileSharing] = nil
+	}
+	if randomizeClientPort {
+		out[attrRandomPort] = nil
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
 
-// capMap merges the tailnet's capabilities and the nodeAttrs that target
-// node s.
+// capMap merges the base capabilities and the nodeAttrs that target node
+// s. A node no nodeAttrs target shares the base map with every other such
+// node: like all of a view, it is read-only.
 func (r *Result) capMap(s *nodeState) tailcfg.NodeCapMap {
-	out := maps.Clone(r.p.tailnetCaps) // nil when none
-	if r.p.randomizeClientPort {
-		if out == nil {
-			out = tailcfg.NodeCapMap{}
-		}
-		out[attrRandomPort] = nil
-	}
+	out, own := r.p.baseCaps, false
 	for _, na := range r.p.nodeAttrs {
 		if !r.targets(na.targets, s) {
 			continue
 		}
-		if out == nil {
-			out = tailcfg.NodeCapMap{}
+		if !own {
+			out, own = maps.Clone(out), true
+			if out == nil {
+				out = tailcfg.NodeCapMap{}
+			}
 		}
 		for k, v := range na.caps {
 			out[k] = append(out[k], v...)

@@ -135,6 +135,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.noiseMux = http.NewServeMux()
 	s.noiseMux.HandleFunc("POST /machine/register", s.serveRegister)
 	s.noiseMux.HandleFunc("POST /machine/map", s.serveMap)
+	s.noiseMux.HandleFunc("GET /machine/ssh/action/", s.serveSSHAction)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel

@@ -1,10 +1,13 @@
 package policy
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 
 	"tailscale.com/tailcfg"
+
+	"github.com/tailplane/tailplane/schema"
 )
 
 // Node attributes with meaning to the engine.
@@ -21,18 +24,42 @@ var funnelCaps = []tailcfg.NodeCapability{
 	"https://tailscale.com/cap/warn-funnel-no-https",
 }
 
-// capMap merges the nodeAttrs that target node s.
-func (r *Result) capMap(s *nodeState) tailcfg.NodeCapMap {
-	var out tailcfg.NodeCapMap
-	if r.p.randomizeClientPort {
-		out = tailcfg.NodeCapMap{attrRandomPort: nil}
+// baseCaps returns the capabilities every node gets regardless of
+// nodeAttrs: from the tailnet settings, Tailscale SSH (tailscaled refuses
+// `up --ssh` without it) and Taildrop (tailscaled sends and accepts files
+// only with it, on both ends); and randomize-client-port from the
+// top-level randomizeClientPort. Nil when none.
+func baseCaps(s schema.Settings, randomizeClientPort bool) tailcfg.NodeCapMap {
+	out := tailcfg.NodeCapMap{}
+	if s.SSH {
+		out[tailcfg.CapabilitySSH] = nil
 	}
+	if s.FileSharing {
+		out[tailcfg.CapabilityFileSharing] = nil
+	}
+	if randomizeClientPort {
+		out[attrRandomPort] = nil
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// capMap merges the base capabilities and the nodeAttrs that target node
+// s. A node no nodeAttrs target shares the base map with every other such
+// node: like all of a view, it is read-only.
+func (r *Result) capMap(s *nodeState) tailcfg.NodeCapMap {
+	out, own := r.p.baseCaps, false
 	for _, na := range r.p.nodeAttrs {
 		if !r.targets(na.targets, s) {
 			continue
 		}
-		if out == nil {
-			out = tailcfg.NodeCapMap{}
+		if !own {
+			out, own = maps.Clone(out), true
+			if out == nil {
+				out = tailcfg.NodeCapMap{}
+			}
 		}
 		for k, v := range na.caps {
 			out[k] = append(out[k], v...)

@@ -15,11 +15,11 @@ import (
 
 // hostedDefaultCaps are capabilities Tailscale's hosted control plane puts
 // in every node's CapMap regardless of the policy; they are not compared.
+// The ssh and file-sharing capabilities are compared: tailplane gives them
+// to every node by default too (tailnet.ssh, tailnet.fileSharing).
 var hostedDefaultCaps = map[string]bool{
-	"https://tailscale.com/cap/file-sharing": true,
 	"https://tailscale.com/cap/is-admin":     true,
 	"https://tailscale.com/cap/is-owner":     true,
-	"https://tailscale.com/cap/ssh":          true,
 	"https://tailscale.com/cap/tailnet-lock": true,
 	"probe-udp-lifetime":                     true,
 	"ssh-behavior-v1":                        true,

@@ -30,8 +30,8 @@ type Policy struct {
 	autoRoute []autoRoute
 	autoExit  []alias
 
-	randomizeClientPort bool
-	disableIPv4         bool // the top-level disableIPv4: every node as with the disable-ipv4 attribute
+	baseCaps    tailcfg.NodeCapMap // what every node's CapMap starts with (baseCaps); nil when none; read-only
+	disableIPv4 bool               // the top-level disableIPv4: every node as with the disable-ipv4 attribute
 
 	tests    []schema.ACLTest
 	sshTests []schema.SSHTest
@@ -110,7 +110,7 @@ func Compile(t *schema.Tailnet) (*Policy, schema.Diagnostics) {
 		}
 	}
 	p.autoRoute, p.autoExit = c.autoApprovers(p.sy, pol.AutoApprovers)
-	p.randomizeClientPort = pol.RandomizeClientPort
+	p.baseCaps = baseCaps(t.Settings, pol.RandomizeClientPort)
 	p.disableIPv4 = pol.DisableIPv4
 	p.tests = pol.Tests
 	p.sshTests = pol.SSHTests

@@ -292,6 +292,25 @@ func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
 	return out
 }
 
+// Unsupported reports, as errors, what p uses that Tailscale accepts but
+// tailplane cannot serve yet: SSH rules with action "check", which need
+// interactive login. Compile accepts them, since it models Tailscale's
+// policy semantics (the conformance suite holds it to that); Validate and
+// the sync loop refuse a config that has any. A server still serving such
+// a rule (applied before this check existed) rejects every session under
+// it with a message.
+func (p *Policy) Unsupported() schema.Diagnostics {
+	var diags schema.Diagnostics
+	for _, sr := range p.ssh {
+		if sr.check {
+			diags = append(diags, p.src.Diag(sr.path+".action",
+				`SSH action "check" needs interactive login, which tailplane does not support yet`,
+				`use "accept", narrowing src, dst or users if the check was meant to guard access`))
+		}
+	}
+	return diags
+}
+
 // DefaultSSHCheckPeriod is how long a "check" re-authentication lasts when
 // the rule sets no checkPeriod.
 const DefaultSSHCheckPeriod = 12 * time.Hour

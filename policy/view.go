@@ -13,7 +13,7 @@ type NodeView struct {
 	PacketFilter []tailcfg.FilterRule
 	Peers        []Peer             // sorted by ID
 	SSH          *tailcfg.SSHPolicy // nil when no SSH rule targets the node
-	CapMap       tailcfg.NodeCapMap // from nodeAttrs; nil when empty
+	CapMap       tailcfg.NodeCapMap // the tailnet settings' caps (ssh, file-sharing) and nodeAttrs; nil when empty
 
 	// AllowedIPs and PrimaryRoutes are the node's own: its addresses plus
 	// all its approved routes, and the subnets it is primary for.

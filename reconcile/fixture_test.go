@@ -72,6 +72,8 @@ func sampleTailnet() *schema.Tailnet {
 			IPv4:             netip.MustParsePrefix("100.64.0.0/10"),
 			NodeKeyExpiry:    180 * 24 * time.Hour,
 			EphemeralTimeout: 30 * time.Minute,
+			SSH:              true,
+			FileSharing:      true,
 		},
 		Users: map[string]schema.User{
 			"alice@example.com": {Login: "alice@example.com", Name: "Alice", Role: schema.RoleOwner},

@@ -46,12 +46,13 @@ func decodeObject(t *schema.Tailnet, p *schema.Policy, o Object) error {
 	var err error
 	switch o.Kind {
 	case KindTailnet:
-		var v settingsValue
+		v := settingsValue{SSH: true, FileSharing: true} // absent in older state: the defaults
 		if err = strictUnmarshal(o.Value, &v); err != nil {
 			return err
 		}
 		s := &t.Settings
 		s.Name, s.Domain = v.Name, v.Domain
+		s.SSH, s.FileSharing = v.SSH, v.FileSharing
 		if s.IPv4, err = parsePrefix(v.IPv4); err != nil {
 			return err
 		}

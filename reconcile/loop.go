@@ -426,6 +426,9 @@ func (l *Loop) steps(ctx context.Context, rev gitsync.Revision) (*schema.Tailnet
 		return fail(StepValidate, &ConfigError{Err: diags.Errors()})
 	}
 	p, diags := policy.Compile(t)
+	if p != nil {
+		diags = append(diags, p.Unsupported()...) // Tailscale accepts them; tailplane cannot serve them yet
+	}
 	if diags.HasErrors() || p == nil {
 		return fail(StepCompile, &ConfigError{Err: diags.Errors()})
 	}

@@ -110,6 +110,10 @@ type settingsValue struct {
 	IPv6             string `json:"ipv6"`             // "" means the default
 	NodeKeyExpiry    string `json:"nodeKeyExpiry"`    // formatDuration
 	EphemeralTimeout string `json:"ephemeralTimeout"` // formatDuration
+	// SSH and FileSharing are absent from state written before they
+	// existed; decoding takes absent as true, their default.
+	SSH         bool `json:"ssh"`
+	FileSharing bool `json:"fileSharing"`
 }
 
 type userValue struct {
@@ -173,6 +177,8 @@ func desired(t *schema.Tailnet) ([]Object, error) {
 		IPv6:             prefixString(s.IPv6),
 		NodeKeyExpiry:    formatDuration(s.NodeKeyExpiry),
 		EphemeralTimeout: formatDuration(s.EphemeralTimeout),
+		SSH:              s.SSH,
+		FileSharing:      s.FileSharing,
 	})
 
 	d := t.DNS

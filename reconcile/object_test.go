@@ -73,13 +73,13 @@ func TestDesiredCanonical(t *testing.T) {
 			name: "zero settings",
 			t:    &schema.Tailnet{},
 			kind: KindTailnet, obj: "settings",
-			want: `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"0","ephemeralTimeout":"0"}`,
+			want: `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"0","ephemeralTimeout":"0","ssh":false,"fileSharing":false}`,
 		},
 		{
 			name: "durations in days when whole",
 			t:    &schema.Tailnet{Settings: schema.Settings{NodeKeyExpiry: 90 * 24 * time.Hour, EphemeralTimeout: 90 * time.Minute}},
 			kind: KindTailnet, obj: "settings",
-			want: `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"90d","ephemeralTimeout":"1h30m0s"}`,
+			want: `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"90d","ephemeralTimeout":"1h30m0s","ssh":false,"fileSharing":false}`,
 		},
 		{
 			name: "identical dns records collapse",
@@ -204,5 +204,41 @@ func TestFingerprint(t *testing.T) {
 	b := []Object{{Kind: "k", Name: "a", Value: json.RawMessage(`b"c"`)}}
 	if Fingerprint(a) == Fingerprint(b) {
 		t.Error("fingerprint is ambiguous across field boundaries")
+	}
+}
+
+// TestSettingsSSHAndFileSharingState: applied state keeps tailnet.ssh and
+// tailnet.fileSharing both ways, and state written before the keys existed
+// loads with their defaults (true) rather than turning them off.
+func TestSettingsSSHAndFileSharingState(t *testing.T) {
+	tests := []struct {
+		name      string
+		value     string
+		wantSSH   bool
+		wantFiles bool
+	}{
+		{"before the keys existed", `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"0","ephemeralTimeout":"0"}`, true, true},
+		{"both off", `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"0","ephemeralTimeout":"0","ssh":false,"fileSharing":false}`, false, false},
+		{"ssh off", `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"0","ephemeralTimeout":"0","ssh":false,"fileSharing":true}`, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tn, err := tailnetFromObjects([]Object{{Kind: KindTailnet, Name: settingsName, Value: json.RawMessage(tt.value)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []bool{tn.Settings.SSH, tn.Settings.FileSharing}
+			if diff := cmp.Diff([]bool{tt.wantSSH, tt.wantFiles}, got); diff != "" {
+				t.Errorf("SSH, FileSharing (-want +got):\n%s", diff)
+			}
+			again := Desired(tn)
+			if again[0].Kind != KindTailnet || !json.Valid(again[0].Value) {
+				t.Fatalf("Desired's first object is %s %s", again[0].Kind, again[0].Value)
+			}
+			var v settingsValue
+			if err := json.Unmarshal(again[0].Value, &v); err != nil || v.SSH != tt.wantSSH || v.FileSharing != tt.wantFiles {
+				t.Errorf("re-encoded settings %s (err %v); want ssh %v, fileSharing %v", again[0].Value, err, tt.wantSSH, tt.wantFiles)
+			}
+		})
 	}
 }

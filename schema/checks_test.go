@@ -49,6 +49,13 @@ func TestChecks(t *testing.T) {
 		{"tailnet/ephemeralTimeout zero", `{"tailnet": {"ephemeralTimeout": "0"}}`, []string{
 			`a.hujson:1:14: error: tailnet.ephemeralTimeout: ephemeralTimeout must be positive (hint: write e.g. "30m"; remove the key for the default (30m))`,
 		}},
+		{"tailnet/ssh string", `{"tailnet": {"ssh": "no"}}`, []string{
+			`a.hujson:1:14: error: tailnet.ssh: expected a boolean, got "no" (hint: use true or false, without quotes)`,
+		}},
+		{"tailnet/fileSharing number", `{"tailnet": {"fileSharing": 0}}`, []string{
+			"a.hujson:1:14: error: tailnet.fileSharing: expected a boolean, got 0 (hint: use true or false, without quotes)",
+		}},
+		{"tailnet/ssh and fileSharing off", `{"tailnet": {"ssh": false, "fileSharing": false}}`, nil},
 		{"tailnet/domain", `{"tailnet": {"domain": "-bad.example.com"}}`, []string{
 			`a.hujson:1:14: error: tailnet.domain: invalid MagicDNS domain "-bad.example.com": label "-bad" starts or ends with '-' (hint: use a domain you control such as "tail.example.com")`,
 		}},

@@ -44,6 +44,8 @@ func (d *decoder) decode(root *node) *Tailnet {
 			IPv6:             DefaultIPv6,
 			NodeKeyExpiry:    DefaultNodeKeyExpiry,
 			EphemeralTimeout: DefaultEphemeralTimeout,
+			SSH:              true,
+			FileSharing:      true,
 		},
 		Users:    map[string]User{},
 		Routes:   map[string][]netip.Prefix{},
@@ -264,8 +266,20 @@ func (d *decoder) strList(n *node, path string, each func(i int, s, path string)
 
 // settings decodes the `tailnet` key.
 func (d *decoder) settings(s *Settings, n *node) {
-	allowed := []string{"name", "domain", "ipv4", "ipv6", "nodeKeyExpiry", "ephemeralTimeout"}
+	allowed := []string{"name", "domain", "ipv4", "ipv6", "nodeKeyExpiry", "ephemeralTimeout", "ssh", "fileSharing"}
 	d.fields(n, "tailnet", allowed, func(key, path string, v *node) {
+		switch key {
+		case "ssh", "fileSharing":
+			b, ok := d.boolean(v, path)
+			switch {
+			case !ok:
+			case key == "ssh":
+				s.SSH = b
+			default:
+				s.FileSharing = b
+			}
+			return
+		}
 		str, ok := d.str(v, path)
 		if !ok {
 			return

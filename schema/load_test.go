@@ -238,11 +238,21 @@ func TestLoadMerge(t *testing.T) {
 		files: []string{"u.cue", "package tailnet\nusers: \"a@b.c\": #User & {\n\trole: \"boss\"\n}\n"},
 		want:  []string{`u.cue:3:8: error: users["a@b.c"].role: "boss" is not allowed here (want "admin" or "member" or "owner")`},
 	}, {
+		name:  "ssh and file sharing turned off",
+		files: []string{"a.hujson", `{"tailnet": {"ssh": false, "fileSharing": false}}`, "b.cue", "package tailnet\ntailnet: ssh: false\n"},
+		check: func(t *testing.T, tn *Tailnet) {
+			got := []bool{tn.Settings.SSH, tn.Settings.FileSharing}
+			if diff := cmp.Diff([]bool{false, false}, got); diff != "" {
+				t.Errorf("SSH, FileSharing (-want +got):\n%s", diff)
+			}
+		},
+	}, {
 		name:  "defaults",
 		files: []string{"a.hujson", "// nothing but a comment\n{}"},
 		check: func(t *testing.T, tn *Tailnet) {
 			want := Settings{Domain: DefaultDomain, IPv4: DefaultIPv4, IPv6: DefaultIPv6,
-				NodeKeyExpiry: DefaultNodeKeyExpiry, EphemeralTimeout: DefaultEphemeralTimeout}
+				NodeKeyExpiry: DefaultNodeKeyExpiry, EphemeralTimeout: DefaultEphemeralTimeout,
+				SSH: true, FileSharing: true}
 			if diff := cmp.Diff(want, tn.Settings, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 				t.Error(diff)
 			}

@@ -40,6 +40,17 @@ type Settings struct {
 	// EphemeralTimeout is how long an ephemeral node may stay disconnected
 	// before it is removed. Zero means DefaultEphemeralTimeout.
 	EphemeralTimeout time.Duration
+
+	// SSH gives every node Tailscale's ssh capability, so `tailscale up
+	// --ssh` may run the Tailscale SSH server; who may connect is still up
+	// to the `ssh` rules. False means no node may run it. The loader sets
+	// it to true when the key is absent, as Tailscale does.
+	SSH bool
+	// FileSharing gives every node Tailscale's file-sharing capability
+	// (Taildrop: `tailscale file cp` between a user's own nodes). False
+	// means no node may send or receive files. The loader sets it to true
+	// when the key is absent, as Tailscale does.
+	FileSharing bool
 }
 
 // Defaults applied by the loader when a setting is absent.

@@ -1,0 +1,245 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailplane/tailplane/internal/tailscaled"
+	"github.com/tailplane/tailplane/schema"
+	"tailscale.com/tailcfg"
+)
+
+// capsConfig is a tailnet as a new user writes it: no acls (everything is
+// allowed), no nodeAttrs, and one ssh rule letting alice's nodes log in to
+// each other as sshUser.
+func capsConfig(sshUser string) string {
+	return `{
+	"tailnet": {"name": "caps", "domain": "tail.test"},
+	"users": {"alice@example.com": {}},
+	"authKeys": {
+		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashSecret(aliceKey) + `"},
+	},
+	"ssh": [
+		{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": [` + fmt.Sprintf("%q", sshUser) + `]},
+	],
+}
+`
+}
+
+// startServeConfig builds tailplane and runs `tailplane serve` on a config
+// directory holding config.
+func startServeConfig(t *testing.T, config string) *e2eRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	r := &e2eRun{ctx: ctx, root: t.TempDir()}
+	bin := buildTailplane(t, ctx, r.root)
+	configDir := filepath.Join(r.root, "config")
+	if err := os.MkdirAll(configDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.url = startServeBinary(t, ctx, bin, configDir, filepath.Join(r.root, "state"), nil)
+	return r
+}
+
+// cli runs the tailscale CLI of bins against n with a scratch HOME (the
+// CLI and the system ssh write their known-hosts files there) and stdin
+// closed. It returns the combined output.
+func cli(ctx context.Context, bins *tailscaled.Binaries, n *tailscaled.Node, home string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bins.Tailscale, append([]string{"--socket=" + n.Socket}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("tailscale %s: %w", strings.Join(args, " "), err)
+	}
+	return out.String(), err
+}
+
+// TestDefaultCapsTailscaled: with a config that mentions neither nodeAttrs
+// nor capabilities, real clients can turn on Tailscale SSH (`up --ssh` on
+// a running node), log in to each other with `tailscale ssh` under an ssh
+// rule, and send each other files with Taildrop.
+func TestDefaultCapsTailscaled(t *testing.T) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Fatalf("tailscale ssh runs the system ssh client, and there is none: %v (install openssh-client)", err)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins := buildClients(t, "")
+	run := startServeConfig(t, capsConfig(me.Username))
+	ctx := run.ctx
+	alpha := run.join(t, bins, "alpha")
+	beta := run.join(t, bins, "beta")
+	home := t.TempDir()
+
+	waitFor(t, ctx, "alpha and beta to see each other online with their peer APIs", func() (bool, string) {
+		var states []string
+		for _, n := range []*tailscaled.Node{alpha, beta} {
+			st, err := statusOf(ctx, n)
+			if err != nil {
+				return false, err.Error()
+			}
+			ok := false
+			for _, p := range st.Peer {
+				states = append(states, fmt.Sprintf("%s online=%v", p.DNSName, p.Online))
+				ok = ok || p.Online
+			}
+			if !ok {
+				return false, strings.Join(states, ", ")
+			}
+		}
+		return true, ""
+	})
+
+	t.Run("taildrop-file-cp-and-get", func(t *testing.T) {
+		// tailscaled offers a peer as a target only when its own node has
+		// the file-sharing capability; the receiver checks it too.
+		waitFor(t, ctx, "alpha to list beta as a Taildrop target", func() (bool, string) {
+			out, err := cli(ctx, bins, alpha, home, "file", "cp", "--targets")
+			if err != nil && strings.Contains(out, "not enabled") {
+				t.Fatalf("%v: %s", err, out)
+			}
+			return err == nil && strings.Contains(out, "beta"), out
+		})
+		const content = "sent with taildrop\n"
+		src := filepath.Join(t.TempDir(), "note.txt")
+		if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := cli(ctx, bins, alpha, home, "file", "cp", src, "beta:"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		dst := t.TempDir()
+		if out, err := cli(ctx, bins, beta, home, "file", "get", dst); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		got, err := os.ReadFile(filepath.Join(dst, "note.txt"))
+		if err != nil {
+			t.Fatalf("beta did not receive the file: %v", err)
+		}
+		if string(got) != content {
+			t.Errorf("beta received %q, want %q", got, content)
+		}
+	})
+
+	ok := t.Run("up-ssh-on-a-running-node", func(t *testing.T) {
+		// On a node that has its netmap, tailscaled checks the ssh
+		// capability before it turns the SSH server on.
+		out, err := beta.Tailscale(ctx, "up", "--ssh", "--login-server="+run.url, "--hostname=beta")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		var nm struct{ SSHPolicy *tailcfg.SSHPolicy }
+		waitFor(t, ctx, "beta's netmap to carry an SSH policy", func() (bool, string) {
+			raw, err := beta.Tailscale(ctx, "debug", "netmap")
+			if err != nil {
+				return false, err.Error()
+			}
+			if err := json.Unmarshal(raw, &nm); err != nil {
+				return false, err.Error()
+			}
+			return nm.SSHPolicy != nil && len(nm.SSHPolicy.Rules) > 0, string(raw)
+		})
+		if got := nm.SSHPolicy.Rules[0].SSHUsers[me.Username]; got != me.Username {
+			t.Errorf("SSH policy maps %q to %q, want itself: %+v", me.Username, got, nm.SSHPolicy.Rules[0].SSHUsers)
+		}
+	})
+	if !ok {
+		t.FailNow() // tailscale ssh needs beta's SSH server
+	}
+
+	t.Run("tailscale-ssh", func(t *testing.T) {
+		// The CLI pins beta's host keys, which beta reports once its SSH
+		// server runs.
+		waitFor(t, ctx, "alpha to learn beta's SSH host keys", func() (bool, string) {
+			st, err := statusOf(ctx, alpha)
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, p := range st.Peer {
+				if p.DNSName == "beta.tail.test." {
+					return len(p.SSH_HostKeys) > 0, fmt.Sprint(p.SSH_HostKeys)
+				}
+			}
+			return false, "beta is not a peer"
+		})
+		const greeting = "hello over tailscale ssh"
+		out, err := cli(ctx, bins, alpha, home, "ssh", me.Username+"@beta", "echo", "'"+greeting+"'")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if strings.TrimSpace(out) != greeting {
+			t.Errorf("tailscale ssh printed %q, want the command's output %q", out, greeting)
+		}
+	})
+}
+
+// TestSSHCheckRejectedTailscaled: under an SSH "check" rule (in a config
+// applied before lint refused them; control.New still takes one), a real
+// `tailscale ssh` is refused at once with the server's message instead of
+// hanging while tailscaled retries the check callback.
+func TestSSHCheckRejectedTailscaled(t *testing.T) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Fatalf("tailscale ssh runs the system ssh client, and there is none: %v (install openssh-client)", err)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins := buildClients(t, "")
+	tn := testTailnet()
+	tn.Settings.SSH = true
+	tn.Policy.SSH = []schema.SSHRule{{Action: "check", Src: []string{"autogroup:member"}, Dst: []string{"autogroup:self"}, Users: []string{me.Username}}}
+	ts := startServer(t, tn, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	run := &e2eRun{ctx: ctx, root: t.TempDir(), url: ts.URL}
+	alpha := run.join(t, bins, "alpha")
+	beta := run.join(t, bins, "beta")
+	if out, err := beta.Tailscale(ctx, "up", "--ssh", "--login-server="+run.url, "--hostname=beta"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	waitFor(t, ctx, "alpha to learn beta's SSH host keys", func() (bool, string) {
+		st, err := statusOf(ctx, alpha)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range st.Peer {
+			if p.DNSName == "beta.tail.test." {
+				return len(p.SSH_HostKeys) > 0 && p.Online, fmt.Sprint(p.SSH_HostKeys)
+			}
+		}
+		return false, "beta is not a peer"
+	})
+	// A generous deadline: the rejection comes in well under a second; on
+	// a server without the callback the session hangs for half an hour.
+	sshCtx, sshCancel := context.WithTimeout(ctx, time.Minute)
+	defer sshCancel()
+	out, err := cli(sshCtx, bins, alpha, t.TempDir(), "ssh", me.Username+"@beta", "echo", "session-ran")
+	if sshCtx.Err() != nil {
+		t.Fatalf("tailscale ssh under a check rule still hangs after a minute; output so far: %q", out)
+	}
+	if err == nil || strings.Contains(out, "session-ran") {
+		t.Fatalf("tailscale ssh under a check rule ran the command (err %v): %q", err, out)
+	}
+	t.Logf("tailscale ssh under a check rule: %v\n%s", err, out)
+	if !strings.Contains(out, strings.TrimSpace(sshCheckRejection)) {
+		t.Errorf("tailscale ssh printed %q, want the server's rejection %q", out, sshCheckRejection)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -206,8 +207,11 @@ func (s *Server) run(ctx context.Context, w *world) {
 		case op := <-s.ops:
 			op(w)
 		case <-reap.C:
-			w.reapEphemeral(ctx, s.now())
-			w.expireKeys(s.now())
+			s.runOp(w, "periodic sweep", func(w *world) error {
+				w.reapEphemeral(ctx, s.now())
+				w.expireKeys(s.now())
+				return nil
+			})
 			reap.Reset(reapInterval(w.tailnet))
 		case <-ctx.Done():
 			for _, n := range w.live {
@@ -227,11 +231,12 @@ func reapInterval(t *schema.Tailnet) time.Duration {
 // errServerClosed is returned by operations after Close.
 var errServerClosed = errors.New("control: server is shut down")
 
-// do runs f on the owner goroutine and waits for its result.
+// do runs f on the owner goroutine and waits for its result. A panic in f
+// fails f alone (see runOp); the server keeps serving.
 func (s *Server) do(ctx context.Context, f func(*world) error) error {
 	done := make(chan error, 1)
 	select {
-	case s.ops <- func(w *world) { done <- f(w) }:
+	case s.ops <- func(w *world) { done <- s.runOp(w, "operation", f) }:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.stopped:
@@ -243,6 +248,26 @@ func (s *Server) do(ctx context.Context, f func(*world) error) error {
 	case <-s.stopped:
 		return errServerClosed
 	}
+}
+
+// errInternal is what an operation that panicked returns. The panic value
+// stays in the server log: it may describe internal state that a client
+// should not see.
+var errInternal = errors.New("control: internal error; the request was abandoned and the server log has the details")
+
+// runOp runs f on the owner goroutine, turning a panic into errInternal.
+// The panic and its stack go to the log. Every node waits behind the owner
+// goroutine, so a bug in one operation must not end the process. Whatever
+// f changed before it panicked stays changed: the world may then be
+// inconsistent for the nodes f touched, until their next change.
+func (s *Server) runOp(w *world, what string, f func(*world) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logf("control: BUG: %s panicked on the owner goroutine, abandoned it and kept serving: %v\n%s", what, p, debug.Stack())
+			err = errInternal
+		}
+	}()
+	return f(w)
 }
 
 // serveKey answers GET /key?v=N with the server's Noise public key.

@@ -38,7 +38,12 @@ type Config struct {
 	Store    *store.Store       // durable node state; required
 	NoiseKey key.MachinePrivate // the server's Noise key; see LoadOrCreateNoiseKey
 	Tailnet  *schema.Tailnet    // the declared tailnet; required
-	DERPMap  *tailcfg.DERPMap   // handed to clients; nil means an empty map (no relays)
+	DERPMap  *tailcfg.DERPMap   // handed to clients; nil means DERP's map, or an empty one (no relays)
+	// DERP is the embedded relay (see StartDERP) this server admits nodes
+	// to: only registered, logged-in nodes with an unexpired key may
+	// connect, and a node that loses that also loses its relay
+	// connections. Nil means no embedded relay.
+	DERP *DERP
 	// ServerURL is the URL clients use, for SSH check callbacks; empty
 	// means none is advertised.
 	ServerURL string
@@ -61,6 +66,7 @@ type Server struct {
 	derpMap   *tailcfg.DERPMap
 	serverURL string
 	keepAlive time.Duration
+	relay     *relayAdmission // who may use the embedded DERP relay
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
@@ -110,8 +116,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.derpMap == nil && cfg.DERP != nil {
+		s.derpMap = cfg.DERP.Map
+	}
 	if s.derpMap == nil {
 		s.derpMap = &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}}
+	}
+	s.relay = newRelayAdmission(s.now)
+	if cfg.DERP != nil {
+		s.relay.revoke = cfg.DERP.disconnect
 	}
 	rows, err := s.store.Nodes(ctx)
 	if err != nil {
@@ -137,6 +150,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.noiseMux.HandleFunc("POST /machine/register", s.serveRegister)
 	s.noiseMux.HandleFunc("POST /machine/map", s.serveMap)
 
+	if cfg.DERP != nil {
+		cfg.DERP.setAdmission(s.relay.check) // the world has filled s.relay
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go s.run(runCtx, w)

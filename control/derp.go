@@ -50,6 +50,13 @@ type DERPConfig struct {
 	StateDir string
 	// RegionID is the DERP region ID; zero means 900.
 	RegionID int
+	// Timeouts bound the relay listener's TLS handshakes and plain HTTP
+	// requests (Header, Read, Write, Idle); the zero value means the
+	// defaults documented on Timeouts. An upgraded DERP connection is
+	// long-lived: derpserver gives the client 10 s to prove its key, then
+	// sends keep-alives every 60 s and drops a client whose socket stops
+	// taking writes.
+	Timeouts Timeouts
 	// Logf logs relay events; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -151,11 +158,8 @@ func StartDERP(ctx context.Context, cfg DERPConfig) (*DERP, error) {
 	mux.HandleFunc("/derp/probe", derpserver.ProbeHandler)
 	mux.HandleFunc("/derp/latency-check", derpserver.ProbeHandler)
 	mux.HandleFunc("/generate_204", derpserver.ServeNoContent)
-	d.http = &http.Server{
-		Handler:   mux,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{*cert}},
-		ErrorLog:  nil,
-	}
+	d.http = cfg.Timeouts.httpServer(mux)
+	d.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	go d.http.Serve(tls.NewListener(ln, d.http.TLSConfig))
 
 	d.Map = &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{

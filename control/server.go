@@ -51,6 +51,10 @@ type Config struct {
 	// KeepAlive is how often an idle map stream gets a keep-alive; zero
 	// means 50 s. Clients drop streams silent for 120 s.
 	KeepAlive time.Duration
+	// Timeouts bound idle and slow connections: the main listener's (see
+	// HTTPServer) and the HTTP/2 connections over Noise. The zero value
+	// means the defaults documented on Timeouts.
+	Timeouts Timeouts
 
 	// Logf logs server events; nil means log.Printf.
 	Logf func(format string, args ...any)
@@ -66,6 +70,7 @@ type Server struct {
 	derpMap   *tailcfg.DERPMap
 	serverURL string
 	keepAlive time.Duration
+	timeouts  Timeouts
 	relay     *relayAdmission // who may use the embedded DERP relay
 	logf      func(format string, args ...any)
 	now       func() time.Time
@@ -83,11 +88,13 @@ type Server struct {
 	stopped  chan struct{}
 	closeOne sync.Once
 	prop     propagation // SetConfig's delivery to live sessions; see WaitPropagated
-	h2       http2.Server
+	h2       *http2.Server
 	connMu   sync.Mutex        // guards conns
 	conns    map[net.Conn]bool // open Noise connections, closed by Close
 	mux      *http.ServeMux    // the public (pre-Noise) endpoints
 	noiseMux *http.ServeMux    // endpoints served over Noise
+
+	h2Base *http.Server // per-request settings of h2, which serves HTTP/2 over Noise
 }
 
 // New loads node state from the store and starts the server's owner
@@ -102,6 +109,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		derpMap:   cfg.DERPMap,
 		serverURL: cfg.ServerURL,
 		keepAlive: cfg.KeepAlive,
+		timeouts:  cfg.Timeouts,
 		logf:      cfg.Logf,
 		now:       cfg.Now,
 		ops:       make(chan func(*world), 64),
@@ -122,6 +130,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.derpMap == nil {
 		s.derpMap = &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}}
 	}
+	s.h2, s.h2Base = s.timeouts.noiseServer()
 	s.relay = newRelayAdmission(s.now)
 	if cfg.DERP != nil {
 		s.relay.revoke = cfg.DERP.disconnect
@@ -340,7 +349,7 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.h2.ServeConn(conn, &http2.ServeConnOpts{
 		Context:    ctx,
 		Handler:    s.noiseMux,
-		BaseConfig: &http.Server{ReadHeaderTimeout: 30 * time.Second},
+		BaseConfig: s.h2Base,
 	})
 }
 

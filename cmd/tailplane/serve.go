@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"time"
@@ -159,7 +158,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 		return err
 	}
 	defer gs.close() // before srv.Close: no publishing into a closed server
-	hs := &http.Server{Handler: gs.handler(st, srv.Handler(), srv.NodeCounts, webhookSecret), ReadHeaderTimeout: 30 * time.Second}
+	hs := srv.HTTPServer(gs.handler(st, srv.Handler(), srv.NodeCounts, webhookSecret))
 	if cert != nil {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}

@@ -325,12 +325,12 @@ func (w *world) reapEphemeral(ctx context.Context, now time.Time) {
 	}
 }
 
-// expireKeys republishes nodes whose key expired since their view was
-// built, so peers (and the node) see them as expired.
+// expireKeys cuts off the nodes whose key expired since their view was
+// built (see cutOffExpired).
 func (w *world) expireKeys(now time.Time) {
 	for _, n := range w.nodes {
 		if n.view != nil && !n.view.Expired && w.keyExpired(n, now) {
-			w.publishChanged(n)
+			w.cutOffExpired(n)
 		}
 	}
 }

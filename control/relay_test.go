@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -103,11 +104,19 @@ func TestRelayAdmitsOnlyTailnetNodes(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		authKey string
-		revoke  func(n *rawNode)
+		revoke  func(t *testing.T, n *rawNode)
 	}{
-		{"logged-out", aliceKey, func(n *rawNode) { n.logout() }},
-		{"removed", ephemeralKy, func(n *rawNode) { n.logout() }}, // ephemeral nodes are deleted on logout
-		{"expired", aliceKey, func(*rawNode) { clock.Advance(25 * time.Hour) }},
+		{"logged-out", aliceKey, func(_ *testing.T, n *rawNode) { n.logout() }},
+		{"removed", ephemeralKy, func(_ *testing.T, n *rawNode) { n.logout() }}, // ephemeral nodes are deleted on logout
+		{"expired", aliceKey, func(*testing.T, *rawNode) { clock.Advance(25 * time.Hour) }},
+		{"owner-undeclared", limitedKey, func(t *testing.T, _ *rawNode) { // the config drops bob: his nodes are logged out
+			without := *tn
+			without.Users = maps.Clone(tn.Users)
+			delete(without.Users, "bob@example.com")
+			if err := ts.SetConfig(context.Background(), &without); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			n := newRawNode(t, ts)
@@ -118,7 +127,7 @@ func TestRelayAdmitsOnlyTailnetNodes(t *testing.T) {
 			if _, err := recv(t, c); err != nil {
 				t.Fatalf("registered node refused by the relay: %v", err)
 			}
-			tt.revoke(n)
+			tt.revoke(t, n)
 			for {
 				m, err := recv(t, c)
 				if err != nil {

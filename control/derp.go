@@ -21,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"tailscale.com/derp/derpserver"
@@ -48,11 +50,20 @@ type DERPConfig struct {
 	StateDir string
 	// RegionID is the DERP region ID; zero means 900.
 	RegionID int
+	// Timeouts bound the relay listener's TLS handshakes and plain HTTP
+	// requests (Header, Read, Write, Idle); the zero value means the
+	// defaults documented on Timeouts. An upgraded DERP connection is
+	// long-lived: derpserver gives the client 10 s to prove its key, then
+	// sends keep-alives every 60 s and drops a client whose socket stops
+	// taking writes.
+	Timeouts Timeouts
 	// Logf logs relay events; nil discards them.
 	Logf func(format string, args ...any)
 }
 
-// DERP is a running embedded DERP relay and STUN server.
+// DERP is a running embedded DERP relay and STUN server. It relays only
+// for the nodes of the Server it is attached to (Config.DERP); until then
+// it refuses every client.
 type DERP struct {
 	Map *tailcfg.DERPMap // the map to hand to clients
 
@@ -61,6 +72,13 @@ type DERP struct {
 	ln   net.Listener
 	stun *stunserver.STUNServer
 	stop context.CancelFunc
+	logf func(format string, args ...any)
+	// admit says why a node key may not use the relay, or nil; set by
+	// the Server the relay is attached to.
+	admit atomic.Pointer[func(key.NodePublic) error]
+
+	connMu sync.Mutex                                 // guards conns
+	conns  map[key.NodePublic]map[*relayConn]struct{} // admitted connections by client key
 }
 
 // StartDERP starts the embedded relay. Clients talk to DERP only over TLS,
@@ -117,7 +135,7 @@ func StartDERP(ctx context.Context, cfg DERPConfig) (*DERP, error) {
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	d := &DERP{srv: derpserver.New(key.NewNode(), logf), ln: ln, stop: cancel}
+	d := &DERP{srv: derpserver.New(key.NewNode(), logf), ln: ln, stop: cancel, logf: logf, conns: map[key.NodePublic]map[*relayConn]struct{}{}}
 	if cfg.STUNListen != "off" {
 		stunAddr := cfg.STUNListen
 		if stunAddr == "" {
@@ -136,15 +154,12 @@ func StartDERP(ctx context.Context, cfg DERPConfig) (*DERP, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/derp", derpserver.Handler(d.srv))
+	mux.Handle("/derp", d.gate(derpserver.Handler(d.srv)))
 	mux.HandleFunc("/derp/probe", derpserver.ProbeHandler)
 	mux.HandleFunc("/derp/latency-check", derpserver.ProbeHandler)
 	mux.HandleFunc("/generate_204", derpserver.ServeNoContent)
-	d.http = &http.Server{
-		Handler:   mux,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{*cert}},
-		ErrorLog:  nil,
-	}
+	d.http = cfg.Timeouts.httpServer(mux)
+	d.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	go d.http.Serve(tls.NewListener(ln, d.http.TLSConfig))
 
 	d.Map = &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{

@@ -33,6 +33,13 @@ func TestKeyRotationKeepsIdentity(t *testing.T) {
 	n.nk = key.NewNode()
 	req := n.registerReq("")
 	req.OldNodeKey = oldKey.Public()
+	// A new node key is a new login (`tailscale up --force-reauth`): it
+	// needs an auth key.
+	if r := n.register(req); r.MachineAuthorized || !strings.Contains(r.Error, "auth keys only") {
+		t.Fatalf("rotation without an auth key: %+v, want the auth-keys-only refusal", r)
+	}
+	req = n.registerReq(aliceKey)
+	req.OldNodeKey = oldKey.Public()
 	if r := n.register(req); r.Error != "" || !r.MachineAuthorized {
 		t.Fatalf("rotation refused: %+v", r)
 	}

@@ -92,8 +92,12 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 		CapMap:            w.pol.CapMap(n),
 		Expired:           !n.rec.KeyExpiry.IsZero() && n.rec.KeyExpiry.Before(w.srv.now()),
 	}
-	if n.homeDERP != 0 {
-		v.LegacyDERPString = fmt.Sprintf("%s:%d", tailcfg.DerpMagicIP, n.homeDERP)
+	if v.Expired {
+		// Peers must not reach an expired node: no paths to it.
+		v.Endpoints, v.HomeDERP = nil, 0
+	}
+	if v.HomeDERP != 0 {
+		v.LegacyDERPString = fmt.Sprintf("%s:%d", tailcfg.DerpMagicIP, v.HomeDERP)
 	}
 	if !online && !n.lastSeen.IsZero() {
 		ls := n.lastSeen
@@ -117,6 +121,9 @@ func filterMessage(f []tailcfg.FilterRule) map[string][]tailcfg.FilterRule {
 // session's queue, since the full map supersedes anything queued.
 func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 	now := w.srv.now()
+	if w.keyExpired(p, now) {
+		return w.expiredMap(p, forSession)
+	}
 	s := effectiveSettings(w.tailnet.Settings)
 	f := w.pol.Filter(p)
 	resp := &tailcfg.MapResponse{

@@ -58,6 +58,10 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		}
 		sess = newSession(n.id)
 		n.sess = sess
+		if w.keyExpired(n, s.now()) {
+			first = w.fullMap(n, true) // the expired netmap; no deltas follow
+			return nil
+		}
 		w.live[n.id] = n
 		if !n.online {
 			n.online = true
@@ -192,10 +196,16 @@ func (w *world) startMap(mkey key.MachinePublic, req *tailcfg.MapRequest) (*node
 	case n.rec.LoggedOut:
 		return nil, &mapError{http.StatusUnauthorized, "node is logged out; run `tailscale up --auth-key=KEY` to log in again"}
 	}
-	w.applyMapRequest(n, req)
-	if !n.view.Expired && w.keyExpired(n, w.srv.now()) {
-		w.publishChanged(n)
+	if w.keyExpired(n, w.srv.now()) {
+		if !n.view.Expired {
+			w.cutOffExpired(n)
+		}
+		if !req.Stream && req.OmitPeers {
+			return nil, errKeyExpired
+		}
+		return n, nil // nothing the request carries is applied
 	}
+	w.applyMapRequest(n, req)
 	return n, nil
 }
 

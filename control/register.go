@@ -141,13 +141,8 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 		n = old
 	}
 	noAuth := req.Auth == nil || req.Auth.AuthKey == ""
-	if n != nil && !n.rec.LoggedOut && !w.keyExpired(n, now) && (noAuth || n.nodeKey == req.NodeKey) {
-		// A refresh, or a key rotation of a live node: keep identity and addresses.
-		if n.nodeKey != req.NodeKey {
-			if err := w.rotateKey(ctx, n, req.NodeKey, now); err != nil {
-				return rejected("%v", err)
-			}
-		}
+	if n != nil && !n.rec.LoggedOut && !w.keyExpired(n, now) && n.nodeKey == req.NodeKey {
+		// A refresh of a live node's registration.
 		if !req.Expiry.IsZero() && (n.rec.KeyExpiry.IsZero() || req.Expiry.Before(n.rec.KeyExpiry)) {
 			n.rec.KeyExpiry = req.Expiry.UTC()
 			if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
@@ -160,6 +155,10 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 	if n != nil && noAuth && w.keyExpired(n, now) {
 		return &tailcfg.RegisterResponse{NodeKeyExpired: true, Error: "tailplane: this node's key expired; run `tailscale up --force-reauth --auth-key=KEY` to log in again"}
 	}
+	// Everything else needs an auth key, a new node key for a known node
+	// too: the client only makes one when it means to log in again
+	// (`tailscale up --force-reauth`, or a key it thinks expired), and
+	// without a key that would re-authenticate nothing.
 	k, err := w.usableAuthKey(keyName, keyErr, now)
 	if err != nil {
 		return rejected("%v", err)
@@ -237,27 +236,6 @@ func (w *world) logout(ctx context.Context, n *node) *tailcfg.RegisterResponse {
 	}
 	w.membershipChanged(n, false)
 	return &tailcfg.RegisterResponse{NodeKeyExpired: true}
-}
-
-// rotateKey gives n a new node key, keeping its ID, name and addresses.
-func (w *world) rotateKey(ctx context.Context, n *node, nk key.NodePublic, now time.Time) error {
-	if other := w.byKey[nk]; other != nil && other != n {
-		return fmt.Errorf("node key %s is already in use by another node", nk.ShortString())
-	}
-	old := n.nodeKey
-	n.rec.NodeKey = nk.String()
-	if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
-		n.rec.NodeKey = old.String()
-		return err
-	}
-	delete(w.byKey, old)
-	w.byKey[nk] = n
-	n.nodeKey = nk
-	if n.sess != nil {
-		n.sess.close("node key rotated")
-	}
-	w.publishChanged(n)
-	return nil
 }
 
 // authorize registers (or re-authorizes) a node with a validated auth key.

@@ -11,6 +11,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,12 @@ type Config struct {
 	Store    *store.Store       // durable node state; required
 	NoiseKey key.MachinePrivate // the server's Noise key; see LoadOrCreateNoiseKey
 	Tailnet  *schema.Tailnet    // the declared tailnet; required
-	DERPMap  *tailcfg.DERPMap   // handed to clients; nil means an empty map (no relays)
+	DERPMap  *tailcfg.DERPMap   // handed to clients; nil means DERP's map, or an empty one (no relays)
+	// DERP is the embedded relay (see StartDERP) this server admits nodes
+	// to: only registered, logged-in nodes with an unexpired key may
+	// connect, and a node that loses that also loses its relay
+	// connections. Nil means no embedded relay.
+	DERP *DERP
 	// ServerURL is the URL clients use, for SSH check callbacks; empty
 	// means none is advertised.
 	ServerURL string
@@ -45,6 +51,10 @@ type Config struct {
 	// KeepAlive is how often an idle map stream gets a keep-alive; zero
 	// means 50 s. Clients drop streams silent for 120 s.
 	KeepAlive time.Duration
+	// Timeouts bound idle and slow connections: the main listener's (see
+	// HTTPServer) and the HTTP/2 connections over Noise. The zero value
+	// means the defaults documented on Timeouts.
+	Timeouts Timeouts
 
 	// Logf logs server events; nil means log.Printf.
 	Logf func(format string, args ...any)
@@ -60,6 +70,8 @@ type Server struct {
 	derpMap   *tailcfg.DERPMap
 	serverURL string
 	keepAlive time.Duration
+	timeouts  Timeouts
+	relay     *relayAdmission // who may use the embedded DERP relay
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
@@ -76,11 +88,13 @@ type Server struct {
 	stopped  chan struct{}
 	closeOne sync.Once
 	prop     propagation // SetConfig's delivery to live sessions; see WaitPropagated
-	h2       http2.Server
+	h2       *http2.Server
 	connMu   sync.Mutex        // guards conns
 	conns    map[net.Conn]bool // open Noise connections, closed by Close
 	mux      *http.ServeMux    // the public (pre-Noise) endpoints
 	noiseMux *http.ServeMux    // endpoints served over Noise
+
+	h2Base *http.Server // per-request settings of h2, which serves HTTP/2 over Noise
 }
 
 // New loads node state from the store and starts the server's owner
@@ -95,6 +109,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		derpMap:   cfg.DERPMap,
 		serverURL: cfg.ServerURL,
 		keepAlive: cfg.KeepAlive,
+		timeouts:  cfg.Timeouts,
 		logf:      cfg.Logf,
 		now:       cfg.Now,
 		ops:       make(chan func(*world), 64),
@@ -109,8 +124,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.derpMap == nil && cfg.DERP != nil {
+		s.derpMap = cfg.DERP.Map
+	}
 	if s.derpMap == nil {
 		s.derpMap = &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}}
+	}
+	s.h2, s.h2Base = s.timeouts.noiseServer()
+	s.relay = newRelayAdmission(s.now)
+	if cfg.DERP != nil {
+		s.relay.revoke = cfg.DERP.disconnect
 	}
 	rows, err := s.store.Nodes(ctx)
 	if err != nil {
@@ -137,6 +160,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.noiseMux.HandleFunc("POST /machine/map", s.serveMap)
 	s.noiseMux.HandleFunc("GET /machine/ssh/action/", s.serveSSHAction)
 
+	if cfg.DERP != nil {
+		cfg.DERP.setAdmission(s.relay.check) // the world has filled s.relay
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go s.run(runCtx, w)
@@ -207,8 +233,11 @@ func (s *Server) run(ctx context.Context, w *world) {
 		case op := <-s.ops:
 			op(w)
 		case <-reap.C:
-			w.reapEphemeral(ctx, s.now())
-			w.expireKeys(s.now())
+			s.runOp(w, "periodic sweep", func(w *world) error {
+				w.reapEphemeral(ctx, s.now())
+				w.expireKeys(s.now())
+				return nil
+			})
 			reap.Reset(reapInterval(w.tailnet))
 		case <-ctx.Done():
 			for _, n := range w.live {
@@ -228,11 +257,12 @@ func reapInterval(t *schema.Tailnet) time.Duration {
 // errServerClosed is returned by operations after Close.
 var errServerClosed = errors.New("control: server is shut down")
 
-// do runs f on the owner goroutine and waits for its result.
+// do runs f on the owner goroutine and waits for its result. A panic in f
+// fails f alone (see runOp); the server keeps serving.
 func (s *Server) do(ctx context.Context, f func(*world) error) error {
 	done := make(chan error, 1)
 	select {
-	case s.ops <- func(w *world) { done <- f(w) }:
+	case s.ops <- func(w *world) { done <- s.runOp(w, "operation", f) }:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.stopped:
@@ -244,6 +274,26 @@ func (s *Server) do(ctx context.Context, f func(*world) error) error {
 	case <-s.stopped:
 		return errServerClosed
 	}
+}
+
+// errInternal is what an operation that panicked returns. The panic value
+// stays in the server log: it may describe internal state that a client
+// should not see.
+var errInternal = errors.New("control: internal error; the request was abandoned and the server log has the details")
+
+// runOp runs f on the owner goroutine, turning a panic into errInternal.
+// The panic and its stack go to the log. Every node waits behind the owner
+// goroutine, so a bug in one operation must not end the process. Whatever
+// f changed before it panicked stays changed: the world may then be
+// inconsistent for the nodes f touched, until their next change.
+func (s *Server) runOp(w *world, what string, f func(*world) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logf("control: BUG: %s panicked on the owner goroutine, abandoned it and kept serving: %v\n%s", what, p, debug.Stack())
+			err = errInternal
+		}
+	}()
+	return f(w)
 }
 
 // serveKey answers GET /key?v=N with the server's Noise public key.
@@ -300,7 +350,7 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.h2.ServeConn(conn, &http2.ServeConnOpts{
 		Context:    ctx,
 		Handler:    s.noiseMux,
-		BaseConfig: &http.Server{ReadHeaderTimeout: 30 * time.Second},
+		BaseConfig: s.h2Base,
 	})
 }
 

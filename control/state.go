@@ -195,6 +195,7 @@ func (w *world) removeNode(ctx context.Context, n *node) error {
 	delete(w.names, n.rec.GivenName)
 	w.v4.release(n.v4)
 	w.v6.release(n.v6)
+	w.srv.relay.drop(n.id)
 	if n.sess != nil {
 		n.sess.close("node was removed")
 		n.sess = nil
@@ -207,8 +208,13 @@ func (w *world) removeNode(ctx context.Context, n *node) error {
 // visible reports whether n is currently part of the tailnet for peers.
 func (w *world) visible(n *node) bool { return !n.rec.LoggedOut }
 
-// refreshView rebuilds the node's published view.
-func (w *world) refreshView(n *node) { n.view = w.nodeView(n) }
+// refreshView rebuilds the node's published view. Every change of a node's
+// key, login or expiry rebuilds it, so this is also where the relay's
+// admission list follows the node.
+func (w *world) refreshView(n *node) {
+	n.view = w.nodeView(n)
+	w.srv.relay.set(n.id, n.nodeKey, w.relayAdmitted(n), n.rec.KeyExpiry)
+}
 
 // publishChanged sends n's new view to n itself and to every live node
 // that sees it. Cost: one view build plus one enqueue per live peer.
@@ -319,12 +325,12 @@ func (w *world) reapEphemeral(ctx context.Context, now time.Time) {
 	}
 }
 
-// expireKeys republishes nodes whose key expired since their view was
-// built, so peers (and the node) see them as expired.
+// expireKeys cuts off the nodes whose key expired since their view was
+// built (see cutOffExpired).
 func (w *world) expireKeys(now time.Time) {
 	for _, n := range w.nodes {
 		if n.view != nil && !n.view.Expired && w.keyExpired(n, now) {
-			w.publishChanged(n)
+			w.cutOffExpired(n)
 		}
 	}
 }

@@ -114,7 +114,7 @@ func startServerWith(t testing.TB, tn *schema.Tailnet, dir string, mod func(*Con
 	case *testing.B: // keep benchmark output readable
 		logf = func(string, ...any) {}
 	}
-	cfg := Config{Store: st, NoiseKey: nk, Tailnet: tn, DERPMap: d.Map, Logf: logf}
+	cfg := Config{Store: st, NoiseKey: nk, Tailnet: tn, DERPMap: d.Map, DERP: d, Logf: logf}
 	if mod != nil {
 		mod(&cfg)
 	}

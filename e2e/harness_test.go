@@ -203,7 +203,7 @@ func startServer(t testing.TB, o serverOpts) *server {
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String()
-	ctrl, err := control.New(ctx, control.Config{Store: st, NoiseKey: nk, Tailnet: applied, DERPMap: o.derp.Map, ServerURL: url, Logf: prefixLogf(t, "control")})
+	ctrl, err := control.New(ctx, control.Config{Store: st, NoiseKey: nk, Tailnet: applied, DERPMap: o.derp.Map, DERP: o.derp, ServerURL: url, Logf: prefixLogf(t, "control")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"time"
@@ -115,6 +114,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 	logf := stampedLogf(env)
 
 	var derpMap *tailcfg.DERPMap
+	var relay *control.DERP // the embedded relay; nil with --derp-map
 	if f.derpMap != "" {
 		b, err := os.ReadFile(f.derpMap)
 		if err != nil {
@@ -141,7 +141,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 			return err
 		}
 		defer d.Close()
-		derpMap = d.Map
+		relay, derpMap = d, d.Map
 		for _, r := range d.Map.Regions {
 			for _, n := range r.Nodes {
 				logf("embedded DERP relay on %s:%d (STUN port %d)", n.HostName, n.DERPPort, n.STUNPort)
@@ -149,7 +149,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 		}
 	}
 
-	srv, err := control.New(ctx, control.Config{Store: st, NoiseKey: noiseKey, Tailnet: tn, DERPMap: derpMap, ServerURL: serverURL, Logf: logf})
+	srv, err := control.New(ctx, control.Config{Store: st, NoiseKey: noiseKey, Tailnet: tn, DERPMap: derpMap, DERP: relay, ServerURL: serverURL, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 		return err
 	}
 	defer gs.close() // before srv.Close: no publishing into a closed server
-	hs := &http.Server{Handler: gs.handler(st, srv.Handler(), srv.NodeCounts, webhookSecret), ReadHeaderTimeout: 30 * time.Second}
+	hs := srv.HTTPServer(gs.handler(st, srv.Handler(), srv.NodeCounts, webhookSecret))
 	if cert != nil {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}

@@ -45,6 +45,9 @@ type Config struct {
 	// KeepAlive is how often an idle map stream gets a keep-alive; zero
 	// means 50 s. Clients drop streams silent for 120 s.
 	KeepAlive time.Duration
+	// Limits bound what one node or machine may cost; the zero value
+	// means the defaults documented on Limits.
+	Limits Limits
 
 	// Logf logs server events; nil means log.Printf.
 	Logf func(format string, args ...any)
@@ -60,6 +63,7 @@ type Server struct {
 	derpMap   *tailcfg.DERPMap
 	serverURL string
 	keepAlive time.Duration
+	limits    Limits // with defaults filled in
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
@@ -95,6 +99,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		derpMap:   cfg.DERPMap,
 		serverURL: cfg.ServerURL,
 		keepAlive: cfg.KeepAlive,
+		limits:    cfg.Limits.withDefaults(),
 		logf:      cfg.Logf,
 		now:       cfg.Now,
 		ops:       make(chan func(*world), 64),

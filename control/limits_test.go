@@ -1,11 +1,13 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -37,6 +39,27 @@ func (s *mapStream) read() (*tailcfg.MapResponse, error) {
 		return nil, fmt.Errorf("decoding map frame: %w", err)
 	}
 	return resp, nil
+}
+
+// postCtx is post bounded by ctx: a request the server wrongly answers
+// with an endless stream fails when ctx ends instead of hanging.
+func (n *rawNode) postCtx(ctx context.Context, path string, body any) (int, []byte) {
+	n.t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", "https://unused"+path, bytes.NewReader(b))
+	res, err := n.c.Do(req)
+	if err != nil {
+		n.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	out, err := io.ReadAll(res.Body)
+	if err != nil {
+		n.t.Fatalf("POST %s: reading the answer: %v", path, err)
+	}
+	return res.StatusCode, out
 }
 
 // changedNames returns the MagicDNS labels of a message's changed peers.
@@ -167,7 +190,7 @@ func TestOversizeMapRequestRefused(t *testing.T) {
 		t.Run("map/"+tt.name, func(t *testing.T) {
 			req := b.mapReq(false, "192.0.2.66:1")
 			tt.mutate(req)
-			code, body := b.post("/machine/map", req)
+			code, body := b.postCtx(ctx, "/machine/map", req)
 			if code != 400 || !strings.Contains(string(body), tt.want) {
 				t.Errorf("got HTTP %d %q, want 400 containing %q", code, body, tt.want)
 			}

@@ -37,6 +37,11 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, tooOldMessage(req.Version), http.StatusBadRequest)
 		return
 	}
+	if err := checkMapRequest(&req); err != nil {
+		s.logf("control: map request from %s rejected: %v", mkey.ShortString(), err)
+		http.Error(w, "tailplane: map: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	ctx := r.Context()
 	var sess *session
 	var first *tailcfg.MapResponse
@@ -58,6 +63,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		}
 		sess = newSession(n.id)
 		n.sess = sess
+		w.addStream(n, sess)
 		if w.keyExpired(n, s.now()) {
 			first = w.fullMap(n, true) // the expired netmap; no deltas follow
 			return nil
@@ -87,19 +93,23 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	if err := writeFrame(w, first, compress); err != nil || sess == nil {
-		if sess != nil {
-			s.endSession(nodeID, sess)
-		}
+	rc := http.NewResponseController(w)
+	if sess == nil {
+		s.writeMap(rc, w, first, compress)
 		return
 	}
 	defer s.endSession(nodeID, sess)
-	s.stream(ctx, w, sess, nodeID, compress)
+	stop := abortOnClose(rc, sess)
+	defer stop()
+	if err := s.writeMap(rc, w, first, compress); err != nil {
+		return
+	}
+	s.stream(ctx, rc, w, sess, nodeID, compress)
 }
 
 // stream sends queued changes and keep-alives until the client goes away
 // or the server ends the session.
-func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *session, id tailcfg.NodeID, compress bool) {
+func (s *Server) stream(ctx context.Context, rc *http.ResponseController, w http.ResponseWriter, sess *session, id tailcfg.NodeID, compress bool) {
 	keepAlive := time.NewTicker(s.keepAlive)
 	defer keepAlive.Stop()
 	for {
@@ -137,7 +147,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, sess *sessio
 		if resp == nil {
 			continue
 		}
-		if err := writeFrame(w, resp, compress); err != nil {
+		if err := s.writeMap(rc, w, resp, compress); err != nil {
 			return
 		}
 		s.prop.delivered(sess, gen)
@@ -152,6 +162,7 @@ func (s *Server) endSession(id tailcfg.NodeID, sess *session) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.do(ctx, func(w *world) error {
+		w.dropStream(sess)
 		n := w.nodes[id]
 		if n == nil || n.sess != sess {
 			return nil
@@ -205,7 +216,7 @@ func (w *world) startMap(mkey key.MachinePublic, req *tailcfg.MapRequest) (*node
 		}
 		return n, nil // nothing the request carries is applied
 	}
-	w.applyMapRequest(n, req)
+	w.admitMapRequest(n, req) // applied now, or held by the update interval
 	return n, nil
 }
 

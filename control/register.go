@@ -55,6 +55,9 @@ func (s *Server) register(ctx context.Context, mkey key.MachinePublic, req *tail
 	if mkey.IsZero() {
 		return rejected("register request did not come over a Noise connection")
 	}
+	if err := checkHostinfo(req.Hostinfo); err != nil {
+		return rejected("register: %v", err)
+	}
 	// Hash comparison happens here, off the owner goroutine.
 	var keyName string
 	var keyErr error

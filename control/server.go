@@ -55,6 +55,9 @@ type Config struct {
 	// HTTPServer) and the HTTP/2 connections over Noise. The zero value
 	// means the defaults documented on Timeouts.
 	Timeouts Timeouts
+	// Limits bound what one node or machine may cost; the zero value
+	// means the defaults documented on Limits.
+	Limits Limits
 
 	// Logf logs server events; nil means log.Printf.
 	Logf func(format string, args ...any)
@@ -72,6 +75,7 @@ type Server struct {
 	keepAlive time.Duration
 	timeouts  Timeouts
 	relay     *relayAdmission // who may use the embedded DERP relay
+	limits    Limits          // with defaults filled in
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
@@ -110,6 +114,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		serverURL: cfg.ServerURL,
 		keepAlive: cfg.KeepAlive,
 		timeouts:  cfg.Timeouts,
+		limits:    cfg.Limits.withDefaults(),
 		logf:      cfg.Logf,
 		now:       cfg.Now,
 		ops:       make(chan func(*world), 64),

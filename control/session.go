@@ -4,15 +4,17 @@ import (
 	"sync"
 
 	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
 )
 
 // session is one streaming map poll. The owner goroutine enqueues changes;
 // the poll goroutine drains them into one MapResponse per wake-up, so bursts
 // of changes coalesce into one message.
 type session struct {
-	nodeID tailcfg.NodeID
-	wake   chan struct{} // size 1: a pending wake-up is never lost and never piles up
-	done   chan struct{} // closed when the server ends the session
+	nodeID  tailcfg.NodeID
+	machine key.MachinePublic // set by addStream, before the session is served
+	wake    chan struct{}     // size 1: a pending wake-up is never lost and never piles up
+	done    chan struct{}     // closed when the server ends the session
 
 	mu         sync.Mutex // guards the fields below
 	closed     bool
@@ -37,19 +39,34 @@ func (s *session) poke() {
 	}
 }
 
-// close ends the session; the poll goroutine returns.
+// close ends the session; the poll goroutine returns, and a write it is
+// blocked in fails (abortOnClose). What was queued is dropped at once and
+// later enqueues are ignored, so a closed session holds no netmap data
+// while its goroutine winds down.
 func (s *session) close(why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {
 		s.closed = true
 		s.closeMsg = why
+		s.full, s.selfView, s.filterPol, s.lastFilter = false, nil, nil, nil
+		s.changed, s.patches, s.removed = nil, nil, nil
 		close(s.done)
 	}
 }
 
+func (s *session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 func (s *session) enqueueFull() {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	s.full = true
 	s.mu.Unlock()
 	s.poke()
@@ -57,6 +74,10 @@ func (s *session) enqueueFull() {
 
 func (s *session) enqueueSelf(v *tailcfg.Node) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	s.selfView = v
 	s.mu.Unlock()
 	s.poke()
@@ -64,6 +85,10 @@ func (s *session) enqueueSelf(v *tailcfg.Node) {
 
 func (s *session) enqueueChanged(v *tailcfg.Node) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	if s.changed == nil {
 		s.changed = map[tailcfg.NodeID]*tailcfg.Node{}
 	}
@@ -79,6 +104,9 @@ func (s *session) enqueueChanged(v *tailcfg.Node) {
 func (s *session) enqueuePatch(pc *tailcfg.PeerChange, view *tailcfg.Node) {
 	s.mu.Lock()
 	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return
 	case s.changed[pc.NodeID] != nil:
 		s.changed[pc.NodeID] = view
 	case s.removed[pc.NodeID]:
@@ -99,6 +127,10 @@ func (s *session) enqueuePatch(pc *tailcfg.PeerChange, view *tailcfg.Node) {
 
 func (s *session) enqueueRemoved(id tailcfg.NodeID) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	if s.removed == nil {
 		s.removed = map[tailcfg.NodeID]bool{}
 	}
@@ -114,6 +146,10 @@ func (s *session) enqueueRemoved(id tailcfg.NodeID) {
 // the session goroutine, not the owner's.
 func (s *session) enqueueFilterCheck(pol peerPolicy) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	s.filterPol = pol
 	s.mu.Unlock()
 	s.poke()
@@ -160,6 +196,9 @@ func (s *session) take() pendingDelta {
 func (s *session) resetForFull(f []tailcfg.FilterRule) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	s.full, s.selfView, s.filterPol = false, nil, nil
 	s.changed, s.patches, s.removed = nil, nil, nil
 	s.lastFilter = f

@@ -44,6 +44,8 @@ type node struct {
 	// view is what peers get; rebuilt on every change and never modified
 	// after it was handed to a session.
 	view *tailcfg.Node
+
+	upd updateLimit // map-request rate limit; see limits.go
 }
 
 // tagged reports whether the node is owned by tags rather than a user.
@@ -66,6 +68,10 @@ type world struct {
 	live  map[tailcfg.NodeID]*node
 	v4    *ipAllocator
 	v6    *ipAllocator
+
+	// streams lists each machine's map sessions whose handler has not
+	// ended, oldest first; see addStream.
+	streams map[key.MachinePublic][]*session
 }
 
 // newWorld builds the world from the stored nodes and logs out those the

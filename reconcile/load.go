@@ -20,11 +20,11 @@ import (
 // address, empty lists and maps are nil, and Source is nil.
 // A database where nothing was applied yet gives a zero Tailnet.
 func LoadApplied(ctx context.Context, st *store.Store) (*schema.Tailnet, error) {
-	objs, err := readObjects(ctx, st.DB)
+	rows, err := st.ConfigObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return tailnetFromObjects(objs)
+	return tailnetFromObjects(objectsFromStore(rows))
 }
 
 // tailnetFromObjects is the inverse of Desired.

@@ -18,7 +18,7 @@ type ConfigObject struct {
 
 // ConfigObjects returns every applied config object, in no particular order.
 func (s *Store) ConfigObjects(ctx context.Context) ([]ConfigObject, error) {
-	return configObjects(ctx, s.DB)
+	return configObjects(ctx, s.db)
 }
 
 // ConfigObjects returns every applied config object as this transaction

@@ -25,7 +25,7 @@ func (s *Store) Dump(ctx context.Context, w io.Writer) error {
 }
 
 func (s *Store) tableNames(ctx context.Context) ([]string, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: dumping %s: listing tables: %w", s.Path, err)
 	}
@@ -43,7 +43,7 @@ func (s *Store) tableNames(ctx context.Context) ([]string, error) {
 
 func (s *Store) dumpTable(ctx context.Context, w io.Writer, table string) error {
 	// table comes from sqlite_master, not from a caller.
-	rows, err := s.DB.QueryContext(ctx, `SELECT * FROM "`+table+`" ORDER BY rowid`)
+	rows, err := s.db.QueryContext(ctx, `SELECT * FROM "`+table+`" ORDER BY rowid`)
 	if err != nil {
 		return fmt.Errorf("store: dumping table %s: %w", table, err)
 	}

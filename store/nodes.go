@@ -41,7 +41,7 @@ const nodeColumns = `id, stable_id, machine_key, node_key, disco_key, hostname, 
 	ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen, logged_out`
 
 // Nodes returns every registered node, ordered by ID.
-func (s *Store) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, s.DB) }
+func (s *Store) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, s.db) }
 
 // Nodes returns every registered node as this transaction sees them,
 // ordered by ID.
@@ -146,7 +146,7 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 
 // DeleteNode removes the node with the given ID; a missing node is not an error.
 func (s *Store) DeleteNode(ctx context.Context, id int64) error {
-	if _, err := s.DB.ExecContext(ctx, `DELETE FROM nodes WHERE id = ?`, id); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM nodes WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("store: deleting node %d: %w", id, err)
 	}
 	return nil
@@ -175,7 +175,7 @@ func (tx *Tx) CountAuthKeyUse(ctx context.Context, secretHash string, limit int)
 // AuthKeyUses returns how many nodes the auth key with secretHash
 // ("sha256:<hex>", compared in lowercase) has registered, under any name.
 func (s *Store) AuthKeyUses(ctx context.Context, secretHash string) (int, error) {
-	return authKeyUses(ctx, s.DB, strings.ToLower(secretHash))
+	return authKeyUses(ctx, s.db, strings.ToLower(secretHash))
 }
 
 // authKeyUses reads the count of the lowercase secret hash h; no row is 0.
@@ -195,7 +195,7 @@ func authKeyUses(ctx context.Context, q querier, h string) (int, error) {
 // registered a node, keyed by its lowercase secret hash. Counts of secrets
 // no applied config declares any more are included: counts never reset.
 func (s *Store) AllAuthKeyUses(ctx context.Context) (map[string]int, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
+	rows, err := s.db.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
 	if err != nil {
 		return nil, fmt.Errorf("store: reading auth key uses: %w", err)
 	}

@@ -49,7 +49,7 @@ func (tx *Tx) LatestRevision(ctx context.Context) (r Revision, ok bool, err erro
 // LatestRevision returns the most recently recorded revision; ok is false
 // when none was recorded yet.
 func (s *Store) LatestRevision(ctx context.Context) (r Revision, ok bool, err error) {
-	return latestRevision(ctx, s.DB)
+	return latestRevision(ctx, s.db)
 }
 
 func latestRevision(ctx context.Context, q querier) (Revision, bool, error) {
@@ -63,7 +63,7 @@ func latestRevision(ctx context.Context, q querier) (Revision, bool, error) {
 // Revisions returns up to limit recorded revisions, newest first. A limit
 // of 0 or less means all.
 func (s *Store) Revisions(ctx context.Context, limit int) ([]Revision, error) {
-	return revisions(ctx, s.DB, limit)
+	return revisions(ctx, s.db, limit)
 }
 
 func revisions(ctx context.Context, q querier, limit int) ([]Revision, error) {
@@ -98,7 +98,7 @@ func revisions(ctx context.Context, q querier, limit int) ([]Revision, error) {
 // revision.
 func (s *Store) RevisionPlan(ctx context.Context, id int64) (json.RawMessage, error) {
 	var plan string
-	err := s.DB.QueryRowContext(ctx, `SELECT plan FROM revisions WHERE id = ?`, id).Scan(&plan)
+	err := s.db.QueryRowContext(ctx, `SELECT plan FROM revisions WHERE id = ?`, id).Scan(&plan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: no revision %d: %w", id, ErrNotFound)
 	}

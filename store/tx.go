@@ -35,7 +35,7 @@ type Tx struct {
 // lock when they start, so concurrent Updates (also from other processes)
 // run one after the other.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	sqlTx, err := s.DB.BeginTx(ctx, nil)
+	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: starting a transaction on %s: %w", s.Path, err)
 	}

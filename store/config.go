@@ -24,7 +24,7 @@ func (s *Store) ConfigObjects(ctx context.Context) ([]ConfigObject, error) {
 // ConfigObjects returns every applied config object as this transaction
 // sees them, in no particular order.
 func (tx *Tx) ConfigObjects(ctx context.Context) ([]ConfigObject, error) {
-	return configObjects(ctx, tx.q)
+	return configObjects(ctx, tx.tx)
 }
 
 func configObjects(ctx context.Context, q querier) ([]ConfigObject, error) {
@@ -51,7 +51,7 @@ func configObjects(ctx context.Context, q querier) ([]ConfigObject, error) {
 
 // PutConfigObject stores o, replacing the object of the same kind and name.
 func (tx *Tx) PutConfigObject(ctx context.Context, o ConfigObject) error {
-	_, err := tx.q.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES (?, ?, ?)
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES (?, ?, ?)
 		ON CONFLICT (kind, name) DO UPDATE SET value = excluded.value`, o.Kind, o.Name, string(o.Value))
 	if err != nil {
 		return fmt.Errorf("store: writing config object %s %q: %w", o.Kind, o.Name, err)
@@ -62,7 +62,7 @@ func (tx *Tx) PutConfigObject(ctx context.Context, o ConfigObject) error {
 // DeleteConfigObject removes the object of the given kind and name; a
 // missing object is not an error.
 func (tx *Tx) DeleteConfigObject(ctx context.Context, kind, name string) error {
-	if _, err := tx.q.ExecContext(ctx, `DELETE FROM config_objects WHERE kind = ? AND name = ?`, kind, name); err != nil {
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM config_objects WHERE kind = ? AND name = ?`, kind, name); err != nil {
 		return fmt.Errorf("store: deleting config object %s %q: %w", kind, name, err)
 	}
 	return nil

@@ -45,7 +45,7 @@ func (s *Store) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, 
 
 // Nodes returns every registered node as this transaction sees them,
 // ordered by ID.
-func (tx *Tx) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, tx.q) }
+func (tx *Tx) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, tx.tx) }
 
 func nodes(ctx context.Context, q querier) ([]*Node, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes ORDER BY id`)
@@ -121,7 +121,7 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 		n.IPv4, n.IPv6, hostinfo, n.AuthKey, n.Ephemeral, toUnix(n.CreatedAt), toUnix(n.KeyExpiry), toUnix(n.LastSeen),
 		n.LoggedOut}
 	if n.ID == 0 {
-		res, err := tx.q.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, disco_key, hostname,
+		res, err := tx.tx.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, disco_key, hostname,
 			given_name, user_login, tags, ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen,
 			logged_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
@@ -134,7 +134,7 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 		n.ID = id
 		return nil
 	}
-	_, err = tx.q.ExecContext(ctx, `UPDATE nodes SET stable_id = ?, machine_key = ?, node_key = ?, disco_key = ?,
+	_, err = tx.tx.ExecContext(ctx, `UPDATE nodes SET stable_id = ?, machine_key = ?, node_key = ?, disco_key = ?,
 		hostname = ?, given_name = ?, user_login = ?, tags = ?, ipv4 = ?, ipv6 = ?, hostinfo = ?, auth_key = ?,
 		ephemeral = ?, created_at = ?, key_expiry = ?, last_seen = ?, logged_out = ? WHERE id = ?`,
 		append(args, n.ID)...)
@@ -158,14 +158,14 @@ func (s *Store) DeleteNode(ctx context.Context, id int64) error {
 // name the key by a prefix of its hash only.
 func (tx *Tx) CountAuthKeyUse(ctx context.Context, secretHash string, limit int) error {
 	h := strings.ToLower(secretHash)
-	uses, err := authKeyUses(ctx, tx.q, h)
+	uses, err := authKeyUses(ctx, tx.tx, h)
 	if err != nil {
 		return err
 	}
 	if limit > 0 && uses >= limit {
 		return ErrAuthKeyUsedUp
 	}
-	if _, err := tx.q.ExecContext(ctx, `INSERT INTO auth_key_uses (secret_hash, uses) VALUES (?, 1)
+	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO auth_key_uses (secret_hash, uses) VALUES (?, 1)
 		ON CONFLICT (secret_hash) DO UPDATE SET uses = uses + 1`, h); err != nil {
 		return fmt.Errorf("store: counting use of auth key %s: %w", shortHash(h), err)
 	}

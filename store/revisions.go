@@ -28,7 +28,7 @@ func (tx *Tx) AddRevision(ctx context.Context, r Revision, plan json.RawMessage)
 	if applied.IsZero() {
 		applied = time.Now()
 	}
-	res, err := tx.q.ExecContext(ctx, `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary, plan)
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary, plan)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, r.Commit, r.Author, r.Message, toUnix(r.CommittedAt), applied.Unix(), r.Summary, string(plan))
 	if err != nil {
 		return 0, fmt.Errorf("store: recording revision %s: %w", r.Commit, err)
@@ -43,7 +43,7 @@ func (tx *Tx) AddRevision(ctx context.Context, r Revision, plan json.RawMessage)
 // LatestRevision returns the most recently recorded revision as this
 // transaction sees it; ok is false when none was recorded yet.
 func (tx *Tx) LatestRevision(ctx context.Context) (r Revision, ok bool, err error) {
-	return latestRevision(ctx, tx.q)
+	return latestRevision(ctx, tx.tx)
 }
 
 // LatestRevision returns the most recently recorded revision; ok is false

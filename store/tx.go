@@ -24,7 +24,7 @@ type querier interface {
 // to other connections until Update commits. A Tx must not be used after
 // that function returns.
 type Tx struct {
-	q querier
+	tx *sql.Tx // concrete, not a querier: writes keep their arguments off the heap
 }
 
 // Update runs fn in one write transaction and commits it when fn returns
@@ -40,7 +40,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("store: starting a transaction on %s: %w", s.Path, err)
 	}
 	defer sqlTx.Rollback() // no-op after Commit
-	if err := fn(&Tx{q: sqlTx}); err != nil {
+	if err := fn(&Tx{tx: sqlTx}); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {

@@ -1,13 +1,14 @@
 // Package store is tailplane's durable state: one SQLite database holding the
-// applied config, the revision history, registered nodes and auth key use
-// counts.
+// applied config, the revision history, registered nodes, auth key use
+// counts and the audit log.
 //
 // The store owns its SQL: every other package reads and writes through
 // typed methods, and writes that belong together go through Update, whose
-// Tx has the same typed methods inside one transaction. No *sql.DB, query
-// or SQL error leaves the package (a missing row is ErrNotFound), and
-// SQLite-specific SQL stays in its queries and migrations, so another
-// database can stand behind the same methods.
+// Tx has the same typed methods inside one transaction. No *sql.DB or
+// query leaves the package, and callers need no database/sql to tell
+// outcomes apart (a missing row is ErrNotFound). SQLite-specific SQL stays
+// in its queries and migrations, so another database can stand behind the
+// same methods.
 //
 //	Open(ctx, stateDir) / OpenFile(ctx, path) / OpenReadOnly(ctx, stateDir)
 //	(*Store).Update(ctx, func(tx *Tx) error) error       // one write transaction
@@ -15,6 +16,7 @@
 //	AddRevision, LatestRevision (Tx); Revisions, LatestRevision, RevisionPlan (Store)
 //	Nodes (Store, Tx); SaveNode (Store, Tx); RegisterNode, DeleteNode (Store)
 //	CountAuthKeyUse (Tx); AuthKeyUses, AllAuthKeyUses (Store)
+//	AddAudit (Store, Tx); AuditEntries (Store)
 //	(*Store).Dump(ctx, w)                                 // every row, for tests
 package store
 

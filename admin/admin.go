@@ -22,7 +22,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -241,7 +240,7 @@ func (a *api) revisionPlan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	plan, err := reconcile.RevisionPlan(r.Context(), a.cfg.Store, id)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, store.ErrNotFound) {
 		httpError(w, http.StatusNotFound, "no revision "+r.PathValue("id"))
 		return
 	}

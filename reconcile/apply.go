@@ -3,43 +3,27 @@ package reconcile
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"sync"
-	"time"
 
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 )
 
-// Revision is one applied config revision, as recorded in the revisions
-// table (which also keeps the applied plan; see RevisionPlan).
-type Revision struct {
-	ID          int64     `json:"id,omitempty"`         // assigned by Apply
-	Commit      string    `json:"commit"`               // Git commit SHA, or a content hash for a local directory; required
-	Author      string    `json:"author,omitempty"`     // "Name <email>"; may be empty
-	Message     string    `json:"message,omitempty"`    // commit message; may be empty
-	CommittedAt time.Time `json:"committedAt,omitzero"` // zero if unknown
-	AppliedAt   time.Time `json:"appliedAt,omitzero"`   // zero means Apply uses the current time
-	Summary     string    `json:"summary,omitempty"`    // the plan's Summary(); set by Apply
-}
+// Revision is one applied config revision, as Apply records it.
+type Revision = store.Revision
 
-// querier is what reading needs from a *sql.DB or *sql.Tx.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// applyHook, when set (by tests), runs before each statement of Apply's
+// applyHook, when set (by tests), runs before each write of Apply's
 // transaction with a description of the step; an error aborts the apply.
 var (
 	applyHookMu sync.Mutex // guards applyHook against SetApplyHook
 	applyHook   func(step string) error
 )
 
-// SetApplyHook installs f to run before each statement of Apply's
+// SetApplyHook installs f to run before each write of Apply's
 // transaction and before its commit, with a description of the step ("add
 // user x", "record revision", "commit"); an error from f aborts the apply
 // as a crash would. It is for crash-injection tests of other packages; nil
@@ -74,15 +58,15 @@ func ReadApplied(ctx context.Context, stateDir string) ([]Object, []Node, error)
 
 // ReadStore is ReadApplied for an open store.
 func ReadStore(ctx context.Context, st *store.Store) ([]Object, []Node, error) {
-	objs, err := readObjects(ctx, st.DB)
+	rows, err := st.ConfigObjects(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	nodes, err := readNodes(ctx, st.DB)
+	stored, err := st.Nodes(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	return objs, nodes, nil
+	return objectsFromStore(rows), planNodes(stored), nil
 }
 
 // PlanStore computes what applying t to the store would change, with its impact
@@ -101,7 +85,7 @@ func PlanStore(ctx context.Context, st *store.Store, t *schema.Tailnet) (*Plan, 
 	return p, nil
 }
 
-// Apply makes t the applied state and records rev, in one SQLite
+// Apply makes t the applied state and records rev, in one store
 // transaction: if any step fails, the database is left exactly as it was.
 // It returns the plan it applied (with impact). A revision is recorded even
 // when the plan is empty, so the history shows every commit served, except
@@ -122,42 +106,51 @@ func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision
 	if rev.Commit == "" {
 		return nil, fmt.Errorf("reconcile: apply: revision has no commit (hint: pass the Git SHA or a content hash)")
 	}
-	tx, err := st.DB.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile: apply %s: starting transaction on %s: %w", rev.Commit, st.Path, err)
-	}
-	defer tx.Rollback() // no-op after Commit
 	hook := currentApplyHook()
+	var plan *Plan
+	err = st.Update(ctx, func(tx *store.Tx) error {
+		var err error
+		plan, err = applyTx(ctx, tx, want, rev, hook)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: apply %s: %w", rev.Commit, err)
+	}
+	return plan, nil
+}
 
-	have, err := readObjects(ctx, tx)
+// applyTx is Apply's transaction: it plans want against what tx holds,
+// writes the changes and records rev. hook, when not nil, runs before each
+// write and before the commit.
+func applyTx(ctx context.Context, tx *store.Tx, want []Object, rev Revision, hook func(string) error) (*Plan, error) {
+	rows, err := tx.ConfigObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := readNodes(ctx, tx)
+	stored, err := tx.Nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	plan := Diff(have, want)
-	plan.AssessImpact(nodes)
+	plan := Diff(objectsFromStore(rows), want)
+	plan.AssessImpact(planNodes(stored))
 
-	step := func(desc, query string, args ...any) error {
-		if hook != nil {
-			if err := hook(desc); err != nil {
-				return fmt.Errorf("reconcile: apply %s: %s: %w", rev.Commit, desc, err)
-			}
+	step := func(desc string) error {
+		if hook == nil {
+			return nil
 		}
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fmt.Errorf("reconcile: apply %s: %s: %w", rev.Commit, desc, err)
+		if err := hook(desc); err != nil {
+			return fmt.Errorf("%s: %w", desc, err)
 		}
 		return nil
 	}
 	for _, c := range plan.Changes {
-		desc := string(c.Action) + " " + string(c.Kind) + " " + c.Name
+		if err := step(string(c.Action) + " " + string(c.Kind) + " " + c.Name); err != nil {
+			return nil, err
+		}
 		if c.Action == ActionDelete {
-			err = step(desc, `DELETE FROM config_objects WHERE kind = ? AND name = ?`, string(c.Kind), c.Name)
+			err = tx.DeleteConfigObject(ctx, string(c.Kind), c.Name)
 		} else {
-			err = step(desc, `INSERT INTO config_objects (kind, name, value) VALUES (?, ?, ?)
-				ON CONFLICT (kind, name) DO UPDATE SET value = excluded.value`, string(c.Kind), c.Name, string(c.After))
+			err = tx.PutConfigObject(ctx, store.ConfigObject{Kind: string(c.Kind), Name: c.Name, Value: c.After})
 		}
 		if err != nil {
 			return nil, err
@@ -167,92 +160,59 @@ func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision
 	if plan.Empty() {
 		// Re-applying the commit last recorded (a restarted server) changes
 		// nothing and records nothing.
-		var last string
-		err := tx.QueryRowContext(ctx, `SELECT commit_sha FROM revisions ORDER BY id DESC LIMIT 1`).Scan(&last)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("reconcile: apply %s: reading the last revision: %w", rev.Commit, err)
+		last, ok, err := tx.LatestRevision(ctx)
+		if err != nil {
+			return nil, err
 		}
-		if last == rev.Commit {
+		if ok && last.Commit == rev.Commit {
 			return plan, nil
 		}
 	}
 
-	applied := rev.AppliedAt
-	if applied.IsZero() {
-		applied = time.Now()
-	}
-	var committed int64
-	if !rev.CommittedAt.IsZero() {
-		committed = rev.CommittedAt.Unix()
-	}
 	var planJSON bytes.Buffer
 	if err := plan.WriteJSON(&planJSON); err != nil {
 		return nil, err
 	}
-	if err := step("record revision", `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary, plan)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, rev.Commit, rev.Author, rev.Message, committed, applied.Unix(), plan.Summary(), planJSON.String()); err != nil {
+	rev.Summary = plan.Summary()
+	if err := step("record revision"); err != nil {
 		return nil, err
 	}
-	if hook != nil {
-		if err := hook("commit"); err != nil {
-			return nil, fmt.Errorf("reconcile: apply %s: commit: %w", rev.Commit, err)
-		}
+	if _, err := tx.AddRevision(ctx, rev, planJSON.Bytes()); err != nil {
+		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("reconcile: apply %s: committing to %s: %w", rev.Commit, st.Path, err)
+	if err := step("commit"); err != nil {
+		return nil, err
 	}
 	return plan, nil
 }
 
-// readObjects reads every applied object, in plan order.
-func readObjects(ctx context.Context, q querier) ([]Object, error) {
-	rows, err := q.QueryContext(ctx, `SELECT kind, name, value FROM config_objects`)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile: reading applied objects: %w", err)
+// objectsFromStore turns stored rows into Objects, in plan order.
+func objectsFromStore(rows []store.ConfigObject) []Object {
+	if len(rows) == 0 {
+		return nil
 	}
-	defer rows.Close()
-	var objs []Object
-	for rows.Next() {
-		var o Object
-		var kind, value string
-		if err := rows.Scan(&kind, &o.Name, &value); err != nil {
-			return nil, fmt.Errorf("reconcile: reading applied objects: %w", err)
-		}
-		o.Kind, o.Value = Kind(kind), json.RawMessage(value)
-		objs = append(objs, o)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reconcile: reading applied objects: %w", err)
+	objs := make([]Object, 0, len(rows))
+	for _, r := range rows {
+		objs = append(objs, Object{Kind: Kind(r.Kind), Name: r.Name, Value: r.Value})
 	}
 	sortObjects(objs)
-	return objs, nil
+	return objs
 }
 
-// readNodes reads the registered nodes' facts that plans report on.
-func readNodes(ctx context.Context, q querier) ([]Node, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, stable_id, given_name, hostname, user_login, tags, auth_key, logged_out
-		FROM nodes ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile: reading registered nodes: %w", err)
-	}
-	defer rows.Close()
+// planNodes are the registered nodes' facts that plans report on.
+func planNodes(stored []*store.Node) []Node {
 	var nodes []Node
-	for rows.Next() {
-		var n Node
-		var stable, given, host, tags string
-		if err := rows.Scan(&n.ID, &stable, &given, &host, &n.User, &tags, &n.AuthKey, &n.LoggedOut); err != nil {
-			return nil, fmt.Errorf("reconcile: reading registered nodes: %w", err)
-		}
-		n.Name = firstNonEmpty(given, host, stable)
-		if err := json.Unmarshal([]byte(tags), &n.Tags); err != nil {
-			return nil, fmt.Errorf("reconcile: node %s: tags %q are not a JSON list: %w", n.Name, tags, err)
-		}
-		nodes = append(nodes, n)
+	for _, n := range stored {
+		nodes = append(nodes, Node{
+			ID:        n.ID,
+			Name:      firstNonEmpty(n.GivenName, n.Hostname, n.StableID),
+			User:      n.UserLogin,
+			Tags:      n.Tags,
+			AuthKey:   n.AuthKey,
+			LoggedOut: n.LoggedOut,
+		})
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reconcile: reading registered nodes: %w", err)
-	}
-	return nodes, nil
+	return nodes
 }
 
 func firstNonEmpty(ss ...string) string {
@@ -267,51 +227,17 @@ func firstNonEmpty(ss ...string) string {
 // Revisions returns up to limit applied revisions, newest first. A limit
 // of 0 or less means all.
 func Revisions(ctx context.Context, st *store.Store, limit int) ([]Revision, error) {
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit
-	}
-	rows, err := st.DB.QueryContext(ctx, `SELECT id, commit_sha, author, message, committed_at, applied_at, summary
-		FROM revisions ORDER BY id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile: reading revisions: %w", err)
-	}
-	defer rows.Close()
-	var revs []Revision
-	for rows.Next() {
-		var r Revision
-		var committed, applied int64
-		if err := rows.Scan(&r.ID, &r.Commit, &r.Author, &r.Message, &committed, &applied, &r.Summary); err != nil {
-			return nil, fmt.Errorf("reconcile: reading revisions: %w", err)
-		}
-		if committed != 0 {
-			r.CommittedAt = time.Unix(committed, 0).UTC()
-		}
-		r.AppliedAt = time.Unix(applied, 0).UTC()
-		revs = append(revs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reconcile: reading revisions: %w", err)
-	}
-	return revs, nil
+	return st.Revisions(ctx, limit)
 }
 
 // RevisionPlan returns the JSON plan (docs/plan.md) that revision id
-// applied. The error wraps sql.ErrNoRows when there is no such revision.
+// applied. The error wraps store.ErrNotFound when there is no such revision.
 func RevisionPlan(ctx context.Context, st *store.Store, id int64) (json.RawMessage, error) {
-	var plan string
-	err := st.DB.QueryRowContext(ctx, `SELECT plan FROM revisions WHERE id = ?`, id).Scan(&plan)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile: reading the plan of revision %d: %w", id, err)
-	}
-	return json.RawMessage(plan), nil
+	return st.RevisionPlan(ctx, id)
 }
 
 // LastRevision returns the most recently applied revision; ok is false
 // when nothing was applied yet.
 func LastRevision(ctx context.Context, st *store.Store) (rev Revision, ok bool, err error) {
-	revs, err := Revisions(ctx, st, 1)
-	if err != nil || len(revs) == 0 {
-		return Revision{}, false, err
-	}
-	return revs[0], true, nil
+	return st.LatestRevision(ctx)
 }

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,38 +112,9 @@ func TestApplySequence(t *testing.T) {
 // dumpDB renders every row of every table, to compare database states.
 func dumpDB(t *testing.T, st *store.Store) string {
 	t.Helper()
-	rows, err := st.DB.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, n)
-	}
-	rows.Close()
 	var b strings.Builder
-	for _, table := range tables {
-		rows, err := st.DB.Query(`SELECT * FROM "` + table + `" ORDER BY rowid`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&b, "%s %v\n", table, vals)
-		}
-		rows.Close()
+	if err := st.Dump(context.Background(), &b); err != nil {
+		t.Fatal(err)
 	}
 	return b.String()
 }
@@ -389,8 +359,8 @@ func TestRevisions(t *testing.T) {
 	if diff := cmp.Diff(want2.String(), string(plan2)); diff != "" {
 		t.Errorf("RevisionPlan(2) (-want +got):\n%s", diff)
 	}
-	if _, err := RevisionPlan(ctx, st, 99); !errors.Is(err, sql.ErrNoRows) {
-		t.Errorf("RevisionPlan(missing) error = %v, want sql.ErrNoRows", err)
+	if _, err := RevisionPlan(ctx, st, 99); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RevisionPlan(missing) error = %v, want store.ErrNotFound", err)
 	}
 }
 
@@ -462,31 +432,31 @@ func TestApplyConcurrent(t *testing.T) {
 	}
 }
 
+// setUses counts uses of auth key secrets that have none yet, as
+// registrations would.
 func setUses(t *testing.T, st *store.Store, uses map[string]int) {
 	t.Helper()
-	for h, n := range uses {
-		if _, err := st.DB.Exec(`INSERT INTO auth_key_uses (secret_hash, uses) VALUES (?, ?)
-			ON CONFLICT (secret_hash) DO UPDATE SET uses = excluded.uses`, h, n); err != nil {
-			t.Fatal(err)
+	ctx := context.Background()
+	err := st.Update(ctx, func(tx *store.Tx) error {
+		for h, n := range uses {
+			for range n {
+				if err := tx.CountAuthKeyUse(ctx, h, 0); err != nil {
+					return err
+				}
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
 func getUses(t *testing.T, st *store.Store) map[string]int {
 	t.Helper()
-	rows, err := st.DB.Query(`SELECT secret_hash, uses FROM auth_key_uses`)
+	out, err := st.AllAuthKeyUses(context.Background())
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var name string
-		var n int
-		if err := rows.Scan(&name, &n); err != nil {
-			t.Fatal(err)
-		}
-		out[name] = n
 	}
 	return out
 }

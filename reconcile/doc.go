@@ -1,4 +1,4 @@
-// Package reconcile diffs a desired tailnet against the applied state in SQLite, renders the plan, and applies it atomically.
+// Package reconcile diffs a desired tailnet against the applied state in the store, renders the plan, and applies it atomically.
 //
 // # Objects
 //
@@ -16,8 +16,16 @@
 //	                             sshTests, randomizeClientPort, disableIPv4,
 //	                             OneCGNATRoute, derpMap
 //
-// The applied objects live in the config_objects table; LoadApplied turns
-// them back into a Tailnet, so a restarted server needs no repository.
+// Each kind is described once, in the kinds table (kinds.go), for both
+// directions: how to list a Tailnet's objects of the kind with their
+// canonical JSON (Desired) and how to set one back into a Tailnet
+// (LoadApplied). The table also gives the plan order of kinds.
+//
+// The applied objects are kept by package store (store.ConfigObject);
+// LoadApplied turns them back into a Tailnet, so a restarted server needs
+// no repository. reconcile decides what to write; the store owns the SQL:
+// Apply writes through one store.Update transaction, and reconcile imports
+// no database/sql.
 //
 // # API
 //
@@ -32,10 +40,10 @@
 //	MaskSecrets(objs []Object) []Object                    // secret hashes shortened as plans show them
 //	PlanStore(ctx, st, t) (*Plan, error)
 //	Check(t) error                                         // policy compiles and its tests pass
-//	Apply(ctx, st, t, rev Revision) (*Plan, error)         // Check, then one transaction; records rev
+//	Apply(ctx, st, t, rev Revision) (*Plan, error)         // Check, then one store transaction; records rev
 //	LoadApplied(ctx, st) (*schema.Tailnet, error)
 //	Revisions(ctx, st, limit) ([]Revision, error), LastRevision(ctx, st)
-//	RevisionPlan(ctx, st, id) (json.RawMessage, error)     // the JSON plan a revision applied
+//	RevisionPlan(ctx, st, id) (json.RawMessage, error)     // the JSON plan a revision applied; store.ErrNotFound
 //	SetApplyHook(f func(step string) error)                // crash injection for tests
 //
 // # Sync loop

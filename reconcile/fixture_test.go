@@ -145,23 +145,22 @@ func openStore(t testing.TB) (*store.Store, string) {
 	return st, dir
 }
 
-// testNode is a row for the nodes table.
+// testNode is a registered node for the store.
 type testNode struct {
 	name, user, authKey string
 	tags                []string
 	loggedOut           bool
 }
 
-// addNodes registers nodes directly in the nodes table, as the control
-// server would.
+// addNodes registers nodes in the store, as the control server would.
 func addNodes(t *testing.T, st *store.Store, nodes ...testNode) {
 	t.Helper()
 	for _, n := range nodes {
-		tags, _ := json.Marshal(nonNil(n.tags))
-		_, err := st.DB.Exec(`INSERT INTO nodes (stable_id, machine_key, node_key, given_name, hostname, user_login, tags, ipv4, auth_key, created_at, logged_out)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			"stable-"+n.name, "mkey:"+n.name, "nodekey:"+n.name, n.name, n.name, n.user, string(tags),
-			"", n.authKey, time.Now().Unix(), n.loggedOut)
+		err := st.SaveNode(context.Background(), &store.Node{
+			StableID: "stable-" + n.name, MachineKey: "mkey:" + n.name, NodeKey: "nodekey:" + n.name,
+			GivenName: n.name, Hostname: n.name, UserLogin: n.user, Tags: nonNil(n.tags),
+			AuthKey: n.authKey, CreatedAt: time.Now(), LoggedOut: n.loggedOut,
+		})
 		if err != nil {
 			t.Fatalf("adding node %s: %v", n.name, err)
 		}

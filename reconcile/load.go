@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
@@ -20,19 +19,22 @@ import (
 // address, empty lists and maps are nil, and Source is nil.
 // A database where nothing was applied yet gives a zero Tailnet.
 func LoadApplied(ctx context.Context, st *store.Store) (*schema.Tailnet, error) {
-	objs, err := readObjects(ctx, st.DB)
+	rows, err := st.ConfigObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return tailnetFromObjects(objs)
+	return tailnetFromObjects(objectsFromStore(rows))
 }
 
-// tailnetFromObjects is the inverse of Desired.
+// tailnetFromObjects is the inverse of Desired, by the decode side of kinds.
 func tailnetFromObjects(objs []Object) (*schema.Tailnet, error) {
 	t := &schema.Tailnet{}
-	p := &t.Policy
 	for _, o := range objs {
-		if err := decodeObject(t, p, o); err != nil {
+		err := fmt.Errorf("unknown kind")
+		if k := kindSpecs[o.Kind]; k != nil {
+			err = k.decode(t, o.Name, o.Value)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("reconcile: applied state: %s %q: %w (hint: the database may come from a newer tailplane)", o.Kind, o.Name, err)
 		}
 	}
@@ -40,154 +42,6 @@ func tailnetFromObjects(objs []Object) (*schema.Tailnet, error) {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Type, b.Type), a.Value.Compare(b.Value))
 	})
 	return t, nil
-}
-
-func decodeObject(t *schema.Tailnet, p *schema.Policy, o Object) error {
-	var err error
-	switch o.Kind {
-	case KindTailnet:
-		v := settingsValue{SSH: true, FileSharing: true} // absent in older state: the defaults
-		if err = strictUnmarshal(o.Value, &v); err != nil {
-			return err
-		}
-		s := &t.Settings
-		s.Name, s.Domain = v.Name, v.Domain
-		s.SSH, s.FileSharing = v.SSH, v.FileSharing
-		if s.IPv4, err = parsePrefix(v.IPv4); err != nil {
-			return err
-		}
-		if s.IPv6, err = parsePrefix(v.IPv6); err != nil {
-			return err
-		}
-		if s.NodeKeyExpiry, err = parseDuration(v.NodeKeyExpiry); err != nil {
-			return err
-		}
-		s.EphemeralTimeout, err = parseDuration(v.EphemeralTimeout)
-		return err
-
-	case KindDNS:
-		var v dnsValue
-		if err = strictUnmarshal(o.Value, &v); err != nil {
-			return err
-		}
-		t.DNS.MagicDNS = v.MagicDNS
-		if t.DNS.Nameservers, err = parseAddrs(v.Nameservers); err != nil {
-			return err
-		}
-		t.DNS.SearchDomains = nilIfEmpty(v.SearchDomains)
-		for dom, ss := range v.SplitDNS {
-			addrs, err := parseAddrs(ss)
-			if err != nil {
-				return err
-			}
-			if t.DNS.SplitDNS == nil {
-				t.DNS.SplitDNS = map[string][]netip.Addr{}
-			}
-			t.DNS.SplitDNS[dom] = addrs
-		}
-		return nil
-
-	case KindDNSRecord:
-		var v dnsRecordValue
-		if err = strictUnmarshal(o.Value, &v); err != nil {
-			return err
-		}
-		r := schema.DNSRecord{Name: v.Name, Type: v.Type}
-		if v.Value != "" {
-			if r.Value, err = netip.ParseAddr(v.Value); err != nil {
-				return err
-			}
-		}
-		t.DNS.Records = append(t.DNS.Records, r)
-		return nil
-
-	case KindUser:
-		var v userValue
-		if err = strictUnmarshal(o.Value, &v); err != nil {
-			return err
-		}
-		setMap(&t.Users, o.Name, schema.User{Login: o.Name, Name: v.Name, Role: schema.Role(v.Role)})
-		return nil
-
-	case KindAuthKey:
-		var v authKeyValue
-		if err = strictUnmarshal(o.Value, &v); err != nil {
-			return err
-		}
-		k := schema.AuthKey{
-			Name: o.Name, User: v.User, Tags: nilIfEmpty(v.Tags),
-			Reusable: v.Reusable, Ephemeral: v.Ephemeral, Preauthorized: v.Preauthorized,
-			Uses: v.Uses, SecretHash: v.SecretHash,
-		}
-		if v.Expires != "" {
-			if k.Expires, err = time.Parse(time.RFC3339Nano, v.Expires); err != nil {
-				return err
-			}
-		}
-		setMap(&t.AuthKeys, o.Name, k)
-		return nil
-
-	case KindAPIKey:
-		var v apiKeyValue
-		if err = strictUnmarshal(o.Value, &v); err != nil {
-			return err
-		}
-		setMap(&t.APIKeys, o.Name, schema.APIKey{Name: o.Name, Role: v.Role, SecretHash: v.SecretHash})
-		return nil
-
-	case KindRoute:
-		var v []string
-		if err = strictUnmarshal(o.Value, &v); err != nil {
-			return err
-		}
-		var ps []netip.Prefix
-		for _, s := range v {
-			pfx, err := parsePrefix(s)
-			if err != nil {
-				return err
-			}
-			ps = append(ps, pfx)
-		}
-		setMap(&t.Routes, o.Name, ps)
-		return nil
-
-	case KindGroup:
-		return decodeList(o, &p.Groups)
-	case KindTagOwner:
-		return decodeList(o, &p.TagOwners)
-	case KindIPSet:
-		return decodeList(o, &p.IPSets)
-	case KindPosture:
-		return decodeList(o, &p.Postures)
-	case KindHost:
-		var v string
-		if err = strictUnmarshal(o.Value, &v); err != nil {
-			return err
-		}
-		setMap(&p.Hosts, o.Name, v)
-		return nil
-
-	case KindPolicy:
-		return decodePolicyKey(p, o)
-	}
-	return fmt.Errorf("unknown kind")
-}
-
-func decodePolicyKey(p *schema.Policy, o Object) error {
-	dst := p.Field(o.Name)
-	if dst == nil || !slices.Contains(policyKeys, o.Name) {
-		return fmt.Errorf("unknown policy key")
-	}
-	return strictUnmarshal(o.Value, dst)
-}
-
-func decodeList(o Object, m *map[string][]string) error {
-	var v []string
-	if err := strictUnmarshal(o.Value, &v); err != nil {
-		return err
-	}
-	setMap(m, o.Name, v)
-	return nil
 }
 
 // strictUnmarshal decodes v, refusing fields this tailplane does not know:

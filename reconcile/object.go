@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,12 +34,6 @@ const (
 	KindPosture   Kind = "posture"   // policy `postures`, one per posture
 	KindPolicy    Kind = "policy"    // every other policy key, one object per key ("acls", "ssh", ...)
 )
-
-// kindOrder is the order kinds appear in a plan.
-var kindOrder = []Kind{
-	KindTailnet, KindDNS, KindDNSRecord, KindUser, KindAuthKey, KindAPIKey, KindRoute,
-	KindGroup, KindTagOwner, KindHost, KindIPSet, KindPosture, KindPolicy,
-}
 
 func kindRank(k Kind) int {
 	if i := slices.Index(kindOrder, k); i >= 0 {
@@ -100,56 +93,6 @@ func policyRank(name string) int {
 // sortObjects sorts objs into plan order.
 func sortObjects(objs []Object) { slices.SortFunc(objs, less) }
 
-// The JSON values of tailplane's own kinds. Every field is always present so
-// that a plan shows "role: \"\" → \"admin\"" rather than a field appearing.
-
-type settingsValue struct {
-	Name             string `json:"name"`
-	Domain           string `json:"domain"`
-	IPv4             string `json:"ipv4"`             // "" means the default
-	IPv6             string `json:"ipv6"`             // "" means the default
-	NodeKeyExpiry    string `json:"nodeKeyExpiry"`    // formatDuration
-	EphemeralTimeout string `json:"ephemeralTimeout"` // formatDuration
-	// SSH and FileSharing are absent from state written before they
-	// existed; decoding takes absent as true, their default.
-	SSH         bool `json:"ssh"`
-	FileSharing bool `json:"fileSharing"`
-}
-
-type userValue struct {
-	Name string `json:"name"`
-	Role string `json:"role"`
-}
-
-type authKeyValue struct {
-	User          string   `json:"user"`
-	Tags          []string `json:"tags"` // never null
-	Reusable      bool     `json:"reusable"`
-	Ephemeral     bool     `json:"ephemeral"`
-	Preauthorized bool     `json:"preauthorized"`
-	Expires       string   `json:"expires"` // RFC 3339 in UTC; "" means never
-	Uses          int      `json:"uses"`
-	SecretHash    string   `json:"secretHash"`
-}
-
-type apiKeyValue struct {
-	Role       string `json:"role"`
-	SecretHash string `json:"secretHash"`
-}
-
-type dnsValue struct {
-	MagicDNS      bool                `json:"magicDNS"`
-	Nameservers   []string            `json:"nameservers"`   // in declared order, never null
-	SplitDNS      map[string][]string `json:"splitDNS"`      // never null
-	SearchDomains []string            `json:"searchDomains"` // in declared order, never null
-}
-
-type dnsRecordValue struct {
-	Name  string `json:"name"`
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
-
 // Desired turns a Tailnet into its canonical objects, in plan order. It is
 // deterministic: equal Tailnets give byte-equal objects. Lists are kept in
 // their declared order (so LoadApplied gives back exactly what was
@@ -169,83 +112,9 @@ func desired(t *schema.Tailnet) ([]Object, error) {
 		return nil, &ConfigError{Err: fmt.Errorf("no tailnet given")}
 	}
 	e := &encoder{}
-	s := t.Settings
-	e.add(KindTailnet, settingsName, settingsValue{
-		Name:             s.Name,
-		Domain:           s.Domain,
-		IPv4:             prefixString(s.IPv4),
-		IPv6:             prefixString(s.IPv6),
-		NodeKeyExpiry:    formatDuration(s.NodeKeyExpiry),
-		EphemeralTimeout: formatDuration(s.EphemeralTimeout),
-		SSH:              s.SSH,
-		FileSharing:      s.FileSharing,
-	})
-
-	d := t.DNS
-	dv := dnsValue{
-		MagicDNS:      d.MagicDNS,
-		Nameservers:   addrStrings(d.Nameservers),
-		SplitDNS:      map[string][]string{},
-		SearchDomains: nonNil(d.SearchDomains),
+	for _, k := range kinds {
+		k.encode(t, func(name string, v any) { e.add(k.kind, name, v) })
 	}
-	for dom, addrs := range d.SplitDNS {
-		dv.SplitDNS[dom] = addrStrings(addrs)
-	}
-	e.add(KindDNS, settingsName, dv)
-	for _, r := range d.Records {
-		e.add(KindDNSRecord, recordName(r), dnsRecordValue{Name: r.Name, Type: r.Type, Value: addrString(r.Value)})
-	}
-
-	for login, u := range t.Users {
-		e.add(KindUser, login, userValue{Name: u.Name, Role: string(u.Role)})
-	}
-	for name, k := range t.AuthKeys {
-		v := authKeyValue{
-			User:          k.User,
-			Tags:          nonNil(k.Tags),
-			Reusable:      k.Reusable,
-			Ephemeral:     k.Ephemeral,
-			Preauthorized: k.Preauthorized,
-			Uses:          k.Uses,
-			SecretHash:    k.SecretHash,
-		}
-		if !k.Expires.IsZero() {
-			v.Expires = k.Expires.UTC().Format(time.RFC3339Nano)
-		}
-		e.add(KindAuthKey, name, v)
-	}
-	for name, k := range t.APIKeys {
-		e.add(KindAPIKey, name, apiKeyValue{Role: k.Role, SecretHash: k.SecretHash})
-	}
-	for target, prefixes := range t.Routes {
-		ps := make([]string, 0, len(prefixes))
-		for _, p := range prefixes {
-			ps = append(ps, prefixString(p))
-		}
-		e.add(KindRoute, target, ps)
-	}
-
-	// Policy lists are stored when present, even empty: Tailscale reads
-	// "acls": [] (deny everything) differently from no acls (allow all).
-	p := &t.Policy
-	addMap := func(k Kind, m map[string][]string) {
-		for name, v := range m {
-			e.add(k, name, nonNil(v))
-		}
-	}
-	addMap(KindGroup, p.Groups)
-	addMap(KindTagOwner, p.TagOwners)
-	addMap(KindIPSet, p.IPSets)
-	addMap(KindPosture, p.Postures)
-	for name, addr := range p.Hosts {
-		e.add(KindHost, name, addr)
-	}
-	for _, key := range policyKeys {
-		if v := reflect.ValueOf(p.Field(key)).Elem(); !v.IsZero() {
-			e.add(KindPolicy, key, v.Interface())
-		}
-	}
-
 	sortObjects(e.objs)
 	// Identical DNS records share a name: keep one.
 	e.objs = slices.CompactFunc(e.objs, func(a, b Object) bool { return a.Kind == b.Kind && a.Name == b.Name })

@@ -22,7 +22,7 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &Store{DB: db, Path: path}
+	old := &Store{db: db, Path: path}
 	if err := old.migrateUpTo(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 	}
 	defer s.Close()
 	got := map[string]int{}
-	rows, err := s.DB.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
+	rows, err := s.db.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,15 +73,15 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 		t.Errorf("auth_key_uses after migration (-want +got):\n%s", diff)
 	}
 	var gone int
-	if err := s.DB.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses_by_name WHERE name = 'gone'`).Scan(&gone); err != nil || gone != 4 {
+	if err := s.db.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses_by_name WHERE name = 'gone'`).Scan(&gone); err != nil || gone != 4 {
 		t.Errorf("count of the undeclared name gone: %d, %v; want 4 kept", gone, err)
 	}
 	var left int
-	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_key_uses_by_name`).Scan(&left); err != nil || left != 1 {
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_key_uses_by_name`).Scan(&left); err != nil || left != 1 {
 		t.Errorf("auth_key_uses_by_name holds %d rows (%v), want only gone's", left, err)
 	}
 	var nobj int
-	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM config_objects`).Scan(&nobj); err != nil || nobj != len(objects)+1 {
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM config_objects`).Scan(&nobj); err != nil || nobj != len(objects)+1 {
 		t.Errorf("config_objects holds %d rows (%v), want %d untouched", nobj, err, len(objects)+1)
 	}
 	// The migrated count is the one registration checks.

@@ -41,8 +41,14 @@ const nodeColumns = `id, stable_id, machine_key, node_key, disco_key, hostname, 
 	ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen, logged_out`
 
 // Nodes returns every registered node, ordered by ID.
-func (s *Store) Nodes(ctx context.Context) ([]*Node, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes ORDER BY id`)
+func (s *Store) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, s.db) }
+
+// Nodes returns every registered node as this transaction sees them,
+// ordered by ID.
+func (tx *Tx) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, tx.tx) }
+
+func nodes(ctx context.Context, q querier) ([]*Node, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: listing nodes: %w", err)
 	}
@@ -83,39 +89,23 @@ func (s *Store) Nodes(ctx context.Context) ([]*Node, error) {
 // revert), keeps the uses it had; a rotated key (a new secretHash) starts
 // from zero.
 func (s *Store) RegisterNode(ctx context.Context, n *Node, secretHash string, limit int) error {
-	tx, err := s.DB.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: registering node: %w", err)
-	}
-	defer tx.Rollback()
-	if secretHash != "" {
-		if err := countUseTx(ctx, tx, secretHash, limit); err != nil {
-			return err
+	return s.Update(ctx, func(tx *Tx) error {
+		if secretHash != "" {
+			if err := tx.CountAuthKeyUse(ctx, secretHash, limit); err != nil {
+				return err
+			}
 		}
-	}
-	if err := saveNodeTx(ctx, tx, n); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: registering node %q: %w", n.GivenName, err)
-	}
-	return nil
+		return tx.SaveNode(ctx, n)
+	})
 }
 
 // SaveNode inserts n when n.ID is 0 and updates it otherwise.
 func (s *Store) SaveNode(ctx context.Context, n *Node) error {
-	tx, err := s.DB.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: saving node: %w", err)
-	}
-	defer tx.Rollback()
-	if err := saveNodeTx(ctx, tx, n); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return s.Update(ctx, func(tx *Tx) error { return tx.SaveNode(ctx, n) })
 }
 
-func saveNodeTx(ctx context.Context, tx *sql.Tx, n *Node) error {
+// SaveNode inserts n when n.ID is 0 (setting n.ID) and updates it otherwise.
+func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 	tags, err := json.Marshal(n.Tags)
 	if err != nil {
 		return err
@@ -131,7 +121,7 @@ func saveNodeTx(ctx context.Context, tx *sql.Tx, n *Node) error {
 		n.IPv4, n.IPv6, hostinfo, n.AuthKey, n.Ephemeral, toUnix(n.CreatedAt), toUnix(n.KeyExpiry), toUnix(n.LastSeen),
 		n.LoggedOut}
 	if n.ID == 0 {
-		res, err := tx.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, disco_key, hostname,
+		res, err := tx.tx.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, disco_key, hostname,
 			given_name, user_login, tags, ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen,
 			logged_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
@@ -144,7 +134,7 @@ func saveNodeTx(ctx context.Context, tx *sql.Tx, n *Node) error {
 		n.ID = id
 		return nil
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE nodes SET stable_id = ?, machine_key = ?, node_key = ?, disco_key = ?,
+	_, err = tx.tx.ExecContext(ctx, `UPDATE nodes SET stable_id = ?, machine_key = ?, node_key = ?, disco_key = ?,
 		hostname = ?, given_name = ?, user_login = ?, tags = ?, ipv4 = ?, ipv6 = ?, hostinfo = ?, auth_key = ?,
 		ephemeral = ?, created_at = ?, key_expiry = ?, last_seen = ?, logged_out = ? WHERE id = ?`,
 		append(args, n.ID)...)
@@ -156,26 +146,26 @@ func saveNodeTx(ctx context.Context, tx *sql.Tx, n *Node) error {
 
 // DeleteNode removes the node with the given ID; a missing node is not an error.
 func (s *Store) DeleteNode(ctx context.Context, id int64) error {
-	if _, err := s.DB.ExecContext(ctx, `DELETE FROM nodes WHERE id = ?`, id); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM nodes WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("store: deleting node %d: %w", id, err)
 	}
 	return nil
 }
 
-// countUseTx counts one use of the auth key with secretHash, or returns
-// ErrAuthKeyUsedUp when limit (above zero) uses were counted already.
-// Errors name the key by a prefix of its hash only.
-func countUseTx(ctx context.Context, tx *sql.Tx, secretHash string, limit int) error {
+// CountAuthKeyUse counts one use of the auth key with secretHash
+// ("sha256:<hex>", compared in lowercase), or returns ErrAuthKeyUsedUp and
+// counts nothing when limit (above zero) uses were counted already. Errors
+// name the key by a prefix of its hash only.
+func (tx *Tx) CountAuthKeyUse(ctx context.Context, secretHash string, limit int) error {
 	h := strings.ToLower(secretHash)
-	var uses int
-	err := tx.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses WHERE secret_hash = ?`, h).Scan(&uses)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("store: reading uses of auth key %s: %w", shortHash(h), err)
+	uses, err := authKeyUses(ctx, tx.tx, h)
+	if err != nil {
+		return err
 	}
 	if limit > 0 && uses >= limit {
 		return ErrAuthKeyUsedUp
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO auth_key_uses (secret_hash, uses) VALUES (?, 1)
+	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO auth_key_uses (secret_hash, uses) VALUES (?, 1)
 		ON CONFLICT (secret_hash) DO UPDATE SET uses = uses + 1`, h); err != nil {
 		return fmt.Errorf("store: counting use of auth key %s: %w", shortHash(h), err)
 	}
@@ -185,9 +175,13 @@ func countUseTx(ctx context.Context, tx *sql.Tx, secretHash string, limit int) e
 // AuthKeyUses returns how many nodes the auth key with secretHash
 // ("sha256:<hex>", compared in lowercase) has registered, under any name.
 func (s *Store) AuthKeyUses(ctx context.Context, secretHash string) (int, error) {
-	h := strings.ToLower(secretHash)
+	return authKeyUses(ctx, s.db, strings.ToLower(secretHash))
+}
+
+// authKeyUses reads the count of the lowercase secret hash h; no row is 0.
+func authKeyUses(ctx context.Context, q querier, h string) (int, error) {
 	var uses int
-	err := s.DB.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses WHERE secret_hash = ?`, h).Scan(&uses)
+	err := q.QueryRowContext(ctx, `SELECT uses FROM auth_key_uses WHERE secret_hash = ?`, h).Scan(&uses)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -195,6 +189,30 @@ func (s *Store) AuthKeyUses(ctx context.Context, secretHash string) (int, error)
 		return 0, fmt.Errorf("store: reading uses of auth key %s: %w", shortHash(h), err)
 	}
 	return uses, nil
+}
+
+// AllAuthKeyUses returns the use count of every auth key secret that
+// registered a node, keyed by its lowercase secret hash. Counts of secrets
+// no applied config declares any more are included: counts never reset.
+func (s *Store) AllAuthKeyUses(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading auth key uses: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var h string
+		var n int
+		if err := rows.Scan(&h, &n); err != nil {
+			return nil, fmt.Errorf("store: reading auth key uses: %w", err)
+		}
+		out[h] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: reading auth key uses: %w", err)
+	}
+	return out, nil
 }
 
 // shortHash is how errors name a secret hash: enough to tell keys apart.

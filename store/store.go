@@ -1,5 +1,23 @@
 // Package store is tailplane's durable state: one SQLite database holding the
-// applied config, the revision history and registered nodes.
+// applied config, the revision history, registered nodes, auth key use
+// counts and the audit log.
+//
+// The store owns its SQL: every other package reads and writes through
+// typed methods, and writes that belong together go through Update, whose
+// Tx has the same typed methods inside one transaction. No *sql.DB or
+// query leaves the package, and callers need no database/sql to tell
+// outcomes apart (a missing row is ErrNotFound). SQLite-specific SQL stays
+// in its queries and migrations, so another database can stand behind the
+// same methods.
+//
+//	Open(ctx, stateDir) / OpenFile(ctx, path) / OpenReadOnly(ctx, stateDir)
+//	(*Store).Update(ctx, func(tx *Tx) error) error       // one write transaction
+//	ConfigObjects (Store, Tx); PutConfigObject, DeleteConfigObject (Tx)
+//	AddRevision, LatestRevision (Tx); Revisions, LatestRevision, RevisionPlan (Store)
+//	Nodes (Store, Tx); SaveNode (Store, Tx); RegisterNode, DeleteNode (Store)
+//	CountAuthKeyUse (Tx); AuthKeyUses, AllAuthKeyUses (Store)
+//	AddAudit (Store, Tx); AuditEntries (Store)
+//	(*Store).Dump(ctx, w)                                 // every row, for tests
 package store
 
 import (
@@ -27,7 +45,7 @@ const FileName = "tailplane.db"
 
 // Store is an open tailplane database. It is safe for concurrent use.
 type Store struct {
-	DB   *sql.DB
+	db   *sql.DB
 	Path string // the database file
 }
 
@@ -50,7 +68,7 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
-	s := &Store{DB: db, Path: path}
+	s := &Store{db: db, Path: path}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -82,7 +100,7 @@ func OpenReadOnly(ctx context.Context, stateDir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
-	s := &Store{DB: db, Path: path}
+	s := &Store{db: db, Path: path}
 	ms, err := loadMigrations()
 	if err != nil {
 		db.Close()
@@ -101,7 +119,7 @@ func OpenReadOnly(ctx context.Context, stateDir string) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.DB.Close() }
+func (s *Store) Close() error { return s.db.Close() }
 
 // migration is one numbered SQL file under migrations/.
 type migration struct {
@@ -148,11 +166,11 @@ func (s *Store) migrateUpTo(ctx context.Context, last int) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.DB.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: %s: %w", s.Path, err)
 	}
 	var current int
-	if err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("store: reading schema version: %w", err)
 	}
 	if len(ms) > 0 && current > ms[len(ms)-1].version {
@@ -162,7 +180,7 @@ func (s *Store) migrateUpTo(ctx context.Context, last int) error {
 		if m.version <= current || m.version > last {
 			continue
 		}
-		tx, err := s.DB.BeginTx(ctx, nil)
+		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}

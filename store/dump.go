@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Dump writes every row of every table to w, one line per row ("table
+// [values]"), tables by name and rows in insertion order, so tests can
+// compare whole database states (a failed transaction must leave the dump
+// unchanged). The output holds the applied config including secret
+// hashes: it is for tests and local debugging, never for logs.
+func (s *Store) Dump(ctx context.Context, w io.Writer) error {
+	tables, err := s.tableNames(ctx)
+	if err != nil {
+		return err
+	}
+	for _, table := range tables {
+		if err := s.dumpTable(ctx, w, table); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) tableNames(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: dumping %s: listing tables: %w", s.Path, err)
+	}
+	defer rows.Close()
+	var tables []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("store: dumping %s: listing tables: %w", s.Path, err)
+		}
+		tables = append(tables, n)
+	}
+	return tables, rows.Err()
+}
+
+func (s *Store) dumpTable(ctx context.Context, w io.Writer, table string) error {
+	// table comes from sqlite_master, not from a caller.
+	rows, err := s.db.QueryContext(ctx, `SELECT * FROM "`+table+`" ORDER BY rowid`)
+	if err != nil {
+		return fmt.Errorf("store: dumping table %s: %w", table, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return fmt.Errorf("store: dumping table %s: %w", table, err)
+	}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return fmt.Errorf("store: dumping table %s: %w", table, err)
+		}
+		if _, err := fmt.Fprintf(w, "%s %v\n", table, vals); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: dumping table %s: %w", table, err)
+	}
+	return nil
+}

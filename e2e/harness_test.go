@@ -217,7 +217,11 @@ func startServer(t testing.TB, o serverOpts) *server {
 	loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{
 		Store: st, Source: src, Publish: func(ctx context.Context, t *schema.Tailnet) error {
 			// As serve does: in effect, then delivered to every live session.
-			if err := ctrl.SetConfig(ctx, t); err != nil {
+			p, err := ctrl.Prepare(t)
+			if err != nil {
+				return err
+			}
+			if err := ctrl.Install(ctx, p); err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -225,7 +229,7 @@ func startServer(t testing.TB, o serverOpts) *server {
 			ctrl.WaitPropagated(ctx)
 			return nil
 		},
-		Check:      ctrl.Check, // as serve does: the store never gets what the server refuses
+		Check:      func(t *schema.Tailnet) error { _, err := ctrl.Prepare(t); return err }, // as serve does: the store never gets what the server refuses
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logf: prefixLogf(t, "loop"),
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/tailplane/tailplane/admin"
+	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
@@ -104,7 +105,10 @@ func (g *gitopsFlags) openSource(ctx context.Context, env *cliEnv, st *store.Sto
 // start runs the sync loop, publishing through srv.
 func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, srv publisher, logf func(string, ...any)) error {
 	loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{
-		Store: st, Source: gs.src, Publish: publishAndWait(srv), Check: srv.Check,
+		Store: st, Source: gs.src, Publish: publishAndWait(srv), Check: func(t *schema.Tailnet) error {
+			_, err := srv.Prepare(t)
+			return err
+		},
 		MinBackoff: g.minRetry, MaxBackoff: g.maxRetry, Logf: logf,
 	})
 	if err != nil {
@@ -196,10 +200,10 @@ func stampedLogf(env *cliEnv) func(string, ...any) {
 const propagationWait = 30 * time.Second
 
 // publisher is what the sync loop publishes through: the coordination
-// server's Check, SetConfig and WaitPropagated.
+// server's Prepare, Install and WaitPropagated.
 type publisher interface {
-	Check(t *schema.Tailnet) error
-	SetConfig(ctx context.Context, t *schema.Tailnet) error
+	Prepare(t *schema.Tailnet) (*control.Prepared, error)
+	Install(ctx context.Context, p *control.Prepared) error
 	WaitPropagated(ctx context.Context) error
 }
 
@@ -208,7 +212,11 @@ type publisher interface {
 // every node in time is not an error: the config is in effect.
 func publishAndWait(srv publisher) func(context.Context, *schema.Tailnet) error {
 	return func(ctx context.Context, t *schema.Tailnet) error {
-		if err := srv.SetConfig(ctx, t); err != nil {
+		p, err := srv.Prepare(t)
+		if err != nil {
+			return err
+		}
+		if err := srv.Install(ctx, p); err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(ctx, propagationWait)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 )
 
@@ -173,17 +174,17 @@ func TestGitOps(t *testing.T) {
 			step    string
 			wantPos string
 		}{
-			{"syntax-error", cfg{carol: true, extra: "\n\t\"ssh\": [,"}.files(), reconcile.StepLoad, "policy.hujson:"},
+			{"syntax-error", cfg{carol: true, extra: "\n\t\"ssh\": [,"}.files(), pipeline.StepLoad, "policy.hujson:"},
 			{"schema-error", func() map[string]string {
 				f := cfg{carol: true}.files()
 				f["tailnet.hujson"] = strings.Replace(f["tailnet.hujson"], `"magicDNS": true`, `"magicDNS": "yes"`, 1)
 				return f
-			}(), reconcile.StepValidate, "tailnet.hujson:"},
+			}(), pipeline.StepValidate, "tailnet.hujson:"},
 			{"policy-test-fails", func() map[string]string {
 				f := cfg{carol: true}.files()
 				f["policy.hujson"] = strings.Replace(f["policy.hujson"], `"deny": ["alice@example.com:22"]`, `"deny": ["alice@example.com:443"]`, 1)
 				return f
-			}(), reconcile.StepTest, "policy.hujson:"},
+			}(), pipeline.StepTest, "policy.hujson:"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				bad := r.commit("bad: "+tc.name, tc.files)
@@ -269,7 +270,7 @@ func TestGitOps(t *testing.T) {
 		})
 		c6 := r.commit("web: 443 only, crashing", cfg{allow80: false, carol: true}.files())
 		st := srv.waitRefused(t, c6)
-		if st.Attempted.Step != reconcile.StepApply || st.Attempted.Class != "retry later" {
+		if st.Attempted.Step != pipeline.StepApply || st.Attempted.Class != "retry later" {
 			t.Errorf("crash attempt: %s", describe(st))
 		}
 		after, _, err := reconcile.ReadStore(ctx, srv.Store)

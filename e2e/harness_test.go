@@ -19,6 +19,7 @@ import (
 	"github.com/tailplane/tailplane/admin"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
@@ -166,10 +167,19 @@ type server struct {
 	Store *store.Store
 	Ctrl  *control.Server
 	Src   *gitsync.Repo
-	Loop  *reconcile.Loop
+	Loop  servedLoop
 	hs    *http.Server
 	once  sync.Once
 }
+
+// servedLoop is the server's sync pipeline, with the tailnet it serves.
+type servedLoop struct {
+	*pipeline.Pipeline
+	ctrl *control.Server
+}
+
+// Applied returns the tailnet the coordination server serves.
+func (l servedLoop) Applied() *schema.Tailnet { return l.ctrl.Tailnet() }
 
 // serverOpts configure startServer.
 type serverOpts struct {
@@ -214,33 +224,19 @@ func startServer(t testing.TB, o serverOpts) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{
-		Store: st, Source: src, Publish: func(ctx context.Context, t *schema.Tailnet) error {
-			// As serve does: in effect, then delivered to every live session.
-			p, err := ctrl.Prepare(t)
-			if err != nil {
-				return err
-			}
-			if err := ctrl.Install(ctx, p); err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			ctrl.WaitPropagated(ctx)
-			return nil
-		},
-		Check:      func(t *schema.Tailnet) error { _, err := ctrl.Prepare(t); return err }, // as serve does: the store never gets what the server refuses
+	loop, err := pipeline.New(ctx, pipeline.Config{
+		Store: st, Source: src, Server: ctrl,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logf: prefixLogf(t, "loop"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := admin.Handler(admin.Config{Loop: loop, Store: st, Nodes: ctrl.NodeCounts, WebhookSecret: []byte(o.webhookSecret)})
+	api := admin.Handler(admin.Config{Pipeline: loop, Served: ctrl.Tailnet, Store: st, Nodes: ctrl.NodeCounts, WebhookSecret: []byte(o.webhookSecret)})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
 	mux.Handle("/metrics", api)
 	mux.Handle("/", ctrl.Handler())
-	s := &server{t: t, URL: url, Store: st, Ctrl: ctrl, Src: src, Loop: loop, hs: &http.Server{Handler: mux}}
+	s := &server{t: t, URL: url, Store: st, Ctrl: ctrl, Src: src, Loop: servedLoop{loop, ctrl}, hs: &http.Server{Handler: mux}}
 	go s.hs.Serve(ln)
 	t.Cleanup(s.stop)
 	return s
@@ -295,9 +291,9 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 }
 
 // waitApplied syncs and waits until the server serves commit.
-func (s *server) waitApplied(t *testing.T, commit string) reconcile.LoopStatus {
+func (s *server) waitApplied(t *testing.T, commit string) pipeline.Status {
 	t.Helper()
-	var st reconcile.LoopStatus
+	var st pipeline.Status
 	waitFor(t, "commit "+commit+" to be applied", func() (bool, string) {
 		s.Loop.Sync()
 		st = s.Loop.Status()
@@ -307,9 +303,9 @@ func (s *server) waitApplied(t *testing.T, commit string) reconcile.LoopStatus {
 }
 
 // waitRefused syncs and waits until commit was attempted and refused.
-func (s *server) waitRefused(t *testing.T, commit string) reconcile.LoopStatus {
+func (s *server) waitRefused(t *testing.T, commit string) pipeline.Status {
 	t.Helper()
-	var st reconcile.LoopStatus
+	var st pipeline.Status
 	waitFor(t, "commit "+commit+" to be refused", func() (bool, string) {
 		s.Loop.Sync()
 		st = s.Loop.Status()
@@ -318,7 +314,7 @@ func (s *server) waitRefused(t *testing.T, commit string) reconcile.LoopStatus {
 	return st
 }
 
-func describe(st reconcile.LoopStatus) string {
+func describe(st pipeline.Status) string {
 	s := fmt.Sprintf("serving=%v failures=%d source=%s err=%v", st.Serving, st.Failures, st.Source.Head, st.Source.Err)
 	if st.Applied != nil {
 		s += " applied=" + st.Applied.Commit

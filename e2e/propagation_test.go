@@ -127,7 +127,7 @@ func waitMarker(tb testing.TB, clients []*client, marker netip.Addr) {
 	}
 }
 
-// BenchmarkPropagation100 measures the time from a push webhook (Loop.Sync)
+// BenchmarkPropagation100 measures the time from a push webhook (Pipeline.Sync)
 // for a new commit to every one of 100 connected clients holding the
 // netmap of that commit: fetch (over file:// or smart HTTP), load, validate, compile, test,
 // diff, apply in SQLite, and 100 full netmaps of 100 peers each, received

@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 )
 
@@ -99,7 +100,7 @@ func TestVerifyCommits(t *testing.T) {
 			bad := tc.commit()
 			st := srv.waitRefused(t, bad)
 			a := st.Attempted
-			if a.Step != reconcile.StepFetch || a.Class != "needs a new commit" || len(a.Problems) == 0 {
+			if a.Step != pipeline.StepFetch || a.Class != "needs a new commit" || len(a.Problems) == 0 {
 				t.Errorf("attempt: %s", describe(st))
 			}
 			if st.Applied.Commit != c1 {

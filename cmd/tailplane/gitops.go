@@ -14,6 +14,7 @@ import (
 	"github.com/tailplane/tailplane/admin"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
@@ -63,10 +64,10 @@ func (g *gitopsFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&g.firstApplyTimeout, "config-wait", 30*time.Second, "with --config, how long to wait for the directory's first apply before serving")
 }
 
-// gitops is the running sync side of serve: source, loop and admin API.
+// gitops is the running sync side of serve: source, pipeline and admin API.
 type gitops struct {
 	src     gitsync.Source
-	loop    *reconcile.Loop
+	loop    *pipeline.Pipeline
 	applied *schema.Tailnet // applied state read at start, served at once
 
 	closeOnce sync.Once
@@ -102,13 +103,10 @@ func (g *gitopsFlags) openSource(ctx context.Context, env *cliEnv, st *store.Sto
 	return &gitops{src: src, applied: applied}, nil
 }
 
-// start runs the sync loop, publishing through srv.
-func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, srv publisher, logf func(string, ...any)) error {
-	loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{
-		Store: st, Source: gs.src, Publish: publishAndWait(srv), Check: func(t *schema.Tailnet) error {
-			_, err := srv.Prepare(t)
-			return err
-		},
+// start runs the sync pipeline, serving through srv.
+func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, srv *control.Server, logf func(string, ...any)) error {
+	loop, err := pipeline.New(ctx, pipeline.Config{
+		Store: st, Source: gs.src, Server: srv,
 		MinBackoff: g.minRetry, MaxBackoff: g.maxRetry, Logf: logf,
 	})
 	if err != nil {
@@ -123,7 +121,7 @@ func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, sr
 	deadline := time.Now().Add(g.firstApplyTimeout)
 	for time.Now().Before(deadline) {
 		ls := loop.Status()
-		if a := ls.Attempted; a != nil && (a.OK || ls.Serving || a.Class == reconcile.ClassNeedsNewCommit) {
+		if a := ls.Attempted; a != nil && (a.OK || ls.Serving || a.Class == pipeline.ClassNeedsNewCommit) {
 			if !a.OK && !ls.Serving {
 				var lines []string
 				for _, p := range a.Problems {
@@ -149,16 +147,16 @@ func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, sr
 }
 
 // handler serves the admin API beside the coordination protocol.
-func (gs *gitops) handler(st *store.Store, control http.Handler, nodes func(context.Context) (int, int, error), secret []byte) http.Handler {
-	api := admin.Handler(admin.Config{Loop: gs.loop, Store: st, Nodes: nodes, WebhookSecret: secret})
+func (gs *gitops) handler(st *store.Store, srv *control.Server, secret []byte) http.Handler {
+	api := admin.Handler(admin.Config{Pipeline: gs.loop, Served: srv.Tailnet, Store: st, Nodes: srv.NodeCounts, WebhookSecret: secret})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
 	mux.Handle("/metrics", api)
-	mux.Handle("/", control)
+	mux.Handle("/", srv.Handler())
 	return mux
 }
 
-// close stops the loop, then the source; it is safe to call more than once.
+// close stops the pipeline, then the source; it is safe to call more than once.
 func (gs *gitops) close() {
 	gs.closeOnce.Do(func() {
 		if gs.loop != nil {
@@ -192,36 +190,5 @@ func readSecretFile(file, env string, getenv func(string) string) ([]byte, error
 func stampedLogf(env *cliEnv) func(string, ...any) {
 	return func(format string, args ...any) {
 		fmt.Fprintf(env.stderr, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
-	}
-}
-
-// propagationWait bounds how long publishing waits for connected nodes to
-// be sent a new config: a stuck client must not stall the sync loop.
-const propagationWait = 30 * time.Second
-
-// publisher is what the sync loop publishes through: the coordination
-// server's Prepare, Install and WaitPropagated.
-type publisher interface {
-	Prepare(t *schema.Tailnet) (*control.Prepared, error)
-	Install(ctx context.Context, p *control.Prepared) error
-	WaitPropagated(ctx context.Context) error
-}
-
-// publishAndWait installs t and waits until every connected node was sent
-// it, so the propagation metric covers delivery. Not hearing back from
-// every node in time is not an error: the config is in effect.
-func publishAndWait(srv publisher) func(context.Context, *schema.Tailnet) error {
-	return func(ctx context.Context, t *schema.Tailnet) error {
-		p, err := srv.Prepare(t)
-		if err != nil {
-			return err
-		}
-		if err := srv.Install(ctx, p); err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, propagationWait)
-		defer cancel()
-		srv.WaitPropagated(ctx)
-		return nil
 	}
 }

@@ -158,7 +158,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 		return err
 	}
 	defer gs.close() // before srv.Close: no publishing into a closed server
-	hs := srv.HTTPServer(gs.handler(st, srv.Handler(), srv.NodeCounts, webhookSecret))
+	hs := srv.HTTPServer(gs.handler(st, srv, webhookSecret))
 	if cert != nil {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
@@ -170,7 +170,7 @@ func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
 			errc <- hs.Serve(ln)
 		}
 	}()
-	logf("tailplane serving %s on %s (clients: tailscale up --login-server=%s)", gs.loop.Applied().Settings.Name, ln.Addr(), serverURL)
+	logf("tailplane serving %s on %s (clients: tailscale up --login-server=%s)", srv.Tailnet().Settings.Name, ln.Addr(), serverURL)
 	select {
 	case err := <-errc:
 		return err

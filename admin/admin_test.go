@@ -111,12 +111,10 @@ func startAPI(t *testing.T) (url string, loop served) {
 	}
 	t.Cleanup(func() { src.Close() })
 	loop = startPipeline(t, ctx, st, src, t.Logf)
-	deadline := time.Now().Add(20 * time.Second)
-	for !loop.Status().Serving {
-		if time.Now().After(deadline) {
-			t.Fatalf("the config was not applied: %+v", loop.Status().Attempted)
-		}
-		time.Sleep(10 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if st, err := loop.Wait(wctx, func(st pipeline.Status) bool { return st.Serving }); err != nil {
+		t.Fatalf("the config was not applied: %+v", st.Attempted)
 	}
 	hs := httptest.NewServer(Handler(Config{
 		Pipeline: loop.Pipeline, Served: loop.Applied, Store: st, WebhookSecret: []byte(hookKey),

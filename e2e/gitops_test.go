@@ -212,9 +212,8 @@ func TestGitOps(t *testing.T) {
 	t.Run("webhook-allows-again", func(t *testing.T) {
 		c3 := r.commit("web: 80 again", cfg{allow80: true, carol: true}.files())
 		webhook(t, srv.URL)
-		waitFor(t, "the webhook to apply "+c3, func() (bool, string) {
-			st := srv.Loop.Status()
-			return st.Applied.Commit == c3, describe(st)
+		srv.waitStatus(t, "the webhook to apply "+c3, func(st pipeline.Status) bool {
+			return st.Applied.Commit == c3
 		})
 		waitFor(t, "client to reach web:80 again", reaches(client, 80))
 		if m := srv.Loop.Status().Metrics; m.Propagation <= 0 {
@@ -233,10 +232,9 @@ func TestGitOps(t *testing.T) {
 		applied := srv.Loop.Status().Applied.Commit
 		gh.stop()
 		c5 := r.commit("web: 80 while the remote is down", cfg{allow80: true, carol: true}.files())
-		waitFor(t, "the source to report the remote down", func() (bool, string) {
-			srv.Loop.Sync()
-			st := srv.Loop.Status()
-			return st.Source.Err != nil && gitsync.KindOf(st.Source.Err) == gitsync.ErrRetry, describe(st)
+		srv.Loop.Sync()
+		srv.waitStatus(t, "the source to report the remote down", func(st pipeline.Status) bool {
+			return st.Source.Err != nil && gitsync.KindOf(st.Source.Err) == gitsync.ErrRetry
 		})
 		if st := srv.Loop.Status(); st.Applied.Commit != applied || !st.Serving {
 			t.Errorf("with the remote down: %s, want %s still served", describe(st), applied)
@@ -340,9 +338,8 @@ func TestGitOps(t *testing.T) {
 		if _, ok := srv2.Loop.Applied().Users["carol@example.com"]; ok {
 			t.Error("the restarted server serves the removed user carol")
 		}
-		waitFor(t, "the source to report the remote down", func() (bool, string) {
-			st := srv2.Loop.Status()
-			return st.Source.Err != nil, describe(st)
+		srv2.waitStatus(t, "the source to report the remote down", func(st pipeline.Status) bool {
+			return st.Source.Err != nil
 		})
 		waitFor(t, "web and client to poll the restarted server", func() (bool, string) {
 			on, total, err := srv2.Ctrl.NodeCounts(ctx)

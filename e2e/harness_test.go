@@ -290,28 +290,35 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	}
 }
 
-// waitApplied syncs and waits until the server serves commit.
-func (s *server) waitApplied(t *testing.T, commit string) pipeline.Status {
+// waitStatus waits until the server's pipeline status satisfies cond,
+// without polling (pipeline.Wait), failing the test at the deadline.
+func (s *server) waitStatus(t testing.TB, what string, cond func(pipeline.Status) bool) pipeline.Status {
 	t.Helper()
-	var st pipeline.Status
-	waitFor(t, "commit "+commit+" to be applied", func() (bool, string) {
-		s.Loop.Sync()
-		st = s.Loop.Status()
-		return st.Applied != nil && st.Applied.Commit == commit && st.Attempted != nil && st.Attempted.OK, describe(st)
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	st, err := s.Loop.Wait(ctx, cond)
+	if err != nil {
+		t.Fatalf("timed out waiting for %s; last state: %s", what, describe(st))
+	}
 	return st
 }
 
-// waitRefused syncs and waits until commit was attempted and refused.
-func (s *server) waitRefused(t *testing.T, commit string) pipeline.Status {
+// waitApplied syncs and waits until the server serves commit.
+func (s *server) waitApplied(t testing.TB, commit string) pipeline.Status {
 	t.Helper()
-	var st pipeline.Status
-	waitFor(t, "commit "+commit+" to be refused", func() (bool, string) {
-		s.Loop.Sync()
-		st = s.Loop.Status()
-		return st.Attempted != nil && st.Attempted.Revision.Commit == commit && !st.Attempted.OK, describe(st)
+	s.Loop.Sync()
+	return s.waitStatus(t, "commit "+commit+" to be applied", func(st pipeline.Status) bool {
+		return st.Applied != nil && st.Applied.Commit == commit && st.Attempted != nil && st.Attempted.OK
 	})
-	return st
+}
+
+// waitRefused syncs and waits until commit was attempted and refused.
+func (s *server) waitRefused(t testing.TB, commit string) pipeline.Status {
+	t.Helper()
+	s.Loop.Sync()
+	return s.waitStatus(t, "commit "+commit+" to be refused", func(st pipeline.Status) bool {
+		return st.Attempted != nil && st.Attempted.Revision.Commit == commit && !st.Attempted.OK
+	})
 }
 
 func describe(st pipeline.Status) string {

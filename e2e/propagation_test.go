@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/pipeline"
 	"tailscale.com/control/controlclient"
 	"tailscale.com/health"
 	"tailscale.com/net/netmon"
@@ -186,18 +187,12 @@ func benchPropagation(b *testing.B, overHTTP bool) {
 	}
 }
 
-// benchWaitApplied waits until the server's loop reports commit applied.
+// benchWaitApplied waits until the server's pipeline reports commit
+// applied. It does not Sync: the benchmark already did, and a Sync now
+// would count as the trigger of the next commit, inflating server-s/op.
 func benchWaitApplied(tb testing.TB, s *server, commit string) {
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		st := s.Loop.Status()
-		if st.Applied != nil && st.Applied.Commit == commit && st.Attempted != nil && st.Attempted.OK {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s: %s", commit, describe(st))
-		}
-		s.Loop.Sync()
-		time.Sleep(10 * time.Millisecond)
-	}
+	tb.Helper()
+	s.waitStatus(tb, "commit "+commit+" to be applied", func(st pipeline.Status) bool {
+		return st.Applied != nil && st.Applied.Commit == commit && st.Attempted != nil && st.Attempted.OK
+	})
 }

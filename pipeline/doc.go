@@ -22,6 +22,7 @@
 //	New(ctx, Config{Store, Source, Server}) (*Pipeline, error)  // Server: a *control.Server
 //	(*Pipeline).Sync()                  // ask the source now (webhook) and retry at once
 //	(*Pipeline).Status() Status         // applied, attempted + problems, retries, source, metrics
+//	(*Pipeline).Wait(ctx, cond func(Status) bool) (Status, error)  // woken by every change; no polling
 //	(*Pipeline).Close() error
 //
 // The tailnet being served is the server's (control.Server.Tailnet), not

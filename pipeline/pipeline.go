@@ -93,9 +93,10 @@ type Pipeline struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu        sync.Mutex // guards the fields below
-	appliedAt *Revision  // nil until something was applied
-	published string     // ID of the revision last published
+	mu        sync.Mutex    // guards the fields below
+	changed   chan struct{} // closed and replaced when Status changes; see Wait
+	appliedAt *Revision     // nil until something was applied
+	published string        // ID of the revision last published
 	attempt   *Attempt
 	applying  *Revision // the revision being processed now; nil when idle
 	nextRetry time.Time
@@ -203,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	l := &Pipeline{cfg: cfg, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	l := &Pipeline{cfg: cfg, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}
 	if ok {
 		l.appliedAt = &last
 		l.published = last.Commit
@@ -273,6 +274,38 @@ func (l *Pipeline) Status() Status {
 	return st
 }
 
+// Wait returns the first Status, from now on, for which cond is true. It
+// checks at once and again at every change of the pipeline's or its
+// source's status, without polling. When ctx ends first it returns the
+// last Status and ctx's error.
+func (l *Pipeline) Wait(ctx context.Context, cond func(Status) bool) (Status, error) {
+	for {
+		// Take both channels before reading the status, so no change
+		// between the read and the wait goes unnoticed.
+		l.mu.Lock()
+		changed := l.changed
+		l.mu.Unlock()
+		srcChanged := l.cfg.Source.Changed()
+		st := l.Status()
+		if cond(st) {
+			return st, nil
+		}
+		select {
+		case <-changed:
+		case <-srcChanged:
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
+}
+
+// changedLocked wakes the waiters of Wait; the caller changed a field
+// Status reports.
+func (l *Pipeline) changedLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
 // run is the pipeline's goroutine: it owns the pending revision and the timer.
 func (l *Pipeline) run(ctx context.Context) {
 	defer close(l.done)
@@ -315,6 +348,7 @@ func (l *Pipeline) run(ctx context.Context) {
 func (l *Pipeline) setRetry(failures int, next time.Time) {
 	l.mu.Lock()
 	l.failures, l.nextRetry = failures, next
+	l.changedLocked()
 	l.mu.Unlock()
 }
 
@@ -336,6 +370,7 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 	}
 	l.mu.Lock()
 	l.applying = &a.Revision
+	l.changedLocked()
 	l.mu.Unlock()
 	plan, err := l.steps(ctx, rev)
 	a.Finished = time.Now()
@@ -351,6 +386,7 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changedLocked()
 	l.applying = nil
 	if err != nil && ctx.Err() != nil {
 		return 0, err

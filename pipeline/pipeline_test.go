@@ -28,12 +28,22 @@ type chanSource struct {
 	revs     chan gitsync.Revision
 	triggers chan struct{}
 
-	mu  sync.Mutex // guards err
-	err error      // reported in Status
+	mu      sync.Mutex    // guards the fields below
+	err     error         // reported in Status
+	changed chan struct{} // closed and replaced by setErr
 }
 
 func newChanSource() *chanSource {
-	return &chanSource{revs: make(chan gitsync.Revision), triggers: make(chan struct{}, 1)}
+	return &chanSource{revs: make(chan gitsync.Revision), triggers: make(chan struct{}, 1), changed: make(chan struct{})}
+}
+
+// setErr sets the error Status reports, as a failed check would.
+func (s *chanSource) setErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *chanSource) Revisions() <-chan gitsync.Revision { return s.revs }
@@ -43,6 +53,12 @@ func (s *chanSource) Status() gitsync.Status {
 	return gitsync.Status{Source: "test", Err: s.err}
 }
 func (s *chanSource) Close() error { return nil }
+
+func (s *chanSource) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
 func (s *chanSource) Trigger() {
 	select {
 	case s.triggers <- struct{}{}:
@@ -204,17 +220,15 @@ func (h *loopHarness) send(rev gitsync.Revision) {
 // waitAttempt waits until the loop has attempted commit and returns the status.
 func (h *loopHarness) waitAttempt(commit string, cond func(Status) bool) Status {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := h.loop.Status()
-		if st.Attempted != nil && st.Attempted.Revision.Commit == commit && (cond == nil || cond(st)) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for an attempt of %s; status %+v attempted %+v", commit, st, st.Attempted)
-		}
-		time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := h.loop.Wait(ctx, func(st Status) bool {
+		return st.Attempted != nil && st.Attempted.Revision.Commit == commit && (cond == nil || cond(st))
+	})
+	if err != nil {
+		h.t.Fatalf("timed out waiting for an attempt of %s; status %+v attempted %+v", commit, st, st.Attempted)
 	}
+	return st
 }
 
 func (h *loopHarness) published() int {
@@ -531,9 +545,7 @@ func TestLoopShowsRefusedFetch(t *testing.T) {
 	h := newLoopHarness(t, "")
 	h.send(revision("c1", basicFiles(t)))
 	h.waitAttempt("c1", nil)
-	h.src.mu.Lock()
-	h.src.err = &gitsync.SyncError{Kind: gitsync.ErrNeedsCommit, Commit: "c2", Err: errors.New("commit is not signed")}
-	h.src.mu.Unlock()
+	h.src.setErr(&gitsync.SyncError{Kind: gitsync.ErrNeedsCommit, Commit: "c2", Err: errors.New("commit is not signed")})
 	st := h.loop.Status()
 	want := &Attempt{
 		Revision: Revision{Commit: "c2"}, Step: StepFetch, Class: "needs a new commit",
@@ -602,5 +614,42 @@ func TestLoopLogsWhatIsServed(t *testing.T) {
 	h.waitAttempt("c3", nil)
 	if l := lineOf("c3"); !strings.Contains(l, last) || strings.Contains(l, nothing) {
 		t.Errorf("revision refused after c2 applied; log line:\n%s\nwant it to say %q", l, last)
+	}
+}
+
+// TestWaitWakesOnSourceChange: Wait returns once a change of the source's
+// status (here a commit it refused) makes the condition true, although
+// the pipeline itself did nothing; and it gives up when its context ends.
+func TestWaitWakesOnSourceChange(t *testing.T) {
+	h := newLoopHarness(t, "")
+	h.send(revision("c1", basicFiles(t)))
+	h.waitAttempt("c1", nil)
+	checked := make(chan struct{})
+	var once sync.Once
+	type result struct {
+		st  Status
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := h.loop.Wait(ctx, func(st Status) bool {
+			once.Do(func() { close(checked) })
+			return st.Attempted != nil && st.Attempted.Revision.Commit == "c2"
+		})
+		done <- result{st, err}
+	}()
+	<-checked // Wait has seen the status without c2
+	h.src.setErr(&gitsync.SyncError{Kind: gitsync.ErrNeedsCommit, Commit: "c2", Err: errors.New("commit is not signed")})
+	r := <-done
+	if r.err != nil || r.st.Attempted.Step != StepFetch {
+		t.Fatalf("Wait = %+v, %v; want the refused c2, at fetch", r.st.Attempted, r.err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.loop.Wait(ctx, func(Status) bool { return false }); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait with its context ended = %v, want context.Canceled", err)
 	}
 }

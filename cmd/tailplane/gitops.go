@@ -118,29 +118,28 @@ func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, sr
 	}
 	// A local directory answers at once: wait for its first apply so the
 	// server starts with it, and refuse to start on a broken first config.
-	deadline := time.Now().Add(g.firstApplyTimeout)
-	for time.Now().Before(deadline) {
-		ls := loop.Status()
-		if a := ls.Attempted; a != nil && (a.OK || ls.Serving || a.Class == pipeline.ClassNeedsNewCommit) {
-			if !a.OK && !ls.Serving {
-				var lines []string
-				for _, p := range a.Problems {
-					lines = append(lines, p.String())
-				}
-				return fmt.Errorf("config %s has problems (%s failed) and no revision was ever applied in --state-dir %s, so serve does not start (fix the config and start it again):\n%s",
-					g.configDir, a.Step, g.stateDir, strings.Join(lines, "\n"))
-			}
-			return nil
+	wctx, cancel := context.WithTimeout(ctx, g.firstApplyTimeout)
+	defer cancel()
+	ls, err := loop.Wait(wctx, func(ls pipeline.Status) bool {
+		a := ls.Attempted
+		return a != nil && (a.OK || ls.Serving || a.Class == pipeline.ClassNeedsNewCommit)
+	})
+	switch {
+	case err == nil && !ls.Attempted.OK && !ls.Serving:
+		a := ls.Attempted
+		var lines []string
+		for _, p := range a.Problems {
+			lines = append(lines, p.String())
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	if loop.Status().Serving {
+		return fmt.Errorf("config %s has problems (%s failed) and no revision was ever applied in --state-dir %s, so serve does not start (fix the config and start it again):\n%s",
+			g.configDir, a.Step, g.stateDir, strings.Join(lines, "\n"))
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case ls.Serving:
 		logf("config %s: not applied after %v; serving the last applied state", g.configDir, g.firstApplyTimeout)
-	} else {
+	default:
 		logf("config %s: not applied after %v, and nothing is applied yet: serving no tailnet (every registration is refused) until it applies", g.configDir, g.firstApplyTimeout)
 	}
 	return nil

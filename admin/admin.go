@@ -12,7 +12,8 @@
 //
 // Every endpoint but the webhook needs "Authorization: Bearer <api key>"
 // where the key's "sha256:"+hex(sha256(key)) is a secretHash declared under
-// apiKeys in the applied config. Role "read" may GET; role "admin" may also
+// apiKeys in the served config (Config.Served: the coordination server's,
+// the only copy). Role "read" may GET; role "admin" may also
 // POST. With no apiKeys applied, the API refuses every request, except
 // that GET /api/v1/status is open until the first revision is applied
 // (no key can exist yet, and the operator needs to see why).

@@ -1,6 +1,11 @@
 // Package control is tailplane's coordination server: it speaks Tailscale's
 // control protocol (Noise over HTTP, /machine/register and /machine/map) to
 // unmodified Tailscale clients and serves them netmaps of the declared tailnet.
+//
+// A new config is prepared once (Prepare: the policy compiled, its derpMap
+// merged), tested against the nodes the server evaluates (Test), and served
+// (Install); package pipeline drives these steps for each revision, and
+// package server wires the whole server together.
 package control
 
 import (

@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
@@ -104,15 +103,10 @@ func TestGitOps(t *testing.T) {
 	defer cancel()
 	r := newRemote(t)
 	gh := newGitHTTP(t, r)
-	derp, err := control.StartDERP(ctx, control.DERPConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { derp.Close() })
 	stateDir := t.TempDir()
 
 	c1 := r.commit("let guests reach the web server", cfg{allow80: true, carol: true}.files())
-	srv := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), derp: derp, webhookSecret: webhookSecret})
+	srv := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), webhookSecret: webhookSecret})
 	srv.waitApplied(t, c1)
 
 	web := startNode(t, ctx, srv.URL, "web", aliceKey)
@@ -329,9 +323,10 @@ func TestGitOps(t *testing.T) {
 			t.Fatal(err)
 		}
 		addr := strings.TrimPrefix(srv.URL, "http://")
+		derpAddr, stunAddr := srv.relayAddrs()
 		gh.stop()
 		srv.stop()
-		srv2 := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), addr: addr, derp: derp, webhookSecret: webhookSecret})
+		srv2 := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), addr: addr, derpListen: derpAddr, stunListen: stunAddr, webhookSecret: webhookSecret})
 		if st := srv2.Loop.Status(); !st.Serving || st.Applied == nil || st.Applied.Commit != applied.Commit {
 			t.Fatalf("restarted server: %s, want %s served at once", describe(st), applied.Commit)
 		}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/pipeline"
 	"tailscale.com/control/controlclient"
 	"tailscale.com/health"
@@ -151,14 +150,9 @@ func benchPropagation(b *testing.B, overHTTP bool) {
 	if overHTTP {
 		url = newGitHTTP(b, r).url()
 	}
-	derp, err := control.StartDERP(ctx, control.DERPConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { derp.Close() })
 	marker := netip.MustParseAddr("192.0.2.1")
 	first := r.commit("bench 0", markerFiles(marker))
-	srv := startServer(b, serverOpts{stateDir: b.TempDir(), repoURL: url, derp: derp})
+	srv := startServer(b, serverOpts{stateDir: b.TempDir(), repoURL: url})
 	benchWaitApplied(b, srv, first)
 	clients := startClients(b, ctx, srv.URL, nodes)
 	waitMarker(b, clients, marker)

@@ -1,23 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
-	"github.com/tailplane/tailplane/admin"
-	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
-	"github.com/tailplane/tailplane/pipeline"
-	"github.com/tailplane/tailplane/reconcile"
-	"github.com/tailplane/tailplane/schema"
-	"github.com/tailplane/tailplane/store"
 )
 
 // Environment variables serve reads secrets from when no file is given.
@@ -28,20 +18,19 @@ const (
 
 // gitopsFlags are serve's flags for following a repository.
 type gitopsFlags struct {
-	repo, branch, path  string
-	poll                time.Duration
-	gitUser             string
-	gitPasswordFile     string
-	gitBearer           bool
-	gitCAFile           string
-	sshKey, knownHosts  string
-	sshKeyPassFile      string
-	verifyCommits       string
-	verifySigners       string
-	webhookSecretFile   string
-	firstApplyTimeout   time.Duration
-	minRetry, maxRetry  time.Duration
-	configDir, stateDir string // copied from serveFlags
+	repo, branch, path string
+	poll               time.Duration
+	gitUser            string
+	gitPasswordFile    string
+	gitBearer          bool
+	gitCAFile          string
+	sshKey, knownHosts string
+	sshKeyPassFile     string
+	verifyCommits      string
+	verifySigners      string
+	webhookSecretFile  string
+	firstApplyTimeout  time.Duration
+	minRetry, maxRetry time.Duration
 }
 
 func (g *gitopsFlags) register(fs *pflag.FlagSet) {
@@ -64,105 +53,24 @@ func (g *gitopsFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&g.firstApplyTimeout, "config-wait", 30*time.Second, "with --config, how long to wait for the directory's first apply before serving")
 }
 
-// gitops is the running sync side of serve: source, pipeline and admin API.
-type gitops struct {
-	src     gitsync.Source
-	loop    *pipeline.Pipeline
-	applied *schema.Tailnet // applied state read at start, served at once
-
-	closeOnce sync.Once
-}
-
-// openSource starts following --repo or --config. It reads the applied
-// state first, so the server can serve it before the source answers.
-func (g *gitopsFlags) openSource(ctx context.Context, env *cliEnv, st *store.Store, logf func(string, ...any)) (*gitops, error) {
-	applied, err := reconcile.LoadApplied(ctx, st)
-	if err != nil {
-		return nil, err
+// repoConfig is the gitsync configuration of --repo (none without it).
+// Its cache directory and log are the server's defaults: <state-dir>/git
+// and serve's log.
+func (g *gitopsFlags) repoConfig(env *cliEnv) gitsync.Config {
+	if g.repo == "" {
+		return gitsync.Config{}
 	}
-	var src gitsync.Source
-	if g.repo != "" {
-		auth := gitsync.Auth{
-			Username: g.gitUser, PasswordFile: g.gitPasswordFile, Bearer: g.gitBearer,
-			SSHKeyFile: g.sshKey, SSHKeyPassphraseFile: g.sshKeyPassFile, KnownHostsFile: g.knownHosts,
-		}
-		if auth.PasswordFile == "" && env.getenv(envGitPassword) != "" {
-			auth.PasswordEnv = envGitPassword
-		}
-		src, err = gitsync.NewRepo(ctx, gitsync.Config{
-			URL: g.repo, Branch: g.branch, Path: g.path, Poll: g.poll,
-			CacheDir: filepath.Join(g.stateDir, "git"), CAFile: g.gitCAFile, Auth: auth,
-			VerifyKeyring: g.verifyCommits, VerifyAllowedSigners: g.verifySigners, Logf: logf,
-		})
-	} else {
-		src, err = gitsync.NewDir(ctx, g.configDir, gitsync.DirConfig{Logf: logf})
+	auth := gitsync.Auth{
+		Username: g.gitUser, PasswordFile: g.gitPasswordFile, Bearer: g.gitBearer,
+		SSHKeyFile: g.sshKey, SSHKeyPassphraseFile: g.sshKeyPassFile, KnownHostsFile: g.knownHosts,
 	}
-	if err != nil {
-		return nil, err
+	if auth.PasswordFile == "" && env.getenv(envGitPassword) != "" {
+		auth.PasswordEnv = envGitPassword
 	}
-	return &gitops{src: src, applied: applied}, nil
-}
-
-// start runs the sync pipeline, serving through srv.
-func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, srv *control.Server, logf func(string, ...any)) error {
-	loop, err := pipeline.New(ctx, pipeline.Config{
-		Store: st, Source: gs.src, Server: srv,
-		MinBackoff: g.minRetry, MaxBackoff: g.maxRetry, Logf: logf,
-	})
-	if err != nil {
-		return err
+	return gitsync.Config{
+		URL: g.repo, Branch: g.branch, Path: g.path, Poll: g.poll, CAFile: g.gitCAFile, Auth: auth,
+		VerifyKeyring: g.verifyCommits, VerifyAllowedSigners: g.verifySigners,
 	}
-	gs.loop = loop
-	if g.repo != "" {
-		return nil // serve the applied state now; the remote may be down
-	}
-	// A local directory answers at once: wait for its first apply so the
-	// server starts with it, and refuse to start on a broken first config.
-	wctx, cancel := context.WithTimeout(ctx, g.firstApplyTimeout)
-	defer cancel()
-	ls, err := loop.Wait(wctx, func(ls pipeline.Status) bool {
-		a := ls.Attempted
-		return a != nil && (a.OK || ls.Serving || a.Class == pipeline.ClassNeedsNewCommit)
-	})
-	switch {
-	case err == nil && !ls.Attempted.OK && !ls.Serving:
-		a := ls.Attempted
-		var lines []string
-		for _, p := range a.Problems {
-			lines = append(lines, p.String())
-		}
-		return fmt.Errorf("config %s has problems (%s failed) and no revision was ever applied in --state-dir %s, so serve does not start (fix the config and start it again):\n%s",
-			g.configDir, a.Step, g.stateDir, strings.Join(lines, "\n"))
-	case err == nil:
-		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case ls.Serving:
-		logf("config %s: not applied after %v; serving the last applied state", g.configDir, g.firstApplyTimeout)
-	default:
-		logf("config %s: not applied after %v, and nothing is applied yet: serving no tailnet (every registration is refused) until it applies", g.configDir, g.firstApplyTimeout)
-	}
-	return nil
-}
-
-// handler serves the admin API beside the coordination protocol.
-func (gs *gitops) handler(st *store.Store, srv *control.Server, secret []byte) http.Handler {
-	api := admin.Handler(admin.Config{Pipeline: gs.loop, Served: srv.Tailnet, Store: st, Nodes: srv.NodeCounts, WebhookSecret: secret})
-	mux := http.NewServeMux()
-	mux.Handle("/api/", api)
-	mux.Handle("/metrics", api)
-	mux.Handle("/", srv.Handler())
-	return mux
-}
-
-// close stops the pipeline, then the source; it is safe to call more than once.
-func (gs *gitops) close() {
-	gs.closeOnce.Do(func() {
-		if gs.loop != nil {
-			gs.loop.Close()
-		}
-		gs.src.Close()
-	})
 }
 
 // readSecretFile reads a secret from file (trimmed), else from the

@@ -107,6 +107,8 @@ type loopHarness struct {
 	// only the server's own preparation.
 	checkFn func(*schema.Tailnet) error
 	logs    []string // every line the pipeline logged
+	// What the server was asked to prepare, test and install, in order.
+	prepared, tested, installed []*control.Prepared
 }
 
 // servedPipeline is the pipeline under test and the server it installs into.
@@ -140,7 +142,20 @@ func (s harnessServer) Prepare(tn *schema.Tailnet) (*control.Prepared, error) {
 			return nil, err
 		}
 	}
-	return s.Server.Prepare(tn)
+	p, err := s.Server.Prepare(tn)
+	if err == nil {
+		s.h.mu.Lock()
+		s.h.prepared = append(s.h.prepared, p)
+		s.h.mu.Unlock()
+	}
+	return p, err
+}
+
+func (s harnessServer) Test(ctx context.Context, p *control.Prepared) (schema.Diagnostics, error) {
+	s.h.mu.Lock()
+	s.h.tested = append(s.h.tested, p)
+	s.h.mu.Unlock()
+	return s.Server.Test(ctx, p)
 }
 
 func (s harnessServer) Install(ctx context.Context, p *control.Prepared) error {
@@ -155,6 +170,7 @@ func (s harnessServer) Install(ctx context.Context, p *control.Prepared) error {
 		return err
 	}
 	s.h.pub = append(s.h.pub, p.Tailnet())
+	s.h.installed = append(s.h.installed, p)
 	return nil
 }
 
@@ -651,5 +667,34 @@ func TestWaitWakesOnSourceChange(t *testing.T) {
 	cancel()
 	if _, err := h.loop.Wait(ctx, func(Status) bool { return false }); !errors.Is(err, context.Canceled) {
 		t.Errorf("Wait with its context ended = %v, want context.Canceled", err)
+	}
+}
+
+// TestLoopPreparesOnce: a revision is prepared (compiled) once, and the
+// prepared value is what is tested, what the store records and what is
+// installed.
+func TestLoopPreparesOnce(t *testing.T) {
+	h := newLoopHarness(t, "")
+	h.send(revision("c1", basicFiles(t)))
+	if st := h.waitAttempt("c1", nil); !st.Attempted.OK {
+		t.Fatalf("c1 failed: %+v", st.Attempted)
+	}
+	h.mu.Lock()
+	prepared, tested, installed := slices.Clone(h.prepared), slices.Clone(h.tested), slices.Clone(h.installed)
+	h.mu.Unlock()
+	if len(prepared) != 1 || len(tested) != 1 || len(installed) != 1 || tested[0] != prepared[0] || installed[0] != prepared[0] {
+		t.Fatalf("prepared %v, tested %v, installed %v; want one Prepared, tested and installed", prepared, tested, installed)
+	}
+	if h.loop.Applied() != prepared[0].Tailnet() {
+		t.Error("the server serves another tailnet than the prepared one")
+	}
+	stored, err := reconcile.LoadApplied(context.Background(), h.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := reconcile.Diff(reconcile.Desired(stored), reconcile.Desired(prepared[0].Tailnet())); !p.Empty() {
+		var b strings.Builder
+		p.WriteText(&b)
+		t.Errorf("the store holds another tailnet than the prepared one:\n%s", b.String())
 	}
 }

@@ -12,7 +12,8 @@
 //
 // Every endpoint but the webhook needs "Authorization: Bearer <api key>"
 // where the key's "sha256:"+hex(sha256(key)) is a secretHash declared under
-// apiKeys in the applied config. Role "read" may GET; role "admin" may also
+// apiKeys in the served config (Config.Served: the coordination server's,
+// the only copy). Role "read" may GET; role "admin" may also
 // POST. With no apiKeys applied, the API refuses every request, except
 // that GET /api/v1/status is open until the first revision is applied
 // (no key can exist yet, and the operator needs to see why).
@@ -31,14 +32,21 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
+	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 )
 
-// Config configures the admin API. Loop and Store are required.
+// Config configures the admin API. Pipeline, Served and Store are
+// required.
 type Config struct {
-	Loop  *reconcile.Loop // the sync loop; its applied apiKeys guard the API
-	Store *store.Store    // the server's database, for history and applied state
+	Pipeline *pipeline.Pipeline // the sync pipeline: status, metrics, sync
+	// Served returns the tailnet being served (control.Server.Tailnet):
+	// its apiKeys guard the API, so a key works exactly while the config
+	// that declares it is served.
+	Served func() *schema.Tailnet
+	Store  *store.Store // the server's database, for history and applied state
 
 	// Nodes counts registered nodes and those with a live map session.
 	// Nil: node counts are reported as zero.
@@ -64,7 +72,7 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("GET /api/v1/revisions/{id}/plan", a.auth(RoleRead, a.revisionPlan))
 	mux.Handle("GET /api/v1/applied", a.auth(RoleRead, a.applied))
 	mux.Handle("POST /api/v1/sync", a.auth(RoleAdmin, a.sync))
-	mux.Handle("/api/v1/webhook", gitsync.WebhookHandler(cfg.WebhookSecret, cfg.Loop.Sync))
+	mux.Handle("/api/v1/webhook", gitsync.WebhookHandler(cfg.WebhookSecret, cfg.Pipeline.Sync))
 	mux.Handle("GET /metrics", a.auth(RoleRead, a.metrics))
 	return mux
 }
@@ -111,7 +119,7 @@ func roleOf(r *http.Request) string {
 // until the first apply.
 func (a *api) bootstrapOpen(authed http.Handler, open http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.cfg.Loop.Status().Serving {
+		if !a.cfg.Pipeline.Status().Serving {
 			open(w, r)
 			return
 		}
@@ -125,7 +133,7 @@ func (a *api) role(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	got := []byte("sha256:" + hex.EncodeToString(sum[:]))
 	role := ""
-	for _, k := range a.cfg.Loop.Applied().APIKeys {
+	for _, k := range a.cfg.Served().APIKeys {
 		if subtle.ConstantTimeCompare(got, []byte(strings.ToLower(k.SecretHash))) == 1 {
 			role = k.Role
 		}
@@ -141,12 +149,12 @@ type Status struct {
 	Applied *reconcile.Revision `json:"applied,omitempty"`
 	// Attempted is the last revision tried, with its problems when it
 	// failed; nil before the first.
-	Attempted *reconcile.Attempt `json:"attempted,omitempty"`
+	Attempted *pipeline.Attempt `json:"attempted,omitempty"`
 	// Applying is the revision being processed right now; nil when idle.
 	Applying *reconcile.Revision `json:"applying,omitempty"`
 	// NextRetry is when a retry-later failure is retried; zero if none.
 	NextRetry time.Time `json:"nextRetry,omitzero"`
-	// Failures counts consecutive retry-later failures of the loop.
+	// Failures counts consecutive retry-later failures of the pipeline.
 	Failures int          `json:"failures"`
 	Source   SourceStatus `json:"source"`
 	Nodes    NodeCounts   `json:"nodes"`
@@ -187,7 +195,7 @@ type Applied struct {
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
-	ls := a.cfg.Loop.Status()
+	ls := a.cfg.Pipeline.Status()
 	src := ls.Source
 	st := Status{
 		Serving: ls.Serving, Applied: ls.Applied, Attempted: ls.Attempted, Applying: ls.Applying,
@@ -275,7 +283,7 @@ func (a *api) applied(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) sync(w http.ResponseWriter, r *http.Request) {
-	a.cfg.Loop.Sync()
+	a.cfg.Pipeline.Sync()
 	w.WriteHeader(http.StatusAccepted)
 }
 

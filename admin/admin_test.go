@@ -17,8 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"tailscale.com/types/key"
+
+	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
+	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 )
 
@@ -33,9 +38,44 @@ func hashOf(s string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// served is a running sync pipeline and the coordination server it
+// installs into, as the admin API sees them.
+type served struct {
+	*pipeline.Pipeline
+	ctrl *control.Server
+}
+
+// Applied returns the tailnet the server serves.
+func (s served) Applied() *schema.Tailnet { return s.ctrl.Tailnet() }
+
+// Close stops the pipeline, then the server; it is safe to call more
+// than once.
+func (s served) Close() {
+	s.Pipeline.Close()
+	s.ctrl.Close()
+}
+
+// startPipeline runs a pipeline over src, installing into a coordination
+// server on st, until Close or the end of the test.
+func startPipeline(t *testing.T, ctx context.Context, st *store.Store, src gitsync.Source, logf func(string, ...any)) served {
+	t.Helper()
+	ctrl, err := control.New(ctx, control.Config{Store: st, NoiseKey: key.NewMachine(), Tailnet: &schema.Tailnet{}, Logf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := pipeline.New(ctx, pipeline.Config{Store: st, Source: src, Server: ctrl, Logf: logf})
+	if err != nil {
+		ctrl.Close()
+		t.Fatal(err)
+	}
+	s := served{pl, ctrl}
+	t.Cleanup(s.Close)
+	return s
+}
+
 // startAPI applies examples/basic plus two API keys from a watched
 // directory and serves the admin API over real HTTP.
-func startAPI(t *testing.T) (url string, loop *reconcile.Loop) {
+func startAPI(t *testing.T) (url string, loop served) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -70,20 +110,14 @@ func startAPI(t *testing.T) (url string, loop *reconcile.Loop) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	loop, err = reconcile.NewLoop(ctx, reconcile.LoopConfig{Store: st, Source: src, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { loop.Close() })
-	deadline := time.Now().Add(20 * time.Second)
-	for !loop.Status().Serving {
-		if time.Now().After(deadline) {
-			t.Fatalf("the config was not applied: %+v", loop.Status().Attempted)
-		}
-		time.Sleep(10 * time.Millisecond)
+	loop = startPipeline(t, ctx, st, src, t.Logf)
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if st, err := loop.Wait(wctx, func(st pipeline.Status) bool { return st.Serving }); err != nil {
+		t.Fatalf("the config was not applied: %+v", st.Attempted)
 	}
 	hs := httptest.NewServer(Handler(Config{
-		Loop: loop, Store: st, WebhookSecret: []byte(hookKey),
+		Pipeline: loop.Pipeline, Served: loop.Applied, Store: st, WebhookSecret: []byte(hookKey),
 		Nodes: func(context.Context) (int, int, error) { return 1, 3, nil },
 	}))
 	t.Cleanup(hs.Close)

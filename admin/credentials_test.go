@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/gitsync"
-	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/store"
 )
 
@@ -158,12 +157,9 @@ func TestStatusHidesGitCredentials(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer src.Close()
-			loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{Store: st, Source: src, Logf: logs.logf})
-			if err != nil {
-				t.Fatal(err)
-			}
+			loop := startPipeline(t, ctx, st, src, logs.logf)
 			defer loop.Close()
-			hs := httptest.NewServer(Handler(Config{Loop: loop, Store: st}))
+			hs := httptest.NewServer(Handler(Config{Pipeline: loop.Pipeline, Served: loop.Applied, Store: st}))
 			defer hs.Close()
 
 			var body []byte

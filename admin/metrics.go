@@ -8,7 +8,7 @@ import (
 
 // metrics answers GET /metrics in the Prometheus text exposition format.
 func (a *api) metrics(w http.ResponseWriter, r *http.Request) {
-	ls := a.cfg.Loop.Status()
+	ls := a.cfg.Pipeline.Status()
 	var b strings.Builder
 	metric := func(name, typ, help string, value any) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, typ, name, value)

@@ -31,7 +31,7 @@ func benchWorld(b *testing.B, n int) *world {
 			IPv4: base.String(), CreatedAt: time.Now(),
 		}
 	}
-	c, err := srv.prepare(tn)
+	c, err := srv.Prepare(tn)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func BenchmarkConfigChange(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				w := benchWorld(b, n)
-				c, err := w.srv.prepare(testTailnet())
+				c, err := w.srv.Prepare(testTailnet())
 				if err != nil {
 					b.Fatal(err)
 				}

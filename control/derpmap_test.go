@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,9 +73,10 @@ func TestPolicyDERPMapReachesNodes(t *testing.T) {
 	}
 }
 
-// TestCheckAgreesWithSetConfig checks that Check refuses exactly the
-// configs SetConfig refuses, and that neither changes what is served.
-func TestCheckAgreesWithSetConfig(t *testing.T) {
+// TestPrepareRefuses checks that Prepare refuses the configs the server
+// cannot serve, without changing what is served, and that Install serves
+// only what this server prepared.
+func TestPrepareRefuses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ts := startServer(t, testTailnet(), "")
@@ -96,22 +98,44 @@ func TestCheckAgreesWithSetConfig(t *testing.T) {
 		{"nil", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := ts.tailnet.Load()
-			checkErr := ts.Check(tc.tn)
-			if ts.tailnet.Load() != before {
-				t.Error("Check installed the config")
+			before := ts.Tailnet()
+			p, err := ts.Prepare(tc.tn)
+			if ts.Tailnet() != before {
+				t.Error("Prepare installed the config")
 			}
-			setErr := ts.SetConfig(ctx, tc.tn)
-			if (checkErr == nil) != tc.ok || (setErr == nil) != tc.ok {
-				t.Fatalf("Check = %v, SetConfig = %v; want both ok=%v", checkErr, setErr, tc.ok)
-			}
-			if !tc.ok && ts.tailnet.Load() != before {
-				t.Error("a refused config was installed")
+			if (err == nil) != tc.ok {
+				t.Fatalf("Prepare = %v; want ok=%v", err, tc.ok)
 			}
 			var ds schema.Diagnostics
-			if tc.name == "policy-does-not-compile" && (!errors.As(checkErr, &ds) || len(ds) == 0) {
-				t.Errorf("Check error %v does not carry the policy's diagnostics", checkErr)
+			if tc.name == "policy-does-not-compile" && (!errors.As(err, &ds) || len(ds) == 0) {
+				t.Errorf("Prepare error %v does not carry the policy's diagnostics", err)
+			}
+			if !tc.ok {
+				return
+			}
+			if err := ts.Install(ctx, p); err != nil {
+				t.Fatalf("Install: %v", err)
+			}
+			if ts.Tailnet() != tc.tn {
+				t.Error("Install did not serve the prepared config")
 			}
 		})
 	}
+	t.Run("prepared-by-another-server", func(t *testing.T) {
+		other := startServer(t, testTailnet(), "")
+		p, err := other.Prepare(goodDERP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := ts.Tailnet()
+		if err := ts.Install(ctx, p); err == nil || !strings.Contains(err.Error(), "not prepared by this server") {
+			t.Errorf("Install of another server's Prepared = %v, want a refusal", err)
+		}
+		if _, err := ts.Test(ctx, p); err == nil {
+			t.Error("Test of another server's Prepared succeeded")
+		}
+		if ts.Tailnet() != before {
+			t.Error("another server's Prepared was installed")
+		}
+	})
 }

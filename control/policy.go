@@ -47,14 +47,21 @@ func compilePolicy(t *schema.Tailnet) (*policy.Policy, error) {
 	return p, nil
 }
 
-// inventory lists the nodes the policy is evaluated against. Logged-out
-// nodes are not part of it, so nobody sees them.
+// inventory lists the nodes the served policy is evaluated against.
+func (w *world) inventory() []policy.Node { return w.inventoryUnder(w.tailnet, w.compiled) }
+
+// inventoryUnder lists the nodes as the policy is evaluated against them
+// under config t, compiled to p: their approved routes are the ones t and
+// p approve. It is the one description of the nodes to the policy engine:
+// the served policy is evaluated against it, and policy tests run against
+// it (Server.Test). Logged-out nodes are not part of it, so nobody sees
+// them.
 //
 // High availability: a subnet that an online router serves is taken from
 // the offline routers that also have it, so the engine's primary election
 // (lowest node ID) picks among online routers; with no online router the
 // offline ones keep it. Exit routes are never taken.
-func (w *world) inventory() []policy.Node {
+func (w *world) inventoryUnder(t *schema.Tailnet, p *policy.Policy) []policy.Node {
 	nodes := make([]policy.Node, 0, len(w.nodes))
 	var offlineRouters []int // indexes into nodes
 	served := map[netip.Prefix]bool{}
@@ -62,7 +69,7 @@ func (w *world) inventory() []policy.Node {
 		if !w.visible(n) {
 			continue
 		}
-		pn := w.policyNode(n)
+		pn := w.policyNode(n, t, p)
 		if len(pn.ApprovedRoutes) > 0 {
 			if n.online {
 				for _, r := range pn.ApprovedRoutes {
@@ -104,8 +111,9 @@ func (w *world) updatePolicy() []tailcfg.NodeID {
 	return affected
 }
 
-// policyNode describes n to the policy engine.
-func (w *world) policyNode(n *node) policy.Node {
+// policyNode describes n to the policy engine under config t, compiled
+// to p.
+func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.Node {
 	pn := policy.Node{
 		ID:          n.id,
 		Name:        n.rec.GivenName,
@@ -115,26 +123,26 @@ func (w *world) policyNode(n *node) policy.Node {
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
 	}
-	pn.ApprovedRoutes = w.approvedRoutes(n, pn)
+	pn.ApprovedRoutes = w.approvedRoutes(n, pn, t, p)
 	return pn
 }
 
-// approvedRoutes returns the routes n advertises that the config approves:
-// under `routes` by its owner (one of its tags, or its user if untagged),
-// alone or with its MagicDNS name ("tag:router/office-router"), or by the
-// policy's autoApprovers. The name alone never approves: the client chose
+// approvedRoutes returns the routes n advertises that config t (compiled
+// to pol) approves: under `routes` by its owner (one of its tags, or its
+// user if untagged), alone or with its MagicDNS name
+// ("tag:router/office-router"), or by the policy's autoApprovers. The name alone never approves: the client chose
 // it, and a bare name key (the old form, perhaps still in the applied
 // state of an older tailplane) is never looked up.
-func (w *world) approvedRoutes(n *node, pn policy.Node) []netip.Prefix {
+func (w *world) approvedRoutes(n *node, pn policy.Node, t *schema.Tailnet, pol *policy.Policy) []netip.Prefix {
 	adv := n.hostinfo.RoutableIPs
 	if len(adv) == 0 {
 		return nil
 	}
 	var manual []netip.Prefix
 	for _, k := range schema.RouteKeysFor(n.rec.GivenName, n.rec.UserLogin, n.rec.Tags) {
-		manual = append(manual, w.tailnet.Routes[k]...)
+		manual = append(manual, t.Routes[k]...)
 	}
-	auto := w.compiled.ApproveRoutes(pn)
+	auto := pol.ApproveRoutes(pn)
 	var out []netip.Prefix
 	for _, p := range adv {
 		if slices.Contains(manual, p.Masked()) || slices.Contains(auto, p) {

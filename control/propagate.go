@@ -10,13 +10,13 @@ import (
 // connected node.
 type propagation struct {
 	mu      sync.Mutex // guards the fields below
-	gen     uint64     // config generation; bumped by SetConfig, starts at 1 after the first
+	gen     uint64     // config generation; bumped by Install, starts at 1 after the first
 	waiting map[*session]bool
 	done    chan struct{} // closed when waiting empties (or a newer config supersedes)
 }
 
 // start begins a new generation that every session in live must receive.
-// It runs on the owner goroutine, inside SetConfig.
+// It runs on the owner goroutine, inside Install.
 func (p *propagation) start(live []*session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -72,9 +72,9 @@ func (p *propagation) forgetLocked(s *session) {
 }
 
 // WaitPropagated returns once every node that had a live map session when
-// SetConfig last returned has been sent a netmap built from that config
+// Install last returned has been sent a netmap built from that config
 // (or its session ended, or a newer config superseded it), or when ctx is
-// done. Together with SetConfig it measures how long a commit takes to
+// done. Together with Install it measures how long a commit takes to
 // reach the tailnet.
 func (s *Server) WaitPropagated(ctx context.Context) error {
 	s.prop.mu.Lock()

@@ -8,7 +8,7 @@ import (
 	"slices"
 )
 
-// configChanged runs inside SetConfig once the new config is installed:
+// configChanged runs inside Install once the new config is installed:
 // it prunes what the config no longer declares and starts tracking the
 // config's propagation to the live sessions (see WaitPropagated).
 func (w *world) configChanged(ctx context.Context) {

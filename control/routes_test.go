@@ -90,7 +90,7 @@ func TestRouteApprovalByOwner(t *testing.T) {
 	got := map[string][]string{}
 	ts.do(context.Background(), func(w *world) error {
 		for _, n := range w.nodes {
-			for _, r := range w.policyNode(n).ApprovedRoutes {
+			for _, r := range w.policyNode(n, w.tailnet, w.compiled).ApprovedRoutes {
 				got[n.rec.GivenName] = append(got[n.rec.GivenName], r.String())
 			}
 			slices.Sort(got[n.rec.GivenName])

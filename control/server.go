@@ -1,6 +1,11 @@
 // Package control is tailplane's coordination server: it speaks Tailscale's
 // control protocol (Noise over HTTP, /machine/register and /machine/map) to
 // unmodified Tailscale clients and serves them netmaps of the declared tailnet.
+//
+// A new config is prepared once (Prepare: the policy compiled, its derpMap
+// merged), tested against the nodes the server evaluates (Test), and served
+// (Install); package pipeline drives these steps for each revision, and
+// package server wires the whole server together.
 package control
 
 import (
@@ -65,8 +70,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Server is a coordination server. Its Handler serves clients; SetConfig
-// swaps in a new tailnet config at runtime.
+// Server is a coordination server. Its Handler serves clients; Prepare
+// and Install swap in a new tailnet config at runtime.
 type Server struct {
 	store     *store.Store
 	noiseKey  key.MachinePrivate
@@ -79,7 +84,7 @@ type Server struct {
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
-	profiles atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile] // immutable; replaced on SetConfig
+	profiles atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile] // immutable; replaced on Install
 	tailnet  atomic.Pointer[schema.Tailnet]                         // latest config, for lock-free reads
 	// policyRes is the owner's latest policy result. Sessions compute their
 	// node's view from it before asking the owner for a full netmap, so the
@@ -91,7 +96,7 @@ type Server struct {
 	stop     context.CancelFunc
 	stopped  chan struct{}
 	closeOne sync.Once
-	prop     propagation // SetConfig's delivery to live sessions; see WaitPropagated
+	prop     propagation // Install's delivery to live sessions; see WaitPropagated
 	h2       *http2.Server
 	connMu   sync.Mutex        // guards conns
 	conns    map[net.Conn]bool // open Noise connections, closed by Close
@@ -144,7 +149,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.prepare(cfg.Tailnet)
+	c, err := s.Prepare(cfg.Tailnet)
 	if err != nil {
 		return nil, err
 	}
@@ -196,36 +201,6 @@ func (s *Server) Close() error {
 		s.connMu.Unlock()
 	})
 	return nil
-}
-
-// SetConfig installs a new tailnet config and pushes fresh netmaps to every
-// connected node. It returns once the new config is in effect. A config
-// that Check refuses is refused here too and the old one stays.
-// Nodes whose user, or all of whose tags, the new config no longer declares
-// are logged out (see pruneUndeclared); WaitPropagated tells when every
-// connected node was sent the new netmap.
-func (s *Server) SetConfig(ctx context.Context, t *schema.Tailnet) error {
-	c, err := s.prepare(t) // compiled here, not on the owner goroutine
-	if err != nil {
-		return err
-	}
-	return s.do(ctx, func(w *world) error {
-		w.setTailnet(c)
-		s.setProfiles(t)
-		w.configChanged(ctx) // prune, track propagation
-		w.everythingChanged()
-		return nil
-	})
-}
-
-// Check reports whether SetConfig would accept t, without installing it:
-// it runs exactly SetConfig's checks (the policy compiles; its derpMap
-// merges into the server's DERP map). The sync loop calls it before it
-// applies a revision to the store, so the store is never ahead of what is
-// served.
-func (s *Server) Check(t *schema.Tailnet) error {
-	_, err := s.prepare(t)
-	return err
 }
 
 // run is the owner goroutine: the only code that mutates the world.

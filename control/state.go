@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -76,9 +75,9 @@ type world struct {
 
 // newWorld builds the world from the stored nodes and logs out those the
 // config declares no owner for: a crash between the sync loop's apply and
-// SetConfig leaves them logged in in the store, and nothing else would
+// Install leaves them logged in in the store, and nothing else would
 // cut them off.
-func newWorld(ctx context.Context, srv *Server, c *preparedConfig, rows []*store.Node) (*world, error) {
+func newWorld(ctx context.Context, srv *Server, c *Prepared, rows []*store.Node) (*world, error) {
 	w := &world{
 		srv:   srv,
 		nodes: map[tailcfg.NodeID]*node{},
@@ -105,36 +104,9 @@ func newWorld(ctx context.Context, srv *Server, c *preparedConfig, rows []*store
 	return w, nil
 }
 
-// preparedConfig is a tailnet config that passed every check SetConfig
-// makes, compiled for installing.
-type preparedConfig struct {
-	tailnet  *schema.Tailnet
-	compiled *policy.Policy
-	derpMap  *tailcfg.DERPMap // the server's map with the policy's derpMap applied
-	dns      *tailcfg.DNSConfig
-}
-
-// prepare checks and compiles t: the policy must compile and its derpMap
-// must merge into the server's. It reads only immutable server fields, so
-// it runs off the owner goroutine.
-func (s *Server) prepare(t *schema.Tailnet) (*preparedConfig, error) {
-	if t == nil {
-		return nil, errors.New("control: no tailnet config given")
-	}
-	compiled, err := compilePolicy(t)
-	if err != nil {
-		return nil, err
-	}
-	derpMap, err := effectiveDERPMap(s.derpMap, t.Policy.DERPMap)
-	if err != nil {
-		return nil, err
-	}
-	return &preparedConfig{tailnet: t, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t)}, nil
-}
-
 // setTailnet installs a prepared config; the caller pushes the
 // consequences.
-func (w *world) setTailnet(c *preparedConfig) {
+func (w *world) setTailnet(c *Prepared) {
 	w.compiled = c.compiled
 	w.tailnet = c.tailnet
 	s := effectiveSettings(c.tailnet.Settings)

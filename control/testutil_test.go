@@ -133,3 +133,13 @@ func startServerWith(t testing.TB, tn *schema.Tailnet, dir string, mod func(*Con
 	})
 	return ts
 }
+
+// SetConfig prepares tn and installs it, as the sync pipeline's prepare
+// and publish steps do; it is the tests' way to change the config.
+func (ts *testServer) SetConfig(ctx context.Context, tn *schema.Tailnet) error {
+	p, err := ts.Prepare(tn)
+	if err != nil {
+		return err
+	}
+	return ts.Install(ctx, p)
+}

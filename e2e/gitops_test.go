@@ -15,8 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 )
 
@@ -103,15 +103,10 @@ func TestGitOps(t *testing.T) {
 	defer cancel()
 	r := newRemote(t)
 	gh := newGitHTTP(t, r)
-	derp, err := control.StartDERP(ctx, control.DERPConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { derp.Close() })
 	stateDir := t.TempDir()
 
 	c1 := r.commit("let guests reach the web server", cfg{allow80: true, carol: true}.files())
-	srv := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), derp: derp, webhookSecret: webhookSecret})
+	srv := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), webhookSecret: webhookSecret})
 	srv.waitApplied(t, c1)
 
 	web := startNode(t, ctx, srv.URL, "web", aliceKey)
@@ -173,17 +168,17 @@ func TestGitOps(t *testing.T) {
 			step    string
 			wantPos string
 		}{
-			{"syntax-error", cfg{carol: true, extra: "\n\t\"ssh\": [,"}.files(), reconcile.StepLoad, "policy.hujson:"},
+			{"syntax-error", cfg{carol: true, extra: "\n\t\"ssh\": [,"}.files(), pipeline.StepLoad, "policy.hujson:"},
 			{"schema-error", func() map[string]string {
 				f := cfg{carol: true}.files()
 				f["tailnet.hujson"] = strings.Replace(f["tailnet.hujson"], `"magicDNS": true`, `"magicDNS": "yes"`, 1)
 				return f
-			}(), reconcile.StepValidate, "tailnet.hujson:"},
+			}(), pipeline.StepValidate, "tailnet.hujson:"},
 			{"policy-test-fails", func() map[string]string {
 				f := cfg{carol: true}.files()
 				f["policy.hujson"] = strings.Replace(f["policy.hujson"], `"deny": ["alice@example.com:22"]`, `"deny": ["alice@example.com:443"]`, 1)
 				return f
-			}(), reconcile.StepTest, "policy.hujson:"},
+			}(), pipeline.StepTest, "policy.hujson:"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				bad := r.commit("bad: "+tc.name, tc.files)
@@ -211,9 +206,8 @@ func TestGitOps(t *testing.T) {
 	t.Run("webhook-allows-again", func(t *testing.T) {
 		c3 := r.commit("web: 80 again", cfg{allow80: true, carol: true}.files())
 		webhook(t, srv.URL)
-		waitFor(t, "the webhook to apply "+c3, func() (bool, string) {
-			st := srv.Loop.Status()
-			return st.Applied.Commit == c3, describe(st)
+		srv.waitStatus(t, "the webhook to apply "+c3, func(st pipeline.Status) bool {
+			return st.Applied.Commit == c3
 		})
 		waitFor(t, "client to reach web:80 again", reaches(client, 80))
 		if m := srv.Loop.Status().Metrics; m.Propagation <= 0 {
@@ -232,10 +226,9 @@ func TestGitOps(t *testing.T) {
 		applied := srv.Loop.Status().Applied.Commit
 		gh.stop()
 		c5 := r.commit("web: 80 while the remote is down", cfg{allow80: true, carol: true}.files())
-		waitFor(t, "the source to report the remote down", func() (bool, string) {
-			srv.Loop.Sync()
-			st := srv.Loop.Status()
-			return st.Source.Err != nil && gitsync.KindOf(st.Source.Err) == gitsync.ErrRetry, describe(st)
+		srv.Loop.Sync()
+		srv.waitStatus(t, "the source to report the remote down", func(st pipeline.Status) bool {
+			return st.Source.Err != nil && gitsync.KindOf(st.Source.Err) == gitsync.ErrRetry
 		})
 		if st := srv.Loop.Status(); st.Applied.Commit != applied || !st.Serving {
 			t.Errorf("with the remote down: %s, want %s still served", describe(st), applied)
@@ -269,7 +262,7 @@ func TestGitOps(t *testing.T) {
 		})
 		c6 := r.commit("web: 443 only, crashing", cfg{allow80: false, carol: true}.files())
 		st := srv.waitRefused(t, c6)
-		if st.Attempted.Step != reconcile.StepApply || st.Attempted.Class != "retry later" {
+		if st.Attempted.Step != pipeline.StepApply || st.Attempted.Class != "retry later" {
 			t.Errorf("crash attempt: %s", describe(st))
 		}
 		after, _, err := reconcile.ReadStore(ctx, srv.Store)
@@ -330,18 +323,18 @@ func TestGitOps(t *testing.T) {
 			t.Fatal(err)
 		}
 		addr := strings.TrimPrefix(srv.URL, "http://")
+		derpAddr, stunAddr := srv.relayAddrs()
 		gh.stop()
 		srv.stop()
-		srv2 := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), addr: addr, derp: derp, webhookSecret: webhookSecret})
+		srv2 := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), addr: addr, derpListen: derpAddr, stunListen: stunAddr, webhookSecret: webhookSecret})
 		if st := srv2.Loop.Status(); !st.Serving || st.Applied == nil || st.Applied.Commit != applied.Commit {
 			t.Fatalf("restarted server: %s, want %s served at once", describe(st), applied.Commit)
 		}
 		if _, ok := srv2.Loop.Applied().Users["carol@example.com"]; ok {
 			t.Error("the restarted server serves the removed user carol")
 		}
-		waitFor(t, "the source to report the remote down", func() (bool, string) {
-			st := srv2.Loop.Status()
-			return st.Source.Err != nil, describe(st)
+		srv2.waitStatus(t, "the source to report the remote down", func(st pipeline.Status) bool {
+			return st.Source.Err != nil
 		})
 		waitFor(t, "web and client to poll the restarted server", func() (bool, string) {
 			on, total, err := srv2.Ctrl.NodeCounts(ctx)

@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tailplane/tailplane/admin"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
-	"github.com/tailplane/tailplane/reconcile"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/schema"
+	tailplane "github.com/tailplane/tailplane/server"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tsnet"
 )
@@ -157,102 +157,74 @@ func (g *gitHTTP) stop() {
 	}
 }
 
-// server is tailplane as `tailplane serve --repo` wires it: store, sync
-// loop over a gitsync.Repo, coordination server and admin API on one
-// listener. The DERP relay is shared across restarts.
+// server is tailplane as `tailplane serve --repo` runs it, built by
+// server.New: store, sync pipeline over a gitsync.Repo, coordination
+// server, admin API and embedded DERP relay.
 type server struct {
 	t     testing.TB
+	srv   *tailplane.Server
 	URL   string
 	Store *store.Store
 	Ctrl  *control.Server
-	Src   *gitsync.Repo
-	Loop  *reconcile.Loop
-	hs    *http.Server
-	once  sync.Once
+	Loop  servedLoop
 }
+
+// servedLoop is the server's sync pipeline, with the tailnet it serves.
+type servedLoop struct {
+	*pipeline.Pipeline
+	srv *tailplane.Server
+}
+
+// Applied returns the tailnet the coordination server serves.
+func (l servedLoop) Applied() *schema.Tailnet { return l.srv.Tailnet() }
 
 // serverOpts configure startServer.
 type serverOpts struct {
 	stateDir, repoURL, addr string
-	derp                    *control.DERP
-	webhookSecret           string
-	verifyKeyring           string
+	// derpListen and stunListen are the relay's addresses; empty: random
+	// ports. A restart passes the old ones (relayAddrs), so the DERP map
+	// stays the same, as with `serve --derp-listen --stun-listen`.
+	derpListen, stunListen string
+	webhookSecret          string
+	verifyKeyring          string
 }
 
 func startServer(t testing.TB, o serverOpts) *server {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, o.stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applied, err := reconcile.LoadApplied(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nk, err := control.LoadOrCreateNoiseKey(o.stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := o.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
-	ctrl, err := control.New(ctx, control.Config{Store: st, NoiseKey: nk, Tailnet: applied, DERPMap: o.derp.Map, DERP: o.derp, ServerURL: url, Logf: prefixLogf(t, "control")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := gitsync.NewRepo(ctx, gitsync.Config{
-		URL: o.repoURL, Poll: time.Hour, MaxBackoff: time.Hour, // only the webhook (Sync) makes it look
-		CacheDir: filepath.Join(o.stateDir, "git"), VerifyKeyring: o.verifyKeyring, Logf: prefixLogf(t, "gitsync"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{
-		Store: st, Source: src, Publish: func(ctx context.Context, t *schema.Tailnet) error {
-			// As serve does: in effect, then delivered to every live session.
-			if err := ctrl.SetConfig(ctx, t); err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			ctrl.WaitPropagated(ctx)
-			return nil
+	srv, err := tailplane.New(context.Background(), tailplane.Config{
+		StateDir: o.stateDir,
+		Repo: gitsync.Config{
+			URL: o.repoURL, Poll: time.Hour, MaxBackoff: time.Hour, // only the webhook (Sync) makes it look
+			VerifyKeyring: o.verifyKeyring, Logf: prefixLogf(t, "gitsync"),
 		},
-		Check:      ctrl.Check, // as serve does: the store never gets what the server refuses
-		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logf: prefixLogf(t, "loop"),
+		Listen: o.addr, DERPListen: o.derpListen, STUNListen: o.stunListen,
+		WebhookSecret: []byte(o.webhookSecret),
+		MinRetry:      50 * time.Millisecond, MaxRetry: 200 * time.Millisecond,
+		Logf: prefixLogf(t, "server"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := admin.Handler(admin.Config{Loop: loop, Store: st, Nodes: ctrl.NodeCounts, WebhookSecret: []byte(o.webhookSecret)})
-	mux := http.NewServeMux()
-	mux.Handle("/api/", api)
-	mux.Handle("/metrics", api)
-	mux.Handle("/", ctrl.Handler())
-	s := &server{t: t, URL: url, Store: st, Ctrl: ctrl, Src: src, Loop: loop, hs: &http.Server{Handler: mux}}
-	go s.hs.Serve(ln)
+	s := &server{t: t, srv: srv, URL: srv.URL(), Store: srv.Store(), Ctrl: srv.Control(), Loop: servedLoop{srv.Pipeline(), srv}}
 	t.Cleanup(s.stop)
 	return s
 }
 
-// stop shuts the server down as a crash would leave it: nothing is
-// flushed beyond what SQLite committed.
-func (s *server) stop() {
-	s.once.Do(func() {
-		s.Loop.Close()
-		s.Src.Close()
-		s.Ctrl.Close()
-		s.hs.Close()
-		s.Store.Close()
-	})
+// relayAddrs are the TCP address of the embedded DERP relay and the UDP
+// address of its STUN server.
+func (s *server) relayAddrs() (derp, stun string) {
+	for _, r := range s.srv.DERP().Map.Regions {
+		for _, n := range r.Nodes {
+			return fmt.Sprintf("%s:%d", n.HostName, n.DERPPort), fmt.Sprintf("%s:%d", n.HostName, n.STUNPort)
+		}
+	}
+	s.t.Fatal("the embedded DERP map has no node")
+	return "", ""
 }
+
+// stop shuts the server down (server.Close); nothing is flushed beyond
+// what SQLite committed, as after a crash.
+func (s *server) stop() { s.srv.Close() }
 
 // quietLogs drops server logs in benchmarks, where they would drown the results.
 func quietLogs(t testing.TB) bool {
@@ -290,31 +262,38 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	}
 }
 
-// waitApplied syncs and waits until the server serves commit.
-func (s *server) waitApplied(t *testing.T, commit string) reconcile.LoopStatus {
+// waitStatus waits until the server's pipeline status satisfies cond,
+// without polling (pipeline.Wait), failing the test at the deadline.
+func (s *server) waitStatus(t testing.TB, what string, cond func(pipeline.Status) bool) pipeline.Status {
 	t.Helper()
-	var st reconcile.LoopStatus
-	waitFor(t, "commit "+commit+" to be applied", func() (bool, string) {
-		s.Loop.Sync()
-		st = s.Loop.Status()
-		return st.Applied != nil && st.Applied.Commit == commit && st.Attempted != nil && st.Attempted.OK, describe(st)
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	st, err := s.Loop.Wait(ctx, cond)
+	if err != nil {
+		t.Fatalf("timed out waiting for %s; last state: %s", what, describe(st))
+	}
 	return st
+}
+
+// waitApplied syncs and waits until the server serves commit.
+func (s *server) waitApplied(t testing.TB, commit string) pipeline.Status {
+	t.Helper()
+	s.Loop.Sync()
+	return s.waitStatus(t, "commit "+commit+" to be applied", func(st pipeline.Status) bool {
+		return st.Applied != nil && st.Applied.Commit == commit && st.Attempted != nil && st.Attempted.OK
+	})
 }
 
 // waitRefused syncs and waits until commit was attempted and refused.
-func (s *server) waitRefused(t *testing.T, commit string) reconcile.LoopStatus {
+func (s *server) waitRefused(t testing.TB, commit string) pipeline.Status {
 	t.Helper()
-	var st reconcile.LoopStatus
-	waitFor(t, "commit "+commit+" to be refused", func() (bool, string) {
-		s.Loop.Sync()
-		st = s.Loop.Status()
-		return st.Attempted != nil && st.Attempted.Revision.Commit == commit && !st.Attempted.OK, describe(st)
+	s.Loop.Sync()
+	return s.waitStatus(t, "commit "+commit+" to be refused", func(st pipeline.Status) bool {
+		return st.Attempted != nil && st.Attempted.Revision.Commit == commit && !st.Attempted.OK
 	})
-	return st
 }
 
-func describe(st reconcile.LoopStatus) string {
+func describe(st pipeline.Status) string {
 	s := fmt.Sprintf("serving=%v failures=%d source=%s err=%v", st.Serving, st.Failures, st.Source.Head, st.Source.Err)
 	if st.Applied != nil {
 		s += " applied=" + st.Applied.Commit

@@ -14,7 +14,7 @@ import (
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 )
 
@@ -78,14 +78,9 @@ func TestVerifyCommits(t *testing.T) {
 	keyring := filepath.Join(t.TempDir(), "trusted.asc")
 	trusted := pgpKey(t, "Trusted", keyring)
 	stranger := pgpKey(t, "Stranger", "")
-	derp, err := control.StartDERP(t.Context(), control.DERPConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { derp.Close() })
 
 	c1 := r.signedCommit("signed", cfg{allow80: true, carol: true}.files(), trusted)
-	srv := startServer(t, serverOpts{stateDir: t.TempDir(), repoURL: r.fileURL(), derp: derp, verifyKeyring: keyring})
+	srv := startServer(t, serverOpts{stateDir: t.TempDir(), repoURL: r.fileURL(), verifyKeyring: keyring})
 	srv.waitApplied(t, c1)
 
 	for _, tc := range []struct {
@@ -99,7 +94,7 @@ func TestVerifyCommits(t *testing.T) {
 			bad := tc.commit()
 			st := srv.waitRefused(t, bad)
 			a := st.Attempted
-			if a.Step != reconcile.StepFetch || a.Class != "needs a new commit" || len(a.Problems) == 0 {
+			if a.Step != pipeline.StepFetch || a.Class != "needs a new commit" || len(a.Problems) == 0 {
 				t.Errorf("attempt: %s", describe(st))
 			}
 			if st.Applied.Commit != c1 {

@@ -176,6 +176,7 @@ func (d *Dir) record(rev *Revision, err error) {
 	} else {
 		st.LastSuccess, st.Failures, st.Head = now, 0, rev.ID
 	}
+	d.changedLocked()
 	d.mu.Unlock()
 	if err != nil {
 		d.cfg.Logf("gitsync: %v", err)

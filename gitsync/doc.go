@@ -47,4 +47,6 @@
 //
 // Each loop is owned by its value: the constructor starts it, Close cancels
 // it and waits for it to finish, and one goroutine owns all its state.
+// Changed returns a channel closed at the next change of Status, so a
+// waiter (pipeline.Wait) needs no polling.
 package gitsync

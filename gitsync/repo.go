@@ -206,6 +206,7 @@ func (r *Repo) record(rev *Revision, err error) time.Duration {
 	}
 	st.NextPoll = now.Add(delay)
 	source := st.Source
+	r.changedLocked()
 	r.mu.Unlock()
 
 	if rev != nil {

@@ -97,6 +97,36 @@ func TestRepoTrigger(t *testing.T) {
 	}
 }
 
+// TestRepoChanged: the channel Changed returns is closed by the next check
+// of the remote, even one that brings no new revision, so a waiter sees
+// the new Status without polling.
+func TestRepoChanged(t *testing.T) {
+	u := newUpstream(t)
+	u.commit("first", v1, commitOpts{})
+	r, err := NewRepo(testContext(t), Config{URL: u.fileURL(), Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	next(t, r) // the first check is recorded before its revision is sent
+	changed := r.Changed()
+	before := r.Status().LastAttempt
+	select {
+	case <-changed:
+		t.Fatal("Changed was closed before the next check")
+	default:
+	}
+	r.Trigger()
+	select {
+	case <-changed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Changed was not closed by a triggered check")
+	}
+	if !r.Status().LastAttempt.After(before) {
+		t.Errorf("Changed fired, but the status shows no new check (last attempt %v, before %v)", r.Status().LastAttempt, before)
+	}
+}
+
 func TestBackoff(t *testing.T) {
 	const s = time.Second
 	for _, tc := range []struct {

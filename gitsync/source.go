@@ -43,6 +43,10 @@ type Source interface {
 	Trigger()
 	// Status reports the source's health.
 	Status() Status
+	// Changed returns a channel that is closed at the next change of
+	// Status (each check of the source records one), for waiting without
+	// polling: take the channel, read Status, then wait on the channel.
+	Changed() <-chan struct{}
 	// Close stops the loop and waits for it to finish.
 	Close() error
 }
@@ -56,12 +60,13 @@ type feed struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 
-	mu     sync.Mutex // guards the fields below
-	status Status
+	mu      sync.Mutex // guards the fields below
+	status  Status
+	changed chan struct{} // closed and replaced when status changes
 }
 
 func newFeed(st Status) feed {
-	return feed{out: make(chan Revision), trigger: make(chan struct{}, 1), done: make(chan struct{}), status: st}
+	return feed{out: make(chan Revision), trigger: make(chan struct{}, 1), done: make(chan struct{}), status: st, changed: make(chan struct{})}
 }
 
 // Revisions implements Source.
@@ -81,6 +86,19 @@ func (f *feed) Status() Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.status
+}
+
+// Changed implements Source.
+func (f *feed) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+// changedLocked wakes the waiters of Changed; the caller changed status.
+func (f *feed) changedLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
 }
 
 // Close implements Source. It is safe to call more than once.

@@ -90,15 +90,13 @@ func PlanStore(ctx context.Context, st *store.Store, t *schema.Tailnet) (*Plan, 
 // It returns the plan it applied (with impact). A revision is recorded even
 // when the plan is empty, so the history shows every commit served, except
 // when rev is the commit last recorded: re-applying it records nothing.
-// A tailnet that fails Check is refused before the database is touched.
-// Auth key use counts belong to the secret (store.RegisterNode) and no
+// Apply neither compiles nor checks t: it records what the coordination
+// server prepared (control.Server.Prepare), so t is a prepared config's
+// Tailnet. Auth key use counts belong to the secret (store.RegisterNode) and no
 // change resets them: a deleted key declared again with the same
 // secretHash keeps its uses.
 // Errors are classed by NeedsNewCommit and RetryLater.
 func Apply(ctx context.Context, st *store.Store, t *schema.Tailnet, rev Revision) (*Plan, error) {
-	if err := Check(t); err != nil {
-		return nil, err
-	}
 	want, err := desired(t)
 	if err != nil {
 		return nil, err

@@ -39,29 +39,11 @@
 //	(*Plan).WriteText(w) error, WriteJSON(w) error          // secrets masked; see docs/plan.md
 //	MaskSecrets(objs []Object) []Object                    // secret hashes shortened as plans show them
 //	PlanStore(ctx, st, t) (*Plan, error)
-//	Check(t) error                                         // policy compiles and its tests pass
-//	Apply(ctx, st, t, rev Revision) (*Plan, error)         // Check, then one store transaction; records rev
+//	Apply(ctx, st, t, rev Revision) (*Plan, error)         // one store transaction; records rev
 //	LoadApplied(ctx, st) (*schema.Tailnet, error)
 //	Revisions(ctx, st, limit) ([]Revision, error), LastRevision(ctx, st)
 //	RevisionPlan(ctx, st, id) (json.RawMessage, error)     // the JSON plan a revision applied; store.ErrNotFound
 //	SetApplyHook(f func(step string) error)                // crash injection for tests
-//
-// # Sync loop
-//
-//	NewLoop(ctx, LoopConfig{Store, Source, Publish, Check}) (*Loop, error)
-//	(*Loop).Sync()                      // poll now (webhook) and retry at once
-//	(*Loop).Status() LoopStatus         // applied, attempted + problems, retries
-//	(*Loop).Applied() *schema.Tailnet   // what is served
-//	(*Loop).Close() error
-//
-// Each revision from the gitsync.Source goes through load, validate,
-// compile, test (against the real registered nodes), check (LoopConfig.Check:
-// would the server take it), apply (the diff against SQLite, written in one
-// transaction) and
-// publish; a failure at any step leaves SQLite and the served config as
-// they were, and is recorded as the Attempt with its problems at
-// file:line:col. Config errors wait for a new commit; other errors retry
-// the same revision with capped exponential backoff.
 //
 // A typical plan:
 //
@@ -70,10 +52,18 @@
 //	p.AssessImpact(nodes)
 //	p.WriteText(os.Stdout)
 //
+// # Where it sits
+//
+// reconcile neither compiles nor tests a policy and knows no source of
+// revisions. Package pipeline drives it: each revision is prepared once by
+// the coordination server (control.Server.Prepare), tested there, and
+// Apply records the prepared tailnet; lint and plan check a tree with
+// policy.Validate before they diff it.
+//
 // # Errors
 //
-// Errors are classed for the sync loop. NeedsNewCommit(err) is true when
-// the config itself is at fault (a *ConfigError, such as Check's, or
+// Errors are classed for the sync pipeline. NeedsNewCommit(err) is true
+// when the config itself is at fault (a *ConfigError, or
 // schema.Diagnostics with errors): retrying the same commit cannot
 // succeed, so keep serving the last applied state and wait for the next
 // commit. RetryLater(err) is true for everything else except context

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 
-	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 )
 
 // ConfigError means the revision itself cannot be applied: retrying the
-// same commit fails the same way, so the sync loop must wait for a new one.
+// same commit fails the same way, so the sync pipeline must wait for a new
+// one.
 type ConfigError struct {
 	Err error
 }
@@ -18,7 +18,7 @@ func (e *ConfigError) Error() string { return "reconcile: config cannot be appli
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // NeedsNewCommit reports whether err is the config's fault (a *ConfigError,
-// or schema.Diagnostics holding an error): the sync loop should keep
+// or schema.Diagnostics holding an error): the sync pipeline should keep
 // serving the last applied state and wait for the next commit.
 func NeedsNewCommit(err error) bool {
 	var ce *ConfigError
@@ -35,20 +35,4 @@ func NeedsNewCommit(err error) bool {
 // too), except cancellation of ctx, which means the caller is stopping.
 func RetryLater(err error) bool {
 	return err != nil && !NeedsNewCommit(err) && !errors.Is(err, context.Canceled)
-}
-
-// Check validates t the way Apply does before touching the database: the
-// policy must compile and its tests and sshTests must pass against the
-// test inventory (policy.TestInventory). It returns nil or a *ConfigError
-// wrapping the schema.Diagnostics errors (warnings are dropped), so a
-// commit the linter would reject is never applied.
-func Check(t *schema.Tailnet) error {
-	if t == nil {
-		return &ConfigError{Err: errors.New("no tailnet given")}
-	}
-	_, diags := policy.Validate(t, nil)
-	if errs := diags.Errors(); len(errs) > 0 {
-		return &ConfigError{Err: errs}
-	}
-	return nil
 }

@@ -1,21 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
-	"github.com/tailplane/tailplane/admin"
 	"github.com/tailplane/tailplane/gitsync"
-	"github.com/tailplane/tailplane/reconcile"
-	"github.com/tailplane/tailplane/schema"
-	"github.com/tailplane/tailplane/store"
 )
 
 // Environment variables serve reads secrets from when no file is given.
@@ -26,20 +18,19 @@ const (
 
 // gitopsFlags are serve's flags for following a repository.
 type gitopsFlags struct {
-	repo, branch, path  string
-	poll                time.Duration
-	gitUser             string
-	gitPasswordFile     string
-	gitBearer           bool
-	gitCAFile           string
-	sshKey, knownHosts  string
-	sshKeyPassFile      string
-	verifyCommits       string
-	verifySigners       string
-	webhookSecretFile   string
-	firstApplyTimeout   time.Duration
-	minRetry, maxRetry  time.Duration
-	configDir, stateDir string // copied from serveFlags
+	repo, branch, path string
+	poll               time.Duration
+	gitUser            string
+	gitPasswordFile    string
+	gitBearer          bool
+	gitCAFile          string
+	sshKey, knownHosts string
+	sshKeyPassFile     string
+	verifyCommits      string
+	verifySigners      string
+	webhookSecretFile  string
+	firstApplyTimeout  time.Duration
+	minRetry, maxRetry time.Duration
 }
 
 func (g *gitopsFlags) register(fs *pflag.FlagSet) {
@@ -62,106 +53,24 @@ func (g *gitopsFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&g.firstApplyTimeout, "config-wait", 30*time.Second, "with --config, how long to wait for the directory's first apply before serving")
 }
 
-// gitops is the running sync side of serve: source, loop and admin API.
-type gitops struct {
-	src     gitsync.Source
-	loop    *reconcile.Loop
-	applied *schema.Tailnet // applied state read at start, served at once
-
-	closeOnce sync.Once
-}
-
-// openSource starts following --repo or --config. It reads the applied
-// state first, so the server can serve it before the source answers.
-func (g *gitopsFlags) openSource(ctx context.Context, env *cliEnv, st *store.Store, logf func(string, ...any)) (*gitops, error) {
-	applied, err := reconcile.LoadApplied(ctx, st)
-	if err != nil {
-		return nil, err
+// repoConfig is the gitsync configuration of --repo (none without it).
+// Its cache directory and log are the server's defaults: <state-dir>/git
+// and serve's log.
+func (g *gitopsFlags) repoConfig(env *cliEnv) gitsync.Config {
+	if g.repo == "" {
+		return gitsync.Config{}
 	}
-	var src gitsync.Source
-	if g.repo != "" {
-		auth := gitsync.Auth{
-			Username: g.gitUser, PasswordFile: g.gitPasswordFile, Bearer: g.gitBearer,
-			SSHKeyFile: g.sshKey, SSHKeyPassphraseFile: g.sshKeyPassFile, KnownHostsFile: g.knownHosts,
-		}
-		if auth.PasswordFile == "" && env.getenv(envGitPassword) != "" {
-			auth.PasswordEnv = envGitPassword
-		}
-		src, err = gitsync.NewRepo(ctx, gitsync.Config{
-			URL: g.repo, Branch: g.branch, Path: g.path, Poll: g.poll,
-			CacheDir: filepath.Join(g.stateDir, "git"), CAFile: g.gitCAFile, Auth: auth,
-			VerifyKeyring: g.verifyCommits, VerifyAllowedSigners: g.verifySigners, Logf: logf,
-		})
-	} else {
-		src, err = gitsync.NewDir(ctx, g.configDir, gitsync.DirConfig{Logf: logf})
+	auth := gitsync.Auth{
+		Username: g.gitUser, PasswordFile: g.gitPasswordFile, Bearer: g.gitBearer,
+		SSHKeyFile: g.sshKey, SSHKeyPassphraseFile: g.sshKeyPassFile, KnownHostsFile: g.knownHosts,
 	}
-	if err != nil {
-		return nil, err
+	if auth.PasswordFile == "" && env.getenv(envGitPassword) != "" {
+		auth.PasswordEnv = envGitPassword
 	}
-	return &gitops{src: src, applied: applied}, nil
-}
-
-// start runs the sync loop, publishing through srv.
-func (gs *gitops) start(ctx context.Context, g *gitopsFlags, st *store.Store, srv publisher, logf func(string, ...any)) error {
-	loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{
-		Store: st, Source: gs.src, Publish: publishAndWait(srv), Check: srv.Check,
-		MinBackoff: g.minRetry, MaxBackoff: g.maxRetry, Logf: logf,
-	})
-	if err != nil {
-		return err
+	return gitsync.Config{
+		URL: g.repo, Branch: g.branch, Path: g.path, Poll: g.poll, CAFile: g.gitCAFile, Auth: auth,
+		VerifyKeyring: g.verifyCommits, VerifyAllowedSigners: g.verifySigners,
 	}
-	gs.loop = loop
-	if g.repo != "" {
-		return nil // serve the applied state now; the remote may be down
-	}
-	// A local directory answers at once: wait for its first apply so the
-	// server starts with it, and refuse to start on a broken first config.
-	deadline := time.Now().Add(g.firstApplyTimeout)
-	for time.Now().Before(deadline) {
-		ls := loop.Status()
-		if a := ls.Attempted; a != nil && (a.OK || ls.Serving || a.Class == reconcile.ClassNeedsNewCommit) {
-			if !a.OK && !ls.Serving {
-				var lines []string
-				for _, p := range a.Problems {
-					lines = append(lines, p.String())
-				}
-				return fmt.Errorf("config %s has problems (%s failed) and no revision was ever applied in --state-dir %s, so serve does not start (fix the config and start it again):\n%s",
-					g.configDir, a.Step, g.stateDir, strings.Join(lines, "\n"))
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	if loop.Status().Serving {
-		logf("config %s: not applied after %v; serving the last applied state", g.configDir, g.firstApplyTimeout)
-	} else {
-		logf("config %s: not applied after %v, and nothing is applied yet: serving no tailnet (every registration is refused) until it applies", g.configDir, g.firstApplyTimeout)
-	}
-	return nil
-}
-
-// handler serves the admin API beside the coordination protocol.
-func (gs *gitops) handler(st *store.Store, control http.Handler, nodes func(context.Context) (int, int, error), secret []byte) http.Handler {
-	api := admin.Handler(admin.Config{Loop: gs.loop, Store: st, Nodes: nodes, WebhookSecret: secret})
-	mux := http.NewServeMux()
-	mux.Handle("/api/", api)
-	mux.Handle("/metrics", api)
-	mux.Handle("/", control)
-	return mux
-}
-
-// close stops the loop, then the source; it is safe to call more than once.
-func (gs *gitops) close() {
-	gs.closeOnce.Do(func() {
-		if gs.loop != nil {
-			gs.loop.Close()
-		}
-		gs.src.Close()
-	})
 }
 
 // readSecretFile reads a secret from file (trimmed), else from the
@@ -188,32 +97,5 @@ func readSecretFile(file, env string, getenv func(string) string) ([]byte, error
 func stampedLogf(env *cliEnv) func(string, ...any) {
 	return func(format string, args ...any) {
 		fmt.Fprintf(env.stderr, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
-	}
-}
-
-// propagationWait bounds how long publishing waits for connected nodes to
-// be sent a new config: a stuck client must not stall the sync loop.
-const propagationWait = 30 * time.Second
-
-// publisher is what the sync loop publishes through: the coordination
-// server's Check, SetConfig and WaitPropagated.
-type publisher interface {
-	Check(t *schema.Tailnet) error
-	SetConfig(ctx context.Context, t *schema.Tailnet) error
-	WaitPropagated(ctx context.Context) error
-}
-
-// publishAndWait installs t and waits until every connected node was sent
-// it, so the propagation metric covers delivery. Not hearing back from
-// every node in time is not an error: the config is in effect.
-func publishAndWait(srv publisher) func(context.Context, *schema.Tailnet) error {
-	return func(ctx context.Context, t *schema.Tailnet) error {
-		if err := srv.SetConfig(ctx, t); err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(ctx, propagationWait)
-		defer cancel()
-		srv.WaitPropagated(ctx)
-		return nil
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/admin"
+	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 )
 
@@ -256,10 +257,10 @@ func TestWriteStatusGolden(t *testing.T) {
 	st := &admin.Status{
 		Serving: true,
 		Applied: &applied,
-		Attempted: &reconcile.Attempt{
+		Attempted: &pipeline.Attempt{
 			Revision: reconcile.Revision{Commit: "5be1c0de9a11ffeeddccbbaa0099887766554433", Author: "Bob <bob@example.com>", Message: "typo"},
-			Finished: now.Add(-40 * time.Second), Step: reconcile.StepValidate, Class: "needs a new commit",
-			Problems: []reconcile.Problem{{Pos: "tailnet.hujson:14:40", Path: `users["bob@example.com"].role`, Message: `unknown role "superhero"`, Hint: `use "owner", "admin" or "member"`}},
+			Finished: now.Add(-40 * time.Second), Step: pipeline.StepValidate, Class: "needs a new commit",
+			Problems: []pipeline.Problem{{Pos: "tailnet.hujson:14:40", Path: `users["bob@example.com"].role`, Message: `unknown role "superhero"`, Hint: `use "owner", "admin" or "member"`}},
 		},
 		Applying: &reconcile.Revision{Commit: "77aa0c5e1d2b3c4d5e6f708192a3b4c5d6e7f809", Author: "Carol <carol@example.com>", Message: "fix the typo"},
 		Source: admin.SourceStatus{URL: "https://git.example.com/infra/tailnet.git", Branch: "main", Path: ".",

@@ -4,14 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"time"
 
-	"github.com/tailplane/tailplane/control"
-	"github.com/tailplane/tailplane/store"
+	"github.com/tailplane/tailplane/server"
 	"tailscale.com/tailcfg"
 )
 
@@ -34,7 +31,7 @@ type serveFlags struct {
 	derpMap    string
 	derpListen string
 	stunListen string
-	gitops     gitopsFlags // --repo and the sync loop; see gitops.go
+	gitops     gitopsFlags // --repo and the sync pipeline; see gitops.go
 }
 
 func runServe(ctx context.Context, env *cliEnv, args []string) int {
@@ -66,119 +63,71 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 }
 
 func serve(ctx context.Context, env *cliEnv, f serveFlags) error {
-	st, err := store.Open(ctx, f.stateDir)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	f.gitops.configDir, f.gitops.stateDir = f.config, f.stateDir
-	webhookSecret, err := readSecretFile(f.gitops.webhookSecretFile, envWebhookSecret, env.getenv)
-	if err != nil {
-		return fmt.Errorf("--webhook-secret-file: %w", err)
-	}
-	gs, err := f.gitops.openSource(ctx, env, st, stampedLogf(env))
-	if err != nil {
-		return err
-	}
-	defer gs.close()
-	tn := gs.applied // served at once; the sync loop catches up
-	noiseKey, err := control.LoadOrCreateNoiseKey(f.stateDir)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", f.listen, err)
-	}
-	defer ln.Close()
-	scheme := "http"
-	var cert *tls.Certificate
-	if f.tlsCert != "" {
-		c, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-		if err != nil {
-			return fmt.Errorf("loading TLS certificate: %w", err)
-		}
-		cert, scheme = &c, "https"
-	}
-	serverURL := f.serverURL
-	if serverURL == "" {
-		if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
-			return fmt.Errorf("--listen %s listens on every address, so tailplane cannot tell clients (and the DERP map) where it is: add --server-url, e.g. https://tailplane.example.com or http://192.0.2.10:%d", f.listen, a.Port)
-		}
-		serverURL = scheme + "://" + ln.Addr().String()
-	}
-	u, err := url.Parse(serverURL)
-	if err != nil || u.Hostname() == "" {
-		return fmt.Errorf("--server-url %q is not a URL like https://tailplane.example.com", serverURL)
-	}
 	logf := stampedLogf(env)
-
-	var derpMap *tailcfg.DERPMap
-	var relay *control.DERP // the embedded relay; nil with --derp-map
-	if f.derpMap != "" {
-		b, err := os.ReadFile(f.derpMap)
-		if err != nil {
-			return fmt.Errorf("reading --derp-map: %w", err)
-		}
-		derpMap = new(tailcfg.DERPMap)
-		if err := json.Unmarshal(b, derpMap); err != nil {
-			return fmt.Errorf("--derp-map %s is not a JSON DERP map: %w", f.derpMap, err)
-		}
-	} else {
-		listenHost, _, _ := net.SplitHostPort(ln.Addr().String())
-		derpListen := f.derpListen
-		if derpListen == "" {
-			derpListen = net.JoinHostPort(listenHost, "0")
-		}
-		d, err := control.StartDERP(ctx, control.DERPConfig{
-			Listen:     derpListen,
-			STUNListen: f.stunListen,
-			HostName:   u.Hostname(),
-			Cert:       cert,
-			StateDir:   f.stateDir,
-		})
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		relay, derpMap = d, d.Map
-		for _, r := range d.Map.Regions {
-			for _, n := range r.Nodes {
-				logf("embedded DERP relay on %s:%d (STUN port %d)", n.HostName, n.DERPPort, n.STUNPort)
-			}
-		}
-	}
-
-	srv, err := control.New(ctx, control.Config{Store: st, NoiseKey: noiseKey, Tailnet: tn, DERPMap: derpMap, DERP: relay, ServerURL: serverURL, Logf: logf})
+	cfg, err := f.serverConfig(env, logf)
 	if err != nil {
 		return err
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return f.startError(err)
 	}
 	defer srv.Close()
-	if err := gs.start(ctx, &f.gitops, st, srv, logf); err != nil {
-		return err
-	}
-	defer gs.close() // before srv.Close: no publishing into a closed server
-	hs := srv.HTTPServer(gs.handler(st, srv.Handler(), srv.NodeCounts, webhookSecret))
-	if cert != nil {
-		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if cert != nil {
-			errc <- hs.ServeTLS(ln, "", "")
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	logf("tailplane serving %s on %s (clients: tailscale up --login-server=%s)", gs.loop.Applied().Settings.Name, ln.Addr(), serverURL)
+	logf("tailplane serving %s on %s (clients: tailscale up --login-server=%s)", srv.Tailnet().Settings.Name, srv.Addr(), srv.URL())
 	select {
-	case err := <-errc:
+	case err := <-srv.Err():
 		return err
 	case <-ctx.Done():
 		logf("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hs.Shutdown(sctx)
 		return nil
 	}
+}
+
+// serverConfig turns the flags into the server's Config, reading the
+// files they name.
+func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (server.Config, error) {
+	cfg := server.Config{
+		StateDir: f.stateDir, ConfigDir: f.config, Repo: f.gitops.repoConfig(env), FirstApplyWait: f.gitops.firstApplyTimeout,
+		Listen: f.listen, ServerURL: f.serverURL, DERPListen: f.derpListen, STUNListen: f.stunListen,
+		MinRetry: f.gitops.minRetry, MaxRetry: f.gitops.maxRetry, Logf: logf,
+	}
+	var err error
+	if cfg.WebhookSecret, err = readSecretFile(f.gitops.webhookSecretFile, envWebhookSecret, env.getenv); err != nil {
+		return cfg, fmt.Errorf("--webhook-secret-file: %w", err)
+	}
+	if f.tlsCert != "" {
+		c, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return cfg, fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		cfg.TLS = &c
+	}
+	if f.derpMap != "" {
+		b, err := os.ReadFile(f.derpMap)
+		if err != nil {
+			return cfg, fmt.Errorf("reading --derp-map: %w", err)
+		}
+		cfg.DERPMap = new(tailcfg.DERPMap)
+		if err := json.Unmarshal(b, cfg.DERPMap); err != nil {
+			return cfg, fmt.Errorf("--derp-map %s is not a JSON DERP map: %w", f.derpMap, err)
+		}
+	}
+	return cfg, nil
+}
+
+// startError says what stopped server.New in terms of serve's flags.
+func (f *serveFlags) startError(err error) error {
+	var ue *server.ServerURLError
+	if errors.As(err, &ue) {
+		if ue.URL != "" {
+			return fmt.Errorf("--server-url %q is not a URL like https://tailplane.example.com", ue.URL)
+		}
+		return fmt.Errorf("--listen %s listens on every address, so tailplane cannot tell clients (and the DERP map) where it is: add --server-url, e.g. https://tailplane.example.com or http://192.0.2.10:%d", f.listen, ue.Port)
+	}
+	var fe *server.FirstApplyError
+	if errors.As(err, &fe) {
+		return fmt.Errorf("config %s has problems (%s failed) and no revision was ever applied in --state-dir %s, so serve does not start (fix the config and start it again):\n%s",
+			fe.ConfigDir, fe.Attempt.Step, fe.StateDir, fe.Problems())
+	}
+	return err
 }

@@ -1,4 +1,4 @@
-package reconcile
+package pipeline
 
 import (
 	"context"
@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"tailscale.com/types/key"
 
+	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 )
@@ -25,12 +28,22 @@ type chanSource struct {
 	revs     chan gitsync.Revision
 	triggers chan struct{}
 
-	mu  sync.Mutex // guards err
-	err error      // reported in Status
+	mu      sync.Mutex    // guards the fields below
+	err     error         // reported in Status
+	changed chan struct{} // closed and replaced by setErr
 }
 
 func newChanSource() *chanSource {
-	return &chanSource{revs: make(chan gitsync.Revision), triggers: make(chan struct{}, 1)}
+	return &chanSource{revs: make(chan gitsync.Revision), triggers: make(chan struct{}, 1), changed: make(chan struct{})}
+}
+
+// setErr sets the error Status reports, as a failed check would.
+func (s *chanSource) setErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *chanSource) Revisions() <-chan gitsync.Revision { return s.revs }
@@ -40,6 +53,12 @@ func (s *chanSource) Status() gitsync.Status {
 	return gitsync.Status{Source: "test", Err: s.err}
 }
 func (s *chanSource) Close() error { return nil }
+
+func (s *chanSource) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
 func (s *chanSource) Trigger() {
 	select {
 	case s.triggers <- struct{}{}:
@@ -74,19 +93,85 @@ func revision(id string, files map[string]string) gitsync.Revision {
 	return gitsync.Revision{ID: id, Author: "Alice <alice@example.com>", Message: "change " + id, CommittedAt: time.Unix(1700000000, 0).UTC(), FS: fsys}
 }
 
-// loopHarness runs a Loop over a chanSource and a real SQLite store,
-// recording what it publishes.
+// loopHarness runs a Pipeline over a chanSource, a real SQLite store and
+// a real coordination server, recording what it publishes.
 type loopHarness struct {
 	t     *testing.T
 	src   *chanSource
 	st    *store.Store
-	loop  *Loop
+	loop  servedPipeline
 	mu    sync.Mutex
 	pub   []*schema.Tailnet
-	pubFn func() error // nil: succeed
-	// checkFn is the loop's Check; nil: accept every config.
+	pubFn func() error // runs before Install; an error fails it. Nil: succeed
+	// checkFn runs before Prepare; an error refuses the config. Nil:
+	// only the server's own preparation.
 	checkFn func(*schema.Tailnet) error
-	logs    []string // every line the loop logged
+	logs    []string // every line the pipeline logged
+	// What the server was asked to prepare, test and install, in order.
+	prepared, tested, installed []*control.Prepared
+}
+
+// servedPipeline is the pipeline under test and the server it installs into.
+type servedPipeline struct {
+	*Pipeline
+	ctrl *control.Server
+}
+
+// Applied returns the tailnet the server serves.
+func (s servedPipeline) Applied() *schema.Tailnet { return s.ctrl.Tailnet() }
+
+// Close stops the pipeline, then the server.
+func (s servedPipeline) Close() error {
+	s.Pipeline.Close()
+	return s.ctrl.Close()
+}
+
+// harnessServer is the coordination server as the harness lets tests
+// refuse or fail its steps.
+type harnessServer struct {
+	*control.Server
+	h *loopHarness
+}
+
+func (s harnessServer) Prepare(tn *schema.Tailnet) (*control.Prepared, error) {
+	s.h.mu.Lock()
+	check := s.h.checkFn
+	s.h.mu.Unlock()
+	if check != nil {
+		if err := check(tn); err != nil {
+			return nil, err
+		}
+	}
+	p, err := s.Server.Prepare(tn)
+	if err == nil {
+		s.h.mu.Lock()
+		s.h.prepared = append(s.h.prepared, p)
+		s.h.mu.Unlock()
+	}
+	return p, err
+}
+
+func (s harnessServer) Test(ctx context.Context, p *control.Prepared) (schema.Diagnostics, error) {
+	s.h.mu.Lock()
+	s.h.tested = append(s.h.tested, p)
+	s.h.mu.Unlock()
+	return s.Server.Test(ctx, p)
+}
+
+func (s harnessServer) Install(ctx context.Context, p *control.Prepared) error {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if s.h.pubFn != nil {
+		if err := s.h.pubFn(); err != nil {
+			return err
+		}
+	}
+	if err := s.Server.Install(ctx, p); err != nil {
+		return err
+	}
+	s.h.pub = append(s.h.pub, p.Tailnet())
+	s.h.installed = append(s.h.installed, p)
+	return nil
 }
 
 // logged returns the lines the loop logged so far.
@@ -111,37 +196,27 @@ func newLoopHarnessBackoff(t *testing.T, dir string, backoff time.Duration) *loo
 		t.Fatal(err)
 	}
 	h := &loopHarness{t: t, src: newChanSource(), st: st}
-	h.loop, err = NewLoop(ctx, LoopConfig{
-		Store: st, Source: h.src, MinBackoff: backoff, MaxBackoff: 4 * backoff,
+	applied, err := reconcile.LoadApplied(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl, err := control.New(ctx, control.Config{Store: st, NoiseKey: key.NewMachine(), Tailnet: applied, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := New(ctx, Config{
+		Store: st, Source: h.src, Server: harnessServer{ctrl, h}, MinBackoff: backoff, MaxBackoff: 4 * backoff,
 		Logf: func(format string, args ...any) {
 			t.Logf(format, args...)
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.logs = append(h.logs, fmt.Sprintf(format, args...))
 		},
-		Publish: func(ctx context.Context, tn *schema.Tailnet) error {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			if h.pubFn != nil {
-				if err := h.pubFn(); err != nil {
-					return err
-				}
-			}
-			h.pub = append(h.pub, tn)
-			return nil
-		},
-		Check: func(tn *schema.Tailnet) error {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			if h.checkFn != nil {
-				return h.checkFn(tn)
-			}
-			return nil
-		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.loop = servedPipeline{pl, ctrl}
 	t.Cleanup(func() {
 		h.loop.Close()
 		st.Close()
@@ -159,19 +234,17 @@ func (h *loopHarness) send(rev gitsync.Revision) {
 }
 
 // waitAttempt waits until the loop has attempted commit and returns the status.
-func (h *loopHarness) waitAttempt(commit string, cond func(LoopStatus) bool) LoopStatus {
+func (h *loopHarness) waitAttempt(commit string, cond func(Status) bool) Status {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := h.loop.Status()
-		if st.Attempted != nil && st.Attempted.Revision.Commit == commit && (cond == nil || cond(st)) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for an attempt of %s; status %+v attempted %+v", commit, st, st.Attempted)
-		}
-		time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := h.loop.Wait(ctx, func(st Status) bool {
+		return st.Attempted != nil && st.Attempted.Revision.Commit == commit && (cond == nil || cond(st))
+	})
+	if err != nil {
+		h.t.Fatalf("timed out waiting for an attempt of %s; status %+v attempted %+v", commit, st, st.Attempted)
 	}
+	return st
 }
 
 func (h *loopHarness) published() int {
@@ -182,7 +255,7 @@ func (h *loopHarness) published() int {
 
 func (h *loopHarness) appliedCommit() string {
 	h.t.Helper()
-	rev, ok, err := LastRevision(context.Background(), h.st)
+	rev, ok, err := reconcile.LastRevision(context.Background(), h.st)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -267,7 +340,7 @@ func TestLoopAppliesAndRefuses(t *testing.T) {
 	if _, ok := h.loop.Applied().Users["bob@example.com"]; ok {
 		t.Error("bob is still in the applied tailnet")
 	}
-	revs, err := Revisions(context.Background(), h.st, 0)
+	revs, err := reconcile.Revisions(context.Background(), h.st, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +357,7 @@ func TestLoopAppliesAndRefuses(t *testing.T) {
 }
 
 // TestLoopCheckRunsBeforeApply checks that a config the coordination
-// server would refuse (LoopConfig.Check) never reaches the store: the
+// server would refuse (Server.Prepare) never reaches the store: the
 // attempt fails at the check step, waits for a new commit, and the next
 // accepted commit applies.
 func TestLoopCheckRunsBeforeApply(t *testing.T) {
@@ -320,7 +393,7 @@ func TestLoopCheckRunsBeforeApply(t *testing.T) {
 	if got := h.appliedCommit(); got != "c1" {
 		t.Errorf("applied commit %q after a refused one, want c1", got)
 	}
-	applied, err := LoadApplied(context.Background(), h.st)
+	applied, err := reconcile.LoadApplied(context.Background(), h.st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,12 +436,12 @@ func TestLoopRetriesLater(t *testing.T) {
 	}
 	h.mu.Unlock()
 	h.send(revision("c1", files))
-	st := h.waitAttempt("c1", func(st LoopStatus) bool { return !st.Attempted.OK })
+	st := h.waitAttempt("c1", func(st Status) bool { return !st.Attempted.OK })
 	if st.Attempted.Step != StepPublish || st.Attempted.Class != "retry later" || st.NextRetry.IsZero() {
 		t.Errorf("after a failed publish: attempt %+v, next retry %v", st.Attempted, st.NextRetry)
 	}
 	close(seen)
-	st = h.waitAttempt("c1", func(st LoopStatus) bool { return st.Attempted.OK })
+	st = h.waitAttempt("c1", func(st Status) bool { return st.Attempted.OK })
 	if st.Failures != 0 || !st.NextRetry.IsZero() || h.published() != 1 || st.Metrics.Failures != 2 {
 		t.Errorf("after recovery: failures %d, next retry %v, published %d, metrics %+v; want 0, none, 1, 2 failures",
 			st.Failures, st.NextRetry, h.published(), st.Metrics)
@@ -378,7 +451,7 @@ func TestLoopRetriesLater(t *testing.T) {
 	// retry waits at the same step until the test has seen the crash.
 	crashes := 0
 	crashSeen := make(chan struct{})
-	SetApplyHook(func(step string) error {
+	reconcile.SetApplyHook(func(step string) error {
 		if step != "record revision" {
 			return nil
 		}
@@ -391,10 +464,10 @@ func TestLoopRetriesLater(t *testing.T) {
 		}
 		return nil
 	})
-	t.Cleanup(func() { SetApplyHook(nil) })
+	t.Cleanup(func() { reconcile.SetApplyHook(nil) })
 	files["extra.hujson"] = `{"users": {"carol@example.com": {"name": "Carol"}}}`
 	h.send(revision("c2", files))
-	st = h.waitAttempt("c2", func(st LoopStatus) bool { return !st.Attempted.OK })
+	st = h.waitAttempt("c2", func(st Status) bool { return !st.Attempted.OK })
 	if st.Attempted.Step != StepApply || st.Attempted.Class != "retry later" {
 		t.Errorf("after a crash: attempt %+v", st.Attempted)
 	}
@@ -402,7 +475,7 @@ func TestLoopRetriesLater(t *testing.T) {
 		t.Errorf("applied commit %q after the crash, want c1", got)
 	}
 	close(crashSeen)
-	st = h.waitAttempt("c2", func(st LoopStatus) bool { return st.Attempted.OK })
+	st = h.waitAttempt("c2", func(st Status) bool { return st.Attempted.OK })
 	if st.Applied.Commit != "c2" {
 		t.Errorf("applied %s after the retry, want c2", st.Applied.Commit)
 	}
@@ -435,14 +508,14 @@ func TestLoopRestart(t *testing.T) {
 	if !st.Attempted.OK || h2.published() != 0 {
 		t.Errorf("re-reading the served commit: attempt %+v, published %d times", st.Attempted, h2.published())
 	}
-	revs, err := Revisions(context.Background(), h2.st, 0)
+	revs, err := reconcile.Revisions(context.Background(), h2.st, 0)
 	if err != nil || len(revs) != 1 {
 		t.Errorf("revisions after restart: %v %v, want one", revs, err)
 	}
 }
 
 func TestLoopBackoff(t *testing.T) {
-	l := &Loop{cfg: LoopConfig{MinBackoff: time.Second, MaxBackoff: 10 * time.Second}}
+	l := &Pipeline{cfg: Config{MinBackoff: time.Second, MaxBackoff: 10 * time.Second}}
 	for _, tc := range []struct {
 		failures int
 		want     time.Duration
@@ -474,7 +547,7 @@ func TestLoopSyncRetriesAtOnce(t *testing.T) {
 		t.Fatalf("first attempt %+v, next retry %v; want a failure retried in an hour", st.Attempted, st.NextRetry)
 	}
 	h.loop.Sync()
-	h.waitAttempt("c1", func(st LoopStatus) bool { return st.Attempted.OK })
+	h.waitAttempt("c1", func(st Status) bool { return st.Attempted.OK })
 	select {
 	case <-h.src.triggers:
 	default:
@@ -488,9 +561,7 @@ func TestLoopShowsRefusedFetch(t *testing.T) {
 	h := newLoopHarness(t, "")
 	h.send(revision("c1", basicFiles(t)))
 	h.waitAttempt("c1", nil)
-	h.src.mu.Lock()
-	h.src.err = &gitsync.SyncError{Kind: gitsync.ErrNeedsCommit, Commit: "c2", Err: errors.New("commit is not signed")}
-	h.src.mu.Unlock()
+	h.src.setErr(&gitsync.SyncError{Kind: gitsync.ErrNeedsCommit, Commit: "c2", Err: errors.New("commit is not signed")})
 	st := h.loop.Status()
 	want := &Attempt{
 		Revision: Revision{Commit: "c2"}, Step: StepFetch, Class: "needs a new commit",
@@ -554,10 +625,76 @@ func TestLoopLogsWhatIsServed(t *testing.T) {
 		t.Errorf("first revision refused, nothing applied; log line:\n%s\nwant it to say %q", l, nothing)
 	}
 	h.send(revision("c2", good))
-	h.waitAttempt("c2", func(st LoopStatus) bool { return st.Attempted.OK })
+	h.waitAttempt("c2", func(st Status) bool { return st.Attempted.OK })
 	h.send(revision("c3", bad))
 	h.waitAttempt("c3", nil)
 	if l := lineOf("c3"); !strings.Contains(l, last) || strings.Contains(l, nothing) {
 		t.Errorf("revision refused after c2 applied; log line:\n%s\nwant it to say %q", l, last)
+	}
+}
+
+// TestWaitWakesOnSourceChange: Wait returns once a change of the source's
+// status (here a commit it refused) makes the condition true, although
+// the pipeline itself did nothing; and it gives up when its context ends.
+func TestWaitWakesOnSourceChange(t *testing.T) {
+	h := newLoopHarness(t, "")
+	h.send(revision("c1", basicFiles(t)))
+	h.waitAttempt("c1", nil)
+	checked := make(chan struct{})
+	var once sync.Once
+	type result struct {
+		st  Status
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := h.loop.Wait(ctx, func(st Status) bool {
+			once.Do(func() { close(checked) })
+			return st.Attempted != nil && st.Attempted.Revision.Commit == "c2"
+		})
+		done <- result{st, err}
+	}()
+	<-checked // Wait has seen the status without c2
+	h.src.setErr(&gitsync.SyncError{Kind: gitsync.ErrNeedsCommit, Commit: "c2", Err: errors.New("commit is not signed")})
+	r := <-done
+	if r.err != nil || r.st.Attempted.Step != StepFetch {
+		t.Fatalf("Wait = %+v, %v; want the refused c2, at fetch", r.st.Attempted, r.err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.loop.Wait(ctx, func(Status) bool { return false }); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait with its context ended = %v, want context.Canceled", err)
+	}
+}
+
+// TestLoopPreparesOnce: a revision is prepared (compiled) once, and the
+// prepared value is what is tested, what the store records and what is
+// installed.
+func TestLoopPreparesOnce(t *testing.T) {
+	h := newLoopHarness(t, "")
+	h.send(revision("c1", basicFiles(t)))
+	if st := h.waitAttempt("c1", nil); !st.Attempted.OK {
+		t.Fatalf("c1 failed: %+v", st.Attempted)
+	}
+	h.mu.Lock()
+	prepared, tested, installed := slices.Clone(h.prepared), slices.Clone(h.tested), slices.Clone(h.installed)
+	h.mu.Unlock()
+	if len(prepared) != 1 || len(tested) != 1 || len(installed) != 1 || tested[0] != prepared[0] || installed[0] != prepared[0] {
+		t.Fatalf("prepared %v, tested %v, installed %v; want one Prepared, tested and installed", prepared, tested, installed)
+	}
+	if h.loop.Applied() != prepared[0].Tailnet() {
+		t.Error("the server serves another tailnet than the prepared one")
+	}
+	stored, err := reconcile.LoadApplied(context.Background(), h.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := reconcile.Diff(reconcile.Desired(stored), reconcile.Desired(prepared[0].Tailnet())); !p.Empty() {
+		var b strings.Builder
+		p.WriteText(&b)
+		t.Errorf("the store holds another tailnet than the prepared one:\n%s", b.String())
 	}
 }

@@ -1,20 +1,19 @@
-package reconcile
+package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
-	"github.com/tailplane/tailplane/policy"
+	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
-	"tailscale.com/tailcfg"
 )
 
 // The steps a revision goes through, in order. A StepError names the one
@@ -23,11 +22,11 @@ const (
 	StepFetch    = "fetch"    // the source got the commit (reported by gitsync)
 	StepLoad     = "load"     // schema.Load assembles the files
 	StepValidate = "validate" // the document matches the schema
-	StepCompile  = "compile"  // the policy compiles
-	StepTest     = "test"     // tests and sshTests pass against the real nodes
-	StepCheck    = "check"    // the coordination server would take it (LoopConfig.Check)
+	StepCompile  = "compile"  // Server.Prepare compiles the policy; it uses nothing tailplane cannot serve
+	StepCheck    = "check"    // the rest of Server.Prepare: the policy's derpMap merges into the server's
+	StepTest     = "test"     // tests and sshTests pass against the server's nodes (Server.Test)
 	StepApply    = "apply"    // the plan against SQLite, applied in one transaction
-	StepPublish  = "publish"  // the coordination server serves it
+	StepPublish  = "publish"  // the coordination server serves it (Server.Install)
 )
 
 // Classes of a failed Attempt.
@@ -36,8 +35,8 @@ const (
 	ClassRetryLater     = "retry later"        // transient; the same revision is retried with backoff
 )
 
-// StepError is a failure of one step of the sync loop for one revision.
-// NeedsNewCommit and RetryLater see through it.
+// StepError is a failure of one step of the pipeline for one revision.
+// reconcile.NeedsNewCommit and reconcile.RetryLater see through it.
 type StepError struct {
 	Step   string // one of the Step constants
 	Commit string // the revision's ID
@@ -50,24 +49,32 @@ func (e *StepError) Error() string {
 
 func (e *StepError) Unwrap() error { return e.Err }
 
-// LoopConfig configures a Loop. Store and Source are required.
-type LoopConfig struct {
+// Server is the coordination server revisions are prepared, tested and
+// served by: a *control.Server.
+type Server interface {
+	// Prepare compiles and checks t; what it returns is tested, recorded
+	// and installed. An error is the config's fault.
+	Prepare(t *schema.Tailnet) (*control.Prepared, error)
+	// Test runs the prepared policy's tests against the server's nodes and
+	// returns the failures.
+	Test(ctx context.Context, p *control.Prepared) (schema.Diagnostics, error)
+	// Install serves p; it returns once p is in effect.
+	Install(ctx context.Context, p *control.Prepared) error
+	// WaitPropagated returns once every connected node was sent the
+	// config last installed.
+	WaitPropagated(ctx context.Context) error
+}
+
+// Config configures a Pipeline. Store, Source and Server are required.
+type Config struct {
 	// Store is the server's database; applied state and history live there.
 	Store *store.Store
-	// Source delivers revisions (a gitsync.Repo or gitsync.Dir). The loop
-	// reads it but does not close it.
+	// Source delivers revisions (a gitsync.Repo or gitsync.Dir). The
+	// pipeline reads it but does not close it.
 	Source gitsync.Source
-	// Publish hands a freshly applied tailnet to the coordination server
-	// (e.g. control.Server.SetConfig). It must return once the config is in
-	// effect. An error is retried later. Nil: nothing is published.
-	// The loop assumes the state applied in Store at start is already being
-	// served.
-	Publish func(ctx context.Context, t *schema.Tailnet) error
-	// Check tells whether Publish would accept t (e.g. control.Server.Check);
-	// it runs before Apply, so the store never holds a config the server
-	// refuses. An error is the config's fault: the loop waits for a new
-	// commit. Nil: no check beyond the loop's own.
-	Check func(t *schema.Tailnet) error
+	// Server prepares, tests and serves each revision. The pipeline
+	// assumes it already serves the state applied in Store at start.
+	Server Server
 	// MinBackoff and MaxBackoff bound the exponential backoff of retry-later
 	// failures. Zero: 1s and 5m.
 	MinBackoff, MaxBackoff time.Duration
@@ -75,20 +82,21 @@ type LoopConfig struct {
 	Logf func(format string, args ...any)
 }
 
-// Loop applies each new revision from a Source: load, validate, compile,
-// test, check, apply (diff and write), publish. A revision that fails any step changes
-// nothing: the last applied revision keeps being served. Create it with
-// NewLoop; Close stops it.
-type Loop struct {
-	cfg    LoopConfig
+// Pipeline takes each new revision from a Source to the nodes: load,
+// validate, prepare (compile and check, once, by the Server), test, apply
+// (diff and write to the store), publish (install on the Server). A
+// revision that fails any step changes nothing: the last applied revision
+// keeps being served. Create it with New; Close stops it.
+type Pipeline struct {
+	cfg    Config
 	wake   chan struct{} // size 1: coalesces wake-ups (Sync)
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu        sync.Mutex // guards the fields below
-	applied   *schema.Tailnet
-	appliedAt *Revision // nil until something was applied
-	published string    // ID of the revision last published
+	mu        sync.Mutex    // guards the fields below
+	changed   chan struct{} // closed and replaced when Status changes; see Wait
+	appliedAt *Revision     // nil until something was applied
+	published string        // ID of the revision last published
 	attempt   *Attempt
 	applying  *Revision // the revision being processed now; nil when idle
 	nextRetry time.Time
@@ -97,7 +105,10 @@ type Loop struct {
 	metrics   Metrics
 }
 
-// Attempt is the outcome of the last revision the loop tried.
+// Revision is one applied config revision, as reconcile.Apply records it.
+type Revision = reconcile.Revision
+
+// Attempt is the outcome of the last revision the pipeline tried.
 type Attempt struct {
 	Revision Revision  `json:"revision"` // Commit, Author, Message, CommittedAt
 	Started  time.Time `json:"started"`
@@ -142,7 +153,7 @@ func (p Problem) String() string {
 // brings no revision, and must not inflate the next one's figure.
 const triggerWindow = time.Minute
 
-// Metrics are the loop's counters, for /metrics.
+// Metrics are the pipeline's counters, for /metrics.
 type Metrics struct {
 	Attempts int64 // revisions tried (including retries)
 	Failures int64 // attempts that failed
@@ -153,8 +164,8 @@ type Metrics struct {
 	Propagation time.Duration
 }
 
-// LoopStatus is a snapshot of the loop, for the admin API.
-type LoopStatus struct {
+// Status is a snapshot of the pipeline, for the admin API.
+type Status struct {
 	// Serving is true when an applied config is being served; false on a
 	// first start before any revision applied.
 	Serving bool `json:"serving"`
@@ -172,11 +183,11 @@ type LoopStatus struct {
 	Metrics  Metrics        `json:"-"`
 }
 
-// NewLoop reads the applied state from cfg.Store and starts the loop. The
-// loop stops when ctx is done or Close is called.
-func NewLoop(ctx context.Context, cfg LoopConfig) (*Loop, error) {
-	if cfg.Store == nil || cfg.Source == nil {
-		return nil, errors.New("reconcile: LoopConfig needs Store and Source")
+// New reads the last applied revision from cfg.Store and starts the
+// pipeline. It stops when ctx is done or Close is called.
+func New(ctx context.Context, cfg Config) (*Pipeline, error) {
+	if cfg.Store == nil || cfg.Source == nil || cfg.Server == nil {
+		return nil, errors.New("pipeline: Config needs Store, Source and Server")
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = time.Second
@@ -188,16 +199,12 @@ func NewLoop(ctx context.Context, cfg LoopConfig) (*Loop, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
 	}
-	t, err := LoadApplied(ctx, cfg.Store)
-	if err != nil {
-		return nil, err
-	}
-	last, ok, err := LastRevision(ctx, cfg.Store)
+	last, ok, err := reconcile.LastRevision(ctx, cfg.Store)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	l := &Loop{cfg: cfg, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}), applied: t}
+	l := &Pipeline{cfg: cfg, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}
 	if ok {
 		l.appliedAt = &last
 		l.published = last.Commit
@@ -206,8 +213,8 @@ func NewLoop(ctx context.Context, cfg LoopConfig) (*Loop, error) {
 	return l, nil
 }
 
-// Close stops the loop and waits for it. It is safe to call more than once.
-func (l *Loop) Close() error {
+// Close stops the pipeline and waits for it. It is safe to call more than once.
+func (l *Pipeline) Close() error {
 	l.cancel()
 	<-l.done
 	return nil
@@ -215,7 +222,7 @@ func (l *Loop) Close() error {
 
 // Sync asks the source for the head now (as a push webhook does) and
 // retries a failed revision at once. It never blocks; calls coalesce.
-func (l *Loop) Sync() {
+func (l *Pipeline) Sync() {
 	l.mu.Lock()
 	if l.triggered.IsZero() {
 		l.triggered = time.Now()
@@ -228,21 +235,12 @@ func (l *Loop) Sync() {
 	}
 }
 
-// Applied returns the tailnet applied last: what the server serves, and
-// whose apiKeys guard the admin API. It is never nil and must not be
-// modified.
-func (l *Loop) Applied() *schema.Tailnet {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.applied
-}
-
-// Status returns a snapshot of the loop and its source.
-func (l *Loop) Status() LoopStatus {
+// Status returns a snapshot of the pipeline and its source.
+func (l *Pipeline) Status() Status {
 	src := l.cfg.Source.Status()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := LoopStatus{
+	st := Status{
 		Serving:   l.appliedAt != nil,
 		NextRetry: l.nextRetry,
 		Failures:  l.failures,
@@ -261,7 +259,7 @@ func (l *Loop) Status() LoopStatus {
 		r := *l.applying
 		st.Applying = &r
 	}
-	// A commit the source refused (say, unsigned) never reaches the loop;
+	// A commit the source refused (say, unsigned) never reaches the pipeline;
 	// show it as the attempted revision, failed at fetch.
 	var se *gitsync.SyncError
 	if errors.As(src.Err, &se) && se.Kind == gitsync.ErrNeedsCommit && se.Commit != "" &&
@@ -276,8 +274,40 @@ func (l *Loop) Status() LoopStatus {
 	return st
 }
 
-// run is the loop's goroutine: it owns the pending revision and the timer.
-func (l *Loop) run(ctx context.Context) {
+// Wait returns the first Status, from now on, for which cond is true. It
+// checks at once and again at every change of the pipeline's or its
+// source's status, without polling. When ctx ends first it returns the
+// last Status and ctx's error.
+func (l *Pipeline) Wait(ctx context.Context, cond func(Status) bool) (Status, error) {
+	for {
+		// Take both channels before reading the status, so no change
+		// between the read and the wait goes unnoticed.
+		l.mu.Lock()
+		changed := l.changed
+		l.mu.Unlock()
+		srcChanged := l.cfg.Source.Changed()
+		st := l.Status()
+		if cond(st) {
+			return st, nil
+		}
+		select {
+		case <-changed:
+		case <-srcChanged:
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
+}
+
+// changedLocked wakes the waiters of Wait; the caller changed a field
+// Status reports.
+func (l *Pipeline) changedLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// run is the pipeline's goroutine: it owns the pending revision and the timer.
+func (l *Pipeline) run(ctx context.Context) {
 	defer close(l.done)
 	revs := l.cfg.Source.Revisions()
 	retry := time.NewTimer(0)
@@ -307,7 +337,7 @@ func (l *Loop) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil || NeedsNewCommit(err) {
+		if err == nil || reconcile.NeedsNewCommit(err) {
 			pending = nil
 			continue
 		}
@@ -315,14 +345,15 @@ func (l *Loop) run(ctx context.Context) {
 	}
 }
 
-func (l *Loop) setRetry(failures int, next time.Time) {
+func (l *Pipeline) setRetry(failures int, next time.Time) {
 	l.mu.Lock()
 	l.failures, l.nextRetry = failures, next
+	l.changedLocked()
 	l.mu.Unlock()
 }
 
 // backoff is MinBackoff doubled per failure after the first, capped.
-func (l *Loop) backoff(failures int) time.Duration {
+func (l *Pipeline) backoff(failures int) time.Duration {
 	d := l.cfg.MinBackoff
 	for i := 1; i < failures && d < l.cfg.MaxBackoff; i++ {
 		d *= 2
@@ -332,19 +363,20 @@ func (l *Loop) backoff(failures int) time.Duration {
 
 // process takes rev through every step and records the attempt. After a
 // retry-later failure, delay is when to try again.
-func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.Time) (delay time.Duration, err error) {
+func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received time.Time) (delay time.Duration, err error) {
 	a := &Attempt{
 		Revision: Revision{Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt},
 		Started:  time.Now(),
 	}
 	l.mu.Lock()
 	l.applying = &a.Revision
+	l.changedLocked()
 	l.mu.Unlock()
-	t, plan, err := l.steps(ctx, rev)
+	plan, err := l.steps(ctx, rev)
 	a.Finished = time.Now()
 	var last *Revision
 	if err == nil {
-		r, ok, lerr := LastRevision(ctx, l.cfg.Store)
+		r, ok, lerr := reconcile.LastRevision(ctx, l.cfg.Store)
 		switch {
 		case lerr != nil:
 			l.cfg.Logf("reconcile: revision %s is applied, but the status may show the previous one: %v", shortCommit(rev.ID), lerr)
@@ -354,6 +386,7 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changedLocked()
 	l.applying = nil
 	if err != nil && ctx.Err() != nil {
 		return 0, err
@@ -369,7 +402,7 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 			a.Step = se.Step
 		}
 		a.Class = ClassNeedsNewCommit
-		if !NeedsNewCommit(err) {
+		if !reconcile.NeedsNewCommit(err) {
 			a.Class = ClassRetryLater
 			l.failures = prevFailures + 1
 			delay = l.backoff(l.failures)
@@ -388,7 +421,6 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 	}
 	l.triggered = time.Time{}
 	l.metrics.Propagation = a.Finished.Sub(start)
-	l.applied = t
 	l.published = rev.ID
 	if last != nil {
 		l.appliedAt = last
@@ -400,53 +432,61 @@ func (l *Loop) process(ctx context.Context, rev gitsync.Revision, received time.
 // stillServedLocked says what is served after a revision failed: the last
 // applied one, or, when nothing was ever applied, nothing: the server has
 // an empty tailnet (no auth keys), so it refuses every registration.
-func (l *Loop) stillServedLocked() string {
+func (l *Pipeline) stillServedLocked() string {
 	if l.appliedAt != nil {
 		return "the last applied revision keeps serving"
 	}
 	return "nothing is applied yet, so no tailnet is served and every registration is refused until a revision applies"
 }
 
-// steps runs the steps for rev and returns the tailnet it published.
-func (l *Loop) steps(ctx context.Context, rev gitsync.Revision) (*schema.Tailnet, *Plan, error) {
-	fail := func(step string, err error) (*schema.Tailnet, *Plan, error) {
-		return nil, nil, &StepError{Step: step, Commit: rev.ID, Err: err}
+// propagationWait bounds how long publishing waits for connected nodes to
+// be sent a new config: a stuck client must not stall the pipeline. Not
+// hearing back from every node in time is not an error: the config is in
+// effect.
+const propagationWait = 30 * time.Second
+
+// steps runs the steps for rev and returns the plan it applied.
+func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.Plan, error) {
+	fail := func(step string, err error) (*reconcile.Plan, error) {
+		return nil, &StepError{Step: step, Commit: rev.ID, Err: err}
 	}
 	if rev.FS == nil {
-		return fail(StepFetch, &ConfigError{Err: errors.New("the revision has no files")})
+		return fail(StepFetch, &reconcile.ConfigError{Err: errors.New("the revision has no files")})
 	}
 	t, diags := schema.Load(ctx, rev.FS, ".")
 	if err := ctx.Err(); err != nil {
 		return fail(StepLoad, err)
 	}
 	if t == nil {
-		return fail(StepLoad, &ConfigError{Err: diags.Errors()})
+		return fail(StepLoad, &reconcile.ConfigError{Err: diags.Errors()})
 	}
 	if diags.HasErrors() {
-		return fail(StepValidate, &ConfigError{Err: diags.Errors()})
+		return fail(StepValidate, &reconcile.ConfigError{Err: diags.Errors()})
 	}
-	p, diags := policy.Compile(t)
-	if p != nil {
-		diags = append(diags, p.Unsupported()...) // Tailscale accepts them; tailplane cannot serve them yet
+	// The one compilation of this revision: what is tested, recorded and
+	// installed below is prep.
+	prep, err := l.cfg.Server.Prepare(t)
+	if err != nil {
+		var ds schema.Diagnostics
+		if errors.As(err, &ds) {
+			return fail(StepCompile, &reconcile.ConfigError{Err: ds.Errors()})
+		}
+		return fail(StepCheck, &reconcile.ConfigError{Err: err})
 	}
-	if diags.HasErrors() || p == nil {
-		return fail(StepCompile, &ConfigError{Err: diags.Errors()})
+	// Tailscale accepts these; tailplane cannot serve them yet.
+	if ds := prep.Policy().Unsupported().Errors(); len(ds) > 0 {
+		return fail(StepCompile, &reconcile.ConfigError{Err: ds})
 	}
-	real, err := policyNodes(ctx, l.cfg.Store)
+	failed, err := l.cfg.Server.Test(ctx, prep)
 	if err != nil {
 		return fail(StepTest, err)
 	}
-	if diags := p.RunTests(policy.TestInventory(t, real)).Errors(); len(diags) > 0 {
-		return fail(StepTest, &ConfigError{Err: diags})
-	}
-	if l.cfg.Check != nil {
-		if err := l.cfg.Check(t); err != nil {
-			return fail(StepCheck, &ConfigError{Err: err})
-		}
+	if ds := failed.Errors(); len(ds) > 0 {
+		return fail(StepTest, &reconcile.ConfigError{Err: ds})
 	}
 	// Apply diffs against SQLite inside its transaction; re-applying the
 	// commit recorded last changes and records nothing.
-	plan, err := Apply(ctx, l.cfg.Store, t, Revision{
+	plan, err := reconcile.Apply(ctx, l.cfg.Store, prep.Tailnet(), Revision{
 		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt,
 	})
 	if err != nil {
@@ -456,37 +496,16 @@ func (l *Loop) steps(ctx context.Context, rev gitsync.Revision) (*schema.Tailnet
 	published := l.published
 	l.mu.Unlock()
 	if plan.Empty() && published == rev.ID {
-		return t, plan, nil // a restart re-reading the served commit
+		return plan, nil // a restart re-reading the served commit
 	}
-	if l.cfg.Publish != nil {
-		if err := l.cfg.Publish(ctx, t); err != nil {
-			return fail(StepPublish, err)
-		}
+	if err := l.cfg.Server.Install(ctx, prep); err != nil {
+		return fail(StepPublish, err)
 	}
-	return t, plan, nil
-}
-
-// policyNodes describes the registered, logged-in nodes to the policy
-// engine, so tests see the real tailnet.
-func policyNodes(ctx context.Context, st *store.Store) ([]policy.Node, error) {
-	rows, err := st.Nodes(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile: reading nodes for the policy tests: %w", err)
-	}
-	var out []policy.Node
-	for _, r := range rows {
-		if r.LoggedOut {
-			continue
-		}
-		n := policy.Node{ID: tailcfg.NodeID(r.ID), Name: firstNonEmpty(r.GivenName, r.Hostname), User: r.UserLogin, Tags: r.Tags}
-		n.IPv4, _ = netip.ParseAddr(r.IPv4)
-		n.IPv6, _ = netip.ParseAddr(r.IPv6)
-		if len(n.Tags) > 0 {
-			n.User = ""
-		}
-		out = append(out, n)
-	}
-	return out, nil
+	// Wait for delivery, so the propagation metric covers it.
+	wctx, cancel := context.WithTimeout(ctx, propagationWait)
+	defer cancel()
+	l.cfg.Server.WaitPropagated(wctx)
+	return plan, nil
 }
 
 // problems flattens err into one Problem per diagnostic.

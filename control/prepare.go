@@ -1,0 +1,105 @@
+package control
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tailplane/tailplane/policy"
+	"github.com/tailplane/tailplane/schema"
+	"tailscale.com/tailcfg"
+)
+
+// Prepared is a tailnet config that passed every check the server makes,
+// compiled for installing: the policy compiled, the policy's derpMap merged
+// into the server's DERP map, the DNS config built. Prepare makes one;
+// Test runs its policy tests and Install serves it. It is immutable and
+// belongs to the Server that prepared it.
+type Prepared struct {
+	srv      *Server
+	tailnet  *schema.Tailnet
+	compiled *policy.Policy
+	derpMap  *tailcfg.DERPMap // the server's map with the policy's derpMap applied
+	dns      *tailcfg.DNSConfig
+}
+
+// Tailnet returns the config p was prepared from; it must not be modified.
+func (p *Prepared) Tailnet() *schema.Tailnet { return p.tailnet }
+
+// Policy returns p's compiled policy.
+func (p *Prepared) Policy() *policy.Policy { return p.compiled }
+
+// Prepare checks and compiles t: the policy must compile and its derpMap
+// must merge into the server's DERP map. It is the only place a config is
+// compiled; what it returns is what Install installs. An error wrapping
+// schema.Diagnostics is a policy that does not compile (the diagnostics
+// carry positions); any other error is a config the server cannot serve
+// otherwise (a derpMap that does not merge). Prepare reads only immutable
+// server fields, so it runs off the owner goroutine and never waits.
+func (s *Server) Prepare(t *schema.Tailnet) (*Prepared, error) {
+	if t == nil {
+		return nil, errors.New("control: no tailnet config given")
+	}
+	compiled, err := compilePolicy(t)
+	if err != nil {
+		return nil, err
+	}
+	derpMap, err := effectiveDERPMap(s.derpMap, t.Policy.DERPMap)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{srv: s, tailnet: t, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t)}, nil
+}
+
+// Test runs p's policy tests (tests and sshTests) against the nodes the
+// server evaluates its policy against, as they would be under p (approved
+// routes included), plus a stand-in node for every user and tag that has
+// none (policy.TestInventory). The node list is taken on the owner
+// goroutine; the tests run on the caller's. It returns the failed tests'
+// diagnostics (empty when every test passes), or an error when the server
+// is shut down or ctx ends first.
+func (s *Server) Test(ctx context.Context, p *Prepared) (schema.Diagnostics, error) {
+	if err := s.owns(p); err != nil {
+		return nil, err
+	}
+	var nodes []policy.Node
+	err := s.do(ctx, func(w *world) error {
+		nodes = w.inventoryUnder(p.tailnet, p.compiled)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.compiled.RunTests(policy.TestInventory(p.tailnet, nodes)), nil
+}
+
+// Install makes p the served config and pushes fresh netmaps to every
+// connected node. It returns once p is in effect. Nodes whose user, or all
+// of whose tags, p no longer declares are logged out (see
+// pruneUndeclared); WaitPropagated tells when every connected node was
+// sent the new netmap. p must come from s.Prepare.
+func (s *Server) Install(ctx context.Context, p *Prepared) error {
+	if err := s.owns(p); err != nil {
+		return err
+	}
+	return s.do(ctx, func(w *world) error {
+		w.setTailnet(p)
+		s.setProfiles(p.tailnet)
+		w.configChanged(ctx) // prune, track propagation
+		w.everythingChanged()
+		return nil
+	})
+}
+
+// owns refuses a Prepared made by another server: its DERP map was merged
+// into that server's.
+func (s *Server) owns(p *Prepared) error {
+	if p == nil || p.srv != s {
+		return errors.New("control: the config was not prepared by this server (hint: pass what its Prepare returned)")
+	}
+	return nil
+}
+
+// Tailnet returns the config being served: the last one installed (or the
+// one New started with). Its authKeys register nodes and its apiKeys guard
+// the admin API. It is never nil and must not be modified.
+func (s *Server) Tailnet() *schema.Tailnet { return s.tailnet.Load() }

@@ -1,0 +1,414 @@
+// Package server puts a whole tailplane server together: the store, the
+// config source, the sync pipeline, the coordination server, the admin API
+// and the embedded DERP relay. New builds and starts all of it from one
+// Config; Close stops it in the one right order. `tailplane serve`, the
+// end-to-end tests and any program embedding tailplane use it.
+//
+//	store.Open(StateDir) ─ reconcile.LoadApplied ─▶ control.New (serves the applied tailnet at once)
+//	gitsync.NewRepo / NewDir ─▶ pipeline.New(Store, Source, Server: control) ─▶ Install
+//	HTTP listener: /api/, /metrics ─▶ admin (reads pipeline.Status, control.Tailnet); / ─▶ control
+//	control.StartDERP (unless Config.DERPMap) ─▶ admits only the control server's nodes
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tailplane/tailplane/admin"
+	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/pipeline"
+	"github.com/tailplane/tailplane/reconcile"
+	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
+	"tailscale.com/tailcfg"
+)
+
+// Config configures a Server. StateDir is required, and so is a source:
+// Repo.URL or ConfigDir.
+type Config struct {
+	// StateDir holds the database, the Noise key, the embedded relay's
+	// certificate and the Git cache.
+	StateDir string
+
+	// Repo, when Repo.URL is set, is the Git remote to follow (see
+	// gitsync.Config). An empty Repo.CacheDir means StateDir/git; a nil
+	// Repo.Logf means Logf.
+	Repo gitsync.Config
+	// ConfigDir is the local directory to watch instead of Repo.
+	ConfigDir string
+	// FirstApplyWait is how long New waits, with ConfigDir, for the
+	// directory's first revision to apply, so that serving starts with it
+	// (`serve --config-wait`; 30 s there). A first revision refused while
+	// nothing was ever applied fails New (a *FirstApplyError). Zero means
+	// no wait: the revision applies in the background, and the log says
+	// what is served meanwhile. With Repo, New never waits: the remote may
+	// be down, and the applied state serves meanwhile.
+	FirstApplyWait time.Duration
+
+	// Listen is the TCP address of the control protocol and the admin API;
+	// empty means "127.0.0.1:0" (a random loopback port, see URL).
+	Listen string
+	// ServerURL is the URL clients reach the server at; empty means
+	// http(s)://<the listener's address>, which a wildcard Listen cannot
+	// give (New fails with a *ServerURLError).
+	ServerURL string
+	// TLS, when set, is the certificate to serve HTTPS (and the embedded
+	// relay) with; nil means plain HTTP and a self-signed, pinned relay
+	// certificate kept in StateDir.
+	TLS *tls.Certificate
+
+	// DERPMap, when set, is handed to clients instead of running the
+	// embedded DERP relay and STUN server.
+	DERPMap *tailcfg.DERPMap
+	// DERPListen is the embedded relay's TLS address; empty means the host
+	// of the listener with a random port.
+	DERPListen string
+	// STUNListen is the embedded STUN server's UDP address; empty means
+	// the relay's host with a random port, "off" disables STUN.
+	STUNListen string
+
+	// WebhookSecret is the push webhook's HMAC secret; empty turns the
+	// webhook off (it answers 403).
+	WebhookSecret []byte
+	// MinRetry and MaxRetry bound the pipeline's backoff after transient
+	// failures; zero means 1 s and 5 min.
+	MinRetry, MaxRetry time.Duration
+	// Logf logs the server's events; nil means log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// Server is a running tailplane: see New.
+type Server struct {
+	st   *store.Store
+	src  gitsync.Source
+	derp *control.DERP // nil with Config.DERPMap
+	ctrl *control.Server
+	pl   *pipeline.Pipeline
+	ln   net.Listener
+	hs   *http.Server
+	url  string
+	errc chan error // the HTTP server's own failure
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// shutdownTimeout bounds how long Close waits for HTTP requests in
+// flight (map streams are not among them: they run over Noise and end
+// with the coordination server).
+const shutdownTimeout = 5 * time.Second
+
+// New opens the store, serves the applied tailnet from it at once, starts
+// following the source and the sync pipeline, and serves the control
+// protocol and the admin API on the listener. ctx bounds only the start
+// (opening, and with ConfigDir the wait for the first apply); what New
+// starts runs until Close. On error, everything New started is stopped.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.StateDir == "" || (cfg.Repo.URL == "") == (cfg.ConfigDir == "") {
+		return nil, errors.New("server: Config needs StateDir and one source: Repo.URL or ConfigDir")
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = log.Printf
+	}
+	s := &Server{errc: make(chan error, 1)}
+	if err := s.start(ctx, cfg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if cfg.ConfigDir != "" {
+		if err := s.waitFirstApply(ctx, cfg); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	go func() {
+		var err error
+		if cfg.TLS != nil {
+			err = s.hs.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.hs.Serve(s.ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	}()
+	return s, nil
+}
+
+// start builds every part in dependency order; the caller closes s when
+// it fails.
+func (s *Server) start(ctx context.Context, cfg Config) error {
+	run := context.WithoutCancel(ctx) // the parts' lifetime: until Close
+	var err error
+	if s.st, err = store.Open(ctx, cfg.StateDir); err != nil {
+		return err
+	}
+	applied, err := reconcile.LoadApplied(ctx, s.st) // the one read at start
+	if err != nil {
+		return err
+	}
+	src, err := openSource(run, cfg)
+	if err != nil {
+		return err
+	}
+	s.src = src
+	noiseKey, err := control.LoadOrCreateNoiseKey(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	if s.ln, err = net.Listen("tcp", listen); err != nil {
+		return fmt.Errorf("listening on %s: %w", listen, err)
+	}
+	u, err := s.serverURL(cfg, listen)
+	if err != nil {
+		return err
+	}
+	s.url = u.String()
+	derpMap := cfg.DERPMap
+	if derpMap == nil {
+		if s.derp, err = startDERP(ctx, cfg, s.ln, u.Hostname()); err != nil {
+			return err
+		}
+		derpMap = s.derp.Map
+	}
+	s.ctrl, err = control.New(ctx, control.Config{
+		Store: s.st, NoiseKey: noiseKey, Tailnet: applied, DERPMap: derpMap, DERP: s.derp,
+		ServerURL: s.url, Logf: cfg.Logf,
+	})
+	if err != nil {
+		return err
+	}
+	s.pl, err = pipeline.New(run, pipeline.Config{
+		Store: s.st, Source: s.src, Server: s.ctrl,
+		MinBackoff: cfg.MinRetry, MaxBackoff: cfg.MaxRetry, Logf: cfg.Logf,
+	})
+	if err != nil {
+		return err
+	}
+	api := admin.Handler(admin.Config{
+		Pipeline: s.pl, Served: s.ctrl.Tailnet, Store: s.st, Nodes: s.ctrl.NodeCounts, WebhookSecret: cfg.WebhookSecret,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api)
+	mux.Handle("/metrics", api)
+	mux.Handle("/", s.ctrl.Handler())
+	s.hs = s.ctrl.HTTPServer(mux)
+	if cfg.TLS != nil {
+		s.hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cfg.TLS}}
+	}
+	return nil
+}
+
+// openSource starts following cfg's Git remote or directory. The result
+// is nil on error (not a nil *Repo or *Dir in the interface).
+func openSource(ctx context.Context, cfg Config) (gitsync.Source, error) {
+	if cfg.ConfigDir != "" {
+		d, err := gitsync.NewDir(ctx, cfg.ConfigDir, gitsync.DirConfig{Logf: cfg.Logf})
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
+	rc := cfg.Repo
+	if rc.CacheDir == "" {
+		rc.CacheDir = filepath.Join(cfg.StateDir, "git")
+	}
+	if rc.Logf == nil {
+		rc.Logf = cfg.Logf
+	}
+	r, err := gitsync.NewRepo(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// ServerURLError is New's error when clients cannot be told where the
+// server is: ServerURL is not a URL with a host, or it is empty while the
+// server listens on every address.
+type ServerURLError struct {
+	URL    string // Config.ServerURL; empty when it was not given
+	Listen string // Config.Listen
+	Port   int    // the port listened on
+}
+
+func (e *ServerURLError) Error() string {
+	if e.URL != "" {
+		return fmt.Sprintf("server: ServerURL %q is not a URL like https://tailplane.example.com", e.URL)
+	}
+	return fmt.Sprintf("server: %s listens on every address, so clients (and the DERP map) cannot be told where the server is: set ServerURL, e.g. https://tailplane.example.com or http://192.0.2.10:%d", e.Listen, e.Port)
+}
+
+// serverURL is cfg.ServerURL, or the listener's address.
+func (s *Server) serverURL(cfg Config, listen string) (*url.URL, error) {
+	raw := cfg.ServerURL
+	if raw == "" {
+		if a, ok := s.ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+			return nil, &ServerURLError{Listen: listen, Port: a.Port}
+		}
+		scheme := "http"
+		if cfg.TLS != nil {
+			scheme = "https"
+		}
+		raw = scheme + "://" + s.ln.Addr().String()
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return nil, &ServerURLError{URL: raw, Listen: listen}
+	}
+	return u, nil
+}
+
+// startDERP starts the embedded relay beside ln and logs where it is.
+func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string) (*control.DERP, error) {
+	listen := cfg.DERPListen
+	if listen == "" {
+		listenHost, _, _ := net.SplitHostPort(ln.Addr().String())
+		listen = net.JoinHostPort(listenHost, "0")
+	}
+	d, err := control.StartDERP(ctx, control.DERPConfig{
+		Listen: listen, STUNListen: cfg.STUNListen, HostName: host, Cert: cfg.TLS, StateDir: cfg.StateDir,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range d.Map.Regions {
+		for _, n := range r.Nodes {
+			cfg.Logf("embedded DERP relay on %s:%d (STUN port %d)", n.HostName, n.DERPPort, n.STUNPort)
+		}
+	}
+	return d, nil
+}
+
+// URL is the URL clients reach the server at (Config.ServerURL, or the
+// listener's address).
+func (s *Server) URL() string { return s.url }
+
+// Addr is the address the control protocol and the admin API listen on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Tailnet returns the tailnet being served. It is never nil and must not
+// be modified.
+func (s *Server) Tailnet() *schema.Tailnet { return s.ctrl.Tailnet() }
+
+// Pipeline is the sync pipeline: its Status, Wait and Sync.
+func (s *Server) Pipeline() *pipeline.Pipeline { return s.pl }
+
+// Control is the coordination server.
+func (s *Server) Control() *control.Server { return s.ctrl }
+
+// Store is the server's database.
+func (s *Server) Store() *store.Store { return s.st }
+
+// DERP is the embedded relay; nil with Config.DERPMap.
+func (s *Server) DERP() *control.DERP { return s.derp }
+
+// Err receives the error that stopped the HTTP server on its own (say,
+// the listener failed); nothing is sent after Close.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// Close stops the server, each part after what depends on it: the HTTP
+// server first (no new requests; those in flight get up to 5 s), then
+// the pipeline (nothing more is installed), the source, the coordination
+// server (map sessions end), the relay and last the store. It is safe to
+// call more than once and returns the first error.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.hs != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			errs = append(errs, s.hs.Shutdown(ctx))
+			cancel()
+		}
+		if s.ln != nil {
+			s.ln.Close() // Shutdown closed it if serving started
+		}
+		if s.pl != nil {
+			errs = append(errs, s.pl.Close())
+		}
+		if s.src != nil {
+			errs = append(errs, s.src.Close())
+		}
+		if s.ctrl != nil {
+			errs = append(errs, s.ctrl.Close())
+		}
+		if s.derp != nil {
+			errs = append(errs, s.derp.Close())
+		}
+		if s.st != nil {
+			errs = append(errs, s.st.Close())
+		}
+		for _, err := range errs {
+			if err != nil {
+				s.closeErr = err
+				break
+			}
+		}
+	})
+	return s.closeErr
+}
+
+// FirstApplyError is New's error when the first revision of
+// Config.ConfigDir is refused and nothing was ever applied in StateDir:
+// the server would serve no tailnet, so it does not start.
+type FirstApplyError struct {
+	ConfigDir, StateDir string
+	Attempt             pipeline.Attempt // the refused revision, with its problems
+}
+
+func (e *FirstApplyError) Error() string {
+	return fmt.Sprintf("server: config %s has problems (%s failed) and no revision was ever applied in %s, so the server does not start (fix the config and start it again):\n%s",
+		e.ConfigDir, e.Attempt.Step, e.StateDir, e.Problems())
+}
+
+// Problems returns the refused revision's problems, one per line.
+func (e *FirstApplyError) Problems() string {
+	lines := make([]string, len(e.Attempt.Problems))
+	for i, p := range e.Attempt.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitFirstApply waits up to cfg.FirstApplyWait for the directory's first
+// revision to apply or to be refused for good. A refusal with nothing
+// applied before is a *FirstApplyError; running out of time is not an
+// error (the state applied before, or none, is served, and the log says
+// which).
+func (s *Server) waitFirstApply(ctx context.Context, cfg Config) error {
+	wait := cfg.FirstApplyWait
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	st, err := s.pl.Wait(wctx, func(st pipeline.Status) bool {
+		a := st.Attempted
+		return a != nil && (a.OK || st.Serving || a.Class == pipeline.ClassNeedsNewCommit)
+	})
+	switch {
+	case err == nil && !st.Attempted.OK && !st.Serving:
+		return &FirstApplyError{ConfigDir: cfg.ConfigDir, StateDir: cfg.StateDir, Attempt: *st.Attempted}
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case st.Serving:
+		cfg.Logf("config %s: not applied after %v; serving the last applied state", cfg.ConfigDir, wait)
+	default:
+		cfg.Logf("config %s: not applied after %v, and nothing is applied yet: serving no tailnet (every registration is refused) until it applies", cfg.ConfigDir, wait)
+	}
+	return nil
+}

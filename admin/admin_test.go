@@ -3,9 +3,6 @@ package admin
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/store"
 )
@@ -27,11 +25,6 @@ const (
 	adminKey = "tpk-admin-0123456789abcdef"
 	hookKey  = "webhook-secret"
 )
-
-func hashOf(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
 
 // startAPI applies examples/basic plus two API keys from a watched
 // directory and serves the admin API over real HTTP.
@@ -54,8 +47,8 @@ func startAPI(t *testing.T) (url string, loop *reconcile.Loop) {
 		}
 	}
 	keys := `{"apiKeys": {
-		"ro": {"role": "read", "secretHash": "` + hashOf(readKey) + `"},
-		"rw": {"role": "admin", "secretHash": "` + hashOf(adminKey) + `"},
+		"ro": {"role": "read", "secretHash": "` + testkit.SecretHash(readKey) + `"},
+		"rw": {"role": "admin", "secretHash": "` + testkit.SecretHash(adminKey) + `"},
 	}}`
 	if err := os.WriteFile(filepath.Join(cfgDir, "api.hujson"), []byte(keys), 0o644); err != nil {
 		t.Fatal(err)
@@ -123,7 +116,7 @@ func TestAuth(t *testing.T) {
 		{name: "scheme-only", method: "GET", path: "/api/v1/status", header: "Bearer", want: http.StatusUnauthorized},
 		{"no-key", "GET", "/api/v1/status", "", http.StatusUnauthorized, ""},
 		{"wrong-key", "GET", "/api/v1/status", "tpk-nope", http.StatusUnauthorized, ""},
-		{"hash-as-key", "GET", "/api/v1/status", hashOf(readKey), http.StatusUnauthorized, ""},
+		{"hash-as-key", "GET", "/api/v1/status", testkit.SecretHash(readKey), http.StatusUnauthorized, ""},
 		{"read-status", "GET", "/api/v1/status", readKey, http.StatusOK, ""},
 		{"read-revisions", "GET", "/api/v1/revisions", readKey, http.StatusOK, ""},
 		{"read-applied", "GET", "/api/v1/applied", readKey, http.StatusOK, ""},
@@ -250,9 +243,7 @@ func TestAppliedMasksSecrets(t *testing.T) {
 func TestWebhook(t *testing.T) {
 	url, _ := startAPI(t)
 	payload := []byte(`{"ref":"refs/heads/main"}`)
-	mac := hmac.New(sha256.New, []byte(hookKey))
-	mac.Write(payload)
-	good := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	good := testkit.WebhookSignature(hookKey, string(payload))
 	for _, tc := range []struct {
 		name string
 		sig  string

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/internal/tailscaled"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/tailcfg"
 )
@@ -26,7 +27,7 @@ func capsConfig(sshUser string) string {
 	"tailnet": {"name": "caps", "domain": "tail.test"},
 	"users": {"alice@example.com": {}},
 	"authKeys": {
-		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashSecret(aliceKey) + `"},
+		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(aliceKey) + `"},
 	},
 	"ssh": [
 		{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": [` + fmt.Sprintf("%q", sshUser) + `]},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/internal/tailscaled"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"golang.org/x/net/proxy"
 	"tailscale.com/ipn/ipnstate"
 )
@@ -28,7 +29,7 @@ func e2eConfig(allowed int) string {
 	"users": {"alice@example.com": {"role": "admin"}},
 	"dns": {"magicDNS": true},
 	"authKeys": {
-		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashSecret(aliceKey) + `"},
+		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(aliceKey) + `"},
 	},
 	"acls": [
 		{"action": "accept", "src": ["alice@example.com"], "dst": ["alice@example.com:` + fmt.Sprint(allowed) + `"]},

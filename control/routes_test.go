@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/ipnstate"
@@ -36,8 +37,8 @@ var (
 // as the applied state of one may still hold it).
 func routeTailnet() *schema.Tailnet {
 	tn := testTailnet()
-	tn.AuthKeys["routers"] = schema.AuthKey{Name: "routers", Tags: []string{"tag:router"}, Reusable: true, Ephemeral: true, Preauthorized: true, SecretHash: hashSecret(routerKey)}
-	tn.AuthKeys["bob"] = schema.AuthKey{Name: "bob", User: "bob@example.com", Reusable: true, Preauthorized: true, SecretHash: hashSecret(bobKey)}
+	tn.AuthKeys["routers"] = schema.AuthKey{Name: "routers", Tags: []string{"tag:router"}, Reusable: true, Ephemeral: true, Preauthorized: true, SecretHash: testkit.SecretHash(routerKey)}
+	tn.AuthKeys["bob"] = schema.AuthKey{Name: "bob", User: "bob@example.com", Reusable: true, Preauthorized: true, SecretHash: testkit.SecretHash(bobKey)}
 	tn.Routes = map[string][]netip.Prefix{
 		"tag:router":                   {netip.MustParsePrefix("192.0.2.0/24")},
 		"tag:router/office-router":     {officeNet, exitV4, exitV6},

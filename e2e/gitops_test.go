@@ -3,9 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
@@ -39,13 +37,13 @@ type cfg struct {
 // files renders c as a config repository.
 func (c cfg) files() map[string]string {
 	users := `"alice@example.com": {"role": "admin"}, "bob@example.com": {},`
-	keys := `"alice": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashOf(aliceKey) + `"},
-		"bob": {"user": "bob@example.com", "reusable": true, "secretHash": "` + hashOf(bobKey) + `"},`
+	keys := `"alice": {"user": "alice@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(aliceKey) + `"},
+		"bob": {"user": "bob@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(bobKey) + `"},`
 	guests := `"bob@example.com"`
 	if c.carol {
 		users += ` "carol@example.com": {},`
 		keys += `
-		"carol": {"user": "carol@example.com", "reusable": true, "secretHash": "` + hashOf(carolKey) + `"},`
+		"carol": {"user": "carol@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(carolKey) + `"},`
 		guests += `, "carol@example.com"`
 	}
 	ports := "443"
@@ -63,7 +61,7 @@ func (c cfg) files() map[string]string {
 	"authKeys": {
 		` + keys + `
 	},
-	"apiKeys": {"ops": {"role": "admin", "secretHash": "` + hashOf(opsAPIKey) + `"}},
+	"apiKeys": {"ops": {"role": "admin", "secretHash": "` + testkit.SecretHash(opsAPIKey) + `"}},
 }
 `,
 		"policy.hujson": `{
@@ -83,11 +81,9 @@ func (c cfg) files() map[string]string {
 func webhook(t *testing.T, url string) {
 	t.Helper()
 	body := []byte(`{"ref": "refs/heads/main"}`)
-	mac := hmac.New(sha256.New, []byte(webhookSecret))
-	mac.Write(body)
 	req, _ := http.NewRequest("POST", url+"/api/v1/webhook", bytes.NewReader(body))
 	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", testkit.WebhookSignature(webhookSecret, string(body)))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,11 +26,6 @@ import (
 // waitTimeout bounds every wait for something to happen; it is a deadline
 // for a hung test, never an expected duration.
 const waitTimeout = 90 * time.Second
-
-func hashOf(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
 
 // git runs the git CLI in dir.
 func git(t testing.TB, dir string, args ...string) string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"tailscale.com/control/controlclient"
 	"tailscale.com/health"
 	"tailscale.com/net/netmon"
@@ -26,7 +27,7 @@ func markerFiles(marker netip.Addr) map[string]string {
 	"tailnet": {"name": "bench", "domain": "tail.test"},
 	"users": {"alice@example.com": {}},
 	"dns": {"magicDNS": true, "records": [{"name": "rev.tail.test", "type": "A", "value": "` + marker.String() + `"}]},
-	"authKeys": {"fleet": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashOf(aliceKey) + `"}},
+	"authKeys": {"fleet": {"user": "alice@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(aliceKey) + `"}},
 	"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
 }
 `}

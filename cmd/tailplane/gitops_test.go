@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/admin"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/reconcile"
 )
 
@@ -46,8 +45,7 @@ func configRepo(t *testing.T, dir string) {
 		}
 		os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644)
 	}
-	sum := sha256.Sum256([]byte(testAPIKey))
-	os.WriteFile(filepath.Join(dir, "api.hujson"), []byte(`{"apiKeys": {"cli": {"role": "read", "secretHash": "sha256:`+hex.EncodeToString(sum[:])+`"}}}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "api.hujson"), []byte(`{"apiKeys": {"cli": {"role": "read", "secretHash": "`+testkit.SecretHash(testAPIKey)+`"}}}`), 0o644)
 }
 
 func gitCLI(t *testing.T, dir string, args ...string) string {

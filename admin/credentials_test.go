@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/store"
 )
@@ -45,16 +44,6 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-// runGit runs the git CLI in dir.
-func runGit(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com",
-		"-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // tokenGitServer serves a bare repository with one commit over smart HTTP
 // (the real git-http-backend). Requests without the token get 401. With
 // echoAt set, requests whose path ends in it are refused with 401 even
@@ -62,37 +51,30 @@ func runGit(t *testing.T, dir string, args ...string) {
 // some servers and proxies do.
 func tokenGitServer(t *testing.T, echoAt string) string {
 	t.Helper()
-	out, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Fatalf("this test needs the git CLI on PATH (apt-get install git): %v", err)
-	}
+	testkit.RequireGit(t)
 	root, work := t.TempDir(), t.TempDir()
-	runGit(t, root, "init", "-q", "--bare", "tailnet.git")
-	runGit(t, work, "init", "-q")
+	testkit.Git(t, root, "init", "-q", "--bare", "tailnet.git")
+	testkit.Git(t, work, "init", "-q")
 	if err := os.WriteFile(filepath.Join(work, "policy.hujson"), []byte(`{"settings": {"name": "leak-test"}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runGit(t, work, "add", "-A")
-	runGit(t, work, "commit", "-q", "-m", "first")
-	runGit(t, work, "push", "-q", filepath.Join(root, "tailnet.git"), "HEAD:refs/heads/main")
-	backend := &cgi.Handler{
-		Path:       filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
-		Env:        []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
-		InheritEnv: []string{"PATH", "HOME"},
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pass, _ := r.BasicAuth()
-		authed := pass == gitToken || r.Header.Get("Authorization") == "Bearer "+gitToken
-		if !authed || echoAt != "" && strings.HasSuffix(r.URL.Path, echoAt) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprintf(w, "credentials refused: Authorization: %s (password %q)\n", r.Header.Get("Authorization"), pass)
-			return
-		}
-		backend.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/tailnet.git"
+	testkit.Git(t, work, "add", "-A")
+	testkit.Git(t, work, "commit", "-q", "-m", "first")
+	testkit.Git(t, work, "push", "-q", filepath.Join(root, "tailnet.git"), "HEAD:refs/heads/main")
+	srv := testkit.StartGitServer(t, testkit.GitServerConfig{Root: root, Wrap: func(backend http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, pass, _ := r.BasicAuth()
+			authed := pass == gitToken || r.Header.Get("Authorization") == "Bearer "+gitToken
+			if !authed || echoAt != "" && strings.HasSuffix(r.URL.Path, echoAt) {
+				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprintf(w, "credentials refused: Authorization: %s (password %q)\n", r.Header.Get("Authorization"), pass)
+				return
+			}
+			backend.ServeHTTP(w, r)
+		})
+	}})
+	return srv.URL("tailnet.git")
 }
 
 // deadURL is an http URL nothing listens on.

@@ -98,7 +98,7 @@ func TestGitOps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	r := newRemote(t)
-	gh := newGitHTTP(t, r)
+	gh := testkit.StartGitServer(t, testkit.GitServerConfig{Root: r.root})
 	derp, err := control.StartDERP(ctx, control.DERPConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestGitOps(t *testing.T) {
 	stateDir := t.TempDir()
 
 	c1 := r.commit("let guests reach the web server", cfg{allow80: true, carol: true}.files())
-	srv := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), derp: derp, webhookSecret: webhookSecret})
+	srv := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.URL("tailnet.git"), derp: derp, webhookSecret: webhookSecret})
 	srv.waitApplied(t, c1)
 
 	web := startNode(t, ctx, srv.URL, "web", aliceKey)
@@ -226,7 +226,7 @@ func TestGitOps(t *testing.T) {
 
 	t.Run("remote-down-then-back", func(t *testing.T) {
 		applied := srv.Loop.Status().Applied.Commit
-		gh.stop()
+		gh.Stop()
 		c5 := r.commit("web: 80 while the remote is down", cfg{allow80: true, carol: true}.files())
 		waitFor(t, "the source to report the remote down", func() (bool, string) {
 			srv.Loop.Sync()
@@ -237,7 +237,7 @@ func TestGitOps(t *testing.T) {
 			t.Errorf("with the remote down: %s, want %s still served", describe(st), applied)
 		}
 		mustStay(t, "client still refused on web:80", refused(client, 80))
-		gh.start()
+		gh.Start()
 		srv.waitApplied(t, c5)
 		waitFor(t, "client to reach web:80 after the remote came back", reaches(client, 80))
 	})
@@ -326,9 +326,9 @@ func TestGitOps(t *testing.T) {
 			t.Fatal(err)
 		}
 		addr := strings.TrimPrefix(srv.URL, "http://")
-		gh.stop()
+		gh.Stop()
 		srv.stop()
-		srv2 := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), addr: addr, derp: derp, webhookSecret: webhookSecret})
+		srv2 := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.URL("tailnet.git"), addr: addr, derp: derp, webhookSecret: webhookSecret})
 		if st := srv2.Loop.Status(); !st.Serving || st.Applied == nil || st.Applied.Commit != applied.Commit {
 			t.Fatalf("restarted server: %s, want %s served at once", describe(st), applied.Commit)
 		}
@@ -344,7 +344,7 @@ func TestGitOps(t *testing.T) {
 			return err == nil && on >= 2, fmt.Sprintf("%d online of %d, %v", on, total, err)
 		})
 		waitFor(t, "client to reach web:80 through the restarted server", reaches(client, 80))
-		gh.start()
+		gh.Start()
 		srv2.waitApplied(t, applied.Commit)
 		after, err := reconcile.Revisions(ctx, srv2.Store, 0)
 		if err != nil || len(after) != len(revs) {

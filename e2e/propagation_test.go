@@ -149,7 +149,7 @@ func benchPropagation(b *testing.B, overHTTP bool) {
 	r := newRemote(b)
 	url := r.fileURL()
 	if overHTTP {
-		url = newGitHTTP(b, r).url()
+		url = testkit.StartGitServer(b, testkit.GitServerConfig{Root: r.root}).URL("tailnet.git")
 	}
 	derp, err := control.StartDERP(ctx, control.DERPConfig{})
 	if err != nil {

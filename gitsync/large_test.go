@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 // zeros reads as an endless stream of zero bytes.
@@ -126,7 +128,7 @@ func TestSyncLargeFile(t *testing.T) {
 				files[path.Join(tc.path, p)] = c
 			}
 			id := u.commitBlobs("large", files, tc.zeros)
-			for _, url := range []string{u.fileURL(), newGitServer(t, u.root, nil).url()} {
+			for _, url := range []string{u.fileURL(), testkit.StartGitServer(t, testkit.GitServerConfig{Root: u.root}).URL("tailnet.git")} {
 				s := newSyncer(t, Config{URL: url, Path: tc.path})
 				var rev *Revision
 				var err error
@@ -165,14 +167,12 @@ func TestSyncUnsignedRefusedBeforeBlobs(t *testing.T) {
 	gitIn(t, u.bare, nil, "config", "core.compression", "0")
 	u.commitBlobs("unsigned", v1, map[string]int64{"assets/big.bin": bomb})
 	var sent atomic.Int64
-	srv := newGitServer(t, u.root, nil)
-	inner := srv.handler
-	srv.stop()
-	srv.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inner.ServeHTTP(countingWriter{w, &sent}, r)
-	})
-	srv.start()
-	s := newSyncer(t, Config{URL: srv.url(), VerifyKeyring: keyring})
+	srv := testkit.StartGitServer(t, testkit.GitServerConfig{Root: u.root, Wrap: func(backend http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			backend.ServeHTTP(countingWriter{w, &sent}, r)
+		})
+	}})
+	s := newSyncer(t, Config{URL: srv.URL("tailnet.git"), VerifyKeyring: keyring})
 	var rev *Revision
 	var err error
 	n := allocated(func() { rev, err = s.sync(testContext(t)) })

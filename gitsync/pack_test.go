@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/storage/memory"
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 // packRepo is a repository made with the git CLI whose two commits hold
@@ -27,7 +28,7 @@ type packRepo struct {
 
 func newPackRepo(t *testing.T) *packRepo {
 	t.Helper()
-	requireGit(t)
+	testkit.RequireGit(t)
 	dir := t.TempDir()
 	r := &packRepo{t: t, dir: dir}
 	gitIn(t, dir, nil, "init", "-q")

@@ -38,26 +38,6 @@ func e2eConfig(allowed int) string {
 `
 }
 
-// greeter accepts TCP connections on a loopback port and greets each.
-func greeter(t *testing.T, msg string) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, msg)
-			c.Close()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // buildTailplane builds the tailplane command into dir.
 func buildTailplane(t *testing.T, ctx context.Context, dir string) string {
 	t.Helper()
@@ -206,8 +186,8 @@ func TestEndToEndTailscaled(t *testing.T) {
 	bins := buildClients(t, "")
 	// In userspace-networking mode a node forwards tailnet connections to
 	// its own address to the host's loopback at the same port.
-	allowedPort := greeter(t, "hello over the tailnet")
-	deniedPort := greeter(t, "this port is denied")
+	allowedPort := testkit.GreetOnLoopback(t, "hello over the tailnet\n")
+	deniedPort := testkit.GreetOnLoopback(t, "this port is denied\n")
 	run := startE2E(t, allowedPort, false)
 	ctx := run.ctx
 

@@ -127,18 +127,7 @@ func TestRouteApprovalByOwner(t *testing.T) {
 // `tailscale set --advertise-routes` does.
 func startRouter(t *testing.T, ctx context.Context, ts *testServer, hostname, authKey string, ephemeral bool, routes ...netip.Prefix) *tsnet.Server {
 	t.Helper()
-	s := &tsnet.Server{
-		Dir:        t.TempDir(),
-		Hostname:   hostname,
-		ControlURL: ts.URL,
-		AuthKey:    authKey,
-		Ephemeral:  ephemeral,
-		Logf:       func(string, ...any) {},
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Up(ctx); err != nil {
-		t.Fatalf("node %s: Up: %v", hostname, err)
-	}
+	s := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: hostname, AuthKey: authKey, Ephemeral: ephemeral})
 	lc, err := s.LocalClient()
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +174,7 @@ func TestRouteNameCannotBeClaimed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ts := startServer(t, routeTailnet(), "")
-	watcher := startNode(t, ctx, ts, "watcher", aliceKey)
+	watcher := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: "watcher", AuthKey: aliceKey})
 	lc, err := watcher.LocalClient()
 	if err != nil {
 		t.Fatal(err)

@@ -110,11 +110,11 @@ func TestGitOps(t *testing.T) {
 	srv := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.URL("tailnet.git"), derp: derp, webhookSecret: webhookSecret})
 	srv.waitApplied(t, c1)
 
-	web := startNode(t, ctx, srv.URL, "web", aliceKey)
+	web := &node{testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL, Hostname: "web", AuthKey: aliceKey})}
 	web.serveGreeting(t, 80, "hello on 80")
 	web.serveGreeting(t, 443, "hello on 443")
-	client := startNode(t, ctx, srv.URL, "client", bobKey)
-	carolBox := startNode(t, ctx, srv.URL, "carolbox", carolKey)
+	client := &node{testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL, Hostname: "client", AuthKey: bobKey})}
+	carolBox := &node{testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL, Hostname: "carolbox", AuthKey: carolKey})}
 	webIP, _ := web.TailscaleIPs()
 	port := func(p int) string { return fmt.Sprintf("%s:%d", webIP, p) }
 	reaches := func(n *node, p int) func() (bool, string) {

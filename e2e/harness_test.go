@@ -253,19 +253,6 @@ type node struct {
 	*tsnet.Server
 }
 
-func startNode(t *testing.T, ctx context.Context, controlURL, hostname, authKey string) *node {
-	t.Helper()
-	s := &tsnet.Server{
-		Dir: t.TempDir(), Hostname: hostname, ControlURL: controlURL, AuthKey: authKey,
-		Ephemeral: false, Logf: func(string, ...any) {},
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Up(ctx); err != nil {
-		t.Fatalf("node %s: Up: %v", hostname, err)
-	}
-	return &node{s}
-}
-
 // dial tries one TCP connection to addr through the tailnet and reads the
 // greeting; a short timeout, since a denied SYN is dropped silently.
 func (n *node) dial(ctx context.Context, addr string) (string, error) {
@@ -291,15 +278,5 @@ func (n *node) serveGreeting(t *testing.T, port int, msg string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte(msg))
-			c.Close()
-		}
-	}()
+	testkit.Greet(t, ln, msg)
 }

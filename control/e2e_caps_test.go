@@ -82,7 +82,7 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bins := buildClients(t, "")
+	bins := testkit.TailscaledBinaries(t, "")
 	run := startServeConfig(t, capsConfig(me.Username))
 	ctx := run.ctx
 	alpha := run.join(t, bins, "alpha")
@@ -203,7 +203,7 @@ func TestSSHCheckRejectedTailscaled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bins := buildClients(t, "")
+	bins := testkit.TailscaledBinaries(t, "")
 	tn := testTailnet()
 	tn.Settings.SSH = true
 	tn.Policy.SSH = []schema.SSHRule{{Action: "check", Src: []string{"autogroup:member"}, Dst: []string{"autogroup:self"}, Users: []string{me.Username}}}

@@ -23,7 +23,7 @@ const oldestClient = "v1.80.3"
 // ping, and carry TCP, so the protocol tailplane speaks still works for
 // clients at MinCapabilityVersion.
 func TestEndToEndOldestClient(t *testing.T) {
-	current, old := buildClients(t, ""), buildClients(t, oldestClient)
+	current, old := testkit.TailscaledBinaries(t, ""), testkit.TailscaledBinaries(t, oldestClient)
 	allowedPort := testkit.GreetOnLoopback(t, "hello from the current client's host\n")
 	run := startE2E(t, allowedPort, false)
 	ctx := run.ctx

@@ -115,27 +115,6 @@ type e2eRun struct {
 	tc   *testCert       // the server's certificate when it serves HTTPS
 }
 
-// buildClients returns the cached tailscaled and tailscale binaries of
-// version ("" for the version tailplane is built with). A cold build takes
-// minutes (more while other packages' tests share the cores); once cached
-// it is instant.
-func buildClients(t *testing.T, version string) *tailscaled.Binaries {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	defer cancel()
-	var bins *tailscaled.Binaries
-	var err error
-	if version == "" {
-		bins, err = tailscaled.Build(ctx)
-	} else {
-		bins, err = tailscaled.BuildCompat(ctx, version)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bins
-}
-
 // startE2E builds tailplane, declares e2eConfig(allowedPort) and starts
 // `tailplane serve`, over HTTPS with a throwaway CA when useTLS is set.
 func startE2E(t *testing.T, allowedPort int, useTLS bool) *e2eRun {
@@ -166,16 +145,7 @@ func (r *e2eRun) join(t *testing.T, bins *tailscaled.Binaries, name string, env 
 	if r.tc != nil {
 		env = append(env, "SSL_CERT_FILE="+r.tc.caFile)
 	}
-	n, err := bins.Start(r.ctx, filepath.Join(r.root, name), env...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s (tailscale %s) log (tail):\n%s", name, bins.Version, tail(n.Log(), 60))
-		}
-		n.Close()
-	})
+	n := testkit.StartTailscaled(t, r.ctx, bins, filepath.Join(r.root, name), env...)
 	if out, err := n.Tailscale(r.ctx, "up", "--login-server="+r.url, "--auth-key="+aliceKey, "--hostname="+name); err != nil {
 		t.Fatalf("%s (tailscale %s): tailscale up: %v\n%s", name, bins.Version, err, out)
 	}
@@ -183,7 +153,7 @@ func (r *e2eRun) join(t *testing.T, bins *tailscaled.Binaries, name string, env 
 }
 
 func TestEndToEndTailscaled(t *testing.T) {
-	bins := buildClients(t, "")
+	bins := testkit.TailscaledBinaries(t, "")
 	// In userspace-networking mode a node forwards tailnet connections to
 	// its own address to the host's loopback at the same port.
 	allowedPort := testkit.GreetOnLoopback(t, "hello over the tailnet\n")
@@ -285,12 +255,4 @@ func TestEndToEndTailscaled(t *testing.T) {
 			t.Errorf("connection to a port the policy denies succeeded: %q", line)
 		}
 	})
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +24,6 @@ import (
 // gitToken is the secret the remote wants. It is distinctive so that a
 // leak in any form is found by a plain substring search.
 const gitToken = "tpgit_Q7xV2mK9wR4sT1uY"
-
-// logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex // guards the field below
-	b  strings.Builder
-}
-
-func (l *logBuffer) logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(&l.b, format+"\n", args...)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // tokenGitServer serves a bare repository with one commit over smart HTTP
 // (the real git-http-backend). Requests without the token get 401. With
@@ -127,20 +108,20 @@ func TestStatusHidesGitCredentials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var logs logBuffer
+			var logs testkit.LogBuffer
 			st, err := store.Open(ctx, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer st.Close()
 			src, err := gitsync.NewRepo(ctx, gitsync.Config{
-				URL: tc.url(t), Auth: tc.auth, Poll: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Logf: logs.logf,
+				URL: tc.url(t), Auth: tc.auth, Poll: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Logf: logs.Logf,
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer src.Close()
-			loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{Store: st, Source: src, Logf: logs.logf})
+			loop, err := reconcile.NewLoop(ctx, reconcile.LoopConfig{Store: st, Source: src, Logf: logs.Logf})
 			if err != nil {
 				t.Fatal(err)
 			}

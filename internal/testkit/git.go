@@ -1,7 +1,9 @@
 package testkit
 
 import (
+	"bytes"
 	"encoding/pem"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -25,16 +27,29 @@ func RequireGit(t testing.TB) string {
 	return strings.TrimSpace(string(out))
 }
 
-// Git runs the git CLI in dir as Alice Admin <alice@example.com>, with
-// commit signing off and main as the default branch, and returns its
-// output, trimmed. A failure fails t with the output.
+// GitAuthor is who Git commits as.
+const GitAuthor = "Alice Admin <alice@example.com>"
+
+// Git runs the git CLI in dir as GitAuthor, with commit signing off and
+// main as the default branch, and returns what it wrote to stdout,
+// trimmed. A failure fails t with what git wrote to stderr.
 func Git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	return GitInput(t, dir, nil, args...)
+}
+
+// GitInput is Git with stdin read from in (nil: none), for git's plumbing
+// (hash-object --stdin, mktree).
+func GitInput(t testing.TB, dir string, in io.Reader, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com",
 		"-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"}, args...)...)
-	out, err := cmd.CombinedOutput()
+	cmd.Stdin = in
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
 	}
 	return strings.TrimSpace(string(out))
 }

@@ -3,9 +3,6 @@ package admin
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
@@ -32,11 +30,6 @@ const (
 	adminKey = "tpk-admin-0123456789abcdef"
 	hookKey  = "webhook-secret"
 )
-
-func hashOf(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
 
 // served is a running sync pipeline and the coordination server it
 // installs into, as the admin API sees them.
@@ -94,8 +87,8 @@ func startAPI(t *testing.T) (url string, loop served) {
 		}
 	}
 	keys := `{"apiKeys": {
-		"ro": {"role": "read", "secretHash": "` + hashOf(readKey) + `"},
-		"rw": {"role": "admin", "secretHash": "` + hashOf(adminKey) + `"},
+		"ro": {"role": "read", "secretHash": "` + testkit.SecretHash(readKey) + `"},
+		"rw": {"role": "admin", "secretHash": "` + testkit.SecretHash(adminKey) + `"},
 	}}`
 	if err := os.WriteFile(filepath.Join(cfgDir, "api.hujson"), []byte(keys), 0o644); err != nil {
 		t.Fatal(err)
@@ -157,7 +150,7 @@ func TestAuth(t *testing.T) {
 		{name: "scheme-only", method: "GET", path: "/api/v1/status", header: "Bearer", want: http.StatusUnauthorized},
 		{"no-key", "GET", "/api/v1/status", "", http.StatusUnauthorized, ""},
 		{"wrong-key", "GET", "/api/v1/status", "tpk-nope", http.StatusUnauthorized, ""},
-		{"hash-as-key", "GET", "/api/v1/status", hashOf(readKey), http.StatusUnauthorized, ""},
+		{"hash-as-key", "GET", "/api/v1/status", testkit.SecretHash(readKey), http.StatusUnauthorized, ""},
 		{"read-status", "GET", "/api/v1/status", readKey, http.StatusOK, ""},
 		{"read-revisions", "GET", "/api/v1/revisions", readKey, http.StatusOK, ""},
 		{"read-applied", "GET", "/api/v1/applied", readKey, http.StatusOK, ""},
@@ -284,9 +277,7 @@ func TestAppliedMasksSecrets(t *testing.T) {
 func TestWebhook(t *testing.T) {
 	url, _ := startAPI(t)
 	payload := []byte(`{"ref":"refs/heads/main"}`)
-	mac := hmac.New(sha256.New, []byte(hookKey))
-	mac.Write(payload)
-	good := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	good := testkit.WebhookSignature(hookKey, string(payload))
 	for _, tc := range []struct {
 		name string
 		sig  string

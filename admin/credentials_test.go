@@ -7,52 +7,22 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/store"
 )
 
 // gitToken is the secret the remote wants. It is distinctive so that a
 // leak in any form is found by a plain substring search.
 const gitToken = "tpgit_Q7xV2mK9wR4sT1uY"
-
-// logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex // guards the field below
-	b  strings.Builder
-}
-
-func (l *logBuffer) logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(&l.b, format+"\n", args...)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// runGit runs the git CLI in dir.
-func runGit(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com",
-		"-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
 
 // tokenGitServer serves a bare repository with one commit over smart HTTP
 // (the real git-http-backend). Requests without the token get 401. With
@@ -61,37 +31,30 @@ func runGit(t *testing.T, dir string, args ...string) {
 // some servers and proxies do.
 func tokenGitServer(t *testing.T, echoAt string) string {
 	t.Helper()
-	out, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Fatalf("this test needs the git CLI on PATH (apt-get install git): %v", err)
-	}
+	testkit.RequireGit(t)
 	root, work := t.TempDir(), t.TempDir()
-	runGit(t, root, "init", "-q", "--bare", "tailnet.git")
-	runGit(t, work, "init", "-q")
+	testkit.Git(t, root, "init", "-q", "--bare", "tailnet.git")
+	testkit.Git(t, work, "init", "-q")
 	if err := os.WriteFile(filepath.Join(work, "policy.hujson"), []byte(`{"settings": {"name": "leak-test"}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runGit(t, work, "add", "-A")
-	runGit(t, work, "commit", "-q", "-m", "first")
-	runGit(t, work, "push", "-q", filepath.Join(root, "tailnet.git"), "HEAD:refs/heads/main")
-	backend := &cgi.Handler{
-		Path:       filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
-		Env:        []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
-		InheritEnv: []string{"PATH", "HOME"},
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pass, _ := r.BasicAuth()
-		authed := pass == gitToken || r.Header.Get("Authorization") == "Bearer "+gitToken
-		if !authed || echoAt != "" && strings.HasSuffix(r.URL.Path, echoAt) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprintf(w, "credentials refused: Authorization: %s (password %q)\n", r.Header.Get("Authorization"), pass)
-			return
-		}
-		backend.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/tailnet.git"
+	testkit.Git(t, work, "add", "-A")
+	testkit.Git(t, work, "commit", "-q", "-m", "first")
+	testkit.Git(t, work, "push", "-q", filepath.Join(root, "tailnet.git"), "HEAD:refs/heads/main")
+	srv := testkit.StartGitServer(t, testkit.GitServerConfig{Root: root, Wrap: func(backend http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, pass, _ := r.BasicAuth()
+			authed := pass == gitToken || r.Header.Get("Authorization") == "Bearer "+gitToken
+			if !authed || echoAt != "" && strings.HasSuffix(r.URL.Path, echoAt) {
+				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprintf(w, "credentials refused: Authorization: %s (password %q)\n", r.Header.Get("Authorization"), pass)
+				return
+			}
+			backend.ServeHTTP(w, r)
+		})
+	}})
+	return srv.URL("tailnet.git")
 }
 
 // deadURL is an http URL nothing listens on.
@@ -144,20 +107,20 @@ func TestStatusHidesGitCredentials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var logs logBuffer
+			var logs testkit.LogBuffer
 			st, err := store.Open(ctx, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer st.Close()
 			src, err := gitsync.NewRepo(ctx, gitsync.Config{
-				URL: tc.url(t), Auth: tc.auth, Poll: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Logf: logs.logf,
+				URL: tc.url(t), Auth: tc.auth, Poll: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Logf: logs.Logf,
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer src.Close()
-			loop := startPipeline(t, ctx, st, src, logs.logf)
+			loop := startPipeline(t, ctx, st, src, logs.Logf)
 			defer loop.Close()
 			hs := httptest.NewServer(Handler(Config{Pipeline: loop.Pipeline, Served: loop.Applied, Store: st}))
 			defer hs.Close()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/internal/tailscaled"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/tailcfg"
 )
@@ -26,7 +27,7 @@ func capsConfig(sshUser string) string {
 	"tailnet": {"name": "caps", "domain": "tail.test"},
 	"users": {"alice@example.com": {}},
 	"authKeys": {
-		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashSecret(aliceKey) + `"},
+		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(aliceKey) + `"},
 	},
 	"ssh": [
 		{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": [` + fmt.Sprintf("%q", sshUser) + `]},
@@ -81,7 +82,7 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bins := buildClients(t, "")
+	bins := testkit.TailscaledBinaries(t, "")
 	run := startServeConfig(t, capsConfig(me.Username))
 	ctx := run.ctx
 	alpha := run.join(t, bins, "alpha")
@@ -202,7 +203,7 @@ func TestSSHCheckRejectedTailscaled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bins := buildClients(t, "")
+	bins := testkit.TailscaledBinaries(t, "")
 	tn := testTailnet()
 	tn.Settings.SSH = true
 	tn.Policy.SSH = []schema.SSHRule{{Action: "check", Src: []string{"autogroup:member"}, Dst: []string{"autogroup:self"}, Users: []string{me.Username}}}

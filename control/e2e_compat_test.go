@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/internal/testkit"
 	"golang.org/x/net/proxy"
 
 	"github.com/tailplane/tailplane/internal/tailscaled"
@@ -22,8 +23,8 @@ const oldestClient = "v1.80.3"
 // ping, and carry TCP, so the protocol tailplane speaks still works for
 // clients at MinCapabilityVersion.
 func TestEndToEndOldestClient(t *testing.T) {
-	current, old := buildClients(t, ""), buildClients(t, oldestClient)
-	allowedPort := greeter(t, "hello from the current client's host")
+	current, old := testkit.TailscaledBinaries(t, ""), testkit.TailscaledBinaries(t, oldestClient)
+	allowedPort := testkit.GreetOnLoopback(t, "hello from the current client's host\n")
 	run := startE2E(t, allowedPort, false)
 	ctx := run.ctx
 	if out, err := exec.CommandContext(ctx, old.Tailscale, "version").Output(); err != nil || !strings.HasPrefix(string(out), strings.TrimPrefix(oldestClient, "v")) {

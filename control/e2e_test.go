@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/internal/tailscaled"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"golang.org/x/net/proxy"
 	"tailscale.com/ipn/ipnstate"
 )
@@ -28,33 +29,13 @@ func e2eConfig(allowed int) string {
 	"users": {"alice@example.com": {"role": "admin"}},
 	"dns": {"magicDNS": true},
 	"authKeys": {
-		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashSecret(aliceKey) + `"},
+		"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(aliceKey) + `"},
 	},
 	"acls": [
 		{"action": "accept", "src": ["alice@example.com"], "dst": ["alice@example.com:` + fmt.Sprint(allowed) + `"]},
 	],
 }
 `
-}
-
-// greeter accepts TCP connections on a loopback port and greets each.
-func greeter(t *testing.T, msg string) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, msg)
-			c.Close()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // buildTailplane builds the tailplane command into dir.
@@ -134,27 +115,6 @@ type e2eRun struct {
 	tc   *testCert       // the server's certificate when it serves HTTPS
 }
 
-// buildClients returns the cached tailscaled and tailscale binaries of
-// version ("" for the version tailplane is built with). A cold build takes
-// minutes (more while other packages' tests share the cores); once cached
-// it is instant.
-func buildClients(t *testing.T, version string) *tailscaled.Binaries {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	defer cancel()
-	var bins *tailscaled.Binaries
-	var err error
-	if version == "" {
-		bins, err = tailscaled.Build(ctx)
-	} else {
-		bins, err = tailscaled.BuildCompat(ctx, version)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bins
-}
-
 // startE2E builds tailplane, declares e2eConfig(allowedPort) and starts
 // `tailplane serve`, over HTTPS with a throwaway CA when useTLS is set.
 func startE2E(t *testing.T, allowedPort int, useTLS bool) *e2eRun {
@@ -185,16 +145,7 @@ func (r *e2eRun) join(t *testing.T, bins *tailscaled.Binaries, name string, env 
 	if r.tc != nil {
 		env = append(env, "SSL_CERT_FILE="+r.tc.caFile)
 	}
-	n, err := bins.Start(r.ctx, filepath.Join(r.root, name), env...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s (tailscale %s) log (tail):\n%s", name, bins.Version, tail(n.Log(), 60))
-		}
-		n.Close()
-	})
+	n := testkit.StartTailscaled(t, r.ctx, bins, filepath.Join(r.root, name), env...)
 	if out, err := n.Tailscale(r.ctx, "up", "--login-server="+r.url, "--auth-key="+aliceKey, "--hostname="+name); err != nil {
 		t.Fatalf("%s (tailscale %s): tailscale up: %v\n%s", name, bins.Version, err, out)
 	}
@@ -202,11 +153,11 @@ func (r *e2eRun) join(t *testing.T, bins *tailscaled.Binaries, name string, env 
 }
 
 func TestEndToEndTailscaled(t *testing.T) {
-	bins := buildClients(t, "")
+	bins := testkit.TailscaledBinaries(t, "")
 	// In userspace-networking mode a node forwards tailnet connections to
 	// its own address to the host's loopback at the same port.
-	allowedPort := greeter(t, "hello over the tailnet")
-	deniedPort := greeter(t, "this port is denied")
+	allowedPort := testkit.GreetOnLoopback(t, "hello over the tailnet\n")
+	deniedPort := testkit.GreetOnLoopback(t, "this port is denied\n")
 	run := startE2E(t, allowedPort, false)
 	ctx := run.ctx
 
@@ -304,12 +255,4 @@ func TestEndToEndTailscaled(t *testing.T) {
 			t.Errorf("connection to a port the policy denies succeeded: %q", line)
 		}
 	})
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

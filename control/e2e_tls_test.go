@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 // testCert is a throwaway CA and a server certificate it signed for
@@ -96,7 +98,7 @@ func (tc *testCert) client() *http.Client {
 // and the embedded relay then both run over TLS with a certificate the
 // clients verify (through SSL_CERT_FILE, as a private CA would be).
 func TestEndToEndTailscaledHTTPS(t *testing.T) {
-	bins := buildClients(t, "")
+	bins := testkit.TailscaledBinaries(t, "")
 	run := startE2E(t, 1, true)
 	if !strings.HasPrefix(run.url, "https://") {
 		t.Fatalf("serve URL %q is not https", run.url)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"tailscale.com/tailcfg"
 )
 
@@ -137,8 +138,8 @@ func TestExpiredTSNetNodeNeedsLogin(t *testing.T) {
 	tn.Settings.NodeKeyExpiry = 15 * time.Second
 	tn.Settings.EphemeralTimeout = time.Second // the sweep that expires keys runs every 250 ms
 	ts := startServer(t, tn, "")
-	peer := startNode(t, ctx, ts, "peer", serverKey) // tagged: never expires
-	node := startNode(t, ctx, ts, "expiring", aliceKey)
+	peer := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: "peer", AuthKey: serverKey}) // tagged: never expires
+	node := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: "expiring", AuthKey: aliceKey})
 	lc, err := node.LocalClient()
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -123,7 +124,7 @@ func TestSetConfigPrunes(t *testing.T) {
 
 	t.Run("one-of-two-tags", func(t *testing.T) {
 		multi := newRawNode(t, ts)
-		tn.AuthKeys["multi"] = schema.AuthKey{Name: "multi", Tags: []string{"tag:ci", "tag:server"}, Reusable: true, Preauthorized: true, SecretHash: hashSecret(multiKey)}
+		tn.AuthKeys["multi"] = schema.AuthKey{Name: "multi", Tags: []string{"tag:ci", "tag:server"}, Reusable: true, Preauthorized: true, SecretHash: testkit.SecretHash(multiKey)}
 		if err := ts.SetConfig(ctx, tn); err != nil {
 			t.Fatal(err)
 		}

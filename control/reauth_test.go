@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/store"
 )
 
@@ -18,21 +19,12 @@ const authKeysOnly = "this server registers nodes with auth keys only"
 // `tailscale up --force-reauth` without an auth key gets the refusal a
 // fresh `tailscale up` without a key gets, and re-authenticates nothing.
 func TestForceReauthWithoutAuthKeyIsRefused(t *testing.T) {
-	bins := buildClients(t, "")
+	bins := testkit.TailscaledBinaries(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ts := startServer(t, testTailnet(), "")
 	start := func(name string) func(args ...string) (string, error) {
-		n, err := bins.Start(ctx, filepath.Join(t.TempDir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("%s log (tail):\n%s", name, tail(n.Log(), 40))
-			}
-			n.Close()
-		})
+		n := testkit.StartTailscaled(t, ctx, bins, filepath.Join(t.TempDir(), name))
 		return func(args ...string) (string, error) {
 			// A login the server does not answer would wait forever.
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)

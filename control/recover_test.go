@@ -3,38 +3,20 @@ package control
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tailplane/tailplane/internal/testkit"
 )
-
-// logBuffer collects a server's log lines.
-type logBuffer struct {
-	mu sync.Mutex // guards b
-	b  strings.Builder
-}
-
-func (l *logBuffer) logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(&l.b, format+"\n", args...)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A panic in one operation on the owner goroutine fails that operation,
 // is logged with its stack, and leaves the server serving.
 func TestOwnerPanicFailsOnlyThatOperation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var logs logBuffer
-	ts := startServerWith(t, testTailnet(), "", func(c *Config) { c.Logf = logs.logf })
+	var logs testkit.LogBuffer
+	ts := startServerWith(t, testTailnet(), "", func(c *Config) { c.Logf = logs.Logf })
 	before := newRawNode(t, ts)
 	before.register(before.registerReq(aliceKey))
 

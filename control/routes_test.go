@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/ipnstate"
@@ -36,8 +37,8 @@ var (
 // as the applied state of one may still hold it).
 func routeTailnet() *schema.Tailnet {
 	tn := testTailnet()
-	tn.AuthKeys["routers"] = schema.AuthKey{Name: "routers", Tags: []string{"tag:router"}, Reusable: true, Ephemeral: true, Preauthorized: true, SecretHash: hashSecret(routerKey)}
-	tn.AuthKeys["bob"] = schema.AuthKey{Name: "bob", User: "bob@example.com", Reusable: true, Preauthorized: true, SecretHash: hashSecret(bobKey)}
+	tn.AuthKeys["routers"] = schema.AuthKey{Name: "routers", Tags: []string{"tag:router"}, Reusable: true, Ephemeral: true, Preauthorized: true, SecretHash: testkit.SecretHash(routerKey)}
+	tn.AuthKeys["bob"] = schema.AuthKey{Name: "bob", User: "bob@example.com", Reusable: true, Preauthorized: true, SecretHash: testkit.SecretHash(bobKey)}
 	tn.Routes = map[string][]netip.Prefix{
 		"tag:router":                   {netip.MustParsePrefix("192.0.2.0/24")},
 		"tag:router/office-router":     {officeNet, exitV4, exitV6},
@@ -126,18 +127,7 @@ func TestRouteApprovalByOwner(t *testing.T) {
 // `tailscale set --advertise-routes` does.
 func startRouter(t *testing.T, ctx context.Context, ts *testServer, hostname, authKey string, ephemeral bool, routes ...netip.Prefix) *tsnet.Server {
 	t.Helper()
-	s := &tsnet.Server{
-		Dir:        t.TempDir(),
-		Hostname:   hostname,
-		ControlURL: ts.URL,
-		AuthKey:    authKey,
-		Ephemeral:  ephemeral,
-		Logf:       func(string, ...any) {},
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Up(ctx); err != nil {
-		t.Fatalf("node %s: Up: %v", hostname, err)
-	}
+	s := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: hostname, AuthKey: authKey, Ephemeral: ephemeral})
 	lc, err := s.LocalClient()
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +174,7 @@ func TestRouteNameCannotBeClaimed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ts := startServer(t, routeTailnet(), "")
-	watcher := startNode(t, ctx, ts, "watcher", aliceKey)
+	watcher := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: "watcher", AuthKey: aliceKey})
 	lc, err := watcher.LocalClient()
 	if err != nil {
 		t.Fatal(err)

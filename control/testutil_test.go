@@ -2,23 +2,16 @@ package control
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http/httptest"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 )
-
-// hashSecret returns the SecretHash the config declares for secret.
-func hashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
 
 // Secrets of the auth keys in testTailnet.
 const (
@@ -45,12 +38,12 @@ func testTailnet() *schema.Tailnet {
 		},
 		Routes: map[string][]netip.Prefix{"tag:router": {netip.MustParsePrefix("192.0.2.0/24")}},
 		AuthKeys: map[string]schema.AuthKey{
-			"alice":     {Name: "alice", User: "alice@example.com", Reusable: true, Preauthorized: true, SecretHash: hashSecret(aliceKey)},
-			"servers":   {Name: "servers", Tags: []string{"tag:server"}, Reusable: true, Preauthorized: true, SecretHash: hashSecret(serverKey)},
-			"oneshot":   {Name: "oneshot", User: "bob@example.com", Preauthorized: true, SecretHash: hashSecret(oneShotKey)},
-			"expired":   {Name: "expired", User: "bob@example.com", Reusable: true, Preauthorized: true, Expires: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), SecretHash: hashSecret(expiredKey)},
-			"limited":   {Name: "limited", User: "bob@example.com", Reusable: true, Uses: 2, Preauthorized: true, SecretHash: hashSecret(limitedKey)},
-			"ephemeral": {Name: "ephemeral", Tags: []string{"tag:ci"}, Reusable: true, Ephemeral: true, Preauthorized: true, SecretHash: hashSecret(ephemeralKy)},
+			"alice":     {Name: "alice", User: "alice@example.com", Reusable: true, Preauthorized: true, SecretHash: testkit.SecretHash(aliceKey)},
+			"servers":   {Name: "servers", Tags: []string{"tag:server"}, Reusable: true, Preauthorized: true, SecretHash: testkit.SecretHash(serverKey)},
+			"oneshot":   {Name: "oneshot", User: "bob@example.com", Preauthorized: true, SecretHash: testkit.SecretHash(oneShotKey)},
+			"expired":   {Name: "expired", User: "bob@example.com", Reusable: true, Preauthorized: true, Expires: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), SecretHash: testkit.SecretHash(expiredKey)},
+			"limited":   {Name: "limited", User: "bob@example.com", Reusable: true, Uses: 2, Preauthorized: true, SecretHash: testkit.SecretHash(limitedKey)},
+			"ephemeral": {Name: "ephemeral", Tags: []string{"tag:ci"}, Reusable: true, Ephemeral: true, Preauthorized: true, SecretHash: testkit.SecretHash(ephemeralKy)},
 		},
 		Policy: schema.Policy{
 			TagOwners: map[string][]string{

@@ -10,27 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/internal/testkit"
 	"golang.org/x/net/dns/dnsmessage"
 	"tailscale.com/ipn/ipnstate"
 	"tailscale.com/tsnet"
 )
-
-// startNode brings a tsnet node up against ts with the given auth key.
-func startNode(t *testing.T, ctx context.Context, ts *testServer, hostname, authKey string) *tsnet.Server {
-	t.Helper()
-	s := &tsnet.Server{
-		Dir:        t.TempDir(),
-		Hostname:   hostname,
-		ControlURL: ts.URL,
-		AuthKey:    authKey,
-		Logf:       func(string, ...any) {},
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Up(ctx); err != nil {
-		t.Fatalf("node %s: Up: %v", hostname, err)
-	}
-	return s
-}
 
 // waitFor polls cond until it holds or ctx ends.
 func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
@@ -63,9 +47,9 @@ func TestTSNetNodes(t *testing.T) {
 	defer cancel()
 	ts := startServer(t, testTailnet(), "")
 
-	alpha := startNode(t, ctx, ts, "alpha", aliceKey)
-	beta := startNode(t, ctx, ts, "beta", aliceKey)
-	gamma := startNode(t, ctx, ts, "gamma", serverKey)
+	alpha := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: "alpha", AuthKey: aliceKey})
+	beta := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: "beta", AuthKey: aliceKey})
+	gamma := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: "gamma", AuthKey: serverKey})
 
 	// beta serves HTTP on the tailnet.
 	ln, err := beta.Listen("tcp", ":80")

@@ -3,9 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 
 	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/pipeline"
@@ -39,13 +37,13 @@ type cfg struct {
 // files renders c as a config repository.
 func (c cfg) files() map[string]string {
 	users := `"alice@example.com": {"role": "admin"}, "bob@example.com": {},`
-	keys := `"alice": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashOf(aliceKey) + `"},
-		"bob": {"user": "bob@example.com", "reusable": true, "secretHash": "` + hashOf(bobKey) + `"},`
+	keys := `"alice": {"user": "alice@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(aliceKey) + `"},
+		"bob": {"user": "bob@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(bobKey) + `"},`
 	guests := `"bob@example.com"`
 	if c.carol {
 		users += ` "carol@example.com": {},`
 		keys += `
-		"carol": {"user": "carol@example.com", "reusable": true, "secretHash": "` + hashOf(carolKey) + `"},`
+		"carol": {"user": "carol@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(carolKey) + `"},`
 		guests += `, "carol@example.com"`
 	}
 	ports := "443"
@@ -63,7 +61,7 @@ func (c cfg) files() map[string]string {
 	"authKeys": {
 		` + keys + `
 	},
-	"apiKeys": {"ops": {"role": "admin", "secretHash": "` + hashOf(opsAPIKey) + `"}},
+	"apiKeys": {"ops": {"role": "admin", "secretHash": "` + testkit.SecretHash(opsAPIKey) + `"}},
 }
 `,
 		"policy.hujson": `{
@@ -83,11 +81,9 @@ func (c cfg) files() map[string]string {
 func webhook(t *testing.T, url string) {
 	t.Helper()
 	body := []byte(`{"ref": "refs/heads/main"}`)
-	mac := hmac.New(sha256.New, []byte(webhookSecret))
-	mac.Write(body)
 	req, _ := http.NewRequest("POST", url+"/api/v1/webhook", bytes.NewReader(body))
 	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", testkit.WebhookSignature(webhookSecret, string(body)))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -102,18 +98,18 @@ func TestGitOps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	r := newRemote(t)
-	gh := newGitHTTP(t, r)
+	gh := testkit.StartGitServer(t, testkit.GitServerConfig{Root: r.root})
 	stateDir := t.TempDir()
 
 	c1 := r.commit("let guests reach the web server", cfg{allow80: true, carol: true}.files())
-	srv := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), webhookSecret: webhookSecret})
+	srv := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.URL("tailnet.git"), webhookSecret: webhookSecret})
 	srv.waitApplied(t, c1)
 
-	web := startNode(t, ctx, srv.URL, "web", aliceKey)
+	web := &node{testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL, Hostname: "web", AuthKey: aliceKey})}
 	web.serveGreeting(t, 80, "hello on 80")
 	web.serveGreeting(t, 443, "hello on 443")
-	client := startNode(t, ctx, srv.URL, "client", bobKey)
-	carolBox := startNode(t, ctx, srv.URL, "carolbox", carolKey)
+	client := &node{testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL, Hostname: "client", AuthKey: bobKey})}
+	carolBox := &node{testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL, Hostname: "carolbox", AuthKey: carolKey})}
 	webIP, _ := web.TailscaleIPs()
 	port := func(p int) string { return fmt.Sprintf("%s:%d", webIP, p) }
 	reaches := func(n *node, p int) func() (bool, string) {
@@ -224,7 +220,7 @@ func TestGitOps(t *testing.T) {
 
 	t.Run("remote-down-then-back", func(t *testing.T) {
 		applied := srv.Loop.Status().Applied.Commit
-		gh.stop()
+		gh.Stop()
 		c5 := r.commit("web: 80 while the remote is down", cfg{allow80: true, carol: true}.files())
 		srv.Loop.Sync()
 		srv.waitStatus(t, "the source to report the remote down", func(st pipeline.Status) bool {
@@ -234,7 +230,7 @@ func TestGitOps(t *testing.T) {
 			t.Errorf("with the remote down: %s, want %s still served", describe(st), applied)
 		}
 		mustStay(t, "client still refused on web:80", refused(client, 80))
-		gh.start()
+		gh.Start()
 		srv.waitApplied(t, c5)
 		waitFor(t, "client to reach web:80 after the remote came back", reaches(client, 80))
 	})
@@ -324,9 +320,9 @@ func TestGitOps(t *testing.T) {
 		}
 		addr := strings.TrimPrefix(srv.URL, "http://")
 		derpAddr, stunAddr := srv.relayAddrs()
-		gh.stop()
+		gh.Stop()
 		srv.stop()
-		srv2 := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.url(), addr: addr, derpListen: derpAddr, stunListen: stunAddr, webhookSecret: webhookSecret})
+		srv2 := startServer(t, serverOpts{stateDir: stateDir, repoURL: gh.URL("tailnet.git"), addr: addr, derpListen: derpAddr, stunListen: stunAddr, webhookSecret: webhookSecret})
 		if st := srv2.Loop.Status(); !st.Serving || st.Applied == nil || st.Applied.Commit != applied.Commit {
 			t.Fatalf("restarted server: %s, want %s served at once", describe(st), applied.Commit)
 		}
@@ -341,7 +337,7 @@ func TestGitOps(t *testing.T) {
 			return err == nil && on >= 2, fmt.Sprintf("%d online of %d, %v", on, total, err)
 		})
 		waitFor(t, "client to reach web:80 through the restarted server", reaches(client, 80))
-		gh.start()
+		gh.Start()
 		srv2.waitApplied(t, applied.Commit)
 		after, err := reconcile.Revisions(ctx, srv2.Store, 0)
 		if err != nil || len(after) != len(revs) {

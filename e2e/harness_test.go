@@ -2,22 +2,17 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/schema"
 	tailplane "github.com/tailplane/tailplane/server"
@@ -28,23 +23,6 @@ import (
 // waitTimeout bounds every wait for something to happen; it is a deadline
 // for a hung test, never an expected duration.
 const waitTimeout = 90 * time.Second
-
-func hashOf(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-// git runs the git CLI in dir.
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com",
-		"-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // remote is a bare repository (the remote tailplane follows) and a working
 // clone the test commits in and pushes from, with the git CLI.
@@ -62,9 +40,9 @@ func newRemote(t testing.TB) *remote {
 	}
 	r := &remote{t: t, root: t.TempDir(), work: t.TempDir()}
 	r.bare = filepath.Join(r.root, "tailnet.git")
-	git(t, r.root, "init", "-q", "--bare", r.bare)
-	git(t, r.work, "init", "-q")
-	git(t, r.work, "remote", "add", "origin", r.bare)
+	testkit.Git(t, r.root, "init", "-q", "--bare", r.bare)
+	testkit.Git(t, r.work, "init", "-q")
+	testkit.Git(t, r.work, "remote", "add", "origin", r.bare)
 	return r
 }
 
@@ -90,72 +68,15 @@ func (r *remote) commit(msg string, files map[string]string) string {
 			r.t.Fatal(err)
 		}
 	}
-	git(r.t, r.work, "add", "-A")
-	git(r.t, r.work, "commit", "-q", "--allow-empty", "-m", msg)
-	git(r.t, r.work, "push", "-q", "--force", "origin", "HEAD:refs/heads/main")
-	return git(r.t, r.work, "rev-parse", "HEAD")
+	testkit.Git(r.t, r.work, "add", "-A")
+	testkit.Git(r.t, r.work, "commit", "-q", "--allow-empty", "-m", msg)
+	testkit.Git(r.t, r.work, "push", "-q", "--force", "origin", "HEAD:refs/heads/main")
+	return testkit.Git(r.t, r.work, "rev-parse", "HEAD")
 }
 
 // rewrite drops the head commit locally (git reset --hard HEAD~1), so the
 // next commit's push is a force push that rewrites the remote's history.
-func (r *remote) rewrite() { git(r.t, r.work, "reset", "-q", "--hard", "HEAD~1") }
-
-// gitHTTP serves a remote's root over smart HTTP with the real
-// git-http-backend (net/http/cgi). It can be stopped and started again on
-// the same address, to take the remote down.
-type gitHTTP struct {
-	t       testing.TB
-	handler http.Handler
-	addr    string
-
-	mu  sync.Mutex // guards srv
-	srv *http.Server
-}
-
-func newGitHTTP(t testing.TB, r *remote) *gitHTTP {
-	t.Helper()
-	execPath, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gitHTTP{t: t, handler: &cgi.Handler{
-		Path:       filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
-		Env:        []string{"GIT_PROJECT_ROOT=" + r.root, "GIT_HTTP_EXPORT_ALL=1"},
-		InheritEnv: []string{"PATH", "HOME"},
-	}}
-	g.start()
-	t.Cleanup(g.stop)
-	return g
-}
-
-func (g *gitHTTP) url() string { return "http://" + g.addr + "/tailnet.git" }
-
-func (g *gitHTTP) start() {
-	g.t.Helper()
-	addr := g.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		g.t.Fatalf("git server: listen %s: %v", addr, err)
-	}
-	g.addr = ln.Addr().String()
-	srv := &http.Server{Handler: g.handler}
-	go srv.Serve(ln)
-	g.mu.Lock()
-	g.srv = srv
-	g.mu.Unlock()
-}
-
-func (g *gitHTTP) stop() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.srv != nil {
-		g.srv.Close()
-		g.srv = nil
-	}
-}
+func (r *remote) rewrite() { testkit.Git(r.t, r.work, "reset", "-q", "--hard", "HEAD~1") }
 
 // server is tailplane as `tailplane serve --repo` runs it, built by
 // server.New: store, sync pipeline over a gitsync.Repo, coordination
@@ -309,19 +230,6 @@ type node struct {
 	*tsnet.Server
 }
 
-func startNode(t *testing.T, ctx context.Context, controlURL, hostname, authKey string) *node {
-	t.Helper()
-	s := &tsnet.Server{
-		Dir: t.TempDir(), Hostname: hostname, ControlURL: controlURL, AuthKey: authKey,
-		Ephemeral: false, Logf: func(string, ...any) {},
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.Up(ctx); err != nil {
-		t.Fatalf("node %s: Up: %v", hostname, err)
-	}
-	return &node{s}
-}
-
 // dial tries one TCP connection to addr through the tailnet and reads the
 // greeting; a short timeout, since a denied SYN is dropped silently.
 func (n *node) dial(ctx context.Context, addr string) (string, error) {
@@ -347,15 +255,5 @@ func (n *node) serveGreeting(t *testing.T, port int, msg string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte(msg))
-			c.Close()
-		}
-	}()
+	testkit.Greet(t, ln, msg)
 }

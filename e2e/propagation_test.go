@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/pipeline"
 	"tailscale.com/control/controlclient"
 	"tailscale.com/health"
@@ -26,7 +27,7 @@ func markerFiles(marker netip.Addr) map[string]string {
 	"tailnet": {"name": "bench", "domain": "tail.test"},
 	"users": {"alice@example.com": {}},
 	"dns": {"magicDNS": true, "records": [{"name": "rev.tail.test", "type": "A", "value": "` + marker.String() + `"}]},
-	"authKeys": {"fleet": {"user": "alice@example.com", "reusable": true, "secretHash": "` + hashOf(aliceKey) + `"}},
+	"authKeys": {"fleet": {"user": "alice@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(aliceKey) + `"}},
 	"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
 }
 `}
@@ -148,7 +149,7 @@ func benchPropagation(b *testing.B, overHTTP bool) {
 	r := newRemote(b)
 	url := r.fileURL()
 	if overHTTP {
-		url = newGitHTTP(b, r).url()
+		url = testkit.StartGitServer(b, testkit.GitServerConfig{Root: r.root}).URL("tailnet.git")
 	}
 	marker := netip.MustParseAddr("192.0.2.1")
 	first := r.commit("bench 0", markerFiles(marker))

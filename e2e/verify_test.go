@@ -13,6 +13,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/tailplane/tailplane/internal/testkit"
 
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
@@ -52,7 +53,7 @@ func (r *remote) signedCommit(msg string, files map[string]string, key *openpgp.
 			r.t.Fatal(err)
 		}
 	}
-	git(r.t, r.work, "add", "-A")
+	testkit.Git(r.t, r.work, "add", "-A")
 	repo, err := gogit.PlainOpen(r.work)
 	if err != nil {
 		r.t.Fatal(err)
@@ -66,7 +67,7 @@ func (r *remote) signedCommit(msg string, files map[string]string, key *openpgp.
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	git(r.t, r.work, "push", "-q", "--force", "origin", "HEAD:refs/heads/main")
+	testkit.Git(r.t, r.work, "push", "-q", "--force", "origin", "HEAD:refs/heads/main")
 	return h.String()
 }
 

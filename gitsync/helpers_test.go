@@ -3,13 +3,8 @@ package gitsync
 import (
 	"bytes"
 	"context"
-	"encoding/pem"
 	"io/fs"
 	"maps"
-	"net"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,22 +20,12 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 // testTimeout bounds every wait in these tests; it is a failure deadline,
 // never an expected duration.
 const testTimeout = 30 * time.Second
-
-// requireGit fails the test when the git CLI (used for git-upload-pack over
-// file:// and git-http-backend) is missing.
-func requireGit(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Fatalf("these tests need the git CLI on PATH (apt-get install git): %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // upstream is a real bare repository (the "remote") plus a working clone
 // that commits and pushes to it with go-git.
@@ -54,7 +39,7 @@ type upstream struct {
 
 func newUpstream(t testing.TB) *upstream {
 	t.Helper()
-	requireGit(t)
+	testkit.RequireGit(t) // for git-upload-pack over file:// and git-http-backend
 	root := t.TempDir()
 	u := &upstream{t: t, root: root, bare: filepath.Join(root, "tailnet.git"), work: t.TempDir()}
 	main := &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: plumbing.Main}}
@@ -156,89 +141,6 @@ func (u *upstream) commit(msg string, files map[string]string, o commitOpts) str
 		u.t.Fatalf("push: %v", err)
 	}
 	return h.String()
-}
-
-// gitServer serves upstream's root over smart HTTP with the real
-// git-http-backend (through net/http/cgi); check, when set, guards every
-// request. It can be stopped and restarted on the same address.
-type gitServer struct {
-	t       testing.TB
-	handler http.Handler
-	addr    string
-	tls     bool
-	srv     *httptest.Server
-}
-
-func newGitServer(t testing.TB, root string, check func(*http.Request) bool) *gitServer {
-	t.Helper()
-	backend := &cgi.Handler{
-		Path:       filepath.Join(requireGit(t), "git-http-backend"),
-		Env:        []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
-		InheritEnv: []string{"PATH", "HOME"},
-	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if check != nil && !check(r) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		backend.ServeHTTP(w, r)
-	})
-	s := &gitServer{t: t, handler: h}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
-}
-
-// newTLSGitServer is newGitServer over https with httptest's certificate,
-// written to the returned PEM file.
-func newTLSGitServer(t testing.TB, root string) (*gitServer, string) {
-	t.Helper()
-	s := newGitServer(t, root, nil)
-	s.stop()
-	s.tls = true
-	s.start()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	block := &pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw}
-	if err := os.WriteFile(ca, pem.EncodeToMemory(block), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return s, ca
-}
-
-func (s *gitServer) start() {
-	s.t.Helper()
-	addr := s.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		s.t.Fatalf("listen %s: %v", addr, err)
-	}
-	s.srv = httptest.NewUnstartedServer(s.handler)
-	s.srv.Listener = l
-	if s.tls {
-		s.srv.StartTLS()
-	} else {
-		s.srv.Start()
-	}
-	s.addr = l.Addr().String()
-}
-
-func (s *gitServer) stop() {
-	if s.srv != nil {
-		s.srv.Close()
-		s.srv = nil
-	}
-}
-
-// url is the repository's URL on this server.
-func (s *gitServer) url() string {
-	if s.tls {
-		return "https://" + s.addr + "/tailnet.git"
-	}
-	return "http://" + s.addr + "/tailnet.git"
 }
 
 // newKey generates an OpenPGP signing key and writes its public half as an

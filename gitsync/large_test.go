@@ -1,7 +1,6 @@
 package gitsync
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"maps"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 // zeros reads as an endless stream of zero bytes.
@@ -23,20 +24,6 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// gitIn runs the git CLI in dir with stdin and returns its trimmed output.
-func gitIn(t testing.TB, dir string, stdin io.Reader, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com"}, args...)...)
-	cmd.Stdin = stdin
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // commitBlobs commits, straight into the bare repository with git's
 // plumbing, a tree holding files (path -> content) and zero-filled files
 // (path -> size), and moves main to it. The zeros are streamed into git
@@ -45,18 +32,18 @@ func (u *upstream) commitBlobs(msg string, files map[string]string, zeroFiles ma
 	u.t.Helper()
 	blobs := map[string]string{} // path -> blob hash
 	for p, content := range files {
-		blobs[p] = gitIn(u.t, u.bare, strings.NewReader(content), "hash-object", "-w", "--stdin")
+		blobs[p] = testkit.GitInput(u.t, u.bare, strings.NewReader(content), "hash-object", "-w", "--stdin")
 	}
 	for p, n := range zeroFiles {
-		blobs[p] = gitIn(u.t, u.bare, io.LimitReader(zeros{}, n), "hash-object", "-w", "--stdin")
+		blobs[p] = testkit.GitInput(u.t, u.bare, io.LimitReader(zeros{}, n), "hash-object", "-w", "--stdin")
 	}
 	tree := u.mktree(blobs, "")
 	args := []string{"commit-tree", tree, "-m", msg}
 	if parent, err := exec.Command("git", "-C", u.bare, "rev-parse", "--verify", "-q", "refs/heads/main").Output(); err == nil {
 		args = append(args, "-p", strings.TrimSpace(string(parent)))
 	}
-	commit := gitIn(u.t, u.bare, nil, args...)
-	gitIn(u.t, u.bare, nil, "update-ref", "refs/heads/main", commit)
+	commit := testkit.Git(u.t, u.bare, args...)
+	testkit.Git(u.t, u.bare, "update-ref", "refs/heads/main", commit)
 	return commit
 }
 
@@ -80,7 +67,7 @@ func (u *upstream) mktree(blobs map[string]string, dir string) string {
 	for name := range subdirs {
 		lines = append(lines, fmt.Sprintf("040000 tree %s\t%s", u.mktree(blobs, path.Join(dir, name)+"/"), name))
 	}
-	return gitIn(u.t, u.bare, strings.NewReader(strings.Join(lines, "\n")+"\n"), "mktree")
+	return testkit.GitInput(u.t, u.bare, strings.NewReader(strings.Join(lines, "\n")+"\n"), "mktree")
 }
 
 // allocated returns the bytes f allocated on the heap, in total (not what
@@ -126,7 +113,7 @@ func TestSyncLargeFile(t *testing.T) {
 				files[path.Join(tc.path, p)] = c
 			}
 			id := u.commitBlobs("large", files, tc.zeros)
-			for _, url := range []string{u.fileURL(), newGitServer(t, u.root, nil).url()} {
+			for _, url := range []string{u.fileURL(), testkit.StartGitServer(t, testkit.GitServerConfig{Root: u.root}).URL("tailnet.git")} {
 				s := newSyncer(t, Config{URL: url, Path: tc.path})
 				var rev *Revision
 				var err error
@@ -162,17 +149,15 @@ func TestSyncLargeFile(t *testing.T) {
 func TestSyncUnsignedRefusedBeforeBlobs(t *testing.T) {
 	u := newUpstream(t)
 	_, keyring := newKey(t, "Alice", "alice@example.com")
-	gitIn(t, u.bare, nil, "config", "core.compression", "0")
+	testkit.Git(t, u.bare, "config", "core.compression", "0")
 	u.commitBlobs("unsigned", v1, map[string]int64{"assets/big.bin": bomb})
 	var sent atomic.Int64
-	srv := newGitServer(t, u.root, nil)
-	inner := srv.handler
-	srv.stop()
-	srv.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inner.ServeHTTP(countingWriter{w, &sent}, r)
-	})
-	srv.start()
-	s := newSyncer(t, Config{URL: srv.url(), VerifyKeyring: keyring})
+	srv := testkit.StartGitServer(t, testkit.GitServerConfig{Root: u.root, Wrap: func(backend http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			backend.ServeHTTP(countingWriter{w, &sent}, r)
+		})
+	}})
+	s := newSyncer(t, Config{URL: srv.URL("tailnet.git"), VerifyKeyring: keyring})
 	var rev *Revision
 	var err error
 	n := allocated(func() { rev, err = s.sync(testContext(t)) })

@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/storage/memory"
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 // packRepo is a repository made with the git CLI whose two commits hold
@@ -27,10 +28,10 @@ type packRepo struct {
 
 func newPackRepo(t *testing.T) *packRepo {
 	t.Helper()
-	requireGit(t)
+	testkit.RequireGit(t)
 	dir := t.TempDir()
 	r := &packRepo{t: t, dir: dir}
-	gitIn(t, dir, nil, "init", "-q")
+	testkit.Git(t, dir, "init", "-q")
 	var base strings.Builder
 	for i := range 200 {
 		fmt.Fprintf(&base, "line %d of a policy file that git will store as a delta\n", i)
@@ -45,14 +46,14 @@ func newPackRepo(t *testing.T) *packRepo {
 	}
 	write("a.hujson", base.String())
 	write("acls/b.hujson", base.String()+"// b\n")
-	gitIn(t, dir, nil, "add", "-A")
-	gitIn(t, dir, nil, "commit", "-q", "-m", "one")
-	r.c1 = gitIn(t, dir, nil, "rev-parse", "HEAD")
+	testkit.Git(t, dir, "add", "-A")
+	testkit.Git(t, dir, "commit", "-q", "-m", "one")
+	r.c1 = testkit.Git(t, dir, "rev-parse", "HEAD")
 	write("a.hujson", base.String()+"// changed\n")
 	write("acls/c.hujson", "// c\n"+base.String())
-	gitIn(t, dir, nil, "add", "-A")
-	gitIn(t, dir, nil, "commit", "-q", "-m", "two")
-	r.c2 = gitIn(t, dir, nil, "rev-parse", "HEAD")
+	testkit.Git(t, dir, "add", "-A")
+	testkit.Git(t, dir, "commit", "-q", "-m", "two")
+	r.c2 = testkit.Git(t, dir, "rev-parse", "HEAD")
 	return r
 }
 
@@ -72,7 +73,7 @@ func (r *packRepo) pack(revs string, args ...string) []byte {
 func (r *packRepo) objects(revs ...string) []string {
 	r.t.Helper()
 	var out []string
-	for _, l := range strings.Split(gitIn(r.t, r.dir, nil, append([]string{"rev-list", "--objects"}, revs...)...), "\n") {
+	for _, l := range strings.Split(testkit.Git(r.t, r.dir, append([]string{"rev-list", "--objects"}, revs...)...), "\n") {
 		h, _, _ := strings.Cut(l, " ")
 		out = append(out, h)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 // TestRepoLoop runs the real loop against git-http-backend: the first
@@ -17,9 +18,9 @@ import (
 func TestRepoLoop(t *testing.T) {
 	u := newUpstream(t)
 	c1 := u.commit("first", v1, commitOpts{})
-	srv := newGitServer(t, u.root, nil)
+	srv := testkit.StartGitServer(t, testkit.GitServerConfig{Root: u.root})
 	r, err := NewRepo(testContext(t), Config{
-		URL:        srv.url(),
+		URL:        srv.URL("tailnet.git"),
 		Poll:       20 * time.Millisecond,
 		MaxBackoff: 80 * time.Millisecond,
 		Logf:       t.Logf,
@@ -37,7 +38,7 @@ func TestRepoLoop(t *testing.T) {
 		t.Errorf("first revision files (-want +got):\n%s", diff)
 	}
 	st := waitStatus(t, r, "head is c1", func(st Status) bool { return st.Head == c1 })
-	if st.Err != nil || st.Branch != "main" || st.Path != "." || st.Source != srv.url() {
+	if st.Err != nil || st.Branch != "main" || st.Path != "." || st.Source != srv.URL("tailnet.git") {
 		t.Errorf("status after first revision: %+v", st)
 	}
 
@@ -46,7 +47,7 @@ func TestRepoLoop(t *testing.T) {
 		t.Fatalf("second revision %s, want %s", rev.ID, c2)
 	}
 
-	srv.stop()
+	srv.Stop()
 	st = waitStatus(t, r, "two failures", func(st Status) bool { return st.Failures >= 2 })
 	if KindOf(st.Err) != ErrRetry || st.Head != c2 {
 		t.Errorf("status while down: %+v", st)
@@ -55,7 +56,7 @@ func TestRepoLoop(t *testing.T) {
 		t.Errorf("backoff after %d failures is %v, want doubled from the poll interval and capped", st.Failures, gap)
 	}
 	c3 := u.commit("while down", v3, commitOpts{})
-	srv.start()
+	srv.Start()
 	if rev := next(t, r); rev.ID != c3 {
 		t.Fatalf("revision after the remote came back %s, want %s", rev.ID, c3)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 var (
@@ -54,7 +55,9 @@ func TestSyncTransports(t *testing.T) {
 	}{
 		{"file", func(t *testing.T, u *upstream) string { return u.fileURL() }},
 		{"path", func(t *testing.T, u *upstream) string { return u.bare }},
-		{"http", func(t *testing.T, u *upstream) string { return newGitServer(t, u.root, nil).url() }},
+		{"http", func(t *testing.T, u *upstream) string {
+			return testkit.StartGitServer(t, testkit.GitServerConfig{Root: u.root}).URL("tailnet.git")
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := newUpstream(t)
@@ -225,12 +228,22 @@ func TestSyncHTTPAuth(t *testing.T) {
 	u := newUpstream(t)
 	c1 := u.commit("first", v1, commitOpts{})
 	const token = "s3cret-token"
-	srv := newGitServer(t, u.root, func(r *http.Request) bool {
+	authorized := func(r *http.Request) bool {
 		if user, pass, ok := r.BasicAuth(); ok {
 			return user == "x-access-token" && pass == token || user == "ci" && pass == token
 		}
 		return r.Header.Get("Authorization") == "Bearer "+token
-	})
+	}
+	srv := testkit.StartGitServer(t, testkit.GitServerConfig{Root: u.root, Wrap: func(backend http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !authorized(r) {
+				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			backend.ServeHTTP(w, r)
+		})
+	}})
 	dir := t.TempDir()
 	good := filepath.Join(dir, "token")
 	bad := filepath.Join(dir, "bad")
@@ -255,7 +268,7 @@ func TestSyncHTTPAuth(t *testing.T) {
 		{"unset-env", Auth{PasswordEnv: "GITSYNC_TEST_UNSET"}, "GITSYNC_TEST_UNSET is empty or unset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSyncer(t, Config{URL: srv.url(), Auth: tc.auth})
+			s := newSyncer(t, Config{URL: srv.URL("tailnet.git"), Auth: tc.auth})
 			rev, err := s.sync(testContext(t))
 			if tc.want == "" {
 				if err != nil {
@@ -327,10 +340,11 @@ func TestSyncMissingBranch(t *testing.T) {
 func TestSyncHTTPS(t *testing.T) {
 	u := newUpstream(t)
 	c1 := u.commit("first", v1, commitOpts{})
-	srv, ca := newTLSGitServer(t, u.root)
-	rev, err := newSyncer(t, Config{URL: srv.url()}).sync(testContext(t))
+	srv := testkit.StartGitServer(t, testkit.GitServerConfig{Root: u.root, TLS: true})
+	ca := srv.CAFile()
+	rev, err := newSyncer(t, Config{URL: srv.URL("tailnet.git")}).sync(testContext(t))
 	if rev != nil || KindOf(err) != ErrRetry || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without the CA: sync = %v, %v; want a certificate error", rev, err)
 	}
-	wantRev(t, syncRev(t, newSyncer(t, Config{URL: srv.url(), CAFile: ca})), c1, v1)
+	wantRev(t, syncRev(t, newSyncer(t, Config{URL: srv.URL("tailnet.git"), CAFile: ca})), c1, v1)
 }

@@ -1,7 +1,6 @@
 package gitsync
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -10,13 +9,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-)
 
-func sign(secret, body string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(body))
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
+	"github.com/tailplane/tailplane/internal/testkit"
+)
 
 // countingBody counts the request body bytes a handler reads.
 type countingBody struct {
@@ -36,7 +31,7 @@ func (c countingBody) Read(p []byte) (int, error) {
 // size within the limit were sent.
 func TestWebhookHandler(t *testing.T) {
 	const secret, body = "hook-secret", `{"ref":"refs/heads/main"}`
-	good := sign(secret, body)
+	good := testkit.WebhookSignature(secret, body)
 	huge := strings.Repeat(" ", 4<<20)
 	atLimit := strings.Repeat(" ", maxWebhookBody)
 	overLimit := atLimit + " "
@@ -54,22 +49,22 @@ func TestWebhookHandler(t *testing.T) {
 	}{
 		{name: "valid", secret: secret, method: "POST", sig: good, event: "push", body: body, code: http.StatusAccepted, trigger: true, maxRead: len(body)},
 		{name: "uppercase-hex", secret: secret, method: "POST", sig: "sha256=" + strings.ToUpper(good[7:]), event: "push", body: body, code: http.StatusAccepted, trigger: true, maxRead: len(body)},
-		{name: "ping", secret: secret, method: "POST", sig: sign(secret, "{}"), event: "ping", body: "{}", code: http.StatusOK, maxRead: 2},
-		{name: "at-limit", secret: secret, method: "POST", sig: sign(secret, atLimit), event: "push", body: atLimit, code: http.StatusAccepted, trigger: true, maxRead: maxWebhookBody},
-		{name: "at-limit-chunked", secret: secret, method: "POST", sig: sign(secret, atLimit), event: "push", body: atLimit, chunked: true, code: http.StatusAccepted, trigger: true, maxRead: maxWebhookBody},
-		{name: "wrong-secret", secret: secret, method: "POST", sig: sign("other", body), event: "push", body: body, code: http.StatusUnauthorized, maxRead: len(body)},
+		{name: "ping", secret: secret, method: "POST", sig: testkit.WebhookSignature(secret, "{}"), event: "ping", body: "{}", code: http.StatusOK, maxRead: 2},
+		{name: "at-limit", secret: secret, method: "POST", sig: testkit.WebhookSignature(secret, atLimit), event: "push", body: atLimit, code: http.StatusAccepted, trigger: true, maxRead: maxWebhookBody},
+		{name: "at-limit-chunked", secret: secret, method: "POST", sig: testkit.WebhookSignature(secret, atLimit), event: "push", body: atLimit, chunked: true, code: http.StatusAccepted, trigger: true, maxRead: maxWebhookBody},
+		{name: "wrong-secret", secret: secret, method: "POST", sig: testkit.WebhookSignature("other", body), event: "push", body: body, code: http.StatusUnauthorized, maxRead: len(body)},
 		{name: "tampered-body", secret: secret, method: "POST", sig: good, event: "push", body: body + " ", code: http.StatusUnauthorized, maxRead: len(body) + 1},
-		{name: "no-secret", secret: "", method: "POST", sig: sign("", huge), event: "push", body: huge, code: http.StatusForbidden},
-		{name: "no-secret-chunked", secret: "", method: "POST", sig: sign("", huge), event: "push", body: huge, chunked: true, code: http.StatusForbidden},
+		{name: "no-secret", secret: "", method: "POST", sig: testkit.WebhookSignature("", huge), event: "push", body: huge, code: http.StatusForbidden},
+		{name: "no-secret-chunked", secret: "", method: "POST", sig: testkit.WebhookSignature("", huge), event: "push", body: huge, chunked: true, code: http.StatusForbidden},
 		{name: "missing-signature", secret: secret, method: "POST", event: "push", body: huge, code: http.StatusUnauthorized},
 		{name: "missing-signature-chunked", secret: secret, method: "POST", event: "push", body: huge, chunked: true, code: http.StatusUnauthorized},
 		{name: "sha1", secret: secret, method: "POST", sig: "sha1=" + good[7:47], event: "push", body: body, code: http.StatusUnauthorized},
 		{name: "truncated", secret: secret, method: "POST", sig: good[:len(good)-2], event: "push", body: body, code: http.StatusUnauthorized},
 		{name: "not-hex", secret: secret, method: "POST", sig: "sha256=" + strings.Repeat("zz", 32), event: "push", body: body, code: http.StatusUnauthorized},
 		{name: "get", secret: secret, method: "GET", sig: good, event: "push", body: body, code: http.StatusMethodNotAllowed},
-		{name: "over-limit", secret: secret, method: "POST", sig: sign(secret, overLimit), event: "push", body: overLimit, code: http.StatusRequestEntityTooLarge},
-		{name: "huge", secret: secret, method: "POST", sig: sign(secret, huge), event: "push", body: huge, code: http.StatusRequestEntityTooLarge},
-		{name: "huge-chunked", secret: secret, method: "POST", sig: sign(secret, huge), event: "push", body: huge, chunked: true, code: http.StatusRequestEntityTooLarge, maxRead: maxWebhookBody + 1},
+		{name: "over-limit", secret: secret, method: "POST", sig: testkit.WebhookSignature(secret, overLimit), event: "push", body: overLimit, code: http.StatusRequestEntityTooLarge},
+		{name: "huge", secret: secret, method: "POST", sig: testkit.WebhookSignature(secret, huge), event: "push", body: huge, code: http.StatusRequestEntityTooLarge},
+		{name: "huge-chunked", secret: secret, method: "POST", sig: testkit.WebhookSignature(secret, huge), event: "push", body: huge, chunked: true, code: http.StatusRequestEntityTooLarge, maxRead: maxWebhookBody + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var triggered atomic.Bool
@@ -125,7 +120,7 @@ func TestWebhookTriggersRepo(t *testing.T) {
 	defer srv.Close()
 	c2 := u.commit("second", v2, commitOpts{})
 	req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("{}"))
-	req.Header.Set("X-Hub-Signature-256", sign("s", "{}"))
+	req.Header.Set("X-Hub-Signature-256", testkit.WebhookSignature("s", "{}"))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +135,7 @@ func TestWebhookTriggersRepo(t *testing.T) {
 }
 
 func FuzzParseSignature(f *testing.F) {
-	for _, s := range []string{"", "sha256=", sign("k", "b"), "sha1=abc", "sha256=" + strings.Repeat("g", 64)} {
+	for _, s := range []string{"", "sha256=", testkit.WebhookSignature("k", "b"), "sha1=abc", "sha256=" + strings.Repeat("g", 64)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, header string) {

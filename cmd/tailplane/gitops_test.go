@@ -3,18 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tailplane/tailplane/admin"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 )
@@ -47,31 +45,20 @@ func configRepo(t *testing.T, dir string) {
 		}
 		os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644)
 	}
-	sum := sha256.Sum256([]byte(testAPIKey))
-	os.WriteFile(filepath.Join(dir, "api.hujson"), []byte(`{"apiKeys": {"cli": {"role": "read", "secretHash": "sha256:`+hex.EncodeToString(sum[:])+`"}}}`), 0o644)
-}
-
-func gitCLI(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=T", "-c", "user.email=t@example.com",
-		"-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	os.WriteFile(filepath.Join(dir, "api.hujson"), []byte(`{"apiKeys": {"cli": {"role": "read", "secretHash": "`+testkit.SecretHash(testAPIKey)+`"}}}`), 0o644)
 }
 
 // TestServeRepoStatusPlan runs `serve --repo` on a file:// remote and
 // talks to it with `status` and `plan --server`.
 func TestServeRepoStatusPlan(t *testing.T) {
 	work, bare := t.TempDir(), filepath.Join(t.TempDir(), "tailnet.git")
-	gitCLI(t, work, "init", "-q")
-	gitCLI(t, filepath.Dir(bare), "init", "-q", "--bare", bare)
+	testkit.Git(t, work, "init", "-q")
+	testkit.Git(t, filepath.Dir(bare), "init", "-q", "--bare", bare)
 	configRepo(t, work)
-	gitCLI(t, work, "add", "-A")
-	gitCLI(t, work, "commit", "-q", "-m", "first config")
-	gitCLI(t, work, "push", "-q", bare, "HEAD:refs/heads/main")
-	head := gitCLI(t, work, "rev-parse", "HEAD")
+	testkit.Git(t, work, "add", "-A")
+	testkit.Git(t, work, "commit", "-q", "-m", "first config")
+	testkit.Git(t, work, "push", "-q", bare, "HEAD:refs/heads/main")
+	head := testkit.Git(t, work, "rev-parse", "HEAD")
 
 	addr := freeAddr(t)
 	url := "http://" + addr
@@ -93,7 +80,7 @@ func TestServeRepoStatusPlan(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("status:\n%s", out)
-	for _, want := range []string{"serving:   " + head[:12] + ` "first config" by T <t@example.com>`, "attempted: " + head[:12], "source:    file://", "nodes:     0 online / 0 total", "history:"} {
+	for _, want := range []string{"serving:   " + head[:12] + ` "first config" by ` + testkit.GitAuthor, "attempted: " + head[:12], "source:    file://", "nodes:     0 online / 0 total", "history:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
@@ -188,12 +175,12 @@ func TestServeConfigRefusesBrokenFirstConfig(t *testing.T) {
 // nothing is served, and its status says so.
 func TestServeRepoBrokenFirstCommit(t *testing.T) {
 	work, bare := t.TempDir(), filepath.Join(t.TempDir(), "tailnet.git")
-	gitCLI(t, work, "init", "-q")
-	gitCLI(t, filepath.Dir(bare), "init", "-q", "--bare", bare)
+	testkit.Git(t, work, "init", "-q")
+	testkit.Git(t, filepath.Dir(bare), "init", "-q", "--bare", bare)
 	os.WriteFile(filepath.Join(work, "tailnet.hujson"), []byte(`{"users": {"bob@example.com": {"role": "superhero"}}}`), 0o644)
-	gitCLI(t, work, "add", "-A")
-	gitCLI(t, work, "commit", "-q", "-m", "broken")
-	gitCLI(t, work, "push", "-q", bare, "HEAD:refs/heads/main")
+	testkit.Git(t, work, "add", "-A")
+	testkit.Git(t, work, "commit", "-q", "-m", "broken")
+	testkit.Git(t, work, "push", "-q", bare, "HEAD:refs/heads/main")
 
 	addr := freeAddr(t)
 	log := startServe(t, "--repo", "file://"+bare, "--state-dir", t.TempDir(), "--listen", addr, "--poll", "1h")

@@ -1,0 +1,2 @@
+// Package testkit holds test helpers shared by tailplane's packages.
+package testkit

@@ -1,0 +1,29 @@
+package testkit
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// LogBuffer collects log lines from several goroutines, for a test that
+// searches what a server logged. Its zero value is empty and ready.
+type LogBuffer struct {
+	mu sync.Mutex // guards the field below
+	b  strings.Builder
+}
+
+// Logf appends one line formatted as fmt.Sprintf does; it fits the Logf
+// fields of tailplane's configs.
+func (l *LogBuffer) Logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(&l.b, format+"\n", args...)
+}
+
+// String returns every line logged so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,31 @@
+package testkit
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Lines logged from many goroutines arrive whole, one per line.
+func TestLogBuffer(t *testing.T) {
+	var l LogBuffer
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() { l.Logf("line %d of %s", i, "twenty") })
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(l.String(), "\n"), "\n")
+	seen := map[string]bool{}
+	for _, line := range lines {
+		seen[line] = true
+	}
+	for i := range 20 {
+		if want := fmt.Sprintf("line %d of twenty", i); !seen[want] {
+			t.Errorf("the log lacks %q:\n%s", want, l.String())
+		}
+	}
+	if len(lines) != 20 {
+		t.Errorf("the log has %d lines, want 20:\n%s", len(lines), l.String())
+	}
+}

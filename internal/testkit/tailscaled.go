@@ -1,0 +1,60 @@
+package testkit
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailplane/tailplane/internal/tailscaled"
+)
+
+// TailscaledBinaries returns the cached tailscaled and tailscale binaries
+// of version ("" for the version tailplane is built with). A cold build
+// takes minutes (more while other packages' tests share the cores); once
+// cached it is instant.
+func TailscaledBinaries(t testing.TB, version string) *tailscaled.Binaries {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	var bins *tailscaled.Binaries
+	var err error
+	if version == "" {
+		bins, err = tailscaled.Build(ctx)
+	} else {
+		bins, err = tailscaled.BuildCompat(ctx, version)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bins
+}
+
+// StartTailscaled runs a tailscaled from bins with its state in dir (the
+// node is named after dir's last element in the test log) and env's
+// KEY=value settings, and stops it when the test ends; a failed test's
+// log gets the tail of the node's log.
+func StartTailscaled(t testing.TB, ctx context.Context, bins *tailscaled.Binaries, dir string, env ...string) *tailscaled.Node {
+	t.Helper()
+	n, err := bins.Start(ctx, dir, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s (tailscale %s) log (tail):\n%s", filepath.Base(dir), bins.Version, tail(n.Log(), 60))
+		}
+		n.Close()
+	})
+	return n
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -85,7 +85,11 @@ func (w *world) inventory() []policy.Node {
 // evaluatePolicy resolves the compiled policy against the current nodes
 // from scratch.
 func (w *world) evaluatePolicy() {
-	w.setResult(w.compiled.Evaluate(w.inventory(), policy.Options{ControlURL: w.srv.serverURL}))
+	opts := policy.Options{ControlURL: w.srv.serverURL}
+	if w.res != nil {
+		opts.Primaries = w.res.Primaries() // a config change keeps the elected routers
+	}
+	w.setResult(w.compiled.Evaluate(w.inventory(), opts))
 }
 
 // setResult installs a new policy result and publishes it to the sessions.
@@ -114,6 +118,7 @@ func (w *world) policyNode(n *node) policy.Node {
 		IPv4:        n.v4,
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
+		Created:     n.rec.CreatedAt,
 	}
 	pn.ApprovedRoutes = w.approvedRoutes(n, pn)
 	return pn

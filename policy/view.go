@@ -243,9 +243,13 @@ func (r *Result) filterRule(er *evalRule, s *nodeState, src *netipx.IPSet, self 
 			}
 			pfx = internetPrefixes
 		case d.a.kind == aliasPrefixes && er.caps != nil:
-			// Capabilities go to nodes, never to the subnets behind them.
-			if overlapsAny(d.a.set, s.addrs) {
-				pfx = s.addrs
+			// Capabilities go to nodes, never to the subnets behind them:
+			// to the node's addresses the destination names (an IPv6
+			// literal grants on the IPv6 address only).
+			for _, a := range s.addrs {
+				if d.a.set.ContainsPrefix(a) {
+					pfx = append(pfx, a)
+				}
 			}
 		case d.a.kind == aliasPrefixes:
 			for _, p := range d.a.prefixes {

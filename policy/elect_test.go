@@ -248,3 +248,14 @@ func TestElectionPrimariesInput(t *testing.T) {
 		})
 	}
 }
+
+func TestPrimaryKeyString(t *testing.T) {
+	for k, want := range map[PrimaryKey]string{
+		{Prefix: electSubnet}:                     "10.1.0.0/16",
+		{Prefix: electSubnet, Via: "tag:a,tag:b"}: "10.1.0.0/16 via tag:a,tag:b",
+	} {
+		if got := k.String(); got != want {
+			t.Errorf("%#v.String() = %q, want %q", k, got, want)
+		}
+	}
+}

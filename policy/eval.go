@@ -91,7 +91,8 @@ func (o Options) controlURL() string {
 }
 
 // Evaluate resolves the policy against nodes. Of nodes sharing an ID, the
-// first is kept.
+// first is kept. The primary-router elections continue from
+// opts.Primaries (nil: none yet); see PrimaryKey.
 func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 	prev := opts.Primaries
 	opts.Primaries = nil // Update continues from the Result, not from this

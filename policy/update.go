@@ -28,20 +28,7 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 	prev := r.Primaries()
 	nr.electSubnets(prev)
 
-	changed := map[tailcfg.NodeID]bool{}
-	for _, s := range nr.nodes {
-		old, ok := r.byID[s.ID]
-		// Connecting, disconnecting and the registration time only
-		// matter to elections, handled below.
-		if !ok || !sameNode(&old.Node, &s.Node, false) || old.noIPv4 != s.noIPv4 {
-			changed[s.ID] = true
-		}
-	}
-	for _, s := range r.nodes {
-		if _, ok := nr.byID[s.ID]; !ok {
-			changed[s.ID] = true
-		}
-	}
+	changed := changedNodes(r, nr)
 	// Rules no changed node can match resolve as before: take them over.
 	carried := make([]bool, len(r.p.rules))
 	move := newRemap(r, nr)
@@ -108,21 +95,7 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 			res.sshAffected(sr, changed, add)
 		}
 	}
-	// An election moving a subnet to another router changes the views of
-	// both routers and of those who see either and may carry the subnet.
-	for _, k := range elections {
-		for _, res := range []*Result{r, nr} {
-			if s, ok := res.elected[k]; ok {
-				affected[s.ID] = true
-				viewers := res.routeViewers(k.Prefix)
-				for _, p := range res.Node(s.ID).Peers {
-					if viewers.has(res.byID[p.ID].idx) {
-						affected[p.ID] = true
-					}
-				}
-			}
-		}
-	}
+	electionsAffected(r, nr, elections, affected)
 
 	nr.adoptViews(r, affected)
 	ids := make([]tailcfg.NodeID, 0, len(affected))
@@ -131,6 +104,46 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 	}
 	slices.Sort(ids)
 	return nr, ids
+}
+
+// changedNodes returns the IDs of the nodes added, removed or changed
+// between r and nr. Connecting, disconnecting and the registration time
+// only matter to elections (electionsAffected), so they do not count.
+func changedNodes(r, nr *Result) map[tailcfg.NodeID]bool {
+	changed := map[tailcfg.NodeID]bool{}
+	for _, s := range nr.nodes {
+		old, ok := r.byID[s.ID]
+		if !ok || !sameNode(&old.Node, &s.Node, false) || old.noIPv4 != s.noIPv4 {
+			changed[s.ID] = true
+		}
+	}
+	for _, s := range r.nodes {
+		if _, ok := nr.byID[s.ID]; !ok {
+			changed[s.ID] = true
+		}
+	}
+	return changed
+}
+
+// electionsAffected adds to affected the views an election moving a
+// subnet to another router changes: both routers' and those of the nodes
+// that see either and may carry the subnet.
+func electionsAffected(r, nr *Result, elections []PrimaryKey, affected map[tailcfg.NodeID]bool) {
+	for _, k := range elections {
+		for _, res := range []*Result{r, nr} {
+			s, ok := res.elected[k]
+			if !ok {
+				continue
+			}
+			affected[s.ID] = true
+			viewers := res.routeViewers(k.Prefix)
+			for _, p := range res.Node(s.ID).Peers {
+				if viewers.has(res.byID[p.ID].idx) {
+					affected[p.ID] = true
+				}
+			}
+		}
+	}
 }
 
 // sshAffected adds, through add, the nodes whose SSH policy under rule sr

@@ -180,7 +180,7 @@ func BenchmarkUpdate(b *testing.B) {
 func BenchmarkUpdateNewUserNode(b *testing.B) {
 	const login = "loner@example.com"
 	var with []Node
-	benchUpdate(b, func(t *schema.Tailnet) {
+	benchUpdate(b, func(t *schema.Tailnet, _ []Node) {
 		t.Users[login] = schema.User{Login: login, Role: schema.RoleMember}
 	}, func(i int, nodes []Node) []Node {
 		if with == nil || len(with) != len(nodes)+1 {
@@ -198,12 +198,12 @@ func BenchmarkUpdateNewUserNode(b *testing.B) {
 // tweak, when not nil), with every view computed first. change returns the
 // inventory of op i (i from 1), given the original one. It reports the
 // affected views and the peer entries they hold.
-func benchUpdate(b *testing.B, tweak func(*schema.Tailnet), change func(i int, nodes []Node) []Node) {
+func benchUpdate(b *testing.B, tweak func(*schema.Tailnet, []Node), change func(i int, nodes []Node) []Node) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			t, nodes := benchTailnet(n)
 			if tweak != nil {
-				tweak(t)
+				tweak(t, nodes)
 			}
 			p, diags := Compile(t)
 			if diags.HasErrors() {
@@ -287,15 +287,20 @@ func TestUpdateRandom(t *testing.T) {
 	}
 }
 
-// BenchmarkUpdateRouterOffline is a subnet router's connection flapping:
-// node 0, the first router of 10.0.0.0/16 (at 10k nodes four later
-// routers serve it too), goes offline and, every other op, comes back.
-// Only the election of its subnet can change, so the views affected are
-// those that see the subnet's old or new primary.
+// BenchmarkUpdateRouterOffline is a failover between two routers of
+// 10.0.0.0/16, node 0 and node 100 (which serves 10.1.0.0/16 too; at 10k
+// nodes four more routers serve 10.0.0.0/16): every op takes one of the
+// two offline and brings the other back, so the subnet's primary moves
+// each time. Only that election changes: the views affected are the two
+// routers' and those of their peers that may carry the subnet.
 func BenchmarkUpdateRouterOffline(b *testing.B) {
-	benchUpdate(b, nil, func(i int, nodes []Node) []Node {
+	subnet := netip.MustParsePrefix("10.0.0.0/16")
+	benchUpdate(b, func(_ *schema.Tailnet, nodes []Node) {
+		nodes[100].RoutableIPs = append(slices.Clone(nodes[100].RoutableIPs), subnet)
+		nodes[100].ApprovedRoutes = append(slices.Clone(nodes[100].ApprovedRoutes), subnet)
+	}, func(i int, nodes []Node) []Node {
 		out := slices.Clone(nodes)
-		out[0].Offline = i%2 == 1
+		out[0].Offline, out[100].Offline = i%2 == 1, i%2 == 0
 		return out
 	})
 }

@@ -92,7 +92,11 @@ func (w *world) inventoryUnder(t *schema.Tailnet, p *policy.Policy) []policy.Nod
 // evaluatePolicy resolves the compiled policy against the current nodes
 // from scratch.
 func (w *world) evaluatePolicy() {
-	w.setResult(w.compiled.Evaluate(w.inventory(), policy.Options{ControlURL: w.srv.serverURL}))
+	opts := policy.Options{ControlURL: w.srv.serverURL}
+	if w.res != nil {
+		opts.Primaries = w.res.Primaries() // a config change keeps the elected routers
+	}
+	w.setResult(w.compiled.Evaluate(w.inventory(), opts))
 }
 
 // setResult installs a new policy result and publishes it to the sessions.
@@ -122,6 +126,7 @@ func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.
 		IPv4:        n.v4,
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
+		Created:     n.rec.CreatedAt,
 	}
 	pn.ApprovedRoutes = w.approvedRoutes(n, pn, t, p)
 	return pn

@@ -33,7 +33,6 @@ var hostedDefaultCaps = map[string]bool{
 // semantically, and returns one line per difference.
 func compareCase(c *confCase, got map[string]confExpect) []string {
 	var diffs []string
-	contested := contestedRoutes(c)
 	for _, name := range slices.Sorted(mapKeys(c.Expect)) {
 		want, g := c.Expect[name], got[name]
 		add := func(format string, args ...any) {
@@ -43,15 +42,7 @@ func compareCase(c *confCase, got map[string]confExpect) []string {
 		if d := diffLines(flowLines(want.PacketFilter, both), flowLines(g.PacketFilter, both)); d != "" {
 			add("packetFilter:\n%s", d)
 		}
-		// A router of a contested route sees it through the other router
-		// only when it is not primary itself: skip it for that viewer.
-		viewContested := map[netip.Prefix]bool{}
-		for p := range contested {
-			if !slices.Contains(c.Nodes[name].ApprovedRoutes, p) {
-				viewContested[p] = true
-			}
-		}
-		if d := diffLines(peerLines(want.Peers, viewContested, contested), peerLines(g.Peers, viewContested, contested)); d != "" {
+		if d := diffLines(peerLines(want.Peers), peerLines(g.Peers)); d != "" {
 			add("peers:\n%s", d)
 		}
 		if d := diffLines(sshLines(want.SSH), sshLines(g.SSH)); d != "" {
@@ -60,10 +51,10 @@ func compareCase(c *confCase, got map[string]confExpect) []string {
 		if d := diffLines(capLines(want.CapMap), capLines(g.CapMap)); d != "" {
 			add("capMap:\n%s", d)
 		}
-		if d := diffLines(prefixLines("allowed", want.SelfAllowedIPs, nil), prefixLines("allowed", g.SelfAllowedIPs, nil)); d != "" {
+		if d := diffLines(prefixLines("allowed", want.SelfAllowedIPs), prefixLines("allowed", g.SelfAllowedIPs)); d != "" {
 			add("selfAllowedIPs:\n%s", d)
 		}
-		if d := diffLines(prefixLines("primary", want.SelfPrimaryRoutes, contested), prefixLines("primary", g.SelfPrimaryRoutes, contested)); d != "" {
+		if d := diffLines(prefixLines("primary", want.SelfPrimaryRoutes), prefixLines("primary", g.SelfPrimaryRoutes)); d != "" {
 			add("selfPrimaryRoutes:\n%s", d)
 		}
 	}
@@ -78,26 +69,6 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 			}
 		}
 	}
-}
-
-// contestedRoutes are subnet routes approved on several nodes: which one is
-// primary depends on registration order, which the cases do not record.
-func contestedRoutes(c *confCase) map[netip.Prefix]bool {
-	count := map[netip.Prefix]int{}
-	for _, n := range c.Nodes {
-		for _, r := range n.ApprovedRoutes {
-			if r.Bits() != 0 && slices.Contains(n.RoutableIPs, r) {
-				count[r]++
-			}
-		}
-	}
-	out := map[netip.Prefix]bool{}
-	for r, n := range count {
-		if n > 1 {
-			out[r] = true
-		}
-	}
-	return out
 }
 
 // diffLines diffs two sorted line sets, "-" for missing and "+" for extra.
@@ -298,44 +269,28 @@ func elementaryRanges(cuts []netip.Addr) []netipx.IPRange {
 	return out
 }
 
-func prefixLines(label string, ps []netip.Prefix, skip map[netip.Prefix]bool) []string {
+func prefixLines(label string, ps []netip.Prefix) []string {
 	var out []string
 	for _, p := range ps {
-		if !skip[p] {
-			out = append(out, label+" "+p.Masked().String())
-		}
+		out = append(out, label+" "+p.Masked().String())
 	}
 	sort.Strings(out)
 	return out
 }
 
-// peerLines renders peers as lines. A contested route is rendered without
-// the peer carrying it ("peer * primary 10.0.0.0/16"), so the comparison
-// still checks that the viewer reaches it through exactly one peer.
-func peerLines(peers map[string]confPeer, contested, skip map[netip.Prefix]bool) []string {
+// peerLines renders peers as lines: each peer's name, its allowed IPs and
+// the primary routes it carries for the viewer. Which router of a subnet
+// is primary is compared exactly.
+func peerLines(peers map[string]confPeer) []string {
 	var out []string
-	seen := map[string]int{}
 	for name, p := range peers {
 		out = append(out, "peer "+name)
-		for _, l := range prefixLines("allowed", p.AllowedIPs, skip) {
+		for _, l := range prefixLines("allowed", p.AllowedIPs) {
 			out = append(out, "peer "+name+" "+l)
 		}
-		for _, l := range prefixLines("primary", p.PrimaryRoutes, skip) {
+		for _, l := range prefixLines("primary", p.PrimaryRoutes) {
 			out = append(out, "peer "+name+" "+l)
 		}
-		for _, pfx := range p.PrimaryRoutes {
-			if contested[pfx] {
-				seen["primary "+pfx.Masked().String()]++
-			}
-		}
-		for _, pfx := range p.AllowedIPs {
-			if contested[pfx] {
-				seen["allowed "+pfx.Masked().String()]++
-			}
-		}
-	}
-	for l, n := range seen {
-		out = append(out, fmt.Sprintf("peer * %s (%d peers)", l, n))
 	}
 	sort.Strings(out)
 	return out

@@ -518,30 +518,48 @@ func (c *compiler) grant(sy *symbols, path string, g schema.Grant) []*rule {
 			r.dsts = append(r.dsts, dstSpec{a: d})
 		}
 		groups = append(groups, r)
-		// Some capabilities come with a companion granted the other way
-		// round, so the destination learns who may use it.
-		for _, name := range sortedKeys(g.App) {
-			companion, ok := companionCaps[name]
-			if !ok {
-				continue
-			}
-			back := &rule{path: path, caps: tailcfg.PeerCapMap{tailcfg.PeerCapability(companion): nil}}
-			for _, d := range dsts {
-				if d.kind == aliasAutogroup && d.name == agSelf {
-					continue
-				}
-				back.srcs = append(back.srcs, d)
-			}
-			for _, s := range srcs {
-				back.dsts = append(back.dsts, dstSpec{a: s})
-			}
-			groups = append(groups, back)
-		}
+		groups = append(groups, companionRules(path, g.App, srcs, dsts)...)
 	}
 	if bad {
 		return nil
 	}
 	return groups
+}
+
+// companionRules returns, for the capabilities of app that have a
+// companion (companionCaps), the rules granting it the other way round:
+// from the grant's destinations to its sources, so that each source learns
+// which destinations offer the capability (a Taildrive client lists as
+// remotes the peers that grant it drive-sharer). For autogroup:self
+// destinations, a user's own devices grant it to each other.
+func companionRules(path string, app map[string][]json.RawMessage, srcs, dsts []alias) []*rule {
+	var out []*rule
+	for _, name := range sortedKeys(app) {
+		companion, ok := companionCaps[name]
+		if !ok {
+			continue
+		}
+		caps := tailcfg.PeerCapMap{tailcfg.PeerCapability(companion): nil}
+		back := &rule{path: path, caps: caps}
+		self := &rule{path: path, caps: caps, srcs: srcs}
+		for _, d := range dsts {
+			if d.kind == aliasAutogroup && d.name == agSelf {
+				self.dsts = append(self.dsts, dstSpec{a: d})
+				continue
+			}
+			back.srcs = append(back.srcs, d)
+		}
+		if len(back.srcs) > 0 {
+			for _, s := range srcs {
+				back.dsts = append(back.dsts, dstSpec{a: s})
+			}
+			out = append(out, back)
+		}
+		if len(self.dsts) > 0 {
+			out = append(out, self)
+		}
+	}
+	return out
 }
 
 // checkCapName checks an app capability name: {domain}/{path}, not in tailscale.com

@@ -101,7 +101,7 @@ func TestCompileDiagnostics(t *testing.T) {
 		{"autoApprover", `{` + basePolicy + `"autoApprovers": {"routes": {"10.0.0.0/8": ["tag:nope"]}, "exitNode": ["10.0.0.1"]}}`,
 			[]string{`autoApprovers.exitNode[0]: "10.0.0.1" cannot approve routes`, `autoApprovers.routes["10.0.0.0/8"][0]: tag not found: "tag:nope"`}},
 		{"test syntax", `{` + basePolicy + `"tests": [{"src": "alice@example.com"}, {"src": "", "accept": ["tag:db:1-2"]}]}`,
-			[]string{`tests[0]: test has neither accept nor deny`, `tests[1].accept[0]: dst "tag:db:1-2": test ports are a single number in 1-65535`, `tests[1].src: test src must be specified`}},
+			[]string{`tests[0]: test has neither accept nor deny`, `tests[1].accept[0]: dst "tag:db:1-2": test ports are a single number in 0-65535`, `tests[1].src: test src must be specified`}},
 		{"ssh test dst", `{` + basePolicy + `"sshTests": [{"src": "alice@example.com", "dst": ["100.64.0.0/24"], "accept": ["root"]}]}`,
 			[]string{`sshTests[0].dst[0]: SSH tests dst contains disallowed element "100.64.0.0/24"`}},
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"tailscale.com/tailcfg"
 
@@ -42,6 +43,7 @@ type confNode struct {
 	IPv6           netip.Addr     `json:"ipv6"`
 	RoutableIPs    []netip.Prefix `json:"routableIPs"`
 	ApprovedRoutes []netip.Prefix `json:"approvedRoutes"`
+	Created        time.Time      `json:"created"`
 }
 
 type confExpect struct {
@@ -113,8 +115,9 @@ func loadPolicy(c *confCase) (*schema.Tailnet, error) {
 	return t, nil
 }
 
-// caseNodes builds the inventory. Node IDs follow the names' sort order:
-// the cases do not record registration order (see docs/policy.md).
+// caseNodes builds the inventory. Node IDs follow the names' sort order;
+// registration order, which elects primary routers, comes from the
+// nodes' created times (Node.Created), not from the IDs.
 func caseNodes(c *confCase) ([]Node, map[tailcfg.NodeID]string) {
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range c.Nodes {
@@ -128,7 +131,7 @@ func caseNodes(c *confCase) ([]Node, map[tailcfg.NodeID]string) {
 	for i, name := range names {
 		cn := c.Nodes[name]
 		n := Node{ID: tailcfg.NodeID(i + 1), Name: name, Tags: cn.Tags, IPv4: cn.IPv4, IPv6: cn.IPv6,
-			RoutableIPs: cn.RoutableIPs, ApprovedRoutes: cn.ApprovedRoutes}
+			RoutableIPs: cn.RoutableIPs, ApprovedRoutes: cn.ApprovedRoutes, Created: cn.Created}
 		if cn.User != nil && len(cn.Tags) == 0 {
 			n.User = *cn.User
 		}

@@ -9,6 +9,7 @@
 //	res := p.Evaluate(nodes, policy.Options{ControlURL: "https://ctl.example.com"})
 //	v := res.Node(id)                       // *NodeView: PacketFilter, Peers, SSH, CapMap, AllowedIPs, PrimaryRoutes
 //	res, affected := res.Update(newNodes)   // after inventory changes: resend the views of `affected` only
+//	saved := res.Primaries()                // elected subnet routers; pass back as Options.Primaries after a restart
 //	routes := p.ApproveRoutes(node)         // advertised routes that autoApprovers approve
 //	failures := p.RunTests(policy.TestInventory(tailnet, nodes)) // one Diagnostic per failed assertion
 //
@@ -20,6 +21,11 @@
 // node can match and carries the other rules and unaffected views over.
 // Results are safe for concurrent use; the slices in views are shared and
 // must be treated as read-only.
+//
+// Primary routers are elected by registration order (Node.Created) among
+// the online routers of a subnet, and stay primary while they are online
+// and approved: the election is state that Update carries and Evaluate
+// takes from Options.Primaries (see PrimaryKey).
 //
 // Node.ApprovedRoutes is taken as final: Evaluate does not apply
 // autoApprovers itself. Callers (reconcile, control) store the union of

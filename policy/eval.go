@@ -29,7 +29,8 @@ type Result struct {
 	tagged  bitset
 	member  bitset
 	all     bitset
-	primary map[netip.Prefix]*nodeState
+	primary map[netip.Prefix]*nodeState // the subnets' elected primaries
+	elected map[PrimaryKey]*nodeState   // every election's primary, via ones included
 
 	starSrc *netipx.IPSet // what "*" means as a source
 	rules   []*evalRule
@@ -63,6 +64,7 @@ type evalRule struct {
 	// viaNodes are the routers a grant's "via" names; nil without via.
 	// Such a rule's address destinations go only to them.
 	viaNodes bitset
+	viaKey   string // the via tags as an election key (PrimaryKey.Via)
 }
 
 // Options tune Evaluate. The zero value works.
@@ -70,6 +72,15 @@ type Options struct {
 	// ControlURL is the base URL of the coordination server, used in the
 	// callback URL of SSH "check" rules. Empty means "https://unused".
 	ControlURL string
+
+	// Primaries is a previous outcome of the primary-router elections
+	// (Result.Primaries), for Evaluate to continue from: a primary that is
+	// still an online router of its subnet stays primary. A server
+	// persists it so that a restart does not move subnets between
+	// routers. Nil means no history: every subnet goes to its first
+	// registered online router. Update ignores it and continues from the
+	// Result it is called on.
+	Primaries Primaries
 }
 
 func (o Options) controlURL() string {
@@ -80,15 +91,21 @@ func (o Options) controlURL() string {
 }
 
 // Evaluate resolves the policy against nodes. Of nodes sharing an ID, the
-// first is kept.
+// first is kept. The primary-router elections continue from
+// opts.Primaries (nil: none yet); see PrimaryKey.
 func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
+	prev := opts.Primaries
+	opts.Primaries = nil // Update continues from the Result, not from this
 	r := p.index(nodes, opts, nil)
+	r.electSubnets(prev)
 	r.resolveRules(nil)
+	r.electVia(prev)
 	return r
 }
 
-// index builds a Result's node states and indexes, without the rules. The
-// states of nodes prev already holds unchanged are copied from it.
+// index builds a Result's node states and indexes, without the rules and
+// elections. The states of nodes prev already holds unchanged are copied
+// from it.
 func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 	sorted := slices.Clone(nodes)
 	slices.SortStableFunc(sorted, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
@@ -101,6 +118,7 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 		byTag:      map[string]bitset{},
 		aliasNodes: map[aliasKey]bitset{},
 		primary:    map[netip.Prefix]*nodeState{},
+		elected:    map[PrimaryKey]*nodeState{},
 		views:      map[tailcfg.NodeID]*NodeView{},
 	}
 	n := len(sorted)
@@ -147,18 +165,7 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 		}
 		for _, sub := range s.subnets {
 			star.AddPrefix(sub)
-			// Nodes are sorted by ID: the first advertiser wins, but an
-			// online router beats an offline one.
-			if cur, ok := r.primary[sub]; !ok || (cur.Offline && !s.Offline) {
-				r.primary[sub] = s
-			}
 		}
-	}
-	for pfx, s := range r.primary {
-		s.primary = append(s.primary, pfx)
-	}
-	for _, s := range r.nodes {
-		slices.SortFunc(s.primary, comparePrefix)
 	}
 	r.starSrc, _ = star.IPSet()
 	slices.SortFunc(r.addrIdx, func(a, b addrEntry) int { return a.addr.Compare(b.addr) })
@@ -222,6 +229,7 @@ func (r *Result) resolveRule(rl *rule) *evalRule {
 		r.srcCache[key] = er
 	}
 	if len(rl.via) > 0 {
+		er.viaKey = viaKey(rl.via)
 		er.viaNodes = newBitset(len(r.nodes))
 		for _, v := range rl.via {
 			er.viaNodes.or(r.nodesOf(v))

@@ -283,8 +283,9 @@ func TestSSHRecorder(t *testing.T) {
 	}
 }
 
-// TestHAFailover: of several routers for a subnet, the lowest ID is
-// primary unless it is offline.
+// TestHAFailover: of several routers for a subnet registered at the same
+// time (zero Node.Created), the lowest ID is primary unless it is offline;
+// TestElection covers registration order and stickiness.
 func TestHAFailover(t *testing.T) {
 	p, diags := Compile(load(t, `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`))
 	if diags.HasErrors() {

@@ -3,6 +3,7 @@ package policy
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"go4.org/netipx"
 	"tailscale.com/tailcfg"
@@ -10,7 +11,7 @@ import (
 
 // Node is what the engine needs to know about one node of the inventory.
 type Node struct {
-	ID   tailcfg.NodeID // unique; lower IDs registered earlier and win HA primary election
+	ID   tailcfg.NodeID // unique
 	Name string         // the node's host name, for messages
 	User string         // owning login; "" for a tagged node
 	Tags []string       // "tag:x"; a node with tags is owned by its tags, not by User
@@ -25,10 +26,16 @@ type Node struct {
 	// approved are used.
 	ApprovedRoutes []netip.Prefix
 
-	// Offline marks a node that is not connected. It only matters for
-	// subnets several routers serve: an online router is elected primary
-	// before an offline one. The zero value means online.
+	// Offline marks a node that is not connected, or not healthy enough
+	// to route for others. It only matters to primary-router elections
+	// (see PrimaryKey): an offline primary hands its subnets to an online
+	// router. The zero value means online.
 	Offline bool
+
+	// Created is when the node registered: of several routers of a
+	// subnet, a fresh election picks the online one registered first
+	// (ties: the lower ID). The zero time sorts before every other.
+	Created time.Time
 }
 
 // Tagged reports whether the node is owned by tags rather than a user.

@@ -16,8 +16,8 @@ import (
 type sshRule struct {
 	path           string
 	check          bool          // action "check": re-authenticate through the control server
-	checkPeriod    time.Duration // 0 means the default (12h), or "always" when checkPeriodSet says so
-	checkPeriodSet string        // checkPeriod as written; "" when absent
+	checkPeriod    time.Duration // when checkPeriodSet: 0 for "always" (or "0s"), else the period
+	checkPeriodSet string        // checkPeriod as written; "" when absent (the default, 12h)
 	srcs           []alias
 	dsts           []alias
 	users          []string // literal SSH user names and "autogroup:nonroot"
@@ -54,6 +54,9 @@ func (c *compiler) sshRule(sy *symbols, path string, r schema.SSHRule) *sshRule 
 			bad = true
 		case d < 0:
 			c.errf(path+".checkPeriod", "", "checkPeriod %v must be a positive duration", d)
+			bad = true
+		case d > MaxSSHCheckPeriod:
+			c.errf(path+".checkPeriod", `at most "168h"; or "always"`, "checkPeriod %v is above the maximum of 168 hours (one week)", d)
 			bad = true
 		}
 		out.checkPeriod = d
@@ -315,11 +318,18 @@ func (p *Policy) Unsupported() schema.Diagnostics {
 // the rule sets no checkPeriod.
 const DefaultSSHCheckPeriod = 12 * time.Hour
 
+// MaxSSHCheckPeriod is the longest checkPeriod a rule may set. Tailscale's
+// docs: "at least one minute and at most 168 hours (one week)"; its
+// control plane enforces the maximum but accepts shorter periods (30s,
+// 0s), so tailplane does the same, and a zero period checks every time
+// like "always".
+const MaxSSHCheckPeriod = 168 * time.Hour
+
 // SSHCheckPeriod serves the control server's check callback: for a
 // connection from node src to node dst as SSH user sshUser, it finds the
 // first SSH rule on dst that matches (as tailscaled does) and, if that is
 // a "check" rule, returns how long a successful check stays valid (0 for
-// "always": check every time) and true. It returns false when no rule
+// "always" or a zero checkPeriod: check every time) and true. It returns false when no rule
 // matches or the matching rule is "accept".
 func (r *Result) SSHCheckPeriod(src, dst tailcfg.NodeID, sshUser string) (time.Duration, bool) {
 	s, d := r.byID[src], r.byID[dst]
@@ -334,7 +344,7 @@ func (r *Result) SSHCheckPeriod(src, dst tailcfg.NodeID, sshUser string) (time.D
 			if !sr.check {
 				return 0, false
 			}
-			if sr.checkPeriod == 0 && sr.checkPeriodSet != "always" {
+			if sr.checkPeriodSet == "" {
 				return DefaultSSHCheckPeriod, true
 			}
 			return sr.checkPeriod, true

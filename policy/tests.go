@@ -17,11 +17,7 @@ import (
 func (c *compiler) checkTests(p *Policy) {
 	for i, t := range p.tests {
 		path := fmt.Sprintf("tests[%d]", i)
-		if strings.TrimSpace(t.Src) == "" {
-			c.errf(path+".src", "name the user, group, tag, host or IP the test sends from", "test src must be specified")
-		} else if _, err := p.sy.parseAlias(t.Src); err != nil {
-			c.errf(path+".src", "", "test src: %v", err)
-		}
+		c.checkTestSrc(p, path+".src", t.Src)
 		if len(t.Accept) == 0 && len(t.Deny) == 0 {
 			c.errf(path, `add "accept" or "deny" destinations`, "test has neither accept nor deny")
 		}
@@ -39,11 +35,7 @@ func (c *compiler) checkTests(p *Policy) {
 	}
 	for i, t := range p.sshTests {
 		path := fmt.Sprintf("sshTests[%d]", i)
-		if strings.TrimSpace(t.Src) == "" {
-			c.errf(path+".src", "", "test src must be specified")
-		} else if _, err := p.sy.parseAlias(t.Src); err != nil {
-			c.errf(path+".src", "", "test src: %v", err)
-		}
+		c.checkTestSrc(p, path+".src", t.Src)
 		for j, d := range t.Dst {
 			if err := p.checkSSHTestDst(d); err != nil {
 				c.errf(fmt.Sprintf("%s.dst[%d]", path, j), "ssh test destinations are tags, users or IPv4 addresses of nodes", "%v", err)
@@ -57,6 +49,30 @@ func (c *compiler) checkTests(p *Policy) {
 				}
 			}
 		}
+	}
+}
+
+// checkTestSrc checks the src of a test or SSH test. Tailscale's docs:
+// the src is "a user's email address, a group, a tag, or a host that maps
+// to an IP address", and "sources ... must refer to specific entities and
+// do not support * wildcards": no "*", no CIDR or range (nor a host alias
+// of one), and none of the autogroups that are no identity (internet,
+// self, danger-all).
+func (c *compiler) checkTestSrc(p *Policy, path, src string) {
+	const hint = "name the user, group, tag, host or single IP the test sends from"
+	if strings.TrimSpace(src) == "" {
+		c.errf(path, hint, "test src must be specified")
+		return
+	}
+	a, err := p.sy.parseAlias(src)
+	switch {
+	case err != nil:
+		c.errf(path, "", "test src: %v", err)
+	case a.kind == aliasAll,
+		a.kind == aliasAutogroup && (a.name == agInternet || a.name == agSelf || a.name == agDangerAll):
+		c.errf(path, hint, "test src %q must be a specific user, group, tag or host, not a wildcard", src)
+	case a.kind == aliasPrefixes && (len(a.prefixes) != 1 || !a.prefixes[0].IsSingleIP()):
+		c.errf(path, hint, "test src %q must be a single address, not a range", src)
 	}
 }
 
@@ -81,21 +97,38 @@ func (p *Policy) checkSSHTestDst(d string) error {
 	return nil
 }
 
-// parseTestDst parses a test destination "alias:port" with exactly one port.
+// parseTestDst parses a test destination "alias:port" with exactly one
+// port, 0-65535 (0 for ICMP, which has none). An IPv6 address is written
+// in brackets, "[fd7a:115c:a1e0::1]:22", as Tailscale's docs require:
+// unbracketed, "fd7a:115c:a1e0::1:22" is itself an IPv6 address.
 func (p *Policy) parseTestDst(d string) (alias, uint16, error) {
 	host, ports, err := splitAliasPorts(d)
 	if err != nil {
 		return alias{}, 0, err
+	}
+	if !strings.HasPrefix(d, "[") && isIPv6Literal(host) {
+		return alias{}, 0, fmt.Errorf("dst %q: write IPv6 addresses in brackets, such as %q", d, "["+host+"]:"+ports)
 	}
 	a, err := p.sy.parseAlias(host)
 	if err != nil {
 		return alias{}, 0, fmt.Errorf("dst %q: %v", d, err)
 	}
 	port, err := parsePort(ports)
-	if err != nil || port == 0 {
-		return alias{}, 0, fmt.Errorf("dst %q: test ports are a single number in 1-65535", d)
+	if err != nil {
+		return alias{}, 0, fmt.Errorf("dst %q: test ports are a single number in 0-65535", d)
 	}
 	return a, port, nil
+}
+
+// isIPv6Literal reports whether s is an IPv6 address or prefix.
+func isIPv6Literal(s string) bool {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Is6()
+	}
+	if pf, err := netip.ParsePrefix(s); err == nil {
+		return pf.Addr().Is6()
+	}
+	return false
 }
 
 // testEndpoint is one source or destination of a test: a node's addresses
@@ -125,9 +158,8 @@ func (p *Policy) RunTests(nodes []Node) schema.Diagnostics {
 		}
 		srcs := r.testEndpoints(srcA, nil)
 		protos, _ := parseProto(t.Proto)
-		proto := 6
-		if protos != nil {
-			proto = protos[0]
+		if protos == nil {
+			protos = []int{6, 17} // Tailscale's docs: "the test checks for either TCP or UDP access"
 		}
 		for _, fl := range []fieldList{{"accept", t.Accept}, {"deny", t.Deny}} {
 			field, list := fl.field, fl.list
@@ -138,7 +170,7 @@ func (p *Policy) RunTests(nodes []Node) schema.Diagnostics {
 				if err != nil {
 					continue
 				}
-				got, why := r.testAllows(srcs, srcA, dstA, port, proto, want)
+				got, why := r.testAllows(srcs, srcA, dstA, port, protos, want)
 				if why != "" {
 					fail(dp, fmt.Sprintf("%s -> %s: %s", t.Src, d, why))
 					continue
@@ -198,10 +230,10 @@ func (r *Result) testEndpoints(a alias, self []testEndpoint) []testEndpoint {
 }
 
 // testAllows evaluates one assertion: with want (accept) it reports
-// whether every source reaches every destination on port/proto; without
-// (deny) whether any does. why is non-empty when the test cannot be
-// evaluated.
-func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, proto int, want bool) (bool, string) {
+// whether every source reaches every destination on port by one of
+// protos; without (deny) whether any does. why is non-empty when the test
+// cannot be evaluated.
+func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, protos []int, want bool) (bool, string) {
 	if len(srcs) == 0 {
 		return false, fmt.Sprintf("src %q matches no node", srcA.name)
 	}
@@ -219,7 +251,7 @@ func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, 
 			if self && s.node.User != d.node.User {
 				continue // autogroup:self pairs each source with its own user's nodes
 			}
-			if r.pairAllowed(s, d, port, proto) {
+			if slices.ContainsFunc(protos, func(proto int) bool { return r.pairAllowed(s, d, port, proto) }) {
 				any = true
 			} else {
 				all = false
@@ -236,19 +268,23 @@ func (r *Result) testAllows(srcs []testEndpoint, srcA, dstA alias, port uint16, 
 }
 
 // pairAllowed reports whether some rule lets s reach d on port/proto,
-// over IPv4 or IPv6 (each family where both ends have an address).
+// over IPv4 or IPv6 (each family where both ends have an address). ICMP
+// goes wherever any rule lets the pair through, whatever its protocols
+// and ports ("if traffic is allowed for a given pair of IP addresses,
+// then ICMP will also be allowed", as tailscaled's filter does).
 func (r *Result) pairAllowed(s, d testEndpoint, port uint16, proto int) bool {
+	icmp := proto == 1 || proto == 58
 	for _, v4 := range []bool{true, false} {
 		sa, da := familyAddr(s.set, v4), familyAddr(d.set, v4)
 		if !sa.IsValid() || !da.IsValid() {
 			continue
 		}
 		for _, er := range r.rules {
-			if er.caps != nil || !protoMatches(er.protos, proto) || !er.srcSet.Contains(sa) {
+			if er.caps != nil || !er.srcSet.Contains(sa) || (!icmp && !protoMatches(er.protos, proto)) {
 				continue
 			}
 			for _, ds := range er.dsts {
-				if !slices.ContainsFunc(ds.ports, func(pr tailcfg.PortRange) bool { return pr.First <= port && port <= pr.Last }) {
+				if !icmp && !slices.ContainsFunc(ds.ports, func(pr tailcfg.PortRange) bool { return pr.First <= port && port <= pr.Last }) {
 					continue
 				}
 				if r.dstCovers(ds.a, s, d, da) {

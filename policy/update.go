@@ -17,26 +17,18 @@ import (
 // are carried over. A change to one node thus costs the indexing of the
 // inventory, the rules that name it and the views of the nodes it
 // touches — not every node against every rule.
+//
+// The primary-router elections continue from r's (see PrimaryKey):
+// Update(nodes) elects as Evaluate(nodes, Options{Primaries:
+// r.Primaries()}) would. A node that only goes offline or online
+// (Node.Offline) changes nothing but elections: it affects the routers
+// whose election moves and the nodes that see them and may use the subnet.
 func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 	nr := r.p.index(nodes, r.opts, r)
+	prev := r.Primaries()
+	nr.electSubnets(prev)
 
-	changed := map[tailcfg.NodeID]bool{}
-	for _, s := range nr.nodes {
-		old, ok := r.byID[s.ID]
-		if !ok || !sameNode(&old.Node, &s.Node) || old.noIPv4 != s.noIPv4 {
-			// Connecting and disconnecting only matters to routers (HA
-			// elections); for other nodes it changes no view.
-			if ok && onlyOfflineDiffers(&old.Node, &s.Node) && len(old.subnets) == 0 && len(s.subnets) == 0 && old.noIPv4 == s.noIPv4 {
-				continue
-			}
-			changed[s.ID] = true
-		}
-	}
-	for _, s := range r.nodes {
-		if _, ok := nr.byID[s.ID]; !ok {
-			changed[s.ID] = true
-		}
-	}
+	changed := changedNodes(r, nr)
 	// Rules no changed node can match resolve as before: take them over.
 	carried := make([]bool, len(r.p.rules))
 	move := newRemap(r, nr)
@@ -47,7 +39,9 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 		carried[k] = true
 		return move.rule(r.rules[k])
 	})
-	if len(changed) == 0 {
+	nr.electVia(prev)
+	elections := electionChanges(r, nr)
+	if len(changed) == 0 && len(elections) == 0 {
 		nr.adoptViews(r, nil)
 		return nr, nil
 	}
@@ -101,18 +95,7 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 			res.sshAffected(sr, changed, add)
 		}
 	}
-	// A subnet changing primary router changes what every viewer of both
-	// routers sees.
-	for _, pfx := range primaryChanges(r, nr) {
-		for _, res := range []*Result{r, nr} {
-			if s, ok := res.primary[pfx]; ok {
-				affected[s.ID] = true
-				for _, p := range res.Node(s.ID).Peers {
-					affected[p.ID] = true
-				}
-			}
-		}
-	}
+	electionsAffected(r, nr, elections, affected)
 
 	nr.adoptViews(r, affected)
 	ids := make([]tailcfg.NodeID, 0, len(affected))
@@ -121,6 +104,46 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 	}
 	slices.Sort(ids)
 	return nr, ids
+}
+
+// changedNodes returns the IDs of the nodes added, removed or changed
+// between r and nr. Connecting, disconnecting and the registration time
+// only matter to elections (electionsAffected), so they do not count.
+func changedNodes(r, nr *Result) map[tailcfg.NodeID]bool {
+	changed := map[tailcfg.NodeID]bool{}
+	for _, s := range nr.nodes {
+		old, ok := r.byID[s.ID]
+		if !ok || !sameNode(&old.Node, &s.Node, false) || old.noIPv4 != s.noIPv4 {
+			changed[s.ID] = true
+		}
+	}
+	for _, s := range r.nodes {
+		if _, ok := nr.byID[s.ID]; !ok {
+			changed[s.ID] = true
+		}
+	}
+	return changed
+}
+
+// electionsAffected adds to affected the views an election moving a
+// subnet to another router changes: both routers' and those of the nodes
+// that see either and may carry the subnet.
+func electionsAffected(r, nr *Result, elections []PrimaryKey, affected map[tailcfg.NodeID]bool) {
+	for _, k := range elections {
+		for _, res := range []*Result{r, nr} {
+			s, ok := res.elected[k]
+			if !ok {
+				continue
+			}
+			affected[s.ID] = true
+			viewers := res.routeViewers(k.Prefix)
+			for _, p := range res.Node(s.ID).Peers {
+				if viewers.has(res.byID[p.ID].idx) {
+					affected[p.ID] = true
+				}
+			}
+		}
+	}
 }
 
 // sshAffected adds, through add, the nodes whose SSH policy under rule sr
@@ -199,24 +222,22 @@ func (r *Result) unchanged(nd *Node) *nodeState {
 	if r == nil {
 		return nil
 	}
-	if o := r.byID[nd.ID]; o != nil && sameNode(&o.Node, nd) {
+	if o := r.byID[nd.ID]; o != nil && sameNode(&o.Node, nd, true) {
 		return o
 	}
 	return nil
 }
 
-// sameNode reports whether two inventory entries are equal for the engine.
-func sameNode(a, b *Node) bool {
+// sameNode reports whether two inventory entries are equal for the engine;
+// with elections false, Offline and Created, which only elections read,
+// are not compared.
+func sameNode(a, b *Node, elections bool) bool {
+	if elections && (a.Offline != b.Offline || !a.Created.Equal(b.Created)) {
+		return false
+	}
 	return a.ID == b.ID && a.User == b.User && a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6 &&
 		slices.Equal(a.Tags, b.Tags) && slices.Equal(a.RoutableIPs, b.RoutableIPs) &&
-		slices.Equal(a.ApprovedRoutes, b.ApprovedRoutes) && a.Name == b.Name && a.Offline == b.Offline
-}
-
-// onlyOfflineDiffers reports whether a and b differ in Offline alone.
-func onlyOfflineDiffers(a, b *Node) bool {
-	c := *b
-	c.Offline = a.Offline
-	return sameNode(a, &c)
+		slices.Equal(a.ApprovedRoutes, b.ApprovedRoutes) && a.Name == b.Name
 }
 
 // sameIDs reports whether bitset a of result ra and bitset b of result rb
@@ -228,17 +249,23 @@ func sameIDs(ra *Result, a bitset, rb *Result, b bitset) bool {
 	return slices.Equal(ia, ib)
 }
 
-// primaryChanges lists the subnets whose primary router differs.
-func primaryChanges(r, nr *Result) []netip.Prefix {
-	var out []netip.Prefix
-	for pfx, s := range r.primary {
-		if ns, ok := nr.primary[pfx]; !ok || ns.ID != s.ID {
-			out = append(out, pfx)
+// routeViewers returns the nodes whose views may carry subnet p through
+// one of its routers: sources of rules whose destinations cover p or are
+// "*" (via rules included), destinations of rules with sources behind p,
+// and p's own routers, which route it through the primary.
+func (r *Result) routeViewers(p netip.Prefix) bitset {
+	out := newBitset(len(r.nodes))
+	for _, er := range r.rules {
+		if er.routesAll || er.routeSet.OverlapsPrefix(p) {
+			out.or(er.srcNodes)
+		}
+		if er.srcOutside.OverlapsPrefix(p) {
+			out.or(er.dstNodes)
 		}
 	}
-	for pfx := range nr.primary {
-		if _, ok := r.primary[pfx]; !ok {
-			out = append(out, pfx)
+	for _, i := range r.routers {
+		if slices.Contains(r.nodes[i].subnets, p) {
+			out.set(i)
 		}
 	}
 	return out

@@ -9,14 +9,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"tailscale.com/tailcfg"
 
 	"github.com/tailplane/tailplane/schema"
 )
 
 // TestUpdateMatchesEvaluate applies single-node changes with Update and
-// checks every node's view against a fresh Evaluate: a view Update carries
-// over must be the one Evaluate computes.
+// checks every node's view against a fresh Evaluate that continues from the
+// same elections (Options.Primaries): a view Update carries over must be
+// the one Evaluate computes.
 func TestUpdateMatchesEvaluate(t *testing.T) {
 	bt, bnodes := benchTailnet(300)
 	inventories := []struct {
@@ -95,7 +97,10 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 					old.Node(n.ID)
 				}
 				upd, ids := old.Update(after)
-				fresh := p.Evaluate(after, Options{})
+				fresh := p.Evaluate(after, Options{Primaries: old.Primaries()})
+				if diff := cmp.Diff(fresh.Primaries(), upd.Primaries()); diff != "" {
+					t.Errorf("Update's primaries differ from Evaluate's (-Evaluate +Update):\n%s", diff)
+				}
 				for _, n := range after {
 					if got, want := viewJSON(upd.Node(n.ID)), viewJSON(fresh.Node(n.ID)); got != want {
 						t.Errorf("node %d: Update's view differs from Evaluate's (affected: %v)\n got %s\nwant %s", n.ID, slices.Contains(ids, n.ID), got, want)
@@ -175,7 +180,7 @@ func BenchmarkUpdate(b *testing.B) {
 func BenchmarkUpdateNewUserNode(b *testing.B) {
 	const login = "loner@example.com"
 	var with []Node
-	benchUpdate(b, func(t *schema.Tailnet) {
+	benchUpdate(b, func(t *schema.Tailnet, _ []Node) {
 		t.Users[login] = schema.User{Login: login, Role: schema.RoleMember}
 	}, func(i int, nodes []Node) []Node {
 		if with == nil || len(with) != len(nodes)+1 {
@@ -193,12 +198,12 @@ func BenchmarkUpdateNewUserNode(b *testing.B) {
 // tweak, when not nil), with every view computed first. change returns the
 // inventory of op i (i from 1), given the original one. It reports the
 // affected views and the peer entries they hold.
-func benchUpdate(b *testing.B, tweak func(*schema.Tailnet), change func(i int, nodes []Node) []Node) {
+func benchUpdate(b *testing.B, tweak func(*schema.Tailnet, []Node), change func(i int, nodes []Node) []Node) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			t, nodes := benchTailnet(n)
 			if tweak != nil {
-				tweak(t)
+				tweak(t, nodes)
 			}
 			p, diags := Compile(t)
 			if diags.HasErrors() {
@@ -229,7 +234,8 @@ func benchUpdate(b *testing.B, tweak func(*schema.Tailnet), change func(i int, n
 }
 
 // TestUpdateRandom applies random sequences of node changes through
-// Update, checking every view against a fresh Evaluate after each step.
+// Update, checking every view against a fresh Evaluate (continuing from the
+// previous step's elections) after each step.
 func TestUpdateRandom(t *testing.T) {
 	bt, nodes := benchTailnet(200)
 	p, diags := Compile(bt)
@@ -251,7 +257,13 @@ func TestUpdateRandom(t *testing.T) {
 			nodes[i].RoutableIPs, nodes[i].ApprovedRoutes = []netip.Prefix{r}, []netip.Prefix{r}
 		case 3: // remove
 			nodes = slices.Delete(nodes, i, i+1)
-		case 5: // connect or disconnect
+		case 5: // connect or disconnect, a router every other time
+			if routers := slices.IndexFunc(nodes, func(n Node) bool { return len(n.ApprovedRoutes) > 0 }); step%2 == 0 && routers >= 0 {
+				i = routers + rng.IntN(len(nodes)-routers)
+				for len(nodes[i].ApprovedRoutes) == 0 {
+					i = (i + 1) % len(nodes)
+				}
+			}
 			nodes[i].Offline = !nodes[i].Offline
 		case 4: // add
 			id := tailcfg.NodeID(10000 + step)
@@ -261,12 +273,34 @@ func TestUpdateRandom(t *testing.T) {
 		for _, n := range nodes {
 			res.Node(n.ID) // make every view cached, so Update must decide about each
 		}
+		prev := res.Primaries()
 		res, _ = res.Update(nodes)
-		fresh := p.Evaluate(nodes, Options{})
+		fresh := p.Evaluate(nodes, Options{Primaries: prev})
+		if diff := cmp.Diff(fresh.Primaries(), res.Primaries()); diff != "" {
+			t.Fatalf("step %d: Update's primaries differ from Evaluate's (-Evaluate +Update):\n%s", step, diff)
+		}
 		for _, n := range nodes {
 			if got, want := viewJSON(res.Node(n.ID)), viewJSON(fresh.Node(n.ID)); got != want {
 				t.Fatalf("step %d: node %d: Update's view differs from Evaluate's", step, n.ID)
 			}
 		}
 	}
+}
+
+// BenchmarkUpdateRouterOffline is a failover between two routers of
+// 10.0.0.0/16, node 0 and node 100 (which serves 10.1.0.0/16 too; at 10k
+// nodes four more routers serve 10.0.0.0/16): every op takes one of the
+// two offline and brings the other back, so the subnet's primary moves
+// each time. Only that election changes: the views affected are the two
+// routers' and those of their peers that may carry the subnet.
+func BenchmarkUpdateRouterOffline(b *testing.B) {
+	subnet := netip.MustParsePrefix("10.0.0.0/16")
+	benchUpdate(b, func(_ *schema.Tailnet, nodes []Node) {
+		nodes[100].RoutableIPs = append(slices.Clone(nodes[100].RoutableIPs), subnet)
+		nodes[100].ApprovedRoutes = append(slices.Clone(nodes[100].ApprovedRoutes), subnet)
+	}, func(i int, nodes []Node) []Node {
+		out := slices.Clone(nodes)
+		out[0].Offline, out[100].Offline = i%2 == 1, i%2 == 0
+		return out
+	})
 }

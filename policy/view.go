@@ -126,17 +126,7 @@ func (r *Result) peers(s *nodeState) []Peer {
 			peer.AllowedIPs = slices.DeleteFunc(slices.Clone(peer.AllowedIPs), func(p netip.Prefix) bool { return p.Addr().Is4() })
 		}
 		for _, p := range ps.subnets {
-			// A via grant picks the router for its sources, overriding the
-			// primary election; otherwise the primary carries the route.
-			viaMatched, viaOK := false, false
-			for _, er := range vias {
-				if er.routeSet.OverlapsPrefix(p) {
-					viaMatched = true
-					viaOK = viaOK || r.viaRouter(er, p) == i
-				}
-			}
-			primary := slices.Contains(ps.primary, p)
-			if viaOK || (!viaMatched && primary && routes.covers(p)) {
+			if r.carriesRoute(s, i, p, routes, vias) {
 				peer.AllowedIPs = append(peer.AllowedIPs, p)
 				peer.PrimaryRoutes = append(peer.PrimaryRoutes, p)
 			}
@@ -152,20 +142,32 @@ func (r *Result) peers(s *nodeState) []Peer {
 	return out
 }
 
-// viaRouter picks the router of a via rule for subnet p: the primary if it
-// is one of the via nodes, else the via node with the lowest ID that has p
-// approved. It returns -1 if none has.
-func (r *Result) viaRouter(er *evalRule, p netip.Prefix) int {
-	if prim, ok := r.primary[p]; ok && er.viaNodes.has(prim.idx) {
-		return prim.idx
+// carriesRoute reports whether peer i carries subnet p for viewer s, given
+// the routes s may use without via (routes) and the via rules s is a
+// source of. Access without via, and a standby router of p (which routes
+// it through the primary whatever the rules say, as Tailscale does), use
+// the subnet's primary; access through via grants alone uses the router
+// elected among their via routers.
+func (r *Result) carriesRoute(s *nodeState, i int, p netip.Prefix, routes routeAccess, vias []*evalRule) bool {
+	primary := r.primary[p].idx == i
+	if routes.covers(p) || slices.Contains(s.subnets, p) {
+		return primary
 	}
-	pick := -1
-	er.viaNodes.each(func(i int) {
-		if pick < 0 && slices.Contains(r.nodes[i].subnets, p) {
-			pick = i
+	for _, er := range vias {
+		if er.routeSet.OverlapsPrefix(p) && r.viaRouter(er, p) == i {
+			return true
 		}
-	})
-	return pick
+	}
+	return false
+}
+
+// viaRouter returns the router elected for a via rule's sources to reach
+// subnet p, or -1 if none of its via routers serves p.
+func (r *Result) viaRouter(er *evalRule, p netip.Prefix) int {
+	if s, ok := r.elected[PrimaryKey{Prefix: p, Via: er.viaKey}]; ok {
+		return s.idx
+	}
+	return -1
 }
 
 // routeAccess is which routes of its peers a node may send traffic to.
@@ -241,9 +243,13 @@ func (r *Result) filterRule(er *evalRule, s *nodeState, src *netipx.IPSet, self 
 			}
 			pfx = internetPrefixes
 		case d.a.kind == aliasPrefixes && er.caps != nil:
-			// Capabilities go to nodes, never to the subnets behind them.
-			if overlapsAny(d.a.set, s.addrs) {
-				pfx = s.addrs
+			// Capabilities go to nodes, never to the subnets behind them:
+			// to the node's addresses the destination names (an IPv6
+			// literal grants on the IPv6 address only).
+			for _, a := range s.addrs {
+				if d.a.set.ContainsPrefix(a) {
+					pfx = append(pfx, a)
+				}
 			}
 		case d.a.kind == aliasPrefixes:
 			for _, p := range d.a.prefixes {

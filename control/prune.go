@@ -72,7 +72,7 @@ func (w *world) dropUndeclaredTags(ctx context.Context, n *node) bool {
 		return false
 	}
 	kept := slices.DeleteFunc(slices.Clone(n.rec.Tags), func(t string) bool {
-		_, ok := w.tailnet.Policy.TagOwners[t]
+		_, ok := w.compiled.TagOwners(t)
 		return !ok
 	})
 	if len(kept) == len(n.rec.Tags) || len(kept) == 0 {
@@ -95,7 +95,7 @@ func (w *world) undeclaredOwner(n *node) string {
 		return ""
 	}
 	for _, t := range n.rec.Tags {
-		if _, ok := w.tailnet.Policy.TagOwners[t]; ok {
+		if _, ok := w.compiled.TagOwners(t); ok {
 			return ""
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
@@ -358,30 +359,18 @@ func (w *world) nodeTags(k schema.AuthKey, hi *tailcfg.Hostinfo) ([]string, erro
 	return slices.Compact(tags), nil
 }
 
+// mayOwnTag says why a node registering with k may not request tag, or
+// nil; the policy decides (Policy.MayOwnTag), this phrases the refusal.
 func (w *world) mayOwnTag(k schema.AuthKey, tag string) error {
 	if !strings.HasPrefix(tag, "tag:") {
 		return fmt.Errorf("advertised tag %q is not a tag (tags look like tag:name)", tag)
 	}
-	owners, ok := w.tailnet.Policy.TagOwners[tag]
+	owners, ok := w.compiled.TagOwners(tag)
 	if !ok {
 		return fmt.Errorf("advertised tag %q is not declared in tagOwners", tag)
 	}
-	role := w.tailnet.Users[k.User].Role
-	for _, o := range owners {
-		switch {
-		case o == k.User && k.User != "":
-			return nil
-		case slices.Contains(k.Tags, o):
-			return nil
-		case strings.HasPrefix(o, "group:") && k.User != "" && slices.Contains(w.tailnet.Policy.Groups[o], k.User):
-			return nil
-		case k.User != "" && o == "autogroup:member":
-			return nil
-		case k.User != "" && o == "autogroup:admin" && (role == schema.RoleAdmin || role == schema.RoleOwner):
-			return nil
-		case k.User != "" && o == "autogroup:owner" && role == schema.RoleOwner:
-			return nil
-		}
+	if w.compiled.MayOwnTag(policy.Node{User: k.User, Tags: k.Tags}, tag) {
+		return nil
 	}
 	who := k.User
 	if who == "" {

@@ -66,13 +66,12 @@ func (n *node) addresses() []netip.Prefix {
 
 // nodeView builds the tailcfg.Node peers (and the node itself) see.
 func (w *world) nodeView(n *node) *tailcfg.Node {
-	s := effectiveSettings(w.tailnet.Settings)
 	allowed, primary := w.pol.Routes(n)
 	online := n.online
 	v := &tailcfg.Node{
 		ID:                n.id,
 		StableID:          tailcfg.StableNodeID(n.rec.StableID),
-		Name:              n.rec.GivenName + "." + s.Domain + ".",
+		Name:              n.rec.GivenName + "." + w.settings.Domain + ".",
 		User:              n.userID(),
 		Key:               n.nodeKey,
 		KeyExpiry:         n.rec.KeyExpiry,
@@ -124,13 +123,12 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 	if w.keyExpired(p, now) {
 		return w.expiredMap(p, forSession)
 	}
-	s := effectiveSettings(w.tailnet.Settings)
 	f := w.pol.Filter(p)
 	resp := &tailcfg.MapResponse{
 		Node:            p.view,
 		DERPMap:         w.derpMap,
 		DNSConfig:       w.dns,
-		Domain:          s.Domain,
+		Domain:          w.settings.Domain,
 		CollectServices: opt.False,
 		PacketFilters:   filterMessage(f),
 		SSHPolicy:       w.pol.SSHPolicy(p),
@@ -206,9 +204,9 @@ func (s *Server) deltaMap(d pendingDelta) *tailcfg.MapResponse {
 	return resp
 }
 
-// dnsConfig derives the DNS settings every node gets.
-func dnsConfig(t *schema.Tailnet) *tailcfg.DNSConfig {
-	s := effectiveSettings(t.Settings)
+// dnsConfig derives the DNS settings every node gets; domain is the
+// MagicDNS domain, its default filled in.
+func dnsConfig(t *schema.Tailnet, domain string) *tailcfg.DNSConfig {
 	c := &tailcfg.DNSConfig{Proxied: t.DNS.MagicDNS}
 	for _, ns := range t.DNS.Nameservers {
 		c.Resolvers = append(c.Resolvers, &dnstype.Resolver{Addr: ns.String()})
@@ -224,7 +222,7 @@ func dnsConfig(t *schema.Tailnet) *tailcfg.DNSConfig {
 		c.Routes[suffix] = rs
 	}
 	if t.DNS.MagicDNS {
-		c.Domains = append(c.Domains, s.Domain)
+		c.Domains = append(c.Domains, domain)
 	}
 	c.Domains = append(c.Domains, t.DNS.SearchDomains...)
 	for _, r := range t.DNS.Records {

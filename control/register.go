@@ -204,7 +204,7 @@ func (w *world) keyExpired(n *node, now time.Time) bool {
 // keyExpiry is when a key registered now expires; zero means never.
 func (w *world) keyExpiry(tagged bool, req *tailcfg.RegisterRequest, now time.Time) time.Time {
 	var exp time.Time
-	if d := w.tailnet.Settings.NodeKeyExpiry; d > 0 && !tagged {
+	if d := w.settings.NodeKeyExpiry; d > 0 && !tagged {
 		exp = now.Add(d).UTC()
 	}
 	if !req.Expiry.IsZero() && (exp.IsZero() || req.Expiry.Before(exp)) {

@@ -231,7 +231,7 @@ func (s *Server) Check(t *schema.Tailnet) error {
 // run is the owner goroutine: the only code that mutates the world.
 func (s *Server) run(ctx context.Context, w *world) {
 	defer close(s.stopped)
-	reap := time.NewTicker(reapInterval(w.tailnet))
+	reap := time.NewTicker(reapInterval(w.settings))
 	defer reap.Stop()
 	for {
 		select {
@@ -243,7 +243,7 @@ func (s *Server) run(ctx context.Context, w *world) {
 				w.expireKeys(s.now())
 				return nil
 			})
-			reap.Reset(reapInterval(w.tailnet))
+			reap.Reset(reapInterval(w.settings))
 		case <-ctx.Done():
 			for _, n := range w.live {
 				n.sess.close("server shutting down")
@@ -253,9 +253,10 @@ func (s *Server) run(ctx context.Context, w *world) {
 	}
 }
 
-// reapInterval is how often ephemeral nodes are checked for inactivity.
-func reapInterval(t *schema.Tailnet) time.Duration {
-	d := effectiveSettings(t.Settings).EphemeralTimeout / 4
+// reapInterval is how often ephemeral nodes are checked for inactivity,
+// under settings s (defaults filled in).
+func reapInterval(s schema.Settings) time.Duration {
+	d := s.EphemeralTimeout / 4
 	return min(max(d, 250*time.Millisecond), 30*time.Second)
 }
 

@@ -53,10 +53,11 @@ func (n *node) tagged() bool { return len(n.rec.Tags) > 0 }
 
 // world is the mutable tailnet state owned by the Server's run goroutine.
 type world struct {
-	srv     *Server
-	tailnet *schema.Tailnet
-	derpMap *tailcfg.DERPMap
-	dns     *tailcfg.DNSConfig // derived from tailnet.DNS; shared by all netmaps
+	srv      *Server
+	tailnet  *schema.Tailnet
+	settings schema.Settings // tailnet.Settings with schema's defaults filled in
+	derpMap  *tailcfg.DERPMap
+	dns      *tailcfg.DNSConfig // derived from tailnet.DNS; shared by all netmaps
 
 	compiled *policy.Policy // tailnet.Policy compiled; replaced with the config
 	res      *policy.Result // compiled evaluated against the nodes; replaced on membership changes
@@ -109,6 +110,7 @@ func newWorld(ctx context.Context, srv *Server, c *preparedConfig, rows []*store
 // makes, compiled for installing.
 type preparedConfig struct {
 	tailnet  *schema.Tailnet
+	settings schema.Settings // tailnet.Settings with schema's defaults filled in
 	compiled *policy.Policy
 	derpMap  *tailcfg.DERPMap // the server's map with the policy's derpMap applied
 	dns      *tailcfg.DNSConfig
@@ -129,7 +131,8 @@ func (s *Server) prepare(t *schema.Tailnet) (*preparedConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &preparedConfig{tailnet: t, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t)}, nil
+	settings := t.Settings.WithDefaults()
+	return &preparedConfig{tailnet: t, settings: settings, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t, settings.Domain)}, nil
 }
 
 // setTailnet installs a prepared config; the caller pushes the
@@ -137,7 +140,8 @@ func (s *Server) prepare(t *schema.Tailnet) (*preparedConfig, error) {
 func (w *world) setTailnet(c *preparedConfig) {
 	w.compiled = c.compiled
 	w.tailnet = c.tailnet
-	s := effectiveSettings(c.tailnet.Settings)
+	w.settings = c.settings
+	s := c.settings
 	// Existing nodes keep their addresses even outside a new range.
 	if w.v4 == nil || w.v4.prefix != s.IPv4.Masked() {
 		w.v4 = w.reservedAllocator(s.IPv4, func(n *node) netip.Addr { return n.v4 })
@@ -316,7 +320,7 @@ func (w *world) everythingChanged() {
 // reapEphemeral removes ephemeral nodes that were offline longer than the
 // tailnet's ephemeral timeout.
 func (w *world) reapEphemeral(ctx context.Context, now time.Time) {
-	timeout := effectiveSettings(w.tailnet.Settings).EphemeralTimeout
+	timeout := w.settings.EphemeralTimeout
 	for _, n := range w.nodes {
 		if !n.rec.Ephemeral || n.online {
 			continue
@@ -339,21 +343,4 @@ func (w *world) expireKeys(now time.Time) {
 			w.cutOffExpired(n)
 		}
 	}
-}
-
-// effectiveSettings fills in the documented defaults of s.
-func effectiveSettings(s schema.Settings) schema.Settings {
-	if s.Domain == "" {
-		s.Domain = schema.DefaultDomain
-	}
-	if !s.IPv4.IsValid() {
-		s.IPv4 = schema.DefaultIPv4
-	}
-	if !s.IPv6.IsValid() {
-		s.IPv6 = schema.DefaultIPv6
-	}
-	if s.EphemeralTimeout <= 0 {
-		s.EphemeralTimeout = schema.DefaultEphemeralTimeout
-	}
-	return s
 }

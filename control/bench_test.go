@@ -126,7 +126,7 @@ func BenchmarkMembershipChange(b *testing.B) {
 			for range b.N {
 				// The node alternately logs out and back in: a real change
 				// of the inventory every iteration.
-				n.rec.LoggedOut = !n.rec.LoggedOut
+				n.loggedOut = !n.loggedOut
 				w.membershipChanged(n, false)
 				if !withSessions {
 					b.StopTimer()

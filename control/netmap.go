@@ -30,7 +30,7 @@ func (n *node) userID() tailcfg.UserID {
 	if n.tagged() {
 		return taggedUserID
 	}
-	return userID(n.rec.UserLogin)
+	return userID(n.userLogin)
 }
 
 // userProfiles builds the profile of every declared user plus the tagged
@@ -70,11 +70,11 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 	online := n.online
 	v := &tailcfg.Node{
 		ID:                n.id,
-		StableID:          tailcfg.StableNodeID(n.rec.StableID),
-		Name:              n.rec.GivenName + "." + w.settings.Domain + ".",
+		StableID:          n.stableID,
+		Name:              n.givenName + "." + w.settings.Domain + ".",
 		User:              n.userID(),
 		Key:               n.nodeKey,
-		KeyExpiry:         n.rec.KeyExpiry,
+		KeyExpiry:         n.keyExpiry,
 		Machine:           n.machine,
 		DiscoKey:          n.disco,
 		Addresses:         n.addresses(),
@@ -82,14 +82,14 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 		Endpoints:         n.endpoints,
 		HomeDERP:          n.homeDERP,
 		Hostinfo:          n.hostinfo.View(),
-		Created:           n.rec.CreatedAt,
+		Created:           n.createdAt,
 		Cap:               n.capVer,
-		Tags:              n.rec.Tags,
+		Tags:              n.tags,
 		PrimaryRoutes:     primary,
 		Online:            &online,
 		MachineAuthorized: true,
 		CapMap:            w.pol.CapMap(n),
-		Expired:           !n.rec.KeyExpiry.IsZero() && n.rec.KeyExpiry.Before(w.srv.now()),
+		Expired:           !n.keyExpiry.IsZero() && n.keyExpiry.Before(w.srv.now()),
 	}
 	if v.Expired {
 		// Peers must not reach an expired node: no paths to it.

@@ -108,9 +108,9 @@ func (w *world) updatePolicy() []tailcfg.NodeID {
 func (w *world) policyNode(n *node) policy.Node {
 	pn := policy.Node{
 		ID:          n.id,
-		Name:        n.rec.GivenName,
-		User:        n.rec.UserLogin,
-		Tags:        n.rec.Tags,
+		Name:        n.givenName,
+		User:        n.userLogin,
+		Tags:        n.tags,
 		IPv4:        n.v4,
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
@@ -131,7 +131,7 @@ func (w *world) approvedRoutes(n *node, pn policy.Node) []netip.Prefix {
 		return nil
 	}
 	var manual []netip.Prefix
-	for _, k := range schema.RouteKeysFor(n.rec.GivenName, n.rec.UserLogin, n.rec.Tags) {
+	for _, k := range schema.RouteKeysFor(n.givenName, n.userLogin, n.tags) {
 		manual = append(manual, w.tailnet.Routes[k]...)
 	}
 	auto := w.compiled.ApproveRoutes(pn)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -145,11 +144,11 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 		n = old
 	}
 	noAuth := req.Auth == nil || req.Auth.AuthKey == ""
-	if n != nil && !n.rec.LoggedOut && !w.keyExpired(n, now) && n.nodeKey == req.NodeKey {
+	if n != nil && !n.loggedOut && !w.keyExpired(n, now) && n.nodeKey == req.NodeKey {
 		// A refresh of a live node's registration.
-		if !req.Expiry.IsZero() && (n.rec.KeyExpiry.IsZero() || req.Expiry.Before(n.rec.KeyExpiry)) {
-			n.rec.KeyExpiry = req.Expiry.UTC()
-			if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+		if !req.Expiry.IsZero() && (n.keyExpiry.IsZero() || req.Expiry.Before(n.keyExpiry)) {
+			n.keyExpiry = req.Expiry.UTC()
+			if err := w.saveNode(ctx, n); err != nil {
 				return rejected("%v", err)
 			}
 			w.publishChanged(n)
@@ -184,10 +183,10 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 func (w *world) loggedOutNode(mkey key.MachinePublic, k schema.AuthKey, tags []string) *node {
 	var best *node
 	for _, n := range w.nodes {
-		if !n.rec.LoggedOut || n.machine != mkey || !slices.Equal(n.rec.Tags, tags) {
+		if !n.loggedOut || n.machine != mkey || !slices.Equal(n.tags, tags) {
 			continue
 		}
-		if len(tags) == 0 && n.rec.UserLogin != k.User {
+		if len(tags) == 0 && n.userLogin != k.User {
 			continue
 		}
 		if best == nil || n.id > best.id {
@@ -198,7 +197,7 @@ func (w *world) loggedOutNode(mkey key.MachinePublic, k schema.AuthKey, tags []s
 }
 
 func (w *world) keyExpired(n *node, now time.Time) bool {
-	return !n.rec.KeyExpiry.IsZero() && now.After(n.rec.KeyExpiry)
+	return !n.keyExpiry.IsZero() && now.After(n.keyExpiry)
 }
 
 // keyExpiry is when a key registered now expires; zero means never.
@@ -219,17 +218,17 @@ func (w *world) logout(ctx context.Context, n *node) *tailcfg.RegisterResponse {
 	if n == nil {
 		return &tailcfg.RegisterResponse{NodeKeyExpired: true}
 	}
-	if n.rec.Ephemeral {
-		w.srv.logf("control: ephemeral node %q (%d) logged out; removing it", n.rec.GivenName, n.id)
+	if n.ephemeral {
+		w.srv.logf("control: ephemeral node %q (%d) logged out; removing it", n.givenName, n.id)
 		if err := w.removeNode(ctx, n); err != nil {
 			return rejected("%v", err)
 		}
 		return &tailcfg.RegisterResponse{NodeKeyExpired: true}
 	}
-	w.srv.logf("control: node %q (%d) logged out", n.rec.GivenName, n.id)
-	n.rec.LoggedOut = true
-	n.rec.LastSeen = w.srv.now().UTC()
-	if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+	w.srv.logf("control: node %q (%d) logged out", n.givenName, n.id)
+	n.loggedOut = true
+	n.lastSeen = w.srv.now().UTC()
+	if err := w.saveNode(ctx, n); err != nil {
 		return rejected("%v", err)
 	}
 	if n.sess != nil {
@@ -249,28 +248,26 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		hi = req.Hostinfo.Clone()
 		hi.NetInfo = nil
 	}
-	hiJSON, _ := json.Marshal(hi)
 	isNew := n == nil
-	var rec store.Node
+	var rec nodeRecord // saved only if the store takes it
 	if isNew {
-		rec = store.Node{StableID: newStableID(), MachineKey: mkey.String(), CreatedAt: now.UTC()}
+		rec = nodeRecord{stableID: newStableID(), machine: mkey, createdAt: now.UTC()}
 	} else {
-		rec = *n.rec
+		rec = n.nodeRecord
 	}
-	rec.NodeKey = req.NodeKey.String()
-	rec.Hostname = hi.Hostname
-	rec.Tags = tags
-	rec.UserLogin = k.User
+	rec.nodeKey = req.NodeKey
+	rec.hostinfo = hi
+	rec.tags = tags
+	rec.userLogin = k.User
 	if len(tags) > 0 {
-		rec.UserLogin = ""
+		rec.userLogin = ""
 	}
-	rec.Hostinfo = hiJSON
-	rec.AuthKey = k.Name
-	rec.Ephemeral = k.Ephemeral || req.Ephemeral
-	rec.KeyExpiry = w.keyExpiry(len(tags) > 0, req, now)
-	rec.LoggedOut = false
+	rec.authKey = k.Name
+	rec.ephemeral = k.Ephemeral || req.Ephemeral
+	rec.keyExpiry = w.keyExpiry(len(tags) > 0, req, now)
+	rec.loggedOut = false
 	if isNew {
-		rec.GivenName = w.uniqueName(hi.Hostname, nil)
+		rec.givenName = w.uniqueName(hi.Hostname, nil)
 		v4, err := w.v4.allocate()
 		if err != nil {
 			return rejected("%v", err)
@@ -280,11 +277,13 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 			w.v4.release(v4)
 			return rejected("%v", err)
 		}
-		rec.IPv4, rec.IPv6 = v4.String(), v6.String()
+		rec.v4, rec.v6 = v4, v6
 	}
-	if err := w.srv.store.RegisterNode(ctx, &rec, k.SecretHash, keyUseLimit(k)); err != nil {
+	stored := rec.toStore()
+	if err := w.srv.store.RegisterNode(ctx, stored, k.SecretHash, keyUseLimit(k)); err != nil {
 		if isNew {
-			w.releaseAddrs(&rec)
+			w.v4.release(rec.v4)
+			w.v6.release(rec.v6)
 		}
 		if errors.Is(err, store.ErrAuthKeyUsedUp) {
 			if !k.Reusable && k.Uses == 0 {
@@ -294,37 +293,21 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		}
 		return rejected("%v", err)
 	}
+	rec.id = tailcfg.NodeID(stored.ID)
 	if !isNew {
 		if n.sess != nil {
 			n.sess.close("node re-registered")
 		}
 		delete(w.byKey, n.nodeKey)
-		n.rec = &rec
-		n.nodeKey = req.NodeKey
-		n.hostinfo = hi
+		n.nodeRecord = rec
 		w.byKey[n.nodeKey] = n
 	} else {
-		var err error
-		n, err = nodeFromRecord(&rec)
-		if err != nil {
-			return rejected("%v", err)
-		}
-		n.hostinfo = hi
-		n.offlineSince = now
+		n = &node{nodeRecord: rec, offlineSince: now}
 		w.addNode(n)
 	}
-	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.GivenName, rec.ID, rec.IPv4, k.Name)
+	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.givenName, rec.id, rec.v4, k.Name)
 	w.membershipChanged(n, false)
 	return w.success(n)
-}
-
-func (w *world) releaseAddrs(rec *store.Node) {
-	if a, err := netip.ParseAddr(rec.IPv4); err == nil {
-		w.v4.release(a)
-	}
-	if a, err := netip.ParseAddr(rec.IPv6); err == nil {
-		w.v6.release(a)
-	}
 }
 
 func (w *world) success(n *node) *tailcfg.RegisterResponse {
@@ -334,7 +317,7 @@ func (w *world) success(n *node) *tailcfg.RegisterResponse {
 		resp.Login = tailcfg.Login{LoginName: "tagged-devices", DisplayName: "Tagged Devices"}
 		return resp
 	}
-	up := userProfile(n.rec.UserLogin, w.tailnet.Users[n.rec.UserLogin])
+	up := userProfile(n.userLogin, w.tailnet.Users[n.userLogin])
 	resp.User = tailcfg.User{ID: up.ID, DisplayName: up.DisplayName}
 	resp.Login = tailcfg.Login{LoginName: up.LoginName, DisplayName: up.DisplayName}
 	return resp
@@ -414,8 +397,8 @@ func dnsLabel(s string) string {
 	return l
 }
 
-func newStableID() string {
+func newStableID() tailcfg.StableNodeID {
 	var b [8]byte
 	rand.Read(b[:])
-	return "n" + hex.EncodeToString(b[:])
+	return tailcfg.StableNodeID("n" + hex.EncodeToString(b[:]))
 }

@@ -2,9 +2,7 @@ package control
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -18,23 +16,17 @@ import (
 )
 
 // node is the owner goroutine's record of one registered node: its durable
-// row plus runtime state that lives only in memory. Only the owner
-// goroutine touches a node; sessions see the immutable view.
+// state (nodeRecord, saved with saveNode) plus runtime state that lives
+// only in memory. Only the owner goroutine touches a node; sessions see
+// the immutable view.
 type node struct {
-	rec      *store.Node
-	id       tailcfg.NodeID
-	machine  key.MachinePublic
-	nodeKey  key.NodePublic
-	hostinfo *tailcfg.Hostinfo // never nil
-	v4, v6   netip.Addr
+	nodeRecord
 
 	// Runtime state, reported by the node's map requests.
-	disco     key.DiscoPublic
 	endpoints []netip.AddrPort
 	homeDERP  int
 	capVer    tailcfg.CapabilityVersion
 	online    bool
-	lastSeen  time.Time
 	// offlineSince is when the node was last known to go offline, for the
 	// ephemeral sweep: a session's end, its registration, or (for nodes
 	// loaded at start-up, whose sessions a restart cut) the server's start.
@@ -49,7 +41,7 @@ type node struct {
 }
 
 // tagged reports whether the node is owned by tags rather than a user.
-func (n *node) tagged() bool { return len(n.rec.Tags) > 0 }
+func (n *node) tagged() bool { return len(n.tags) > 0 }
 
 // world is the mutable tailnet state owned by the Server's run goroutine.
 type world struct {
@@ -89,12 +81,11 @@ func newWorld(ctx context.Context, srv *Server, c *preparedConfig, rows []*store
 	}
 	w.setTailnet(c)
 	for _, r := range rows {
-		n, err := nodeFromRecord(r)
+		rec, err := recordFromStore(r)
 		if err != nil {
 			return nil, err
 		}
-		n.offlineSince = srv.now()
-		w.addNode(n)
+		w.addNode(&node{nodeRecord: rec, offlineSince: srv.now()})
 	}
 	w.evaluatePolicy()
 	if w.pruneUndeclared(ctx) {
@@ -163,32 +154,10 @@ func (w *world) reservedAllocator(p netip.Prefix, addr func(*node) netip.Addr) *
 	return a
 }
 
-func nodeFromRecord(r *store.Node) (*node, error) {
-	n := &node{rec: r, id: tailcfg.NodeID(r.ID), hostinfo: new(tailcfg.Hostinfo)}
-	if err := n.machine.UnmarshalText([]byte(r.MachineKey)); err != nil {
-		return nil, fmt.Errorf("control: node %d has a malformed machine key: %w", r.ID, err)
-	}
-	if err := n.nodeKey.UnmarshalText([]byte(r.NodeKey)); err != nil {
-		return nil, fmt.Errorf("control: node %d has a malformed node key: %w", r.ID, err)
-	}
-	if r.DiscoKey != "" {
-		_ = n.disco.UnmarshalText([]byte(r.DiscoKey))
-	}
-	if len(r.Hostinfo) > 0 {
-		if err := json.Unmarshal(r.Hostinfo, n.hostinfo); err != nil {
-			return nil, fmt.Errorf("control: node %d has malformed hostinfo: %w", r.ID, err)
-		}
-	}
-	n.v4, _ = netip.ParseAddr(r.IPv4)
-	n.v6, _ = netip.ParseAddr(r.IPv6)
-	n.lastSeen = r.LastSeen
-	return n, nil
-}
-
 func (w *world) addNode(n *node) {
 	w.nodes[n.id] = n
 	w.byKey[n.nodeKey] = n
-	w.names[n.rec.GivenName] = n
+	w.names[n.givenName] = n
 	if w.v4 != nil {
 		w.v4.reserve(n.v4)
 		w.v6.reserve(n.v6)
@@ -197,12 +166,12 @@ func (w *world) addNode(n *node) {
 
 // removeNode forgets n, frees its addresses and tells its peers.
 func (w *world) removeNode(ctx context.Context, n *node) error {
-	if err := w.srv.store.DeleteNode(ctx, n.rec.ID); err != nil {
+	if err := w.srv.store.DeleteNode(ctx, int64(n.id)); err != nil {
 		return err
 	}
 	delete(w.nodes, n.id)
 	delete(w.byKey, n.nodeKey)
-	delete(w.names, n.rec.GivenName)
+	delete(w.names, n.givenName)
 	w.v4.release(n.v4)
 	w.v6.release(n.v6)
 	w.srv.relay.drop(n.id)
@@ -216,14 +185,14 @@ func (w *world) removeNode(ctx context.Context, n *node) error {
 }
 
 // visible reports whether n is currently part of the tailnet for peers.
-func (w *world) visible(n *node) bool { return !n.rec.LoggedOut }
+func (w *world) visible(n *node) bool { return !n.loggedOut }
 
 // refreshView rebuilds the node's published view. Every change of a node's
 // key, login or expiry rebuilds it, so this is also where the relay's
 // admission list follows the node.
 func (w *world) refreshView(n *node) {
 	n.view = w.nodeView(n)
-	w.srv.relay.set(n.id, n.nodeKey, w.relayAdmitted(n), n.rec.KeyExpiry)
+	w.srv.relay.set(n.id, n.nodeKey, w.relayAdmitted(n), n.keyExpiry)
 }
 
 // publishChanged sends n's new view to n itself and to every live node
@@ -322,12 +291,12 @@ func (w *world) everythingChanged() {
 func (w *world) reapEphemeral(ctx context.Context, now time.Time) {
 	timeout := w.settings.EphemeralTimeout
 	for _, n := range w.nodes {
-		if !n.rec.Ephemeral || n.online {
+		if !n.ephemeral || n.online {
 			continue
 		}
 		since := n.offlineSince
 		if now.Sub(since) >= timeout {
-			w.srv.logf("control: removing ephemeral node %q (%d): inactive since %s", n.rec.GivenName, n.id, since.Format(time.RFC3339))
+			w.srv.logf("control: removing ephemeral node %q (%d): inactive since %s", n.givenName, n.id, since.Format(time.RFC3339))
 			if err := w.removeNode(ctx, n); err != nil {
 				w.srv.logf("control: %v", err)
 			}

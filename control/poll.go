@@ -167,16 +167,9 @@ func (s *Server) endSession(id tailcfg.NodeID, sess *session) {
 		if n == nil || n.sess != sess {
 			return nil
 		}
-		n.sess = nil
-		delete(w.live, id)
-		n.online = false
-		n.lastSeen = s.now().UTC().Truncate(time.Second)
-		n.offlineSince = s.now()
-		if err := w.saveNode(ctx, n); err != nil {
+		if err := w.leave(ctx, n, disconnecting, "client disconnected", false); err != nil {
 			s.logf("control: saving last-seen of node %d: %v", id, err)
 		}
-		off, seen := false, n.lastSeen
-		w.onlineChanged(n, &tailcfg.PeerChange{NodeID: id, Online: &off, LastSeen: &seen})
 		return nil
 	})
 }

@@ -41,25 +41,12 @@ func (w *world) pruneUndeclared(ctx context.Context) (changed bool) {
 		}
 		changed = true
 		w.srv.logf("control: logging out node %q (%d): %s", n.givenName, n.id, why)
-		if n.ephemeral {
-			if err := w.removeNode(ctx, n); err != nil {
-				w.srv.logf("control: removing node %d: %v", n.id, err)
-			}
-			continue
+		// Quiet: the caller re-evaluates the whole tailnet. A node whose
+		// logout was not saved is cut off in memory all the same; only a
+		// restart before its next save would let it back in.
+		if err := w.leave(ctx, n, loggingOut, "node logged out: "+why, true); err != nil {
+			w.srv.logf("control: logging out node %d: %v", n.id, err)
 		}
-		n.loggedOut = true
-		n.lastSeen = w.srv.now().UTC()
-		if err := w.saveNode(ctx, n); err != nil {
-			// It is cut off in memory all the same; only a restart before
-			// its next save would let it back in.
-			w.srv.logf("control: saving logged-out node %d: %v", n.id, err)
-		}
-		if n.sess != nil {
-			n.sess.close("node logged out: " + why)
-			n.sess = nil
-		}
-		n.online = false
-		delete(w.live, n.id)
 	}
 	return changed
 }

@@ -220,24 +220,12 @@ func (w *world) logout(ctx context.Context, n *node) *tailcfg.RegisterResponse {
 	}
 	if n.ephemeral {
 		w.srv.logf("control: ephemeral node %q (%d) logged out; removing it", n.givenName, n.id)
-		if err := w.removeNode(ctx, n); err != nil {
-			return rejected("%v", err)
-		}
-		return &tailcfg.RegisterResponse{NodeKeyExpired: true}
+	} else {
+		w.srv.logf("control: node %q (%d) logged out", n.givenName, n.id)
 	}
-	w.srv.logf("control: node %q (%d) logged out", n.givenName, n.id)
-	n.loggedOut = true
-	n.lastSeen = w.srv.now().UTC()
-	if err := w.saveNode(ctx, n); err != nil {
+	if err := w.leave(ctx, n, loggingOut, "node logged out", false); err != nil {
 		return rejected("%v", err)
 	}
-	if n.sess != nil {
-		n.sess.close("node logged out")
-		n.sess = nil
-		n.online = false
-		delete(w.live, n.id)
-	}
-	w.membershipChanged(n, false)
 	return &tailcfg.RegisterResponse{NodeKeyExpired: true}
 }
 

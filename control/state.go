@@ -164,24 +164,66 @@ func (w *world) addNode(n *node) {
 	}
 }
 
-// removeNode forgets n, frees its addresses and tells its peers.
-func (w *world) removeNode(ctx context.Context, n *node) error {
-	if err := w.srv.store.DeleteNode(ctx, int64(n.id)); err != nil {
-		return err
+// leaving is how a node stops being served; see leave.
+type leaving int
+
+const (
+	disconnecting leaving = iota // its map session ended; it stays registered and logged in
+	loggingOut                   // kept with its addresses, hidden from peers until it logs in again; an ephemeral node is removed instead
+	removing                     // deleted, its addresses freed
+)
+
+// leave is the one sequence by which a node stops being served, however it
+// does (how): its map session, if it has one, ends with why and it goes
+// offline; it is then disconnected (its last-seen time set), logged out or
+// removed, and that is saved; and its peers are told, of its going offline
+// or of its leaving, unless the caller re-evaluates the whole tailnet
+// itself (quiet). A removal the store refuses changes nothing. Any other
+// change holds in memory even when saving it fails, and the error is
+// returned: a node marked logged out must not keep its session.
+func (w *world) leave(ctx context.Context, n *node, how leaving, why string, quiet bool) error {
+	if how == loggingOut && n.ephemeral {
+		how = removing
 	}
-	delete(w.nodes, n.id)
-	delete(w.byKey, n.nodeKey)
-	delete(w.names, n.givenName)
-	w.v4.release(n.v4)
-	w.v6.release(n.v6)
-	w.srv.relay.drop(n.id)
+	if how == removing {
+		if err := w.srv.store.DeleteNode(ctx, int64(n.id)); err != nil {
+			return err
+		}
+	}
 	if n.sess != nil {
-		n.sess.close("node was removed")
+		n.sess.close(why)
 		n.sess = nil
 	}
 	delete(w.live, n.id)
-	w.membershipChanged(n, true)
-	return nil
+	n.online = false
+	var err error
+	switch how {
+	case disconnecting:
+		n.lastSeen = w.srv.now().UTC().Truncate(time.Second)
+		n.offlineSince = w.srv.now()
+		err = w.saveNode(ctx, n)
+	case loggingOut:
+		n.loggedOut = true
+		n.lastSeen = w.srv.now().UTC()
+		err = w.saveNode(ctx, n)
+	case removing:
+		delete(w.nodes, n.id)
+		delete(w.byKey, n.nodeKey)
+		delete(w.names, n.givenName)
+		w.v4.release(n.v4)
+		w.v6.release(n.v6)
+		w.srv.relay.drop(n.id)
+	}
+	if quiet {
+		return err
+	}
+	if how == disconnecting {
+		off, seen := false, n.lastSeen
+		w.onlineChanged(n, &tailcfg.PeerChange{NodeID: n.id, Online: &off, LastSeen: &seen})
+	} else {
+		w.membershipChanged(n, how == removing)
+	}
+	return err
 }
 
 // visible reports whether n is currently part of the tailnet for peers.
@@ -297,7 +339,7 @@ func (w *world) reapEphemeral(ctx context.Context, now time.Time) {
 		since := n.offlineSince
 		if now.Sub(since) >= timeout {
 			w.srv.logf("control: removing ephemeral node %q (%d): inactive since %s", n.givenName, n.id, since.Format(time.RFC3339))
-			if err := w.removeNode(ctx, n); err != nil {
+			if err := w.leave(ctx, n, removing, "node was removed", false); err != nil {
 				w.srv.logf("control: %v", err)
 			}
 		}

@@ -20,7 +20,6 @@ func benchWorld(b *testing.B, n int) *world {
 	b.Helper()
 	tn := testTailnet()
 	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now)}
-	srv.setProfiles(tn)
 	rows := make([]*store.Node, n)
 	base := netip.MustParseAddr("100.64.0.0")
 	for i := range rows {

@@ -31,7 +31,7 @@ func (w *world) expiredMap(p *node, forSession bool) *tailcfg.MapResponse {
 		DNSConfig:     &tailcfg.DNSConfig{},
 		ControlTime:   &now,
 	}
-	if up, ok := (*w.srv.profiles.Load())[p.view.User]; ok {
+	if up, ok := (*w.profiles)[p.view.User]; ok {
 		resp.UserProfiles = []tailcfg.UserProfile{up}
 	}
 	// An empty Peers list means "no change": name every other node as

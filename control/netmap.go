@@ -134,7 +134,7 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 		SSHPolicy:       w.pol.SSHPolicy(p),
 		ControlTime:     &now,
 	}
-	profiles := w.srv.profiles.Load()
+	profiles := w.profiles
 	seen := map[tailcfg.UserID]bool{}
 	addProfile := func(id tailcfg.UserID) {
 		if seen[id] {

@@ -92,7 +92,7 @@ func (w *world) evaluatePolicy() {
 func (w *world) setResult(res *policy.Result) {
 	w.res = res
 	w.pol = &evaluated{res: res}
-	w.srv.policyRes.Store(res)
+	w.publish()
 }
 
 // updatePolicy re-evaluates after a change of the inventory, keeping the

@@ -67,6 +67,12 @@ type Config struct {
 
 // Server is a coordination server. Its Handler serves clients; SetConfig
 // swaps in a new tailnet config at runtime.
+//
+// The mutable tailnet state is the world, owned by one goroutine (run).
+// The world reads the Server's settings, which never change after New,
+// and drives three parts that synchronize themselves: the store, the relay
+// admission list and the propagation tracker. The one Server field it
+// writes is published, through world.publish.
 type Server struct {
 	store     *store.Store
 	noiseKey  key.MachinePrivate
@@ -74,24 +80,20 @@ type Server struct {
 	serverURL string
 	keepAlive time.Duration
 	timeouts  Timeouts
-	relay     *relayAdmission // who may use the embedded DERP relay
+	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
 	limits    Limits          // with defaults filled in
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
-	profiles atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile] // immutable; replaced on SetConfig
-	tailnet  atomic.Pointer[schema.Tailnet]                         // latest config, for lock-free reads
-	// policyRes is the owner's latest policy result. Sessions compute their
-	// node's view from it before asking the owner for a full netmap, so the
-	// peer list is built on the session's goroutine (Result is safe for
-	// concurrent use and caches views); the owner then finds it cached.
-	policyRes atomic.Pointer[policy.Result]
+	// published is written by the owner goroutine, through world.publish
+	// only, and read lock-free by handlers and sessions.
+	published
 
 	ops      chan func(*world) // run by the owner goroutine, in order
 	stop     context.CancelFunc
 	stopped  chan struct{}
 	closeOne sync.Once
-	prop     propagation // SetConfig's delivery to live sessions; see WaitPropagated
+	prop     propagation // SetConfig's delivery to live sessions, started by the owner goroutine; see WaitPropagated
 	h2       *http2.Server
 	connMu   sync.Mutex        // guards conns
 	conns    map[net.Conn]bool // open Noise connections, closed by Close
@@ -99,6 +101,20 @@ type Server struct {
 	noiseMux *http.ServeMux    // endpoints served over Noise
 
 	h2Base *http.Server // per-request settings of h2, which serves HTTP/2 over Noise
+}
+
+// published is the owner goroutine's state that other goroutines read
+// without a round trip to it: registration reads the installed config (its
+// auth keys), sessions the user profiles and the latest policy result.
+// Sessions compute their node's policy view from that result before asking
+// the owner for a full netmap, so the peer list is built on the session's
+// goroutine (Result is safe for concurrent use and caches views) and the
+// owner then finds it cached. Every value is immutable once published;
+// world.publish is the one writer.
+type published struct {
+	tailnet   atomic.Pointer[schema.Tailnet]
+	profiles  atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile]
+	policyRes atomic.Pointer[policy.Result]
 }
 
 // New loads node state from the store and starts the server's owner
@@ -148,8 +164,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.setProfiles(cfg.Tailnet)
-	w, err := newWorld(ctx, s, c, rows)
+	w, err := newWorld(ctx, s, c, rows) // publishes the config
 	if err != nil {
 		return nil, err
 	}
@@ -172,12 +187,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.stop = cancel
 	go s.run(runCtx, w)
 	return s, nil
-}
-
-func (s *Server) setProfiles(t *schema.Tailnet) {
-	p := userProfiles(t)
-	s.profiles.Store(&p)
-	s.tailnet.Store(t)
 }
 
 // Handler returns the HTTP handler clients talk to (plain HTTP or HTTPS).
@@ -211,7 +220,6 @@ func (s *Server) SetConfig(ctx context.Context, t *schema.Tailnet) error {
 	}
 	return s.do(ctx, func(w *world) error {
 		w.setTailnet(c)
-		s.setProfiles(t)
 		w.configChanged(ctx) // prune, track propagation
 		w.everythingChanged()
 		return nil

@@ -44,10 +44,14 @@ type node struct {
 func (n *node) tagged() bool { return len(n.tags) > 0 }
 
 // world is the mutable tailnet state owned by the Server's run goroutine.
+// What of it other goroutines need, it publishes (see publish); through
+// srv it reads the server's fixed settings and uses its store, relay
+// admission list and propagation tracker.
 type world struct {
 	srv      *Server
 	tailnet  *schema.Tailnet
-	settings schema.Settings // tailnet.Settings with schema's defaults filled in
+	settings schema.Settings                         // tailnet.Settings with schema's defaults filled in
+	profiles *map[tailcfg.UserID]tailcfg.UserProfile // tailnet's users; immutable, published
 	derpMap  *tailcfg.DERPMap
 	dns      *tailcfg.DNSConfig // derived from tailnet.DNS; shared by all netmaps
 
@@ -126,12 +130,14 @@ func (s *Server) prepare(t *schema.Tailnet) (*preparedConfig, error) {
 	return &preparedConfig{tailnet: t, settings: settings, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t, settings.Domain)}, nil
 }
 
-// setTailnet installs a prepared config; the caller pushes the
-// consequences.
+// setTailnet installs a prepared config and publishes it; the caller
+// pushes the consequences.
 func (w *world) setTailnet(c *preparedConfig) {
 	w.compiled = c.compiled
 	w.tailnet = c.tailnet
 	w.settings = c.settings
+	profiles := userProfiles(c.tailnet)
+	w.profiles = &profiles
 	s := c.settings
 	// Existing nodes keep their addresses even outside a new range.
 	if w.v4 == nil || w.v4.prefix != s.IPv4.Masked() {
@@ -142,6 +148,17 @@ func (w *world) setTailnet(c *preparedConfig) {
 	}
 	w.derpMap = c.derpMap
 	w.dns = c.dns
+	w.publish()
+}
+
+// publish makes the installed config, its user profiles and the latest
+// policy result visible to the other goroutines (see published). It is the
+// only writer of Server.published; setTailnet and setResult call it.
+func (w *world) publish() {
+	p := &w.srv.published
+	p.tailnet.Store(w.tailnet)
+	p.profiles.Store(w.profiles)
+	p.policyRes.Store(w.res)
 }
 
 // reservedAllocator returns an allocator for p with every node's address

@@ -19,8 +19,7 @@ import (
 func benchWorld(b *testing.B, n int) *world {
 	b.Helper()
 	tn := testTailnet()
-	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}}
-	srv.setProfiles(tn)
+	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now)}
 	rows := make([]*store.Node, n)
 	base := netip.MustParseAddr("100.64.0.0")
 	for i := range rows {
@@ -126,7 +125,7 @@ func BenchmarkMembershipChange(b *testing.B) {
 			for range b.N {
 				// The node alternately logs out and back in: a real change
 				// of the inventory every iteration.
-				n.rec.LoggedOut = !n.rec.LoggedOut
+				n.loggedOut = !n.loggedOut
 				w.membershipChanged(n, false)
 				if !withSessions {
 					b.StopTimer()

@@ -31,7 +31,7 @@ func (w *world) expiredMap(p *node, forSession bool) *tailcfg.MapResponse {
 		DNSConfig:     &tailcfg.DNSConfig{},
 		ControlTime:   &now,
 	}
-	if up, ok := (*w.srv.profiles.Load())[p.view.User]; ok {
+	if up, ok := (*w.profiles)[p.view.User]; ok {
 		resp.UserProfiles = []tailcfg.UserProfile{up}
 	}
 	// An empty Peers list means "no change": name every other node as
@@ -53,7 +53,7 @@ func (w *world) expiredMap(p *node, forSession bool) *tailcfg.MapResponse {
 // it, and its map session, which stays open for the client to read the
 // news, gets the expired netmap and then nothing but keep-alives.
 func (w *world) cutOffExpired(n *node) {
-	w.srv.logf("control: node %q (%d): key expired at %s; it must log in again", n.rec.GivenName, n.id, n.rec.KeyExpiry.Format(time.RFC3339))
+	w.srv.logf("control: node %q (%d): key expired at %s; it must log in again", n.givenName, n.id, n.keyExpiry.Format(time.RFC3339))
 	if n.sess != nil && w.live[n.id] == n {
 		delete(w.live, n.id)
 		n.sess.enqueueFull()

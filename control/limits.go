@@ -154,7 +154,7 @@ func (w *world) applyHeld(id tailcfg.NodeID) {
 	// A request authenticated by a key the node no longer has, or for a
 	// node that logged out or expired meanwhile, is dropped; the client's
 	// next request carries its current state.
-	if req == nil || req.NodeKey != n.nodeKey || n.rec.LoggedOut || w.keyExpired(n, w.srv.now()) {
+	if req == nil || req.NodeKey != n.nodeKey || n.loggedOut || w.keyExpired(n, w.srv.now()) {
 		return
 	}
 	l.last = time.Now()

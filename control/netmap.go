@@ -30,7 +30,7 @@ func (n *node) userID() tailcfg.UserID {
 	if n.tagged() {
 		return taggedUserID
 	}
-	return userID(n.rec.UserLogin)
+	return userID(n.userLogin)
 }
 
 // userProfiles builds the profile of every declared user plus the tagged
@@ -66,16 +66,15 @@ func (n *node) addresses() []netip.Prefix {
 
 // nodeView builds the tailcfg.Node peers (and the node itself) see.
 func (w *world) nodeView(n *node) *tailcfg.Node {
-	s := effectiveSettings(w.tailnet.Settings)
 	allowed, primary := w.pol.Routes(n)
 	online := n.online
 	v := &tailcfg.Node{
 		ID:                n.id,
-		StableID:          tailcfg.StableNodeID(n.rec.StableID),
-		Name:              n.rec.GivenName + "." + s.Domain + ".",
+		StableID:          n.stableID,
+		Name:              n.givenName + "." + w.settings.Domain + ".",
 		User:              n.userID(),
 		Key:               n.nodeKey,
-		KeyExpiry:         n.rec.KeyExpiry,
+		KeyExpiry:         n.keyExpiry,
 		Machine:           n.machine,
 		DiscoKey:          n.disco,
 		Addresses:         n.addresses(),
@@ -83,14 +82,14 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 		Endpoints:         n.endpoints,
 		HomeDERP:          n.homeDERP,
 		Hostinfo:          n.hostinfo.View(),
-		Created:           n.rec.CreatedAt,
+		Created:           n.createdAt,
 		Cap:               n.capVer,
-		Tags:              n.rec.Tags,
+		Tags:              n.tags,
 		PrimaryRoutes:     primary,
 		Online:            &online,
 		MachineAuthorized: true,
 		CapMap:            w.pol.CapMap(n),
-		Expired:           !n.rec.KeyExpiry.IsZero() && n.rec.KeyExpiry.Before(w.srv.now()),
+		Expired:           !n.keyExpiry.IsZero() && n.keyExpiry.Before(w.srv.now()),
 	}
 	if v.Expired {
 		// Peers must not reach an expired node: no paths to it.
@@ -124,19 +123,18 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 	if w.keyExpired(p, now) {
 		return w.expiredMap(p, forSession)
 	}
-	s := effectiveSettings(w.tailnet.Settings)
 	f := w.pol.Filter(p)
 	resp := &tailcfg.MapResponse{
 		Node:            p.view,
 		DERPMap:         w.derpMap,
 		DNSConfig:       w.dns,
-		Domain:          s.Domain,
+		Domain:          w.settings.Domain,
 		CollectServices: opt.False,
 		PacketFilters:   filterMessage(f),
 		SSHPolicy:       w.pol.SSHPolicy(p),
 		ControlTime:     &now,
 	}
-	profiles := w.srv.profiles.Load()
+	profiles := w.profiles
 	seen := map[tailcfg.UserID]bool{}
 	addProfile := func(id tailcfg.UserID) {
 		if seen[id] {
@@ -206,9 +204,9 @@ func (s *Server) deltaMap(d pendingDelta) *tailcfg.MapResponse {
 	return resp
 }
 
-// dnsConfig derives the DNS settings every node gets.
-func dnsConfig(t *schema.Tailnet) *tailcfg.DNSConfig {
-	s := effectiveSettings(t.Settings)
+// dnsConfig derives the DNS settings every node gets; domain is the
+// MagicDNS domain, its default filled in.
+func dnsConfig(t *schema.Tailnet, domain string) *tailcfg.DNSConfig {
 	c := &tailcfg.DNSConfig{Proxied: t.DNS.MagicDNS}
 	for _, ns := range t.DNS.Nameservers {
 		c.Resolvers = append(c.Resolvers, &dnstype.Resolver{Addr: ns.String()})
@@ -224,7 +222,7 @@ func dnsConfig(t *schema.Tailnet) *tailcfg.DNSConfig {
 		c.Routes[suffix] = rs
 	}
 	if t.DNS.MagicDNS {
-		c.Domains = append(c.Domains, s.Domain)
+		c.Domains = append(c.Domains, domain)
 	}
 	c.Domains = append(c.Domains, t.DNS.SearchDomains...)
 	for _, r := range t.DNS.Records {

@@ -103,7 +103,7 @@ func (w *world) evaluatePolicy() {
 func (w *world) setResult(res *policy.Result) {
 	w.res = res
 	w.pol = &evaluated{res: res}
-	w.srv.policyRes.Store(res)
+	w.publish()
 }
 
 // updatePolicy re-evaluates after a change of the inventory, keeping the
@@ -120,13 +120,13 @@ func (w *world) updatePolicy() []tailcfg.NodeID {
 func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.Node {
 	pn := policy.Node{
 		ID:          n.id,
-		Name:        n.rec.GivenName,
-		User:        n.rec.UserLogin,
-		Tags:        n.rec.Tags,
+		Name:        n.givenName,
+		User:        n.userLogin,
+		Tags:        n.tags,
 		IPv4:        n.v4,
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
-		Created:     n.rec.CreatedAt,
+		Created:     n.createdAt,
 	}
 	pn.ApprovedRoutes = w.approvedRoutes(n, pn, t, p)
 	return pn
@@ -144,7 +144,7 @@ func (w *world) approvedRoutes(n *node, pn policy.Node, t *schema.Tailnet, pol *
 		return nil
 	}
 	var manual []netip.Prefix
-	for _, k := range schema.RouteKeysFor(n.rec.GivenName, n.rec.UserLogin, n.rec.Tags) {
+	for _, k := range schema.RouteKeysFor(n.givenName, n.userLogin, n.tags) {
 		manual = append(manual, t.Routes[k]...)
 	}
 	auto := pol.ApproveRoutes(pn)

@@ -167,17 +167,9 @@ func (s *Server) endSession(id tailcfg.NodeID, sess *session) {
 		if n == nil || n.sess != sess {
 			return nil
 		}
-		n.sess = nil
-		delete(w.live, id)
-		n.online = false
-		n.lastSeen = s.now().UTC().Truncate(time.Second)
-		n.offlineSince = s.now()
-		n.rec.LastSeen = n.lastSeen
-		if err := s.store.SaveNode(ctx, n.rec); err != nil {
+		if err := w.leave(ctx, n, disconnecting, "client disconnected", false); err != nil {
 			s.logf("control: saving last-seen of node %d: %v", id, err)
 		}
-		off, seen := false, n.lastSeen
-		w.onlineChanged(n, &tailcfg.PeerChange{NodeID: id, Online: &off, LastSeen: &seen})
 		return nil
 	})
 }
@@ -204,7 +196,7 @@ func (w *world) startMap(mkey key.MachinePublic, req *tailcfg.MapRequest) (*node
 		return nil, &mapError{http.StatusUnauthorized, fmt.Sprintf("node key %s is not registered; run `tailscale up --auth-key=KEY`", req.NodeKey.ShortString())}
 	case n.machine != mkey:
 		return nil, &mapError{http.StatusForbidden, fmt.Sprintf("node key %s belongs to a different machine", req.NodeKey.ShortString())}
-	case n.rec.LoggedOut:
+	case n.loggedOut:
 		return nil, &mapError{http.StatusUnauthorized, "node is logged out; run `tailscale up --auth-key=KEY` to log in again"}
 	}
 	if w.keyExpired(n, w.srv.now()) {
@@ -225,7 +217,6 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 	patched, full, save, routesChanged := false, false, false, false
 	if !req.DiscoKey.IsZero() && req.DiscoKey != n.disco {
 		n.disco = req.DiscoKey
-		n.rec.DiscoKey = req.DiscoKey.String()
 		dk := req.DiscoKey
 		pc.DiscoKey = &dk
 		patched, save = true, true
@@ -255,14 +246,12 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 		if !clean.Equal(n.hostinfo) {
 			routesChanged = !slices.Equal(clean.RoutableIPs, n.hostinfo.RoutableIPs)
 			n.hostinfo = clean
-			n.rec.Hostinfo, _ = json.Marshal(clean)
-			n.rec.Hostname = clean.Hostname
 			full, save = true, true
 		}
 	}
 	if save {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+		if err := w.saveNode(ctx, n); err != nil {
 			w.srv.logf("control: saving node %d: %v", n.id, err)
 		}
 		cancel()

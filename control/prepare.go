@@ -17,6 +17,7 @@ import (
 type Prepared struct {
 	srv      *Server
 	tailnet  *schema.Tailnet
+	settings schema.Settings // tailnet.Settings with schema's defaults filled in
 	compiled *policy.Policy
 	derpMap  *tailcfg.DERPMap // the server's map with the policy's derpMap applied
 	dns      *tailcfg.DNSConfig
@@ -47,7 +48,8 @@ func (s *Server) Prepare(t *schema.Tailnet) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Prepared{srv: s, tailnet: t, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t)}, nil
+	settings := t.Settings.WithDefaults()
+	return &Prepared{srv: s, tailnet: t, settings: settings, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t, settings.Domain)}, nil
 }
 
 // Test runs p's policy tests (tests and sshTests) against the nodes the
@@ -82,8 +84,7 @@ func (s *Server) Install(ctx context.Context, p *Prepared) error {
 		return err
 	}
 	return s.do(ctx, func(w *world) error {
-		w.setTailnet(p)
-		s.setProfiles(p.tailnet)
+		w.setTailnet(p) // publishes the config and its user profiles
 		w.configChanged(ctx) // prune, track propagation
 		w.everythingChanged()
 		return nil

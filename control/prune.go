@@ -31,7 +31,7 @@ func (w *world) configChanged(ctx context.Context) {
 func (w *world) pruneUndeclared(ctx context.Context) (changed bool) {
 	nodes := slices.SortedFunc(maps.Values(w.nodes), func(a, b *node) int { return cmp.Compare(a.id, b.id) })
 	for _, n := range nodes {
-		if n.rec.LoggedOut {
+		if n.loggedOut {
 			continue
 		}
 		why := w.undeclaredOwner(n)
@@ -40,26 +40,13 @@ func (w *world) pruneUndeclared(ctx context.Context) (changed bool) {
 			continue
 		}
 		changed = true
-		w.srv.logf("control: logging out node %q (%d): %s", n.rec.GivenName, n.id, why)
-		if n.rec.Ephemeral {
-			if err := w.removeNode(ctx, n); err != nil {
-				w.srv.logf("control: removing node %d: %v", n.id, err)
-			}
-			continue
+		w.srv.logf("control: logging out node %q (%d): %s", n.givenName, n.id, why)
+		// Quiet: the caller re-evaluates the whole tailnet. A node whose
+		// logout was not saved is cut off in memory all the same; only a
+		// restart before its next save would let it back in.
+		if err := w.leave(ctx, n, loggingOut, "node logged out: "+why, true); err != nil {
+			w.srv.logf("control: logging out node %d: %v", n.id, err)
 		}
-		n.rec.LoggedOut = true
-		n.rec.LastSeen = w.srv.now().UTC()
-		if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
-			// It is cut off in memory all the same; only a restart before
-			// its next save would let it back in.
-			w.srv.logf("control: saving logged-out node %d: %v", n.id, err)
-		}
-		if n.sess != nil {
-			n.sess.close("node logged out: " + why)
-			n.sess = nil
-		}
-		n.online = false
-		delete(w.live, n.id)
 	}
 	return changed
 }
@@ -71,16 +58,16 @@ func (w *world) dropUndeclaredTags(ctx context.Context, n *node) bool {
 	if !n.tagged() {
 		return false
 	}
-	kept := slices.DeleteFunc(slices.Clone(n.rec.Tags), func(t string) bool {
-		_, ok := w.tailnet.Policy.TagOwners[t]
+	kept := slices.DeleteFunc(slices.Clone(n.tags), func(t string) bool {
+		_, ok := w.compiled.TagOwners(t)
 		return !ok
 	})
-	if len(kept) == len(n.rec.Tags) || len(kept) == 0 {
+	if len(kept) == len(n.tags) || len(kept) == 0 {
 		return false
 	}
-	w.srv.logf("control: node %q (%d): tags %v are no longer declared in tagOwners; keeping %v", n.rec.GivenName, n.id, n.rec.Tags, kept)
-	n.rec.Tags = kept
-	if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+	w.srv.logf("control: node %q (%d): tags %v are no longer declared in tagOwners; keeping %v", n.givenName, n.id, n.tags, kept)
+	n.tags = kept
+	if err := w.saveNode(ctx, n); err != nil {
 		w.srv.logf("control: saving node %d: %v", n.id, err)
 	}
 	return true
@@ -89,17 +76,17 @@ func (w *world) dropUndeclaredTags(ctx context.Context, n *node) bool {
 // undeclaredOwner says why n's owner is gone from the config, or "".
 func (w *world) undeclaredOwner(n *node) string {
 	if !n.tagged() {
-		if _, ok := w.tailnet.Users[n.rec.UserLogin]; !ok {
-			return fmt.Sprintf("user %s is no longer declared", n.rec.UserLogin)
+		if _, ok := w.tailnet.Users[n.userLogin]; !ok {
+			return fmt.Sprintf("user %s is no longer declared", n.userLogin)
 		}
 		return ""
 	}
-	for _, t := range n.rec.Tags {
-		if _, ok := w.tailnet.Policy.TagOwners[t]; ok {
+	for _, t := range n.tags {
+		if _, ok := w.compiled.TagOwners(t); ok {
 			return ""
 		}
 	}
-	return fmt.Sprintf("none of its tags %v is declared in tagOwners any more", n.rec.Tags)
+	return fmt.Sprintf("none of its tags %v is declared in tagOwners any more", n.tags)
 }
 
 // NodeCounts reports how many nodes are registered and logged in (total)
@@ -107,7 +94,7 @@ func (w *world) undeclaredOwner(n *node) string {
 func (s *Server) NodeCounts(ctx context.Context) (online, total int, err error) {
 	err = s.do(ctx, func(w *world) error {
 		for _, n := range w.nodes {
-			if !n.rec.LoggedOut {
+			if !n.loggedOut {
 				total++
 			}
 		}

@@ -10,11 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
@@ -144,11 +144,11 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 		n = old
 	}
 	noAuth := req.Auth == nil || req.Auth.AuthKey == ""
-	if n != nil && !n.rec.LoggedOut && !w.keyExpired(n, now) && n.nodeKey == req.NodeKey {
+	if n != nil && !n.loggedOut && !w.keyExpired(n, now) && n.nodeKey == req.NodeKey {
 		// A refresh of a live node's registration.
-		if !req.Expiry.IsZero() && (n.rec.KeyExpiry.IsZero() || req.Expiry.Before(n.rec.KeyExpiry)) {
-			n.rec.KeyExpiry = req.Expiry.UTC()
-			if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+		if !req.Expiry.IsZero() && (n.keyExpiry.IsZero() || req.Expiry.Before(n.keyExpiry)) {
+			n.keyExpiry = req.Expiry.UTC()
+			if err := w.saveNode(ctx, n); err != nil {
 				return rejected("%v", err)
 			}
 			w.publishChanged(n)
@@ -183,10 +183,10 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 func (w *world) loggedOutNode(mkey key.MachinePublic, k schema.AuthKey, tags []string) *node {
 	var best *node
 	for _, n := range w.nodes {
-		if !n.rec.LoggedOut || n.machine != mkey || !slices.Equal(n.rec.Tags, tags) {
+		if !n.loggedOut || n.machine != mkey || !slices.Equal(n.tags, tags) {
 			continue
 		}
-		if len(tags) == 0 && n.rec.UserLogin != k.User {
+		if len(tags) == 0 && n.userLogin != k.User {
 			continue
 		}
 		if best == nil || n.id > best.id {
@@ -197,13 +197,13 @@ func (w *world) loggedOutNode(mkey key.MachinePublic, k schema.AuthKey, tags []s
 }
 
 func (w *world) keyExpired(n *node, now time.Time) bool {
-	return !n.rec.KeyExpiry.IsZero() && now.After(n.rec.KeyExpiry)
+	return !n.keyExpiry.IsZero() && now.After(n.keyExpiry)
 }
 
 // keyExpiry is when a key registered now expires; zero means never.
 func (w *world) keyExpiry(tagged bool, req *tailcfg.RegisterRequest, now time.Time) time.Time {
 	var exp time.Time
-	if d := w.tailnet.Settings.NodeKeyExpiry; d > 0 && !tagged {
+	if d := w.settings.NodeKeyExpiry; d > 0 && !tagged {
 		exp = now.Add(d).UTC()
 	}
 	if !req.Expiry.IsZero() && (exp.IsZero() || req.Expiry.Before(exp)) {
@@ -218,26 +218,14 @@ func (w *world) logout(ctx context.Context, n *node) *tailcfg.RegisterResponse {
 	if n == nil {
 		return &tailcfg.RegisterResponse{NodeKeyExpired: true}
 	}
-	if n.rec.Ephemeral {
-		w.srv.logf("control: ephemeral node %q (%d) logged out; removing it", n.rec.GivenName, n.id)
-		if err := w.removeNode(ctx, n); err != nil {
-			return rejected("%v", err)
-		}
-		return &tailcfg.RegisterResponse{NodeKeyExpired: true}
+	if n.ephemeral {
+		w.srv.logf("control: ephemeral node %q (%d) logged out; removing it", n.givenName, n.id)
+	} else {
+		w.srv.logf("control: node %q (%d) logged out", n.givenName, n.id)
 	}
-	w.srv.logf("control: node %q (%d) logged out", n.rec.GivenName, n.id)
-	n.rec.LoggedOut = true
-	n.rec.LastSeen = w.srv.now().UTC()
-	if err := w.srv.store.SaveNode(ctx, n.rec); err != nil {
+	if err := w.leave(ctx, n, loggingOut, "node logged out", false); err != nil {
 		return rejected("%v", err)
 	}
-	if n.sess != nil {
-		n.sess.close("node logged out")
-		n.sess = nil
-		n.online = false
-		delete(w.live, n.id)
-	}
-	w.membershipChanged(n, false)
 	return &tailcfg.RegisterResponse{NodeKeyExpired: true}
 }
 
@@ -248,28 +236,26 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		hi = req.Hostinfo.Clone()
 		hi.NetInfo = nil
 	}
-	hiJSON, _ := json.Marshal(hi)
 	isNew := n == nil
-	var rec store.Node
+	var rec nodeRecord // saved only if the store takes it
 	if isNew {
-		rec = store.Node{StableID: newStableID(), MachineKey: mkey.String(), CreatedAt: now.UTC()}
+		rec = nodeRecord{stableID: newStableID(), machine: mkey, createdAt: now.UTC()}
 	} else {
-		rec = *n.rec
+		rec = n.nodeRecord
 	}
-	rec.NodeKey = req.NodeKey.String()
-	rec.Hostname = hi.Hostname
-	rec.Tags = tags
-	rec.UserLogin = k.User
+	rec.nodeKey = req.NodeKey
+	rec.hostinfo = hi
+	rec.tags = tags
+	rec.userLogin = k.User
 	if len(tags) > 0 {
-		rec.UserLogin = ""
+		rec.userLogin = ""
 	}
-	rec.Hostinfo = hiJSON
-	rec.AuthKey = k.Name
-	rec.Ephemeral = k.Ephemeral || req.Ephemeral
-	rec.KeyExpiry = w.keyExpiry(len(tags) > 0, req, now)
-	rec.LoggedOut = false
+	rec.authKey = k.Name
+	rec.ephemeral = k.Ephemeral || req.Ephemeral
+	rec.keyExpiry = w.keyExpiry(len(tags) > 0, req, now)
+	rec.loggedOut = false
 	if isNew {
-		rec.GivenName = w.uniqueName(hi.Hostname, nil)
+		rec.givenName = w.uniqueName(hi.Hostname, nil)
 		v4, err := w.v4.allocate()
 		if err != nil {
 			return rejected("%v", err)
@@ -279,11 +265,13 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 			w.v4.release(v4)
 			return rejected("%v", err)
 		}
-		rec.IPv4, rec.IPv6 = v4.String(), v6.String()
+		rec.v4, rec.v6 = v4, v6
 	}
-	if err := w.srv.store.RegisterNode(ctx, &rec, k.SecretHash, keyUseLimit(k)); err != nil {
+	stored := rec.toStore()
+	if err := w.srv.store.RegisterNode(ctx, stored, k.SecretHash, keyUseLimit(k)); err != nil {
 		if isNew {
-			w.releaseAddrs(&rec)
+			w.v4.release(rec.v4)
+			w.v6.release(rec.v6)
 		}
 		if errors.Is(err, store.ErrAuthKeyUsedUp) {
 			if !k.Reusable && k.Uses == 0 {
@@ -293,37 +281,21 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		}
 		return rejected("%v", err)
 	}
+	rec.id = tailcfg.NodeID(stored.ID)
 	if !isNew {
 		if n.sess != nil {
 			n.sess.close("node re-registered")
 		}
 		delete(w.byKey, n.nodeKey)
-		n.rec = &rec
-		n.nodeKey = req.NodeKey
-		n.hostinfo = hi
+		n.nodeRecord = rec
 		w.byKey[n.nodeKey] = n
 	} else {
-		var err error
-		n, err = nodeFromRecord(&rec)
-		if err != nil {
-			return rejected("%v", err)
-		}
-		n.hostinfo = hi
-		n.offlineSince = now
+		n = &node{nodeRecord: rec, offlineSince: now}
 		w.addNode(n)
 	}
-	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.GivenName, rec.ID, rec.IPv4, k.Name)
+	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.givenName, rec.id, rec.v4, k.Name)
 	w.membershipChanged(n, false)
 	return w.success(n)
-}
-
-func (w *world) releaseAddrs(rec *store.Node) {
-	if a, err := netip.ParseAddr(rec.IPv4); err == nil {
-		w.v4.release(a)
-	}
-	if a, err := netip.ParseAddr(rec.IPv6); err == nil {
-		w.v6.release(a)
-	}
 }
 
 func (w *world) success(n *node) *tailcfg.RegisterResponse {
@@ -333,7 +305,7 @@ func (w *world) success(n *node) *tailcfg.RegisterResponse {
 		resp.Login = tailcfg.Login{LoginName: "tagged-devices", DisplayName: "Tagged Devices"}
 		return resp
 	}
-	up := userProfile(n.rec.UserLogin, w.tailnet.Users[n.rec.UserLogin])
+	up := userProfile(n.userLogin, w.tailnet.Users[n.userLogin])
 	resp.User = tailcfg.User{ID: up.ID, DisplayName: up.DisplayName}
 	resp.Login = tailcfg.Login{LoginName: up.LoginName, DisplayName: up.DisplayName}
 	return resp
@@ -358,30 +330,18 @@ func (w *world) nodeTags(k schema.AuthKey, hi *tailcfg.Hostinfo) ([]string, erro
 	return slices.Compact(tags), nil
 }
 
+// mayOwnTag says why a node registering with k may not request tag, or
+// nil; the policy decides (Policy.MayOwnTag), this phrases the refusal.
 func (w *world) mayOwnTag(k schema.AuthKey, tag string) error {
 	if !strings.HasPrefix(tag, "tag:") {
 		return fmt.Errorf("advertised tag %q is not a tag (tags look like tag:name)", tag)
 	}
-	owners, ok := w.tailnet.Policy.TagOwners[tag]
+	owners, ok := w.compiled.TagOwners(tag)
 	if !ok {
 		return fmt.Errorf("advertised tag %q is not declared in tagOwners", tag)
 	}
-	role := w.tailnet.Users[k.User].Role
-	for _, o := range owners {
-		switch {
-		case o == k.User && k.User != "":
-			return nil
-		case slices.Contains(k.Tags, o):
-			return nil
-		case strings.HasPrefix(o, "group:") && k.User != "" && slices.Contains(w.tailnet.Policy.Groups[o], k.User):
-			return nil
-		case k.User != "" && o == "autogroup:member":
-			return nil
-		case k.User != "" && o == "autogroup:admin" && (role == schema.RoleAdmin || role == schema.RoleOwner):
-			return nil
-		case k.User != "" && o == "autogroup:owner" && role == schema.RoleOwner:
-			return nil
-		}
+	if w.compiled.MayOwnTag(policy.Node{User: k.User, Tags: k.Tags}, tag) {
+		return nil
 	}
 	who := k.User
 	if who == "" {
@@ -425,8 +385,8 @@ func dnsLabel(s string) string {
 	return l
 }
 
-func newStableID() string {
+func newStableID() tailcfg.StableNodeID {
 	var b [8]byte
 	rand.Read(b[:])
-	return "n" + hex.EncodeToString(b[:])
+	return tailcfg.StableNodeID("n" + hex.EncodeToString(b[:]))
 }

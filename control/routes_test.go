@@ -92,9 +92,9 @@ func TestRouteApprovalByOwner(t *testing.T) {
 	ts.do(context.Background(), func(w *world) error {
 		for _, n := range w.nodes {
 			for _, r := range w.policyNode(n, w.tailnet, w.compiled).ApprovedRoutes {
-				got[n.rec.GivenName] = append(got[n.rec.GivenName], r.String())
+				got[n.givenName] = append(got[n.givenName], r.String())
 			}
-			slices.Sort(got[n.rec.GivenName])
+			slices.Sort(got[n.givenName])
 		}
 		return nil
 	})
@@ -235,7 +235,7 @@ func TestRouteNameCannotBeClaimed(t *testing.T) {
 func (ts *testServer) advertisedBy(t *testing.T, name string) (login string, routes []netip.Prefix) {
 	ts.do(context.Background(), func(w *world) error {
 		if n := w.names[name]; n != nil {
-			login, routes = n.rec.UserLogin, slices.Clone(n.hostinfo.RoutableIPs)
+			login, routes = n.userLogin, slices.Clone(n.hostinfo.RoutableIPs)
 		}
 		return nil
 	})

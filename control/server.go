@@ -72,6 +72,12 @@ type Config struct {
 
 // Server is a coordination server. Its Handler serves clients; Prepare
 // and Install swap in a new tailnet config at runtime.
+//
+// The mutable tailnet state is the world, owned by one goroutine (run).
+// The world reads the Server's settings, which never change after New,
+// and drives three parts that synchronize themselves: the store, the relay
+// admission list and the propagation tracker. The one Server field it
+// writes is published, through world.publish.
 type Server struct {
 	store     *store.Store
 	noiseKey  key.MachinePrivate
@@ -79,24 +85,20 @@ type Server struct {
 	serverURL string
 	keepAlive time.Duration
 	timeouts  Timeouts
-	relay     *relayAdmission // who may use the embedded DERP relay
+	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
 	limits    Limits          // with defaults filled in
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
-	profiles atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile] // immutable; replaced on Install
-	tailnet  atomic.Pointer[schema.Tailnet]                         // latest config, for lock-free reads
-	// policyRes is the owner's latest policy result. Sessions compute their
-	// node's view from it before asking the owner for a full netmap, so the
-	// peer list is built on the session's goroutine (Result is safe for
-	// concurrent use and caches views); the owner then finds it cached.
-	policyRes atomic.Pointer[policy.Result]
+	// published is written by the owner goroutine, through world.publish
+	// only, and read lock-free by handlers and sessions.
+	published
 
 	ops      chan func(*world) // run by the owner goroutine, in order
 	stop     context.CancelFunc
 	stopped  chan struct{}
 	closeOne sync.Once
-	prop     propagation // Install's delivery to live sessions; see WaitPropagated
+	prop     propagation // Install's delivery to live sessions, started by the owner goroutine; see WaitPropagated
 	h2       *http2.Server
 	connMu   sync.Mutex        // guards conns
 	conns    map[net.Conn]bool // open Noise connections, closed by Close
@@ -104,6 +106,20 @@ type Server struct {
 	noiseMux *http.ServeMux    // endpoints served over Noise
 
 	h2Base *http.Server // per-request settings of h2, which serves HTTP/2 over Noise
+}
+
+// published is the owner goroutine's state that other goroutines read
+// without a round trip to it: registration reads the installed config (its
+// auth keys), sessions the user profiles and the latest policy result.
+// Sessions compute their node's policy view from that result before asking
+// the owner for a full netmap, so the peer list is built on the session's
+// goroutine (Result is safe for concurrent use and caches views) and the
+// owner then finds it cached. Every value is immutable once published;
+// world.publish is the one writer.
+type published struct {
+	tailnet   atomic.Pointer[schema.Tailnet]
+	profiles  atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile]
+	policyRes atomic.Pointer[policy.Result]
 }
 
 // New loads node state from the store and starts the server's owner
@@ -153,8 +169,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.setProfiles(cfg.Tailnet)
-	w, err := newWorld(ctx, s, c, rows)
+	w, err := newWorld(ctx, s, c, rows) // publishes the config
 	if err != nil {
 		return nil, err
 	}
@@ -179,12 +194,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) setProfiles(t *schema.Tailnet) {
-	p := userProfiles(t)
-	s.profiles.Store(&p)
-	s.tailnet.Store(t)
-}
-
 // Handler returns the HTTP handler clients talk to (plain HTTP or HTTPS).
 func (s *Server) Handler() http.Handler { return s.mux }
 
@@ -206,7 +215,7 @@ func (s *Server) Close() error {
 // run is the owner goroutine: the only code that mutates the world.
 func (s *Server) run(ctx context.Context, w *world) {
 	defer close(s.stopped)
-	reap := time.NewTicker(reapInterval(w.tailnet))
+	reap := time.NewTicker(reapInterval(w.settings))
 	defer reap.Stop()
 	for {
 		select {
@@ -218,7 +227,7 @@ func (s *Server) run(ctx context.Context, w *world) {
 				w.expireKeys(s.now())
 				return nil
 			})
-			reap.Reset(reapInterval(w.tailnet))
+			reap.Reset(reapInterval(w.settings))
 		case <-ctx.Done():
 			for _, n := range w.live {
 				n.sess.close("server shutting down")
@@ -228,9 +237,10 @@ func (s *Server) run(ctx context.Context, w *world) {
 	}
 }
 
-// reapInterval is how often ephemeral nodes are checked for inactivity.
-func reapInterval(t *schema.Tailnet) time.Duration {
-	d := effectiveSettings(t.Settings).EphemeralTimeout / 4
+// reapInterval is how often ephemeral nodes are checked for inactivity,
+// under settings s (defaults filled in).
+func reapInterval(s schema.Settings) time.Duration {
+	d := s.EphemeralTimeout / 4
 	return min(max(d, 250*time.Millisecond), 30*time.Second)
 }
 

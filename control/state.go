@@ -2,8 +2,6 @@ package control
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -17,23 +15,17 @@ import (
 )
 
 // node is the owner goroutine's record of one registered node: its durable
-// row plus runtime state that lives only in memory. Only the owner
-// goroutine touches a node; sessions see the immutable view.
+// state (nodeRecord, saved with saveNode) plus runtime state that lives
+// only in memory. Only the owner goroutine touches a node; sessions see
+// the immutable view.
 type node struct {
-	rec      *store.Node
-	id       tailcfg.NodeID
-	machine  key.MachinePublic
-	nodeKey  key.NodePublic
-	hostinfo *tailcfg.Hostinfo // never nil
-	v4, v6   netip.Addr
+	nodeRecord
 
 	// Runtime state, reported by the node's map requests.
-	disco     key.DiscoPublic
 	endpoints []netip.AddrPort
 	homeDERP  int
 	capVer    tailcfg.CapabilityVersion
 	online    bool
-	lastSeen  time.Time
 	// offlineSince is when the node was last known to go offline, for the
 	// ephemeral sweep: a session's end, its registration, or (for nodes
 	// loaded at start-up, whose sessions a restart cut) the server's start.
@@ -48,14 +40,19 @@ type node struct {
 }
 
 // tagged reports whether the node is owned by tags rather than a user.
-func (n *node) tagged() bool { return len(n.rec.Tags) > 0 }
+func (n *node) tagged() bool { return len(n.tags) > 0 }
 
 // world is the mutable tailnet state owned by the Server's run goroutine.
+// What of it other goroutines need, it publishes (see publish); through
+// srv it reads the server's fixed settings and uses its store, relay
+// admission list and propagation tracker.
 type world struct {
-	srv     *Server
-	tailnet *schema.Tailnet
-	derpMap *tailcfg.DERPMap
-	dns     *tailcfg.DNSConfig // derived from tailnet.DNS; shared by all netmaps
+	srv      *Server
+	tailnet  *schema.Tailnet
+	settings schema.Settings                         // tailnet.Settings with schema's defaults filled in
+	profiles *map[tailcfg.UserID]tailcfg.UserProfile // tailnet's users; immutable, published
+	derpMap  *tailcfg.DERPMap
+	dns      *tailcfg.DNSConfig // derived from tailnet.DNS; shared by all netmaps
 
 	compiled *policy.Policy // tailnet.Policy compiled; replaced with the config
 	res      *policy.Result // compiled evaluated against the nodes; replaced on membership changes
@@ -87,12 +84,11 @@ func newWorld(ctx context.Context, srv *Server, c *Prepared, rows []*store.Node)
 	}
 	w.setTailnet(c)
 	for _, r := range rows {
-		n, err := nodeFromRecord(r)
+		rec, err := recordFromStore(r)
 		if err != nil {
 			return nil, err
 		}
-		n.offlineSince = srv.now()
-		w.addNode(n)
+		w.addNode(&node{nodeRecord: rec, offlineSince: srv.now()})
 	}
 	w.evaluatePolicy()
 	if w.pruneUndeclared(ctx) {
@@ -104,12 +100,15 @@ func newWorld(ctx context.Context, srv *Server, c *Prepared, rows []*store.Node)
 	return w, nil
 }
 
-// setTailnet installs a prepared config; the caller pushes the
-// consequences.
+// setTailnet installs a prepared config and publishes it; the caller
+// pushes the consequences.
 func (w *world) setTailnet(c *Prepared) {
 	w.compiled = c.compiled
 	w.tailnet = c.tailnet
-	s := effectiveSettings(c.tailnet.Settings)
+	w.settings = c.settings
+	profiles := userProfiles(c.tailnet)
+	w.profiles = &profiles
+	s := c.settings
 	// Existing nodes keep their addresses even outside a new range.
 	if w.v4 == nil || w.v4.prefix != s.IPv4.Masked() {
 		w.v4 = w.reservedAllocator(s.IPv4, func(n *node) netip.Addr { return n.v4 })
@@ -119,6 +118,17 @@ func (w *world) setTailnet(c *Prepared) {
 	}
 	w.derpMap = c.derpMap
 	w.dns = c.dns
+	w.publish()
+}
+
+// publish makes the installed config, its user profiles and the latest
+// policy result visible to the other goroutines (see published). It is the
+// only writer of Server.published; setTailnet and setResult call it.
+func (w *world) publish() {
+	p := &w.srv.published
+	p.tailnet.Store(w.tailnet)
+	p.profiles.Store(w.profiles)
+	p.policyRes.Store(w.res)
 }
 
 // reservedAllocator returns an allocator for p with every node's address
@@ -131,67 +141,87 @@ func (w *world) reservedAllocator(p netip.Prefix, addr func(*node) netip.Addr) *
 	return a
 }
 
-func nodeFromRecord(r *store.Node) (*node, error) {
-	n := &node{rec: r, id: tailcfg.NodeID(r.ID), hostinfo: new(tailcfg.Hostinfo)}
-	if err := n.machine.UnmarshalText([]byte(r.MachineKey)); err != nil {
-		return nil, fmt.Errorf("control: node %d has a malformed machine key: %w", r.ID, err)
-	}
-	if err := n.nodeKey.UnmarshalText([]byte(r.NodeKey)); err != nil {
-		return nil, fmt.Errorf("control: node %d has a malformed node key: %w", r.ID, err)
-	}
-	if r.DiscoKey != "" {
-		_ = n.disco.UnmarshalText([]byte(r.DiscoKey))
-	}
-	if len(r.Hostinfo) > 0 {
-		if err := json.Unmarshal(r.Hostinfo, n.hostinfo); err != nil {
-			return nil, fmt.Errorf("control: node %d has malformed hostinfo: %w", r.ID, err)
-		}
-	}
-	n.v4, _ = netip.ParseAddr(r.IPv4)
-	n.v6, _ = netip.ParseAddr(r.IPv6)
-	n.lastSeen = r.LastSeen
-	return n, nil
-}
-
 func (w *world) addNode(n *node) {
 	w.nodes[n.id] = n
 	w.byKey[n.nodeKey] = n
-	w.names[n.rec.GivenName] = n
+	w.names[n.givenName] = n
 	if w.v4 != nil {
 		w.v4.reserve(n.v4)
 		w.v6.reserve(n.v6)
 	}
 }
 
-// removeNode forgets n, frees its addresses and tells its peers.
-func (w *world) removeNode(ctx context.Context, n *node) error {
-	if err := w.srv.store.DeleteNode(ctx, n.rec.ID); err != nil {
-		return err
+// leaving is how a node stops being served; see leave.
+type leaving int
+
+const (
+	disconnecting leaving = iota // its map session ended; it stays registered and logged in
+	loggingOut                   // kept with its addresses, hidden from peers until it logs in again; an ephemeral node is removed instead
+	removing                     // deleted, its addresses freed
+)
+
+// leave is the one sequence by which a node stops being served, however it
+// does (how): its map session, if it has one, ends with why and it goes
+// offline; it is then disconnected (its last-seen time set), logged out or
+// removed, and that is saved; and its peers are told, of its going offline
+// or of its leaving, unless the caller re-evaluates the whole tailnet
+// itself (quiet). A removal the store refuses changes nothing. Any other
+// change holds in memory even when saving it fails, and the error is
+// returned: a node marked logged out must not keep its session.
+func (w *world) leave(ctx context.Context, n *node, how leaving, why string, quiet bool) error {
+	if how == loggingOut && n.ephemeral {
+		how = removing
 	}
-	delete(w.nodes, n.id)
-	delete(w.byKey, n.nodeKey)
-	delete(w.names, n.rec.GivenName)
-	w.v4.release(n.v4)
-	w.v6.release(n.v6)
-	w.srv.relay.drop(n.id)
+	if how == removing {
+		if err := w.srv.store.DeleteNode(ctx, int64(n.id)); err != nil {
+			return err
+		}
+	}
 	if n.sess != nil {
-		n.sess.close("node was removed")
+		n.sess.close(why)
 		n.sess = nil
 	}
 	delete(w.live, n.id)
-	w.membershipChanged(n, true)
-	return nil
+	n.online = false
+	var err error
+	switch how {
+	case disconnecting:
+		n.lastSeen = w.srv.now().UTC().Truncate(time.Second)
+		n.offlineSince = w.srv.now()
+		err = w.saveNode(ctx, n)
+	case loggingOut:
+		n.loggedOut = true
+		n.lastSeen = w.srv.now().UTC()
+		err = w.saveNode(ctx, n)
+	case removing:
+		delete(w.nodes, n.id)
+		delete(w.byKey, n.nodeKey)
+		delete(w.names, n.givenName)
+		w.v4.release(n.v4)
+		w.v6.release(n.v6)
+		w.srv.relay.drop(n.id)
+	}
+	if quiet {
+		return err
+	}
+	if how == disconnecting {
+		off, seen := false, n.lastSeen
+		w.onlineChanged(n, &tailcfg.PeerChange{NodeID: n.id, Online: &off, LastSeen: &seen})
+	} else {
+		w.membershipChanged(n, how == removing)
+	}
+	return err
 }
 
 // visible reports whether n is currently part of the tailnet for peers.
-func (w *world) visible(n *node) bool { return !n.rec.LoggedOut }
+func (w *world) visible(n *node) bool { return !n.loggedOut }
 
 // refreshView rebuilds the node's published view. Every change of a node's
 // key, login or expiry rebuilds it, so this is also where the relay's
 // admission list follows the node.
 func (w *world) refreshView(n *node) {
 	n.view = w.nodeView(n)
-	w.srv.relay.set(n.id, n.nodeKey, w.relayAdmitted(n), n.rec.KeyExpiry)
+	w.srv.relay.set(n.id, n.nodeKey, w.relayAdmitted(n), n.keyExpiry)
 }
 
 // publishChanged sends n's new view to n itself and to every live node
@@ -288,15 +318,15 @@ func (w *world) everythingChanged() {
 // reapEphemeral removes ephemeral nodes that were offline longer than the
 // tailnet's ephemeral timeout.
 func (w *world) reapEphemeral(ctx context.Context, now time.Time) {
-	timeout := effectiveSettings(w.tailnet.Settings).EphemeralTimeout
+	timeout := w.settings.EphemeralTimeout
 	for _, n := range w.nodes {
-		if !n.rec.Ephemeral || n.online {
+		if !n.ephemeral || n.online {
 			continue
 		}
 		since := n.offlineSince
 		if now.Sub(since) >= timeout {
-			w.srv.logf("control: removing ephemeral node %q (%d): inactive since %s", n.rec.GivenName, n.id, since.Format(time.RFC3339))
-			if err := w.removeNode(ctx, n); err != nil {
+			w.srv.logf("control: removing ephemeral node %q (%d): inactive since %s", n.givenName, n.id, since.Format(time.RFC3339))
+			if err := w.leave(ctx, n, removing, "node was removed", false); err != nil {
 				w.srv.logf("control: %v", err)
 			}
 		}
@@ -311,21 +341,4 @@ func (w *world) expireKeys(now time.Time) {
 			w.cutOffExpired(n)
 		}
 	}
-}
-
-// effectiveSettings fills in the documented defaults of s.
-func effectiveSettings(s schema.Settings) schema.Settings {
-	if s.Domain == "" {
-		s.Domain = schema.DefaultDomain
-	}
-	if !s.IPv4.IsValid() {
-		s.IPv4 = schema.DefaultIPv4
-	}
-	if !s.IPv6.IsValid() {
-		s.IPv6 = schema.DefaultIPv6
-	}
-	if s.EphemeralTimeout <= 0 {
-		s.EphemeralTimeout = schema.DefaultEphemeralTimeout
-	}
-	return s
 }

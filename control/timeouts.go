@@ -37,6 +37,13 @@ type Timeouts struct {
 	// before the server pings the client; a client that does not answer
 	// within 15 s more is dropped. Zero means 60 s.
 	NoisePing time.Duration
+	// NoiseWrite is how long an HTTP/2 connection over Noise may have
+	// data to send that the client takes none of; the connection is then
+	// closed, with every stream on it. Zero means 60 s. It bounds a
+	// client that stops reading its whole connection, which the per-message
+	// deadline (Limits.WriteTimeout) cannot: that one resets a stream, but
+	// the connection's own writer stays blocked.
+	NoiseWrite time.Duration
 }
 
 // Limits of every connection, not configurable.
@@ -65,6 +72,7 @@ func (t Timeouts) withDefaults() Timeouts {
 	def(&t.Idle, 60*time.Second)
 	def(&t.NoiseIdle, 2*time.Minute)
 	def(&t.NoisePing, 60*time.Second)
+	def(&t.NoiseWrite, 60*time.Second)
 	return t
 }
 
@@ -83,7 +91,8 @@ func (t Timeouts) httpServer(h http.Handler) *http.Server {
 
 // noiseServer returns the HTTP/2 server for connections over Noise and the
 // base config of their requests: a per-request body read timeout, but no
-// write timeout, since map streams are long-lived writes.
+// per-request write timeout, since map streams are long-lived writes. A
+// connection whose client takes no bytes for NoiseWrite is closed.
 func (t Timeouts) noiseServer() (*http2.Server, *http.Server) {
 	t = t.withDefaults()
 	h2 := &http2.Server{
@@ -91,6 +100,7 @@ func (t Timeouts) noiseServer() (*http2.Server, *http.Server) {
 		IdleTimeout:          t.NoiseIdle,
 		ReadIdleTimeout:      t.NoisePing,
 		PingTimeout:          noisePingTimeout,
+		WriteByteTimeout:     t.NoiseWrite,
 	}
 	base := &http.Server{ReadTimeout: t.Read, MaxHeaderBytes: maxHeaderBytes}
 	return h2, base

@@ -153,7 +153,7 @@ func (p *Policy) owns(a alias, n Node) bool {
 			return !n.Tagged()
 		case agAdmin, agOwner:
 			u, ok := p.users[n.User]
-			return !n.Tagged() && ok && (u.Role == "owner" || a.name == agAdmin && u.Role == "admin")
+			return !n.Tagged() && ok && inRoleGroup(u, a.name)
 		}
 	}
 	return false

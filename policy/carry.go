@@ -4,8 +4,6 @@ import (
 	"strings"
 
 	"tailscale.com/tailcfg"
-
-	"github.com/tailplane/tailplane/schema"
 )
 
 // ruleTouched reports whether changing the nodes in changed can change how
@@ -86,7 +84,7 @@ func (p *Policy) mayMatch(a alias, s *nodeState, dst bool) bool {
 			return true
 		case agAdmin, agOwner:
 			u, ok := p.users[s.User]
-			return !tagged && ok && (u.Role == schema.RoleOwner || (a.name == agAdmin && u.Role == schema.RoleAdmin))
+			return !tagged && ok && inRoleGroup(u, a.name)
 		case agInternet:
 			return s.isExitNode()
 		}

@@ -29,6 +29,7 @@ type Policy struct {
 	nodeAttrs []*nodeAttr
 	autoRoute []autoRoute
 	autoExit  []alias
+	tagOwners map[string][]alias // tagOwners entries parsed, by tag; see MayOwnTag
 
 	baseCaps    tailcfg.NodeCapMap // what every node's CapMap starts with (baseCaps); nil when none; read-only
 	disableIPv4 bool               // the top-level disableIPv4: every node as with the disable-ipv4 attribute
@@ -84,7 +85,7 @@ func Compile(t *schema.Tailnet) (*Policy, schema.Diagnostics) {
 	c := &compiler{t: t, src: t.Source}
 	p := &Policy{src: t.Source, users: t.Users}
 	pol := &t.Policy
-	p.sy = c.symbols(pol)
+	p.sy, p.tagOwners = c.symbols(pol)
 	for i, a := range pol.ACLs {
 		if r := c.acl(p.sy, fmt.Sprintf("acls[%d]", i), a); r != nil {
 			p.rules = append(p.rules, r)
@@ -119,8 +120,9 @@ func Compile(t *schema.Tailnet) (*Policy, schema.Diagnostics) {
 	return p, c.diags
 }
 
-// symbols validates groups, tagOwners, hosts and ipsets and returns them.
-func (c *compiler) symbols(pol *schema.Policy) *symbols {
+// symbols validates groups, tagOwners, hosts and ipsets and returns them,
+// with the owners of each tag parsed.
+func (c *compiler) symbols(pol *schema.Policy) (*symbols, map[string][]alias) {
 	sy := &symbols{
 		groups:    map[string][]string{},
 		hosts:     map[string]netip.Prefix{},
@@ -172,31 +174,46 @@ func (c *compiler) symbols(pol *schema.Policy) *symbols {
 	for name := range pol.TagOwners {
 		sy.tagOwners[name] = nil
 	}
+	owners := make(map[string][]alias, len(pol.TagOwners))
 	for _, name := range sortedKeys(pol.TagOwners) {
 		path := fmt.Sprintf("tagOwners[%q]", name)
 		if err := checkTagName(name); err != nil {
 			c.errf(path, "", "%v", err)
 			continue
 		}
+		as := make([]alias, 0, len(pol.TagOwners[name]))
 		for i, o := range pol.TagOwners[name] {
-			op := fmt.Sprintf("%s[%d]", path, i)
-			switch {
-			case strings.HasPrefix(o, "tag:"), strings.HasPrefix(o, "group:"):
-				if _, err := sy.parseAlias(o); err != nil {
-					c.errf(op, "", "%v", err)
-				}
-			case o == agAdmin || o == agMember || o == agOwner:
-			case strings.HasPrefix(o, "autogroup:") || o == "*":
-				c.errf(op, "tag owners are users, groups, tags or autogroup:admin/member", "%q cannot own tags", o)
-			default:
-				if err := checkLogin(o); err != nil {
-					c.errf(op, "", "%v", err)
-				}
+			if a, ok := c.tagOwner(sy, fmt.Sprintf("%s[%d]", path, i), o); ok {
+				as = append(as, a)
 			}
 		}
+		owners[name] = as
 		sy.tagOwners[name] = pol.TagOwners[name]
 	}
-	return sy
+	return sy, owners
+}
+
+// tagOwner parses o, an owner of a tag in tagOwners.
+func (c *compiler) tagOwner(sy *symbols, path, o string) (alias, bool) {
+	switch {
+	case strings.HasPrefix(o, "tag:"), strings.HasPrefix(o, "group:"):
+		a, err := sy.parseAlias(o)
+		if err != nil {
+			c.errf(path, "", "%v", err)
+			return a, false
+		}
+		return a, true
+	case o == agAdmin || o == agMember || o == agOwner:
+		return alias{kind: aliasAutogroup, name: o}, true
+	case strings.HasPrefix(o, "autogroup:") || o == "*":
+		c.errf(path, "tag owners are users, groups, tags or autogroup:admin/member", "%q cannot own tags", o)
+		return alias{}, false
+	}
+	if err := checkLogin(o); err != nil {
+		c.errf(path, "", "%v", err)
+		return alias{}, false
+	}
+	return alias{kind: aliasUser, name: o}, true
 }
 
 // ipset resolves the ipset name (and the ipsets it names, first) into

@@ -321,7 +321,7 @@ func (r *Result) computeNodesOf(a alias) bitset {
 			out.or(r.all)
 		case agAdmin, agOwner:
 			for login, u := range r.p.users {
-				if u.Role == schema.RoleOwner || (a.name == agAdmin && u.Role == schema.RoleAdmin) {
+				if inRoleGroup(u, a.name) {
 					out.or(r.byUser[login])
 				}
 			}

@@ -56,8 +56,9 @@ func TestInventory(t *schema.Tailnet, real []Node) []Node {
 		addLogins(logins, owners)
 	}
 
-	v4 := newAddrSource(cmpPrefix(t.Settings.IPv4, schema.DefaultIPv4), used)
-	v6 := newAddrSource(cmpPrefix(t.Settings.IPv6, schema.DefaultIPv6), used)
+	s := t.Settings.WithDefaults()
+	v4 := newAddrSource(s.IPv4, used)
+	v6 := newAddrSource(s.IPv6, used)
 	add := func(name, user string, tags []string) {
 		maxID++
 		nodes = append(nodes, Node{ID: maxID, Name: name, User: user, Tags: tags, IPv4: v4.next(), IPv6: v6.next()})
@@ -83,13 +84,6 @@ func addLogins(logins map[string]bool, members []string) {
 			logins[m] = true
 		}
 	}
-}
-
-func cmpPrefix(p, def netip.Prefix) netip.Prefix {
-	if p.IsValid() {
-		return p
-	}
-	return def
 }
 
 // addrSource hands out consecutive unused addresses of a prefix, skipping

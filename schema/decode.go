@@ -38,15 +38,7 @@ func (d *decoder) warnf(path, hint, format string, args ...any) {
 // decode fills a Tailnet from the document root.
 func (d *decoder) decode(root *node) *Tailnet {
 	t := &Tailnet{
-		Settings: Settings{
-			Domain:           DefaultDomain,
-			IPv4:             DefaultIPv4,
-			IPv6:             DefaultIPv6,
-			NodeKeyExpiry:    DefaultNodeKeyExpiry,
-			EphemeralTimeout: DefaultEphemeralTimeout,
-			SSH:              true,
-			FileSharing:      true,
-		},
+		Settings: Settings{NodeKeyExpiry: DefaultNodeKeyExpiry, SSH: true, FileSharing: true}.WithDefaults(),
 		Users:    map[string]User{},
 		Routes:   map[string][]netip.Prefix{},
 		AuthKeys: map[string]AuthKey{},

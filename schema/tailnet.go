@@ -53,6 +53,27 @@ type Settings struct {
 	FileSharing bool
 }
 
+// WithDefaults returns s with the defaults its zero Domain, IPv4, IPv6 and
+// EphemeralTimeout stand for filled in. The loader starts from them, so a
+// loaded Tailnet has them already; a Tailnet built in code may leave them
+// zero. NodeKeyExpiry, SSH and FileSharing are kept: their zero values mean
+// never and off.
+func (s Settings) WithDefaults() Settings {
+	if s.Domain == "" {
+		s.Domain = DefaultDomain
+	}
+	if !s.IPv4.IsValid() {
+		s.IPv4 = DefaultIPv4
+	}
+	if !s.IPv6.IsValid() {
+		s.IPv6 = DefaultIPv6
+	}
+	if s.EphemeralTimeout <= 0 {
+		s.EphemeralTimeout = DefaultEphemeralTimeout
+	}
+	return s
+}
+
 // Defaults applied by the loader when a setting is absent.
 const (
 	DefaultDomain           = "tailnet.internal"

@@ -230,7 +230,7 @@ func (a *api) revisions(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	revs, err := reconcile.Revisions(r.Context(), a.cfg.Store, limit)
+	revs, err := a.cfg.Store.Revisions(r.Context(), limit)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -247,7 +247,7 @@ func (a *api) revisionPlan(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "revision id must be a number (see GET /api/v1/revisions)")
 		return
 	}
-	plan, err := reconcile.RevisionPlan(r.Context(), a.cfg.Store, id)
+	plan, err := a.cfg.Store.RevisionPlan(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		httpError(w, http.StatusNotFound, "no revision "+r.PathValue("id"))
 		return

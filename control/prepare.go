@@ -84,7 +84,7 @@ func (s *Server) Install(ctx context.Context, p *Prepared) error {
 		return err
 	}
 	return s.do(ctx, func(w *world) error {
-		w.setTailnet(p) // publishes the config and its user profiles
+		w.setTailnet(p)      // publishes the config and its user profiles
 		w.configChanged(ctx) // prune, track propagation
 		w.everythingChanged()
 		return nil

@@ -240,7 +240,7 @@ func TestGitOps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		last, _, _ := reconcile.LastRevision(ctx, srv.Store)
+		last, _, _ := srv.Store.LatestRevision(ctx)
 		crash := make(chan struct{}, 1)
 		crash <- struct{}{}
 		t.Cleanup(func() { reconcile.SetApplyHook(nil) })
@@ -268,7 +268,7 @@ func TestGitOps(t *testing.T) {
 		if diff := cmp.Diff(before, after); diff != "" {
 			t.Errorf("a crashed apply changed the applied objects (-before +after):\n%s", diff)
 		}
-		if now, _, _ := reconcile.LastRevision(ctx, srv.Store); now.ID != last.ID {
+		if now, _, _ := srv.Store.LatestRevision(ctx); now.ID != last.ID {
 			t.Errorf("a crashed apply recorded revision %+v", now)
 		}
 		mustStay(t, "client still reaches web:80 (the old revision serves)", reaches(client, 80))
@@ -314,7 +314,7 @@ func TestGitOps(t *testing.T) {
 
 	t.Run("restart-serves-sqlite-with-remote-down", func(t *testing.T) {
 		applied := srv.Loop.Status().Applied
-		revs, err := reconcile.Revisions(ctx, srv.Store, 0)
+		revs, err := srv.Store.Revisions(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,7 +339,7 @@ func TestGitOps(t *testing.T) {
 		waitFor(t, "client to reach web:80 through the restarted server", reaches(client, 80))
 		gh.Start()
 		srv2.waitApplied(t, applied.Commit)
-		after, err := reconcile.Revisions(ctx, srv2.Store, 0)
+		after, err := srv2.Store.Revisions(ctx, 0)
 		if err != nil || len(after) != len(revs) {
 			t.Errorf("revisions after catching up with the same commit: %d (%v), want %d", len(after), err, len(revs))
 		}

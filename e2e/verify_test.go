@@ -16,7 +16,6 @@ import (
 	"github.com/tailplane/tailplane/internal/testkit"
 
 	"github.com/tailplane/tailplane/pipeline"
-	"github.com/tailplane/tailplane/reconcile"
 )
 
 // pgpKey makes an OpenPGP key and, when keyring is set, writes its public
@@ -108,7 +107,7 @@ func TestVerifyCommits(t *testing.T) {
 	}
 	c4 := r.signedCommit("signed again", cfg{allow80: false, carol: false}.files(), trusted)
 	srv.waitApplied(t, c4)
-	revs, err := reconcile.Revisions(t.Context(), srv.Store, 0)
+	revs, err := srv.Store.Revisions(t.Context(), 0)
 	if err != nil || len(revs) != 2 || revs[0].Commit != c4 || revs[1].Commit != c1 {
 		t.Errorf("history %+v (%v), want only the two trusted commits", revs, err)
 	}

@@ -199,7 +199,7 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
 	}
-	last, ok, err := reconcile.LastRevision(ctx, cfg.Store)
+	last, ok, err := cfg.Store.LatestRevision(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +376,7 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 	a.Finished = time.Now()
 	var last *Revision
 	if err == nil {
-		r, ok, lerr := reconcile.LastRevision(ctx, l.cfg.Store)
+		r, ok, lerr := l.cfg.Store.LatestRevision(ctx)
 		switch {
 		case lerr != nil:
 			l.cfg.Logf("reconcile: revision %s is applied, but the status may show the previous one: %v", shortCommit(rev.ID), lerr)

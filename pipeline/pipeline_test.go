@@ -255,7 +255,7 @@ func (h *loopHarness) published() int {
 
 func (h *loopHarness) appliedCommit() string {
 	h.t.Helper()
-	rev, ok, err := reconcile.LastRevision(context.Background(), h.st)
+	rev, ok, err := h.st.LatestRevision(context.Background())
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestLoopAppliesAndRefuses(t *testing.T) {
 	if _, ok := h.loop.Applied().Users["bob@example.com"]; ok {
 		t.Error("bob is still in the applied tailnet")
 	}
-	revs, err := reconcile.Revisions(context.Background(), h.st, 0)
+	revs, err := h.st.Revisions(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +508,7 @@ func TestLoopRestart(t *testing.T) {
 	if !st.Attempted.OK || h2.published() != 0 {
 		t.Errorf("re-reading the served commit: attempt %+v, published %d times", st.Attempted, h2.published())
 	}
-	revs, err := reconcile.Revisions(context.Background(), h2.st, 0)
+	revs, err := h2.st.Revisions(context.Background(), 0)
 	if err != nil || len(revs) != 1 {
 		t.Errorf("revisions after restart: %v %v, want one", revs, err)
 	}

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -220,22 +219,4 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
-}
-
-// Revisions returns up to limit applied revisions, newest first. A limit
-// of 0 or less means all.
-func Revisions(ctx context.Context, st *store.Store, limit int) ([]Revision, error) {
-	return st.Revisions(ctx, limit)
-}
-
-// RevisionPlan returns the JSON plan (docs/plan.md) that revision id
-// applied. The error wraps store.ErrNotFound when there is no such revision.
-func RevisionPlan(ctx context.Context, st *store.Store, id int64) (json.RawMessage, error) {
-	return st.RevisionPlan(ctx, id)
-}
-
-// LastRevision returns the most recently applied revision; ok is false
-// when nothing was applied yet.
-func LastRevision(ctx context.Context, st *store.Store) (rev Revision, ok bool, err error) {
-	return st.LatestRevision(ctx)
 }

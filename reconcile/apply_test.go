@@ -312,15 +312,15 @@ func TestReadAppliedExisting(t *testing.T) {
 func TestRevisions(t *testing.T) {
 	ctx := context.Background()
 	st, _ := openStore(t)
-	if _, ok, err := LastRevision(ctx, st); ok || err != nil {
-		t.Fatalf("LastRevision on a new store = %v, %v", ok, err)
+	if _, ok, err := st.LatestRevision(ctx); ok || err != nil {
+		t.Fatalf("LatestRevision on a new store = %v, %v", ok, err)
 	}
 	for i, tn := range []*schema.Tailnet{sampleTailnet(), changedSample(), changedSample()} {
 		if _, err := Apply(ctx, st, tn, rev(fmt.Sprintf("c%d", i+1))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := Revisions(ctx, st, 2)
+	got, err := st.Revisions(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,13 +332,13 @@ func TestRevisions(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Revisions (-want +got):\n%s", diff)
 	}
-	all, err := Revisions(ctx, st, 0)
+	all, err := st.Revisions(ctx, 0)
 	if err != nil || len(all) != 3 {
 		t.Errorf("Revisions(all) = %d revisions, %v; want 3", len(all), err)
 	}
-	last, ok, err := LastRevision(ctx, st)
+	last, ok, err := st.LatestRevision(ctx)
 	if err != nil || !ok || last.Commit != "c3" {
-		t.Errorf("LastRevision = %+v, %v, %v", last, ok, err)
+		t.Errorf("LatestRevision = %+v, %v, %v", last, ok, err)
 	}
 
 	// Each revision keeps the JSON plan it applied.
@@ -348,14 +348,14 @@ func TestRevisions(t *testing.T) {
 	if err := p2.WriteJSON(&want2); err != nil {
 		t.Fatal(err)
 	}
-	plan2, err := RevisionPlan(ctx, st, 2)
+	plan2, err := st.RevisionPlan(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want2.String(), string(plan2)); diff != "" {
 		t.Errorf("RevisionPlan(2) (-want +got):\n%s", diff)
 	}
-	if _, err := RevisionPlan(ctx, st, 99); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.RevisionPlan(ctx, 99); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("RevisionPlan(missing) error = %v, want store.ErrNotFound", err)
 	}
 }
@@ -411,7 +411,7 @@ func TestApplyConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	last, ok, err := LastRevision(ctx, st)
+	last, ok, err := st.LatestRevision(ctx)
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
@@ -423,7 +423,7 @@ func TestApplyConcurrent(t *testing.T) {
 	if diff := cmp.Diff(want, got, tailnetCmp); diff != "" {
 		t.Errorf("state after concurrent applies is not the last revision %s (-want +got):\n%s", last.Commit, diff)
 	}
-	if revs, _ := Revisions(ctx, st, 0); len(revs) != 3 {
+	if revs, _ := st.Revisions(ctx, 0); len(revs) != 3 {
 		t.Errorf("%d revisions recorded, want 3", len(revs))
 	}
 }
@@ -514,7 +514,7 @@ func TestApplySameCommitTwice(t *testing.T) {
 			t.Errorf("apply %s: %s, want no changes", sha, p.Summary())
 		}
 	}
-	revs, err := Revisions(ctx, st, 0)
+	revs, err := st.Revisions(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,9 +41,10 @@
 //	PlanStore(ctx, st, t) (*Plan, error)
 //	Apply(ctx, st, t, rev Revision) (*Plan, error)         // one store transaction; records rev
 //	LoadApplied(ctx, st) (*schema.Tailnet, error)
-//	Revisions(ctx, st, limit) ([]Revision, error), LastRevision(ctx, st)
-//	RevisionPlan(ctx, st, id) (json.RawMessage, error)     // the JSON plan a revision applied; store.ErrNotFound
 //	SetApplyHook(f func(step string) error)                // crash injection for tests
+//
+// The revisions Apply recorded, and their plans, are read from the store
+// (store.Store's Revisions, LatestRevision and RevisionPlan).
 //
 // A typical plan:
 //

@@ -89,7 +89,7 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 	beta := run.join(t, bins, "beta")
 	home := t.TempDir()
 
-	waitFor(t, ctx, "alpha and beta to see each other online with their peer APIs", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "alpha and beta to see each other online with their peer APIs", func() (bool, string) {
 		var states []string
 		for _, n := range []*tailscaled.Node{alpha, beta} {
 			st, err := statusOf(ctx, n)
@@ -111,7 +111,7 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 	t.Run("taildrop-file-cp-and-get", func(t *testing.T) {
 		// tailscaled offers a peer as a target only when its own node has
 		// the file-sharing capability; the receiver checks it too.
-		waitFor(t, ctx, "alpha to list beta as a Taildrop target", func() (bool, string) {
+		testkit.WaitFor(t, ctx, "alpha to list beta as a Taildrop target", func() (bool, string) {
 			out, err := cli(ctx, bins, alpha, home, "file", "cp", "--targets")
 			if err != nil && strings.Contains(out, "not enabled") {
 				t.Fatalf("%v: %s", err, out)
@@ -147,7 +147,7 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		var nm struct{ SSHPolicy *tailcfg.SSHPolicy }
-		waitFor(t, ctx, "beta's netmap to carry an SSH policy", func() (bool, string) {
+		testkit.WaitFor(t, ctx, "beta's netmap to carry an SSH policy", func() (bool, string) {
 			raw, err := beta.Tailscale(ctx, "debug", "netmap")
 			if err != nil {
 				return false, err.Error()
@@ -168,7 +168,7 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 	t.Run("tailscale-ssh", func(t *testing.T) {
 		// The CLI pins beta's host keys, which beta reports once its SSH
 		// server runs.
-		waitFor(t, ctx, "alpha to learn beta's SSH host keys", func() (bool, string) {
+		testkit.WaitFor(t, ctx, "alpha to learn beta's SSH host keys", func() (bool, string) {
 			st, err := statusOf(ctx, alpha)
 			if err != nil {
 				return false, err.Error()
@@ -216,7 +216,7 @@ func TestSSHCheckRejectedTailscaled(t *testing.T) {
 	if out, err := beta.Tailscale(ctx, "up", "--ssh", "--login-server="+run.url, "--hostname=beta"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	waitFor(t, ctx, "alpha to learn beta's SSH host keys", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "alpha to learn beta's SSH host keys", func() (bool, string) {
 		st, err := statusOf(ctx, alpha)
 		if err != nil {
 			return false, err.Error()

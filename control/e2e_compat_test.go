@@ -36,7 +36,7 @@ func TestEndToEndOldestClient(t *testing.T) {
 	}
 
 	for from, to := range map[string]string{"old": "new", "new": "old"} {
-		waitFor(t, ctx, from+" to ping "+to, func() (bool, string) {
+		testkit.WaitFor(t, ctx, from+" to ping "+to, func() (bool, string) {
 			out, _ := nodes[from].Tailscale(ctx, "ping", "--c=3", "--timeout=5s", to)
 			return strings.Contains(string(out), "pong from "+to), string(out)
 		})
@@ -46,7 +46,7 @@ func TestEndToEndOldestClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "TCP from the old client to the new one by MagicDNS name", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "TCP from the old client to the new one by MagicDNS name", func() (bool, string) {
 		c, err := d.Dial("tcp", fmt.Sprintf("new.tail.test:%d", allowedPort))
 		if err != nil {
 			return false, err.Error()

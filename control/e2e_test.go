@@ -83,7 +83,7 @@ func startServeBinary(t *testing.T, ctx context.Context, bin, configDir, stateDi
 			t.Logf("tailplane serve log:\n%s", b)
 		}
 	})
-	waitFor(t, ctx, "tailplane serve to answer", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "tailplane serve to answer", func() (bool, string) {
 		res, err := client.Get(url + "/key?v=142")
 		if err != nil {
 			return false, err.Error()
@@ -173,7 +173,7 @@ func TestEndToEndTailscaled(t *testing.T) {
 
 	var betaIP string
 	t.Run("status-lists-peer-by-magicdns-name", func(t *testing.T) {
-		waitFor(t, ctx, "alpha to list beta", func() (bool, string) {
+		testkit.WaitFor(t, ctx, "alpha to list beta", func() (bool, string) {
 			st, err := statusOf(ctx, alpha)
 			if err != nil {
 				return false, err.Error()
@@ -206,7 +206,7 @@ func TestEndToEndTailscaled(t *testing.T) {
 	t.Run("ping-through-embedded-derp", func(t *testing.T) {
 		// With direct paths disabled the CLI reports the relayed pong and
 		// then exits non-zero ("direct connection not established").
-		waitFor(t, ctx, "gamma to ping beta via DERP", func() (bool, string) {
+		testkit.WaitFor(t, ctx, "gamma to ping beta via DERP", func() (bool, string) {
 			out, _ := gamma.Tailscale(ctx, "ping", "--c=3", "--timeout=5s", "beta")
 			return strings.Contains(string(out), "pong from beta") && strings.Contains(string(out), "via DERP(tailplane)"), string(out)
 		})
@@ -234,7 +234,7 @@ func TestEndToEndTailscaled(t *testing.T) {
 		t.Run("tcp-through-socks5-of-"+via, func(t *testing.T) {
 			d := socks(nodes[via])
 			var line string
-			waitFor(t, ctx, "a TCP greeting from beta via "+via+"'s SOCKS5 proxy", func() (bool, string) {
+			testkit.WaitFor(t, ctx, "a TCP greeting from beta via "+via+"'s SOCKS5 proxy", func() (bool, string) {
 				var err error
 				line, err = greetingVia(d, allowedPort)
 				if err != nil {

@@ -105,7 +105,7 @@ func TestEndToEndTailscaledHTTPS(t *testing.T) {
 	}
 	alpha := run.join(t, bins, "alpha", "TS_DEBUG_ALWAYS_USE_DERP=true")
 	run.join(t, bins, "beta", "TS_DEBUG_ALWAYS_USE_DERP=true")
-	waitFor(t, run.ctx, "alpha to ping beta through the TLS relay", func() (bool, string) {
+	testkit.WaitFor(t, run.ctx, "alpha to ping beta through the TLS relay", func() (bool, string) {
 		out, _ := alpha.Tailscale(run.ctx, "ping", "--c=3", "--timeout=5s", "beta")
 		return strings.Contains(string(out), "pong from beta") && strings.Contains(string(out), "via DERP(tailplane)"), string(out)
 	})

@@ -157,14 +157,14 @@ func TestExpiredTSNetNodeNeedsLogin(t *testing.T) {
 	}
 	expiry := *st.Self.KeyExpiry
 
-	waitFor(t, ctx, "the expired node to need login, without peers", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "the expired node to need login, without peers", func() (bool, string) {
 		st, err := lc.Status(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
 		return st.BackendState == "NeedsLogin" && len(st.Peer) == 0, fmt.Sprintf("state %s, peers %v (key expiry %s)", st.BackendState, peerNames(st), expiry.Format(time.RFC3339))
 	})
-	waitFor(t, ctx, "the peer to see the node expired and offline", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "the peer to see the node expired and offline", func() (bool, string) {
 		st, err := lcPeer.Status(ctx)
 		if err != nil {
 			return false, err.Error()

@@ -192,7 +192,7 @@ func TestRouteNameCannotBeClaimed(t *testing.T) {
 	officeRouter := peer("office-router")
 
 	router := startRouter(t, ctx, ts, "office-router", routerKey, true, officeNet, exitV4, exitV6)
-	waitFor(t, ctx, "the office router to be a subnet router and exit node", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "the office router to be a subnet router and exit node", func() (bool, string) {
 		p, state := officeRouter()
 		return isRouter(p), state
 	})
@@ -203,13 +203,13 @@ func TestRouteNameCannotBeClaimed(t *testing.T) {
 	if err := rlc.Logout(ctx); err != nil {
 		t.Fatalf("router logout: %v", err)
 	}
-	waitFor(t, ctx, "the ephemeral router to be gone", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "the ephemeral router to be gone", func() (bool, string) {
 		p, state := officeRouter()
 		return p == nil, state
 	})
 
 	startRouter(t, ctx, ts, "office-router", bobKey, false, officeNet, exitV4, exitV6)
-	waitFor(t, ctx, "bob's laptop to take the name office-router and advertise its routes", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "bob's laptop to take the name office-router and advertise its routes", func() (bool, string) {
 		login, adv := ts.advertisedBy(t, "office-router")
 		return login == "bob@example.com" && len(adv) == 3, fmt.Sprintf("%s advertises %v", login, adv)
 	})
@@ -220,7 +220,7 @@ func TestRouteNameCannotBeClaimed(t *testing.T) {
 	// Later news reaches the watcher after the laptop's: an approval by
 	// user and name for alice's own exit node.
 	startRouter(t, ctx, ts, "alice-exit", aliceKey, false, exitV4, exitV6)
-	waitFor(t, ctx, "alice-exit to be an exit node", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "alice-exit to be an exit node", func() (bool, string) {
 		p, state := peer("alice-exit")()
 		return p != nil && p.ExitNodeOption, state
 	})

@@ -16,24 +16,6 @@ import (
 	"tailscale.com/tsnet"
 )
 
-// waitFor polls cond until it holds or ctx ends.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, string)) {
-	t.Helper()
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s; last state: %s", what, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 func peerNames(st *ipnstate.Status) []string {
 	var names []string
 	for _, p := range st.Peer {
@@ -64,7 +46,7 @@ func TestTSNetNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "alpha to see beta and gamma", func() (bool, string) {
+	testkit.WaitFor(t, ctx, "alpha to see beta and gamma", func() (bool, string) {
 		st, err := lcAlpha.Status(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -77,7 +59,7 @@ func TestTSNetNodes(t *testing.T) {
 		for _, from := range []*tsnet.Server{alpha, gamma} {
 			c := from.HTTPClient()
 			var body string
-			waitFor(t, ctx, "HTTP to beta from "+from.Hostname, func() (bool, string) {
+			testkit.WaitFor(t, ctx, "HTTP to beta from "+from.Hostname, func() (bool, string) {
 				res, err := c.Get("http://beta.tail.test/")
 				if err != nil {
 					return false, err.Error()
@@ -133,7 +115,7 @@ func TestTSNetNodes(t *testing.T) {
 		if err := lcGamma.Logout(ctx); err != nil {
 			t.Fatalf("gamma logout: %v", err)
 		}
-		waitFor(t, ctx, "alpha to lose gamma", func() (bool, string) {
+		testkit.WaitFor(t, ctx, "alpha to lose gamma", func() (bool, string) {
 			st, err := lcAlpha.Status(ctx)
 			if err != nil {
 				return false, err.Error()

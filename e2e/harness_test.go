@@ -167,20 +167,12 @@ func prefixLogf(t testing.TB, prefix string) func(string, ...any) {
 	}
 }
 
-// waitFor polls cond until it reports true, failing the test at the deadline.
+// waitFor is testkit.WaitFor bounded by the e2e tests' deadline.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; last state: %s", what, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	testkit.WaitFor(t, ctx, what, cond)
 }
 
 // waitStatus waits until the server's pipeline status satisfies cond,

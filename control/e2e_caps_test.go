@@ -36,25 +36,6 @@ func capsConfig(sshUser string) string {
 `
 }
 
-// startServeConfig builds tailplane and runs `tailplane serve` on a config
-// directory holding config.
-func startServeConfig(t *testing.T, config string) *e2eRun {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	r := &e2eRun{ctx: ctx, root: t.TempDir()}
-	bin := buildTailplane(t, ctx, r.root)
-	configDir := filepath.Join(r.root, "config")
-	if err := os.MkdirAll(configDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.url = startServeBinary(t, ctx, bin, configDir, filepath.Join(r.root, "state"), nil)
-	return r
-}
-
 // cli runs the tailscale CLI of bins against n with a scratch HOME (the
 // CLI and the system ssh write their known-hosts files there) and stdin
 // closed. It returns the combined output.
@@ -83,7 +64,7 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 		t.Fatal(err)
 	}
 	bins := testkit.TailscaledBinaries(t, "")
-	run := startServeConfig(t, capsConfig(me.Username))
+	run := startServeConfig(t, capsConfig(me.Username), false)
 	ctx := run.ctx
 	alpha := run.join(t, bins, "alpha")
 	beta := run.join(t, bins, "beta")

@@ -115,11 +115,18 @@ type e2eRun struct {
 	tc   *testCert       // the server's certificate when it serves HTTPS
 }
 
-// startE2E builds tailplane, declares e2eConfig(allowedPort) and starts
-// `tailplane serve`, over HTTPS with a throwaway CA when useTLS is set.
+// startE2E runs `tailplane serve` on e2eConfig(allowedPort), over HTTPS
+// with a private CA when useTLS is set.
 func startE2E(t *testing.T, allowedPort int, useTLS bool) *e2eRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	return startServeConfig(t, e2eConfig(allowedPort), useTLS)
+}
+
+// startServeConfig builds tailplane and runs `tailplane serve` on a config
+// directory holding config, over HTTPS with a private CA when useTLS is set.
+func startServeConfig(t *testing.T, config string, useTLS bool) *e2eRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	r := &e2eRun{ctx: ctx, root: t.TempDir()}
 	bin := buildTailplane(t, ctx, r.root)
@@ -127,7 +134,7 @@ func startE2E(t *testing.T, allowedPort int, useTLS bool) *e2eRun {
 	if err := os.MkdirAll(configDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(e2eConfig(allowedPort)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if useTLS {

@@ -240,16 +240,19 @@ func next(t testing.TB, src Source) Revision {
 // waitStatus waits until cond holds for src's status.
 func waitStatus(t testing.TB, src Source, what string, cond func(Status) bool) Status {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
+	timeout := time.NewTimer(testTimeout)
+	defer timeout.Stop()
 	for {
+		changed := src.Changed() // before Status, so no change is missed
 		st := src.Status()
 		if cond(st) {
 			return st
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed:
+		case <-timeout.C:
 			t.Fatalf("status never reached %q; last: %+v", what, st)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

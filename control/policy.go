@@ -55,18 +55,20 @@ func (w *world) inventory() []policy.Node { return w.inventoryUnder(w.tailnet, w
 // p approve. It is the one description of the nodes to the policy engine:
 // the served policy is evaluated against it, and policy tests run against
 // it (Server.Test). Logged-out nodes are not part of it, so nobody sees
-// them.
+// them, and neither are nodes that installing t would log out (their
+// owner is undeclared in t; see pruneUndeclared); tagged nodes carry only
+// the tags t declares, as installing t leaves them.
 //
 // High availability: a subnet that an online router serves is taken from
 // the offline routers that also have it, so the engine's primary election
-// (lowest node ID) picks among online routers; with no online router the
-// offline ones keep it. Exit routes are never taken.
+// picks among online routers; with no online router the offline ones keep
+// it. Exit routes are never taken.
 func (w *world) inventoryUnder(t *schema.Tailnet, p *policy.Policy) []policy.Node {
 	nodes := make([]policy.Node, 0, len(w.nodes))
 	var offlineRouters []int // indexes into nodes
 	served := map[netip.Prefix]bool{}
 	for _, n := range w.nodes {
-		if !w.visible(n) {
+		if !w.visible(n) || undeclaredOwner(n, t, p) != "" {
 			continue
 		}
 		pn := w.policyNode(n, t, p)
@@ -116,13 +118,13 @@ func (w *world) updatePolicy() []tailcfg.NodeID {
 }
 
 // policyNode describes n to the policy engine under config t, compiled
-// to p.
+// to p: with the tags of n that p declares.
 func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.Node {
 	pn := policy.Node{
 		ID:          n.id,
 		Name:        n.givenName,
 		User:        n.userLogin,
-		Tags:        n.tags,
+		Tags:        declaredTags(n, p),
 		IPv4:        n.v4,
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
@@ -144,7 +146,7 @@ func (w *world) approvedRoutes(n *node, pn policy.Node, t *schema.Tailnet, pol *
 		return nil
 	}
 	var manual []netip.Prefix
-	for _, k := range schema.RouteKeysFor(n.givenName, n.userLogin, n.tags) {
+	for _, k := range schema.RouteKeysFor(n.givenName, n.userLogin, pn.Tags) {
 		manual = append(manual, t.Routes[k]...)
 	}
 	auto := pol.ApproveRoutes(pn)

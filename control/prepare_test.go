@@ -3,6 +3,8 @@ package control
 import (
 	"context"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +93,63 @@ func TestInventoryUnderNewConfig(t *testing.T) {
 	}
 	if diff := cmp.Diff([]netip.Prefix{lab}, prepared[0].ApprovedRoutes, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("prepared config's inventory approves (-want +got):\n%s", diff)
+	}
+}
+
+// TestInventoryUnderPrunes: policy tests of a new config see the nodes as
+// installing it leaves them: a node whose user the config drops is gone,
+// and a tagged node keeps only the tags the config still declares.
+func TestInventoryUnderPrunes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ts := startServer(t, routeTailnet(), "")
+	bob := newRawNode(t, ts)
+	if r := bob.register(bob.registerReq(bobKey)); r.Error != "" {
+		t.Fatalf("register bob: %s", r.Error)
+	}
+	srv := newRawNode(t, ts)
+	req := srv.registerReq(serverKey)
+	req.Hostinfo.RequestTags = []string{"tag:server", "tag:router"}
+	if r := srv.register(req); r.Error != "" {
+		t.Fatalf("register server: %s", r.Error)
+	}
+	next := routeTailnet()
+	delete(next.Users, "bob@example.com")
+	for name, k := range next.AuthKeys {
+		if k.User == "bob@example.com" {
+			delete(next.AuthKeys, name)
+		}
+	}
+	delete(next.Policy.TagOwners, "tag:router")
+	for k := range next.Routes {
+		if strings.HasPrefix(k, "tag:router") || strings.HasPrefix(k, "bob@") {
+			delete(next.Routes, k)
+		}
+	}
+	p, err := ts.Prepare(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := func(nodes []policy.Node) []string {
+		var out []string
+		for _, n := range nodes {
+			out = append(out, n.User+strings.Join(n.Tags, ","))
+		}
+		slices.Sort(out)
+		return out
+	}
+	var served, prepared []policy.Node
+	err = ts.do(ctx, func(w *world) error {
+		served, prepared = w.inventory(), w.inventoryUnder(p.Tailnet(), p.Policy())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"bob@example.com", "tag:router,tag:server"}, owners(served)); diff != "" {
+		t.Errorf("served inventory (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"tag:server"}, owners(prepared)); diff != "" {
+		t.Errorf("inventory under the new config (-want +got):\n%s", diff)
 	}
 }

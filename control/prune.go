@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/tailplane/tailplane/policy"
+	"github.com/tailplane/tailplane/schema"
 )
 
 // configChanged runs inside Install once the new config is installed:
@@ -34,7 +37,7 @@ func (w *world) pruneUndeclared(ctx context.Context) (changed bool) {
 		if n.loggedOut {
 			continue
 		}
-		why := w.undeclaredOwner(n)
+		why := undeclaredOwner(n, w.tailnet, w.compiled)
 		if why == "" {
 			changed = w.dropUndeclaredTags(ctx, n) || changed
 			continue
@@ -55,13 +58,7 @@ func (w *world) pruneUndeclared(ctx context.Context) (changed bool) {
 // longer in tagOwners, when it keeps at least one, and reports whether it
 // did.
 func (w *world) dropUndeclaredTags(ctx context.Context, n *node) bool {
-	if !n.tagged() {
-		return false
-	}
-	kept := slices.DeleteFunc(slices.Clone(n.tags), func(t string) bool {
-		_, ok := w.compiled.TagOwners(t)
-		return !ok
-	})
+	kept := declaredTags(n, w.compiled)
 	if len(kept) == len(n.tags) || len(kept) == 0 {
 		return false
 	}
@@ -73,18 +70,27 @@ func (w *world) dropUndeclaredTags(ctx context.Context, n *node) bool {
 	return true
 }
 
-// undeclaredOwner says why n's owner is gone from the config, or "".
-func (w *world) undeclaredOwner(n *node) string {
+// declaredTags returns the tags of n that p's tagOwners declares: n.tags
+// itself when it declares them all.
+func declaredTags(n *node, p *policy.Policy) []string {
+	undeclared := func(t string) bool { _, ok := p.TagOwners(t); return !ok }
+	if !slices.ContainsFunc(n.tags, undeclared) {
+		return n.tags
+	}
+	return slices.DeleteFunc(slices.Clone(n.tags), undeclared)
+}
+
+// undeclaredOwner says why n's owner is not declared in config t
+// (compiled to p), or "" when it is: then installing t keeps n logged in.
+func undeclaredOwner(n *node, t *schema.Tailnet, p *policy.Policy) string {
 	if !n.tagged() {
-		if _, ok := w.tailnet.Users[n.userLogin]; !ok {
+		if _, ok := t.Users[n.userLogin]; !ok {
 			return fmt.Sprintf("user %s is no longer declared", n.userLogin)
 		}
 		return ""
 	}
-	for _, t := range n.tags {
-		if _, ok := w.compiled.TagOwners(t); ok {
-			return ""
-		}
+	if len(declaredTags(n, p)) > 0 {
+		return ""
 	}
 	return fmt.Sprintf("none of its tags %v is declared in tagOwners any more", n.tags)
 }

@@ -93,21 +93,23 @@ type authReq struct {
 	created time.Time
 }
 
-func (a *authReq) GetID() string                         { return a.id }
-func (a *authReq) GetACR() string                        { return "" }
-func (a *authReq) GetAMR() []string                      { return []string{"pwd"} }
-func (a *authReq) GetAudience() []string                 { return []string{a.ClientID} }
-func (a *authReq) GetAuthTime() time.Time                { return a.created }
-func (a *authReq) GetClientID() string                   { return a.ClientID }
-func (a *authReq) GetCodeChallenge() *oidc.CodeChallenge { return &oidc.CodeChallenge{Challenge: a.CodeChallenge, Method: a.CodeChallengeMethod} }
-func (a *authReq) GetNonce() string                      { return a.Nonce }
-func (a *authReq) GetRedirectURI() string                { return a.RedirectURI }
-func (a *authReq) GetResponseType() oidc.ResponseType    { return a.ResponseType }
-func (a *authReq) GetResponseMode() oidc.ResponseMode    { return a.ResponseMode }
-func (a *authReq) GetScopes() []string                   { return a.Scopes }
-func (a *authReq) GetState() string                      { return a.State }
-func (a *authReq) GetSubject() string                    { return a.subject }
-func (a *authReq) Done() bool                            { return a.done }
+func (a *authReq) GetID() string          { return a.id }
+func (a *authReq) GetACR() string         { return "" }
+func (a *authReq) GetAMR() []string       { return []string{"pwd"} }
+func (a *authReq) GetAudience() []string  { return []string{a.ClientID} }
+func (a *authReq) GetAuthTime() time.Time { return a.created }
+func (a *authReq) GetClientID() string    { return a.ClientID }
+func (a *authReq) GetCodeChallenge() *oidc.CodeChallenge {
+	return &oidc.CodeChallenge{Challenge: a.CodeChallenge, Method: a.CodeChallengeMethod}
+}
+func (a *authReq) GetNonce() string                   { return a.Nonce }
+func (a *authReq) GetRedirectURI() string             { return a.RedirectURI }
+func (a *authReq) GetResponseType() oidc.ResponseType { return a.ResponseType }
+func (a *authReq) GetResponseMode() oidc.ResponseMode { return a.ResponseMode }
+func (a *authReq) GetScopes() []string                { return a.Scopes }
+func (a *authReq) GetState() string                   { return a.State }
+func (a *authReq) GetSubject() string                 { return a.subject }
+func (a *authReq) Done() bool                         { return a.done }
 
 // opStorage is the provider's minimal storage: one client, the test
 // users, auth requests and codes in memory, one RSA signing key.
@@ -261,20 +263,22 @@ func (s *opStorage) Health(context.Context) error { return nil }
 
 type testClient struct{ s *opStorage }
 
-func (c testClient) GetID() string                         { return c.s.client }
-func (c testClient) RedirectURIs() []string                { return []string{c.s.redirect} }
-func (c testClient) PostLogoutRedirectURIs() []string      { return nil }
-func (c testClient) ApplicationType() op.ApplicationType   { return op.ApplicationTypeWeb }
-func (c testClient) AuthMethod() oidc.AuthMethod           { return oidc.AuthMethodBasic }
-func (c testClient) ResponseTypes() []oidc.ResponseType    { return []oidc.ResponseType{oidc.ResponseTypeCode} }
-func (c testClient) GrantTypes() []oidc.GrantType          { return []oidc.GrantType{oidc.GrantTypeCode} }
-func (c testClient) LoginURL(id string) string             { return "/ui/login?authRequestID=" + id }
-func (c testClient) AccessTokenType() op.AccessTokenType   { return op.AccessTokenTypeBearer }
-func (c testClient) IDTokenLifetime() time.Duration        { return 5 * time.Minute }
-func (c testClient) DevMode() bool                         { return true }
-func (c testClient) IsScopeAllowed(string) bool            { return false }
-func (c testClient) IDTokenUserinfoClaimsAssertion() bool  { return true }
-func (c testClient) ClockSkew() time.Duration              { return 0 }
+func (c testClient) GetID() string                       { return c.s.client }
+func (c testClient) RedirectURIs() []string              { return []string{c.s.redirect} }
+func (c testClient) PostLogoutRedirectURIs() []string    { return nil }
+func (c testClient) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
+func (c testClient) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
+func (c testClient) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c testClient) GrantTypes() []oidc.GrantType         { return []oidc.GrantType{oidc.GrantTypeCode} }
+func (c testClient) LoginURL(id string) string            { return "/ui/login?authRequestID=" + id }
+func (c testClient) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
+func (c testClient) IDTokenLifetime() time.Duration       { return 5 * time.Minute }
+func (c testClient) DevMode() bool                        { return true }
+func (c testClient) IsScopeAllowed(string) bool           { return false }
+func (c testClient) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c testClient) ClockSkew() time.Duration             { return 0 }
 func (c testClient) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }

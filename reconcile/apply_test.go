@@ -327,7 +327,7 @@ func TestRevisions(t *testing.T) {
 	r := rev("")
 	want := []Revision{
 		{ID: 3, Commit: "c3", Author: r.Author, Message: "change c3", CommittedAt: r.CommittedAt, AppliedAt: r.AppliedAt, Summary: "No changes."},
-		{ID: 2, Commit: "c2", Author: r.Author, Message: "change c2", CommittedAt: r.CommittedAt, AppliedAt: r.AppliedAt, Summary: "Plan: 1 to add, 9 to change, 6 to destroy."},
+		{ID: 2, Commit: "c2", Author: r.Author, Message: "change c2", CommittedAt: r.CommittedAt, AppliedAt: r.AppliedAt, Summary: "Plan: 1 to add, 10 to change, 6 to destroy."},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Revisions (-want +got):\n%s", diff)
@@ -522,7 +522,7 @@ func TestApplySameCommitTwice(t *testing.T) {
 	for _, r := range revs {
 		got = append(got, r.Commit+": "+r.Summary)
 	}
-	want := []string{"c2: No changes.", "c1: Plan: 30 to add, 0 to change, 0 to destroy."}
+	want := []string{"c2: No changes.", "c1: Plan: 31 to add, 0 to change, 0 to destroy."}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("revisions (-want +got):\n%s", diff)
 	}

@@ -102,6 +102,8 @@ func sampleTailnet() *schema.Tailnet {
 		APIKeys: map[string]schema.APIKey{
 			"deploy": {Name: "deploy", Role: "admin", SecretHash: hash('d')},
 		},
+		Login: schema.Login{OIDC: &schema.OIDC{Issuer: "https://id.example.com", ClientID: "tailplane",
+			Scopes: []string{"openid", "email"}, EmailClaim: "email"}},
 		Policy: schema.Policy{
 			Groups:    map[string][]string{"group:eng": {"alice@example.com", "bob@example.com"}},
 			TagOwners: map[string][]string{"tag:server": {"alice@example.com"}, "tag:ci": {"group:eng"}, "tag:router": {"alice@example.com"}},

@@ -80,6 +80,8 @@ func (p *Plan) AssessImpact(nodes []Node) {
 			}
 		case c.Kind == KindRoute:
 			c.Impact = routeImpact(c, live)
+		case c.Kind == KindLogin:
+			c.Impact = loginImpact(c)
 		}
 	}
 }
@@ -175,4 +177,26 @@ func countNodes(n int) string {
 		return "1 node"
 	}
 	return fmt.Sprintf("%d nodes", n)
+}
+
+// loginImpact states what a change of login.oidc does: a new issuer or
+// client affects every future login (registered nodes keep running); an
+// added or removed provider switches between OIDC and admin approval.
+func loginImpact(c *Change) []Impact {
+	var before, after oidcValue
+	_ = json.Unmarshal(c.Before, &before)
+	_ = json.Unmarshal(c.After, &after)
+	var msg string
+	switch {
+	case c.Action == ActionCreate:
+		msg = "every future login goes to " + after.Issuer + " (client " + after.ClientID + ")"
+	case c.Action == ActionDelete:
+		msg = "every future login waits for an admin to approve it by ID (no identity provider)"
+	case before.Issuer != after.Issuer || before.ClientID != after.ClientID:
+		msg = "every future login goes to " + after.Issuer + " (client " + after.ClientID + ") instead of " +
+			before.Issuer + " (client " + before.ClientID + ")"
+	default:
+		msg = "applies to every future login"
+	}
+	return []Impact{{Message: msg + "; registered nodes keep running", Nodes: []string{}}}
 }

@@ -52,6 +52,7 @@ var kinds = []kindSpec{
 		}),
 	entries(KindRoute, func(t *schema.Tailnet) *map[string][]netip.Prefix { return &t.Routes },
 		encodeRoutes, decodeRoutes),
+	optional(KindLogin, oidcName, encodeOIDC, decodeOIDC),
 	// Policy lists are stored when present, even empty: Tailscale reads
 	// "acls": [] (deny everything) differently from no acls (allow all).
 	stringLists(KindGroup, func(p *schema.Policy) *map[string][]string { return &p.Groups }),
@@ -91,6 +92,29 @@ func singleton[J any](k Kind, zero func() J, enc func(*schema.Tailnet) J, dec fu
 		encode: func(t *schema.Tailnet, add func(string, any)) { add(settingsName, enc(t)) },
 		decode: func(t *schema.Tailnet, _ string, value json.RawMessage) error {
 			v := zero()
+			if err := strictUnmarshal(value, &v); err != nil {
+				return err
+			}
+			return dec(t, v)
+		},
+	}
+}
+
+// optional is a kind with at most one object, named name: enc reports
+// whether t has it.
+func optional[J any](k Kind, name string, enc func(*schema.Tailnet) (J, bool), dec func(*schema.Tailnet, J) error) kindSpec {
+	return kindSpec{
+		kind: k,
+		encode: func(t *schema.Tailnet, add func(string, any)) {
+			if v, ok := enc(t); ok {
+				add(name, v)
+			}
+		},
+		decode: func(t *schema.Tailnet, got string, value json.RawMessage) error {
+			if got != name {
+				return fmt.Errorf("unknown %s object %q (want %q)", k, got, name)
+			}
+			var v J
 			if err := strictUnmarshal(value, &v); err != nil {
 				return err
 			}
@@ -359,4 +383,28 @@ func decodeRoutes(_ string, v []string) ([]netip.Prefix, error) {
 		ps = append(ps, p)
 	}
 	return ps, nil
+}
+
+// oidcName is the name of the KindLogin object.
+const oidcName = "oidc"
+
+// oidcValue is the stored form of `login.oidc`.
+type oidcValue struct {
+	Issuer     string   `json:"issuer"`
+	ClientID   string   `json:"clientID"`
+	Scopes     []string `json:"scopes"`
+	EmailClaim string   `json:"emailClaim"`
+}
+
+func encodeOIDC(t *schema.Tailnet) (oidcValue, bool) {
+	o := t.Login.OIDC
+	if o == nil {
+		return oidcValue{}, false
+	}
+	return oidcValue{Issuer: o.Issuer, ClientID: o.ClientID, Scopes: nonNil(o.Scopes), EmailClaim: o.EmailClaim}, true
+}
+
+func decodeOIDC(t *schema.Tailnet, v oidcValue) error {
+	t.Login.OIDC = &schema.OIDC{Issuer: v.Issuer, ClientID: v.ClientID, Scopes: v.Scopes, EmailClaim: v.EmailClaim}
+	return nil
 }

@@ -27,6 +27,7 @@ const (
 	KindAuthKey   Kind = "authKey"   // one per auth key, named by key name
 	KindAPIKey    Kind = "apiKey"    // one per API key, named by key name
 	KindRoute     Kind = "route"     // approved routes, named by node name or "tag:x"
+	KindLogin     Kind = "login"     // `login.oidc`, one object named "oidc" when set
 	KindGroup     Kind = "group"     // policy `groups`, one per group ("group:eng")
 	KindTagOwner  Kind = "tagOwner"  // policy `tagOwners`, one per tag ("tag:web")
 	KindHost      Kind = "host"      // policy `hosts`, one per host alias

@@ -39,6 +39,8 @@ func changedSample() *schema.Tailnet {
 	t.Policy.Tests = []schema.ACLTest{{Src: "carol@example.com", Accept: []string{"tag:server:22"}}}
 	t.Policy.AutoApprovers = schema.AutoApprovers{Routes: map[string][]string{"10.0.0.0/8": {"tag:server"}}}
 	t.Policy.DisableIPv4 = false
+	t.Login.OIDC = &schema.OIDC{Issuer: "https://sso.example.com", ClientID: "tailplane-2",
+		Scopes: []string{"openid", "email"}, EmailClaim: "email"}
 	return t
 }
 
@@ -122,6 +124,8 @@ func TestAssessImpact(t *testing.T) {
 			{Message: "172.16.0.0/12 no longer approved on 2 nodes", Nodes: []string{"edge", "router"}},
 			{Message: "applies to 2 nodes", Nodes: []string{"edge", "router"}},
 		},
+		"update login oidc": {{Message: "every future login goes to https://sso.example.com (client tailplane-2) instead of " +
+			"https://id.example.com (client tailplane); registered nodes keep running", Nodes: []string{}}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("impacts (-want +got):\n%s", diff)

@@ -91,6 +91,8 @@ func (d *decoder) decode(root *node) *Tailnet {
 			d.authKeys(t, n)
 		case "apiKeys":
 			d.apiKeys(t, n)
+		case "login":
+			d.login(&t.Login, n)
 		}
 	}
 	return t

@@ -7,7 +7,7 @@ import (
 )
 
 // ownKeys are tailplane's own top-level keys.
-var ownKeys = []string{"tailnet", "users", "dns", "routes", "authKeys", "apiKeys"}
+var ownKeys = []string{"tailnet", "users", "dns", "routes", "authKeys", "apiKeys", "login"}
 
 // tailscaleKeys are the top-level keys of Tailscale's policy file. Those
 // with a field in Policy are decoded; the rest parse but draw a

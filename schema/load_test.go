@@ -341,7 +341,7 @@ func TestLoadSymlinkLoop(t *testing.T) {
 
 func TestLoadSubdirRoot(t *testing.T) {
 	_, ds := Load(context.Background(), mapFS("cfg/a.json", `{"x": 1}`), "cfg/")
-	want := []string{`a.json:1:2: error: x: unknown top-level key "x" (hint: known keys are OneCGNATRoute, acls, apiKeys, attrConfig, authKeys, autoApprovers, defaultSrcPosture, derpMap, disableIPv4, dns, grants, groups, hosts, ipsets, nodeAttrs, postures, randomizeClientPort, routes, ssh, sshTests, tagOwners, tailnet, tests, users)`}
+	want := []string{`a.json:1:2: error: x: unknown top-level key "x" (hint: known keys are OneCGNATRoute, acls, apiKeys, attrConfig, authKeys, autoApprovers, defaultSrcPosture, derpMap, disableIPv4, dns, grants, groups, hosts, ipsets, login, nodeAttrs, postures, randomizeClientPort, routes, ssh, sshTests, tagOwners, tailnet, tests, users)`}
 	if diff := cmp.Diff(want, render(ds)); diff != "" {
 		t.Error(diff)
 	}

@@ -15,6 +15,7 @@ type Tailnet struct {
 	Routes   map[string][]netip.Prefix // the `routes` key: approved routes by owner ("tag:x", a login), optionally "/node-name"; see RouteKey
 	AuthKeys map[string]AuthKey        // the `authKeys` key, by key name
 	APIKeys  map[string]APIKey         // the `apiKeys` key, by key name
+	Login    Login                     // the `login` key
 
 	// Policy holds Tailscale's policy-file keys (acls, grants, groups, ...),
 	// accepted verbatim at the top level of the document.
@@ -137,3 +138,30 @@ type APIKey struct {
 	Role       string // "admin" or "read"
 	SecretHash string // "sha256:" + hex(sha256(full key string))
 }
+
+// Login is the `login` key: how people log in interactively (`tailscale up`
+// without an auth key). The zero value means no identity provider: an
+// admin admits each login by its ID (`tailplane logins approve`).
+type Login struct {
+	// OIDC is the OpenID Connect provider logins go to; nil means none.
+	OIDC *OIDC
+}
+
+// OIDC is `login.oidc`. Its client secret is never in the config; the
+// server reads it from a file or the environment.
+type OIDC struct {
+	Issuer   string // provider's issuer URL, https (http only on loopback)
+	ClientID string // the client registered at the provider; never empty
+	// Scopes requested; they include "openid". The loader sets
+	// DefaultOIDCScopes when the key is absent.
+	Scopes []string
+	// EmailClaim is the ID token claim holding the user's login. The
+	// loader sets DefaultEmailClaim when the key is absent.
+	EmailClaim string
+}
+
+// Defaults of `login.oidc`.
+const DefaultEmailClaim = "email"
+
+// DefaultOIDCScopes are the scopes requested when login.oidc.scopes is absent.
+var DefaultOIDCScopes = []string{"openid", "email", "profile"}

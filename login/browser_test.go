@@ -1,0 +1,128 @@
+package login
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser is a fresh headless Chromium (Debian's chromium package) with
+// its own profile; screenshots go to the test's temp dir.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+	n   int
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not found: %v (hint: apt-get install -y chromium; .ci/run installs it)", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	// The first run starts the browser; it must not carry a timeout.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return &browser{t: t, ctx: ctx, dir: t.TempDir()}
+}
+
+// step bounds one browser step with a generous deadline.
+func (b *browser) step() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(b.ctx, time.Minute)
+}
+
+// open navigates to url and returns the page's heading.
+func (b *browser) open(url string) string {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		b.t.Fatalf("opening %s: %v", url, err)
+	}
+	b.shot()
+	return b.text("h1")
+}
+
+// signIn fills the provider's login form and returns the heading of the
+// page the browser lands on.
+func (b *browser) signIn(user, password string) string {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	err := chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), user),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("submit")),
+		chromedp.WaitNotPresent(chromedp.ID("submit")))
+	if err != nil {
+		b.t.Fatalf("signing in as %s: %v", user, err)
+	}
+	b.shot()
+	return b.text("h1")
+}
+
+// text returns the text of the element sel ("h1" or an element id).
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	var s string
+	var err error
+	if sel == "h1" {
+		s, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1")))
+	} else {
+		s, err = chromedp.Run(ctx, chromedp.Text(chromedp.ID(sel)))
+	}
+	if err != nil {
+		b.t.Fatalf("reading %s: %v", sel, err)
+	}
+	return s
+}
+
+// location is the current URL.
+func (b *browser) location() string {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		b.t.Fatalf("reading location: %v", err)
+	}
+	return s
+}
+
+// shot saves a screenshot.
+func (b *browser) shot() {
+	ctx, cancel := b.step()
+	defer cancel()
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+	if err != nil {
+		b.t.Logf("screenshot: %v", err)
+		return
+	}
+	b.n++
+	path := filepath.Join(b.dir, fmt.Sprintf("shot-%02d.jpg", b.n))
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		b.t.Logf("screenshot: %v", err)
+	}
+}

@@ -1,0 +1,270 @@
+package login
+
+import (
+	"crypto/subtle"
+	"errors"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// stateCookie binds an OIDC flow to the browser that started it.
+const stateCookie = "tailplane_login_state"
+
+// ServeHTTP serves GET /login/{token} (the URL a device prints) and
+// GET /login/callback (the provider's redirect). Mount it at /login/.
+func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("X-Frame-Options", "DENY")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		m.page(w, http.StatusMethodNotAllowed, page{Title: "Method not allowed", Message: "Open this page with a normal link."})
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/login/")
+	switch {
+	case !ok || rest == "" || strings.Contains(rest, "/"):
+		m.page(w, http.StatusNotFound, pageUnknown)
+	case rest == "callback":
+		m.callback(w, r)
+	default:
+		m.start(w, r, rest)
+	}
+}
+
+var (
+	pageUnknown = page{Title: "Login link not valid",
+		Message: "This login link is unknown, was used already, or has expired.",
+		Hint:    "Run tailscale up again on your device and open the new link it prints."}
+	pageExpired = page{Title: "Login link expired",
+		Message: "This login link has expired.",
+		Hint:    "Run tailscale up again on your device and open the new link it prints."}
+	pageBadState = page{Title: "Sign-in not accepted",
+		Message: "This sign-in response does not belong to a login started in this browser, or was used already.",
+		Hint:    "Open the login link your device printed again, in this browser, and sign in from there."}
+	pageFailed = page{Title: "Sign-in failed",
+		Message: "The identity provider's answer could not be verified.",
+		Hint:    "Open the login link your device printed again. If it keeps failing, ask an admin to check the server log."}
+)
+
+// start serves the login URL: with OIDC it begins a flow and redirects to
+// the provider; without, it shows the login ID and the admin's command.
+func (m *Manager) start(w http.ResponseWriter, r *http.Request, token string) {
+	m.mu.Lock()
+	p := m.byToken[token]
+	m.mu.Unlock()
+	switch {
+	case p == nil || p.isDone():
+		m.page(w, http.StatusNotFound, pageUnknown)
+		return
+	case !m.now().Before(p.Expires):
+		m.page(w, http.StatusGone, pageExpired)
+		return
+	}
+	if m.oauth == nil {
+		m.page(w, http.StatusOK, page{Title: "Waiting for an admin",
+			Message: "No identity provider is configured. Give an admin this login ID:",
+			Code:    displayID(p.ID),
+			Command: "tailplane logins approve " + p.ID + " --user LOGIN",
+			Hint:    "Your device joins as soon as the admin runs this command with your login (as declared under users)."})
+		return
+	}
+	f := &flow{p: p, nonce: randomString(20), verifier: oauth2.GenerateVerifier()}
+	state := randomString(20)
+	m.mu.Lock()
+	m.pruneLocked()
+	m.byState[state] = f
+	m.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{
+		Name: stateCookie, Value: state, Path: "/login/",
+		MaxAge: int(m.ttl.Seconds()), HttpOnly: true, Secure: m.secure || r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+	m.logf("login %s: sent to the identity provider", p.ID)
+	http.Redirect(w, r, m.oauth.AuthCodeURL(state, oidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.verifier)), http.StatusFound)
+}
+
+// callback serves the provider's redirect: the state must match this
+// browser's cookie and an open flow (once); then the code is exchanged
+// with the PKCE verifier, the ID token verified, its nonce checked, and the
+// verified email must be a declared user.
+func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
+	if m.oauth == nil {
+		m.page(w, http.StatusNotFound, pageUnknown)
+		return
+	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	c, err := r.Cookie(stateCookie)
+	if err != nil || state == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
+		m.logf("login callback refused: state missing or not this browser's")
+		m.page(w, http.StatusBadRequest, pageBadState)
+		return
+	}
+	m.mu.Lock()
+	f := m.byState[state]
+	delete(m.byState, state) // single use, whatever happens next
+	m.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: "/login/", MaxAge: -1,
+		HttpOnly: true, Secure: m.secure || r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	if f == nil {
+		m.logf("login callback refused: state unknown or used already")
+		m.page(w, http.StatusBadRequest, pageBadState)
+		return
+	}
+	p := f.p
+	if p.isDone() {
+		m.page(w, http.StatusBadRequest, pageUnknown)
+		return
+	}
+	if !m.now().Before(p.Expires) {
+		m.page(w, http.StatusGone, pageExpired)
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		m.logf("login %s: the identity provider answered %q", p.ID, e)
+		m.page(w, http.StatusForbidden, page{Title: "Sign-in cancelled", Message: "The identity provider did not sign you in.",
+			Hint: "Open the login link your device printed again to retry."})
+		return
+	}
+	login, pg := m.verify(r, f, q.Get("code"))
+	if pg != nil {
+		m.page(w, pg.status, pg.page)
+		return
+	}
+	canonical, ok := m.cfg.LookupUser(r.Context(), login)
+	if !ok {
+		m.logf("login %s: refused %s: not declared under users", p.ID, login)
+		m.page(w, http.StatusForbidden, m.undeclaredPage(login))
+		return
+	}
+	if err := m.complete(p, Result{User: canonical, Via: "oidc"}); err != nil {
+		pg := pageUnknown
+		if errors.Is(err, ErrExpired) {
+			pg = pageExpired
+		}
+		m.page(w, http.StatusBadRequest, pg)
+		return
+	}
+	m.page(w, http.StatusOK, page{Title: "You're connected",
+		Message: "Your device is joining the tailnet as " + canonical + ".",
+		Hint:    "You can close this window."})
+}
+
+type statusPage struct {
+	status int
+	page   page
+}
+
+// verify exchanges code and checks the ID token, its nonce and the
+// verified email claim, returning the login or the page to show.
+func (m *Manager) verify(r *http.Request, f *flow, code string) (string, *statusPage) {
+	ctx := r.Context()
+	if m.cfg.HTTPClient != nil {
+		ctx = oidc.ClientContext(ctx, m.cfg.HTTPClient)
+	}
+	id := f.p.ID
+	tok, err := m.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.verifier))
+	if err != nil {
+		m.logf("login %s: exchanging the code failed: %s", id, redactErr(err))
+		return "", &statusPage{http.StatusBadGateway, pageFailed}
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		m.logf("login %s: the token response has no id_token", id)
+		return "", &statusPage{http.StatusBadGateway, pageFailed}
+	}
+	idt, err := m.verifier.Verify(ctx, raw)
+	if err != nil {
+		m.logf("login %s: ID token not valid: %v", id, err)
+		return "", &statusPage{http.StatusBadGateway, pageFailed}
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.nonce)) != 1 {
+		m.logf("login %s: ID token nonce does not match", id)
+		return "", &statusPage{http.StatusBadRequest, page{Title: "Sign-in not accepted",
+			Message: "The identity provider's answer was made for another sign-in (nonce mismatch).",
+			Hint:    "Open the login link your device printed again and sign in from there."}}
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		m.logf("login %s: ID token claims: %v", id, err)
+		return "", &statusPage{http.StatusBadGateway, pageFailed}
+	}
+	login, _ := claims[m.cfg.OIDC.EmailClaim].(string)
+	if login == "" {
+		m.logf("login %s: ID token has no %q claim", id, m.cfg.OIDC.EmailClaim)
+		return "", &statusPage{http.StatusForbidden, page{Title: "Sign-in not accepted",
+			Message: "The identity provider did not say who you are (no " + m.cfg.OIDC.EmailClaim + " claim).",
+			Hint:    "Ask an admin to check login.oidc.emailClaim and the provider's scopes."}}
+	}
+	if v, _ := claims["email_verified"].(bool); !v {
+		m.logf("login %s: refused %s: email not verified", id, login)
+		return "", &statusPage{http.StatusForbidden, page{Title: "Email not verified",
+			Message: "Your identity provider has not verified the email address " + login + ".",
+			Hint:    "Verify the address with your identity provider, then open the login link again."}}
+	}
+	return login, nil
+}
+
+// redactErr describes an exchange error without the response body, which
+// may echo the code.
+func redactErr(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		msg := "the provider refused the code"
+		if re.ErrorCode != "" {
+			msg += ": " + re.ErrorCode
+		}
+		return msg
+	}
+	return "request to the provider failed"
+}
+
+func (m *Manager) undeclaredPage(login string) page {
+	file := m.cfg.UsersFile
+	if file == "" {
+		file = "the config repository"
+	}
+	return page{Title: "Not a member of this tailnet",
+		Message: "You signed in as " + login + ", but no user by that login is declared.",
+		Hint:    "An admin adds you under the users key in " + file + " and pushes; then run tailscale up again.",
+		Code:    `"users": {"` + login + `": {}}`}
+}
+
+// displayID groups a login ID for reading: "ABCD-EFGH".
+func displayID(id string) string {
+	if len(id) == 8 {
+		return id[:4] + "-" + id[4:]
+	}
+	return id
+}
+
+type page struct {
+	Title, Message, Code, Command, Hint string
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}} · tailplane</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;line-height:1.5}
+code,pre{background:#f2f2f2;padding:.2rem .4rem;border-radius:4px}pre{padding:.8rem;overflow-x:auto}.code{font-size:2rem;letter-spacing:.15rem}</style>
+</head><body>
+<h1 id="title">{{.Title}}</h1>
+<p id="message">{{.Message}}</p>
+{{with .Code}}<p><code class="code" id="code">{{.}}</code></p>{{end}}
+{{with .Command}}<pre id="command">{{.}}</pre>{{end}}
+{{with .Hint}}<p id="hint">{{.}}</p>{{end}}
+</body></html>
+`))
+
+func (m *Manager) page(w http.ResponseWriter, status int, p page) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.WriteHeader(status)
+	if err := pageTmpl.Execute(w, p); err != nil {
+		m.logf("login page: %v", err)
+	}
+}

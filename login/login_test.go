@@ -1,0 +1,307 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tailplane/tailplane/schema"
+)
+
+var declared = map[string]bool{"alice@example.com": true, "bob@example.com": true, "dave@example.com": true}
+
+func lookup(_ context.Context, login string) (string, bool) {
+	l := strings.ToLower(login)
+	return l, declared[l]
+}
+
+var testUsers = map[string]testUser{
+	"alice": {password: "alice-pw", email: "alice@example.com", verified: true},
+	"carol": {password: "carol-pw", email: "carol@example.com", verified: true}, // not declared
+	"dave":  {password: "dave-pw", email: "dave@example.com", verified: false},
+}
+
+// clock is a settable clock for expiry.
+type clock struct {
+	mu     sync.Mutex // guards the fields below
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// env is a tailplane login server with a real provider and a log.
+type env struct {
+	m     *Manager
+	url   string
+	prov  *testProvider
+	clock *clock
+	mu    sync.Mutex // guards log
+	log   []string
+}
+
+func (e *env) logs() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return strings.Join(e.log, "\n")
+}
+
+func newEnv(t *testing.T, withOIDC bool) *env {
+	t.Helper()
+	e := &env{clock: &clock{}}
+	var h http.Handler = http.NotFoundHandler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	cfg := Config{BaseURL: srv.URL, LookupUser: lookup, UsersFile: "users.hujson", Now: e.clock.Now,
+		Logf: func(f string, a ...any) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.log = append(e.log, fmt.Sprintf(f, a...))
+		}}
+	if withOIDC {
+		e.prov = startProvider(t, srv.URL+"/login/callback", testUsers)
+		cfg.OIDC = &schema.OIDC{Issuer: e.prov.URL, ClientID: e.prov.client, Scopes: []string{"openid", "email"}, EmailClaim: "email"}
+		cfg.ClientSecret = e.prov.secret
+	}
+	m, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m = m
+	h = m
+	return e
+}
+
+// completed returns the login's result if it completed, without waiting.
+func completed(m *Manager, p Pending) (Result, bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r, err := m.Wait(ctx, p.ID, p.Machine)
+	return r, err == nil
+}
+
+func TestOIDCLoginDeclaredUser(t *testing.T) {
+	e := newEnv(t, true)
+	b := newBrowser(t)
+	p := e.m.Start("mkey:laptop")
+	b.open(p.URL)
+	if got := b.signIn("alice", "alice-pw"); got != "You're connected" {
+		t.Fatalf("landed on %q: %s", got, b.text("message"))
+	}
+	r, err := e.m.Wait(context.Background(), p.ID, p.Machine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Result{User: "alice@example.com", Via: "oidc"}, r); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	callback, err := url.Parse(b.location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, state := callback.Query().Get("code"), callback.Query().Get("state")
+	if code == "" || state == "" {
+		t.Fatalf("callback URL %s has no code or state", callback.Redacted())
+	}
+	for _, secret := range []string{code, state, p.URL[strings.LastIndex(p.URL, "/")+1:]} {
+		if strings.Contains(e.logs(), secret) {
+			t.Errorf("log contains a code, state or login token:\n%s", e.logs())
+		}
+	}
+	// The URL is single-use, and replaying the callback completes nothing.
+	if got := b.open(p.URL); got != pageUnknown.Title {
+		t.Errorf("reused login URL: page %q, want %q", got, pageUnknown.Title)
+	}
+	other := e.m.Start("mkey:other")
+	b.open(other.URL) // a fresh flow with its own cookie
+	if got := b.open(callback.String()); got != pageBadState.Title {
+		t.Errorf("replayed callback: page %q, want %q", got, pageBadState.Title)
+	}
+	if r, ok := completed(e.m, other); ok {
+		t.Errorf("replayed callback completed another login as %v", r)
+	}
+}
+
+func TestOIDCLoginRefused(t *testing.T) {
+	tests := []struct {
+		name, user, password string
+		title, text          string
+	}{
+		{"undeclared user", "carol", "carol-pw", "Not a member of this tailnet", "users key in users.hujson"},
+		{"email not verified", "dave", "dave-pw", "Email not verified", "dave@example.com"},
+	}
+	e := newEnv(t, true)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBrowser(t)
+			p := e.m.Start("mkey:" + tt.user)
+			b.open(p.URL)
+			if got := b.signIn(tt.user, tt.password); got != tt.title {
+				t.Fatalf("page %q, want %q", got, tt.title)
+			}
+			if hint := b.text("hint") + b.text("message"); !strings.Contains(hint, tt.text) {
+				t.Errorf("page says %q, want it to mention %q", hint, tt.text)
+			}
+			if r, ok := completed(e.m, p); ok {
+				t.Errorf("refused login completed as %v", r)
+			}
+		})
+	}
+}
+
+func TestOIDCLoginBadCallbacks(t *testing.T) {
+	e := newEnv(t, true)
+	t.Run("forged state", func(t *testing.T) {
+		b := newBrowser(t)
+		p := e.m.Start("mkey:a")
+		b.open(p.URL)
+		if got := b.open(e.url + "/login/callback?code=forged&state=" + randomString(20)); got != pageBadState.Title {
+			t.Errorf("page %q, want %q", got, pageBadState.Title)
+		}
+		if _, ok := completed(e.m, p); ok {
+			t.Error("forged state completed the login")
+		}
+	})
+	t.Run("wrong nonce", func(t *testing.T) {
+		b := newBrowser(t)
+		p := e.m.Start("mkey:a")
+		b.open(p.URL)
+		e.prov.store.tamperNonces("not-the-nonce-tailplane-sent")
+		if got := b.signIn("alice", "alice-pw"); got != "Sign-in not accepted" || !strings.Contains(b.text("message"), "nonce") {
+			t.Errorf("page %q: %q, want a nonce mismatch", got, b.text("message"))
+		}
+		if _, ok := completed(e.m, p); ok {
+			t.Error("wrong nonce completed the login")
+		}
+	})
+	t.Run("another machine's login", func(t *testing.T) {
+		b := newBrowser(t)
+		mine, theirs := e.m.Start("mkey:victim"), e.m.Start("mkey:attacker")
+		// The attacker starts their login and sends the provider link on.
+		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noRedirect.Get(theirs.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		lure := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || lure == "" {
+			t.Fatalf("login URL answered %s without a redirect", resp.Status)
+		}
+		b.open(mine.URL) // the victim's own login sets this browser's cookie
+		b.open(lure)
+		if got := b.signIn("alice", "alice-pw"); got != pageBadState.Title {
+			t.Errorf("page %q, want %q", got, pageBadState.Title)
+		}
+		for _, p := range []Pending{mine, theirs} {
+			if r, ok := completed(e.m, p); ok {
+				t.Errorf("login of %s completed as %v", p.Machine, r)
+			}
+		}
+		if _, err := e.m.Wait(context.Background(), mine.ID, theirs.Machine); !errors.Is(err, ErrWrongMachine) {
+			t.Errorf("Wait by another machine: %v, want ErrWrongMachine", err)
+		}
+	})
+	t.Run("expired login URL", func(t *testing.T) {
+		b := newBrowser(t)
+		p := e.m.Start("mkey:a")
+		e.clock.advance(DefaultTTL + time.Second)
+		if got := b.open(p.URL); got != pageExpired.Title {
+			t.Errorf("page %q, want %q", got, pageExpired.Title)
+		}
+		if _, err := e.m.Wait(context.Background(), p.ID, p.Machine); !errors.Is(err, ErrExpired) {
+			t.Errorf("Wait: %v, want ErrExpired", err)
+		}
+	})
+	t.Run("expired during sign-in", func(t *testing.T) {
+		b := newBrowser(t)
+		p := e.m.Start("mkey:a")
+		b.open(p.URL)
+		e.clock.advance(DefaultTTL + time.Second)
+		if got := b.signIn("alice", "alice-pw"); got != pageExpired.Title {
+			t.Errorf("page %q, want %q", got, pageExpired.Title)
+		}
+		if _, ok := completed(e.m, p); ok {
+			t.Error("expired login completed")
+		}
+	})
+}
+
+func TestApproveByID(t *testing.T) {
+	e := newEnv(t, false)
+	b := newBrowser(t)
+	p := e.m.Start("mkey:laptop")
+	if got := b.open(p.URL); got != "Waiting for an admin" {
+		t.Fatalf("page %q", got)
+	}
+	if got, want := b.text("code"), displayID(p.ID); got != want {
+		t.Errorf("login ID on page %q, want %q", got, want)
+	}
+	if got, want := b.text("command"), "tailplane logins approve "+p.ID+" --user LOGIN"; got != want {
+		t.Errorf("command on page %q, want %q", got, want)
+	}
+	ctx := context.Background()
+	if err := e.m.Approve(ctx, b.text("code"), "carol@example.com"); !errors.Is(err, ErrUndeclared) {
+		t.Errorf("approving an undeclared user: %v, want ErrUndeclared", err)
+	}
+	if _, ok := completed(e.m, p); ok {
+		t.Fatal("refused approval completed the login")
+	}
+	done := make(chan Result, 1)
+	go func() {
+		r, err := e.m.Wait(ctx, p.ID, p.Machine)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	if err := e.m.Approve(ctx, b.text("code"), "Bob@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Result{User: "bob@example.com", Via: "admin"}, <-done); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if err := e.m.Approve(ctx, p.ID, "alice@example.com"); !errors.Is(err, ErrDone) {
+		t.Errorf("approving twice: %v, want ErrDone", err)
+	}
+	if got := b.open(p.URL); got != pageUnknown.Title {
+		t.Errorf("used login URL: page %q, want %q", got, pageUnknown.Title)
+	}
+}
+
+func TestStateCookieSecure(t *testing.T) {
+	prov := startProvider(t, "https://tp.example.com/login/callback", testUsers)
+	for _, base := range []string{"https://tp.example.com", "http://127.0.0.1:1"} {
+		m, err := New(context.Background(), Config{BaseURL: base, LookupUser: lookup,
+			OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.client, Scopes: []string{"openid"}, EmailClaim: "email"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := m.Start("mkey:a")
+		w := httptest.NewRecorder()
+		m.ServeHTTP(w, httptest.NewRequest("GET", strings.TrimPrefix(p.URL, base), nil))
+		cookies := w.Result().Cookies()
+		if len(cookies) != 1 || !cookies[0].HttpOnly || cookies[0].Secure != strings.HasPrefix(base, "https:") {
+			t.Errorf("%s: cookies %v, want one HttpOnly cookie, Secure only over https", base, cookies)
+		}
+	}
+}

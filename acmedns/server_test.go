@@ -243,3 +243,50 @@ func TestNewServerErrors(t *testing.T) {
 		t.Errorf("NewServer on a used address = %v; want a listening error", err)
 	}
 }
+
+func TestServerRefusesNonQueries(t *testing.T) {
+	s := startServer(t, &fakeClock{t: time.Now()})
+	upd := new(dns.Msg)
+	upd.SetUpdate("ts.example.test.")
+	upd.Insert([]dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: chal, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{"x"}}})
+	chaos := new(dns.Msg)
+	chaos.SetQuestion("ts.example.test.", dns.TypeSOA)
+	chaos.Question[0].Qclass = dns.ClassCHAOS
+	for _, tt := range []struct {
+		name string
+		msg  *dns.Msg
+		want string
+	}{
+		{"dynamic update", upd, "NOTIMP"},
+		{"class CHAOS", chaos, "REFUSED"},
+	} {
+		for _, network := range []string{"udp", "tcp"} {
+			resp, _, err := (&dns.Client{Net: network, Timeout: 10 * time.Second}).Exchange(tt.msg.Copy(), s.Addr())
+			if err != nil {
+				t.Fatalf("%s over %s: %v", tt.name, network, err)
+			}
+			if got := dns.RcodeToString[resp.Rcode]; got != tt.want {
+				t.Errorf("%s over %s: rcode %s; want %s", tt.name, network, got, tt.want)
+			}
+		}
+	}
+	if got := query(t, "udp", s.Addr(), chal, dns.TypeTXT); len(got.Answer) != 0 {
+		t.Errorf("TXT after a refused update = %q; want none", got.Answer)
+	}
+}
+
+func TestServerMaxRecords(t *testing.T) {
+	s, err := NewServer(t.Context(), ServerConfig{Zone: "ts.example.test", Addr: "127.0.0.1:0", MaxRecords: 2, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, v := range []string{"a", "b", "b"} {
+		if err := s.SetTXT(t.Context(), chal, v); err != nil {
+			t.Fatalf("SetTXT %d (%s): %v", i, v, err)
+		}
+	}
+	if err := s.SetTXT(t.Context(), chal, "c"); err == nil || !strings.Contains(err.Error(), "pending already") {
+		t.Errorf("SetTXT over MaxRecords = %v; want a pending-already error", err)
+	}
+}

@@ -131,7 +131,7 @@ func TestRoute53Requests(t *testing.T) {
 			}
 			sets := ""
 			if len(current) > 0 {
-				sets = "<ResourceRecordSet><Name>_acme-challenge.node1.ts.example.test.</Name><Type>TXT</Type><TTL>60</TTL><ResourceRecords>" + rrs.String() + "</ResourceRecords></ResourceRecordSet>"
+				sets = "<ResourceRecordSet><Name>_acme-challenge.node1.ts.example.test.</Name><Type>TXT</Type><TTL>300</TTL><ResourceRecords>" + rrs.String() + "</ResourceRecords></ResourceRecordSet>"
 			}
 			fmt.Fprintf(w, `<ListResourceRecordSetsResponse><ResourceRecordSets>%s</ResourceRecordSets><IsTruncated>false</IsTruncated><MaxItems>1</MaxItems></ListResourceRecordSetsResponse>`, sets)
 		case strings.HasSuffix(req.URL.Path, "/rrset"):
@@ -166,7 +166,8 @@ func TestRoute53Requests(t *testing.T) {
 		{"set", "token-a", &r53Change{"UPSERT", name + ".", "TXT", 60, []string{`"token-a"`}}},
 		{"set", "token-b", &r53Change{"UPSERT", name + ".", "TXT", 60, []string{`"token-a"`, `"token-b"`}}},
 		{"delete", "token-a", &r53Change{"UPSERT", name + ".", "TXT", 60, []string{`"token-b"`}}},
-		{"delete", "token-b", &r53Change{"DELETE", name + ".", "TXT", 60, []string{`"token-b"`}}},
+		// The DELETE repeats the set as it is, with its TTL (300), not ours.
+		{"delete", "token-b", &r53Change{"DELETE", name + ".", "TXT", 300, []string{`"token-b"`}}},
 		{"delete", "token-b", nil},
 	}
 	for i, st := range steps {

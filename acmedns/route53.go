@@ -100,7 +100,7 @@ func (p *Route53) change(ctx context.Context, name, value string, add bool) erro
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cur, err := p.current(ctx, c)
+	cur, curTTL, err := p.current(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -112,9 +112,10 @@ func (p *Route53) change(ctx context.Context, name, value string, add bool) erro
 	if slices.Equal(cur, next) {
 		return nil
 	}
-	action, values := types.ChangeActionUpsert, next
+	action, values, ttl := types.ChangeActionUpsert, next, int64(p.cfg.TTL.Seconds())
 	if len(next) == 0 {
-		action, values = types.ChangeActionDelete, cur
+		// A DELETE must match the set exactly, TTL included.
+		action, values, ttl = types.ChangeActionDelete, cur, curTTL
 	}
 	var rrs []types.ResourceRecord
 	for _, v := range values {
@@ -126,7 +127,7 @@ func (p *Route53) change(ctx context.Context, name, value string, add bool) erro
 			Action: action,
 			ResourceRecordSet: &types.ResourceRecordSet{
 				Name: aws.String(c), Type: types.RRTypeTxt,
-				TTL: aws.Int64(int64(p.cfg.TTL.Seconds())), ResourceRecords: rrs,
+				TTL: aws.Int64(ttl), ResourceRecords: rrs,
 			},
 		}}},
 	})
@@ -145,8 +146,8 @@ func (p *Route53) change(ctx context.Context, name, value string, add bool) erro
 	return nil
 }
 
-// current returns the quoted values of the TXT set at name.
-func (p *Route53) current(ctx context.Context, name string) ([]string, error) {
+// current returns the quoted values and the TTL of the TXT set at name.
+func (p *Route53) current(ctx context.Context, name string) ([]string, int64, error) {
 	out, err := p.client.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{
 		HostedZoneId:    aws.String(p.cfg.HostedZoneID),
 		StartRecordName: aws.String(name),
@@ -154,16 +155,18 @@ func (p *Route53) current(ctx context.Context, name string) ([]string, error) {
 		MaxItems:        aws.Int32(1),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("acmedns: route53: reading TXT %s in zone %s: %w", name, p.cfg.HostedZoneID, err)
+		return nil, 0, fmt.Errorf("acmedns: route53: reading TXT %s in zone %s: %w", name, p.cfg.HostedZoneID, err)
 	}
 	var vals []string
+	var ttl int64
 	for _, set := range out.ResourceRecordSets {
 		if !strings.EqualFold(strings.TrimSuffix(aws.ToString(set.Name), "."), strings.TrimSuffix(name, ".")) || set.Type != types.RRTypeTxt {
 			continue
 		}
+		ttl = aws.ToInt64(set.TTL)
 		for _, rr := range set.ResourceRecords {
 			vals = append(vals, aws.ToString(rr.Value))
 		}
 	}
-	return vals, nil
+	return vals, ttl, nil
 }

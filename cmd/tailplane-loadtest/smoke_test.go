@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,11 @@ import (
 func buildTailplane(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tailplane")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/tailplane/tailplane/cmd/tailplane")
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/tailplane/tailplane/cmd/tailplane")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building tailplane: %v\n%s", err, out)
 	}

@@ -107,11 +107,19 @@ func run(ctx context.Context, opt options) (*result, error) {
 	if opt.Plan.Policy == policySegmented {
 		r.res.GroupSize, r.res.Services = opt.Plan.groupSize(), opt.Plan.Services
 	}
-	if err := r.setup(ctx); err != nil {
+	err := r.setup(ctx)
+	defer func() {
+		if r.srv != nil {
+			r.srv.stop()
+		}
+		for _, n := range r.nodes {
+			if n != nil && n.c != nil {
+				n.c.Close()
+			}
+		}
+	}()
+	if err != nil {
 		return nil, err
-	}
-	if r.srv != nil {
-		defer r.srv.stop()
 	}
 	var polls sync.WaitGroup
 	defer polls.Wait()

@@ -4,7 +4,7 @@ SHELL := bash
 BIN := bin/tailplane
 EXAMPLE ?= examples/basic
 
-.PHONY: build example test lint-examples conformance fuzz bench clean
+.PHONY: build example test lint-examples conformance fuzz bench loadtest clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/tailplane
@@ -43,6 +43,13 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The load generator against a self-started `tailplane serve` on loopback;
+# see docs/performance.md. e.g. make loadtest LOADTEST_FLAGS='--nodes 2000 --json'
+LOADTEST_FLAGS ?= --nodes 1000 --policy full
+loadtest: build
+	$(GO) build -o bin/tailplane-loadtest ./cmd/tailplane-loadtest
+	./bin/tailplane-loadtest --tailplane-bin $(BIN) $(LOADTEST_FLAGS)
 
 clean:
 	rm -rf bin .state

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/bits"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"tailscale.com/control/ts2021"
+	"tailscale.com/net/tsdial"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+	"tailscale.com/util/zstdframe"
+)
+
+// sim is what every simulated node shares.
+type sim struct {
+	url       string
+	serverKey key.MachinePublic
+	dialer    *tsdial.Dialer
+	probeID   atomic.Int64 // the probe's tailcfg.NodeID, once known
+}
+
+// node is one simulated Tailscale node: its keys, a Noise client (Tailscale's
+// own ts2021 package, which redials as needed) and only what the load
+// generator measures. It never holds a netmap: each map frame is decoded
+// into the few fields below and dropped.
+type node struct {
+	idx     int
+	mk      key.MachinePrivate
+	nk      key.NodePrivate
+	dk      key.DiscoPrivate
+	c       *ts2021.Client
+	epPort  atomic.Int32 // the port of the endpoint the node reports
+	id      atomic.Int64 // its tailcfg.NodeID, from its own netmap
+	npeers  atomic.Int32 // peers it holds
+	fulls   atomic.Int32 // full netmaps received
+	streams atomic.Int32 // map streams that ended (errors, restarts)
+	rev     atomic.Int32 // config revision of its packet filter (commit marker)
+	revAt   atomic.Int64 // when rev last changed, Unix ns
+	probeEP atomic.Int32 // port of the probe's endpoint it last saw
+	probeAt atomic.Int64 // when probeEP last changed, Unix ns
+
+	mu    sync.Mutex // guards the field below; written by the stream goroutine
+	peers bitset     // by tailcfg.NodeID
+}
+
+// bitset is a set of small non-negative integers.
+type bitset []uint64
+
+func (b *bitset) set(i int64, on bool) {
+	w := int(i / 64)
+	if w >= len(*b) {
+		if !on {
+			return
+		}
+		*b = append(*b, make([]uint64, w+1-len(*b))...)
+	}
+	if on {
+		(*b)[w] |= 1 << (i % 64)
+	} else {
+		(*b)[w] &^= 1 << (i % 64)
+	}
+}
+
+func (b bitset) has(i int64) bool {
+	w := int(i / 64)
+	return w < len(b) && b[w]&(1<<(i%64)) != 0
+}
+
+func (b bitset) count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// maxNodeID bounds node IDs so a peer bitset stays small.
+const maxNodeID = 1 << 24
+
+// Only the fields the load generator reads; encoding/json skips the rest.
+type mapMsg struct {
+	KeepAlive         bool
+	Node              *struct{ ID int64 }
+	Peers             []peerMsg
+	PeersChanged      []peerMsg
+	PeersRemoved      []int64
+	PeersChangedPatch []peerMsg
+	PacketFilters     map[string][]filterRule
+}
+
+type peerMsg struct {
+	ID        int64
+	NodeID    int64 // in PeersChangedPatch
+	Endpoints []netip.AddrPort
+}
+
+type filterRule struct {
+	DstPorts []struct{ Ports struct{ First, Last uint16 } }
+}
+
+func (n *node) hostinfo() *tailcfg.Hostinfo {
+	name := fmt.Sprintf("lt%05d", n.idx)
+	return &tailcfg.Hostinfo{Hostname: name, OS: "linux", BackendLogID: "loadtest-" + name}
+}
+
+func (n *node) endpoints() []netip.AddrPort {
+	return []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(n.epPort.Load()))}
+}
+
+// register registers n with authKey over Noise.
+func (n *node) register(ctx context.Context, authKey string) error {
+	req := &tailcfg.RegisterRequest{
+		Version:  tailcfg.CurrentCapabilityVersion,
+		NodeKey:  n.nk.Public(),
+		Hostinfo: n.hostinfo(),
+		Auth:     &tailcfg.RegisterResponseAuth{AuthKey: authKey},
+	}
+	res, err := n.c.Post(ctx, "/machine/register", n.nk.Public(), req)
+	if err != nil {
+		return fmt.Errorf("node %d: register: %w", n.idx, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode != 200 {
+		return fmt.Errorf("node %d: register: HTTP %d: %.200s", n.idx, res.StatusCode, body)
+	}
+	var resp tailcfg.RegisterResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return fmt.Errorf("node %d: register response: %w", n.idx, err)
+	}
+	if resp.Error != "" || !resp.MachineAuthorized {
+		return fmt.Errorf("node %d: register refused (authorized=%v): %s", n.idx, resp.MachineAuthorized, resp.Error)
+	}
+	return nil
+}
+
+func (n *node) mapRequest(stream bool) *tailcfg.MapRequest {
+	return &tailcfg.MapRequest{
+		Version:   tailcfg.CurrentCapabilityVersion,
+		NodeKey:   n.nk.Public(),
+		DiscoKey:  n.dk.Public(),
+		Stream:    stream,
+		OmitPeers: !stream,
+		Compress:  "zstd",
+		Hostinfo:  n.hostinfo(),
+		Endpoints: n.endpoints(),
+	}
+}
+
+// setEndpoint reports a new endpoint port the way a client's lite map
+// update does (Stream false, OmitPeers true).
+func (n *node) setEndpoint(ctx context.Context, port uint16) error {
+	n.epPort.Store(int32(port))
+	res, err := n.c.Post(ctx, "/machine/map", n.nk.Public(), n.mapRequest(false))
+	if err != nil {
+		return fmt.Errorf("node %d: endpoint update: %w", n.idx, err)
+	}
+	defer res.Body.Close()
+	io.Copy(io.Discard, res.Body)
+	if res.StatusCode != 200 {
+		return fmt.Errorf("node %d: endpoint update: HTTP %d", n.idx, res.StatusCode)
+	}
+	return nil
+}
+
+// poll holds n's map stream open until ctx ends, reconnecting with a
+// jittered backoff (100 ms doubling to 1 s) whenever the stream breaks.
+func (n *node) poll(ctx context.Context, s *sim) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		n.stream(ctx, s)
+		n.streams.Add(1)
+		if time.Since(start) > 10*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// frameBufs recycles decompression buffers across nodes, so none keeps a
+// netmap-sized buffer while idle.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// stream runs one map stream and returns when it ends.
+func (n *node) stream(ctx context.Context, s *sim) error {
+	res, err := n.c.Post(ctx, "/machine/map", n.nk.Public(), n.mapRequest(true))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return fmt.Errorf("node %d: map: HTTP %d", n.idx, res.StatusCode)
+	}
+	first := true
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(res.Body, hdr[:]); err != nil {
+			return err
+		}
+		size := binary.LittleEndian.Uint32(hdr[:])
+		if size > 64<<20 {
+			return fmt.Errorf("node %d: map frame of %d bytes", n.idx, size)
+		}
+		if err := n.frame(res.Body, int(size), first, s); err != nil {
+			return err
+		}
+		first = false
+	}
+}
+
+// frame reads, decodes and applies one map frame of size bytes.
+func (n *node) frame(r io.Reader, size int, first bool, s *sim) error {
+	bp := frameBufs.Get().(*[]byte)
+	defer frameBufs.Put(bp)
+	raw := make([]byte, size)
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return err
+	}
+	dec, err := zstdframe.AppendDecode((*bp)[:0], raw)
+	if err != nil {
+		return fmt.Errorf("node %d: decompressing a map frame: %w", n.idx, err)
+	}
+	*bp = dec
+	var m mapMsg
+	if err := json.Unmarshal(dec, &m); err != nil {
+		return fmt.Errorf("node %d: decoding a map frame: %w", n.idx, err)
+	}
+	if m.KeepAlive && !first {
+		return nil
+	}
+	n.apply(&m, first, s.probeID.Load())
+	return nil
+}
+
+// apply folds one map message into n's measurements.
+func (n *node) apply(m *mapMsg, full bool, probe int64) {
+	now := time.Now().UnixNano()
+	if m.Node != nil && m.Node.ID > 0 {
+		n.id.Store(m.Node.ID)
+	}
+	full = full || len(m.Peers) > 0
+	n.mu.Lock()
+	if full {
+		clear(n.peers)
+		for _, p := range m.Peers {
+			n.setPeerLocked(p.ID, true)
+		}
+	}
+	for _, p := range m.PeersChanged {
+		n.setPeerLocked(p.ID, true)
+	}
+	for _, id := range m.PeersRemoved {
+		n.setPeerLocked(id, false)
+	}
+	n.npeers.Store(int32(n.peers.count()))
+	n.mu.Unlock()
+	if full {
+		n.fulls.Add(1)
+	}
+	if probe > 0 {
+		for _, list := range [][]peerMsg{m.Peers, m.PeersChanged, m.PeersChangedPatch} {
+			for _, p := range list {
+				if (p.ID == probe || p.NodeID == probe) && len(p.Endpoints) > 0 {
+					if port := int32(p.Endpoints[0].Port()); n.probeEP.Swap(port) != port {
+						n.probeAt.Store(now)
+					}
+				}
+			}
+		}
+	}
+	if m.PacketFilters != nil {
+		if rev := int32(filterRev(m.PacketFilters)); n.rev.Swap(rev) != rev {
+			n.revAt.Store(now)
+		}
+	}
+}
+
+func (n *node) setPeerLocked(id int64, on bool) {
+	if id > 0 && id < maxNodeID {
+		n.peers.set(id, on)
+	}
+}
+
+// filterRev returns the config revision a packet filter carries: the
+// highest single-port rule at markerBase+rev, or 0.
+func filterRev(f map[string][]filterRule) int {
+	rev := 0
+	for _, rules := range f {
+		for _, r := range rules {
+			for _, d := range r.DstPorts {
+				p := int(d.Ports.First)
+				if d.Ports.First == d.Ports.Last && p > markerBase && p < markerBase+1000 {
+					rev = max(rev, p-markerBase)
+				}
+			}
+		}
+	}
+	return rev
+}

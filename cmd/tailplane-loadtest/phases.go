@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// probeIndex is the node whose endpoint changes: a group member in a
+// segmented plan, the last node of a full mesh.
+func (r *runner) probeIndex() int {
+	if r.opt.Plan.Policy == policySegmented {
+		return r.opt.Plan.Services
+	}
+	return len(r.nodes) - 1
+}
+
+// propagate changes the probe's endpoint Rounds times and records, for
+// every peer that sees the probe, the time until it holds the new one.
+func (r *runner) propagate(ctx context.Context, _ *sync.WaitGroup) error {
+	pi := r.probeIndex()
+	probe := r.nodes[pi]
+	r.sim.probeID.Store(probe.id.Load())
+	var samples []time.Duration
+	for round := range r.opt.Rounds {
+		// The server applies one node's map-request state at most once per
+		// update interval (1 s by default) and holds what comes sooner:
+		// wait that out, so the figure is propagation, not the rate limit.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(r.opt.RoundGap):
+		}
+		port := uint16(60001 + round)
+		sent := time.Now()
+		if err := probe.setEndpoint(ctx, port); err != nil {
+			return err
+		}
+		sees := func(n *node) bool { return !r.opt.Plan.sees(n.idx, pi) || n.probeEP.Load() == int32(port) }
+		if err := r.waitAll(ctx, fmt.Sprintf("endpoint propagation round %d", round+1), sees); err != nil {
+			return err
+		}
+		for _, n := range r.nodes {
+			if r.opt.Plan.sees(n.idx, pi) {
+				samples = append(samples, time.Duration(n.probeAt.Load()-sent.UnixNano()))
+			}
+		}
+	}
+	r.res.Propagation = summarise(samples)
+	r.notePhase("endpoint-propagation")
+	r.opt.Logf("endpoint change propagated: p50 %.1f ms, p99 %.1f ms over %d peer updates",
+		r.res.Propagation.P50Ms, r.res.Propagation.P99Ms, len(samples))
+	return nil
+}
+
+// commit writes revision 2 of the config into the watched directory and
+// waits until every node's packet filter carries it, with unchanged peers.
+func (r *runner) commit(ctx context.Context, _ *sync.WaitGroup) error {
+	if r.opt.SkipCommit {
+		return nil
+	}
+	start := time.Now()
+	if err := writeConfig(r.srv.configDir, r.opt.Plan, r.secrets, 2); err != nil {
+		return err
+	}
+	if err := r.waitAll(ctx, "commit propagation", func(n *node) bool {
+		return n.rev.Load() == 2 && n.npeers.Load() == int32(r.opt.Plan.expectedPeers(n.idx))
+	}); err != nil {
+		return err
+	}
+	var last int64
+	for _, n := range r.nodes {
+		last = max(last, n.revAt.Load())
+	}
+	d := secs(time.Duration(last - start.UnixNano()))
+	r.res.CommitS = &d
+	r.notePhase("commit")
+	r.opt.Logf("commit reached every node %.3f s after the config was written", d)
+	return nil
+}
+
+// restart kills the server with SIGKILL, starts it again on the same
+// address and state, and waits until every node holds a new full netmap
+// with all its peers.
+func (r *runner) restart(ctx context.Context, _ *sync.WaitGroup) error {
+	r.sampleServer()
+	if r.opt.SkipRestart {
+		return nil
+	}
+	before := make([]int32, len(r.nodes))
+	for i, n := range r.nodes {
+		before[i] = n.fulls.Load()
+	}
+	r.srv.kill()
+	start := time.Now()
+	if err := r.srv.start(ctx); err != nil {
+		return err
+	}
+	r.cpuMark = 0
+	if err := r.waitAll(ctx, "reconnect after restart", func(n *node) bool {
+		return n.fulls.Load() > before[n.idx] && n.npeers.Load() == int32(r.opt.Plan.expectedPeers(n.idx))
+	}); err != nil {
+		return err
+	}
+	d := secs(time.Since(start))
+	r.res.ReconnectS = &d
+	r.notePhase("restart+reconnect")
+	if err := r.verifyPeerSets(); err != nil {
+		return fmt.Errorf("after the restart: %w", err)
+	}
+	r.res.RestartPeakRSS, _ = procHWM(r.srv.pid())
+	c, _ := procCPU(r.srv.pid())
+	if r.res.ServerCPUS != nil {
+		total := *r.res.ServerCPUS + secs(c)
+		r.res.ServerCPUS = &total
+	}
+	r.opt.Logf("every node back on a full netmap %.3f s after the restart", d)
+	return nil
+}
+
+// sampleServer records the first server process's CPU and peak RSS.
+func (r *runner) sampleServer() {
+	if r.srv == nil {
+		return
+	}
+	c, err := procCPU(r.srv.pid())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tailplane-loadtest:", err)
+		return
+	}
+	s := secs(c)
+	r.res.ServerCPUS = &s
+	r.res.ServerPeakRSS, _ = procHWM(r.srv.pid())
+}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"tailscale.com/control/ts2021"
+	"tailscale.com/net/netmon"
+	"tailscale.com/net/tsdial"
+	"tailscale.com/types/key"
+)
+
+// options configure one load test run. The zero value is not runnable:
+// Plan.Nodes and either TailplaneBin (self-started server) or Server and
+// AuthKey (an external server, full mesh only) are needed.
+type options struct {
+	Plan         plan
+	TailplaneBin string        // self-start: the tailplane binary
+	WorkDir      string        // self-start: config and state live here
+	Server       string        // external: the server's URL
+	AuthKey      string        // external: a reusable auth key; never logged
+	Concurrency  int           // registrations in flight; 0 means 64
+	Rounds       int           // endpoint changes of the probe; 0 means 5
+	RoundGap     time.Duration // pause before each change; 0 means 1.1 s
+	SkipCommit   bool          // no policy commit (always for --server)
+	SkipRestart  bool          // no kill -9 and restart (always for --server)
+	Timeout      time.Duration // per phase; 0 means 5m
+	Logf         func(format string, args ...any)
+}
+
+// result is what a run measured; the JSON names are the --json output.
+type result struct {
+	Nodes          int      `json:"nodes"`
+	Policy         string   `json:"policy"`
+	GroupSize      int      `json:"groupSize,omitempty"`
+	Services       int      `json:"services,omitempty"`
+	RegisterS      float64  `json:"registerSeconds"`
+	ConvergeS      float64  `json:"convergeSeconds"`
+	Converged      bool     `json:"converged"`
+	PeerSetsExact  bool     `json:"peerSetsExact"`
+	Propagation    latency  `json:"endpointPropagation"`
+	CommitS        *float64 `json:"commitSeconds,omitempty"`
+	ReconnectS     *float64 `json:"reconnectSeconds,omitempty"`
+	ServerCPUS     *float64 `json:"serverCPUSeconds,omitempty"`
+	ServerPeakRSS  int64    `json:"serverPeakRSSBytes,omitempty"`
+	RestartPeakRSS int64    `json:"restartPeakRSSBytes,omitempty"`
+	ServerPhaseCPU []phase  `json:"serverPhaseCPU,omitempty"`
+	ClientHeapNode int64    `json:"clientHeapBytesPerNode"`
+	ClientPeakRSS  int64    `json:"clientPeakRSSBytes"`
+}
+
+type phase struct {
+	Name string  `json:"name"`
+	CPUS float64 `json:"cpuSeconds"`
+}
+
+// runner holds one run's state.
+type runner struct {
+	opt     options
+	sim     *sim
+	nodes   []*node
+	srv     *serverProc // nil for an external server
+	secrets map[string]string
+	res     result
+	cpuMark time.Duration
+}
+
+func (o options) withDefaults() options {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 5
+	}
+	if o.RoundGap <= 0 {
+		o.RoundGap = 1100 * time.Millisecond
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	if o.Server != "" {
+		o.SkipCommit, o.SkipRestart = true, true
+	}
+	return o
+}
+
+// run performs one load test and returns what it measured. ctx ending
+// stops it; a self-started server is stopped before run returns.
+func run(ctx context.Context, opt options) (*result, error) {
+	opt = opt.withDefaults()
+	if err := opt.Plan.check(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &runner{opt: opt, sim: &sim{}}
+	r.res = result{Nodes: opt.Plan.Nodes, Policy: opt.Plan.Policy}
+	if opt.Plan.Policy == policySegmented {
+		r.res.GroupSize, r.res.Services = opt.Plan.groupSize(), opt.Plan.Services
+	}
+	err := r.setup(ctx)
+	defer func() {
+		if r.srv != nil {
+			r.srv.stop()
+		}
+		for _, n := range r.nodes {
+			if n != nil && n.c != nil {
+				n.c.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	var polls sync.WaitGroup
+	defer polls.Wait()
+	defer cancel()
+	steps := []func(context.Context, *sync.WaitGroup) error{r.register, r.propagate, r.commit, r.restart}
+	for _, step := range steps {
+		if err := step(ctx, &polls); err != nil {
+			return &r.res, err
+		}
+	}
+	return &r.res, nil
+}
+
+// setup writes the config and starts the server, or checks the external one.
+func (r *runner) setup(ctx context.Context) error {
+	p := r.opt.Plan
+	var err error
+	if r.opt.Server != "" {
+		if p.Policy != policyFull || r.opt.AuthKey == "" {
+			return errors.New("--server needs --auth-key and --policy full (the generated segmented policy must be served by the load generator itself)")
+		}
+		r.sim.url = r.opt.Server
+		r.secrets = map[string]string{"fleet": r.opt.AuthKey}
+	} else {
+		if r.secrets, err = newSecrets(p); err != nil {
+			return err
+		}
+		cfgDir, stateDir := filepath.Join(r.opt.WorkDir, "config"), filepath.Join(r.opt.WorkDir, "state")
+		for _, d := range []string{cfgDir, stateDir} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return fmt.Errorf("creating %s: %w", d, err)
+			}
+		}
+		if err := writeConfig(cfgDir, p, r.secrets, 1); err != nil {
+			return err
+		}
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return err
+		}
+		r.srv = &serverProc{bin: r.opt.TailplaneBin, configDir: cfgDir, stateDir: stateDir, listen: addr, logPath: filepath.Join(r.opt.WorkDir, "serve.log")}
+		if err := r.srv.start(ctx); err != nil {
+			return err
+		}
+		r.sim.url = r.srv.url()
+		r.opt.Logf("tailplane serve started on %s (log %s)", addr, r.srv.logPath)
+	}
+	if r.sim.serverKey, err = fetchServerKey(ctx, r.sim.url); err != nil {
+		return fmt.Errorf("fetching the server's Noise key (is %s a tailplane server?): %w", r.sim.url, err)
+	}
+	r.sim.dialer = tsdial.NewDialer(netmon.NewStatic())
+	r.nodes = make([]*node, p.Nodes)
+	for i := range r.nodes {
+		n := &node{idx: i, mk: key.NewMachine(), nk: key.NewNode(), dk: key.NewDisco()}
+		n.epPort.Store(int32(10000 + i%50000))
+		if n.c, err = ts2021.NewClient(ts2021.ClientOpts{
+			ServerURL: r.sim.url, PrivKey: n.mk, ServerPubKey: r.sim.serverKey,
+			Dialer: r.sim.dialer, Logf: func(string, ...any) {},
+		}); err != nil {
+			return fmt.Errorf("node %d: Noise client: %w", i, err)
+		}
+		r.nodes[i] = n
+	}
+	r.markCPU()
+	return nil
+}
+
+// markCPU returns the server CPU used since the last mark.
+func (r *runner) markCPU() time.Duration {
+	if r.srv == nil {
+		return 0
+	}
+	c, err := procCPU(r.srv.pid())
+	if err != nil {
+		return 0
+	}
+	d := c - r.cpuMark
+	r.cpuMark = c
+	return d
+}
+
+func (r *runner) notePhase(name string) {
+	if r.srv != nil {
+		r.res.ServerPhaseCPU = append(r.res.ServerPhaseCPU, phase{name, secs(r.markCPU())})
+	}
+}
+
+// register registers every node, opens its map stream and waits until
+// every node holds exactly the peers its policy gives it.
+func (r *runner) register(ctx context.Context, polls *sync.WaitGroup) error {
+	start := time.Now()
+	sem := make(chan struct{}, r.opt.Concurrency)
+	errs := make(chan error, len(r.nodes))
+	var wg sync.WaitGroup
+	for _, n := range r.nodes {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := n.register(ctx, r.secrets[r.opt.Plan.keyName(n.idx)]); err != nil {
+				errs <- err
+				return
+			}
+			polls.Add(1)
+			go func() { defer polls.Done(); n.poll(ctx, r.sim) }()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	r.res.RegisterS = secs(time.Since(start))
+	r.opt.Logf("%d nodes registered in %v", len(r.nodes), time.Since(start).Round(time.Millisecond))
+	if err := r.waitAll(ctx, "convergence", func(n *node) bool {
+		return n.npeers.Load() == int32(r.opt.Plan.expectedPeers(n.idx))
+	}); err != nil {
+		return err
+	}
+	r.res.ConvergeS = secs(time.Since(start))
+	r.res.Converged = true
+	r.notePhase("register+converge")
+	err := r.verifyPeerSets()
+	r.res.PeerSetsExact = err == nil
+	if err != nil {
+		return err
+	}
+	r.measureClient()
+	r.opt.Logf("converged %v after the first registration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// waitAll waits until ok holds for every node, up to the phase timeout.
+func (r *runner) waitAll(ctx context.Context, what string, ok func(*node) bool) error {
+	deadline := time.Now().Add(r.opt.Timeout)
+	next := 0
+	for {
+		for next < len(r.nodes) && ok(r.nodes[next]) {
+			next++
+		}
+		if next == len(r.nodes) {
+			// Re-check all once: an earlier node may have changed since.
+			next = 0
+			for next < len(r.nodes) && ok(r.nodes[next]) {
+				next++
+			}
+			if next == len(r.nodes) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			n := r.nodes[next]
+			return fmt.Errorf("%s: node %d (id %d) not there after %v: it holds %d peers, want %d; filter revision %d (hint: see the server log)",
+				what, n.idx, n.id.Load(), r.opt.Timeout, n.npeers.Load(), r.opt.Plan.expectedPeers(n.idx), n.rev.Load())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// verifyPeerSets checks every node holds exactly its expected peers (not
+// just the right number).
+func (r *runner) verifyPeerSets() error {
+	ids := make([]int64, len(r.nodes))
+	for i, n := range r.nodes {
+		ids[i] = n.id.Load()
+	}
+	for i, n := range r.nodes {
+		n.mu.Lock()
+		for j := range r.nodes {
+			if r.opt.Plan.sees(i, j) && !n.peers.has(ids[j]) {
+				n.mu.Unlock()
+				return fmt.Errorf("node %d lacks peer node %d (id %d) its policy gives it", i, j, ids[j])
+			}
+		}
+		n.mu.Unlock()
+	}
+	return nil
+}
+
+// measureClient records the load generator's own heap per node and RSS.
+func (r *runner) measureClient() {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.res.ClientHeapNode = int64(ms.HeapInuse) / int64(len(r.nodes))
+	r.res.ClientPeakRSS, _ = procHWM(os.Getpid())
+}

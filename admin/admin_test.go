@@ -73,19 +73,7 @@ func startAPI(t *testing.T) (url string, loop served) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	cfgDir := t.TempDir()
-	ents, err := os.ReadDir("../examples/basic")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("../examples/basic", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(cfgDir, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testkit.CopyFiles(t, "../examples/basic", cfgDir)
 	keys := `{"apiKeys": {
 		"ro": {"role": "read", "secretHash": "` + testkit.SecretHash(readKey) + `"},
 		"rw": {"role": "admin", "secretHash": "` + testkit.SecretHash(adminKey) + `"},

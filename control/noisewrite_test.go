@@ -2,22 +2,20 @@ package control
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"syscall"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
 	"testing"
 	"time"
 
 	"github.com/tailplane/tailplane/schema"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"tailscale.com/control/controlhttp"
-	"tailscale.com/tailcfg"
-	"tailscale.com/types/key"
 )
 
 // TestStalledNoiseConnectionIsClosed: a client that stops reading its whole
@@ -73,25 +71,7 @@ func dialNoiseSmallBuffer(t *testing.T, ts *testServer, addr string) net.Conn {
 		rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
 		return err
 	}}
-	host, port, _ := net.SplitHostPort(addr)
-	d := &controlhttp.Dialer{
-		Hostname:        host,
-		HTTPPort:        port,
-		HTTPSPort:       controlhttp.NoPort,
-		MachineKey:      key.NewMachine(),
-		ControlKey:      ts.noiseKey.Public(),
-		ProtocolVersion: uint16(tailcfg.CurrentCapabilityVersion),
-		Dialer:          nd.DialContext,
-		Logf:            func(string, ...any) {},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := d.Dial(ctx)
-	if err != nil {
-		t.Fatalf("Noise dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return dialNoiseWith(t, ts, addr, nd.DialContext)
 }
 
 // rawH2 is the client side of an HTTP/2 connection written frame by frame,

@@ -52,8 +52,15 @@ func mainListener(t *testing.T, ts *testServer) string {
 	return ln.Addr().String()
 }
 
-// dialNoise opens a Noise connection to the server at addr.
+// dialNoise opens a Noise connection to the server at addr, with a fresh
+// machine key.
 func dialNoise(t *testing.T, ts *testServer, addr string) net.Conn {
+	t.Helper()
+	return dialNoiseWith(t, ts, addr, tsdial.NewDialer(netmon.NewStatic()).SystemDial)
+}
+
+// dialNoiseWith is dialNoise over the TCP connections dial makes.
+func dialNoiseWith(t *testing.T, ts *testServer, addr string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) net.Conn {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	d := &controlhttp.Dialer{
@@ -63,7 +70,7 @@ func dialNoise(t *testing.T, ts *testServer, addr string) net.Conn {
 		MachineKey:      key.NewMachine(),
 		ControlKey:      ts.noiseKey.Public(),
 		ProtocolVersion: uint16(tailcfg.CurrentCapabilityVersion),
-		Dialer:          tsdial.NewDialer(netmon.NewStatic()).SystemDial,
+		Dialer:          dial,
 		Logf:            func(string, ...any) {},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

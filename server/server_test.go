@@ -2,10 +2,9 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -29,21 +28,8 @@ const (
 // into dir.
 func configDir(t *testing.T, dir, key string) {
 	t.Helper()
-	ents, err := os.ReadDir("../examples/basic")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("../examples/basic", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sum := sha256.Sum256([]byte(key))
-	api := `{"apiKeys": {"ops": {"role": "read", "secretHash": "sha256:` + hex.EncodeToString(sum[:]) + `"}}}`
+	testkit.CopyFiles(t, "../examples/basic", dir)
+	api := `{"apiKeys": {"ops": {"role": "read", "secretHash": "` + testkit.SecretHash(key) + `"}}}`
 	if err := os.WriteFile(filepath.Join(dir, "api.hujson"), []byte(api), 0o644); err != nil {
 		t.Fatal(err)
 	}

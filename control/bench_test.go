@@ -34,7 +34,7 @@ func benchWorld(b *testing.B, n int) *world {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := newWorld(context.Background(), srv, c, rows)
+	w, err := newWorld(context.Background(), srv, c, rows, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

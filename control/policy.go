@@ -59,34 +59,16 @@ func (w *world) inventory() []policy.Node { return w.inventoryUnder(w.tailnet, w
 // owner is undeclared in t; see pruneUndeclared); tagged nodes carry only
 // the tags t declares, as installing t leaves them.
 //
-// High availability: a subnet that an online router serves is taken from
-// the offline routers that also have it, so the engine's primary election
-// picks among online routers; with no online router the offline ones keep
-// it. Exit routes are never taken.
+// High availability: a router without a live map session is marked
+// Offline, and the engine's sticky election (see policy.PrimaryKey) moves
+// its subnets to an online router; nothing is taken from it here.
 func (w *world) inventoryUnder(t *schema.Tailnet, p *policy.Policy) []policy.Node {
 	nodes := make([]policy.Node, 0, len(w.nodes))
-	var offlineRouters []int // indexes into nodes
-	served := map[netip.Prefix]bool{}
 	for _, n := range w.nodes {
 		if !w.visible(n) || undeclaredOwner(n, t, p) != "" {
 			continue
 		}
-		pn := w.policyNode(n, t, p)
-		if len(pn.ApprovedRoutes) > 0 {
-			if n.online {
-				for _, r := range pn.ApprovedRoutes {
-					served[r] = true
-				}
-			} else {
-				offlineRouters = append(offlineRouters, len(nodes))
-			}
-		}
-		nodes = append(nodes, pn)
-	}
-	for _, i := range offlineRouters {
-		nodes[i].ApprovedRoutes = slices.DeleteFunc(nodes[i].ApprovedRoutes, func(r netip.Prefix) bool {
-			return r.Bits() > 0 && served[r]
-		})
+		nodes = append(nodes, w.policyNode(n, t, p))
 	}
 	return nodes
 }
@@ -97,6 +79,8 @@ func (w *world) evaluatePolicy() {
 	opts := policy.Options{ControlURL: w.srv.serverURL}
 	if w.res != nil {
 		opts.Primaries = w.res.Primaries() // a config change keeps the elected routers
+	} else {
+		opts.Primaries = w.primaries // the first evaluation continues from the saved election
 	}
 	w.setResult(w.compiled.Evaluate(w.inventory(), opts))
 }
@@ -105,6 +89,7 @@ func (w *world) evaluatePolicy() {
 func (w *world) setResult(res *policy.Result) {
 	w.res = res
 	w.pol = &evaluated{res: res}
+	w.notePrimaries(res)
 	w.publish()
 }
 
@@ -129,6 +114,7 @@ func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
 		Created:     n.createdAt,
+		Offline:     !n.online,
 	}
 	pn.ApprovedRoutes = w.approvedRoutes(n, pn, t, p)
 	return pn

@@ -90,6 +90,10 @@ type Server struct {
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
+	// primariesOut saves the primary-router elections; handed to by the
+	// owner goroutine only (world.notePrimaries), closed by Close.
+	primariesOut *primariesWriter
+
 	// published is written by the owner goroutine, through world.publish
 	// only, and read lock-free by handlers and sessions.
 	published
@@ -165,12 +169,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	savedPrimaries, err := s.store.PrimaryRoutes(ctx)
+	if err != nil {
+		return nil, err
+	}
 	c, err := s.Prepare(cfg.Tailnet)
 	if err != nil {
 		return nil, err
 	}
-	w, err := newWorld(ctx, s, c, rows) // publishes the config
+	s.primariesOut = newPrimariesWriter(s.store, s.logf)
+	w, err := newWorld(ctx, s, c, rows, primariesFromStore(savedPrimaries, s.logf)) // publishes the config
 	if err != nil {
+		s.primariesOut.close()
 		return nil, err
 	}
 	s.mux = http.NewServeMux()
@@ -202,6 +212,7 @@ func (s *Server) Close() error {
 	s.closeOne.Do(func() {
 		s.stop()
 		<-s.stopped
+		s.primariesOut.close() // after the owner goroutine, the one that hands it outcomes
 		s.connMu.Lock()
 		for c := range s.conns {
 			c.Close()

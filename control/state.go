@@ -58,6 +58,10 @@ type world struct {
 	res      *policy.Result // compiled evaluated against the nodes; replaced on membership changes
 	pol      peerPolicy     // res, as the netmap code uses it
 
+	// primaries is the election outcome last handed to the writer (or, before
+	// the first evaluation, loaded from the store); see notePrimaries.
+	primaries policy.Primaries
+
 	nodes map[tailcfg.NodeID]*node
 	byKey map[key.NodePublic]*node
 	names map[string]*node // by given name
@@ -74,13 +78,14 @@ type world struct {
 // config declares no owner for: a crash between the sync loop's apply and
 // Install leaves them logged in in the store, and nothing else would
 // cut them off.
-func newWorld(ctx context.Context, srv *Server, c *Prepared, rows []*store.Node) (*world, error) {
+func newWorld(ctx context.Context, srv *Server, c *Prepared, rows []*store.Node, saved policy.Primaries) (*world, error) {
 	w := &world{
-		srv:   srv,
-		nodes: map[tailcfg.NodeID]*node{},
-		byKey: map[key.NodePublic]*node{},
-		names: map[string]*node{},
-		live:  map[tailcfg.NodeID]*node{},
+		srv:       srv,
+		primaries: saved,
+		nodes:     map[tailcfg.NodeID]*node{},
+		byKey:     map[key.NodePublic]*node{},
+		names:     map[string]*node{},
+		live:      map[tailcfg.NodeID]*node{},
 	}
 	w.setTailnet(c)
 	for _, r := range rows {

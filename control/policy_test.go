@@ -203,22 +203,27 @@ func TestExitNodeSSHAndNodeAttrs(t *testing.T) {
 	}
 }
 
+// registerRouter registers a raw node named host, tagged tag:router,
+// that advertises subnet.
+func registerRouter(t *testing.T, ts *testServer, host string, subnet netip.Prefix) *rawNode {
+	t.Helper()
+	n := newRawNode(t, ts)
+	req := n.registerReq(serverKey)
+	req.Hostinfo.Hostname = host
+	req.Hostinfo.RequestTags = []string{"tag:router"}
+	req.Hostinfo.RoutableIPs = []netip.Prefix{subnet}
+	if r := n.register(req); r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	return n
+}
+
 func TestSubnetRouterFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ts := startServer(t, testTailnet(), "")
 	subnet := netip.MustParsePrefix("192.0.2.0/24")
-	router := func(host string) *rawNode {
-		n := newRawNode(t, ts)
-		req := n.registerReq(serverKey)
-		req.Hostinfo.Hostname = host
-		req.Hostinfo.RequestTags = []string{"tag:router"}
-		req.Hostinfo.RoutableIPs = []netip.Prefix{subnet}
-		if r := n.register(req); r.Error != "" {
-			t.Fatal(r.Error)
-		}
-		return n
-	}
+	router := func(host string) *rawNode { return registerRouter(t, ts, host, subnet) }
 	r1, r2 := router("r1"), router("r2")
 	mapReq := func(n *rawNode) *tailcfg.MapRequest {
 		req := n.mapReq(true)

@@ -31,17 +31,7 @@ func TestPrimaryRouterStickyAcrossRestart(t *testing.T) {
 		req.Hostinfo.RoutableIPs = []netip.Prefix{subnet}
 		return req
 	}
-	router := func(host string) *rawNode {
-		n := newRawNode(t, ts)
-		req := n.registerReq(serverKey)
-		req.Hostinfo.Hostname = host
-		req.Hostinfo.RequestTags = []string{"tag:router"}
-		req.Hostinfo.RoutableIPs = []netip.Prefix{subnet}
-		if r := n.register(req); r.Error != "" {
-			t.Fatal(r.Error)
-		}
-		return n
-	}
+	router := func(host string) *rawNode { return registerRouter(t, ts, host, subnet) }
 	r1 := router("r1")
 	r2 := router("r2")
 	r1ctx, r1gone := context.WithCancel(ctx)

@@ -51,11 +51,10 @@ func cli(ctx context.Context, bins *tailscaled.Binaries, n *tailscaled.Node, hom
 	return out.String(), err
 }
 
-// TestDefaultCapsTailscaled: with a config that mentions neither nodeAttrs
-// nor capabilities, real clients can turn on Tailscale SSH (`up --ssh` on
-// a running node), log in to each other with `tailscale ssh` under an ssh
-// rule, and send each other files with Taildrop.
-func TestDefaultCapsTailscaled(t *testing.T) {
+// sshUser checks that the system ssh client, which tailscale ssh runs, is
+// installed, and returns the user the tests log in as: the current one.
+func sshUser(t *testing.T) *user.User {
+	t.Helper()
 	if _, err := exec.LookPath("ssh"); err != nil {
 		t.Fatalf("tailscale ssh runs the system ssh client, and there is none: %v (install openssh-client)", err)
 	}
@@ -63,6 +62,15 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return me
+}
+
+// TestDefaultCapsTailscaled: with a config that mentions neither nodeAttrs
+// nor capabilities, real clients can turn on Tailscale SSH (`up --ssh` on
+// a running node), log in to each other with `tailscale ssh` under an ssh
+// rule, and send each other files with Taildrop.
+func TestDefaultCapsTailscaled(t *testing.T) {
+	me := sshUser(t)
 	bins := testkit.TailscaledBinaries(t, "")
 	run := startServeConfig(t, capsConfig(me.Username), false)
 	ctx := run.ctx
@@ -177,13 +185,7 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 // `tailscale ssh` is refused at once with the server's message instead of
 // hanging while tailscaled retries the check callback.
 func TestSSHCheckRejectedTailscaled(t *testing.T) {
-	if _, err := exec.LookPath("ssh"); err != nil {
-		t.Fatalf("tailscale ssh runs the system ssh client, and there is none: %v (install openssh-client)", err)
-	}
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
+	me := sshUser(t)
 	bins := testkit.TailscaledBinaries(t, "")
 	tn := testTailnet()
 	tn.Settings.SSH = true

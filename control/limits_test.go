@@ -153,6 +153,24 @@ func TestOversizeRegisterRefused(t *testing.T) {
 	}
 }
 
+// streamingPeers starts a server with two of alice's nodes: a, whose map
+// stream sa has seen b join, and b, whose node ID is bID.
+func streamingPeers(t *testing.T, ctx context.Context) (ts *testServer, sa *mapStream, b *rawNode, bID tailcfg.NodeID) {
+	t.Helper()
+	ts = startServer(t, testTailnet(), "")
+	a := newRawNode(t, ts)
+	a.register(a.registerReq(aliceKey))
+	sa = a.stream(ctx, a.mapReq(true))
+	sa.next()
+	b = newRawNode(t, ts)
+	b.register(b.registerReq(aliceKey))
+	m := sa.next()
+	if len(m.PeersChanged) != 1 {
+		t.Fatalf("after b registered, a got PeersChanged %v, want b", changedNames(m))
+	}
+	return ts, sa, b, m.PeersChanged[0].ID
+}
+
 // TestOversizeMapRequestRefused sends map requests with an oversize
 // hostinfo, too many endpoints or too long lists over Noise: each gets
 // HTTP 400 with a message naming the limit, and nothing of it is stored
@@ -160,18 +178,7 @@ func TestOversizeRegisterRefused(t *testing.T) {
 func TestOversizeMapRequestRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ts := startServer(t, testTailnet(), "")
-	a := newRawNode(t, ts)
-	a.register(a.registerReq(aliceKey))
-	sa := a.stream(ctx, a.mapReq(true))
-	sa.next()
-	b := newRawNode(t, ts)
-	b.register(b.registerReq(aliceKey))
-	m := sa.next()
-	if len(m.PeersChanged) != 1 {
-		t.Fatalf("after b registered, a got PeersChanged %v, want b", changedNames(m))
-	}
-	bID := m.PeersChanged[0].ID
+	ts, sa, b, bID := streamingPeers(t, ctx)
 
 	mapTests := []struct {
 		name   string
@@ -201,7 +208,7 @@ func TestOversizeMapRequestRefused(t *testing.T) {
 	if code, body := b.post("/machine/map", b.mapReq(false, "192.0.2.99:1")); code != 200 {
 		t.Fatalf("valid update: HTTP %d %s", code, body)
 	}
-	m = sa.nextAbout(bID)
+	m := sa.nextAbout(bID)
 	var got []string
 	for _, pc := range m.PeersChangedPatch {
 		for _, e := range pc.Endpoints {
@@ -230,18 +237,7 @@ func TestEndpointBurstCoalesced(t *testing.T) {
 	const burst = 20
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ts := startServer(t, testTailnet(), "")
-	a := newRawNode(t, ts)
-	a.register(a.registerReq(aliceKey))
-	sa := a.stream(ctx, a.mapReq(true))
-	sa.next()
-	b := newRawNode(t, ts)
-	b.register(b.registerReq(aliceKey))
-	m := sa.next()
-	if len(m.PeersChanged) != 1 {
-		t.Fatalf("after b registered, a got PeersChanged %v, want b", changedNames(m))
-	}
-	bID := m.PeersChanged[0].ID
+	_, sa, b, bID := streamingPeers(t, ctx)
 
 	final := fmt.Sprintf("192.0.2.2:%d", burst)
 	type result struct {

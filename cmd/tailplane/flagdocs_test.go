@@ -243,3 +243,15 @@ func TestFlagDocsChecker(t *testing.T) {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }
+
+// TestNoFlagTakesASecret: secrets come from files or the environment,
+// never from a flag value (which ps and shell history show).
+func TestNoFlagTakesASecret(t *testing.T) {
+	for cmd, names := range realFlags(t) {
+		for _, n := range names {
+			if n == "git-password" || n == "token" || n == "api-key" || n == "webhook-secret" {
+				t.Errorf("tailplane %s --%s takes a secret as its value; read it from a file or the environment", cmd, n)
+			}
+		}
+	}
+}

@@ -201,6 +201,7 @@ func (s *Server) deltaMap(d pendingDelta) *tailcfg.MapResponse {
 	if d.filterSet {
 		resp.PacketFilters = filterMessage(d.filter)
 	}
+	resp.PingRequest = d.ping
 	return resp
 }
 

@@ -59,9 +59,10 @@ func (w *world) inventory() []policy.Node { return w.inventoryUnder(w.tailnet, w
 // owner is undeclared in t; see pruneUndeclared); tagged nodes carry only
 // the tags t declares, as installing t leaves them.
 //
-// High availability: a router without a live map session is marked
-// Offline, and the engine's sticky election (see policy.PrimaryKey) moves
-// its subnets to an online router; nothing is taken from it here.
+// High availability: a router without a live map session, or one failing
+// its health checks, is marked Offline (see routesOffline), and the
+// engine's sticky election (see policy.PrimaryKey) moves its subnets to an
+// online router; nothing is taken from it here.
 func (w *world) inventoryUnder(t *schema.Tailnet, p *policy.Policy) []policy.Node {
 	nodes := make([]policy.Node, 0, len(w.nodes))
 	for _, n := range w.nodes {
@@ -114,7 +115,7 @@ func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
 		Created:     n.createdAt,
-		Offline:     !n.online,
+		Offline:     w.routesOffline(n),
 	}
 	pn.ApprovedRoutes = w.approvedRoutes(n, pn, t, p)
 	return pn

@@ -13,6 +13,7 @@ import (
 type session struct {
 	nodeID  tailcfg.NodeID
 	machine key.MachinePublic // set by addStream, before the session is served
+	host    string            // the client's name for the server, for ping URLs; set before the session is served
 	wake    chan struct{}     // size 1: a pending wake-up is never lost and never piles up
 	done    chan struct{}     // closed when the server ends the session
 
@@ -26,6 +27,7 @@ type session struct {
 	changed    map[tailcfg.NodeID]*tailcfg.Node
 	patches    map[tailcfg.NodeID]*tailcfg.PeerChange
 	removed    map[tailcfg.NodeID]bool
+	ping       *tailcfg.PingRequest // pending health ping; see health.go
 }
 
 func newSession(id tailcfg.NodeID) *session {
@@ -50,7 +52,7 @@ func (s *session) close(why string) {
 		s.closed = true
 		s.closeMsg = why
 		s.full, s.selfView, s.filterPol, s.lastFilter = false, nil, nil, nil
-		s.changed, s.patches, s.removed = nil, nil, nil
+		s.changed, s.patches, s.removed, s.ping = nil, nil, nil, nil
 		close(s.done)
 	}
 }
@@ -155,6 +157,19 @@ func (s *session) enqueueFilterCheck(pol peerPolicy) {
 	s.poke()
 }
 
+// enqueuePing queues a ping for the client to answer; it replaces one
+// not yet sent.
+func (s *session) enqueuePing(pr *tailcfg.PingRequest) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.ping = pr
+	s.mu.Unlock()
+	s.poke()
+}
+
 // pendingDelta is what a session drained in one go.
 type pendingDelta struct {
 	full      bool
@@ -164,19 +179,20 @@ type pendingDelta struct {
 	changed   map[tailcfg.NodeID]*tailcfg.Node
 	patches   map[tailcfg.NodeID]*tailcfg.PeerChange
 	removed   map[tailcfg.NodeID]bool
+	ping      *tailcfg.PingRequest
 }
 
 func (d *pendingDelta) empty() bool {
-	return !d.full && d.selfView == nil && !d.filterSet && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0
+	return !d.full && d.selfView == nil && !d.filterSet && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0 && d.ping == nil
 }
 
 // take drains the queue. A pending filter check is done here, on the
 // session goroutine, outside the lock.
 func (s *session) take() pendingDelta {
 	s.mu.Lock()
-	d := pendingDelta{full: s.full, selfView: s.selfView, changed: s.changed, patches: s.patches, removed: s.removed}
+	d := pendingDelta{full: s.full, selfView: s.selfView, changed: s.changed, patches: s.patches, removed: s.removed, ping: s.ping}
 	pol := s.filterPol
-	s.full, s.selfView, s.filterPol = false, nil, nil
+	s.full, s.selfView, s.filterPol, s.ping = false, nil, nil, nil
 	s.changed, s.patches, s.removed = nil, nil, nil
 	s.mu.Unlock()
 	if pol != nil && !d.full {

@@ -36,7 +36,8 @@ type node struct {
 	// after it was handed to a session.
 	view *tailcfg.Node
 
-	upd updateLimit // map-request rate limit; see limits.go
+	upd    updateLimit  // map-request rate limit; see limits.go
+	health routerHealth // pings of a subnet router; see health.go
 }
 
 // tagged reports whether the node is owned by tags rather than a user.
@@ -61,6 +62,9 @@ type world struct {
 	// primaries is the election outcome last handed to the writer (or, before
 	// the first evaluation, loaded from the store); see notePrimaries.
 	primaries policy.Primaries
+	// graceFor lists the saved primaries the restart grace still covers;
+	// see routesOffline.
+	graceFor map[tailcfg.NodeID]bool
 
 	nodes map[tailcfg.NodeID]*node
 	byKey map[key.NodePublic]*node
@@ -88,6 +92,7 @@ func newWorld(ctx context.Context, srv *Server, c *Prepared, rows []*store.Node,
 		live:      map[tailcfg.NodeID]*node{},
 	}
 	w.setTailnet(c)
+	w.startGrace()
 	for _, r := range rows {
 		rec, err := recordFromStore(r)
 		if err != nil {

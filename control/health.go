@@ -212,14 +212,21 @@ func (w *world) pingAnswered(id tailcfg.NodeID, tok string) {
 	}
 }
 
-// streamStarted resets n's pings for its new map stream: earlier pings
-// are not counted. A router still unhealthy is pinged at once, so it can
-// recover without waiting for the next check; a router the restart grace
-// covered is now judged by its stream.
-func (w *world) streamStarted(n *node) {
-	delete(w.graceFor, n.id)
+// dropPing forgets n's outstanding ping and its misses: its stream ended
+// or is replaced, and pings are counted per stream. Whether it is
+// unhealthy stays.
+func (w *world) dropPing(n *node) {
 	w.srv.pings.forget(n.health.pingToken)
 	n.health.pingToken, n.health.misses = "", 0
+}
+
+// streamStarted prepares n's pings for its new map stream. A router still
+// unhealthy is pinged at once, so it can recover without waiting for the
+// next check; a router the restart grace covered is now judged by its
+// stream.
+func (w *world) streamStarted(n *node) {
+	delete(w.graceFor, n.id)
+	w.dropPing(n)
 	if n.health.unhealthy && w.srv.health.Interval > 0 && routesSubnets(n) {
 		w.sendPing(n)
 	}

@@ -203,3 +203,37 @@ func TestPingAnswerIsChecked(t *testing.T) {
 	}
 
 }
+
+// A router that reconnects while unhealthy stays unhealthy, is pinged at
+// once on its new stream, and is healthy as soon as it answers.
+func TestUnhealthyRouterPingedOnReconnect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ts := startServerWith(t, testTailnet(), "", func(c *Config) {
+		c.RouterHealth = RouterHealth{Interval: time.Hour, RestartGrace: -1} // no periodic ping during the test
+	})
+	subnet := netip.MustParsePrefix("192.0.2.0/24")
+	r := registerRouter(t, ts, "r1", subnet)
+	sctx, gone := context.WithCancel(ctx)
+	r.stream(sctx, routerMapReq(r, subnet)).next()
+	ts.do(ctx, func(w *world) error {
+		w.names["r1"].health.unhealthy = true // as checkRouters leaves it
+		return nil
+	})
+	gone()
+	testkit.WaitFor(t, ctx, "r1's stream to end", func() (bool, string) {
+		st := routerState(ts, "r1")
+		return strings.Contains(st, "online false"), st
+	})
+
+	s := r.stream(ctx, routerMapReq(r, subnet))
+	s.next()
+	if st := routerState(ts, "r1"); !strings.Contains(st, "unhealthy true") {
+		t.Errorf("after reconnecting: %s, want r1 still unhealthy until it answers", st)
+	}
+	a := answerPings(ctx, r, s)
+	testkit.WaitFor(t, ctx, "r1 to answer the ping its new stream brought", func() (bool, string) {
+		st := routerState(ts, "r1")
+		return a.answered.Load() == 1 && strings.Contains(st, "unhealthy false"), fmt.Sprintf("%d answered; %s", a.answered.Load(), st)
+	})
+}

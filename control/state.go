@@ -191,6 +191,7 @@ func (w *world) leave(ctx context.Context, n *node, how leaving, why string, qui
 		n.sess.close(why)
 		n.sess = nil
 	}
+	w.dropPing(n)
 	delete(w.live, n.id)
 	n.online = false
 	var err error

@@ -36,7 +36,8 @@ type node struct {
 	// after it was handed to a session.
 	view *tailcfg.Node
 
-	upd    updateLimit  // map-request rate limit; see limits.go
+	upd updateLimit // map-request rate limit; see limits.go
+
 	health routerHealth // pings of a subnet router; see health.go
 }
 

@@ -53,7 +53,7 @@ func TestHASubnetRoutersTailscaled(t *testing.T) {
 	tn.Settings.IPv4 = haTailnetRange
 	tn.Routes["tag:router"] = append(tn.Routes["tag:router"], haSubnet)
 	ts := startServerWith(t, tn, "", func(c *Config) {
-		c.RouterHealth = RouterHealth{Interval: time.Second, Misses: 2, RestartGrace: -1}
+		c.RouterHealth = RouterHealth{Interval: 2 * time.Second, Misses: 2, RestartGrace: -1}
 	})
 	root := t.TempDir()
 	start := func(name string) *tailscaled.Node {

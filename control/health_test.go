@@ -96,7 +96,7 @@ func TestRouterHealthFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ts := startServerWith(t, testTailnet(), "", func(c *Config) {
-		c.RouterHealth = RouterHealth{Interval: 400 * time.Millisecond, Misses: 2, RestartGrace: -1}
+		c.RouterHealth = RouterHealth{Interval: 500 * time.Millisecond, Misses: 2, RestartGrace: -1}
 	})
 	subnet := netip.MustParsePrefix("192.0.2.0/24")
 	answerers := map[string]*pingAnswerer{}

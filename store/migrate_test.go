@@ -90,3 +90,32 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 		t.Errorf("registering with a secret used 3 times, limit 3: err = %v, want ErrAuthKeyUsedUp", err)
 	}
 }
+
+// TestMigrationNodeApproval: migration 0007 adds pending_approval, and a
+// node stored before it (when every node was authorized) reads as approved.
+func TestMigrationNodeApproval(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &Store{db: db, Path: path}
+	if err := old.migrateUpTo(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, given_name, created_at)
+		VALUES ('n1', 'mkey:1', 'nodekey:1', 'web', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := OpenFile(ctx, path)
+	if err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	defer s.Close()
+	nodes, err := s.Nodes(ctx)
+	if err != nil || len(nodes) != 1 || nodes[0].PendingApproval {
+		t.Fatalf("nodes after migration: %+v, %v; want web, not pending", nodes, err)
+	}
+}

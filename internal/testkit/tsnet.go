@@ -14,11 +14,14 @@ type TSNet struct {
 	Hostname   string
 	AuthKey    string
 	Ephemeral  bool // the server forgets the node once it goes offline
+	// NoWait starts the node without waiting for it to run: for a node
+	// that cannot, such as one waiting for device approval.
+	NoWait bool
 }
 
 // StartTSNet brings the node n describes up, with its state in a fresh
 // temporary directory and its logs discarded, waits until it is running
-// or ctx ends, and closes it when the test ends.
+// or ctx ends (unless n.NoWait), and closes it when the test ends.
 func StartTSNet(t testing.TB, ctx context.Context, n TSNet) *tsnet.Server {
 	t.Helper()
 	s := &tsnet.Server{
@@ -30,6 +33,12 @@ func StartTSNet(t testing.TB, ctx context.Context, n TSNet) *tsnet.Server {
 		Logf:       func(string, ...any) {},
 	}
 	t.Cleanup(func() { s.Close() })
+	if n.NoWait {
+		if err := s.Start(); err != nil {
+			t.Fatalf("node %s: Start: %v", n.Hostname, err)
+		}
+		return s
+	}
 	if _, err := s.Up(ctx); err != nil {
 		t.Fatalf("node %s: Up: %v", n.Hostname, err)
 	}

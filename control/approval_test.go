@@ -200,4 +200,3 @@ func TestPreauthorizedIgnoredWithoutApproval(t *testing.T) {
 		t.Errorf("register: %+v, want authorized", r)
 	}
 }
-

@@ -239,15 +239,24 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, st)
 }
 
+// queryLimit is r's ?limit=N: def when absent, 0 meaning all.
+func queryLimit(r *http.Request, def int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, errors.New("limit must be a number ≥ 0 (0: all)")
+	}
+	return n, nil
+}
+
 func (a *api) revisions(w http.ResponseWriter, r *http.Request) {
-	limit := 20
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			httpError(w, http.StatusBadRequest, "limit must be a number ≥ 0 (0: all)")
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r, 20)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	revs, err := a.cfg.Store.Revisions(r.Context(), limit)
 	if err != nil {

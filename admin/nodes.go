@@ -250,14 +250,10 @@ type AuditEntry struct {
 }
 
 func (a *api) audit(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			httpError(w, http.StatusBadRequest, "limit must be a number ≥ 0 (0: all)")
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r, 100)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	entries, err := a.cfg.Store.AuditEntries(r.Context(), limit)
 	if err != nil {

@@ -78,7 +78,7 @@ func TestNodesAPIWithRealClients(t *testing.T) {
 		if got := peers(tsStatus(t, ctx, web1)); slices.Contains(got, "laptop") {
 			t.Errorf("web1 sees the pending laptop: %v", got)
 		}
-		if got, err := greeting(ctx, laptop, web1Addr); err == nil {
+		if got, err := testkit.ReadGreeting(ctx, laptop, web1Addr); err == nil {
 			t.Errorf("the pending laptop reached web1 (%q)", got)
 		}
 		if code, _, body := do(t, "POST", lp+"/approve", roKey, nil); code != http.StatusForbidden {
@@ -92,7 +92,7 @@ func TestNodesAPIWithRealClients(t *testing.T) {
 		var got string
 		testkit.WaitFor(t, ctx, "the approved laptop to reach web1", func() (bool, string) {
 			var err error
-			got, err = greeting(ctx, laptop, web1Addr)
+			got, err = testkit.ReadGreeting(ctx, laptop, web1Addr)
 			return err == nil, fmt.Sprint(err)
 		})
 		if got != "hello from web1" {

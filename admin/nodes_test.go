@@ -211,20 +211,6 @@ func waitPeers(t *testing.T, ctx context.Context, n *tsnet.Server, want ...strin
 	})
 }
 
-// greeting dials addr through from and returns what it reads.
-func greeting(ctx context.Context, from *tsnet.Server, addr string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := from.Dial(ctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	b, err := io.ReadAll(c)
-	return string(b), err
-}
-
 // nodeByName lists the nodes and returns the one called name.
 func nodeByName(t *testing.T, base, name string) control.NodeInfo {
 	t.Helper()

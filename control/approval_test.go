@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/schema"
-	"tailscale.com/tsnet"
 )
 
 // laptopKey is approvalTailnet's auth key that is not preauthorized.
@@ -43,20 +41,6 @@ func nodeNamed(t *testing.T, ctx context.Context, s *Server, name string) NodeIn
 	}
 	t.Fatalf("no node %q among %d nodes", name, len(nodes))
 	return NodeInfo{}
-}
-
-// dialGreeting dials addr through from and returns what it reads.
-func dialGreeting(ctx context.Context, from *tsnet.Server, addr string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := from.Dial(ctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	b, err := io.ReadAll(c)
-	return string(b), err
 }
 
 // TestDeviceApprovalTSNet: under tailnet.deviceApproval a node registered
@@ -96,7 +80,7 @@ func TestDeviceApprovalTSNet(t *testing.T) {
 	if names := peerNames(st); len(names) != 0 {
 		t.Errorf("alpha sees %v while the laptop waits for approval, want no peers", names)
 	}
-	if got, err := dialGreeting(ctx, alpha, laptopAddr); err == nil {
+	if got, err := testkit.ReadGreeting(ctx, alpha, laptopAddr); err == nil {
 		t.Errorf("alpha reached the pending laptop (%q)", got)
 	}
 	if _, err := ts.ApproveNode(ctx, info.ID); err != nil {
@@ -114,7 +98,7 @@ func TestDeviceApprovalTSNet(t *testing.T) {
 	})
 	var got string
 	testkit.WaitFor(t, ctx, "alpha to reach the approved laptop", func() (bool, string) {
-		got, err = dialGreeting(ctx, alpha, laptopAddr)
+		got, err = testkit.ReadGreeting(ctx, alpha, laptopAddr)
 		return err == nil, fmt.Sprint(err)
 	})
 	if got != "hello from laptop" {

@@ -2,8 +2,10 @@ package testkit
 
 import (
 	"context"
+	"io"
 	"net"
 	"testing"
+	"time"
 
 	"tailscale.com/tsnet"
 )
@@ -71,4 +73,20 @@ func GreetOnLoopback(t testing.TB, msg string) int {
 	}
 	Greet(t, ln, msg)
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ReadGreeting dials addr through s and returns what a Greet server there
+// says, within 5 s (a denied connection is dropped silently, so a dial to
+// a node that may not be reached fails only when that time is up).
+func ReadGreeting(ctx context.Context, s *tsnet.Server, addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := s.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	return string(b), err
 }

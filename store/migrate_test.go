@@ -40,13 +40,7 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db.Close()
-
-	s, err := OpenFile(ctx, path)
-	if err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	defer s.Close()
+	s := migrated(t, db, path)
 	got := map[string]int{}
 	rows, err := s.db.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
 	if err != nil {
@@ -92,13 +86,7 @@ func TestMigrationNodeApproval(t *testing.T) {
 		VALUES ('n1', 'mkey:1', 'nodekey:1', 'web', 1)`); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	s, err := OpenFile(ctx, path)
-	if err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	defer s.Close()
-	nodes, err := s.Nodes(ctx)
+	nodes, err := migrated(t, db, path).Nodes(ctx)
 	if err != nil || len(nodes) != 1 || nodes[0].PendingApproval {
 		t.Fatalf("nodes after migration: %+v, %v; want web, not pending", nodes, err)
 	}
@@ -118,4 +106,17 @@ func databaseAt(t *testing.T, last int) (*sql.DB, string) {
 		t.Fatal(err)
 	}
 	return db, path
+}
+
+// migrated closes db, a database made by databaseAt, and opens it with
+// OpenFile, which runs the later migrations, until the test ends.
+func migrated(t *testing.T, db *sql.DB, path string) *Store {
+	t.Helper()
+	db.Close()
+	s, err := OpenFile(context.Background(), path)
+	if err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

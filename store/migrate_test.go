@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,14 +13,11 @@ import (
 // count to the secretHash the applied config declares under that name,
 // adding up names that share a hash, and keeps the counts of names the
 // config no longer declares in auth_key_uses_by_name.
-func TestMigrationAuthKeyUsesByHash(t *testing.T) {
+func TestMigrationAuthKeyUsesByHash(t *testing.T) { eachDB(t, testMigrationAuthKeyUsesByHash) }
+
+func testMigrationAuthKeyUsesByHash(t *testing.T, db testDB) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), FileName)
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := &Store{db: db, Path: path}
+	old := db.raw(t)
 	if err := old.migrateUpTo(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -36,25 +31,21 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 		"unused":  authKey("sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"),
 	}
 	for name, v := range objects {
-		if _, err := db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('authKey', ?, ?)`, name, v); err != nil {
+		if _, err := old.db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('authKey', ?, ?)`, name, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('user', 'laptop', '{"name":"","role":"member"}')`); err != nil {
+	if _, err := old.db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('user', 'laptop', '{"name":"","role":"member"}')`); err != nil {
 		t.Fatal(err)
 	}
 	for name, uses := range map[string]int{"laptop": 1, "laptop2": 2, "servers": 7, "gone": 4} {
-		if _, err := db.ExecContext(ctx, `INSERT INTO auth_key_uses (name, uses) VALUES (?, ?)`, name, uses); err != nil {
+		if _, err := old.db.ExecContext(ctx, `INSERT INTO auth_key_uses (name, uses) VALUES (?, ?)`, name, uses); err != nil {
 			t.Fatal(err)
 		}
 	}
-	db.Close()
+	old.Close()
 
-	s, err := OpenFile(ctx, path)
-	if err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	defer s.Close()
+	s := db.open(t)
 	got := map[string]int{}
 	rows, err := s.db.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
 	if err != nil {

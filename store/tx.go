@@ -24,7 +24,7 @@ type querier interface {
 // to other connections until Update commits. A Tx must not be used after
 // that function returns.
 type Tx struct {
-	tx *sql.Tx // concrete, not a querier: writes keep their arguments off the heap
+	tx sqlTx // concrete, not a querier: writes keep their arguments off the heap
 }
 
 // Update runs fn in one write transaction and commits it when fn returns
@@ -32,10 +32,11 @@ type Tx struct {
 // leaving the database exactly as it was, and Update returns fn's error
 // unchanged. Errors starting or committing the transaction are Update's own
 // and name the database file. Write transactions take the database's write
-// lock when they start, so concurrent Updates (also from other processes)
-// run one after the other.
+// lock when they start, so concurrent Updates (also from other processes,
+// and on PostgreSQL from other hosts) run one after the other: what fn
+// reads stays as it read it until the commit.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	sqlTx, err := s.db.BeginTx(ctx, nil)
+	sqlTx, err := s.db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store: starting a transaction on %s: %w", s.Path, err)
 	}

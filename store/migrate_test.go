@@ -17,7 +17,7 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) { eachDB(t, testMigrationAuthK
 
 func testMigrationAuthKeyUsesByHash(t *testing.T, db testDB) {
 	ctx := context.Background()
-	old := db.raw(t)
+	old := db.openRaw(t)
 	if err := old.migrateUpTo(ctx, 3); err != nil {
 		t.Fatal(err)
 	}

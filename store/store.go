@@ -32,9 +32,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -154,8 +154,11 @@ var dialects = []string{sqliteDialect.name, postgresDialect.name}
 //
 // A number has either the one file or one file per dialect, all with the
 // same name; anything else is an error, whichever dialect is opened.
-func loadMigrations(d *dialect) ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+func loadMigrations(d *dialect) ([]migration, error) { return migrationsIn(migrationFS, d) }
+
+// migrationsIn is loadMigrations reading fsys's directory migrations/.
+func migrationsIn(fsys fs.FS, d *dialect) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, "migrations")
 	if err != nil {
 		return nil, err
 	}
@@ -173,12 +176,15 @@ func loadMigrations(d *dialect) ([]migration, error) {
 				return nil, fmt.Errorf("store: migration %q is for dialect %q; there are only %v", e.Name(), variant, dialects)
 			}
 		}
-		body, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
+		body, err := fs.ReadFile(fsys, "migrations/"+e.Name())
 		if err != nil {
 			return nil, err
 		}
 		if byVersion[v] == nil {
 			byVersion[v] = map[string]migration{}
+		}
+		if prev, ok := byVersion[v][variant]; ok {
+			return nil, fmt.Errorf("store: migrations %s and %s share a number", prev.file, e.Name())
 		}
 		byVersion[v][variant] = migration{version: v, name: num + "_" + base + ".sql", file: e.Name(), sql: string(body)}
 	}

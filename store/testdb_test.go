@@ -27,21 +27,12 @@ func TestMain(m *testing.M) {
 // testDB is one empty database of one dialect, for one test.
 type testDB struct {
 	dialect string // "sqlite" or "postgres"
-	// open opens the database (again: each call is one more handle on the
-	// same database, as a restarted server or a second one gets), closing
-	// it when the test ends. A failure fails t.
-	open func(t *testing.T) *Store
-	// raw is open without migrating (tests of a migration build the schema
-	// before it with migrateUpTo).
-	raw func(t *testing.T) *Store
-}
-
-// fresh returns another empty database of db's dialect (for subtests).
-func (db testDB) fresh(t *testing.T) testDB {
-	if db.dialect == "postgres" {
-		return newPostgresDB(t)
-	}
-	return newSQLiteDB(t)
+	// connect opens the database (again: each call is one more handle on
+	// the same database, as a restarted server or a second one gets).
+	connect func(ctx context.Context) (*Store, error)
+	// raw is connect without migrating (tests of a migration build the
+	// schema before it with migrateUpTo).
+	raw func(ctx context.Context) (*Store, error)
 }
 
 // eachDB runs f as one subtest per dialect, each on a fresh database.
@@ -52,28 +43,39 @@ func eachDB(t *testing.T, f func(t *testing.T, db testDB)) {
 
 func newSQLiteDB(t *testing.T) testDB {
 	dir := t.TempDir()
-	return testDB{dialect: "sqlite", open: func(t *testing.T) *Store {
-		t.Helper()
-		return mustOpen(t, func(ctx context.Context) (*Store, error) { return Open(ctx, dir) })
-	}, raw: func(t *testing.T) *Store {
-		t.Helper()
-		return mustOpen(t, func(context.Context) (*Store, error) { return openSQLite(filepath.Join(dir, FileName)) })
-	}}
+	return testDB{
+		dialect: "sqlite",
+		connect: func(ctx context.Context) (*Store, error) { return Open(ctx, dir) },
+		raw:     func(context.Context) (*Store, error) { return openSQLite(filepath.Join(dir, FileName)) },
+	}
 }
 
 func newPostgresDB(t *testing.T) testDB {
 	url := testkit.SharedPostgres(t).NewDatabase(t)
-	return testDB{dialect: "postgres", open: func(t *testing.T) *Store {
-		t.Helper()
-		return mustOpen(t, func(ctx context.Context) (*Store, error) { return OpenPostgres(ctx, url) })
-	}, raw: func(t *testing.T) *Store {
-		t.Helper()
-		return mustOpen(t, func(ctx context.Context) (*Store, error) {
+	return testDB{
+		dialect: "postgres",
+		connect: func(ctx context.Context) (*Store, error) { return OpenPostgres(ctx, url) },
+		raw: func(ctx context.Context) (*Store, error) {
 			s, _, err := connectPostgres(ctx, url)
 			return s, err
-		})
-	}}
+		},
+	}
 }
+
+// fresh returns another empty database of db's dialect (for subtests).
+func (db testDB) fresh(t *testing.T) testDB {
+	if db.dialect == "postgres" {
+		return newPostgresDB(t)
+	}
+	return newSQLiteDB(t)
+}
+
+// open is connect, closing the store when the test ends; a failure
+// fails t.
+func (db testDB) open(t *testing.T) *Store { t.Helper(); return mustOpen(t, db.connect) }
+
+// openRaw is open without migrating.
+func (db testDB) openRaw(t *testing.T) *Store { t.Helper(); return mustOpen(t, db.raw) }
 
 func mustOpen(t *testing.T, open func(context.Context) (*Store, error)) *Store {
 	t.Helper()

@@ -178,6 +178,20 @@ func (p *Postgres) Stop() {
 	os.RemoveAll(p.dir)
 }
 
+// NewPostgres starts a cluster of its own for one test (StartPostgres)
+// and stops it when the test ends; a failure fails t.
+func NewPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := StartPostgres(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
 var shared struct {
 	mu  sync.Mutex // guards the fields below
 	pg  *Postgres

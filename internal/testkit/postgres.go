@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -229,18 +228,21 @@ func StopSharedPostgres() {
 
 // postgresBin finds the directory of initdb and postgres: PATH, else the
 // newest /usr/lib/postgresql/VERSION/bin (where Debian puts them).
-func postgresBin() (string, error) {
+func postgresBin() (string, error) { return postgresBinIn("/usr/lib/postgresql") }
+
+// postgresBinIn is postgresBin looking in lib instead of /usr/lib/postgresql.
+func postgresBinIn(lib string) (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
 		return filepath.Dir(p), nil
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(filepath.Join(lib, "*", "bin"))
 	slices.SortFunc(dirs, func(a, b string) int { return versionOf(b) - versionOf(a) })
 	for _, d := range dirs {
 		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
 			return d, nil
 		}
 	}
-	return "", errors.New("these tests need PostgreSQL, and it is not installed: no initdb on PATH or in /usr/lib/postgresql/*/bin (hint: " + PostgresInstallHint + ")")
+	return "", fmt.Errorf("these tests need PostgreSQL, and it is not installed: no initdb on PATH or in %s/*/bin (hint: %s)", lib, PostgresInstallHint)
 }
 
 func versionOf(bin string) int {

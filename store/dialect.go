@@ -53,8 +53,8 @@ var (
 )
 
 // rebind returns q with its ? placeholders numbered when the dialect
-// needs it. A ? inside a quoted string or identifier, or a comment, is
-// left alone.
+// needs it (SQLite's ?NNN keeps its number). A ? inside a quoted string or
+// identifier, or a comment, is left alone.
 func (d *dialect) rebind(q string) string {
 	if !d.numbered || !strings.Contains(q, "?") {
 		return q
@@ -83,6 +83,19 @@ func (d *dialect) rebind(q string) string {
 			i += end - 1
 			continue
 		case c == '?':
+			// SQLite's ?NNN is parameter NNN, and a ? after it is the
+			// next one: $NNN and $NNN+1 on PostgreSQL.
+			j := i + 1
+			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
+				j++
+			}
+			if num, err := strconv.Atoi(q[i+1 : j]); err == nil {
+				n = max(n, num)
+				b.WriteByte('$')
+				b.WriteString(q[i+1 : j])
+				i = j - 1
+				continue
+			}
 			n++
 			b.WriteByte('$')
 			b.WriteString(strconv.Itoa(n))

@@ -91,6 +91,8 @@ func TestRebind(t *testing.T) {
 		{`SELECT '?', "a?b", x FROM t WHERE y = ? -- why?` + "\n" + `AND z = ?`, `SELECT '?', "a?b", x FROM t WHERE y = $1 -- why?` + "\n" + `AND z = $2`},
 		{`SELECT 'it''s ?' WHERE a = ?`, `SELECT 'it''s ?' WHERE a = $1`},
 		{`SELECT ? -- trailing comment ?`, `SELECT $1 -- trailing comment ?`},
+		{`SELECT ?2, ?1, ?`, `SELECT $2, $1, $3`},
+		{`SELECT ?0`, `SELECT $0`},
 	}
 	for _, tt := range tests {
 		if got := postgresDialect.rebind(tt.in); got != tt.want {

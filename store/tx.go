@@ -11,8 +11,9 @@ import (
 // revision by ID) when there is no such row.
 var ErrNotFound = errors.New("not found")
 
-// querier is what the typed methods need from a *sql.DB or a *sql.Tx, so
-// each is written once for the Store and its transactions.
+// querier is what the typed methods need from the Store's db or a Tx's
+// sqlTx (a *sql.DB or *sql.Tx with its dialect), so each is written once
+// for the Store and its transactions.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)

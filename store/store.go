@@ -267,8 +267,12 @@ func (tx *Tx) migrate(ctx context.Context, where string, m migration, newest int
 	if m.version <= current {
 		return nil
 	}
-	if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("store: migration %s on %s: %w", m.file, where, err)
+	if _, err := tx.tx.tx.ExecContext(ctx, m.sql); err != nil { // as written: migrations take no arguments
+		hint := ""
+		if m.file == m.name {
+			hint = " (hint: if its SQL is one dialect's only, split it into NNNN_name.sqlite.sql and NNNN_name.postgres.sql)"
+		}
+		return fmt.Errorf("store: migration %s on %s: %w%s", m.file, where, err, hint)
 	}
 	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.version, m.name); err != nil {
 		return fmt.Errorf("store: migration %s on %s: %w", m.file, where, err)

@@ -12,6 +12,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// openTest opens a fresh SQLite store, closed when the test ends. Tests
+// written with eachDB (testdb_test.go) run on PostgreSQL too.
+func openTest(t *testing.T) *Store { t.Helper(); return newSQLiteDB(t).open(t) }
+
 func dump(t *testing.T, s *Store) string {
 	t.Helper()
 	var b strings.Builder

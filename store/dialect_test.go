@@ -173,18 +173,10 @@ func testOneShotKeyConcurrently(t *testing.T, db testDB) {
 	}
 	for round := range 20 {
 		hash := fmt.Sprintf("sha256:%064x", round)
-		errs := make([]error, len(stores))
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i, s := range stores {
-			wg.Go(func() {
-				name := fmt.Sprintf("r%d-s%d", round, i)
-				<-start
-				errs[i] = register(s, &Node{StableID: name, MachineKey: "m", NodeKey: name, GivenName: name, CreatedAt: time.Now()}, hash, round%2 == 1)
-			})
-		}
-		close(start)
-		wg.Wait()
+		errs := race(stores, func(i int, s *Store) error {
+			name := fmt.Sprintf("r%d-s%d", round, i)
+			return register(s, &Node{StableID: name, MachineKey: "m", NodeKey: name, GivenName: name, CreatedAt: time.Now()}, hash, round%2 == 1)
+		})
 		won := 0
 		for i, err := range errs {
 			switch {
@@ -203,6 +195,22 @@ func testOneShotKeyConcurrently(t *testing.T, db testDB) {
 	}
 }
 
+// race runs f for every store at once and returns what each returned.
+func race(stores []*Store, f func(i int, s *Store) error) []error {
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, s := range stores {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i, s)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
 // TestAddressUniqueConcurrently: two servers saving a node with the same
 // address at the same moment store exactly one; the other's SaveNode
 // fails and stores nothing.
@@ -213,18 +221,10 @@ func testAddressUniqueConcurrently(t *testing.T, db testDB) {
 	stores := []*Store{db.open(t), db.open(t)}
 	for round := range 10 {
 		v4, v6 := fmt.Sprintf("100.64.0.%d", round+1), fmt.Sprintf("fd7a:115c:a1e0::%d", round+1)
-		errs := make([]error, len(stores))
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i, s := range stores {
-			wg.Go(func() {
-				name := fmt.Sprintf("r%d-s%d", round, i)
-				<-start
-				errs[i] = s.SaveNode(ctx, &Node{StableID: name, MachineKey: "m", NodeKey: name, GivenName: name, IPv4: v4, IPv6: v6, CreatedAt: time.Now()})
-			})
-		}
-		close(start)
-		wg.Wait()
+		errs := race(stores, func(i int, s *Store) error {
+			name := fmt.Sprintf("r%d-s%d", round, i)
+			return s.SaveNode(ctx, &Node{StableID: name, MachineKey: "m", NodeKey: name, GivenName: name, IPv4: v4, IPv6: v6, CreatedAt: time.Now()})
+		})
 		if (errs[0] == nil) == (errs[1] == nil) {
 			t.Fatalf("round %d: SaveNode errors %v; want exactly one to fail", round, errs)
 		}

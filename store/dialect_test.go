@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -144,6 +147,55 @@ func TestOpenPostgresErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), tt.password) {
 				t.Errorf("error %q: want it to say %q and not the password", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestOpenPostgresEnvironment: what the URL leaves out comes from the PG*
+// variables, as with libpq: the password from PGPASSWORD or a password
+// file, and a wrong one is not shown either.
+func TestOpenPostgresEnvironment(t *testing.T) {
+	pg := testkit.SharedPostgres(t)
+	u, err := url.Parse(pg.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("postgres")
+	noPassword := u.String()
+	passfile := filepath.Join(t.TempDir(), "pgpass")
+	if err := os.WriteFile(passfile, []byte(u.Hostname()+":"+u.Port()+":*:postgres:"+pg.Password()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"PGPASSWORD", map[string]string{"PGPASSWORD": pg.Password()}, ""},
+		{"PGPASSFILE", map[string]string{"PGPASSFILE": passfile}, ""},
+		{"wrong PGPASSWORD", map[string]string{"PGPASSWORD": "wrong-password-1234"}, "password authentication failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("PGPASSFILE", filepath.Join(t.TempDir(), "none"))
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			s, err := OpenPostgres(context.Background(), noPassword)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+				return
+			}
+			if err == nil {
+				s.Close()
+				t.Fatal("OpenPostgres succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), tt.env["PGPASSWORD"]) {
+				t.Errorf("error %q: want it to say %q and not the password", err, tt.wantErr)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,23 +64,46 @@ func TestDatabaseFlags(t *testing.T) {
 	}
 }
 
-// TestServePostgres runs `tailplane serve --database-url-file` on a real
-// PostgreSQL server: it serves, and its log names the database without the
-// password.
+// TestServePostgres runs `tailplane serve` on a real PostgreSQL server,
+// with the URL from --database-url-file, and with --database and the
+// password in $PGPASSWORD: it serves, and its log names the database
+// without the password.
 func TestServePostgres(t *testing.T) {
 	pg := testkit.NewPostgres(t)
-	urlFile := filepath.Join(t.TempDir(), "database-url")
-	if err := os.WriteFile(urlFile, []byte(pg.NewDatabase(t)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name  string
+		flags func(t *testing.T, dbURL string) []string
+	}{
+		{"database-url-file", func(t *testing.T, dbURL string) []string {
+			urlFile := filepath.Join(t.TempDir(), "database-url")
+			if err := os.WriteFile(urlFile, []byte(dbURL+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"--database-url-file", urlFile}
+		}},
+		{"database and PGPASSWORD", func(t *testing.T, dbURL string) []string {
+			u, err := url.Parse(dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.User = url.User("postgres")
+			t.Setenv("PGPASSWORD", pg.Password())
+			return []string{"--database", u.String()}
+		}},
 	}
-	addr, state := freeAddr(t), t.TempDir()
-	log := startServe(t, "--config", filepath.Join(repoRoot, "examples", "basic"), "--state-dir", state, "--listen", addr,
-		"--database-url-file", urlFile)
-	if k := getKey(t, http.DefaultClient, "http://"+addr); k.PublicKey.IsZero() {
-		t.Fatal("no Noise key in /key answer")
-	}
-	const want = "store: PostgreSQL database postgres://postgres:xxxxx@127.0.0.1"
-	if l := log.String(); !strings.Contains(l, want) || strings.Contains(l, pg.Password()) {
-		t.Errorf("serve's log must say %q and never the password:\n%s", want, l)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, state := freeAddr(t), t.TempDir()
+			args := append([]string{"--config", filepath.Join(repoRoot, "examples", "basic"), "--state-dir", state, "--listen", addr},
+				tt.flags(t, pg.NewDatabase(t))...)
+			log := startServe(t, args...)
+			if k := getKey(t, http.DefaultClient, "http://"+addr); k.PublicKey.IsZero() {
+				t.Fatal("no Noise key in /key answer")
+			}
+			const want = "store: PostgreSQL database postgres://postgres"
+			if l := log.String(); !strings.Contains(l, want) || strings.Contains(l, pg.Password()) {
+				t.Errorf("serve's log must say %q and never the password:\n%s", want, l)
+			}
+		})
 	}
 }

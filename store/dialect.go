@@ -74,13 +74,19 @@ func (d *dialect) rebind(q string) string {
 			}
 		case c == '\'' || c == '"':
 			quote = c
-		case c == '-' && i+1 < len(q) && q[i+1] == '-':
-			end := strings.IndexByte(q[i:], '\n')
-			if end < 0 {
-				end = len(q) - i
+		case c == '-' && i+1 < len(q) && q[i+1] == '-', c == '/' && i+1 < len(q) && q[i+1] == '*':
+			closing := "\n"
+			if c == '/' {
+				closing = "*/"
 			}
-			b.WriteString(q[i : i+end])
-			i += end - 1
+			end := strings.Index(q[i+2:], closing)
+			if end < 0 {
+				end = len(q)
+			} else {
+				end += i + 2 + len(closing)
+			}
+			b.WriteString(q[i:end])
+			i = end - 1
 			continue
 		case c == '?':
 			// SQLite's ?NNN is parameter NNN, and a ? after it is the

@@ -95,6 +95,9 @@ func TestRebind(t *testing.T) {
 		{`SELECT 'it''s ?' WHERE a = ?`, `SELECT 'it''s ?' WHERE a = $1`},
 		{`SELECT ? -- trailing comment ?`, `SELECT $1 -- trailing comment ?`},
 		{`SELECT ?2, ?1, ?`, `SELECT $2, $1, $3`},
+		{`SELECT /* a ? */ ? /* ? */`, `SELECT /* a ? */ $1 /* ? */`},
+		{`SELECT ? /* unclosed ?`, `SELECT $1 /* unclosed ?`},
+		{`SELECT ? --`, `SELECT $1 --`},
 		{`SELECT ?0`, `SELECT $0`},
 	}
 	for _, tt := range tests {
@@ -291,6 +294,30 @@ func testAddressUniqueConcurrently(t *testing.T, db testDB) {
 			t.Errorf("address of %s stored twice: %s %s", n.GivenName, n.IPv4, n.IPv6)
 		}
 		seen[n.IPv4], seen[n.IPv6] = true, true
+	}
+}
+
+// TestOpenNewerSchema: a database migrated by a newer tailplane is
+// refused, and left as it is.
+func TestOpenNewerSchema(t *testing.T) { eachDB(t, testOpenNewerSchema) }
+
+func testOpenNewerSchema(t *testing.T, db testDB) {
+	ctx := context.Background()
+	s := db.open(t)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := db.connect(ctx); err == nil || !strings.Contains(err.Error(), "upgrade tailplane") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("opening a database of schema version 9999: %v, want a hint to upgrade", err)
+	}
+	s = db.openRaw(t)
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = 9999`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("after the refusal: %d rows of version 9999 (%v), want it kept", n, err)
 	}
 }
 

@@ -81,7 +81,11 @@ func (p *Postgres) start(ctx context.Context, bin string, cred *syscall.Credenti
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	initdb.Dir = p.dir
 	if out, err := initdb.CombinedOutput(); err != nil {
-		return fmt.Errorf("postgres: initdb: %v\n%s", err, tail(string(out), 2000))
+		hint := ""
+		if uid >= 0 {
+			hint = fmt.Sprintf(" (hint: the user postgres must be able to reach %s; point TMPDIR at a directory it can)", p.dir)
+		}
+		return fmt.Errorf("postgres: initdb: %v%s\n%s", err, hint, tail(string(out), 2000))
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

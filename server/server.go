@@ -37,8 +37,8 @@ import (
 // Config configures a Server. StateDir is required, and so is a source:
 // Repo.URL or ConfigDir.
 type Config struct {
-	// StateDir holds the database, the Noise key, the embedded relay's
-	// certificate and the Git cache.
+	// StateDir holds the SQLite database (unless Database), the Noise
+	// key, the embedded relay's certificate and the Git cache.
 	StateDir string
 	// Database, when set, is the PostgreSQL URL the store lives in instead
 	// of the SQLite file in StateDir ("postgres://user@host/db"; what it

@@ -4,7 +4,7 @@
 // Config; Close stops it in the one right order. `tailplane serve`, the
 // end-to-end tests and any program embedding tailplane use it.
 //
-//	store.Open(StateDir) ─ reconcile.LoadApplied ─▶ control.New (serves the applied tailnet at once)
+//	store.Open(StateDir) or OpenPostgres(Database) ─ reconcile.LoadApplied ─▶ control.New (serves the applied tailnet at once)
 //	gitsync.NewRepo / NewDir ─▶ pipeline.New(Store, Source, Server: control) ─▶ Install
 //	HTTP listener: /api/, /metrics ─▶ admin (reads pipeline.Status, control.Tailnet); / ─▶ control
 //	control.StartDERP (unless Config.DERPMap) ─▶ admits only the control server's nodes
@@ -37,9 +37,16 @@ import (
 // Config configures a Server. StateDir is required, and so is a source:
 // Repo.URL or ConfigDir.
 type Config struct {
-	// StateDir holds the database, the Noise key, the embedded relay's
-	// certificate and the Git cache.
+	// StateDir holds the SQLite database (unless Database), the Noise
+	// key, the embedded relay's certificate and the Git cache.
 	StateDir string
+	// Database, when set, is the PostgreSQL URL the store lives in instead
+	// of the SQLite file in StateDir ("postgres://user@host/db"; what it
+	// leaves out comes from the PG* environment variables, see
+	// store.OpenPostgres). It may hold the password: the server logs and
+	// reports it only with the password masked. StateDir still holds the
+	// Noise key, the relay's certificate and the Git cache.
+	Database string
 
 	// Repo, when Repo.URL is set, is the Git remote to follow (see
 	// gitsync.Config). An empty Repo.CacheDir means StateDir/git; a nil
@@ -151,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) start(ctx context.Context, cfg Config) error {
 	run := context.WithoutCancel(ctx) // the parts' lifetime: until Close
 	var err error
-	if s.st, err = store.Open(ctx, cfg.StateDir); err != nil {
+	if s.st, err = openStore(ctx, cfg); err != nil {
 		return err
 	}
 	applied, err := reconcile.LoadApplied(ctx, s.st) // the one read at start
@@ -213,6 +220,20 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 		s.hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cfg.TLS}}
 	}
 	return nil
+}
+
+// openStore opens the PostgreSQL database cfg.Database names, or else the
+// SQLite one in cfg.StateDir.
+func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
+	if cfg.Database == "" {
+		return store.Open(ctx, cfg.StateDir)
+	}
+	st, err := store.OpenPostgres(ctx, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logf("store: PostgreSQL database %s", st.Path) // Path has no password
+	return st, nil
 }
 
 // openSource starts following cfg's Git remote or directory. The result

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -37,12 +38,9 @@ func addAudit(ctx context.Context, q querier, e AuditEntry) (int64, error) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	res, err := q.ExecContext(ctx, `INSERT INTO audit (at, who, what, result) VALUES (?, ?, ?, ?)`,
-		at.Unix(), e.Who, e.What, e.Result)
-	if err != nil {
-		return 0, fmt.Errorf("store: adding audit entry %q: %w", e.What, err)
-	}
-	id, err := res.LastInsertId()
+	var id int64
+	err := q.QueryRowContext(ctx, `INSERT INTO audit (at, who, what, result) VALUES (?, ?, ?, ?) RETURNING id`,
+		at.Unix(), e.Who, e.What, e.Result).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("store: adding audit entry %q: %w", e.What, err)
 	}
@@ -53,7 +51,7 @@ func addAudit(ctx context.Context, q querier, e AuditEntry) (int64, error) {
 // 0 or less means all.
 func (s *Store) AuditEntries(ctx context.Context, limit int) ([]AuditEntry, error) {
 	if limit <= 0 {
-		limit = -1 // SQLite: no limit
+		limit = math.MaxInt // no limit, in a way every dialect understands
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, at, who, what, result FROM audit ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {

@@ -13,9 +13,11 @@ import (
 // TestAudit: entries are listed newest first; an entry added in a failed
 // transaction is rolled back with it; an entry without an action is
 // refused.
-func TestAudit(t *testing.T) {
+func TestAudit(t *testing.T) { eachDB(t, testAudit) }
+
+func testAudit(t *testing.T, db testDB) {
 	ctx := context.Background()
-	s := openTest(t)
+	s := db.open(t)
 	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	first := AuditEntry{At: at, Who: "alice@example.com", What: "delete node web1", Result: "ok"}
 	if _, err := s.AddAudit(ctx, first); err != nil {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Dump writes every row of every table to w, one line per row ("table
-// [values]"), tables by name and rows in insertion order, so tests can
+// [values]"), tables by name and rows in insertion order (on PostgreSQL,
+// which has no insertion order, sorted by their line), so tests can
 // compare whole database states (a failed transaction must leave the dump
 // unchanged). The output holds the applied config including secret
 // hashes: it is for tests and local debugging, never for logs.
@@ -25,7 +27,7 @@ func (s *Store) Dump(ctx context.Context, w io.Writer) error {
 }
 
 func (s *Store) tableNames(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, s.db.d.tables)
 	if err != nil {
 		return nil, fmt.Errorf("store: dumping %s: listing tables: %w", s.Path, err)
 	}
@@ -42,8 +44,12 @@ func (s *Store) tableNames(ctx context.Context) ([]string, error) {
 }
 
 func (s *Store) dumpTable(ctx context.Context, w io.Writer, table string) error {
-	// table comes from sqlite_master, not from a caller.
-	rows, err := s.db.QueryContext(ctx, `SELECT * FROM "`+table+`" ORDER BY rowid`)
+	// table comes from the database's catalog, not from a caller.
+	q := `SELECT * FROM "` + table + `"`
+	if !s.db.d.sortDump {
+		q += ` ORDER BY rowid`
+	}
+	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {
 		return fmt.Errorf("store: dumping table %s: %w", table, err)
 	}
@@ -52,6 +58,7 @@ func (s *Store) dumpTable(ctx context.Context, w io.Writer, table string) error 
 	if err != nil {
 		return fmt.Errorf("store: dumping table %s: %w", table, err)
 	}
+	var lines []string
 	for rows.Next() {
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
@@ -61,12 +68,18 @@ func (s *Store) dumpTable(ctx context.Context, w io.Writer, table string) error 
 		if err := rows.Scan(ptrs...); err != nil {
 			return fmt.Errorf("store: dumping table %s: %w", table, err)
 		}
-		if _, err := fmt.Fprintf(w, "%s %v\n", table, vals); err != nil {
-			return err
-		}
+		lines = append(lines, fmt.Sprintf("%s %v\n", table, vals))
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("store: dumping table %s: %w", table, err)
+	}
+	if s.db.d.sortDump {
+		slices.Sort(lines)
+	}
+	for _, l := range lines {
+		if _, err := io.WriteString(w, l); err != nil {
+			return err
+		}
 	}
 	return nil
 }

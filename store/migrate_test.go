@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,9 +13,14 @@ import (
 // count to the secretHash the applied config declares under that name,
 // adding up names that share a hash, and keeps the counts of names the
 // config no longer declares in auth_key_uses_by_name.
-func TestMigrationAuthKeyUsesByHash(t *testing.T) {
+func TestMigrationAuthKeyUsesByHash(t *testing.T) { eachDB(t, testMigrationAuthKeyUsesByHash) }
+
+func testMigrationAuthKeyUsesByHash(t *testing.T, db testDB) {
 	ctx := context.Background()
-	db, path := databaseAt(t, 3)
+	old := db.openRaw(t)
+	if err := old.migrateUpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
 	authKey := func(hash string) string {
 		return `{"user":"alice@example.com","tags":[],"reusable":false,"ephemeral":false,"preauthorized":true,"expires":"","uses":0,"secretHash":"` + hash + `"}`
 	}
@@ -28,19 +31,21 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 		"unused":  authKey("sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"),
 	}
 	for name, v := range objects {
-		if _, err := db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('authKey', ?, ?)`, name, v); err != nil {
+		if _, err := old.db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('authKey', ?, ?)`, name, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('user', 'laptop', '{"name":"","role":"member"}')`); err != nil {
+	if _, err := old.db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('user', 'laptop', '{"name":"","role":"member"}')`); err != nil {
 		t.Fatal(err)
 	}
 	for name, uses := range map[string]int{"laptop": 1, "laptop2": 2, "servers": 7, "gone": 4} {
-		if _, err := db.ExecContext(ctx, `INSERT INTO auth_key_uses (name, uses) VALUES (?, ?)`, name, uses); err != nil {
+		if _, err := old.db.ExecContext(ctx, `INSERT INTO auth_key_uses (name, uses) VALUES (?, ?)`, name, uses); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := migrated(t, db, path)
+	old.Close()
+
+	s := db.open(t)
 	got := map[string]int{}
 	rows, err := s.db.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
 	if err != nil {
@@ -79,44 +84,21 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 
 // TestMigrationNodeApproval: migration 0007 adds pending_approval, and a
 // node stored before it (when every node was authorized) reads as approved.
-func TestMigrationNodeApproval(t *testing.T) {
+func TestMigrationNodeApproval(t *testing.T) { eachDB(t, testMigrationNodeApproval) }
+
+func testMigrationNodeApproval(t *testing.T, db testDB) {
 	ctx := context.Background()
-	db, path := databaseAt(t, 6)
-	if _, err := db.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, given_name, created_at)
+	old := db.openRaw(t)
+	if err := old.migrateUpTo(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.db.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, given_name, created_at)
 		VALUES ('n1', 'mkey:1', 'nodekey:1', 'web', 1)`); err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := migrated(t, db, path).Nodes(ctx)
+	old.Close()
+	nodes, err := db.open(t).Nodes(ctx)
 	if err != nil || len(nodes) != 1 || nodes[0].PendingApproval {
 		t.Fatalf("nodes after migration: %+v, %v; want web, not pending", nodes, err)
 	}
-}
-
-// databaseAt creates a database migrated up to migration number last and
-// returns it open, with its path; the test writes the old state into it,
-// closes it and opens the path with OpenFile to run the later migrations.
-func databaseAt(t *testing.T, last int) (*sql.DB, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), FileName)
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := (&Store{db: db, Path: path}).migrateUpTo(context.Background(), last); err != nil {
-		t.Fatal(err)
-	}
-	return db, path
-}
-
-// migrated closes db, a database made by databaseAt, and opens it with
-// OpenFile, which runs the later migrations, until the test ends.
-func migrated(t *testing.T, db *sql.DB, path string) *Store {
-	t.Helper()
-	db.Close()
-	s, err := OpenFile(context.Background(), path)
-	if err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }

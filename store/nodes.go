@@ -125,15 +125,12 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 		n.IPv4, n.IPv6, hostinfo, n.AuthKey, n.Ephemeral, toUnix(n.CreatedAt), toUnix(n.KeyExpiry), toUnix(n.LastSeen),
 		n.LoggedOut, n.PendingApproval}
 	if n.ID == 0 {
-		res, err := tx.tx.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, disco_key, hostname,
+		var id int64
+		err := tx.tx.QueryRowContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, disco_key, hostname,
 			given_name, user_login, tags, ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen,
-			logged_out, pending_approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			logged_out, pending_approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, args...).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("store: inserting node %q: %w", n.GivenName, err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
 		}
 		n.ID = id
 		return nil
@@ -170,7 +167,7 @@ func (tx *Tx) CountAuthKeyUse(ctx context.Context, secretHash string, limit int)
 		return ErrAuthKeyUsedUp
 	}
 	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO auth_key_uses (secret_hash, uses) VALUES (?, 1)
-		ON CONFLICT (secret_hash) DO UPDATE SET uses = uses + 1`, h); err != nil {
+		ON CONFLICT (secret_hash) DO UPDATE SET uses = auth_key_uses.uses + 1`, h); err != nil {
 		return fmt.Errorf("store: counting use of auth key %s: %w", shortHash(h), err)
 	}
 	return nil

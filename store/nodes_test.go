@@ -16,13 +16,11 @@ const (
 	hashB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
-func TestNodesRoundTrip(t *testing.T) {
+func TestNodesRoundTrip(t *testing.T) { eachDB(t, testNodesRoundTrip) }
+
+func testNodesRoundTrip(t *testing.T, db testDB) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := db.open(t)
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	n := &Node{
 		StableID: "nabc", MachineKey: "mkey:01", NodeKey: "nodekey:01", Hostname: "laptop", GivenName: "laptop",
@@ -42,11 +40,7 @@ func TestNodesRoundTrip(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = db.open(t)
 	got, err := s.Nodes(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -65,13 +59,11 @@ func TestNodesRoundTrip(t *testing.T) {
 	}
 }
 
-func TestRegisterNodeUseLimit(t *testing.T) {
+func TestRegisterNodeUseLimit(t *testing.T) { eachDB(t, testRegisterNodeUseLimit) }
+
+func testRegisterNodeUseLimit(t *testing.T, db testDB) {
 	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := db.open(t)
 	for i, wantErr := range []error{nil, nil, ErrAuthKeyUsedUp} {
 		n := &Node{StableID: string(rune('a' + i)), MachineKey: "m", NodeKey: string(rune('a' + i)), GivenName: string(rune('a' + i)), CreatedAt: time.Now()}
 		if err := s.RegisterNode(ctx, n, hashA, 2); !errors.Is(err, wantErr) {
@@ -85,13 +77,11 @@ func TestRegisterNodeUseLimit(t *testing.T) {
 
 // TestAuthKeyUsesBySecret: uses are counted per secretHash, in lowercase,
 // whatever the key's name.
-func TestAuthKeyUsesBySecret(t *testing.T) {
+func TestAuthKeyUsesBySecret(t *testing.T) { eachDB(t, testAuthKeyUsesBySecret) }
+
+func testAuthKeyUsesBySecret(t *testing.T, db testDB) {
 	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := db.open(t)
 	register := func(i int, hash string, limit int) error {
 		name := string(rune('a' + i))
 		return s.RegisterNode(ctx, &Node{StableID: name, MachineKey: "m", NodeKey: name, GivenName: name, CreatedAt: time.Now()}, hash, limit)
@@ -107,6 +97,7 @@ func TestAuthKeyUsesBySecret(t *testing.T) {
 	}
 	got := map[string]int{}
 	for _, h := range []string{hashA, hashB, strings.ToUpper(hashA)} {
+		var err error
 		if got[h], err = s.AuthKeyUses(ctx, h); err != nil {
 			t.Fatal(err)
 		}

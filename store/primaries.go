@@ -1,8 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // PrimaryRoute is one primary-router election's outcome: the node peers
@@ -14,7 +17,8 @@ type PrimaryRoute struct {
 }
 
 // PrimaryRoutes returns the saved election outcomes, sorted by prefix and
-// via. An empty result means none were saved.
+// via (bytewise, whatever the database's collation). An empty result means
+// none were saved.
 func (s *Store) PrimaryRoutes(ctx context.Context) ([]PrimaryRoute, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT prefix, via, node_id FROM primary_routes ORDER BY prefix, via`)
 	if err != nil {
@@ -32,6 +36,9 @@ func (s *Store) PrimaryRoutes(ctx context.Context) ([]PrimaryRoute, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: reading the primary routes: %w", err)
 	}
+	slices.SortFunc(out, func(a, b PrimaryRoute) int {
+		return cmp.Or(strings.Compare(a.Prefix, b.Prefix), strings.Compare(a.Via, b.Via))
+	})
 	return out, nil
 }
 

@@ -8,13 +8,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestPrimaryRoutesRoundTrip(t *testing.T) {
+func TestPrimaryRoutesRoundTrip(t *testing.T) { eachDB(t, testPrimaryRoutesRoundTrip) }
+
+func testPrimaryRoutesRoundTrip(t *testing.T, db testDB) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := db.open(t)
 	if got, err := s.PrimaryRoutes(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("fresh store: PrimaryRoutes = %v, %v; want none", got, err)
 	}
@@ -35,11 +33,7 @@ func TestPrimaryRoutesRoundTrip(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = db.open(t)
 	got, err := s.PrimaryRoutes(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func TestOpenReadOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.db.Exec(`INSERT INTO config_objects (kind, name, value) VALUES ('user', 'a@b', '{}')`); err != nil {
+		if _, err := st.db.ExecContext(ctx, `INSERT INTO config_objects (kind, name, value) VALUES ('user', 'a@b', '{}')`); err != nil {
 			t.Fatal(err)
 		}
 		defer st.Close()
@@ -40,10 +40,10 @@ func TestOpenReadOnly(t *testing.T) {
 		}
 		defer ro.Close()
 		var n int
-		if err := ro.db.QueryRow(`SELECT COUNT(*) FROM config_objects`).Scan(&n); err != nil || n != 1 {
+		if err := ro.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM config_objects`).Scan(&n); err != nil || n != 1 {
 			t.Errorf("read %d rows, %v; want 1", n, err)
 		}
-		if _, err := ro.db.Exec(`DELETE FROM config_objects`); err == nil {
+		if _, err := ro.db.ExecContext(ctx, `DELETE FROM config_objects`); err == nil {
 			t.Error("a read-only store accepted a write")
 		}
 	})
@@ -54,7 +54,7 @@ func TestOpenReadOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.db.Exec(`INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')`); err != nil {
+		if _, err := st.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')`); err != nil {
 			t.Fatal(err)
 		}
 		st.Close()

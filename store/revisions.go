@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -28,12 +29,9 @@ func (tx *Tx) AddRevision(ctx context.Context, r Revision, plan json.RawMessage)
 	if applied.IsZero() {
 		applied = time.Now()
 	}
-	res, err := tx.tx.ExecContext(ctx, `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary, plan)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, r.Commit, r.Author, r.Message, toUnix(r.CommittedAt), applied.Unix(), r.Summary, string(plan))
-	if err != nil {
-		return 0, fmt.Errorf("store: recording revision %s: %w", r.Commit, err)
-	}
-	id, err := res.LastInsertId()
+	var id int64
+	err := tx.tx.QueryRowContext(ctx, `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary, plan)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, r.Commit, r.Author, r.Message, toUnix(r.CommittedAt), applied.Unix(), r.Summary, string(plan)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("store: recording revision %s: %w", r.Commit, err)
 	}
@@ -68,7 +66,7 @@ func (s *Store) Revisions(ctx context.Context, limit int) ([]Revision, error) {
 
 func revisions(ctx context.Context, q querier, limit int) ([]Revision, error) {
 	if limit <= 0 {
-		limit = -1 // SQLite: no limit
+		limit = math.MaxInt // no limit, in a way every dialect understands
 	}
 	rows, err := q.QueryContext(ctx, `SELECT id, commit_sha, author, message, committed_at, applied_at, summary
 		FROM revisions ORDER BY id DESC LIMIT ?`, limit)

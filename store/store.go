@@ -1,16 +1,21 @@
-// Package store is tailplane's durable state: one SQLite database holding the
+// Package store is tailplane's durable state: one database holding the
 // applied config, the revision history, registered nodes, auth key use
-// counts and the audit log.
+// counts and the audit log. It is SQLite (a file in the state directory)
+// by default, or PostgreSQL (OpenPostgres).
 //
 // The store owns its SQL: every other package reads and writes through
 // typed methods, and writes that belong together go through Update, whose
 // Tx has the same typed methods inside one transaction. No *sql.DB or
 // query leaves the package, and callers need no database/sql to tell
-// outcomes apart (a missing row is ErrNotFound). SQLite-specific SQL stays
-// in its queries and migrations, so another database can stand behind the
-// same methods.
+// outcomes apart (a missing row is ErrNotFound). Queries are written once,
+// in SQL both databases understand, with ? placeholders (rewritten for
+// PostgreSQL, see dialect); what differs lives in per-dialect migration
+// files (see loadMigrations): column types, identity columns, JSON
+// functions. Times are unix seconds in integer columns and booleans are
+// BOOLEAN on PostgreSQL and 0/1 on SQLite, so the Go side is the same.
 //
 //	Open(ctx, stateDir) / OpenFile(ctx, path) / OpenReadOnly(ctx, stateDir)
+//	OpenPostgres(ctx, url); RedactURL(url)
 //	(*Store).Update(ctx, func(tx *Tx) error) error       // one write transaction
 //	ConfigObjects (Store, Tx); PutConfigObject, DeleteConfigObject (Tx)
 //	AddRevision, LatestRevision (Tx); Revisions, LatestRevision, RevisionPlan (Store)
@@ -27,10 +32,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,8 +51,8 @@ const FileName = "tailplane.db"
 
 // Store is an open tailplane database. It is safe for concurrent use.
 type Store struct {
-	db   *sql.DB
-	Path string // the database file
+	db   db
+	Path string // the database file; for PostgreSQL its URL without the password (see RedactURL)
 }
 
 // Open opens (creating if needed) the database in stateDir and brings its
@@ -63,17 +69,25 @@ func Open(ctx context.Context, stateDir string) (*Store, error) {
 
 // OpenFile opens the database at path; see Open.
 func OpenFile(ctx context.Context, path string) (*Store, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	s, err := openSQLite(path)
 	if err != nil {
-		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+		return nil, err
 	}
-	s := &Store{db: db, Path: path}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// openSQLite opens the database at path for writing, as it is.
+func openSQLite(path string) (*Store, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	sqlDB, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	return &Store{db: db{sql: sqlDB, d: sqliteDialect}, Path: path}, nil
 }
 
 // OpenReadOnly opens the existing database in stateDir for reading only:
@@ -96,23 +110,23 @@ func OpenReadOnly(ctx context.Context, stateDir string) (*Store, error) {
 		// no -wal and -shm files beside it.
 		dsn += "&immutable=1"
 	}
-	db, err := sql.Open("sqlite", dsn)
+	sqlDB, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
-	s := &Store{db: db, Path: path}
-	ms, err := loadMigrations()
+	s := &Store{db: db{sql: sqlDB, d: sqliteDialect}, Path: path}
+	ms, err := loadMigrations(sqliteDialect)
 	if err != nil {
-		db.Close()
+		sqlDB.Close()
 		return nil, err
 	}
 	var current int
-	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		db.Close()
+	if err := sqlDB.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		sqlDB.Close()
 		return nil, fmt.Errorf("store: reading schema version of %s: %w (hint: is it a tailplane database?)", path, err)
 	}
 	if len(ms) > 0 && current > ms[len(ms)-1].version {
-		db.Close()
+		sqlDB.Close()
 		return nil, fmt.Errorf("store: %s has schema version %d, newer than this binary knows (%d); upgrade tailplane", path, current, ms[len(ms)-1].version)
 	}
 	return s, nil
@@ -121,38 +135,93 @@ func OpenReadOnly(ctx context.Context, stateDir string) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// migration is one numbered SQL file under migrations/.
+// migration is one numbered migration as one dialect runs it.
 type migration struct {
 	version int
-	name    string
+	name    string // "NNNN_name.sql", whatever the dialect: what schema_migrations records
+	file    string // the file under migrations/ that holds sql
 	sql     string
 }
 
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+// dialects are the names of the dialects every migration must cover.
+var dialects = []string{sqliteDialect.name, postgresDialect.name}
+
+// loadMigrations reads the migrations d runs. Migrations are numbered
+// files under migrations/, applied in order, each once:
+//
+//	NNNN_name.sql                                  the same SQL on every dialect
+//	NNNN_name.sqlite.sql and NNNN_name.postgres.sql  where the SQL differs
+//
+// A number has either the one file or one file per dialect, all with the
+// same name; anything else is an error, whichever dialect is opened.
+func loadMigrations(d *dialect) ([]migration, error) { return migrationsIn(migrationFS, d) }
+
+// migrationsIn is loadMigrations reading fsys's directory migrations/.
+func migrationsIn(fsys fs.FS, d *dialect) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, "migrations")
 	if err != nil {
 		return nil, err
 	}
-	var ms []migration
+	byVersion := map[int]map[string]migration{} // version → dialect ("" for all) → file
 	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
+		num, rest, ok := strings.Cut(e.Name(), "_")
 		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("store: migration %q is not named NNNN_name.sql", e.Name())
+		if !ok || err != nil || !strings.HasSuffix(rest, ".sql") {
+			return nil, fmt.Errorf("store: migration %q is not named NNNN_name.sql (or NNNN_name.DIALECT.sql)", e.Name())
 		}
-		body, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
+		base, variant := strings.TrimSuffix(rest, ".sql"), ""
+		if i := strings.LastIndexByte(base, '.'); i >= 0 {
+			base, variant = base[:i], base[i+1:]
+			if !slices.Contains(dialects, variant) {
+				return nil, fmt.Errorf("store: migration %q is for dialect %q; there are only %v", e.Name(), variant, dialects)
+			}
+		}
+		body, err := fs.ReadFile(fsys, "migrations/"+e.Name())
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("store: migrations %s and %s share a number", ms[i-1].name, ms[i].name)
+		if byVersion[v] == nil {
+			byVersion[v] = map[string]migration{}
 		}
+		if prev, ok := byVersion[v][variant]; ok {
+			return nil, fmt.Errorf("store: migrations %s and %s share a number", prev.file, e.Name())
+		}
+		byVersion[v][variant] = migration{version: v, name: num + "_" + base + ".sql", file: e.Name(), sql: string(body)}
+	}
+	var ms []migration
+	for _, v := range slices.Sorted(maps.Keys(byVersion)) {
+		m, err := pickMigration(byVersion[v], d)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
 	}
 	return ms, nil
+}
+
+// pickMigration checks the files of one migration number (dialect → file,
+// "" for the common one) and returns the one d runs.
+func pickMigration(files map[string]migration, d *dialect) (migration, error) {
+	var names []string
+	for _, variant := range slices.Sorted(maps.Keys(files)) {
+		names = append(names, files[variant].file)
+	}
+	if common, ok := files[""]; ok {
+		if len(files) > 1 {
+			return migration{}, fmt.Errorf("store: migrations %v share a number (hint: one NNNN_name.sql for every dialect, or one NNNN_name.DIALECT.sql per dialect)", names)
+		}
+		return common, nil
+	}
+	for _, variant := range dialects {
+		m, ok := files[variant]
+		if !ok {
+			return migration{}, fmt.Errorf("store: migration %v has no file for dialect %s (hint: add it, or make it one NNNN_name.sql when the SQL is the same)", names, variant)
+		}
+		if first := files[dialects[0]]; m.name != first.name {
+			return migration{}, fmt.Errorf("store: migrations %v share a number but not a name", names)
+		}
+	}
+	return files[d.name], nil
 }
 
 // migrate applies every migration newer than the database's version, each
@@ -160,41 +229,53 @@ func loadMigrations() ([]migration, error) {
 func (s *Store) migrate(ctx context.Context) error { return s.migrateUpTo(ctx, math.MaxInt) }
 
 // migrateUpTo is migrate, stopping after migration number last (tests of a
-// migration build the schema before it with this).
+// migration build the schema before it with this). Each step is a write
+// transaction that reads the version again under the write lock, so that
+// servers starting together on one PostgreSQL database migrate it once.
 func (s *Store) migrateUpTo(ctx context.Context, last int) error {
-	ms, err := loadMigrations()
+	ms, err := loadMigrations(s.db.d)
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
-		return fmt.Errorf("store: %s: %w", s.Path, err)
-	}
-	var current int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("store: reading schema version: %w", err)
-	}
-	if len(ms) > 0 && current > ms[len(ms)-1].version {
-		return fmt.Errorf("store: %s has schema version %d, newer than this binary knows (%d); upgrade tailplane", s.Path, current, ms[len(ms)-1].version)
+	if err := s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+		return err
+	}); err != nil {
+		return fmt.Errorf("store: %s: creating schema_migrations: %w", s.Path, err)
 	}
 	for _, m := range ms {
-		if m.version <= current || m.version > last {
-			continue
+		if m.version > last {
+			break
 		}
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.migrate(ctx, s.Path, m, ms[len(ms)-1].version) }); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: migration %s: %w", m.name, err)
+	}
+	return nil
+}
+
+// migrate applies m unless the database has it already; newest is the
+// newest version this binary knows.
+func (tx *Tx) migrate(ctx context.Context, where string, m migration, newest int) error {
+	var current int
+	if err := tx.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("store: reading schema version of %s: %w", where, err)
+	}
+	if current > newest {
+		return fmt.Errorf("store: %s has schema version %d, newer than this binary knows (%d); upgrade tailplane", where, current, newest)
+	}
+	if m.version <= current {
+		return nil
+	}
+	if _, err := tx.tx.tx.ExecContext(ctx, m.sql); err != nil { // as written: migrations take no arguments
+		hint := ""
+		if m.file == m.name {
+			hint = " (hint: if its SQL is one dialect's only, split it into NNNN_name.sqlite.sql and NNNN_name.postgres.sql)"
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.version, m.name); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("store: migration %s: %w", m.name, err)
-		}
+		return fmt.Errorf("store: migration %s on %s: %w%s", m.file, where, err, hint)
+	}
+	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES (?, ?)`, m.version, m.name); err != nil {
+		return fmt.Errorf("store: migration %s on %s: %w", m.file, where, err)
 	}
 	return nil
 }

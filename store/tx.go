@@ -11,8 +11,9 @@ import (
 // revision by ID) when there is no such row.
 var ErrNotFound = errors.New("not found")
 
-// querier is what the typed methods need from a *sql.DB or a *sql.Tx, so
-// each is written once for the Store and its transactions.
+// querier is what the typed methods need from the Store's db or a Tx's
+// sqlTx (a *sql.DB or *sql.Tx with its dialect), so each is written once
+// for the Store and its transactions.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -24,7 +25,7 @@ type querier interface {
 // to other connections until Update commits. A Tx must not be used after
 // that function returns.
 type Tx struct {
-	tx *sql.Tx // concrete, not a querier: writes keep their arguments off the heap
+	tx sqlTx // concrete, not a querier: writes keep their arguments off the heap
 }
 
 // Update runs fn in one write transaction and commits it when fn returns
@@ -32,10 +33,11 @@ type Tx struct {
 // leaving the database exactly as it was, and Update returns fn's error
 // unchanged. Errors starting or committing the transaction are Update's own
 // and name the database file. Write transactions take the database's write
-// lock when they start, so concurrent Updates (also from other processes)
-// run one after the other.
+// lock when they start, so concurrent Updates (also from other processes,
+// and on PostgreSQL from other hosts) run one after the other: what fn
+// reads stays as it read it until the commit.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	sqlTx, err := s.db.BeginTx(ctx, nil)
+	sqlTx, err := s.db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store: starting a transaction on %s: %w", s.Path, err)
 	}

@@ -12,15 +12,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func openTest(t *testing.T) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+// openTest opens a fresh SQLite store, closed when the test ends. Tests
+// written with eachDB (testdb_test.go) run on PostgreSQL too.
+func openTest(t *testing.T) *Store { t.Helper(); return newSQLiteDB(t).open(t) }
 
 func dump(t *testing.T, s *Store) string {
 	t.Helper()
@@ -33,7 +27,9 @@ func dump(t *testing.T, s *Store) string {
 
 // TestUpdate: a transaction's writes are visible to itself, committed
 // together when fn returns nil and all rolled back when it fails.
-func TestUpdate(t *testing.T) {
+func TestUpdate(t *testing.T) { eachDB(t, testUpdate) }
+
+func testUpdate(t *testing.T, db testDB) {
 	ctx := context.Background()
 	errStop := errors.New("stop")
 	tests := []struct {
@@ -47,7 +43,7 @@ func TestUpdate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := openTest(t)
+			s := db.fresh(t).open(t)
 			err := s.Update(ctx, func(tx *Tx) error {
 				for _, o := range []ConfigObject{{"user", "a@b", json.RawMessage(`{}`)}, {"user", "gone@b", json.RawMessage(`{}`)}} {
 					if err := tx.PutConfigObject(ctx, o); err != nil {
@@ -111,9 +107,11 @@ func sortConfig(objs []ConfigObject) {
 	})
 }
 
-func TestRevisions(t *testing.T) {
+func TestRevisions(t *testing.T) { eachDB(t, testRevisions) }
+
+func testRevisions(t *testing.T, db testDB) {
 	ctx := context.Background()
-	s := openTest(t)
+	s := db.open(t)
 	if _, ok, err := s.LatestRevision(ctx); ok || err != nil {
 		t.Fatalf("LatestRevision of a new store = %v, %v; want none", ok, err)
 	}
@@ -172,9 +170,11 @@ func TestRevisions(t *testing.T) {
 
 // TestAddRevisionAppliedNow: a revision without an applied time is
 // recorded at the current time.
-func TestAddRevisionAppliedNow(t *testing.T) {
+func TestAddRevisionAppliedNow(t *testing.T) { eachDB(t, testAddRevisionAppliedNow) }
+
+func testAddRevisionAppliedNow(t *testing.T, db testDB) {
 	ctx := context.Background()
-	s := openTest(t)
+	s := db.open(t)
 	before := time.Now().Truncate(time.Second)
 	if err := s.Update(ctx, func(tx *Tx) error {
 		_, err := tx.AddRevision(ctx, Revision{Commit: "c1"}, nil)
@@ -191,9 +191,11 @@ func TestAddRevisionAppliedNow(t *testing.T) {
 	}
 }
 
-func TestAllAuthKeyUses(t *testing.T) {
+func TestAllAuthKeyUses(t *testing.T) { eachDB(t, testAllAuthKeyUses) }
+
+func testAllAuthKeyUses(t *testing.T, db testDB) {
 	ctx := context.Background()
-	s := openTest(t)
+	s := db.open(t)
 	err := s.Update(ctx, func(tx *Tx) error {
 		for _, h := range []string{hashA, strings.ToUpper(hashA), hashB} {
 			if err := tx.CountAuthKeyUse(ctx, h, 0); err != nil {

@@ -249,7 +249,7 @@ func TestFlagDocsChecker(t *testing.T) {
 func TestNoFlagTakesASecret(t *testing.T) {
 	for cmd, names := range realFlags(t) {
 		for _, n := range names {
-			if n == "git-password" || n == "token" || n == "api-key" || n == "webhook-secret" {
+			if n == "git-password" || n == "token" || n == "api-key" || n == "webhook-secret" || n == "database-url" || n == "database-password" {
 				t.Errorf("tailplane %s --%s takes a secret as its value; read it from a file or the environment", cmd, n)
 			}
 		}

@@ -32,6 +32,7 @@ type serveFlags struct {
 	derpListen string
 	stunListen string
 	gitops     gitopsFlags // --repo and the sync pipeline; see gitops.go
+	database   databaseFlags
 }
 
 func runServe(ctx context.Context, env *cliEnv, args []string) int {
@@ -47,6 +48,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&f.derpListen, "derp-listen", "", "TLS address of the embedded DERP relay (default: the --listen host, random port)")
 	fs.StringVar(&f.stunListen, "stun-listen", "", `UDP address of the embedded STUN server (default: the --listen host, random port; "off" disables)`)
 	f.gitops.register(fs)
+	f.database.register(fs)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -92,6 +94,9 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 		MinRetry: f.gitops.minRetry, MaxRetry: f.gitops.maxRetry, Logf: logf,
 	}
 	var err error
+	if cfg.Database, err = f.database.url(env.getenv); err != nil {
+		return cfg, err
+	}
 	if cfg.WebhookSecret, err = readSecretFile(f.gitops.webhookSecretFile, envWebhookSecret, env.getenv); err != nil {
 		return cfg, fmt.Errorf("--webhook-secret-file: %w", err)
 	}

@@ -48,6 +48,10 @@ type DERPConfig struct {
 	// StateDir holds the self-signed certificate; empty means a fresh
 	// certificate on every start.
 	StateDir string
+	// PinnedCert, when set (and Cert is not), is the self-signed
+	// certificate to serve and pin instead of the one in StateDir: the one
+	// replicas share (see NewSelfSignedDERPCert).
+	PinnedCert *tls.Certificate
 	// RegionID is the DERP region ID; zero means 900.
 	RegionID int
 	// Timeouts bound the relay listener's TLS handshakes and plain HTTP
@@ -124,7 +128,10 @@ func StartDERP(ctx context.Context, cfg DERPConfig) (*DERP, error) {
 	}
 	cert := cfg.Cert
 	if cert == nil {
-		c, err := loadOrCreateSelfSigned(cfg.StateDir, host)
+		c, err := cfg.PinnedCert, error(nil)
+		if c == nil {
+			c, err = loadOrCreateSelfSigned(cfg.StateDir, host)
+		}
 		if err != nil {
 			ln.Close()
 			return nil, err
@@ -197,9 +204,35 @@ func loadOrCreateSelfSigned(stateDir, host string) (*tls.Certificate, error) {
 			return nil, fmt.Errorf("control: reading DERP certificate: %w; delete %s and %s to make new ones", err, certPath, keyPath)
 		}
 	}
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := NewSelfSignedDERPCert(host)
 	if err != nil {
 		return nil, err
+	}
+	if stateDir != "" {
+		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+			return nil, fmt.Errorf("control: saving DERP key: %w", err)
+		}
+		if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+			return nil, fmt.Errorf("control: saving DERP certificate: %w", err)
+		}
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// NewSelfSignedDERPCert makes a self-signed certificate for the embedded
+// relay on host, valid for five years, as PEM: clients trust it by its
+// pin in the DERP map, not by its name.
+func NewSelfSignedDERPCert(host string) (certPEM, keyPEM []byte, err error) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	tmpl := &x509.Certificate{
@@ -217,28 +250,13 @@ func loadOrCreateSelfSigned(stateDir, host string) (*tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
 	if err != nil {
-		return nil, fmt.Errorf("control: creating DERP certificate: %w", err)
+		return nil, nil, fmt.Errorf("control: creating DERP certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(priv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	if stateDir != "" {
-		if err := os.MkdirAll(stateDir, 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
-			return nil, fmt.Errorf("control: saving DERP key: %w", err)
-		}
-		if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
-			return nil, fmt.Errorf("control: saving DERP certificate: %w", err)
-		}
-	}
-	c, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	return certPEM, keyPEM, nil
 }

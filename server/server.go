@@ -170,10 +170,6 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.src = src
-	noiseKey, err := control.LoadOrCreateNoiseKey(cfg.StateDir)
-	if err != nil {
-		return err
-	}
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -186,9 +182,14 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.url = u.String()
+	id, err := loadIdentity(ctx, s.st, cfg, u.Hostname())
+	if err != nil {
+		return err
+	}
+	noiseKey := id.noise
 	derpMap := cfg.DERPMap
 	if derpMap == nil {
-		if s.derp, err = startDERP(ctx, cfg, s.ln, u.Hostname()); err != nil {
+		if s.derp, err = startDERP(ctx, cfg, s.ln, u.Hostname(), id.derpCert); err != nil {
 			return err
 		}
 		derpMap = s.derp.Map
@@ -297,7 +298,7 @@ func (s *Server) serverURL(cfg Config, listen string) (*url.URL, error) {
 }
 
 // startDERP starts the embedded relay beside ln and logs where it is.
-func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string) (*control.DERP, error) {
+func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string, pinned *tls.Certificate) (*control.DERP, error) {
 	listen := cfg.DERPListen
 	if listen == "" {
 		listenHost, _, _ := net.SplitHostPort(ln.Addr().String())
@@ -305,6 +306,7 @@ func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string) (*
 	}
 	d, err := control.StartDERP(ctx, control.DERPConfig{
 		Listen: listen, STUNListen: cfg.STUNListen, HostName: host, Cert: cfg.TLS, StateDir: cfg.StateDir,
+		PinnedCert: pinned,
 	})
 	if err != nil {
 		return nil, err

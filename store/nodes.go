@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -133,7 +134,7 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 			return fmt.Errorf("store: inserting node %q: %w", n.GivenName, err)
 		}
 		n.ID = id
-		return nil
+		return tx.notify(ctx, NotifyNode, strconv.FormatInt(id, 10))
 	}
 	_, err = tx.tx.ExecContext(ctx, `UPDATE nodes SET stable_id = ?, machine_key = ?, node_key = ?, disco_key = ?,
 		hostname = ?, given_name = ?, user_login = ?, tags = ?, ipv4 = ?, ipv6 = ?, hostinfo = ?, auth_key = ?,
@@ -142,15 +143,21 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 	if err != nil {
 		return fmt.Errorf("store: updating node %d (%q): %w", n.ID, n.GivenName, err)
 	}
-	return nil
+	return tx.notify(ctx, NotifyNode, strconv.FormatInt(n.ID, 10))
 }
 
 // DeleteNode removes the node with the given ID; a missing node is not an error.
 func (s *Store) DeleteNode(ctx context.Context, id int64) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM nodes WHERE id = ?`, id); err != nil {
-		return fmt.Errorf("store: deleting node %d: %w", id, err)
-	}
-	return nil
+	return s.Update(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, `DELETE FROM nodes WHERE id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("store: deleting node %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		return tx.notify(ctx, NotifyNode, strconv.FormatInt(id, 10))
+	})
 }
 
 // CountAuthKeyUse counts one use of the auth key with secretHash

@@ -57,7 +57,9 @@ func connectPostgres(ctx context.Context, dsn string) (s *Store, password string
 		sqlDB.Close()
 		return nil, "", scrub(fmt.Errorf("store: connecting to %s: %w (hint: is the server up, and do the URL or the PG* variables give the right user, password and database?)", where, err), cfg.Password)
 	}
-	return &Store{db: db{sql: sqlDB, d: postgresDialect}, Path: where}, cfg.Password, nil
+	st := &Store{db: db{sql: sqlDB, d: postgresDialect}, Path: where}
+	st.replica = replicaConn{id: newReplicaID(), cfg: cfg.Copy()}
+	return st, cfg.Password, nil
 }
 
 // scrub returns err with every occurrence of password in its text masked;

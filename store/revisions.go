@@ -35,7 +35,7 @@ func (tx *Tx) AddRevision(ctx context.Context, r Revision, plan json.RawMessage)
 	if err != nil {
 		return 0, fmt.Errorf("store: recording revision %s: %w", r.Commit, err)
 	}
-	return id, nil
+	return id, tx.revisionRecorded(ctx, id)
 }
 
 // LatestRevision returns the most recently recorded revision as this

@@ -53,6 +53,10 @@ const FileName = "tailplane.db"
 type Store struct {
 	db   db
 	Path string // the database file; for PostgreSQL its URL without the password (see RedactURL)
+
+	// replica is this handle's replica ID and what it needs to listen
+	// for notifications; see replicas.go. Set for PostgreSQL only.
+	replica replicaConn
 }
 
 // Open opens (creating if needed) the database in stateDir and brings its

@@ -25,7 +25,8 @@ type querier interface {
 // to other connections until Update commits. A Tx must not be used after
 // that function returns.
 type Tx struct {
-	tx sqlTx // concrete, not a querier: writes keep their arguments off the heap
+	tx sqlTx  // concrete, not a querier: writes keep their arguments off the heap
+	st *Store // for the notifications a write sends (see notifyTx)
 }
 
 // Update runs fn in one write transaction and commits it when fn returns
@@ -42,7 +43,11 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("store: starting a transaction on %s: %w", s.Path, err)
 	}
 	defer sqlTx.Rollback() // no-op after Commit
-	if err := fn(&Tx{tx: sqlTx}); err != nil {
+	tx := &Tx{tx: sqlTx, st: s}
+	if err := checkFence(ctx, tx); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {

@@ -70,6 +70,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		}
 		w.live[n.id] = n
 		w.streamStarted(n)
+		w.claimLocal(n)
 		if !n.online {
 			n.online = true
 			on := true
@@ -180,6 +181,7 @@ func (s *Server) endSession(id tailcfg.NodeID, sess *session) {
 // is also a policy change: only online routers' subnets are routed, so an
 // HA pair fails over to the online one.
 func (w *world) onlineChanged(n *node, pc *tailcfg.PeerChange) {
+	w.fanout(n)
 	if routesSubnets(n) {
 		w.membershipChanged(n, false)
 		return
@@ -257,6 +259,9 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 			w.srv.logf("control: saving node %d: %v", n.id, err)
 		}
 		cancel()
+	}
+	if patched || full {
+		w.fanout(n)
 	}
 	switch {
 	case routesChanged:

@@ -68,6 +68,11 @@ type Config struct {
 	// defaults documented on RouterHealth.
 	RouterHealth RouterHealth
 
+	// Fanout, when set, is handed the runtime state of a node streaming
+	// to this server whenever it changes, for the other replicas (see
+	// replicas.go). It is called on the owner goroutine and must not block.
+	Fanout func(RuntimeState)
+
 	// Logf logs server events; nil means log.Printf.
 	Logf func(format string, args ...any)
 	// Now returns the current time; nil means time.Now.
@@ -95,6 +100,7 @@ type Server struct {
 	pings     pingTable       // outstanding router pings; see health.go
 	logf      func(format string, args ...any)
 	now       func() time.Time
+	fanout    func(RuntimeState) // Config.Fanout; nil without replicas
 
 	// primariesOut saves the primary-router elections; handed to by the
 	// owner goroutine only (world.notePrimaries), closed by Close.
@@ -149,6 +155,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		health:    cfg.RouterHealth.withDefaults(),
 		logf:      cfg.Logf,
 		now:       cfg.Now,
+		fanout:    cfg.Fanout,
 		ops:       make(chan func(*world), 64),
 		stopped:   make(chan struct{}),
 	}

@@ -77,6 +77,8 @@ type world struct {
 	// streams lists each machine's map sessions whose handler has not
 	// ended, oldest first; see addStream.
 	streams map[key.MachinePublic][]*session
+
+	replicas replicaView // nodes online on other replicas; see replicas.go
 }
 
 // newWorld builds the world from the stored nodes and logs out those the

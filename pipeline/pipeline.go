@@ -80,6 +80,10 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logf logs each revision's outcome. Nil: log.Printf.
 	Logf func(format string, args ...any)
+	// Replica, when set, makes this one of several replicas sharing Store:
+	// it applies revisions only while it is the applier (see Replica).
+	// Nil: a single server, which applies every revision.
+	Replica Replica
 }
 
 // Pipeline takes each new revision from a Source to the nodes: load,
@@ -328,6 +332,14 @@ func (l *Pipeline) run(ctx context.Context) {
 			l.setRetry(0, time.Time{})
 		case <-retry.C:
 		case <-l.wake:
+		case <-l.replicaChanged():
+		}
+		if !l.applies() {
+			retry.Stop()
+			if delay, err := l.installRecorded(ctx); err != nil && ctx.Err() == nil {
+				retry.Reset(delay)
+			}
+			continue // pending waits until this replica applies
 		}
 		if pending == nil {
 			continue
@@ -486,7 +498,7 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 	}
 	// Apply diffs against SQLite inside its transaction; re-applying the
 	// commit recorded last changes and records nothing.
-	plan, err := reconcile.Apply(ctx, l.cfg.Store, prep.Tailnet(), Revision{
+	plan, err := reconcile.Apply(l.applyContext(ctx), l.cfg.Store, prep.Tailnet(), Revision{
 		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt,
 	})
 	if err != nil {

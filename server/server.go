@@ -29,6 +29,7 @@ import (
 	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
+	"github.com/tailplane/tailplane/replica"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
@@ -88,6 +89,12 @@ type Config struct {
 	// WebhookSecret is the push webhook's HMAC secret; empty turns the
 	// webhook off (it answers 403).
 	WebhookSecret []byte
+	// ReplicaHeartbeat and ReplicaLease are, with Database, how often a
+	// replica renews its lease and how long the lease holds: how soon after
+	// a replica dies its nodes go offline on the others (see package
+	// replica). Zero means 2 s and 10 s.
+	ReplicaHeartbeat, ReplicaLease time.Duration
+
 	// MinRetry and MaxRetry bound the pipeline's backoff after transient
 	// failures; zero means 1 s and 5 min.
 	MinRetry, MaxRetry time.Duration
@@ -102,6 +109,7 @@ type Server struct {
 	derp *control.DERP // nil with Config.DERPMap
 	ctrl *control.Server
 	pl   *pipeline.Pipeline
+	rep  *replica.Replica // nil on SQLite
 	ln   net.Listener
 	hs   *http.Server
 	url  string
@@ -194,17 +202,26 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 		}
 		derpMap = s.derp.Map
 	}
-	s.ctrl, err = control.New(ctx, control.Config{
+	ccfg := control.Config{
 		Store: s.st, NoiseKey: noiseKey, Tailnet: applied, DERPMap: derpMap, DERP: s.derp,
 		ServerURL: s.url, Logf: cfg.Logf,
-	})
+	}
+	pcfg := pipeline.Config{
+		Store: s.st, Source: s.src,
+		MinBackoff: cfg.MinRetry, MaxBackoff: cfg.MaxRetry, Logf: cfg.Logf,
+	}
+	if err := s.joinReplicas(cfg, &ccfg, &pcfg); err != nil {
+		return err
+	}
+	s.ctrl, err = control.New(ctx, ccfg)
 	if err != nil {
 		return err
 	}
-	s.pl, err = pipeline.New(run, pipeline.Config{
-		Store: s.st, Source: s.src, Server: s.ctrl,
-		MinBackoff: cfg.MinRetry, MaxBackoff: cfg.MaxRetry, Logf: cfg.Logf,
-	})
+	if err := s.startReplica(ctx, cfg); err != nil {
+		return err
+	}
+	pcfg.Server = s.ctrl
+	s.pl, err = pipeline.New(run, pcfg)
 	if err != nil {
 		return err
 	}
@@ -364,6 +381,9 @@ func (s *Server) Close() error {
 		}
 		if s.pl != nil {
 			errs = append(errs, s.pl.Close())
+		}
+		if s.rep != nil {
+			errs = append(errs, s.rep.Close())
 		}
 		if s.src != nil {
 			errs = append(errs, s.src.Close())

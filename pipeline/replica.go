@@ -1,0 +1,101 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tailplane/tailplane/reconcile"
+)
+
+// Replica is what the pipeline of one of several replicas on one database
+// needs (a *replica.Replica). Exactly one replica, the applier, applies
+// revisions from the source, under Fence; the others keep the source's
+// latest revision pending and, whenever Changed says so, install the
+// revision the applier recorded, read from the store. A follower that
+// becomes the applier applies its pending revision (re-applying the
+// recorded one changes nothing).
+type Replica interface {
+	// Applier reports whether this replica applies revisions now.
+	Applier() bool
+	// Fence returns ctx for the apply step: its transaction fails unless
+	// this replica is still the applier then.
+	Fence(ctx context.Context) context.Context
+	// Changed receives when Applier may have changed or another replica
+	// recorded a revision.
+	Changed() <-chan struct{}
+}
+
+// applies reports whether this pipeline applies revisions now.
+func (l *Pipeline) applies() bool { return l.cfg.Replica == nil || l.cfg.Replica.Applier() }
+
+// replicaChanged is Replica.Changed, or nil (never ready) without replicas.
+func (l *Pipeline) replicaChanged() <-chan struct{} {
+	if l.cfg.Replica == nil {
+		return nil
+	}
+	return l.cfg.Replica.Changed()
+}
+
+// applyContext is ctx for the apply step: fenced among replicas.
+func (l *Pipeline) applyContext(ctx context.Context) context.Context {
+	if l.cfg.Replica == nil {
+		return ctx
+	}
+	return l.cfg.Replica.Fence(ctx)
+}
+
+// installRecorded installs the latest revision in the store when it is not
+// the one served: another replica applied it. It is read from the store
+// as it was recorded (its objects are at least as new as the revision,
+// read first: a newer one comes with a notification of its own), and
+// recorded as an OK attempt, installed rather than applied here. After a
+// failure, delay is when to try again.
+func (l *Pipeline) installRecorded(ctx context.Context) (delay time.Duration, err error) {
+	st := l.cfg.Store
+	rev, ok, err := st.LatestRevision(ctx)
+	if err != nil || !ok {
+		return l.cfg.MinBackoff, err
+	}
+	l.mu.Lock()
+	served := l.published
+	l.mu.Unlock()
+	if rev.Commit == served {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.attempt == nil { // a follower started on what the applier applied
+			l.attempt = &Attempt{Revision: Revision{Commit: rev.Commit, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt},
+				Started: time.Now(), Finished: time.Now(), OK: true, Summary: "served as another replica applied it: " + rev.Summary}
+			l.changedLocked()
+		}
+		return 0, nil
+	}
+	started := time.Now()
+	err = func() error {
+		t, err := reconcile.LoadApplied(ctx, st)
+		if err != nil {
+			return err
+		}
+		prep, err := l.cfg.Server.Prepare(t)
+		if err != nil {
+			return fmt.Errorf("the recorded revision does not compile here: %w (hint: do all replicas run the same tailplane version?)", err)
+		}
+		return l.cfg.Server.Install(ctx, prep)
+	}()
+	if err != nil {
+		l.cfg.Logf("reconcile: revision %s, applied by another replica, not installed: %v; trying again", shortCommit(rev.Commit), err)
+		return l.cfg.MinBackoff, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.changedLocked()
+	r := rev
+	l.appliedAt, l.published = &r, rev.Commit
+	l.attempt = &Attempt{
+		Revision: Revision{Commit: rev.Commit, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt},
+		Started:  started, Finished: time.Now(), OK: true,
+		Summary: "installed as another replica applied it: " + rev.Summary,
+	}
+	l.cfg.Logf("reconcile: revision %s, applied by another replica, installed", shortCommit(rev.Commit))
+	return 0, nil
+}

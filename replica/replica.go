@@ -1,0 +1,372 @@
+// Package replica makes a tailplane server one of several on one
+// PostgreSQL database, serving one tailnet behind one URL. It connects the
+// server's store, coordination server and pipeline to the other replicas:
+//
+//	heartbeat   every Heartbeat, the replica's lease in the store (store.Heartbeat);
+//	            the live replica that started first is the applier, the only one
+//	            whose pipeline applies revisions (under store.WithApplierFence);
+//	            a replica whose lease lapsed is gone: control.ReplicaGone
+//	listen      the other replicas' notifications (store.Listen), entered in order:
+//	            node      → control.ReloadNodes (a registration, logout, delete, ...)
+//	            revision  → the pipeline installs the applied revision (Changed)
+//	            runtime   → control.RemoteRuntime (online, endpoints, disco key, home DERP)
+//	            hello     → this replica's whole runtime, for one that just (re)connected
+//	fan-out     control.Config.Fanout → Publish: runtime changes coalesced per node
+//	            and sent in batches of at most store.MaxNotifyBody bytes
+//
+// Runtime state never reaches a table: it travels only as notifications.
+// After (re)connecting its listener a replica reads what it may have
+// missed from the store (all nodes, the latest revision) and says hello.
+//
+//	New(Config) *Replica; (*Replica).Publish (the control hook)
+//	(*Replica).Start(ctx, *control.Server) error; Close() error
+//	(*Replica).Applier() bool, Fence(ctx), Changed()   // pipeline.Replica
+//	(*Replica).Status(ctx) (Status, error)             // the admin API's /api/v1/replicas
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/store"
+	"tailscale.com/tailcfg"
+)
+
+// Config configures a Replica. Store is required and must be on PostgreSQL.
+type Config struct {
+	Store *store.Store
+	// Address is where this replica serves (its server URL), as the status
+	// shows it.
+	Address string
+	// Heartbeat is how often the lease is renewed; zero means 2 s.
+	Heartbeat time.Duration
+	// LeaseTTL is how long a lease holds without a heartbeat: the time
+	// after a replica dies that its nodes go offline elsewhere and another
+	// replica may apply revisions. Zero means 5 heartbeats; it is never
+	// less than 2.
+	LeaseTTL time.Duration
+	// Logf logs what happens among the replicas; nil means log.Printf.
+	Logf func(format string, args ...any)
+}
+
+// Notification kinds this package sends (besides the store's own).
+const (
+	notifyRuntime = "runtime" // body: a JSON array of control.RuntimeState
+	notifyHello   = "hello"   // body empty: send me your whole runtime
+)
+
+// Replica is this server's membership among the replicas.
+type Replica struct {
+	cfg     Config
+	st      *store.Store
+	ctrl    *control.Server
+	changed chan struct{} // size 1; see Changed
+	wake    chan struct{} // size 1; the sender has something to send
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+
+	mu       sync.Mutex                              // guards the fields below
+	pending  map[tailcfg.NodeID]control.RuntimeState // runtime changes not sent yet, the latest per node
+	applier  bool                                    // this replica applies revisions
+	replicas []store.Replica                         // as the last heartbeat read them
+	lastBeat time.Time                               // when the last heartbeat succeeded
+	live     map[string]bool                         // other replicas live at the last heartbeat
+}
+
+// New makes a Replica; Publish may be used at once, and Start connects it.
+func New(cfg Config) (*Replica, error) {
+	if cfg.Store == nil || cfg.Store.ReplicaID() == "" {
+		return nil, errors.New("replica: Config needs a Store on PostgreSQL (replicas share one PostgreSQL database)")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 2 * time.Second
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 5 * cfg.Heartbeat
+	}
+	cfg.LeaseTTL = max(cfg.LeaseTTL, 2*cfg.Heartbeat)
+	if cfg.Logf == nil {
+		cfg.Logf = log.Printf
+	}
+	return &Replica{
+		cfg: cfg, st: cfg.Store,
+		changed: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		pending: map[tailcfg.NodeID]control.RuntimeState{}, live: map[string]bool{},
+	}, nil
+}
+
+// ID is this replica's ID (the store handle's).
+func (r *Replica) ID() string { return r.st.ReplicaID() }
+
+// Start takes the first lease and starts the heartbeat, the listener and
+// the sender; ctrl gets the other replicas' changes. Close stops them.
+func (r *Replica) Start(ctx context.Context, ctrl *control.Server) error {
+	r.ctrl = ctrl
+	if err := r.beat(ctx); err != nil {
+		return err
+	}
+	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.stop = cancel
+	r.wg.Add(3)
+	go func() { defer r.wg.Done(); r.heartbeats(run) }()
+	go func() { defer r.wg.Done(); r.listen(run) }()
+	go func() { defer r.wg.Done(); r.send(run) }()
+	return nil
+}
+
+// Close stops the replica's goroutines. Its lease is left to lapse: the
+// others mark its nodes offline then (its map sessions end with it).
+func (r *Replica) Close() error {
+	if r.stop != nil {
+		r.stop()
+		r.wg.Wait()
+	}
+	return nil
+}
+
+// Applier reports whether this replica applies revisions now.
+func (r *Replica) Applier() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applier
+}
+
+// Fence returns ctx for applying a revision: its store transaction fails
+// unless this replica still is the applier when it runs.
+func (r *Replica) Fence(ctx context.Context) context.Context { return r.st.WithApplierFence(ctx) }
+
+// Changed receives a value when Applier may have changed or another
+// replica recorded a revision. Changes coalesce; it has one reader (the
+// pipeline).
+func (r *Replica) Changed() <-chan struct{} { return r.changed }
+
+func (r *Replica) signal() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// heartbeats renews the lease every Heartbeat until ctx ends.
+func (r *Replica) heartbeats(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.beat(ctx); err != nil && ctx.Err() == nil {
+			r.cfg.Logf("replica %s: %v", r.ID(), err)
+		}
+	}
+}
+
+// beat renews the lease once and acts on what it read: the applier, and
+// the replicas that are gone since.
+func (r *Replica) beat(ctx context.Context) error {
+	online := 0
+	if r.ctrl != nil {
+		on, _, err := r.ctrl.NodeCounts(ctx)
+		if err != nil {
+			return err
+		}
+		online = on
+	}
+	bctx, cancel := context.WithTimeout(ctx, r.cfg.LeaseTTL)
+	rs, err := r.st.Heartbeat(bctx, store.Beat{Address: r.cfg.Address, Nodes: online, TTL: r.cfg.LeaseTTL})
+	cancel()
+	now := time.Now()
+	r.mu.Lock()
+	if err != nil {
+		if r.applier && now.Sub(r.lastBeat) >= r.cfg.LeaseTTL {
+			r.applier = false // the lease lapsed: another replica may apply now
+			r.mu.Unlock()
+			r.signal()
+			return fmt.Errorf("renewing the lease: %w; it lapsed, so this replica stopped applying revisions", err)
+		}
+		r.mu.Unlock()
+		return fmt.Errorf("renewing the lease: %w", err)
+	}
+	lapsed := !r.lastBeat.IsZero() && now.Sub(r.lastBeat) >= r.cfg.LeaseTTL
+	r.lastBeat, r.replicas = now, rs
+	wasApplier := r.applier
+	live := map[string]bool{}
+	var gone []string
+	for _, x := range rs {
+		if x.ID == r.ID() {
+			r.applier = x.Applier
+		} else if x.Live {
+			live[x.ID] = true
+		}
+	}
+	for id := range r.live {
+		if !live[id] {
+			gone = append(gone, id)
+		}
+	}
+	r.live = live
+	becameApplier := r.applier != wasApplier
+	r.mu.Unlock()
+	if becameApplier {
+		r.cfg.Logf("replica %s: applying revisions: %v", r.ID(), !wasApplier)
+		r.signal()
+	}
+	for _, id := range gone {
+		if r.ctrl != nil {
+			r.ctrl.ReplicaGone(ctx, id)
+		}
+	}
+	if lapsed && r.ctrl != nil {
+		// The others may have marked this replica's nodes offline.
+		r.cfg.Logf("replica %s: the lease had lapsed; announcing its nodes again", r.ID())
+		r.publishAll(ctx)
+	}
+	return nil
+}
+
+// publishAll queues the runtime of every node streaming here.
+func (r *Replica) publishAll(ctx context.Context) {
+	states, err := r.ctrl.LocalRuntime(ctx)
+	if err != nil {
+		return
+	}
+	for _, st := range states {
+		r.Publish(st)
+	}
+}
+
+// Publish queues a node's runtime state for the other replicas; it never
+// blocks (control.Config.Fanout).
+func (r *Replica) Publish(st control.RuntimeState) {
+	r.mu.Lock()
+	r.pending[st.ID] = st
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// send sends the queued runtime changes, in batches, until ctx ends.
+func (r *Replica) send(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		states := make([]control.RuntimeState, 0, len(r.pending))
+		for _, st := range r.pending {
+			states = append(states, st)
+		}
+		clear(r.pending)
+		r.mu.Unlock()
+		for _, body := range batches(states, store.MaxNotifyBody) {
+			if err := r.st.Notify(ctx, notifyRuntime, body); err != nil && ctx.Err() == nil {
+				r.cfg.Logf("replica %s: publishing runtime state: %v", r.ID(), err)
+			}
+		}
+	}
+}
+
+// batches encodes states as JSON arrays of at most limit bytes each.
+func batches(states []control.RuntimeState, limit int) []string {
+	var out []string
+	buf := []byte{'['}
+	for _, st := range states {
+		b, err := json.Marshal(st)
+		if err != nil {
+			continue // a RuntimeState always encodes
+		}
+		if len(buf) > 1 && len(buf)+len(b)+1 > limit {
+			out = append(out, string(append(buf, ']')))
+			buf = []byte{'['}
+		}
+		if len(buf) > 1 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, b...)
+	}
+	if len(buf) > 1 {
+		out = append(out, string(append(buf, ']')))
+	}
+	return out
+}
+
+// listen receives the other replicas' notifications until ctx ends,
+// connecting again (and catching up) when the connection is lost.
+func (r *Replica) listen(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		l, err := r.st.Listen(ctx)
+		if err != nil {
+			r.cfg.Logf("replica %s: %v; trying again in %v", r.ID(), err, backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		r.catchUp(ctx)
+		for {
+			n, err := l.Next(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.cfg.Logf("replica %s: %v; listening again", r.ID(), err)
+				}
+				break
+			}
+			r.handle(ctx, n)
+		}
+		l.Close()
+	}
+}
+
+// catchUp reads what notifications missed while not listening may have
+// said, and asks the others for their runtime.
+func (r *Replica) catchUp(ctx context.Context) {
+	if err := r.ctrl.ReloadNodes(ctx, nil); err != nil {
+		r.cfg.Logf("replica %s: reading the nodes: %v", r.ID(), err)
+	}
+	r.signal() // the pipeline reads the latest revision
+	if err := r.st.Notify(ctx, notifyHello, ""); err != nil {
+		r.cfg.Logf("replica %s: %v", r.ID(), err)
+	}
+}
+
+// handle enters one notification.
+func (r *Replica) handle(ctx context.Context, n store.Notification) {
+	switch n.Kind {
+	case store.NotifyNode:
+		id, err := strconv.ParseInt(n.Body, 10, 64)
+		if err == nil {
+			err = r.ctrl.ReloadNodes(ctx, []tailcfg.NodeID{tailcfg.NodeID(id)})
+		}
+		if err != nil {
+			r.cfg.Logf("replica %s: node %s changed on replica %s: %v", r.ID(), n.Body, n.Replica, err)
+		}
+	case store.NotifyRevision:
+		r.signal()
+	case notifyRuntime:
+		var states []control.RuntimeState
+		if err := json.Unmarshal([]byte(n.Body), &states); err != nil {
+			r.cfg.Logf("replica %s: runtime state from replica %s does not parse: %v", r.ID(), n.Replica, err)
+			return
+		}
+		r.ctrl.RemoteRuntime(ctx, n.Replica, states)
+	case notifyHello:
+		r.publishAll(ctx)
+	}
+}

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+
+	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/pipeline"
+	"github.com/tailplane/tailplane/replica"
+)
+
+// joinReplicas makes the server, on PostgreSQL, one of the replicas on
+// its database: the coordination server fans its nodes' runtime out to
+// them, and the pipeline applies revisions only while this replica is the
+// applier. On SQLite it changes nothing.
+func (s *Server) joinReplicas(cfg Config, ccfg *control.Config, pcfg *pipeline.Config) error {
+	if s.st.ReplicaID() == "" {
+		return nil
+	}
+	r, err := replica.New(replica.Config{
+		Store: s.st, Address: s.url, Heartbeat: cfg.ReplicaHeartbeat, LeaseTTL: cfg.ReplicaLease, Logf: cfg.Logf,
+	})
+	if err != nil {
+		return err
+	}
+	s.rep = r
+	ccfg.Fanout = r.Publish
+	pcfg.Replica = r
+	return nil
+}
+
+// startReplica takes this replica's first lease and starts listening to
+// the others, once the coordination server is up.
+func (s *Server) startReplica(ctx context.Context, cfg Config) error {
+	if s.rep == nil {
+		return nil
+	}
+	if err := s.rep.Start(ctx, s.ctrl); err != nil {
+		return err
+	}
+	cfg.Logf("replica %s of the servers on %s", s.rep.ID(), s.st.Path)
+	return nil
+}
+
+// Replica is this server's membership among the replicas on its
+// PostgreSQL database; nil on SQLite.
+func (s *Server) Replica() *replica.Replica { return s.rep }

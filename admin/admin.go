@@ -9,6 +9,7 @@
 //	POST /api/v1/sync                poll the source now and retry a failed revision (admin)
 //	POST /api/v1/webhook             push webhook, HMAC-signed (no API key)
 //	GET  /metrics                    Prometheus text format
+//	GET  /api/v1/replicas            replica.Status: every replica on the PostgreSQL database (replicas.go)
 //	/api/v1/nodes, /users, /audit    the node inventory, its actions and the audit log (nodes.go)
 //
 // Every endpoint but the webhook needs "Authorization: Bearer <api key>"
@@ -38,6 +39,7 @@ import (
 	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
+	"github.com/tailplane/tailplane/replica"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 )
@@ -59,6 +61,9 @@ type Config struct {
 	// list and act on its nodes (docs/operations.md). Nil: those endpoints
 	// are not served.
 	Control *control.Server
+	// Replicas reports the replicas on the server's PostgreSQL database
+	// (replica.Replica.Status). Nil: a single server, without replicas.
+	Replicas func(ctx context.Context) (*replica.Status, error)
 	// WebhookSecret is the HMAC secret push webhooks are signed with.
 	// Empty: the webhook endpoint is off and answers 403 to every request.
 	WebhookSecret []byte
@@ -82,6 +87,7 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("POST /api/v1/sync", a.auth(RoleAdmin, a.sync))
 	mux.Handle("/api/v1/webhook", gitsync.WebhookHandler(cfg.WebhookSecret, cfg.Pipeline.Sync))
 	mux.Handle("GET /metrics", a.auth(RoleRead, a.metrics))
+	mux.Handle("GET /api/v1/replicas", a.auth(RoleRead, a.replicas))
 	a.routeNodes(mux)
 	return mux
 }
@@ -177,6 +183,9 @@ type Status struct {
 	Failures int          `json:"failures"`
 	Source   SourceStatus `json:"source"`
 	Nodes    NodeCounts   `json:"nodes"`
+	// Replicas lists the replicas sharing the server's PostgreSQL
+	// database; nil for a single server (GET /api/v1/replicas).
+	Replicas *replica.Status `json:"replicas,omitempty"`
 }
 
 // SourceStatus is the Git remote's or directory's health.
@@ -235,6 +244,14 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st.Nodes = NodeCounts{Online: on, Total: total}
+	}
+	if a.cfg.Replicas != nil {
+		rs, err := a.cfg.Replicas(r.Context())
+		if err != nil {
+			httpError(w, http.StatusServiceUnavailable, "reading the replicas: "+err.Error())
+			return
+		}
+		st.Replicas = rs
 	}
 	writeJSON(w, st)
 }

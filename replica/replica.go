@@ -370,3 +370,32 @@ func (r *Replica) handle(ctx context.Context, n store.Notification) {
 		r.publishAll(ctx)
 	}
 }
+
+// Status is every replica as the store has them, for the admin API and
+// `tailplane status`.
+type Status struct {
+	Self string `json:"self"` // the ID of the replica answering
+	// Replicas are the lease rows, the applier first among the live ones;
+	// a lapsed replica stays listed (Live false) for an hour.
+	Replicas []store.Replica `json:"replicas"`
+	// AppliedRevision is the ID of the latest recorded revision, and
+	// AppliedBy the replica that applied it; empty when no replica did.
+	AppliedRevision int64  `json:"appliedRevision,omitempty"`
+	AppliedBy       string `json:"appliedBy,omitempty"`
+}
+
+// Status reads every replica's lease and who applied the latest revision.
+func (r *Replica) Status(ctx context.Context) (*Status, error) {
+	rs, err := r.st.Replicas(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rev, by, err := r.st.AppliedBy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rs == nil {
+		rs = []store.Replica{}
+	}
+	return &Status{Self: r.ID(), Replicas: rs, AppliedRevision: rev, AppliedBy: by}, nil
+}

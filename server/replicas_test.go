@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/internal/testkit"
+	"github.com/tailplane/tailplane/replica"
 	"tailscale.com/tailcfg"
 	"tailscale.com/tsnet"
 )
@@ -85,24 +87,19 @@ func TestReplicasShareIdentity(t *testing.T) {
 	}
 }
 
-// replicaPair starts two replicas on one new PostgreSQL database, both
-// following config directory dir, with a short lease; logs collects both
-// logs.
-func replicaPair(t *testing.T, ctx context.Context, dir string, logs *testkit.LogBuffer) (a, b *Server, dbURL string) {
+// startReplica starts a replica on database dbURL following config
+// directory dir, with a short lease; logs collects its log.
+func startReplica(t *testing.T, ctx context.Context, dbURL, dir string, logs *testkit.LogBuffer) *Server {
 	t.Helper()
-	dbURL = testkit.SharedPostgres(t).NewDatabase(t)
-	start := func() *Server {
-		srv, err := New(ctx, Config{
-			StateDir: t.TempDir(), Database: dbURL, ConfigDir: dir, FirstApplyWait: 30 * time.Second,
-			ReplicaHeartbeat: 200 * time.Millisecond, ReplicaLease: time.Second, Logf: logs.Logf,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Close() })
-		return srv
+	srv, err := New(ctx, Config{
+		StateDir: t.TempDir(), Database: dbURL, ConfigDir: dir, FirstApplyWait: 30 * time.Second,
+		ReplicaHeartbeat: 200 * time.Millisecond, ReplicaLease: time.Second, Logf: logs.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return start(), start(), dbURL
+	t.Cleanup(func() { srv.Close() })
+	return srv
 }
 
 // nodeOnline reports whether srv sees node name online.
@@ -140,7 +137,8 @@ func TestReplicasServeOneTailnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs testkit.LogBuffer
-	a, b, _ := replicaPair(t, ctx, dir, &logs)
+	dbURL := testkit.SharedPostgres(t).NewDatabase(t)
+	a, b := startReplica(t, ctx, dbURL, dir, &logs), startReplica(t, ctx, dbURL, dir, &logs)
 	revs, err := a.Store().Revisions(ctx, 10)
 	if err != nil || len(revs) != 1 {
 		t.Fatalf("revisions after both started: %+v (%v); want the first, recorded once", revs, err)
@@ -183,6 +181,15 @@ func TestReplicasServeOneTailnet(t *testing.T) {
 		})
 	}
 
+	// A replica started now hears of both nodes from the others.
+	c := startReplica(t, ctx, dbURL, dir, &logs)
+	for _, name := range []string{"one", "two"} {
+		testkit.WaitFor(t, ctx, "node "+name+" online on the late replica", func() (bool, string) {
+			on, found := nodeOnline(ctx, c, name)
+			return on, fmt.Sprintf("found %v, online %v", found, on)
+		})
+	}
+
 	// A commit: both replicas serve it, and it is recorded once.
 	carol := `{"users": {"carol@example.com": {"name": "Carol", "role": "member"}}}`
 	if err := os.WriteFile(filepath.Join(dir, "carol.hujson"), []byte(carol), 0o644); err != nil {
@@ -196,6 +203,41 @@ func TestReplicasServeOneTailnet(t *testing.T) {
 	}
 	if revs, err := b.Store().Revisions(ctx, 10); err != nil || len(revs) != 2 || revs[0].Commit == revs[1].Commit {
 		t.Errorf("revisions after the commit: %+v (%v); want two, each recorded once", revs, err)
+	}
+
+	// Every replica's status lists all three, a applying revisions.
+	latest, err := a.Store().Revisions(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, ctx, "GET /api/v1/replicas on c to list the three", func() (bool, string) {
+		code, body := get(t, c.URL()+"/api/v1/replicas", keyA)
+		var st replica.Status
+		if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+			return false, fmt.Sprintf("%d %s", code, body)
+		}
+		type row struct {
+			ID, Address   string
+			Nodes         int
+			Live, Applier bool
+		}
+		var got []row
+		for _, r := range st.Replicas {
+			got = append(got, row{r.ID, r.Address, r.Nodes, r.Live, r.Applier})
+		}
+		want := []row{
+			{a.Replica().ID(), a.URL(), 1, true, true},
+			{b.Replica().ID(), b.URL(), 1, true, false},
+			{c.Replica().ID(), c.URL(), 0, true, false},
+		}
+		diff := cmp.Diff(want, got)
+		return diff == "" && st.Self == c.Replica().ID() && st.AppliedBy == a.Replica().ID() && st.AppliedRevision == latest[0].ID,
+			fmt.Sprintf("self %s, applied #%d by %s; want #%d by %s; replicas (-want +got):\n%s", st.Self, st.AppliedRevision, st.AppliedBy, latest[0].ID, a.Replica().ID(), diff)
+	})
+	code, body := get(t, b.URL()+"/api/v1/status", keyA)
+	var status struct{ Replicas *replica.Status }
+	if err := json.Unmarshal([]byte(body), &status); err != nil || status.Replicas == nil || status.Replicas.Self != b.Replica().ID() || len(status.Replicas.Replicas) != 3 {
+		t.Errorf("GET /api/v1/status on b: %d %s; want the three replicas in it", code, body)
 	}
 
 	// One one-shot key, presented to both replicas at once.
@@ -226,5 +268,37 @@ func TestReplicasServeOneTailnet(t *testing.T) {
 	})
 	if on, _ := nodeOnline(ctx, b, "two"); !on {
 		t.Errorf("node two, on replica b, went offline with replica a")
+	}
+}
+
+// TestSingleServerHasNoReplicas: on SQLite nothing of the replicas runs:
+// the identity stays in the state directory, the status has no replicas
+// and GET /api/v1/replicas says why there are none.
+func TestSingleServerHasNoReplicas(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir, state := t.TempDir(), t.TempDir()
+	configDir(t, dir, keyA)
+	srv, err := New(ctx, Config{StateDir: state, ConfigDir: dir, FirstApplyWait: 30 * time.Second, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if srv.Replica() != nil {
+		t.Errorf("a server on SQLite is a replica")
+	}
+	for _, f := range []string{"noise.key", "derp-cert.pem", "derp-key.pem"} {
+		if _, err := os.Stat(filepath.Join(state, f)); err != nil {
+			t.Errorf("the state directory has no %s: %v", f, err)
+		}
+	}
+	if key, err := control.LoadOrCreateNoiseKey(state); err != nil || noiseKeyOf(t, srv) != key.Public().String() {
+		t.Errorf("the server does not serve its state directory's noise.key (%v)", err)
+	}
+	if code, body := get(t, srv.URL()+"/api/v1/replicas", keyA); code != 404 || !strings.Contains(body, "SQLite") {
+		t.Errorf("GET /api/v1/replicas: %d %s; want 404 saying there are none on SQLite", code, body)
+	}
+	if code, body := get(t, srv.URL()+"/api/v1/status", keyA); code != 200 || strings.Contains(body, `"replicas"`) {
+		t.Errorf("GET /api/v1/status: %d %s; want no replicas", code, body)
 	}
 }

@@ -225,10 +225,14 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	api := admin.Handler(admin.Config{
+	acfg := admin.Config{
 		Pipeline: s.pl, Served: s.ctrl.Tailnet, Store: s.st, Nodes: s.ctrl.NodeCounts, WebhookSecret: cfg.WebhookSecret,
 		Control: s.ctrl,
-	})
+	}
+	if s.rep != nil {
+		acfg.Replicas = s.rep.Status
+	}
+	api := admin.Handler(acfg)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
 	mux.Handle("/metrics", api)

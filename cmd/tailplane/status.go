@@ -137,6 +137,7 @@ func writeStatus(w io.Writer, server string, st *admin.Status, revs []reconcile.
 		fmt.Fprintf(w, "           error (%s, %d in a row): %s\n", src.ErrorClass, src.Failures, src.Error)
 	}
 	fmt.Fprintf(w, "nodes:     %d online / %d total\n", st.Nodes.Online, st.Nodes.Total)
+	writeReplicas(w, st.Replicas, ago)
 	if len(revs) > 0 {
 		fmt.Fprintln(w, "history:")
 		for _, r := range revs {

@@ -268,7 +268,11 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		rec.v4, rec.v6 = v4, v6
 	}
 	stored := rec.toStore()
-	if err := w.srv.store.RegisterNode(ctx, stored, k.SecretHash, keyUseLimit(k)); err != nil {
+	err := w.srv.store.RegisterNode(ctx, stored, k.SecretHash, keyUseLimit(k))
+	if isNew && errors.Is(err, store.ErrConflict) {
+		stored, err = w.registerAgain(ctx, &rec, k) // another replica took the address or name; see replicas.go
+	}
+	if err != nil {
 		if isNew {
 			w.v4.release(rec.v4)
 			w.v6.release(rec.v6)

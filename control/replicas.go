@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -273,4 +274,37 @@ func (w *world) reloadNode(ctx context.Context, id tailcfg.NodeID, row *store.No
 	}
 	w.membershipChanged(n, false)
 	return nil
+}
+
+// registerAgain registers the new node rec once more after the store
+// refused it for an address or name another node has: another replica
+// registered that node a moment ago, and its notification has not arrived.
+// The world reads every node from the store, and rec gets a free name and
+// addresses. On error rec holds no addresses (the caller releases them).
+func (w *world) registerAgain(ctx context.Context, rec *nodeRecord, k schema.AuthKey) (*store.Node, error) {
+	w.v4.release(rec.v4)
+	w.v6.release(rec.v6)
+	rec.v4, rec.v6 = netip.Addr{}, netip.Addr{}
+	rows, err := w.srv.store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if err := w.reloadNode(ctx, tailcfg.NodeID(r.ID), r); err != nil {
+			w.srv.logf("control: node %d: %v", r.ID, err)
+		}
+	}
+	rec.givenName = w.uniqueName(rec.hostinfo.Hostname, nil)
+	v4, err := w.v4.allocate()
+	if err != nil {
+		return nil, err
+	}
+	v6, err := w.v6.allocate()
+	if err != nil {
+		w.v4.release(v4)
+		return nil, err
+	}
+	rec.v4, rec.v6 = v4, v6
+	stored := rec.toStore()
+	return stored, w.srv.store.RegisterNode(ctx, stored, k.SecretHash, keyUseLimit(k))
 }

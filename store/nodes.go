@@ -131,7 +131,7 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 			given_name, user_login, tags, ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen,
 			logged_out, pending_approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, args...).Scan(&id)
 		if err != nil {
-			return fmt.Errorf("store: inserting node %q: %w", n.GivenName, err)
+			return fmt.Errorf("store: inserting node %q: %w", n.GivenName, conflict(err))
 		}
 		n.ID = id
 		return tx.notify(ctx, NotifyNode, strconv.FormatInt(id, 10))
@@ -141,7 +141,7 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 		ephemeral = ?, created_at = ?, key_expiry = ?, last_seen = ?, logged_out = ?, pending_approval = ? WHERE id = ?`,
 		append(args, n.ID)...)
 	if err != nil {
-		return fmt.Errorf("store: updating node %d (%q): %w", n.ID, n.GivenName, err)
+		return fmt.Errorf("store: updating node %d (%q): %w", n.ID, n.GivenName, conflict(err))
 	}
 	return tx.notify(ctx, NotifyNode, strconv.FormatInt(n.ID, 10))
 }

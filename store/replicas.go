@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Several tailplane replicas share one PostgreSQL database. What they
@@ -38,6 +39,22 @@ var ErrSingleServer = errors.New("store: replicas need PostgreSQL (SQLite serves
 // ErrNotApplier is returned by an Update under WithApplierFence when this
 // replica is not the applier (any more).
 var ErrNotApplier = errors.New("store: this replica is not the one applying revisions (another replica's lease is older)")
+
+// ErrConflict is wrapped by SaveNode's (and RegisterNode's) error when
+// another node has the same address, name or key: with replicas, another
+// replica may have just registered it.
+var ErrConflict = errors.New("another node has the same address, name or key")
+
+// conflict returns err wrapping ErrConflict too when it is a unique
+// index's refusal (PostgreSQL's SQLSTATE 23505, SQLite's UNIQUE
+// constraint).
+func conflict(err error) error {
+	var pgErr *pgconn.PgError
+	if (errors.As(err, &pgErr) && pgErr.Code == "23505") || strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return fmt.Errorf("%w (%w)", ErrConflict, err)
+	}
+	return err
+}
 
 // The notification kinds the store sends itself.
 const (

@@ -207,3 +207,37 @@ func TestNotifications(t *testing.T) {
 		t.Errorf("a's listener got %+v, %v; want only b's ping", got, err)
 	}
 }
+
+// TestNodeConflict: saving a node whose address or name another node has
+// fails with ErrConflict on both dialects, and stores nothing.
+func TestNodeConflict(t *testing.T) { eachDB(t, testNodeConflict) }
+
+func testNodeConflict(t *testing.T, db testDB) {
+	ctx := context.Background()
+	s := db.open(t)
+	first := &Node{StableID: "s1", MachineKey: "m1", NodeKey: "k1", GivenName: "one", IPv4: "100.64.0.1", IPv6: "fd7a:115c:a1e0::1", CreatedAt: time.Now()}
+	if err := s.SaveNode(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		node Node
+	}{
+		{"same IPv4", Node{StableID: "s2", MachineKey: "m2", NodeKey: "k2", GivenName: "two", IPv4: "100.64.0.1", CreatedAt: time.Now()}},
+		{"same IPv6", Node{StableID: "s3", MachineKey: "m3", NodeKey: "k3", GivenName: "three", IPv6: "fd7a:115c:a1e0::1", CreatedAt: time.Now()}},
+		{"same name", Node{StableID: "s4", MachineKey: "m4", NodeKey: "k4", GivenName: "one", CreatedAt: time.Now()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := tc.node
+			if err := s.RegisterNode(ctx, &n, "sha256:"+strings.Repeat("ab", 32), 0); !errors.Is(err, ErrConflict) {
+				t.Errorf("RegisterNode: %v; want ErrConflict", err)
+			}
+		})
+	}
+	if nodes, err := s.Nodes(ctx); err != nil || len(nodes) != 1 {
+		t.Errorf("after the conflicts: %d nodes (%v); want the first only", len(nodes), err)
+	}
+	if uses, err := s.AuthKeyUses(ctx, "sha256:"+strings.Repeat("ab", 32)); uses != 0 || err != nil {
+		t.Errorf("the refused registrations counted %d uses (%v); want none", uses, err)
+	}
+}

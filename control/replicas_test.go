@@ -1,0 +1,103 @@
+package control
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tailplane/tailplane/internal/testkit"
+	"github.com/tailplane/tailplane/store"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// otherReplicaNode stores a node through a second handle on ts's
+// database, as another replica would, and returns its row.
+func otherReplicaNode(t *testing.T, ts *testServer, name, v4, v6 string) *store.Node {
+	t.Helper()
+	ctx := context.Background()
+	other, err := store.Open(ctx, ts.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	n := &store.Node{
+		StableID: "n-" + name, MachineKey: key.NewMachine().Public().String(), NodeKey: key.NewNode().Public().String(),
+		Hostname: name, GivenName: name, UserLogin: "alice@example.com", IPv4: v4, IPv6: v6, AuthKey: "alice", CreatedAt: time.Now(),
+	}
+	if err := other.SaveNode(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRegisterAfterConflict: when the store refuses a new node because
+// another replica just registered one with the address and name it was
+// given, the registration reads the nodes again and succeeds with free
+// ones; the other replica's node is known from then on.
+func TestRegisterAfterConflict(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ts := startServer(t, testTailnet(), "")
+	// The first addresses the server hands out, taken behind its back.
+	taken := otherReplicaNode(t, ts, "alpha", "100.64.0.1", "fd7a:115c:a1e0::1")
+	testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: ts.URL, Hostname: "alpha", AuthKey: aliceKey})
+	nodes, err := ts.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 2 || nodes[0].ID != tailcfg.NodeID(taken.ID) {
+		t.Fatalf("nodes %+v; want the other replica's alpha and the new node", nodes)
+	}
+	got := nodes[1]
+	if got.Name != "alpha-2" || got.Addresses[0] == netip.MustParseAddr(taken.IPv4) || got.Addresses[1] == netip.MustParseAddr(taken.IPv6) {
+		t.Errorf("the new node is %s at %v; want alpha-2 at addresses other than %s and %s", got.Name, got.Addresses, taken.IPv4, taken.IPv6)
+	}
+}
+
+// TestRemoteRuntime: another replica's node is online while that
+// replica says so; a node that moved to a third replica stays online when
+// the one it left reports it offline or goes away; a replica going away
+// takes its nodes offline.
+func TestRemoteRuntime(t *testing.T) {
+	ctx := context.Background()
+	ts := startServer(t, testTailnet(), "")
+	row := otherReplicaNode(t, ts, "remote", "100.64.0.9", "fd7a:115c:a1e0::9")
+	if err := ts.ReloadNodes(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	id := tailcfg.NodeID(row.ID)
+	ep := []netip.AddrPort{netip.MustParseAddrPort("192.0.2.7:41641")}
+	disco := key.NewDisco().Public()
+	steps := []struct {
+		what       string
+		do         func() error
+		wantOnline bool
+	}{
+		{"r1 reports it online", func() error {
+			return ts.RemoteRuntime(ctx, "r1", []RuntimeState{{ID: id, Online: true, Disco: disco, Endpoints: ep, HomeDERP: 900}})
+		}, true},
+		{"it moves to r2", func() error { return ts.RemoteRuntime(ctx, "r2", []RuntimeState{{ID: id, Online: true, Disco: disco, Endpoints: ep, HomeDERP: 900}}) }, true},
+		{"r1 reports it offline late", func() error { return ts.RemoteRuntime(ctx, "r1", []RuntimeState{{ID: id}}) }, true},
+		{"r1 goes away", func() error { return ts.ReplicaGone(ctx, "r1") }, true},
+		{"r2 goes away", func() error { return ts.ReplicaGone(ctx, "r2") }, false},
+		{"r3 reports it online", func() error { return ts.RemoteRuntime(ctx, "r3", []RuntimeState{{ID: id, Online: true}}) }, true},
+		{"r3 reports it offline", func() error { return ts.RemoteRuntime(ctx, "r3", []RuntimeState{{ID: id}}) }, false},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.what, err)
+		}
+		n, err := ts.Node(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Online != st.wantOnline {
+			t.Errorf("after %s: online %v; want %v", st.what, n.Online, st.wantOnline)
+		}
+	}
+	if local, err := ts.LocalRuntime(ctx); err != nil || len(local) != 0 {
+		t.Errorf("LocalRuntime: %+v, %v; want none (the node streams elsewhere)", local, err)
+	}
+}

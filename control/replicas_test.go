@@ -78,7 +78,9 @@ func TestRemoteRuntime(t *testing.T) {
 		{"r1 reports it online", func() error {
 			return ts.RemoteRuntime(ctx, "r1", []RuntimeState{{ID: id, Online: true, Disco: disco, Endpoints: ep, HomeDERP: 900}})
 		}, true},
-		{"it moves to r2", func() error { return ts.RemoteRuntime(ctx, "r2", []RuntimeState{{ID: id, Online: true, Disco: disco, Endpoints: ep, HomeDERP: 900}}) }, true},
+		{"it moves to r2", func() error {
+			return ts.RemoteRuntime(ctx, "r2", []RuntimeState{{ID: id, Online: true, Disco: disco, Endpoints: ep, HomeDERP: 900}})
+		}, true},
 		{"r1 reports it offline late", func() error { return ts.RemoteRuntime(ctx, "r1", []RuntimeState{{ID: id}}) }, true},
 		{"r1 goes away", func() error { return ts.ReplicaGone(ctx, "r1") }, true},
 		{"r2 goes away", func() error { return ts.ReplicaGone(ctx, "r2") }, false},

@@ -42,8 +42,8 @@ import (
 // Config configures a Replica. Store is required and must be on PostgreSQL.
 type Config struct {
 	Store *store.Store
-	// Address is where this replica serves (its server URL), as the status
-	// shows it.
+	// Address is where this replica listens, as the status shows it (the
+	// replicas share one server URL).
 	Address string
 	// Heartbeat is how often the lease is renewed; zero means 2 s.
 	Heartbeat time.Duration

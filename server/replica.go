@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"net"
+	"os"
+	"strconv"
 
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/pipeline"
@@ -17,7 +20,7 @@ func (s *Server) joinReplicas(cfg Config, ccfg *control.Config, pcfg *pipeline.C
 		return nil
 	}
 	r, err := replica.New(replica.Config{
-		Store: s.st, Address: s.url, Heartbeat: cfg.ReplicaHeartbeat, LeaseTTL: cfg.ReplicaLease, Logf: cfg.Logf,
+		Store: s.st, Address: replicaAddress(s.ln.Addr()), Heartbeat: cfg.ReplicaHeartbeat, LeaseTTL: cfg.ReplicaLease, Logf: cfg.Logf,
 	})
 	if err != nil {
 		return err
@@ -26,6 +29,21 @@ func (s *Server) joinReplicas(cfg Config, ccfg *control.Config, pcfg *pipeline.C
 	ccfg.Fanout = r.Publish
 	pcfg.Replica = r
 	return nil
+}
+
+// replicaAddress is how the status names a replica: the address it
+// listens on (all replicas share the server URL), with the host's name
+// for a wildcard address.
+func replicaAddress(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return a.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }
 
 // startReplica takes this replica's first lease and starts listening to

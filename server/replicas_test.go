@@ -226,9 +226,9 @@ func TestReplicasServeOneTailnet(t *testing.T) {
 			got = append(got, row{r.ID, r.Address, r.Nodes, r.Live, r.Applier})
 		}
 		want := []row{
-			{a.Replica().ID(), a.URL(), 1, true, true},
-			{b.Replica().ID(), b.URL(), 1, true, false},
-			{c.Replica().ID(), c.URL(), 0, true, false},
+			{a.Replica().ID(), a.Addr().String(), 1, true, true},
+			{b.Replica().ID(), b.Addr().String(), 1, true, false},
+			{c.Replica().ID(), c.Addr().String(), 0, true, false},
 		}
 		diff := cmp.Diff(want, got)
 		return diff == "" && st.Self == c.Replica().ID() && st.AppliedBy == a.Replica().ID() && st.AppliedRevision == latest[0].ID,

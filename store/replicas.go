@@ -122,7 +122,7 @@ func serverState(ctx context.Context, q querier, name string) (string, bool, err
 // Replica is one replica's lease row.
 type Replica struct {
 	ID      string `json:"id"`
-	Address string `json:"address"` // where it serves (its server URL)
+	Address string `json:"address"` // where it listens (replicas share one server URL)
 	// Nodes is how many nodes had a map session with it at its last heartbeat.
 	Nodes      int       `json:"nodes"`
 	Started    time.Time `json:"started"`

@@ -19,9 +19,9 @@ func TestWriteStatusReplicasGolden(t *testing.T) {
 	rs := &replica.Status{
 		Self: "r0b1c2d3e4f5",
 		Replicas: []store.Replica{
-			{ID: "r9a8b7c6d5e4", Address: "https://tp1.example.com", Nodes: 310, Started: now.Add(-time.Hour), Renewed: now.Add(-time.Second), LeaseUntil: now.Add(9 * time.Second), Live: true, Applier: true},
-			{ID: "r0b1c2d3e4f5", Address: "https://tp2.example.com", Nodes: 1, Started: now.Add(-30 * time.Minute), Renewed: now.Add(-2 * time.Second), LeaseUntil: now.Add(8 * time.Second), Live: true},
-			{ID: "r5f5e5d5c5b5", Address: "https://tp3.example.com", Nodes: 12, Started: now.Add(-20 * time.Minute), Renewed: now.Add(-70 * time.Second), LeaseUntil: now.Add(-60 * time.Second)},
+			{ID: "r9a8b7c6d5e4", Address: "tp1.example.com:443", Nodes: 310, Started: now.Add(-time.Hour), Renewed: now.Add(-time.Second), LeaseUntil: now.Add(9 * time.Second), Live: true, Applier: true},
+			{ID: "r0b1c2d3e4f5", Address: "tp2.example.com:443", Nodes: 1, Started: now.Add(-30 * time.Minute), Renewed: now.Add(-2 * time.Second), LeaseUntil: now.Add(8 * time.Second), Live: true},
+			{ID: "r5f5e5d5c5b5", Address: "tp3.example.com:443", Nodes: 12, Started: now.Add(-20 * time.Minute), Renewed: now.Add(-70 * time.Second), LeaseUntil: now.Add(-60 * time.Second)},
 		},
 		AppliedRevision: 12, AppliedBy: "r5f5e5d5c5b5",
 	}

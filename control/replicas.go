@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -189,13 +190,9 @@ func (s *Server) ReplicaGone(ctx context.Context, replica string) error {
 // them for nil) and enters what another replica changed: new nodes join,
 // deleted ones leave, changed ones are republished.
 func (s *Server) ReloadNodes(ctx context.Context, ids []tailcfg.NodeID) error {
-	rows, err := s.store.Nodes(ctx)
+	byID, err := s.readNodes(ctx, ids)
 	if err != nil {
 		return err
-	}
-	byID := make(map[tailcfg.NodeID]*store.Node, len(rows))
-	for _, r := range rows {
-		byID[tailcfg.NodeID(r.ID)] = r
 	}
 	return s.do(ctx, func(w *world) error {
 		want := ids
@@ -216,6 +213,33 @@ func (s *Server) ReloadNodes(ctx context.Context, ids []tailcfg.NodeID) error {
 		}
 		return nil
 	})
+}
+
+// readNodes reads the nodes with the given IDs (all for nil) from the
+// store; a missing one is not in the map.
+func (s *Server) readNodes(ctx context.Context, ids []tailcfg.NodeID) (map[tailcfg.NodeID]*store.Node, error) {
+	byID := map[tailcfg.NodeID]*store.Node{}
+	if ids != nil {
+		for _, id := range ids {
+			r, err := s.store.NodeByID(ctx, int64(id))
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return nil, err
+			default:
+				byID[id] = r
+			}
+		}
+		return byID, nil
+	}
+	rows, err := s.store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		byID[tailcfg.NodeID(r.ID)] = r
+	}
+	return byID, nil
 }
 
 // reloadNode enters row, node id as another replica stored it (nil:

@@ -121,14 +121,19 @@ func (r *Replica) Start(ctx context.Context, ctrl *control.Server) error {
 	return nil
 }
 
-// Close stops the replica's goroutines. Its lease is left to lapse: the
-// others mark its nodes offline then (its map sessions end with it).
+// Close stops the replica's goroutines and removes its lease, so that
+// the others mark its nodes offline (its map sessions end with it) and
+// the next replica in line applies revisions, at their next heartbeat. A
+// replica that dies without Close is gone once its lease lapses.
 func (r *Replica) Close() error {
-	if r.stop != nil {
-		r.stop()
-		r.wg.Wait()
+	if r.stop == nil {
+		return nil
 	}
-	return nil
+	r.stop()
+	r.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.st.LeaveReplicas(ctx)
 }
 
 // Applier reports whether this replica applies revisions now.

@@ -121,8 +121,8 @@ func nodeOnline(ctx context.Context, srv *Server, name string) (online, found bo
 // once and served by both; tsnet nodes on different replicas see each
 // other online and carry TCP both ways; a new commit is applied once and
 // reaches both; a one-shot key presented to both replicas at once
-// registers one node; and once a replica is closed, the other marks its
-// node offline when its lease lapses.
+// registers one node; and once a replica is closed (it gives up its
+// lease), the other marks its node offline and applies revisions.
 func TestReplicasServeOneTailnet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -269,6 +269,9 @@ func TestReplicasServeOneTailnet(t *testing.T) {
 	if on, _ := nodeOnline(ctx, b, "two"); !on {
 		t.Errorf("node two, on replica b, went offline with replica a")
 	}
+	testkit.WaitFor(t, ctx, "replica b to apply revisions", func() (bool, string) {
+		return b.Replica().Applier(), "not yet"
+	})
 }
 
 // TestSingleServerHasNoReplicas: on SQLite nothing of the replicas runs:

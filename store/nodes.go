@@ -53,7 +53,26 @@ func (s *Store) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, 
 func (tx *Tx) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, tx.tx) }
 
 func nodes(ctx context.Context, q querier) ([]*Node, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes ORDER BY id`)
+	return nodesWhere(ctx, q, "")
+}
+
+// NodeByID returns the node with the given ID; the error wraps ErrNotFound
+// when there is none.
+func (s *Store) NodeByID(ctx context.Context, id int64) (*Node, error) {
+	ns, err := nodesWhere(ctx, s.db, "WHERE id = ?", id)
+	if err != nil {
+		return nil, err
+	}
+	if len(ns) == 0 {
+		return nil, fmt.Errorf("store: node %d: %w", id, ErrNotFound)
+	}
+	return ns[0], nil
+}
+
+// nodesWhere returns the nodes the clause where (with its arguments)
+// selects, ordered by ID.
+func nodesWhere(ctx context.Context, q querier, where string, args ...any) ([]*Node, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: listing nodes: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 //	ServerState(ctx, name, create)       one value per name, created once (every dialect)
 //	ReplicaID()                          this handle's replica; "" on SQLite
 //	Heartbeat(ctx, beat) / Replicas(ctx) the replicas' leases; the applier is the live one that started first
+//	LeaveReplicas(ctx)                   this replica's lease removed, as it stops
 //	WithApplierFence(ctx)                an Update in it fails with ErrNotApplier unless this replica is the applier
 //	AppliedBy(ctx)                       which replica recorded the latest revision
 //	Notify(ctx, kind, body) / Listen(ctx) LISTEN/NOTIFY on one channel
@@ -167,6 +168,21 @@ func (s *Store) Heartbeat(ctx context.Context, b Beat) ([]Replica, error) {
 		return err
 	})
 	return out, err
+}
+
+// LeaveReplicas removes this replica's lease row: a replica stopping
+// cleanly is gone for the others at their next heartbeat, without waiting
+// for its lease to lapse.
+func (s *Store) LeaveReplicas(ctx context.Context) error {
+	if s.replica.id == "" {
+		return ErrSingleServer
+	}
+	return s.Update(ctx, func(tx *Tx) error {
+		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM replicas WHERE id = ?`, s.replica.id); err != nil {
+			return fmt.Errorf("store: removing the lease of replica %s: %w", s.replica.id, err)
+		}
+		return nil
+	})
 }
 
 // Replicas returns every replica's row, the applier first among the live ones.

@@ -126,6 +126,13 @@ func TestReplicaLeases(t *testing.T) {
 	if err != nil || len(objs) != 2 || objs[0].Name == objs[1].Name {
 		t.Errorf("config objects %+v (%v); want one from each applier", objs, err)
 	}
+	// The second stops cleanly: its row goes at once.
+	if err := second.LeaveReplicas(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := first.Replicas(ctx); err != nil || len(rs) != 1 || rs[0].ID != first.ReplicaID() {
+		t.Errorf("after the second left: %+v (%v); want the first's row only", rows(rs), err)
+	}
 }
 
 // TestNotifications: a node saved or deleted, and a revision recorded,
@@ -239,5 +246,32 @@ func testNodeConflict(t *testing.T, db testDB) {
 	}
 	if uses, err := s.AuthKeyUses(ctx, "sha256:"+strings.Repeat("ab", 32)); uses != 0 || err != nil {
 		t.Errorf("the refused registrations counted %d uses (%v); want none", uses, err)
+	}
+}
+
+// TestNodeByID: one node read by its ID, and ErrNotFound for none.
+func TestNodeByID(t *testing.T) { eachDB(t, testNodeByID) }
+
+func testNodeByID(t *testing.T, db testDB) {
+	ctx := context.Background()
+	s := db.open(t)
+	for _, name := range []string{"one", "two"} {
+		if err := s.SaveNode(ctx, &Node{StableID: name, MachineKey: "m", NodeKey: name, GivenName: name, Tags: []string{"tag:x"}, CreatedAt: time.Unix(1700000000, 0).UTC()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.NodeByID(ctx, all[1].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(all[1], got); diff != "" {
+		t.Errorf("NodeByID (-Nodes +NodeByID):\n%s", diff)
+	}
+	if _, err := s.NodeByID(ctx, all[1].ID+100); !errors.Is(err, ErrNotFound) {
+		t.Errorf("NodeByID of no node: %v; want ErrNotFound", err)
 	}
 }

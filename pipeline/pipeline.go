@@ -225,7 +225,9 @@ func (l *Pipeline) Close() error {
 }
 
 // Sync asks the source for the head now (as a push webhook does) and
-// retries a failed revision at once. It never blocks; calls coalesce.
+// retries a failed revision at once; a replica that does not apply
+// revisions asks the applier too (see Replica). It never blocks; calls
+// coalesce.
 func (l *Pipeline) Sync() {
 	l.mu.Lock()
 	if l.triggered.IsZero() {
@@ -237,6 +239,7 @@ func (l *Pipeline) Sync() {
 	case l.wake <- struct{}{}:
 	default:
 	}
+	l.forwardSync()
 }
 
 // Status returns a snapshot of the pipeline and its source.

@@ -24,6 +24,16 @@ type Replica interface {
 	// Changed receives when Applier may have changed or another replica
 	// recorded a revision.
 	Changed() <-chan struct{}
+	// SyncApplier asks the applier's pipeline to Sync (a webhook reached
+	// this replica); it never blocks.
+	SyncApplier()
+}
+
+// forwardSync passes a Sync on to the applier when this replica is not it.
+func (l *Pipeline) forwardSync() {
+	if l.cfg.Replica != nil && !l.cfg.Replica.Applier() {
+		l.cfg.Replica.SyncApplier()
+	}
 }
 
 // applies reports whether this pipeline applies revisions now.

@@ -11,6 +11,7 @@
 //	            revision  → the pipeline installs the applied revision (Changed)
 //	            runtime   → control.RemoteRuntime (online, endpoints, disco key, home DERP)
 //	            hello     → this replica's whole runtime, for one that just (re)connected
+//	            sync      → the applier's pipeline syncs (a webhook reached another replica)
 //	fan-out     control.Config.Fanout → Publish: runtime changes coalesced per node
 //	            and sent in batches of at most store.MaxNotifyBody bytes
 //
@@ -60,6 +61,7 @@ type Config struct {
 const (
 	notifyRuntime = "runtime" // body: a JSON array of control.RuntimeState
 	notifyHello   = "hello"   // body empty: send me your whole runtime
+	notifySync    = "sync"    // body empty: the applier's pipeline syncs (a webhook reached another replica)
 )
 
 // Replica is this server's membership among the replicas.
@@ -75,9 +77,9 @@ type Replica struct {
 	mu       sync.Mutex                              // guards the fields below
 	pending  map[tailcfg.NodeID]control.RuntimeState // runtime changes not sent yet, the latest per node
 	applier  bool                                    // this replica applies revisions
-	replicas []store.Replica                         // as the last heartbeat read them
 	lastBeat time.Time                               // when the last heartbeat succeeded
 	live     map[string]bool                         // other replicas live at the last heartbeat
+	onSync   func()                                  // see OnSync
 }
 
 // New makes a Replica; Publish may be used at once, and Start connects it.
@@ -159,6 +161,26 @@ func (r *Replica) signal() {
 	}
 }
 
+// OnSync sets what a sync request from another replica (SyncApplier)
+// runs while this replica is the applier: its pipeline's Sync.
+func (r *Replica) OnSync(f func()) {
+	r.mu.Lock()
+	r.onSync = f
+	r.mu.Unlock()
+}
+
+// SyncApplier asks the applier to sync its source now, as a push webhook
+// that reached this replica would have it. It never blocks.
+func (r *Replica) SyncApplier() {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.st.Notify(ctx, notifySync, ""); err != nil {
+			r.cfg.Logf("replica %s: asking the applier to sync: %v", r.ID(), err)
+		}
+	}()
+}
+
 // heartbeats renews the lease every Heartbeat until ctx ends.
 func (r *Replica) heartbeats(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Heartbeat)
@@ -202,7 +224,7 @@ func (r *Replica) beat(ctx context.Context) error {
 		return fmt.Errorf("renewing the lease: %w", err)
 	}
 	lapsed := !r.lastBeat.IsZero() && now.Sub(r.lastBeat) >= r.cfg.LeaseTTL
-	r.lastBeat, r.replicas = now, rs
+	r.lastBeat = now
 	wasApplier := r.applier
 	live := map[string]bool{}
 	var gone []string
@@ -373,6 +395,16 @@ func (r *Replica) handle(ctx context.Context, n store.Notification) {
 		r.ctrl.RemoteRuntime(ctx, n.Replica, states)
 	case notifyHello:
 		r.publishAll(ctx)
+	case notifySync:
+		r.mu.Lock()
+		f := r.onSync
+		if !r.applier {
+			f = nil // only the applier syncs; the others would pass it on again
+		}
+		r.mu.Unlock()
+		if f != nil {
+			f()
+		}
 	}
 }
 

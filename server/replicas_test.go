@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/replica"
 	"tailscale.com/tailcfg"
@@ -303,5 +304,62 @@ func TestSingleServerHasNoReplicas(t *testing.T) {
 	}
 	if code, body := get(t, srv.URL()+"/api/v1/status", keyA); code != 200 || strings.Contains(body, `"replicas"`) {
 		t.Errorf("GET /api/v1/status: %d %s; want no replicas", code, body)
+	}
+}
+
+// TestReplicasForwardSync: replicas follow a Git remote they poll only
+// hourly; a push webhook reaching the replica that does not apply
+// revisions (its pipeline's Sync) makes the applier fetch and apply the
+// new commit, which then reaches both.
+func TestReplicasForwardSync(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	testkit.RequireGit(t)
+	root, work := t.TempDir(), t.TempDir()
+	bare := filepath.Join(root, "tailnet.git")
+	testkit.Git(t, root, "init", "-q", "--bare", "-b", "main", bare)
+	testkit.Git(t, work, "init", "-q", "-b", "main")
+	configDir(t, work, keyA)
+	push := func(msg string) string {
+		testkit.Git(t, work, "add", "-A")
+		testkit.Git(t, work, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", msg)
+		testkit.Git(t, work, "push", "-q", bare, "HEAD:refs/heads/main")
+		return strings.TrimSpace(testkit.Git(t, work, "rev-parse", "HEAD"))
+	}
+	first := push("first")
+	dbURL := testkit.SharedPostgres(t).NewDatabase(t)
+	var logs testkit.LogBuffer
+	start := func() *Server {
+		srv, err := New(ctx, Config{
+			StateDir: t.TempDir(), Database: dbURL, Repo: gitsync.Config{URL: "file://" + bare, Poll: time.Hour},
+			ReplicaHeartbeat: 200 * time.Millisecond, ReplicaLease: time.Second, Logf: logs.Logf,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		return srv
+	}
+	applier, follower := start(), start()
+	serves := func(srv *Server, commit string) func() (bool, string) {
+		return func() (bool, string) {
+			st := srv.Pipeline().Status()
+			return st.Applied != nil && st.Applied.Commit == commit, fmt.Sprintf("%+v", st.Applied)
+		}
+	}
+	testkit.WaitFor(t, ctx, "both replicas to serve the first commit", func() (bool, string) {
+		ok1, s1 := serves(applier, first)()
+		ok2, s2 := serves(follower, first)()
+		return ok1 && ok2 && applier.Replica().Applier(), s1 + " " + s2
+	})
+	if err := os.WriteFile(filepath.Join(work, "carol.hujson"), []byte(`{"users": {"carol@example.com": {"name": "Carol"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := push("add carol")
+	follower.Pipeline().Sync() // what the push webhook on the follower does
+	testkit.WaitFor(t, ctx, "the applier to apply the second commit", serves(applier, second))
+	testkit.WaitFor(t, ctx, "the follower to install it", serves(follower, second))
+	if revs, err := follower.Store().Revisions(ctx, 0); err != nil || len(revs) != 2 {
+		t.Errorf("revisions %+v (%v); want the two commits, each once", revs, err)
 	}
 }

@@ -225,6 +225,9 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if s.rep != nil {
+		s.rep.OnSync(s.pl.Sync)
+	}
 	acfg := admin.Config{
 		Pipeline: s.pl, Served: s.ctrl.Tailnet, Store: s.st, Nodes: s.ctrl.NodeCounts, WebhookSecret: cfg.WebhookSecret,
 		Control: s.ctrl,

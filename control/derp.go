@@ -48,6 +48,10 @@ type DERPConfig struct {
 	// StateDir holds the self-signed certificate; empty means a fresh
 	// certificate on every start.
 	StateDir string
+	// MeshKey, when set (64 hex digits), lets the relay mesh with the
+	// other replicas' relays that have it (see derpmesh.go); empty means
+	// no mesh.
+	MeshKey string
 	// PinnedCert, when set (and Cert is not), is the self-signed
 	// certificate to serve and pin instead of the one in StateDir: the one
 	// replicas share (see NewSelfSignedDERPCert).
@@ -83,6 +87,8 @@ type DERP struct {
 
 	connMu sync.Mutex                                 // guards conns
 	conns  map[key.NodePublic]map[*relayConn]struct{} // admitted connections by client key
+
+	mesh derpMesh // the other replicas' relays; see derpmesh.go
 }
 
 // StartDERP starts the embedded relay. Clients talk to DERP only over TLS,
@@ -143,6 +149,13 @@ func StartDERP(ctx context.Context, cfg DERPConfig) (*DERP, error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d := &DERP{srv: derpserver.New(key.NewNode(), logf), ln: ln, stop: cancel, logf: logf, conns: map[key.NodePublic]map[*relayConn]struct{}{}}
+	if cfg.MeshKey != "" {
+		if err := d.srv.SetMeshKey(cfg.MeshKey); err != nil {
+			cancel()
+			ln.Close()
+			return nil, fmt.Errorf("control: DERP mesh key: %w", err)
+		}
+	}
 	if cfg.STUNListen != "off" {
 		stunAddr := cfg.STUNListen
 		if stunAddr == "" {
@@ -182,6 +195,7 @@ func StartDERP(ctx context.Context, cfg DERPConfig) (*DERP, error) {
 
 // Close stops the relay and the STUN server.
 func (d *DERP) Close() error {
+	d.closeMesh()
 	d.stop()
 	err := d.http.Close()
 	d.srv.Close()

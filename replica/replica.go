@@ -53,6 +53,9 @@ type Config struct {
 	// replica may apply revisions. Zero means 5 heartbeats; it is never
 	// less than 2.
 	LeaseTTL time.Duration
+	// DERP is the replica's embedded relay, meshed with the other
+	// replicas' (control.DERP.SetMeshPeers); nil means none.
+	DERP *control.DERP
 	// Logf logs what happens among the replicas; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -209,7 +212,7 @@ func (r *Replica) beat(ctx context.Context) error {
 		online = on
 	}
 	bctx, cancel := context.WithTimeout(ctx, r.cfg.LeaseTTL)
-	rs, err := r.st.Heartbeat(bctx, store.Beat{Address: r.cfg.Address, Nodes: online, TTL: r.cfg.LeaseTTL})
+	rs, err := r.st.Heartbeat(bctx, store.Beat{Address: r.cfg.Address, Nodes: online, TTL: r.cfg.LeaseTTL, DERP: r.meshSelf()})
 	cancel()
 	now := time.Now()
 	r.mu.Lock()
@@ -243,6 +246,7 @@ func (r *Replica) beat(ctx context.Context) error {
 	r.live = live
 	becameApplier := r.applier != wasApplier
 	r.mu.Unlock()
+	r.meshWith(rs)
 	if becameApplier {
 		r.cfg.Logf("replica %s: applying revisions: %v", r.ID(), !wasApplier)
 		r.signal()
@@ -258,6 +262,30 @@ func (r *Replica) beat(ctx context.Context) error {
 		r.publishAll(ctx)
 	}
 	return nil
+}
+
+// meshSelf is this replica's relay as the others mesh with it (JSON).
+func (r *Replica) meshSelf() string {
+	if r.cfg.DERP == nil {
+		return ""
+	}
+	b, _ := json.Marshal(r.cfg.DERP.MeshSelf()) // a MeshPeer always encodes
+	return string(b)
+}
+
+// meshWith meshes the relay with those of the live replicas in rs.
+func (r *Replica) meshWith(rs []store.Replica) {
+	if r.cfg.DERP == nil {
+		return
+	}
+	var peers []control.MeshPeer
+	for _, x := range rs {
+		var p control.MeshPeer
+		if x.Live && x.ID != r.ID() && x.DERP != "" && json.Unmarshal([]byte(x.DERP), &p) == nil {
+			peers = append(peers, p)
+		}
+	}
+	r.cfg.DERP.SetMeshPeers(peers)
 }
 
 // publishAll queues the runtime of every node streaming here.

@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -26,6 +28,7 @@ import (
 const (
 	noiseKeyState = "noise_key"      // the key's text form ("privkey:…")
 	derpCertState = "derp_self_cert" // the relay certificate's PEM, then its key's
+	derpMeshState = "derp_mesh_key"  // the relays' mesh key: 64 hex digits
 )
 
 // identity is the server's identity, per the store it runs on.
@@ -34,6 +37,9 @@ type identity struct {
 	// derpCert is the shared relay certificate; nil with SQLite, where the
 	// relay keeps its own in the state directory.
 	derpCert *tls.Certificate
+	// derpMeshKey is the key the replicas' relays mesh with; empty with
+	// SQLite or without an embedded relay.
+	derpMeshKey string
 }
 
 func loadIdentity(ctx context.Context, st *store.Store, cfg Config, host string) (identity, error) {
@@ -48,6 +54,16 @@ func loadIdentity(ctx context.Context, st *store.Store, cfg Config, host string)
 	id := identity{noise: k}
 	if cfg.DERPMap == nil && cfg.TLS == nil {
 		if id.derpCert, err = sharedDERPCert(ctx, st, cfg, host); err != nil {
+			return identity{}, err
+		}
+	}
+	if cfg.DERPMap == nil {
+		id.derpMeshKey, _, err = st.ServerState(ctx, derpMeshState, func() (string, error) {
+			var b [32]byte
+			_, err := rand.Read(b[:])
+			return hex.EncodeToString(b[:]), err
+		})
+		if err != nil {
 			return identity{}, err
 		}
 	}

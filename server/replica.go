@@ -20,7 +20,8 @@ func (s *Server) joinReplicas(cfg Config, ccfg *control.Config, pcfg *pipeline.C
 		return nil
 	}
 	r, err := replica.New(replica.Config{
-		Store: s.st, Address: replicaAddress(s.ln.Addr()), Heartbeat: cfg.ReplicaHeartbeat, LeaseTTL: cfg.ReplicaLease, Logf: cfg.Logf,
+		Store: s.st, Address: replicaAddress(s.ln.Addr()), Heartbeat: cfg.ReplicaHeartbeat, LeaseTTL: cfg.ReplicaLease,
+		DERP: s.derp, Logf: cfg.Logf,
 	})
 	if err != nil {
 		return err

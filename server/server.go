@@ -197,7 +197,7 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	noiseKey := id.noise
 	derpMap := cfg.DERPMap
 	if derpMap == nil {
-		if s.derp, err = startDERP(ctx, cfg, s.ln, u.Hostname(), id.derpCert); err != nil {
+		if s.derp, err = startDERP(ctx, cfg, s.ln, u.Hostname(), id); err != nil {
 			return err
 		}
 		derpMap = s.derp.Map
@@ -322,7 +322,7 @@ func (s *Server) serverURL(cfg Config, listen string) (*url.URL, error) {
 }
 
 // startDERP starts the embedded relay beside ln and logs where it is.
-func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string, pinned *tls.Certificate) (*control.DERP, error) {
+func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string, id identity) (*control.DERP, error) {
 	listen := cfg.DERPListen
 	if listen == "" {
 		listenHost, _, _ := net.SplitHostPort(ln.Addr().String())
@@ -330,7 +330,7 @@ func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string, pi
 	}
 	d, err := control.StartDERP(ctx, control.DERPConfig{
 		Listen: listen, STUNListen: cfg.STUNListen, HostName: host, Cert: cfg.TLS, StateDir: cfg.StateDir,
-		PinnedCert: pinned,
+		PinnedCert: id.derpCert, MeshKey: id.derpMeshKey,
 	})
 	if err != nil {
 		return nil, err

@@ -131,6 +131,9 @@ type Replica struct {
 	LeaseUntil time.Time `json:"leaseUntil"`
 	Live       bool      `json:"live"`    // its lease has not lapsed
 	Applier    bool      `json:"applier"` // it applies revisions: the live replica that started first
+	// DERP is what the replica's relay told the others to mesh with it
+	// (Beat.DERP); not part of the status.
+	DERP string `json:"-"`
 }
 
 // Beat is what a replica reports at each heartbeat.
@@ -138,6 +141,7 @@ type Beat struct {
 	Address string
 	Nodes   int
 	TTL     time.Duration // how long the lease holds without another beat
+	DERP    string        // how the other relays mesh with this replica's (opaque); empty: no relay
 }
 
 // nowMillis is the database server's clock in milliseconds: replicas on
@@ -153,11 +157,11 @@ func (s *Store) Heartbeat(ctx context.Context, b Beat) ([]Replica, error) {
 	}
 	var out []Replica
 	err := s.Update(ctx, func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO replicas (id, address, started_at, renewed_at, lease_until, nodes)
-			VALUES (?, ?, `+nowMillis+`, `+nowMillis+`, `+nowMillis+` + ?, ?)
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO replicas (id, address, started_at, renewed_at, lease_until, nodes, derp)
+			VALUES (?, ?, `+nowMillis+`, `+nowMillis+`, `+nowMillis+` + ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET address = excluded.address, renewed_at = excluded.renewed_at,
-				lease_until = excluded.lease_until, nodes = excluded.nodes`,
-			s.replica.id, b.Address, b.TTL.Milliseconds(), b.Nodes)
+				lease_until = excluded.lease_until, nodes = excluded.nodes, derp = excluded.derp`,
+			s.replica.id, b.Address, b.TTL.Milliseconds(), b.Nodes, b.DERP)
 		if err != nil {
 			return fmt.Errorf("store: renewing the lease of replica %s: %w", s.replica.id, err)
 		}
@@ -194,7 +198,7 @@ func (s *Store) Replicas(ctx context.Context) ([]Replica, error) {
 }
 
 func replicas(ctx context.Context, q querier) ([]Replica, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, address, nodes, started_at, renewed_at, lease_until, `+nowMillis+`
+	rows, err := q.QueryContext(ctx, `SELECT id, address, nodes, started_at, renewed_at, lease_until, derp, `+nowMillis+`
 		FROM replicas ORDER BY started_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: listing replicas: %w", err)
@@ -205,7 +209,7 @@ func replicas(ctx context.Context, q querier) ([]Replica, error) {
 	for rows.Next() {
 		var r Replica
 		var started, renewed, until, now int64
-		if err := rows.Scan(&r.ID, &r.Address, &r.Nodes, &started, &renewed, &until, &now); err != nil {
+		if err := rows.Scan(&r.ID, &r.Address, &r.Nodes, &started, &renewed, &until, &r.DERP, &now); err != nil {
 			return nil, fmt.Errorf("store: reading replicas: %w", err)
 		}
 		r.Started, r.Renewed, r.LeaseUntil = time.UnixMilli(started).UTC(), time.UnixMilli(renewed).UTC(), time.UnixMilli(until).UTC()

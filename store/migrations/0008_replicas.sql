@@ -16,5 +16,6 @@ CREATE TABLE replicas (
 	started_at  BIGINT NOT NULL,
 	renewed_at  BIGINT NOT NULL,
 	lease_until BIGINT NOT NULL,
-	nodes       BIGINT NOT NULL DEFAULT 0
+	nodes       BIGINT NOT NULL DEFAULT 0,
+	derp        TEXT NOT NULL DEFAULT ''
 );

@@ -32,7 +32,7 @@ type MeshPeer struct {
 
 // derpMesh is a relay's connections to the other relays of its mesh.
 type derpMesh struct {
-	mu    sync.Mutex                        // guards the field below
+	mu    sync.Mutex                       // guards the field below
 	peers map[key.NodePublic]*meshPeerConn // by the peer relay's key
 }
 

@@ -96,15 +96,18 @@ func undeclaredOwner(n *node, t *schema.Tailnet, p *policy.Policy) string {
 }
 
 // NodeCounts reports how many nodes are registered and logged in (total)
-// and how many of them hold a live map session (online).
+// and how many of them hold a live map session (online), here or, with
+// replicas, on another replica (see LocalNodeCount).
 func (s *Server) NodeCounts(ctx context.Context) (online, total int, err error) {
 	err = s.do(ctx, func(w *world) error {
 		for _, n := range w.nodes {
 			if !n.loggedOut {
 				total++
 			}
+			if n.online {
+				online++
+			}
 		}
-		online = len(w.live)
 		return nil
 	})
 	return online, total, err

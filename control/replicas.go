@@ -21,7 +21,7 @@ import (
 // enter both into their world as events on the owner goroutine, like a
 // node's own requests:
 //
-//	LocalRuntime(ctx)                    the runtime of the nodes streaming here, for a replica that asks
+//	LocalRuntime(ctx), LocalNodeCount(ctx)  the nodes streaming here: their runtime, their number
 //	RemoteRuntime(ctx, replica, states)  another replica's nodes' runtime: online, endpoints, disco key, home DERP
 //	ReloadNodes(ctx, ids)                durable records another replica wrote (or deleted); nil: all
 //	ReplicaGone(ctx, replica)            a replica's lease lapsed: its nodes are offline
@@ -72,6 +72,14 @@ func (w *world) claimLocal(n *node) {
 		delete(w.replicas.host, n.id)
 		n.online = false
 	}
+}
+
+// LocalNodeCount is how many nodes hold a live map session with this
+// server (NodeCounts counts those of the other replicas too).
+func (s *Server) LocalNodeCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.do(ctx, func(w *world) error { n = len(w.live); return nil })
+	return n, err
 }
 
 // LocalRuntime returns the runtime state of every node streaming to this

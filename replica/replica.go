@@ -205,7 +205,7 @@ func (r *Replica) heartbeats(ctx context.Context) {
 func (r *Replica) beat(ctx context.Context) error {
 	online := 0
 	if r.ctrl != nil {
-		on, _, err := r.ctrl.NodeCounts(ctx)
+		on, err := r.ctrl.LocalNodeCount(ctx)
 		if err != nil {
 			return err
 		}

@@ -236,6 +236,9 @@ func TestReplicasServeOneTailnet(t *testing.T) {
 		return diff == "" && st.Self == c.Replica().ID() && st.AppliedBy == a.Replica().ID() && st.AppliedRevision == latest[0].ID,
 			fmt.Sprintf("self %s, applied #%d by %s; want #%d by %s; replicas (-want +got):\n%s", st.Self, st.AppliedRevision, st.AppliedBy, latest[0].ID, a.Replica().ID(), diff)
 	})
+	if on, total, err := c.Control().NodeCounts(ctx); on != 2 || total != 2 || err != nil {
+		t.Errorf("replica c counts %d online of %d (%v); want both nodes online (on the other replicas)", on, total, err)
+	}
 	code, body := get(t, b.URL()+"/api/v1/status", keyA)
 	var status struct{ Replicas *replica.Status }
 	if err := json.Unmarshal([]byte(body), &status); err != nil || status.Replicas == nil || status.Replicas.Self != b.Replica().ID() || len(status.Replicas.Replicas) != 3 {

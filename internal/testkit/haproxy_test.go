@@ -3,7 +3,6 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -26,10 +25,7 @@ func TestHAProxy(t *testing.T) {
 		if err != nil {
 			return "", err
 		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		b, err := io.ReadAll(c)
-		return string(b), err
+		return readGreeting(c)
 	}
 	WaitFor(t, ctx, "the first backend's greeting through HAProxy", func() (bool, string) {
 		got, err := read()

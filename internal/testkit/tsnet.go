@@ -85,6 +85,12 @@ func ReadGreeting(ctx context.Context, s *tsnet.Server, addr string) (string, er
 	if err != nil {
 		return "", err
 	}
+	return readGreeting(c)
+}
+
+// readGreeting reads what a Greet server says on c, within 5 s, and
+// closes c.
+func readGreeting(c net.Conn) (string, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	b, err := io.ReadAll(c)

@@ -44,7 +44,7 @@ func (s *Server) Prepare(t *schema.Tailnet) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	derpMap, err := effectiveDERPMap(s.derpMap, t.Policy.DERPMap)
+	derpMap, err := effectiveDERPMap(s.baseDERPMap(), t.Policy.DERPMap) // with the other replicas' relays
 	if err != nil {
 		return nil, err
 	}

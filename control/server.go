@@ -101,6 +101,11 @@ type Server struct {
 	logf      func(format string, args ...any)
 	now       func() time.Time
 	fanout    func(RuntimeState) // Config.Fanout; nil without replicas
+	// embeddedRegion is the embedded relay's region ID in derpMap (zero
+	// without one), and relayPeers the other replicas' relays listed
+	// after it there; see derpnodes.go.
+	embeddedRegion int
+	relayPeers     atomic.Pointer[relayPeers]
 
 	// primariesOut saves the primary-router elections; handed to by the
 	// owner goroutine only (world.notePrimaries), closed by Close.
@@ -170,6 +175,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.derpMap == nil && cfg.DERP != nil {
 		s.derpMap = cfg.DERP.Map
+	}
+	if cfg.DERP != nil && s.derpMap == cfg.DERP.Map {
+		for id := range s.derpMap.Regions {
+			s.embeddedRegion = id
+		}
 	}
 	if s.derpMap == nil {
 		s.derpMap = &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}}

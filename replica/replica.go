@@ -246,7 +246,7 @@ func (r *Replica) beat(ctx context.Context) error {
 	r.live = live
 	becameApplier := r.applier != wasApplier
 	r.mu.Unlock()
-	r.meshWith(rs)
+	r.meshWith(ctx, rs)
 	if becameApplier {
 		r.cfg.Logf("replica %s: applying revisions: %v", r.ID(), !wasApplier)
 		r.signal()
@@ -273,19 +273,27 @@ func (r *Replica) meshSelf() string {
 	return string(b)
 }
 
-// meshWith meshes the relay with those of the live replicas in rs.
-func (r *Replica) meshWith(rs []store.Replica) {
+// meshWith meshes the relay with those of the live replicas in rs, and
+// lists theirs after its own in the DERP map it hands out.
+func (r *Replica) meshWith(ctx context.Context, rs []store.Replica) {
 	if r.cfg.DERP == nil {
 		return
 	}
 	var peers []control.MeshPeer
+	var nodes []tailcfg.DERPNode
 	for _, x := range rs {
 		var p control.MeshPeer
 		if x.Live && x.ID != r.ID() && x.DERP != "" && json.Unmarshal([]byte(x.DERP), &p) == nil {
 			peers = append(peers, p)
+			nodes = append(nodes, p.Node)
 		}
 	}
 	r.cfg.DERP.SetMeshPeers(peers)
+	if r.ctrl != nil {
+		if err := r.ctrl.SetRelayPeers(ctx, nodes); err != nil {
+			r.cfg.Logf("replica %s: listing the other replicas' relays: %v", r.ID(), err)
+		}
+	}
 }
 
 // publishAll queues the runtime of every node streaming here.

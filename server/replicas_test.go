@@ -368,10 +368,11 @@ func TestReplicasForwardSync(t *testing.T) {
 	}
 }
 
-// TestReplicasRelayAcrossReplicas: with direct paths off (every packet
-// goes through a relay), two nodes on different replicas, each homed on
-// its replica's relay, still carry TCP: the relays mesh and forward to
-// each other.
+// TestReplicasRelayAcrossReplicas: each replica's DERP map lists its own
+// relay and then the other's, as nodes of one region; with direct paths
+// off (every packet goes through a relay), two nodes on different
+// replicas, each homed on its replica's relay, still carry TCP: the relays
+// mesh and forward to each other.
 func TestReplicasRelayAcrossReplicas(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -398,6 +399,26 @@ func TestReplicasRelayAcrossReplicas(t *testing.T) {
 	}
 	testkit.Greet(t, ln, "relayed hello")
 	ip4, _ := one.TailscaleIPs()
+	// Each node's map lists its replica's relay first, then the other's.
+	for _, c := range []struct {
+		node        *tsnetNode
+		first, next *Server
+	}{{one, a, b}, {two, b, a}} {
+		lc, err := c.node.LocalClient()
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.WaitFor(t, ctx, "a node's DERP map to list both relays", func() (bool, string) {
+			m, err := lc.CurrentDERPMap(ctx)
+			if err != nil || m.Regions[900] == nil {
+				return false, fmt.Sprintf("%v %v", m, err)
+			}
+			ns := m.Regions[900].Nodes
+			port := func(s *Server) int { return s.DERP().Map.Regions[900].Nodes[0].DERPPort }
+			return len(ns) == 2 && ns[0].DERPPort == port(c.first) && ns[1].DERPPort == port(c.next) && ns[0].Name != ns[1].Name,
+				fmt.Sprintf("%d nodes: %+v", len(ns), ns)
+		})
+	}
 	testkit.WaitFor(t, ctx, "node two (homed on b's relay) to reach node one (on a's) through the relays", func() (bool, string) {
 		got, err := testkit.ReadGreeting(ctx, two, ip4.String()+":80")
 		return got == "relayed hello", fmt.Sprintf("read %q, %v", got, err)

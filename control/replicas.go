@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"reflect"
@@ -308,35 +310,78 @@ func (w *world) reloadNode(ctx context.Context, id tailcfg.NodeID, row *store.No
 	return nil
 }
 
+// registerAttempts bounds registerAgain: under a registration storm on
+// several replicas each attempt may lose again, to another replica.
+const registerAttempts = 8
+
 // registerAgain registers the new node rec once more after the store
 // refused it for an address or name another node has: another replica
 // registered that node a moment ago, and its notification has not arrived.
-// The world reads every node from the store, and rec gets a free name and
-// addresses. On error rec holds no addresses (the caller releases them).
+// Each attempt reads every node from the store and gives rec a free name
+// and addresses; after the first, the address search starts at a random
+// point of the range, so that replicas racing for the same next address
+// part ways. On error rec holds no addresses (the caller releases them).
 func (w *world) registerAgain(ctx context.Context, rec *nodeRecord, k schema.AuthKey) (*store.Node, error) {
-	w.v4.release(rec.v4)
-	w.v6.release(rec.v6)
-	rec.v4, rec.v6 = netip.Addr{}, netip.Addr{}
-	rows, err := w.srv.store.Nodes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
-		if err := w.reloadNode(ctx, tailcfg.NodeID(r.ID), r); err != nil {
-			w.srv.logf("control: node %d: %v", r.ID, err)
+	var err error
+	for attempt := range registerAttempts {
+		w.v4.release(rec.v4)
+		w.v6.release(rec.v6)
+		rec.v4, rec.v6 = netip.Addr{}, netip.Addr{}
+		rows, rerr := w.srv.store.Nodes(ctx)
+		if rerr != nil {
+			return nil, rerr
+		}
+		for _, r := range rows {
+			if err := w.reloadNode(ctx, tailcfg.NodeID(r.ID), r); err != nil {
+				w.srv.logf("control: node %d: %v", r.ID, err)
+			}
+		}
+		if attempt > 0 {
+			w.v4.next, w.v6.next = randomAddrIn(w.v4.prefix), randomAddrIn(w.v6.prefix)
+		}
+		rec.givenName = w.uniqueName(rec.hostinfo.Hostname, nil)
+		v4, aerr := w.v4.allocate()
+		if aerr != nil {
+			return nil, aerr
+		}
+		v6, aerr := w.v6.allocate()
+		if aerr != nil {
+			w.v4.release(v4)
+			return nil, aerr
+		}
+		rec.v4, rec.v6 = v4, v6
+		stored := rec.toStore()
+		err = w.srv.store.RegisterNode(ctx, stored, k.SecretHash, keyUseLimit(k))
+		if !errors.Is(err, store.ErrConflict) {
+			return stored, err
 		}
 	}
-	rec.givenName = w.uniqueName(rec.hostinfo.Hostname, nil)
-	v4, err := w.v4.allocate()
-	if err != nil {
-		return nil, err
+	return nil, err
+}
+
+// randomAddrIn returns a random address of p (p masked), for a search
+// cursor: at most the last 32 bits vary.
+func randomAddrIn(p netip.Prefix) netip.Addr {
+	p = p.Masked()
+	hostBits := p.Addr().BitLen() - p.Bits()
+	if hostBits <= 1 {
+		return p.Addr().Next()
 	}
-	v6, err := w.v6.allocate()
-	if err != nil {
-		w.v4.release(v4)
-		return nil, err
+	var r [4]byte
+	rand.Read(r[:])
+	off := binary.BigEndian.Uint32(r[:])
+	if hostBits < 32 {
+		off &= 1<<hostBits - 1
 	}
-	rec.v4, rec.v6 = v4, v6
-	stored := rec.toStore()
-	return stored, w.srv.store.RegisterNode(ctx, stored, k.SecretHash, keyUseLimit(k))
+	b := p.Addr().As16()
+	low := binary.BigEndian.Uint32(b[12:]) + off
+	binary.BigEndian.PutUint32(b[12:], low)
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		a = a.Unmap()
+	}
+	if !p.Contains(a) {
+		return p.Addr().Next()
+	}
+	return a
 }

@@ -103,3 +103,22 @@ func TestRemoteRuntime(t *testing.T) {
 		t.Errorf("LocalRuntime: %+v, %v; want none (the node streams elsewhere)", local, err)
 	}
 }
+
+// TestRandomAddrIn: the random search cursor of a registration that lost
+// a race to another replica lies in the range.
+func TestRandomAddrIn(t *testing.T) {
+	for _, p := range []string{"100.64.0.0/10", "fd7a:115c:a1e0::/48", "10.0.0.0/24", "10.0.0.0/31", "2001:db8::/120"} {
+		prefix := netip.MustParsePrefix(p)
+		seen := map[netip.Addr]bool{}
+		for range 200 {
+			a := randomAddrIn(prefix)
+			if !prefix.Contains(a) {
+				t.Fatalf("randomAddrIn(%s) = %s, outside it", p, a)
+			}
+			seen[a] = true
+		}
+		if prefix.Bits() < 30 && len(seen) < 100 {
+			t.Errorf("randomAddrIn(%s) gave only %d addresses in 200 draws", p, len(seen))
+		}
+	}
+}

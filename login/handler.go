@@ -64,6 +64,14 @@ func (m *Manager) start(w http.ResponseWriter, r *http.Request, token string) {
 		m.page(w, http.StatusGone, pageExpired)
 		return
 	}
+	if m.oauth == nil && p.User != "" {
+		m.page(w, http.StatusOK, page{Title: "Waiting for an admin",
+			Message: "An SSH session waits for " + p.User + " to be checked. No identity provider is configured. Give an admin this login ID:",
+			Code:    displayID(p.ID),
+			Command: "tailplane logins approve " + p.ID + " --user " + p.User,
+			Hint:    "The session goes on as soon as the admin runs this command."})
+		return
+	}
 	if m.oauth == nil {
 		m.page(w, http.StatusOK, page{Title: "Waiting for an admin",
 			Message: "No identity provider is configured. Give an admin this login ID:",
@@ -141,12 +149,25 @@ func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
 		m.page(w, http.StatusForbidden, m.undeclaredPage(login))
 		return
 	}
+	if !p.allows(canonical) {
+		m.logf("login %s: refused %s: the check is for %s", p.ID, canonical, p.User)
+		m.page(w, http.StatusForbidden, page{Title: "Signed in as the wrong user",
+			Message: "This check is for " + p.User + ", but you signed in as " + canonical + ".",
+			Hint:    "Open the link again and sign in as " + p.User + ", the owner of the device the SSH connection comes from."})
+		return
+	}
 	if err := m.complete(p, Result{User: canonical, Via: "oidc"}); err != nil {
 		pg := pageUnknown
 		if errors.Is(err, ErrExpired) {
 			pg = pageExpired
 		}
 		m.page(w, http.StatusBadRequest, pg)
+		return
+	}
+	if p.User != "" {
+		m.page(w, http.StatusOK, page{Title: "Check passed",
+			Message: "You are signed in as " + canonical + "; your SSH session goes on.",
+			Hint:    "You can close this window."})
 		return
 	}
 	m.page(w, http.StatusOK, page{Title: "You're connected",

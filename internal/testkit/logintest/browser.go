@@ -1,4 +1,4 @@
-package login
+package logintest
 
 import (
 	"context"
@@ -12,16 +12,18 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// browser is a fresh headless Chromium (Debian's chromium package) with
-// its own profile; screenshots go to the test's temp dir.
-type browser struct {
+// Browser is a fresh headless Chromium (Debian's chromium package) with
+// its own profile; screenshots go to the test's temp dir. A missing
+// chromium fails the test with an install hint.
+type Browser struct {
 	t   *testing.T
 	ctx context.Context
 	dir string
 	n   int
 }
 
-func newBrowser(t *testing.T) *browser {
+// NewBrowser starts a browser, stopped when t ends.
+func NewBrowser(t *testing.T) *Browser {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -42,16 +44,16 @@ func newBrowser(t *testing.T) *browser {
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
-	return &browser{t: t, ctx: ctx, dir: t.TempDir()}
+	return &Browser{t: t, ctx: ctx, dir: t.TempDir()}
 }
 
 // step bounds one browser step with a generous deadline.
-func (b *browser) step() (context.Context, context.CancelFunc) {
+func (b *Browser) step() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(b.ctx, time.Minute)
 }
 
-// open navigates to url and returns the page's heading.
-func (b *browser) open(url string) string {
+// Open navigates to url and returns the page's heading.
+func (b *Browser) Open(url string) string {
 	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
@@ -59,12 +61,12 @@ func (b *browser) open(url string) string {
 		b.t.Fatalf("opening %s: %v", url, err)
 	}
 	b.shot()
-	return b.text("h1")
+	return b.Text("h1")
 }
 
-// signIn fills the provider's login form and returns the heading of the
+// SignIn fills the provider's login form and returns the heading of the
 // page the browser lands on.
-func (b *browser) signIn(user, password string) string {
+func (b *Browser) SignIn(user, password string) string {
 	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
@@ -78,11 +80,11 @@ func (b *browser) signIn(user, password string) string {
 		b.t.Fatalf("signing in as %s: %v", user, err)
 	}
 	b.shot()
-	return b.text("h1")
+	return b.Text("h1")
 }
 
-// text returns the text of the element sel ("h1" or an element id).
-func (b *browser) text(sel string) string {
+// Text returns the text of the element sel ("h1" or an element id).
+func (b *Browser) Text(sel string) string {
 	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
@@ -99,8 +101,8 @@ func (b *browser) text(sel string) string {
 	return s
 }
 
-// location is the current URL.
-func (b *browser) location() string {
+// Location is the current URL.
+func (b *Browser) Location() string {
 	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
@@ -112,7 +114,7 @@ func (b *browser) location() string {
 }
 
 // shot saves a screenshot.
-func (b *browser) shot() {
+func (b *Browser) shot() {
 	ctx, cancel := b.step()
 	defer cancel()
 	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))

@@ -180,10 +180,10 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 	})
 }
 
-// TestSSHCheckRejectedTailscaled: under an SSH "check" rule (in a config
-// applied before lint refused them; control.New still takes one), a real
-// `tailscale ssh` is refused at once with the server's message instead of
-// hanging while tailscaled retries the check callback.
+// TestSSHCheckRejectedTailscaled: under an SSH "check" rule on a server
+// with interactive login off (no Config.Login), a real `tailscale ssh` is
+// refused at once with the server's message instead of hanging while
+// tailscaled retries the check callback.
 func TestSSHCheckRejectedTailscaled(t *testing.T) {
 	me := sshUser(t)
 	bins := testkit.TailscaledBinaries(t, "")
@@ -223,7 +223,7 @@ func TestSSHCheckRejectedTailscaled(t *testing.T) {
 		t.Fatalf("tailscale ssh under a check rule ran the command (err %v): %q", err, out)
 	}
 	t.Logf("tailscale ssh under a check rule: %v\n%s", err, out)
-	if !strings.Contains(out, strings.TrimSpace(sshCheckRejection)) {
-		t.Errorf("tailscale ssh printed %q, want the server's rejection %q", out, sshCheckRejection)
+	if !strings.Contains(out, strings.TrimSpace(sshCheckLoginOff)) {
+		t.Errorf("tailscale ssh printed %q, want the server's rejection %q", out, sshCheckLoginOff)
 	}
 }

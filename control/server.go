@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
@@ -52,6 +53,10 @@ type Config struct {
 	// ServerURL is the URL clients use, for SSH check callbacks; empty
 	// means none is advertised.
 	ServerURL string
+	// Login runs interactive logins, and with them the checks of SSH
+	// "check" rules (sshaction.go). Nil means interactive login is off:
+	// sessions under a check rule are rejected with a message.
+	Login *login.Manager
 
 	// KeepAlive is how often an idle map stream gets a keep-alive; zero
 	// means 50 s. Clients drop streams silent for 120 s.
@@ -83,6 +88,8 @@ type Server struct {
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
 	serverURL string
+	login     *login.Manager // nil: interactive login off
+	checks    sshChecks      // passed SSH checks; synchronizes itself
 	keepAlive time.Duration
 	timeouts  Timeouts
 	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
@@ -137,6 +144,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		noiseKey:  cfg.NoiseKey,
 		derpMap:   cfg.DERPMap,
 		serverURL: cfg.ServerURL,
+		login:     cfg.Login,
 		keepAlive: cfg.KeepAlive,
 		timeouts:  cfg.Timeouts,
 		limits:    cfg.Limits.withDefaults(),
@@ -193,7 +201,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.noiseMux = http.NewServeMux()
 	s.noiseMux.HandleFunc("POST /machine/register", s.serveRegister)
 	s.noiseMux.HandleFunc("POST /machine/map", s.serveMap)
-	s.noiseMux.HandleFunc("GET /machine/ssh/action/", s.serveSSHAction)
+	s.noiseMux.HandleFunc("GET /machine/ssh/action/", s.serveSSHActionMalformed)
+	s.noiseMux.HandleFunc("GET /machine/ssh/action/{src}/to/{dst}", s.serveSSHAction)
+	s.noiseMux.HandleFunc("GET /machine/ssh/action/{src}/to/{dst}/check/{id}", s.serveSSHCheck)
 
 	if cfg.DERP != nil {
 		cfg.DERP.setAdmission(s.relay.check) // the world has filled s.relay

@@ -40,8 +40,7 @@ func capsConfig(sshUser string) string {
 // CLI and the system ssh write their known-hosts files there) and stdin
 // closed. It returns the combined output.
 func cli(ctx context.Context, bins *tailscaled.Binaries, n *tailscaled.Node, home string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, bins.Tailscale, append([]string{"--socket=" + n.Socket}, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	cmd := cliCmd(ctx, bins, n, home, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -49,6 +48,13 @@ func cli(ctx context.Context, bins *tailscaled.Binaries, n *tailscaled.Node, hom
 		err = fmt.Errorf("tailscale %s: %w", strings.Join(args, " "), err)
 	}
 	return out.String(), err
+}
+
+// cliCmd is the command cli runs.
+func cliCmd(ctx context.Context, bins *tailscaled.Binaries, n *tailscaled.Node, home string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bins.Tailscale, append([]string{"--socket=" + n.Socket}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	return cmd
 }
 
 // sshUser checks that the system ssh client, which tailscale ssh runs, is

@@ -173,7 +173,7 @@ func (s *Server) serveSSHAction(w http.ResponseWriter, r *http.Request) {
 		writeSSHAction(w, policy.SSHAcceptAction())
 		return
 	}
-	pend := s.login.StartCheck(machineKeyOf(r).String(), p.srcLogin)
+	pend := s.login.StartCheck(checkWaiter(r, p), p.srcLogin)
 	s.logf("control: ssh check: %s: asked %s to log in again (login %s)", what, p.srcLogin, pend.ID)
 	base := s.serverURL
 	if base == "" {
@@ -186,6 +186,13 @@ func (s *Server) serveSSHAction(w http.ResponseWriter, r *http.Request) {
 			"# Log in as %s to allow it, at:\n#   %s\n", p.srcLogin, pend.URL),
 		HoldAndDelegate: next,
 	})
+}
+
+// checkWaiter is the identity a check is bound to (login's machine): the
+// destination's machine key and the connection's nodes, so only the
+// destination may wait for it, and only for the connection it began for.
+func checkWaiter(r *http.Request, p sshParties) string {
+	return fmt.Sprintf("%s ssh %d->%d", machineKeyOf(r), p.src, p.dst)
 }
 
 // sshCheckPeriod is the checkPeriod of the check rule that applies to p,
@@ -221,7 +228,7 @@ func (s *Server) serveSSHCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	res, err := s.login.Wait(r.Context(), id, machineKeyOf(r).String())
+	res, err := s.login.Wait(r.Context(), id, checkWaiter(r, p))
 	switch {
 	case errors.Is(err, login.ErrWrongMachine):
 		s.refuseSSHCallback(w, r, errNotYourNode)

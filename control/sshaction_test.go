@@ -145,6 +145,10 @@ func TestSSHCheckCallback(t *testing.T) {
 	if code, _ := laptop.fetchAction(ctx, poll); code != http.StatusForbidden {
 		t.Errorf("laptop polling the server's check: HTTP %d, want 403", code)
 	}
+	other := fmt.Sprintf("/machine/ssh/action/%d/to/%d/check/%s?local_user=root", taggedID, serverID, id)
+	if code, _ := server.fetchAction(ctx, other); code != http.StatusForbidden {
+		t.Errorf("the server polling the check for another source: HTTP %d, want 403", code)
+	}
 	got := make(chan *tailcfg.SSHAction, 1)
 	go func() {
 		_, a := server.fetchAction(ctx, poll)

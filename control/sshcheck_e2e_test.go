@@ -13,7 +13,7 @@ import (
 
 	"github.com/tailplane/tailplane/internal/tailscaled"
 	"github.com/tailplane/tailplane/internal/testkit"
-	"github.com/tailplane/tailplane/internal/testkit/logintest"
+	"github.com/tailplane/tailplane/internal/logintest"
 	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/schema"
 )
@@ -31,8 +31,8 @@ func startCheckLogin(t *testing.T, tn *schema.Tailnet) (*login.Manager, string) 
 		"bob":   {Password: "bob-pw", Email: "bob@example.com", Verified: true},
 	})
 	m, err := login.New(context.Background(), login.Config{
-		BaseURL: srv.URL, ClientSecret: prov.Secret, Logf: t.Logf,
-		OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.Client, Scopes: []string{"openid", "email"}, EmailClaim: "email"},
+		BaseURL: srv.URL, ClientSecret: prov.ClientSecret, Logf: t.Logf,
+		OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.ClientID, Scopes: []string{"openid", "email"}, EmailClaim: "email"},
 		LookupUser: func(_ context.Context, l string) (string, bool) {
 			_, ok := tn.Users[strings.ToLower(l)]
 			return strings.ToLower(l), ok

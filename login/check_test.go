@@ -8,8 +8,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tailplane/tailplane/internal/testkit/logintest"
+	"github.com/tailplane/tailplane/internal/logintest"
 )
+
+// bob is a second declared user at the provider, who signs in to alice's
+// check.
+func init() {
+	testUsers["bob"] = logintest.User{Password: "bob-pw", Email: "bob@example.com", Verified: true}
+}
 
 // TestCheckOIDC: a check (StartCheck) is completed only by its user.
 // Signing in as another declared user shows a refusal and leaves the

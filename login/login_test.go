@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tailplane/tailplane/internal/testkit/logintest"
+	"github.com/tailplane/tailplane/internal/logintest"
 	"github.com/tailplane/tailplane/schema"
 )
 
@@ -27,7 +27,6 @@ func lookup(_ context.Context, login string) (string, bool) {
 
 var testUsers = map[string]logintest.User{
 	"alice": {Password: "alice-pw", Email: "alice@example.com", Verified: true},
-	"bob":   {Password: "bob-pw", Email: "bob@example.com", Verified: true},
 	"carol": {Password: "carol-pw", Email: "carol@example.com", Verified: true}, // not declared
 	"dave":  {Password: "dave-pw", Email: "dave@example.com", Verified: false},
 }
@@ -81,8 +80,8 @@ func newEnv(t *testing.T, withOIDC bool) *env {
 		}}
 	if withOIDC {
 		e.prov = logintest.StartProvider(t, srv.URL+"/login/callback", testUsers)
-		cfg.OIDC = &schema.OIDC{Issuer: e.prov.URL, ClientID: e.prov.Client, Scopes: []string{"openid", "email"}, EmailClaim: "email"}
-		cfg.ClientSecret = e.prov.Secret
+		cfg.OIDC = &schema.OIDC{Issuer: e.prov.URL, ClientID: e.prov.ClientID, Scopes: []string{"openid", "email"}, EmailClaim: "email"}
+		cfg.ClientSecret = e.prov.ClientSecret
 	}
 	m, err := New(context.Background(), cfg)
 	if err != nil {
@@ -294,7 +293,7 @@ func TestStateCookieSecure(t *testing.T) {
 	prov := logintest.StartProvider(t, "https://tp.example.com/login/callback", testUsers)
 	for _, base := range []string{"https://tp.example.com", "http://127.0.0.1:1"} {
 		m, err := New(context.Background(), Config{BaseURL: base, LookupUser: lookup,
-			OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.Client, Scopes: []string{"openid"}, EmailClaim: "email"}})
+			OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.ClientID, Scopes: []string{"openid"}, EmailClaim: "email"}})
 		if err != nil {
 			t.Fatal(err)
 		}

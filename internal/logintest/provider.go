@@ -1,6 +1,3 @@
-// Package logintest runs what interactive-login tests drive: a real
-// OpenID provider (zitadel's certified op package, in process, with a
-// password form) and a headless Chromium (chromedp) that signs in.
 package logintest
 
 import (
@@ -21,26 +18,27 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// User is an account at the provider, keyed by user name in the map
-// StartProvider takes.
+// User is an account at the test provider.
 type User struct {
 	Password string
 	Email    string
-	Verified bool // the email_verified claim
+	Verified bool // the ID token's email_verified
 }
 
 // Provider is a real OpenID provider (zitadel's op package, OpenID
-// certified) with one confidential client and a password login page.
+// certified) with one confidential client and a password login page
+// (Browser.SignIn fills it).
 type Provider struct {
-	URL    string // the issuer
-	Client string // the client ID
-	Secret string // the client secret
-	store  *opStorage
+	URL          string // the issuer
+	ClientID     string
+	ClientSecret string
+	store        *opStorage
 }
 
-// StartProvider starts a provider on 127.0.0.1 whose one client may
-// redirect to redirectURI, stopped when t ends.
-func StartProvider(t *testing.T, redirectURI string, users map[string]User) *Provider {
+// StartProvider starts a provider on a loopback httptest server whose one
+// client may redirect to redirectURI, with users by username, and stops it
+// when the test ends.
+func StartProvider(t testing.TB, redirectURI string, users map[string]User) *Provider {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -60,7 +58,7 @@ func StartProvider(t *testing.T, redirectURI string, users map[string]User) *Pro
 	st.callback = op.AuthCallbackURL(prov)
 	mux.HandleFunc("/ui/login", st.loginPage)
 	mux.Handle("/", prov)
-	return &Provider{URL: srv.URL, Client: st.client, Secret: st.secret, store: st}
+	return &Provider{URL: srv.URL, ClientID: st.client, ClientSecret: st.secret, store: st}
 }
 
 var loginForm = template.Must(template.New("f").Parse(`<!doctype html><html><body>

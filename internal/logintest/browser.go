@@ -13,17 +13,18 @@ import (
 )
 
 // Browser is a fresh headless Chromium (Debian's chromium package) with
-// its own profile; screenshots go to the test's temp dir. A missing
-// chromium fails the test with an install hint.
+// its own profile; screenshots go to the test's temp dir. Its methods
+// fail the test when a step does not finish within a minute.
 type Browser struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	dir string
 	n   int
 }
 
-// NewBrowser starts a browser, stopped when t ends.
-func NewBrowser(t *testing.T) *Browser {
+// NewBrowser starts a Browser and stops it when the test ends. Without
+// chromium on PATH the test fails with an install hint.
+func NewBrowser(t testing.TB) *Browser {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -60,7 +61,7 @@ func (b *Browser) Open(url string) string {
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		b.t.Fatalf("opening %s: %v", url, err)
 	}
-	b.shot()
+	b.Shot()
 	return b.Text("h1")
 }
 
@@ -79,7 +80,7 @@ func (b *Browser) SignIn(user, password string) string {
 	if err != nil {
 		b.t.Fatalf("signing in as %s: %v", user, err)
 	}
-	b.shot()
+	b.Shot()
 	return b.Text("h1")
 }
 
@@ -113,8 +114,8 @@ func (b *Browser) Location() string {
 	return s
 }
 
-// shot saves a screenshot.
-func (b *Browser) shot() {
+// Shot saves a screenshot.
+func (b *Browser) Shot() {
 	ctx, cancel := b.step()
 	defer cancel()
 	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))

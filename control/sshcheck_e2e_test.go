@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/internal/logintest"
 	"github.com/tailplane/tailplane/internal/tailscaled"
 	"github.com/tailplane/tailplane/internal/testkit"
-	"github.com/tailplane/tailplane/internal/logintest"
 	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/schema"
 )

@@ -53,9 +53,11 @@ type Config struct {
 	// ServerURL is the URL clients use, for SSH check callbacks; empty
 	// means none is advertised.
 	ServerURL string
-	// Login runs interactive logins, and with them the checks of SSH
-	// "check" rules (sshaction.go). Nil means interactive login is off:
-	// sessions under a check rule are rejected with a message.
+	// Login runs interactive logins: a /machine/register without an auth
+	// key gets a login URL from it, and the node registers as the user
+	// who logged in (docs/login.md). Nil means interactive login is off:
+	// such a register request is refused with an error that says to use
+	// an auth key.
 	Login *login.Manager
 
 	// KeepAlive is how often an idle map stream gets a keep-alive; zero
@@ -88,11 +90,11 @@ type Server struct {
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
 	serverURL string
-	login     *login.Manager // nil: interactive login off
-	checks    sshChecks      // passed SSH checks; synchronizes itself
+	login     *login.Manager // nil: interactive login is off
 	keepAlive time.Duration
 	timeouts  Timeouts
 	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
+	checks    sshChecks       // passed SSH checks (sshaction.go); synchronizes itself
 	limits    Limits          // with defaults filled in
 	logf      func(format string, args ...any)
 	now       func() time.Time

@@ -62,11 +62,11 @@ type Pending struct {
 	ID      string // short login ID shown to the person and given to Approve
 	URL     string // where the person logs in; single-use and secret
 	Machine string // the machine identity that started it
+	Expires time.Time
 	// User, for a check (StartCheck), is the one declared user who may
 	// complete it. Empty for a registration, which any declared user
 	// completes.
-	User    string
-	Expires time.Time
+	User string
 }
 
 // Errors returned by Wait and Approve.
@@ -76,8 +76,11 @@ var (
 	ErrWrongMachine = errors.New("the login was started by another machine")
 	ErrDone         = errors.New("the login has completed already")
 	ErrUndeclared   = errors.New("the user is not declared under users")
-	ErrWrongUser    = errors.New("the check is for another user")
 )
+
+// ErrWrongUser is Approve's error for a check approved as another user
+// than the one it is for.
+var ErrWrongUser = errors.New("the check is for another user")
 
 // Manager holds pending logins and serves their pages.
 type Manager struct {

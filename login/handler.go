@@ -64,20 +64,12 @@ func (m *Manager) start(w http.ResponseWriter, r *http.Request, token string) {
 		m.page(w, http.StatusGone, pageExpired)
 		return
 	}
-	if m.oauth == nil && p.User != "" {
-		m.page(w, http.StatusOK, page{Title: "Waiting for an admin",
-			Message: "An SSH session waits for " + p.User + " to be checked. No identity provider is configured. Give an admin this login ID:",
-			Code:    displayID(p.ID),
-			Command: "tailplane logins approve " + p.ID + " --user " + p.User,
-			Hint:    "The session goes on as soon as the admin runs this command."})
-		return
-	}
 	if m.oauth == nil {
 		m.page(w, http.StatusOK, page{Title: "Waiting for an admin",
 			Message: "No identity provider is configured. Give an admin this login ID:",
 			Code:    displayID(p.ID),
-			Command: "tailplane logins approve " + p.ID + " --user LOGIN",
-			Hint:    "Your device joins as soon as the admin runs this command with your login (as declared under users)."})
+			Command: "tailplane logins approve " + p.ID + " --user " + p.approveAs(),
+			Hint:    p.adminHint()})
 		return
 	}
 	f := &flow{p: p, nonce: randomString(20), verifier: oauth2.GenerateVerifier()}
@@ -253,6 +245,23 @@ func (m *Manager) undeclaredPage(login string) page {
 		Message: "You signed in as " + login + ", but no user by that login is declared.",
 		Hint:    "An admin adds you under the users key in " + file + " and pushes; then run tailscale up again.",
 		Code:    `"users": {"` + login + `": {}}`}
+}
+
+// approveAs is the --user an admin approves p with: the user of a check,
+// else a placeholder.
+func (p *pending) approveAs() string {
+	if p.User != "" {
+		return p.User
+	}
+	return "LOGIN"
+}
+
+// adminHint says what the admin's approval of p does.
+func (p *pending) adminHint() string {
+	if p.User != "" {
+		return "The SSH session waiting for this check goes on as soon as the admin runs this command."
+	}
+	return "Your device joins as soon as the admin runs this command with your login (as declared under users)."
 }
 
 // displayID groups a login ID for reading: "ABCD-EFGH".

@@ -192,31 +192,11 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 // tailscaled retries the check callback.
 func TestSSHCheckRejectedTailscaled(t *testing.T) {
 	me := sshUser(t)
-	bins := testkit.TailscaledBinaries(t, "")
 	tn := testTailnet()
 	tn.Settings.SSH = true
 	tn.Policy.SSH = []schema.SSHRule{{Action: "check", Src: []string{"autogroup:member"}, Dst: []string{"autogroup:self"}, Users: []string{me.Username}}}
-	ts := startServer(t, tn, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	run := &e2eRun{ctx: ctx, root: t.TempDir(), url: ts.URL}
-	alpha := run.join(t, bins, "alpha")
-	beta := run.join(t, bins, "beta")
-	if out, err := beta.Tailscale(ctx, "up", "--ssh", "--login-server="+run.url, "--hostname=beta"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	testkit.WaitFor(t, ctx, "alpha to learn beta's SSH host keys", func() (bool, string) {
-		st, err := statusOf(ctx, alpha)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, p := range st.Peer {
-			if p.DNSName == "beta.tail.test." {
-				return len(p.SSH_HostKeys) > 0 && p.Online, fmt.Sprint(p.SSH_HostKeys)
-			}
-		}
-		return false, "beta is not a peer"
-	})
+	run, bins, alpha, _ := sshPair(t, tn, nil)
+	ctx := run.ctx
 	// A generous deadline: the rejection comes in well under a second; on
 	// a server without the callback the session hangs for half an hour.
 	sshCtx, sshCancel := context.WithTimeout(ctx, time.Minute)

@@ -62,6 +62,25 @@ func waitSSHHostKeys(t *testing.T, ctx context.Context, n *tailscaled.Node, peer
 	})
 }
 
+// sshPair starts the server on tn (mod, if not nil, changes its Config)
+// and two tailscaleds of alice's, alpha and beta, beta running Tailscale
+// SSH, and waits until alpha knows beta's SSH host keys.
+func sshPair(t *testing.T, tn *schema.Tailnet, mod func(*Config)) (run *e2eRun, bins *tailscaled.Binaries, alpha, beta *tailscaled.Node) {
+	t.Helper()
+	bins = testkit.TailscaledBinaries(t, "")
+	ts := startServerWith(t, tn, "", mod)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	run = &e2eRun{ctx: ctx, root: t.TempDir(), url: ts.URL}
+	alpha = run.join(t, bins, "alpha")
+	beta = run.join(t, bins, "beta")
+	if out, err := beta.Tailscale(ctx, "up", "--ssh", "--login-server="+run.url, "--hostname=beta"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	waitSSHHostKeys(t, ctx, alpha, "beta.tail.test.")
+	return run, bins, alpha, beta
+}
+
 // TestSSHCheckTailscaled: under an SSH "check" rule a real `tailscale ssh`
 // prints a login URL and waits; in a real browser, bob's login is refused
 // and the source's owner, alice, passes the check; then the command runs.
@@ -69,22 +88,13 @@ func waitSSHHostKeys(t *testing.T, ctx context.Context, n *tailscaled.Node, peer
 // source is refused with the server's message.
 func TestSSHCheckTailscaled(t *testing.T) {
 	me := sshUser(t)
-	bins := testkit.TailscaledBinaries(t, "")
 	tn := testTailnet()
 	tn.Settings.SSH = true
 	tn.Policy.SSH = []schema.SSHRule{{Action: "check", Src: []string{"alice@example.com", "tag:server"}, Dst: []string{"alice@example.com"}, Users: []string{me.Username}}}
 	lm, loginURL := startCheckLogin(t, tn)
-	ts := startServerWith(t, tn, "", func(c *Config) { c.Login = lm })
 	b := logintest.NewBrowser(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	run := &e2eRun{ctx: ctx, root: t.TempDir(), url: ts.URL}
-	alpha := run.join(t, bins, "alpha")
-	beta := run.join(t, bins, "beta")
-	if out, err := beta.Tailscale(ctx, "up", "--ssh", "--login-server="+run.url, "--hostname=beta"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	waitSSHHostKeys(t, ctx, alpha, "beta.tail.test.")
+	run, bins, alpha, beta := sshPair(t, tn, func(c *Config) { c.Login = lm })
+	ctx := run.ctx
 	home := t.TempDir()
 	target := me.Username + "@beta"
 

@@ -14,6 +14,7 @@ import (
 	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/policy"
 	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
 )
 
 // SSH check mode. A "check" rule hands the destination node
@@ -38,7 +39,12 @@ const (
 	sshCheckNoSrc  = "tailscale: the node this SSH connection comes from is not logged in to the tailnet\n"
 	sshCheckBadURL = "tailscale: the SSH check callback URL is malformed; ask the tailnet's admin to check the server log\n"
 	sshCheckOver   = "tailscale: the check was not completed in time; connect again for a new link\n"
+	sshCheckBusy   = "tailscale: too many SSH checks are waiting on this node; complete one, or connect again in a few minutes\n"
 )
+
+// maxOpenSSHChecks is how many checks one destination may have waiting
+// at once: each holds a pending login until it completes or expires.
+const maxOpenSSHChecks = 16
 
 // sshChecks remembers passed checks, per source node and the user who
 // passed it, for the checkPeriod of the rule that asks next. It lives in
@@ -46,6 +52,41 @@ const (
 type sshChecks struct {
 	mu     sync.Mutex // guards the fields below
 	passed map[sshCheckKey]time.Time
+	open   map[key.MachinePublic]map[string]time.Time // each destination's waiting checks: login ID to expiry
+}
+
+// start runs begin (which starts a check and returns its login ID and
+// expiry) unless destination dst has maxOpenSSHChecks waiting already.
+func (c *sshChecks) start(dst key.MachinePublic, now time.Time, begin func() (string, time.Time)) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, exp := range c.open[dst] {
+		if !now.Before(exp) {
+			delete(c.open[dst], id)
+		}
+	}
+	if len(c.open[dst]) >= maxOpenSSHChecks {
+		return false
+	}
+	id, exp := begin()
+	if c.open == nil {
+		c.open = map[key.MachinePublic]map[string]time.Time{}
+	}
+	if c.open[dst] == nil {
+		c.open[dst] = map[string]time.Time{}
+	}
+	c.open[dst][id] = exp
+	return true
+}
+
+// finished forgets dst's waiting check id.
+func (c *sshChecks) finished(dst key.MachinePublic, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.open[dst], id)
+	if len(c.open[dst]) == 0 {
+		delete(c.open, dst)
+	}
 }
 
 type sshCheckKey struct {
@@ -173,7 +214,15 @@ func (s *Server) serveSSHAction(w http.ResponseWriter, r *http.Request) {
 		writeSSHAction(w, policy.SSHAcceptAction())
 		return
 	}
-	pend := s.login.StartCheck(checkWaiter(r, p), p.srcLogin)
+	var pend login.Pending
+	if !s.checks.start(machineKeyOf(r), s.now(), func() (string, time.Time) {
+		pend = s.login.StartCheck(checkWaiter(r, p), p.srcLogin)
+		return pend.ID, pend.Expires
+	}) {
+		s.logf("control: ssh check: %s: rejected: %d checks wait on %s already", what, maxOpenSSHChecks, p.dstName)
+		writeSSHAction(w, sshReject(sshCheckBusy))
+		return
+	}
 	s.logf("control: ssh check: %s: asked %s to log in again (login %s)", what, p.srcLogin, pend.ID)
 	base := s.serverURL
 	if base == "" {
@@ -235,6 +284,9 @@ func (s *Server) serveSSHCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.Context().Err() != nil:
 		return // the poll broke; tailscaled asks again
+	}
+	s.checks.finished(machineKeyOf(r), id)
+	switch {
 	case err != nil:
 		s.logf("control: ssh check: login %s: %v", id, err)
 		writeSSHAction(w, sshReject(sshCheckOver))

@@ -199,3 +199,52 @@ func TestSSHCheckLoginOff(t *testing.T) {
 		t.Errorf("HTTP %d, action (-want +got):\n%s", code, diff)
 	}
 }
+
+// TestSSHCheckOpenLimit: one destination may have maxOpenSSHChecks checks
+// waiting; the next is rejected with a message until one completes or
+// expires.
+func TestSSHCheckOpenLimit(t *testing.T) {
+	tn := sshCheckTailnet()
+	clock := newTestClock(time.Now())
+	lm := newCheckLogin(t, tn, clock.Now)
+	ts := startServerWith(t, tn, "", func(c *Config) { c.Login = lm; c.Now = clock.Now })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := newRawNode(t, ts)
+	n.register(n.registerReq(aliceKey))
+	id := n.selfMap().Node.ID
+	path := fmt.Sprintf("/machine/ssh/action/%d/to/%d?local_user=postgres", id, id) // "always"
+	var first *tailcfg.SSHAction
+	for i := range maxOpenSSHChecks {
+		_, a := n.fetchAction(ctx, path)
+		if a == nil || a.HoldAndDelegate == "" {
+			t.Fatalf("check %d: %+v, want a new check", i+1, a)
+		}
+		if first == nil {
+			first = a
+		}
+	}
+	busy := &tailcfg.SSHAction{Reject: true, Message: sshCheckBusy}
+	if _, a := n.fetchAction(ctx, path); !cmp.Equal(a, busy) {
+		t.Fatalf("check %d: %+v, want the rejection %q", maxOpenSSHChecks+1, a, sshCheckBusy)
+	}
+	// Completing one frees its place.
+	if err := lm.Approve(ctx, checkID(t, first), "alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	poll := strings.TrimPrefix(first.HoldAndDelegate, "https://unused")
+	if _, a := n.fetchAction(ctx, poll); a == nil || !a.Accept {
+		t.Fatalf("polling the approved check: %+v, want accept", a)
+	}
+	if _, a := n.fetchAction(ctx, path); a == nil || a.HoldAndDelegate == "" {
+		t.Errorf("after one check completed: %+v, want a new check", a)
+	}
+	if _, a := n.fetchAction(ctx, path); !cmp.Equal(a, busy) {
+		t.Errorf("full again: %+v, want the rejection", a)
+	}
+	// Expired checks free theirs.
+	clock.Advance(login.DefaultTTL)
+	if _, a := n.fetchAction(ctx, path); a == nil || a.HoldAndDelegate == "" {
+		t.Errorf("after the checks expired: %+v, want a new check", a)
+	}
+}

@@ -87,7 +87,7 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 		Tags:              n.tags,
 		PrimaryRoutes:     primary,
 		Online:            &online,
-		MachineAuthorized: true,
+		MachineAuthorized: !n.pending,
 		CapMap:            w.pol.CapMap(n),
 		Expired:           !n.keyExpiry.IsZero() && n.keyExpiry.Before(w.srv.now()),
 	}
@@ -211,6 +211,7 @@ func (s *Server) deltaMap(d pendingDelta) *tailcfg.MapResponse {
 		resp.PacketFilters = filterMessage(d.filter)
 	}
 	resp.SSHPolicy = d.ssh
+	resp.PingRequest = d.ping
 	return resp
 }
 

@@ -61,9 +61,10 @@ func (w *world) inventory() []policy.Node { return w.inventoryUnder(w.tailnet, w
 // owner is undeclared in t; see pruneUndeclared); tagged nodes carry only
 // the tags t declares, as installing t leaves them.
 //
-// High availability: a router without a live map session is marked
-// Offline, and the engine's sticky election (see policy.PrimaryKey) moves
-// its subnets to an online router; nothing is taken from it here.
+// High availability: a router without a live map session, or one failing
+// its health checks, is marked Offline (see routesOffline), and the
+// engine's sticky election (see policy.PrimaryKey) moves its subnets to an
+// online router; nothing is taken from it here.
 func (w *world) inventoryUnder(t *schema.Tailnet, p *policy.Policy) []policy.Node {
 	nodes := make([]policy.Node, 0, len(w.nodes))
 	for _, n := range w.nodes {
@@ -116,7 +117,7 @@ func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
 		Created:     n.createdAt,
-		Offline:     !n.online,
+		Offline:     w.routesOffline(n),
 	}
 	pn.ApprovedRoutes = w.approvedRoutes(n, pn, t, p)
 	return pn
@@ -129,19 +130,41 @@ func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.
 // it, and a bare name key (the old form, perhaps still in the applied
 // state of an older tailplane) is never looked up.
 func (w *world) approvedRoutes(n *node, pn policy.Node, t *schema.Tailnet, pol *policy.Policy) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range routeApprovals(n, pn, t, pol) {
+		out = append(out, a.Route)
+	}
+	return out
+}
+
+// RouteApproval is one advertised route a node may serve, and the rule that
+// approves it.
+type RouteApproval struct {
+	Route netip.Prefix `json:"route"`
+	// Rule is the field path of the approving entry: `routes["tag:router"]`
+	// (or with "/name"), or one of autoApprovers (see
+	// policy.Policy.RouteApprover).
+	Rule string `json:"rule"`
+}
+
+// routeApprovals is approvedRoutes with the approving rule of each route:
+// the first of n's `routes` keys that lists it, else autoApprovers.
+func routeApprovals(n *node, pn policy.Node, t *schema.Tailnet, pol *policy.Policy) []RouteApproval {
 	adv := n.hostinfo.RoutableIPs
 	if len(adv) == 0 {
 		return nil
 	}
-	var manual []netip.Prefix
-	for _, k := range schema.RouteKeysFor(n.givenName, n.userLogin, pn.Tags) {
-		manual = append(manual, t.Routes[k]...)
-	}
-	auto := pol.ApproveRoutes(pn)
-	var out []netip.Prefix
+	keys := schema.RouteKeysFor(n.givenName, n.userLogin, pn.Tags)
+	var out []RouteApproval
 	for _, p := range adv {
-		if slices.Contains(manual, p.Masked()) || slices.Contains(auto, p) {
-			out = append(out, p)
+		rule := ""
+		if i := slices.IndexFunc(keys, func(k string) bool { return slices.Contains(t.Routes[k], p.Masked()) }); i >= 0 {
+			rule = schema.PathKey("routes", keys[i])
+		} else {
+			rule = pol.RouteApprover(pn, p)
+		}
+		if rule != "" {
+			out = append(out, RouteApproval{Route: p, Rule: rule})
 		}
 	}
 	return out

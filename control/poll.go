@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -62,6 +61,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 			n.sess.close("replaced by a newer map request")
 		}
 		sess = newSession(n.id)
+		sess.host = r.Host
 		n.sess = sess
 		w.addStream(n, sess)
 		if w.keyExpired(n, s.now()) {
@@ -69,6 +69,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		w.live[n.id] = n
+		w.streamStarted(n)
 		if !n.online {
 			n.online = true
 			on := true
@@ -140,6 +141,7 @@ func (s *Server) stream(ctx context.Context, rc *http.ResponseController, w http
 				if err != nil {
 					return
 				}
+				resp.PingRequest = d.ping
 			} else if !d.empty() {
 				resp = s.deltaMap(d)
 			}
@@ -178,7 +180,7 @@ func (s *Server) endSession(id tailcfg.NodeID, sess *session) {
 // is also a policy change: only online routers' subnets are routed, so an
 // HA pair fails over to the online one.
 func (w *world) onlineChanged(n *node, pc *tailcfg.PeerChange) {
-	if slices.ContainsFunc(n.hostinfo.RoutableIPs, func(p netip.Prefix) bool { return p.Bits() > 0 }) {
+	if routesSubnets(n) {
 		w.membershipChanged(n, false)
 		return
 	}

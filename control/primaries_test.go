@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
@@ -115,4 +117,71 @@ func TestPrimariesStoreConversion(t *testing.T) {
 	if len(logged) != 1 {
 		t.Errorf("logged %d lines for one bad row, want 1", len(logged))
 	}
+}
+
+// restartServer closes ts and starts a server on its state directory
+// with the router settings rh.
+func restartServer(t *testing.T, ts *testServer, rh RouterHealth) *testServer {
+	t.Helper()
+	ts.Close()
+	ts.DERP.Close()
+	ts.Store.Close()
+	return startServerWith(t, testTailnet(), ts.dir, func(c *Config) { c.RouterHealth = rh })
+}
+
+// After a restart the saved primary keeps its subnet for the grace period
+// although the standby reconnects first; a primary that reconnected is
+// judged by its stream again; one that has not reconnected when the grace
+// ends fails over.
+func TestPrimaryGraceAfterRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	subnet := netip.MustParsePrefix("192.0.2.0/24")
+	noPings := RouterHealth{Interval: -1, RestartGrace: -1}
+	ts := startServerWith(t, testTailnet(), "", func(c *Config) { c.RouterHealth = noPings })
+	r1 := registerRouter(t, ts, "r1", subnet)
+	r2 := registerRouter(t, ts, "r2", subnet)
+	alice := newRawNode(t, ts)
+	alice.register(alice.registerReq(aliceKey))
+	r1.stream(ctx, routerMapReq(r1, subnet)).next()
+	r2.stream(ctx, routerMapReq(r2, subnet)).next()
+	wantPrimary(t, "before the restart", ts, alice, subnet, "r1")
+
+	reconnect := func(ts *testServer, n *rawNode) context.CancelFunc {
+		t.Helper()
+		sctx, gone := context.WithCancel(ctx)
+		(&rawNode{t: t, mk: n.mk, nk: n.nk, dk: n.dk}).connect(ts).stream(sctx, routerMapReq(n, subnet)).next()
+		return gone
+	}
+	viewer := func(ts *testServer) *rawNode {
+		return (&rawNode{t: t, mk: alice.mk, nk: alice.nk, dk: alice.dk}).connect(ts)
+	}
+
+	ts = restartServer(t, ts, RouterHealth{Interval: -1, RestartGrace: time.Hour})
+	reconnect(ts, r2)
+	wantPrimary(t, "in the grace, only the standby back", ts, viewer(ts), subnet, "r1")
+	r1gone := reconnect(ts, r1)
+	wantPrimary(t, "in the grace, both back", ts, viewer(ts), subnet, "r1")
+	r1gone()
+	testkit.WaitFor(t, ctx, "r2 to take over from r1, which reconnected and left again", func() (bool, string) {
+		got, _, _ := electedFor(ts, subnet)
+		return got == "r2", got + " is elected"
+	})
+
+	// r2 is the saved primary now; r1 comes back first.
+	ts = restartServer(t, ts, RouterHealth{Interval: -1, RestartGrace: time.Hour})
+	reconnect(ts, r1)
+	wantPrimary(t, "second restart, in the grace", ts, viewer(ts), subnet, "r2")
+	ts.do(ctx, func(w *world) error { w.endGrace(); return nil }) // as the grace's timer does
+	wantPrimary(t, "second restart, after the grace", ts, viewer(ts), subnet, "r1")
+
+	// The grace's timer ends it by itself.
+	ts = restartServer(t, ts, RouterHealth{Interval: -1, RestartGrace: 200 * time.Millisecond})
+	reconnect(ts, r2)
+	testkit.WaitFor(t, ctx, "the grace to end and r2 to take over", func() (bool, string) {
+		var waiting int
+		ts.do(ctx, func(w *world) error { waiting = len(w.graceFor); return nil })
+		got, _, _ := electedFor(ts, subnet)
+		return waiting == 0 && got == "r2", fmt.Sprintf("%s is elected, the grace covers %d routers", got, waiting)
+	})
 }

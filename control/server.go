@@ -70,6 +70,10 @@ type Config struct {
 	// Limits bound what one node or machine may cost; the zero value
 	// means the defaults documented on Limits.
 	Limits Limits
+	// RouterHealth configures the health checks of subnet routers and
+	// the primaries' grace after a restart; the zero value means the
+	// defaults documented on RouterHealth.
+	RouterHealth RouterHealth
 
 	// Logf logs server events; nil means log.Printf.
 	Logf func(format string, args ...any)
@@ -96,6 +100,8 @@ type Server struct {
 	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
 	checks    sshChecks       // passed SSH checks (sshaction.go); synchronizes itself
 	limits    Limits          // with defaults filled in
+	health    RouterHealth    // with defaults filled in
+	pings     pingTable       // outstanding router pings; see health.go
 	logf      func(format string, args ...any)
 	now       func() time.Time
 
@@ -150,6 +156,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		keepAlive: cfg.KeepAlive,
 		timeouts:  cfg.Timeouts,
 		limits:    cfg.Limits.withDefaults(),
+		health:    cfg.RouterHealth.withDefaults(),
 		logf:      cfg.Logf,
 		now:       cfg.Now,
 		ops:       make(chan func(*world), 64),
@@ -206,6 +213,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.noiseMux.HandleFunc("GET /machine/ssh/action/", s.serveSSHActionMalformed)
 	s.noiseMux.HandleFunc("GET /machine/ssh/action/{src}/to/{dst}", s.serveSSHAction)
 	s.noiseMux.HandleFunc("GET /machine/ssh/action/{src}/to/{dst}/check/{id}", s.serveSSHCheck)
+	s.noiseMux.HandleFunc("HEAD /machine/ping/{token}", s.servePing)
 
 	if cfg.DERP != nil {
 		cfg.DERP.setAdmission(s.relay.check) // the world has filled s.relay
@@ -240,6 +248,8 @@ func (s *Server) run(ctx context.Context, w *world) {
 	defer close(s.stopped)
 	reap := time.NewTicker(reapInterval(w.settings))
 	defer reap.Stop()
+	healthCheck, graceEnd, stopHealth := s.healthTicks()
+	defer stopHealth()
 	for {
 		select {
 		case op := <-s.ops:
@@ -251,6 +261,10 @@ func (s *Server) run(ctx context.Context, w *world) {
 				return nil
 			})
 			reap.Reset(reapInterval(w.settings))
+		case <-healthCheck:
+			s.runOp(w, "router health check", func(w *world) error { w.checkRouters(); return nil })
+		case <-graceEnd:
+			s.runOp(w, "end of the restart grace", func(w *world) error { w.endGrace(); return nil })
 		case <-ctx.Done():
 			for _, n := range w.live {
 				n.sess.close("server shutting down")

@@ -14,6 +14,7 @@ import (
 type session struct {
 	nodeID  tailcfg.NodeID
 	machine key.MachinePublic // set by addStream, before the session is served
+	host    string            // the client's name for the server, for ping URLs; set before the session is served
 	wake    chan struct{}     // size 1: a pending wake-up is never lost and never piles up
 	done    chan struct{}     // closed when the server ends the session
 
@@ -28,6 +29,7 @@ type session struct {
 	changed    map[tailcfg.NodeID]*tailcfg.Node
 	patches    map[tailcfg.NodeID]*tailcfg.PeerChange
 	removed    map[tailcfg.NodeID]bool
+	ping       *tailcfg.PingRequest // pending health ping; see health.go
 }
 
 func newSession(id tailcfg.NodeID) *session {
@@ -52,7 +54,7 @@ func (s *session) close(why string) {
 		s.closed = true
 		s.closeMsg = why
 		s.full, s.selfView, s.filterPol, s.lastFilter, s.lastSSH = false, nil, nil, nil, nil
-		s.changed, s.patches, s.removed = nil, nil, nil
+		s.changed, s.patches, s.removed, s.ping = nil, nil, nil, nil
 		close(s.done)
 	}
 }
@@ -157,6 +159,19 @@ func (s *session) enqueueFilterCheck(pol peerPolicy) {
 	s.poke()
 }
 
+// enqueuePing queues a ping for the client to answer; it replaces one
+// not yet sent.
+func (s *session) enqueuePing(pr *tailcfg.PingRequest) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.ping = pr
+	s.mu.Unlock()
+	s.poke()
+}
+
 // pendingDelta is what a session drained in one go.
 type pendingDelta struct {
 	full      bool
@@ -167,10 +182,11 @@ type pendingDelta struct {
 	changed   map[tailcfg.NodeID]*tailcfg.Node
 	patches   map[tailcfg.NodeID]*tailcfg.PeerChange
 	removed   map[tailcfg.NodeID]bool
+	ping      *tailcfg.PingRequest
 }
 
 func (d *pendingDelta) empty() bool {
-	return !d.full && d.selfView == nil && !d.filterSet && d.ssh == nil && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0
+	return !d.full && d.selfView == nil && !d.filterSet && d.ssh == nil && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0 && d.ping == nil
 }
 
 // take drains the queue. A pending filter check (of the packet filter and
@@ -178,9 +194,9 @@ func (d *pendingDelta) empty() bool {
 // the session goroutine, outside the lock.
 func (s *session) take() pendingDelta {
 	s.mu.Lock()
-	d := pendingDelta{full: s.full, selfView: s.selfView, changed: s.changed, patches: s.patches, removed: s.removed}
+	d := pendingDelta{full: s.full, selfView: s.selfView, changed: s.changed, patches: s.patches, removed: s.removed, ping: s.ping}
 	pol := s.filterPol
-	s.full, s.selfView, s.filterPol = false, nil, nil
+	s.full, s.selfView, s.filterPol, s.ping = false, nil, nil, nil
 	s.changed, s.patches, s.removed = nil, nil, nil
 	s.mu.Unlock()
 	if pol != nil && !d.full {

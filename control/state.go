@@ -37,6 +37,8 @@ type node struct {
 	view *tailcfg.Node
 
 	upd updateLimit // map-request rate limit; see limits.go
+
+	health routerHealth // pings of a subnet router; see health.go
 }
 
 // tagged reports whether the node is owned by tags rather than a user.
@@ -61,6 +63,9 @@ type world struct {
 	// primaries is the election outcome last handed to the writer (or, before
 	// the first evaluation, loaded from the store); see notePrimaries.
 	primaries policy.Primaries
+	// graceFor lists the saved primaries the restart grace still covers;
+	// see routesOffline.
+	graceFor map[tailcfg.NodeID]bool
 
 	nodes map[tailcfg.NodeID]*node
 	byKey map[key.NodePublic]*node
@@ -88,6 +93,7 @@ func newWorld(ctx context.Context, srv *Server, c *Prepared, rows []*store.Node,
 		live:      map[tailcfg.NodeID]*node{},
 	}
 	w.setTailnet(c)
+	w.startGrace()
 	for _, r := range rows {
 		rec, err := recordFromStore(r)
 		if err != nil {
@@ -186,6 +192,7 @@ func (w *world) leave(ctx context.Context, n *node, how leaving, why string, qui
 		n.sess.close(why)
 		n.sess = nil
 	}
+	w.dropPing(n)
 	delete(w.live, n.id)
 	n.online = false
 	var err error
@@ -218,8 +225,9 @@ func (w *world) leave(ctx context.Context, n *node, how leaving, why string, qui
 	return err
 }
 
-// visible reports whether n is currently part of the tailnet for peers.
-func (w *world) visible(n *node) bool { return !n.loggedOut }
+// visible reports whether n is currently part of the tailnet for peers:
+// logged in, and approved when device approval held it.
+func (w *world) visible(n *node) bool { return !n.loggedOut && !n.pending }
 
 // refreshView rebuilds the node's published view. Every change of a node's
 // key, login or expiry rebuilds it, so this is also where the relay's

@@ -239,6 +239,20 @@ func (n *Node) Log() string {
 	return string(b)
 }
 
+// Signal sends sig to tailscaled: syscall.SIGSTOP freezes it with its
+// connections left open, syscall.SIGCONT thaws it.
+func (n *Node) Signal(sig os.Signal) error { return n.cmd.Process.Signal(sig) }
+
+// Kill kills tailscaled as a crash would (SIGKILL) and waits for it to
+// exit; its state directory stays, for a restart.
+func (n *Node) Kill() error {
+	if err := n.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	<-n.exited
+	return nil
+}
+
 // Close stops tailscaled and waits for it to exit.
 func (n *Node) Close() error {
 	if n.cmd.Process != nil {

@@ -129,6 +129,11 @@ func TestSSHCheckTailscaled(t *testing.T) {
 		if err != nil || !strings.Contains(out.String(), "session-ran") {
 			t.Fatalf("tailscale ssh after the check: %v\n%s", err, out.String())
 		}
+		for _, want := range []string{"Log in as alice@example.com", "check passed as alice@example.com"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("tailscale ssh printed %q, want it to say %q", out.String(), want)
+			}
+		}
 	case <-ctx.Done():
 		t.Fatalf("tailscale ssh still waits after the check:\n%s", out.String())
 	}

@@ -106,7 +106,7 @@ func TestSSHCheckTailscaled(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	urlRE := regexp.MustCompile(regexp.QuoteMeta(loginURL) + `/login/[A-Z2-7]+`)
+	urlRE := regexp.MustCompile(`(` + regexp.QuoteMeta(loginURL) + `/login/[A-Z2-7]+)\r?\n`) // whole: the line ended
 	testkit.WaitFor(t, ctx, "tailscale ssh to print a login URL", func() (bool, string) {
 		return urlRE.MatchString(out.String()), out.String()
 	})
@@ -114,7 +114,7 @@ func TestSSHCheckTailscaled(t *testing.T) {
 		t.Fatalf("the command ran before the check: %q", out.String())
 	}
 	t.Logf("tailscale ssh printed:\n%s", out.String())
-	link := urlRE.FindString(out.String())
+	link := urlRE.FindStringSubmatch(out.String())[1]
 
 	b.Open(link)
 	if got := b.SignIn("bob", "bob-pw"); got != "Signed in as the wrong user" {

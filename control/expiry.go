@@ -43,7 +43,7 @@ func (w *world) expiredMap(p *node, forSession bool) *tailcfg.MapResponse {
 	}
 	slices.Sort(resp.PeersRemoved)
 	if forSession && p.sess != nil {
-		p.sess.resetForFull(nil)
+		p.sess.resetForFull(nil, resp.SSHPolicy)
 	}
 	return resp
 }

@@ -68,8 +68,8 @@ func (m *Manager) start(w http.ResponseWriter, r *http.Request, token string) {
 		m.page(w, http.StatusOK, page{Title: "Waiting for an admin",
 			Message: "No identity provider is configured. Give an admin this login ID:",
 			Code:    displayID(p.ID),
-			Command: "tailplane logins approve " + p.ID + " --user LOGIN",
-			Hint:    "Your device joins as soon as the admin runs this command with your login (as declared under users)."})
+			Command: "tailplane logins approve " + p.ID + " --user " + p.approveAs(),
+			Hint:    p.adminHint()})
 		return
 	}
 	f := &flow{p: p, nonce: randomString(20), verifier: oauth2.GenerateVerifier()}
@@ -141,12 +141,25 @@ func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
 		m.page(w, http.StatusForbidden, m.undeclaredPage(login))
 		return
 	}
+	if !p.allows(canonical) {
+		m.logf("login %s: refused %s: the check is for %s", p.ID, canonical, p.User)
+		m.page(w, http.StatusForbidden, page{Title: "Signed in as the wrong user",
+			Message: "This check is for " + p.User + ", but you signed in as " + canonical + ".",
+			Hint:    "Open the link again and sign in as " + p.User + ", the owner of the device the SSH connection comes from."})
+		return
+	}
 	if err := m.complete(p, Result{User: canonical, Via: "oidc"}); err != nil {
 		pg := pageUnknown
 		if errors.Is(err, ErrExpired) {
 			pg = pageExpired
 		}
 		m.page(w, http.StatusBadRequest, pg)
+		return
+	}
+	if p.User != "" {
+		m.page(w, http.StatusOK, page{Title: "Check passed",
+			Message: "You are signed in as " + canonical + "; your SSH session goes on.",
+			Hint:    "You can close this window."})
 		return
 	}
 	m.page(w, http.StatusOK, page{Title: "You're connected",
@@ -232,6 +245,23 @@ func (m *Manager) undeclaredPage(login string) page {
 		Message: "You signed in as " + login + ", but no user by that login is declared.",
 		Hint:    "An admin adds you under the users key in " + file + " and pushes; then run tailscale up again.",
 		Code:    `"users": {"` + login + `": {}}`}
+}
+
+// approveAs is the --user an admin approves p with: the user of a check,
+// else a placeholder.
+func (p *pending) approveAs() string {
+	if p.User != "" {
+		return p.User
+	}
+	return "LOGIN"
+}
+
+// adminHint says what the admin's approval of p does.
+func (p *pending) adminHint() string {
+	if p.User != "" {
+		return "The SSH session waiting for this check goes on as soon as the admin runs this command."
+	}
+	return "Your device joins as soon as the admin runs this command with your login (as declared under users)."
 }
 
 // displayID groups a login ID for reading: "ABCD-EFGH".

@@ -63,6 +63,10 @@ type Pending struct {
 	URL     string // where the person logs in; single-use and secret
 	Machine string // the machine identity that started it
 	Expires time.Time
+	// User, for a check (StartCheck), is the one declared user who may
+	// complete it. Empty for a registration, which any declared user
+	// completes.
+	User string
 }
 
 // Errors returned by Wait and Approve.
@@ -73,6 +77,10 @@ var (
 	ErrDone         = errors.New("the login has completed already")
 	ErrUndeclared   = errors.New("the user is not declared under users")
 )
+
+// ErrWrongUser is Approve's error for a check approved as another user
+// than the one it is for.
+var ErrWrongUser = errors.New("the check is for another user")
 
 // Manager holds pending logins and serves their pages.
 type Manager struct {
@@ -165,6 +173,20 @@ func randomString(n int) string {
 // Start begins a login for machine, an opaque identity of the device that
 // asked (its machine key). Only Wait with the same machine sees its result.
 func (m *Manager) Start(machine string) Pending {
+	return m.open(machine, "")
+}
+
+// StartCheck begins a check: a login that only user (a declared login,
+// the owner of the node that wants something checked) may complete, as
+// for an SSH "check" rule. machine is, as for Start, the identity that
+// may Wait for it: for an SSH check, the destination that holds the
+// session. A person who signs in as anyone else is refused and the
+// check stays open for user.
+func (m *Manager) StartCheck(machine, user string) Pending {
+	return m.open(machine, user)
+}
+
+func (m *Manager) open(machine, user string) Pending {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.pruneLocked()
@@ -173,11 +195,16 @@ func (m *Manager) Start(machine string) Pending {
 		p.ID = randomString(5) // 8 characters, 40 bits: for admins to type
 	}
 	p.Machine = machine
+	p.User = user
 	p.Expires = m.now().Add(m.ttl)
 	p.URL = strings.TrimSuffix(m.cfg.BaseURL, "/") + "/login/" + p.token
 	m.byID[p.ID] = p
 	m.byToken[p.token] = p
-	m.logf("login %s: started", p.ID)
+	if user != "" {
+		m.logf("login %s: started, a check for %s", p.ID, user)
+	} else {
+		m.logf("login %s: started", p.ID)
+	}
 	return p.Pending
 }
 
@@ -261,10 +288,18 @@ func (m *Manager) Approve(ctx context.Context, id, user string) error {
 	if p == nil {
 		return fmt.Errorf("approving login %s: %w", id, ErrUnknown)
 	}
+	if !p.allows(canonical) {
+		return fmt.Errorf("approving login %s as %s: %w, %s (hint: approve it as --user %s)", id, canonical, ErrWrongUser, p.User, p.User)
+	}
 	if err := m.complete(p, Result{User: canonical, Via: "admin"}); err != nil {
 		return fmt.Errorf("approving login %s: %w", id, err)
 	}
 	return nil
+}
+
+// allows reports whether user (canonical) may complete p.
+func (p *pending) allows(user string) bool {
+	return p.User == "" || strings.EqualFold(p.User, user)
 }
 
 // complete sets p's result once, if p has not expired.

@@ -245,9 +245,9 @@ type apiKeyValue struct {
 
 type dnsValue struct {
 	MagicDNS      bool                `json:"magicDNS"`
-	Nameservers   []string            `json:"nameservers"`   // in declared order, never null
-	SplitDNS      map[string][]string `json:"splitDNS"`      // never null
-	SearchDomains []string            `json:"searchDomains"` // in declared order, never null
+	Nameservers   []string            `json:"nameservers"`     // in declared order, never null
+	SplitDNS      map[string][]string `json:"splitDNS"`        // never null
+	SearchDomains []string            `json:"searchDomains"`   // in declared order, never null
 	HTTPS         bool                `json:"https,omitempty"` // omitted when off, so state applied before it existed diffs clean
 }
 

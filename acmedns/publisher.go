@@ -110,7 +110,7 @@ func (p *Publisher) Set(ctx context.Context, name, value string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkTXTValue(value); err != nil {
+	if err := CheckTXTValue(value); err != nil {
 		return err
 	}
 	evicted, err := p.admit(c, value)

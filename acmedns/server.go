@@ -247,7 +247,7 @@ func (s *Server) SetTXT(ctx context.Context, name, value string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkTXTValue(value); err != nil {
+	if err := CheckTXTValue(value); err != nil {
 		return err
 	}
 	now := s.cfg.Now()
@@ -286,8 +286,10 @@ func (s *Server) DeleteTXT(ctx context.Context, name, value string) error {
 	return nil
 }
 
-// checkTXTValue accepts what fits one TXT character-string.
-func checkTXTValue(v string) error {
+// CheckTXTValue reports why v cannot be a challenge record's TXT value:
+// it must fit one TXT character-string and be printable ASCII without
+// spaces (ACME tokens are base64url).
+func CheckTXTValue(v string) error {
 	if v == "" || len(v) > 255 {
 		return fmt.Errorf("acmedns: TXT value has %d bytes; want 1 to 255", len(v))
 	}

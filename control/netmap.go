@@ -88,7 +88,7 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 		PrimaryRoutes:     primary,
 		Online:            &online,
 		MachineAuthorized: true,
-		CapMap:            w.pol.CapMap(n),
+		CapMap:            w.withHTTPSCap(w.pol.CapMap(n)),
 		Expired:           !n.keyExpiry.IsZero() && n.keyExpiry.Before(w.srv.now()),
 	}
 	if v.Expired {
@@ -127,7 +127,7 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 	resp := &tailcfg.MapResponse{
 		Node:            p.view,
 		DERPMap:         w.derpMap,
-		DNSConfig:       w.dns,
+		DNSConfig:       w.selfDNS(p),
 		Domain:          w.settings.Domain,
 		CollectServices: opt.False,
 		PacketFilters:   filterMessage(f),

@@ -52,6 +52,10 @@ type Config struct {
 	// ServerURL is the URL clients use, for SSH check callbacks; empty
 	// means none is advertised.
 	ServerURL string
+	// CertDNS publishes the ACME DNS-01 records nodes ask for with
+	// /machine/set-dns when the tailnet has dns.https on (docs/https.md);
+	// nil refuses set-dns, saying the server has no DNS configured.
+	CertDNS ChallengePublisher
 
 	// KeepAlive is how often an idle map stream gets a keep-alive; zero
 	// means 50 s. Clients drop streams silent for 120 s.
@@ -83,6 +87,7 @@ type Server struct {
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
 	serverURL string
+	certDNS   ChallengePublisher // nil: set-dns refused
 	keepAlive time.Duration
 	timeouts  Timeouts
 	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
@@ -137,6 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		noiseKey:  cfg.NoiseKey,
 		derpMap:   cfg.DERPMap,
 		serverURL: cfg.ServerURL,
+		certDNS:   cfg.CertDNS,
 		keepAlive: cfg.KeepAlive,
 		timeouts:  cfg.Timeouts,
 		limits:    cfg.Limits.withDefaults(),
@@ -194,6 +200,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.noiseMux.HandleFunc("POST /machine/register", s.serveRegister)
 	s.noiseMux.HandleFunc("POST /machine/map", s.serveMap)
 	s.noiseMux.HandleFunc("GET /machine/ssh/action/", s.serveSSHAction)
+	s.noiseMux.HandleFunc("POST /machine/set-dns", s.serveSetDNS)
 
 	if cfg.DERP != nil {
 		cfg.DERP.setAdmission(s.relay.check) // the world has filled s.relay

@@ -32,6 +32,7 @@ type serveFlags struct {
 	derpListen string
 	stunListen string
 	gitops     gitopsFlags // --repo and the sync pipeline; see gitops.go
+	https      httpsFlags  // --dns-listen and the DNS providers; see https.go
 }
 
 func runServe(ctx context.Context, env *cliEnv, args []string) int {
@@ -47,6 +48,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&f.derpListen, "derp-listen", "", "TLS address of the embedded DERP relay (default: the --listen host, random port)")
 	fs.StringVar(&f.stunListen, "stun-listen", "", `UDP address of the embedded STUN server (default: the --listen host, random port; "off" disables)`)
 	f.gitops.register(fs)
+	f.https.register(fs)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -90,6 +92,9 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 		StateDir: f.stateDir, ConfigDir: f.config, Repo: f.gitops.repoConfig(env), FirstApplyWait: f.gitops.firstApplyTimeout,
 		Listen: f.listen, ServerURL: f.serverURL, DERPListen: f.derpListen, STUNListen: f.stunListen,
 		MinRetry: f.gitops.minRetry, MaxRetry: f.gitops.maxRetry, Logf: logf,
+	}
+	if err := f.https.apply(&cfg, env); err != nil {
+		return cfg, err
 	}
 	var err error
 	if cfg.WebhookSecret, err = readSecretFile(f.gitops.webhookSecretFile, envWebhookSecret, env.getenv); err != nil {

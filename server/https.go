@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/miekg/dns"
 	"github.com/tailplane/tailplane/acmedns"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/schema"
@@ -59,10 +61,36 @@ func (s *Server) startCertDNS(ctx context.Context, cfg Config, served *schema.Ta
 // certDNS is what control publishes set-dns records with; a nil
 // interface (not a nil *Publisher) when none is configured.
 func (s *Server) certDNS() control.ChallengePublisher {
-	if s.cert == nil {
+	switch {
+	case s.cert == nil:
 		return nil
+	case s.dns != nil && !s.dnsFollows:
+		return &cnameTarget{pub: s.cert, zone: s.dns.Zone(), domain: func() string { return s.ctrl.Tailnet().Settings.WithDefaults().Domain }}
 	}
 	return s.cert
+}
+
+// cnameTarget publishes challenges in an embedded DNS server whose zone
+// (Config.DNSServer.Zone) is not the tailnet domain: the parent zone
+// points each node's challenge name there with a CNAME (docs/https.md),
+// so _acme-challenge.<node>.<tailnet domain> is published as
+// _acme-challenge.<node>.<zone>. Names already inside the zone (the zone
+// is the domain or a parent of it) are published as they are.
+type cnameTarget struct {
+	pub    *acmedns.Publisher
+	zone   string        // canonical, with trailing dot
+	domain func() string // the served tailnet domain
+}
+
+func (c *cnameTarget) Set(ctx context.Context, name, value string) error {
+	fqdn := dns.CanonicalName(name)
+	if !dns.IsSubDomain(c.zone, fqdn) {
+		suffix := "." + dns.CanonicalName(c.domain())
+		if host, ok := strings.CutSuffix(fqdn, suffix); ok {
+			fqdn = host + "." + c.zone
+		}
+	}
+	return c.pub.Set(ctx, fqdn, value)
 }
 
 // DNSAddr is the embedded DNS server's address (UDP and TCP); empty

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+	"github.com/tailplane/tailplane/acmedns"
 	"github.com/tailplane/tailplane/internal/testkit"
 )
 
@@ -156,4 +158,39 @@ func httpsGet(ctx context.Context, hc *http.Client, u string) (string, *x509.Cer
 		return "", nil, errors.New("no TLS connection state")
 	}
 	return string(b), res.TLS.PeerCertificates[0], nil
+}
+
+// TestCNAMETarget: with a zone of its own (DNSServer.Zone), the embedded
+// DNS server publishes a node's challenge under that zone, where the
+// parent's CNAME for _acme-challenge.<node>.<tailnet domain> points.
+func TestCNAMETarget(t *testing.T) {
+	srv, err := acmedns.NewServer(t.Context(), acmedns.ServerConfig{Zone: "acme.example.net", Addr: "127.0.0.1:0", Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	pub, err := acmedns.NewPublisher(acmedns.PublisherConfig{Provider: srv, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	c := &cnameTarget{pub: pub, zone: srv.Zone(), domain: func() string { return "ts.example.com" }}
+	tests := []struct{ name, value, publishedAt string }{
+		{"_acme-challenge.web.ts.example.com", "v1", "_acme-challenge.web.acme.example.net."},
+		{"_acme-challenge.db.acme.example.net", "v2", "_acme-challenge.db.acme.example.net."},
+	}
+	for _, tt := range tests {
+		if err := c.Set(t.Context(), tt.name, tt.value); err != nil {
+			t.Fatalf("Set(%s): %v", tt.name, err)
+		}
+		m := new(dns.Msg)
+		m.SetQuestion(tt.publishedAt, dns.TypeTXT)
+		resp, _, err := (&dns.Client{Timeout: 10 * time.Second}).Exchange(m, srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Answer) != 1 || strings.Join(resp.Answer[0].(*dns.TXT).Txt, "") != tt.value {
+			t.Errorf("TXT %s = %v; want %q", tt.publishedAt, resp.Answer, tt.value)
+		}
+	}
 }

@@ -32,9 +32,9 @@ type PublisherConfig struct {
 	// wildcard need two); setting one more deletes the oldest. Zero means
 	// DefaultMaxPerName.
 	MaxPerName int
-	// RateLimit is how many values may be set at one name per Lifetime;
-	// further requests are refused until the oldest is Lifetime old. Zero
-	// means DefaultRateLimit.
+	// RateLimit is how many Sets (failed ones included) one name may have
+	// per Lifetime; further ones are refused until the oldest is Lifetime
+	// old. Zero means DefaultRateLimit.
 	RateLimit int
 	// Timeout bounds one call to the provider (Route53 waits for its
 	// change to be in sync); zero means DefaultTimeout.
@@ -123,21 +123,29 @@ func (p *Publisher) Set(ctx context.Context, name, value string) error {
 	sctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	if err := p.cfg.Provider.SetTXT(sctx, c, value); err != nil {
-		p.forget(c, value)
-		return err
+		return err // a new value is not tracked yet; a renewed one keeps its old expiry
 	}
+	if !p.track(c, value) { // Close ran during SetTXT: take the record back
+		p.deleteNow(&pendingTXT{c, value})
+		return errors.New("acmedns: the server is shutting down")
+	}
+	return nil
+}
+
+// track records value at name as published and (re)starts its Lifetime;
+// false means the Publisher is closed.
+func (p *Publisher) track(name, value string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		go p.deleteNow(&pendingTXT{c, value})
-		return errors.New("acmedns: the server is shutting down")
+		return false
 	}
-	rec := p.trackLocked(c, value)
+	rec := p.trackLocked(name, value)
 	if t := p.timers[rec]; t != nil {
 		t.Stop()
 	}
 	p.timers[rec] = time.AfterFunc(p.cfg.Lifetime, func() { p.expire(rec) })
-	return nil
+	return true
 }
 
 // admit applies RateLimit and MaxPerName to a new value at name: it counts
@@ -188,18 +196,6 @@ func (p *Publisher) untrackLocked(r *pendingTXT) {
 		delete(p.pending, r.name)
 	} else {
 		p.pending[r.name] = vals
-	}
-}
-
-// forget stops tracking value at name after SetTXT failed.
-func (p *Publisher) forget(name, value string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.pending[name] {
-		if r.value == value {
-			p.untrackLocked(r)
-			return
-		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 func newPublisher(t *testing.T, cfg PublisherConfig) *Publisher {
@@ -38,14 +39,14 @@ func TestPublisherEvictsAndCloses(t *testing.T) {
 		if err := p.Set(t.Context(), chal, st.value); err != nil {
 			t.Fatalf("step %d: Set(%q): %v", i, st.value, err)
 		}
-		if diff := cmp.Diff(st.want, txtAt(t, s.Addr(), chal)); diff != "" {
+		if diff := cmp.Diff(st.want, testkit.LookupTXT(t, s.Addr(), chal)); diff != "" {
 			t.Errorf("step %d: published values (-want +got):\n%s", i, diff)
 		}
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := txtAt(t, s.Addr(), chal); len(got) != 0 {
+	if got := testkit.LookupTXT(t, s.Addr(), chal); len(got) != 0 {
 		t.Errorf("after Close the server still publishes %q; want every record deleted", got)
 	}
 	if err := p.Set(t.Context(), chal, "late"); err == nil || !strings.Contains(err.Error(), "shutting down") {
@@ -59,11 +60,11 @@ func TestPublisherDeletesAfterLifetime(t *testing.T) {
 	if err := p.Set(t.Context(), chal, "token"); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"token"}, txtAt(t, s.Addr(), chal)); diff != "" {
+	if diff := cmp.Diff([]string{"token"}, testkit.LookupTXT(t, s.Addr(), chal)); diff != "" {
 		t.Errorf("published values (-want +got):\n%s", diff)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for p.Pending() > 0 || len(txtAt(t, s.Addr(), chal)) > 0 {
+	for p.Pending() > 0 || len(testkit.LookupTXT(t, s.Addr(), chal)) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("record still published 30 s after its 300 ms lifetime")
 		}
@@ -140,7 +141,7 @@ func TestServerSetZone(t *testing.T) {
 	if err := s.SetTXT(t.Context(), moved, "new-zone"); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"new-zone"}, txtAt(t, s.Addr(), moved)); diff != "" {
+	if diff := cmp.Diff([]string{"new-zone"}, testkit.LookupTXT(t, s.Addr(), moved)); diff != "" {
 		t.Errorf("new zone's record (-want +got):\n%s", diff)
 	}
 	if err := s.SetZone("bad..zone"); err == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+	"github.com/tailplane/tailplane/internal/testkit"
 )
 
 // startKnot runs Debian's knotd on a loopback port as the primary for
@@ -95,23 +96,6 @@ zone:
 	}
 }
 
-func txtAt(t *testing.T, addr, name string) []string {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(name, dns.TypeTXT)
-	resp, _, err := (&dns.Client{Net: "tcp", Timeout: 10 * time.Second}).Exchange(m, addr)
-	if err != nil {
-		t.Fatalf("TXT %s at %s: %v", name, addr, err)
-	}
-	var got []string
-	for _, rr := range resp.Answer {
-		if txt, ok := rr.(*dns.TXT); ok {
-			got = append(got, strings.Join(txt.Txt, ""))
-		}
-	}
-	return got
-}
-
 func TestRFC2136Knot(t *testing.T) {
 	const zone = "ts.example.test."
 	secret := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
@@ -149,7 +133,7 @@ func TestRFC2136Knot(t *testing.T) {
 				if err != nil {
 					t.Fatalf("step %d %s %s: %v", i, st.op, st.value, err)
 				}
-				got := txtAt(t, addr, name)
+				got := testkit.LookupTXT(t, addr, name)
 				if diff := cmp.Diff(st.want, got); diff != "" {
 					t.Errorf("step %d %s %s: TXT at knotd (-want +got):\n%s", i, st.op, st.value, diff)
 				}
@@ -171,7 +155,7 @@ func TestRFC2136Knot(t *testing.T) {
 		if strings.Contains(err.Error(), bad.Secret.Reveal()) {
 			t.Errorf("error contains the secret: %v", err)
 		}
-		if got := txtAt(t, addr, name); len(got) != 0 {
+		if got := testkit.LookupTXT(t, addr, name); len(got) != 0 {
 			t.Errorf("TXT after a refused update = %q; want none", got)
 		}
 	})

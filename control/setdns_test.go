@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/miekg/dns"
 	"github.com/tailplane/tailplane/acmedns"
+	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/schema"
 	"tailscale.com/tailcfg"
 )
@@ -43,24 +42,6 @@ func startChallengeDNS(t testing.TB, zone string, rateLimit int) (*acmedns.Serve
 		srv.Close()
 	})
 	return srv, pub
-}
-
-// lookupTXT asks the DNS server at addr for the TXT values at name.
-func lookupTXT(t *testing.T, addr, name string) []string {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
-	resp, _, err := (&dns.Client{Timeout: 10 * time.Second}).Exchange(m, addr)
-	if err != nil {
-		t.Fatalf("TXT %s at %s: %v", name, addr, err)
-	}
-	var vals []string
-	for _, rr := range resp.Answer {
-		if txt, ok := rr.(*dns.TXT); ok {
-			vals = append(vals, strings.Join(txt.Txt, ""))
-		}
-	}
-	return vals
 }
 
 func setDNSReq(n *rawNode, name, typ, value string) *tailcfg.SetDNSRequest {
@@ -116,10 +97,10 @@ func TestSetDNS(t *testing.T) {
 			}
 		})
 	}
-	if diff := cmp.Diff([]string{"token-1", "token-2", "token-3"}, lookupTXT(t, dnsSrv.Addr(), own)); diff != "" {
+	if diff := cmp.Diff([]string{"token-1", "token-2", "token-3"}, testkit.LookupTXT(t, dnsSrv.Addr(), own)); diff != "" {
 		t.Errorf("published values (-want +got):\n%s", diff)
 	}
-	if got := lookupTXT(t, dnsSrv.Addr(), "_acme-challenge."+otherName(t, ts, other)+".ts.example.com"); len(got) != 0 {
+	if got := testkit.LookupTXT(t, dnsSrv.Addr(), "_acme-challenge."+otherName(t, ts, other)+".ts.example.com"); len(got) != 0 {
 		t.Errorf("the refused node's name has TXT %q; want none", got)
 	}
 }

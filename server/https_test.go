@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/tailplane/tailplane/acmedns"
 	"github.com/tailplane/tailplane/internal/testkit"
 )
@@ -183,14 +182,8 @@ func TestCNAMETarget(t *testing.T) {
 		if err := c.Set(t.Context(), tt.name, tt.value); err != nil {
 			t.Fatalf("Set(%s): %v", tt.name, err)
 		}
-		m := new(dns.Msg)
-		m.SetQuestion(tt.publishedAt, dns.TypeTXT)
-		resp, _, err := (&dns.Client{Timeout: 10 * time.Second}).Exchange(m, srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(resp.Answer) != 1 || strings.Join(resp.Answer[0].(*dns.TXT).Txt, "") != tt.value {
-			t.Errorf("TXT %s = %v; want %q", tt.publishedAt, resp.Answer, tt.value)
+		if got := testkit.LookupTXT(t, srv.Addr(), tt.publishedAt); len(got) != 1 || got[0] != tt.value {
+			t.Errorf("TXT %s = %q; want %q", tt.publishedAt, got, tt.value)
 		}
 	}
 }

@@ -38,7 +38,7 @@ func httpsConfig() string {
 // domain and follows the config's once it applies), Pebble resolving
 // through it, and a real tailscaled that gets a certificate for its name
 // with `tailscale cert` and serves HTTPS with `tailscale serve --https`
-// to a peer that trusts only Pebble's root.
+// to a peer that trusts only Pebble's root; then dns.https is turned off.
 func TestHTTPSCertificateEndToEnd(t *testing.T) {
 	bins := testkit.TailscaledBinaries(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -107,6 +107,17 @@ func TestHTTPSCertificateEndToEnd(t *testing.T) {
 	if !served.Equal(leaf) {
 		t.Errorf("tailscale serve presents %s (serial %s), not the certificate tailscale cert got (serial %s)", served.Subject, served.SerialNumber, leaf.SerialNumber)
 	}
+
+	// Turning dns.https off takes the certificate domain away: the client
+	// refuses at once, its cached certificate notwithstanding.
+	off := strings.Replace(httpsConfig(), `"https": true`, `"https": false`, 1)
+	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(off), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, ctx, "tailscale cert to be refused with dns.https off", func() (bool, string) {
+		out, err := web.Tailscale(ctx, "cert", "--cert-file="+certFile, "--key-file="+keyFile, "web.ts.example.com")
+		return err != nil && strings.Contains(string(out), "does not support getting TLS certs"), fmt.Sprintf("served https=%v; %v: %s", srv.Tailnet().DNS.HTTPS, err, out)
+	})
 }
 
 // verifyCertFile checks that the PEM chain in file verifies for name

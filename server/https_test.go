@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/acmedns"
+	"github.com/tailplane/tailplane/internal/tailscaled"
 	"github.com/tailplane/tailplane/internal/testkit"
 )
 
@@ -33,6 +35,19 @@ func httpsConfig() string {
 }`
 }
 
+// httpsConfigDir writes httpsConfig into root/config and returns it.
+func httpsConfigDir(t *testing.T, root string) string {
+	t.Helper()
+	dir := filepath.Join(root, "config")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tailnet.hujson"), []byte(httpsConfig()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // TestHTTPSCertificateEndToEnd follows docs/https.md on a fresh tailnet:
 // server.New with the embedded DNS server (which starts on the default
 // domain and follows the config's once it applies), Pebble resolving
@@ -44,13 +59,7 @@ func TestHTTPSCertificateEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	root := t.TempDir()
-	configDir := filepath.Join(root, "config")
-	if err := os.MkdirAll(configDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(configDir, "tailnet.hujson"), []byte(httpsConfig()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	configDir := httpsConfigDir(t, root)
 	srv, err := New(ctx, Config{
 		StateDir: filepath.Join(root, "state"), ConfigDir: configDir, FirstApplyWait: 30 * time.Second,
 		DNSListen: "127.0.0.1:0", Logf: t.Logf,
@@ -61,25 +70,10 @@ func TestHTTPSCertificateEndToEnd(t *testing.T) {
 	defer srv.Close()
 	peb := testkit.StartPebble(t, ctx, filepath.Join(root, "pebble"), srv.DNSAddr())
 
-	acme := []string{"TS_DEBUG_ACME_DIRECTORY_URL=" + peb.DirectoryURL, "SSL_CERT_FILE=" + peb.CAFile}
-	web := testkit.StartTailscaled(t, ctx, bins, filepath.Join(root, "web"), acme...)
-	client := testkit.StartTailscaled(t, ctx, bins, filepath.Join(root, "client"))
-	for name, n := range map[string]interface {
-		Tailscale(context.Context, ...string) ([]byte, error)
-	}{"web": web, "client": client} {
-		if out, err := n.Tailscale(ctx, "up", "--login-server="+srv.URL(), "--auth-key="+httpsAuthKey, "--hostname="+name); err != nil {
-			t.Fatalf("%s: tailscale up: %v\n%s", name, err, out)
-		}
-	}
-
+	web := joinHTTPS(t, ctx, bins, srv, filepath.Join(root, "web"), "TS_DEBUG_ACME_DIRECTORY_URL="+peb.DirectoryURL, "SSL_CERT_FILE="+peb.CAFile)
+	client := joinHTTPS(t, ctx, bins, srv, filepath.Join(root, "client"))
 	certFile, keyFile := filepath.Join(root, "web.crt"), filepath.Join(root, "web.key")
-	if out, err := web.Tailscale(ctx, "cert", "--cert-file="+certFile, "--key-file="+keyFile, "web.ts.example.com"); err != nil {
-		t.Fatalf("tailscale cert: %v\n%s", err, out)
-	}
-	leaf := verifyCertFile(t, certFile, peb.Roots, "web.ts.example.com")
-	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
-		t.Errorf("the key tailscale cert wrote does not match its certificate: %v", err)
-	}
+	leaf := getCert(t, ctx, web, certFile, keyFile, peb.Roots)
 
 	out, err := web.Tailscale(ctx, "cert", "client.ts.example.com")
 	if err == nil || !strings.Contains(string(out), `must be one of ["web.ts.example.com"]`) {
@@ -118,6 +112,33 @@ func TestHTTPSCertificateEndToEnd(t *testing.T) {
 		out, err := web.Tailscale(ctx, "cert", "--cert-file="+certFile, "--key-file="+keyFile, "web.ts.example.com")
 		return err != nil && strings.Contains(string(out), "does not support getting TLS certs"), fmt.Sprintf("served https=%v; %v: %s", srv.Tailnet().DNS.HTTPS, err, out)
 	})
+}
+
+// joinHTTPS starts a tailscaled in dir with env and brings it up on srv
+// with the name of dir's last element.
+func joinHTTPS(t *testing.T, ctx context.Context, bins *tailscaled.Binaries, srv *Server, dir string, env ...string) *tailscaled.Node {
+	t.Helper()
+	n := testkit.StartTailscaled(t, ctx, bins, dir, env...)
+	name := filepath.Base(dir)
+	if out, err := n.Tailscale(ctx, "up", "--login-server="+srv.URL(), "--auth-key="+httpsAuthKey, "--hostname="+name); err != nil {
+		t.Fatalf("%s: tailscale up: %v\n%s", name, err, out)
+	}
+	return n
+}
+
+// getCert runs `tailscale cert` for web.ts.example.com on n, checks that
+// the certificate verifies against roots and matches the key, and returns
+// its leaf.
+func getCert(t *testing.T, ctx context.Context, n *tailscaled.Node, certFile, keyFile string, roots *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	if out, err := n.Tailscale(ctx, "cert", "--cert-file="+certFile, "--key-file="+keyFile, "web.ts.example.com"); err != nil {
+		t.Fatalf("tailscale cert: %v\n%s", err, out)
+	}
+	leaf := verifyCertFile(t, certFile, roots, "web.ts.example.com")
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		t.Errorf("the key tailscale cert wrote does not match its certificate: %v", err)
+	}
+	return leaf
 }
 
 // verifyCertFile checks that the PEM chain in file verifies for name
@@ -168,6 +189,45 @@ func httpsGet(ctx context.Context, hc *http.Client, u string) (string, *x509.Cer
 		return "", nil, errors.New("no TLS connection state")
 	}
 	return string(b), res.TLS.PeerCertificates[0], nil
+}
+
+// TestHTTPSCertificateRFC2136 gets a certificate with the challenge
+// published by RFC 2136 dynamic update (serve --dns-provider rfc2136) to a
+// real knotd, which Pebble resolves through; Close deletes the record.
+func TestHTTPSCertificateRFC2136(t *testing.T) {
+	bins := testkit.TailscaledBinaries(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	secret := base64.StdEncoding.EncodeToString([]byte("tailplane-rfc2136-end-to-end-key"))
+	knot := testkit.StartKnot(t, "ts.example.com.", "hmac-sha256", "acme-key.", secret)
+	key, err := acmedns.ParseTSIGKey("acme-key:" + secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	srv, err := New(ctx, Config{
+		StateDir: filepath.Join(root, "state"), ConfigDir: httpsConfigDir(t, root), FirstApplyWait: 30 * time.Second,
+		DNSProvider: acmedns.ProviderConfig{Kind: acmedns.KindRFC2136, RFC2136: acmedns.RFC2136Config{Server: knot, Key: key}},
+		Logf:        t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	peb := testkit.StartPebble(t, ctx, filepath.Join(root, "pebble"), knot)
+	web := joinHTTPS(t, ctx, bins, srv, filepath.Join(root, "web"), "TS_DEBUG_ACME_DIRECTORY_URL="+peb.DirectoryURL, "SSL_CERT_FILE="+peb.CAFile)
+	getCert(t, ctx, web, filepath.Join(root, "web.crt"), filepath.Join(root, "web.key"), peb.Roots)
+
+	const challenge = "_acme-challenge.web.ts.example.com."
+	if got := testkit.LookupTXT(t, knot, challenge); len(got) != 1 {
+		t.Errorf("knotd has TXT %q at %s after the order; want the one challenge value, deleted on Close", got, challenge)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testkit.LookupTXT(t, knot, challenge); len(got) != 0 {
+		t.Errorf("knotd still has TXT %q at %s after Close; want it deleted", got, challenge)
+	}
 }
 
 // TestCNAMETarget: with a zone of its own (DNSServer.Zone), the embedded

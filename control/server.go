@@ -201,6 +201,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.noiseMux.HandleFunc("POST /machine/map", s.serveMap)
 	s.noiseMux.HandleFunc("GET /machine/ssh/action/", s.serveSSHAction)
 	s.noiseMux.HandleFunc("POST /machine/set-dns", s.serveSetDNS)
+	s.noiseMux.HandleFunc("POST /machine/feature/query", s.serveFeatureQuery)
 
 	if cfg.DERP != nil {
 		cfg.DERP.setAdmission(s.relay.check) // the world has filled s.relay

@@ -195,3 +195,51 @@ func TestCertDomainsFollowConfig(t *testing.T) {
 		t.Errorf("netmap after dns.https was turned off (-want +got):\n%s", diff)
 	}
 }
+
+func TestFeatureQuery(t *testing.T) {
+	off := httpsTailnet()
+	off.DNS.HTTPS = false
+	on := startServer(t, httpsTailnet(), "")
+	offSrv := startServer(t, off, "")
+	onNode, offNode := newRawNode(t, on), newRawNode(t, offSrv)
+	onNode.register(onNode.registerReq(aliceKey))
+	offNode.register(offNode.registerReq(aliceKey))
+	stranger := newRawNode(t, on)
+	tests := []struct {
+		name     string
+		from     *rawNode
+		body     any
+		wantCode int
+		want     tailcfg.QueryFeatureResponse
+	}{
+		{"serve with dns.https on", onNode, tailcfg.QueryFeatureRequest{Feature: "serve", NodeKey: onNode.nk.Public()}, 200,
+			tailcfg.QueryFeatureResponse{Complete: true}},
+		{"serve with dns.https off", offNode, tailcfg.QueryFeatureRequest{Feature: "serve", NodeKey: offNode.nk.Public()}, 200,
+			tailcfg.QueryFeatureResponse{Text: "HTTPS certificates are off for this tailnet.\nIts admin turns them on with \"dns\": {\"https\": true} in the tailnet config and runs tailplane serve with --dns-listen or --dns-provider (see docs/https.md in tailplane)."}},
+		{"funnel", onNode, tailcfg.QueryFeatureRequest{Feature: "funnel", NodeKey: onNode.nk.Public()}, 200,
+			tailcfg.QueryFeatureResponse{Text: "tailplane does not offer Funnel: nodes cannot be reached from the internet through it."}},
+		{"unknown feature", onNode, tailcfg.QueryFeatureRequest{Feature: "teleport", NodeKey: onNode.nk.Public()}, 200,
+			tailcfg.QueryFeatureResponse{Text: `tailplane does not offer the feature "teleport".`}},
+		{"unregistered node key", stranger, tailcfg.QueryFeatureRequest{Feature: "serve", NodeKey: stranger.nk.Public()}, 401, tailcfg.QueryFeatureResponse{}},
+		{"another machine's node key", stranger, tailcfg.QueryFeatureRequest{Feature: "serve", NodeKey: onNode.nk.Public()}, 403, tailcfg.QueryFeatureResponse{}},
+		{"not JSON", onNode, []byte("serve?"), 400, tailcfg.QueryFeatureResponse{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := tt.from.post("/machine/feature/query", tt.body)
+			if code != tt.wantCode {
+				t.Fatalf("HTTP %d %q; want %d", code, body, tt.wantCode)
+			}
+			if code != 200 {
+				return
+			}
+			var got tailcfg.QueryFeatureResponse
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

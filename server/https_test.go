@@ -112,6 +112,12 @@ func TestHTTPSCertificateEndToEnd(t *testing.T) {
 		out, err := web.Tailscale(ctx, "cert", "--cert-file="+certFile, "--key-file="+keyFile, "web.ts.example.com")
 		return err != nil && strings.Contains(string(out), "does not support getting TLS certs"), fmt.Sprintf("served https=%v; %v: %s", srv.Tailnet().DNS.HTTPS, err, out)
 	})
+	// tailscale serve --https asks the server how to turn HTTPS on and
+	// prints the answer (/machine/feature/query).
+	out, err = web.Tailscale(ctx, "serve", "--bg", "--https=8443", "text:again")
+	if !strings.Contains(string(out), `HTTPS certificates are off for this tailnet`) || !strings.Contains(string(out), `"https": true`) {
+		t.Errorf("tailscale serve --https with dns.https off: %v\n%s\nwant the server's hint to set dns.https", err, out)
+	}
 }
 
 // joinHTTPS starts a tailscaled in dir with env and brings it up on srv

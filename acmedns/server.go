@@ -1,7 +1,9 @@
 // Package acmedns publishes ACME DNS-01 challenge records for tailnet nodes:
 // an embedded authoritative server for the tailnet domain, or an external DNS
 // provider (RFC 2136 dynamic update, Cloudflare, Route53) behind the same
-// small Provider interface.
+// small Provider interface. A Publisher in front of either keeps each
+// record for a short time, limits how many one name gets, and deletes
+// them; control's /machine/set-dns publishes through it (docs/https.md).
 //
 // The embedded server answers only SOA and NS for its zone and the pending
 // _acme-challenge TXT records. Node addresses are never published.

@@ -1,6 +1,7 @@
 // Package tailscaled builds the real tailscaled and tailscale binaries (at the
 // tailscale.com version tailplane is built with) once into a cache
-// directory, and runs them unprivileged for end-to-end tests.
+// directory, and runs them unprivileged for end-to-end tests. BuildInto
+// builds other tools the tests run (Pebble) the same way.
 package tailscaled
 
 import (
@@ -118,9 +119,6 @@ func build(ctx context.Context, version, modDir string) (*Binaries, error) {
 // last path element, unless they are all there already. Concurrent callers
 // wait on a lock file instead of building twice.
 func BuildInto(ctx context.Context, dir, modDir string, pkgs ...string) error {
-	if modDir == "" {
-		modDir = moduleRoot(ctx)
-	}
 	built := func() bool {
 		for _, p := range pkgs {
 			if !exists(filepath.Join(dir, filepath.Base(p))) {
@@ -146,6 +144,9 @@ func BuildInto(ctx context.Context, dir, modDir string, pkgs ...string) error {
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	if built() {
 		return nil // built by someone else while we waited
+	}
+	if modDir == "" {
+		modDir = moduleRoot(ctx)
 	}
 	tmp, err := os.MkdirTemp(dir, "build-")
 	if err != nil {

@@ -104,15 +104,17 @@ func (s *Server) DNSAddr() string {
 
 // installer is what the pipeline installs revisions with: control, and
 // when the embedded DNS server follows the tailnet domain, the server
-// moved to each installed config's domain.
+// moved to each installed config's domain. It warns when a config turns
+// dns.https on while nothing publishes the challenges.
 type installer struct {
 	*control.Server
-	dns  *acmedns.Server
-	logf func(format string, args ...any)
+	dns       *acmedns.Server // nil unless it follows the domain
+	publishes bool            // DNSListen or DNSProvider is set
+	logf      func(format string, args ...any)
 }
 
 func (s *Server) installer(cfg Config) installer {
-	in := installer{Server: s.ctrl, logf: cfg.Logf}
+	in := installer{Server: s.ctrl, publishes: s.cert != nil, logf: cfg.Logf}
 	if s.dnsFollows {
 		in.dns = s.dns
 	}
@@ -123,6 +125,9 @@ func (s *Server) installer(cfg Config) installer {
 func (in installer) Install(ctx context.Context, p *control.Prepared) error {
 	if err := in.Server.Install(ctx, p); err != nil {
 		return err
+	}
+	if p.Tailnet().DNS.HTTPS && !in.publishes {
+		in.logf("dns.https is on, but this server publishes no ACME challenges: tailscale cert fails until it runs with --dns-listen or --dns-provider (docs/https.md)")
 	}
 	if in.dns == nil {
 		return nil

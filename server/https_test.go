@@ -264,3 +264,34 @@ func TestCNAMETarget(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPSWithoutDNSWarns: a config with dns.https on, served without
+// --dns-listen or --dns-provider, draws a warning that says what to add.
+func TestHTTPSWithoutDNSWarns(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	root := t.TempDir()
+	var log testkit.LogBuffer
+	srv, err := New(ctx, Config{StateDir: filepath.Join(root, "state"), ConfigDir: httpsConfigDir(t, root), FirstApplyWait: 30 * time.Second, Logf: log.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if srv.DNSAddr() != "" {
+		t.Errorf("DNSAddr() = %q without DNSListen; want empty", srv.DNSAddr())
+	}
+	if want := "dns.https is on, but this server publishes no ACME challenges: tailscale cert fails until it runs with --dns-listen or --dns-provider"; !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log.String())
+	}
+}
+
+func TestNewRefusesBothDNSWays(t *testing.T) {
+	root := t.TempDir()
+	_, err := New(t.Context(), Config{
+		StateDir: filepath.Join(root, "state"), ConfigDir: httpsConfigDir(t, root), Logf: t.Logf,
+		DNSListen: "127.0.0.1:0", DNSProvider: acmedns.ProviderConfig{Kind: acmedns.KindRoute53},
+	})
+	if err == nil || !strings.Contains(err.Error(), "choose one") {
+		t.Errorf("New with DNSListen and DNSProvider = %v; want an error saying to choose one", err)
+	}
+}

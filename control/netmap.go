@@ -88,7 +88,7 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 		PrimaryRoutes:     primary,
 		Online:            &online,
 		MachineAuthorized: true,
-		CapMap:            w.withHTTPSCap(w.pol.CapMap(n)),
+		CapMap:            w.pol.CapMap(n),
 		Expired:           !n.keyExpiry.IsZero() && n.keyExpiry.Before(w.srv.now()),
 	}
 	if v.Expired {
@@ -125,7 +125,7 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 	}
 	f := w.pol.Filter(p)
 	resp := &tailcfg.MapResponse{
-		Node:            p.view,
+		Node:            p.self,
 		DERPMap:         w.derpMap,
 		DNSConfig:       w.selfDNS(p),
 		Domain:          w.settings.Domain,

@@ -42,19 +42,21 @@ func (w *world) selfDNS(n *node) *tailcfg.DNSConfig {
 	return &c
 }
 
-// withHTTPSCap returns caps plus the "https" capability, which makes
-// `tailscale serve --https` and `tailscale cert` available, when the
-// tailnet has dns.https on; caps itself is shared and never modified.
-func (w *world) withHTTPSCap(caps tailcfg.NodeCapMap) tailcfg.NodeCapMap {
-	if !w.tailnet.DNS.HTTPS {
-		return caps
+// selfView is n's view as n itself gets it: with dns.https on, a copy
+// whose CapMap adds the "https" capability, which makes `tailscale serve
+// --https` and `tailscale cert` available. Peers' copies go without it,
+// keeping every netmap's peer list as small as before.
+func (w *world) selfView(n *node) *tailcfg.Node {
+	if !w.tailnet.DNS.HTTPS || n.view == nil {
+		return n.view
 	}
-	c := maps.Clone(caps)
-	if c == nil {
-		c = tailcfg.NodeCapMap{}
+	v := *n.view // views are never modified, so sharing the rest is safe
+	v.CapMap = maps.Clone(n.view.CapMap)
+	if v.CapMap == nil {
+		v.CapMap = tailcfg.NodeCapMap{}
 	}
-	c[tailcfg.CapabilityHTTPS] = nil
-	return c
+	v.CapMap[tailcfg.CapabilityHTTPS] = nil
+	return &v
 }
 
 // serveSetDNS handles POST /machine/set-dns over Noise: a node publishes

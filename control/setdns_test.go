@@ -174,6 +174,14 @@ func TestCertDomainsFollowConfig(t *testing.T) {
 	if diff := cmp.Diff(on, certStateOf(first)); diff != "" {
 		t.Errorf("netmap with dns.https on (-want +got):\n%s", diff)
 	}
+	if len(first.Peers) != 1 {
+		t.Fatalf("first netmap has %d peers; want the other node", len(first.Peers))
+	}
+	for _, p := range first.Peers {
+		if _, ok := p.CapMap[tailcfg.CapabilityHTTPS]; ok {
+			t.Errorf("peer %s carries the https capability; only a node's own view should", p.Name)
+		}
+	}
 	ps := peer.stream(ctx, peer.mapReq(true))
 	peerOn := certState{CertDomains: []string{otherName(t, ts, peer) + ".ts.example.com"}, HTTPSCap: true}
 	if diff := cmp.Diff(peerOn, certStateOf(ps.next())); diff != "" {

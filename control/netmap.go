@@ -134,9 +134,9 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 	}
 	f := w.pol.Filter(p)
 	resp := &tailcfg.MapResponse{
-		Node:            p.view,
+		Node:            p.self,
 		DERPMap:         w.derpMap,
-		DNSConfig:       w.dns,
+		DNSConfig:       w.selfDNS(p),
 		Domain:          w.settings.Domain,
 		CollectServices: opt.False,
 		PacketFilters:   filterMessage(f),

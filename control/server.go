@@ -59,6 +59,10 @@ type Config struct {
 	// such a register request is refused with an error that says to use
 	// an auth key.
 	Login *login.Manager
+	// CertDNS publishes the ACME DNS-01 records nodes ask for with
+	// /machine/set-dns when the tailnet has dns.https on (docs/https.md);
+	// nil refuses set-dns, saying the server has no DNS configured.
+	CertDNS ChallengePublisher
 
 	// KeepAlive is how often an idle map stream gets a keep-alive; zero
 	// means 50 s. Clients drop streams silent for 120 s.
@@ -94,7 +98,8 @@ type Server struct {
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
 	serverURL string
-	login     *login.Manager // nil: interactive login is off
+	login     *login.Manager     // nil: interactive login is off
+	certDNS   ChallengePublisher // nil: set-dns refused
 	keepAlive time.Duration
 	timeouts  Timeouts
 	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
@@ -153,6 +158,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		derpMap:   cfg.DERPMap,
 		serverURL: cfg.ServerURL,
 		login:     cfg.Login,
+		certDNS:   cfg.CertDNS,
 		keepAlive: cfg.KeepAlive,
 		timeouts:  cfg.Timeouts,
 		limits:    cfg.Limits.withDefaults(),
@@ -214,6 +220,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.noiseMux.HandleFunc("GET /machine/ssh/action/{src}/to/{dst}", s.serveSSHAction)
 	s.noiseMux.HandleFunc("GET /machine/ssh/action/{src}/to/{dst}/check/{id}", s.serveSSHCheck)
 	s.noiseMux.HandleFunc("HEAD /machine/ping/{token}", s.servePing)
+	s.noiseMux.HandleFunc("POST /machine/set-dns", s.serveSetDNS)
+	s.noiseMux.HandleFunc("POST /machine/feature/query", s.serveFeatureQuery)
 
 	if cfg.DERP != nil {
 		cfg.DERP.setAdmission(s.relay.check) // the world has filled s.relay

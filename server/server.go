@@ -8,6 +8,7 @@
 //	gitsync.NewRepo / NewDir ─▶ pipeline.New(Store, Source, Server: control) ─▶ Install
 //	HTTP listener: /api/, /metrics ─▶ admin (reads pipeline.Status, control.Tailnet); / ─▶ control
 //	control.StartDERP (unless Config.DERPMap) ─▶ admits only the control server's nodes
+//	acmedns.NewServer (DNSListen) or NewProvider (DNSProvider) ─▶ Publisher ─▶ control's /machine/set-dns
 package server
 
 import (
@@ -24,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tailplane/tailplane/acmedns"
 	"github.com/tailplane/tailplane/admin"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
@@ -85,6 +87,19 @@ type Config struct {
 	// the relay's host with a random port, "off" disables STUN.
 	STUNListen string
 
+	// DNSListen, when set, starts the embedded authoritative DNS server
+	// (package acmedns) on this UDP and TCP address; it answers the ACME
+	// DNS-01 challenges of nodes' certificates (dns.https, docs/https.md).
+	// Empty means no DNS server.
+	DNSListen string
+	// DNSServer configures the embedded DNS server beyond DNSListen (its
+	// Addr is ignored). An empty Zone means the served tailnet domain,
+	// followed when a new config changes it.
+	DNSServer acmedns.ServerConfig
+	// DNSProvider, when its Kind is set, publishes the challenges with an
+	// external DNS provider instead of the embedded server (not both).
+	DNSProvider acmedns.ProviderConfig
+
 	// WebhookSecret is the push webhook's HMAC secret; empty turns the
 	// webhook off (it answers 403).
 	WebhookSecret []byte
@@ -106,6 +121,14 @@ type Server struct {
 	hs   *http.Server
 	url  string
 	errc chan error // the HTTP server's own failure
+
+	// dns, cert and dnsFollows publish ACME challenges (https.go): the
+	// embedded DNS server (nil without DNSListen), the publisher (nil
+	// without DNSListen or DNSProvider), and whether dns follows the
+	// tailnet domain.
+	dns        *acmedns.Server
+	cert       *acmedns.Publisher
+	dnsFollows bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -193,15 +216,18 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 		}
 		derpMap = s.derp.Map
 	}
+	if err := s.startCertDNS(ctx, cfg, applied); err != nil {
+		return err
+	}
 	s.ctrl, err = control.New(ctx, control.Config{
 		Store: s.st, NoiseKey: noiseKey, Tailnet: applied, DERPMap: derpMap, DERP: s.derp,
-		ServerURL: s.url, Logf: cfg.Logf,
+		ServerURL: s.url, CertDNS: s.certDNS(), Logf: cfg.Logf,
 	})
 	if err != nil {
 		return err
 	}
 	s.pl, err = pipeline.New(run, pipeline.Config{
-		Store: s.st, Source: s.src, Server: s.ctrl,
+		Store: s.st, Source: s.src, Server: s.installer(cfg),
 		MinBackoff: cfg.MinRetry, MaxBackoff: cfg.MaxRetry, Logf: cfg.Logf,
 	})
 	if err != nil {
@@ -347,7 +373,8 @@ func (s *Server) Err() <-chan error { return s.errc }
 // Close stops the server, each part after what depends on it: the HTTP
 // server first (no new requests; those in flight get up to 5 s), then
 // the pipeline (nothing more is installed), the source, the coordination
-// server (map sessions end), the relay and last the store. It is safe to
+// server (map sessions end), the ACME challenge records and DNS server,
+// the relay and last the store. It is safe to
 // call more than once and returns the first error.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
@@ -369,6 +396,7 @@ func (s *Server) Close() error {
 		if s.ctrl != nil {
 			errs = append(errs, s.ctrl.Close())
 		}
+		errs = append(errs, s.closeCertDNS()) // after control: no set-dns in flight
 		if s.derp != nil {
 			errs = append(errs, s.derp.Close())
 		}

@@ -1,4 +1,4 @@
-package login
+package logintest
 
 import (
 	"context"
@@ -18,23 +18,27 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// testUser is an account at the test provider.
-type testUser struct {
-	password string
-	email    string
-	verified bool
+// User is an account at the test provider.
+type User struct {
+	Password string
+	Email    string
+	Verified bool // the ID token's email_verified
 }
 
-// testProvider is a real OpenID provider (zitadel's op package, OpenID
-// certified) with one confidential client and a password login page.
-type testProvider struct {
-	URL    string
-	client string
-	secret string
-	store  *opStorage
+// Provider is a real OpenID provider (zitadel's op package, OpenID
+// certified) with one confidential client and a password login page
+// (Browser.SignIn fills it).
+type Provider struct {
+	URL          string // the issuer
+	ClientID     string
+	ClientSecret string
+	store        *opStorage
 }
 
-func startProvider(t *testing.T, redirectURI string, users map[string]testUser) *testProvider {
+// StartProvider starts a provider on a loopback httptest server whose one
+// client may redirect to redirectURI, with users by username, and stops it
+// when the test ends.
+func StartProvider(t testing.TB, redirectURI string, users map[string]User) *Provider {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -54,7 +58,7 @@ func startProvider(t *testing.T, redirectURI string, users map[string]testUser) 
 	st.callback = op.AuthCallbackURL(prov)
 	mux.HandleFunc("/ui/login", st.loginPage)
 	mux.Handle("/", prov)
-	return &testProvider{URL: srv.URL, client: st.client, secret: st.secret, store: st}
+	return &Provider{URL: srv.URL, ClientID: st.client, ClientSecret: st.secret, store: st}
 }
 
 var loginForm = template.Must(template.New("f").Parse(`<!doctype html><html><body>
@@ -74,7 +78,7 @@ func (s *opStorage) loginPage(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	u, ok := s.users[name]
 	req := s.requests[id]
-	if ok && u.password == r.FormValue("password") && req != nil {
+	if ok && u.Password == r.FormValue("password") && req != nil {
 		req.subject, req.done = name, true
 	}
 	s.mu.Unlock()
@@ -114,7 +118,7 @@ func (a *authReq) Done() bool                         { return a.done }
 // opStorage is the provider's minimal storage: one client, the test
 // users, auth requests and codes in memory, one RSA signing key.
 type opStorage struct {
-	users    map[string]testUser
+	users    map[string]User
 	key      *rsa.PrivateKey
 	client   string
 	secret   string
@@ -239,8 +243,8 @@ func (s *opStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInf
 func (s *opStorage) setInfo(info *oidc.UserInfo, subject string) {
 	u := s.users[subject]
 	info.Subject = subject
-	info.Email = u.email
-	info.EmailVerified = oidc.Bool(u.verified)
+	info.Email = u.Email
+	info.EmailVerified = oidc.Bool(u.Verified)
 }
 
 func (s *opStorage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, _, subject, _ string) error {
@@ -286,9 +290,10 @@ func (c testClient) RestrictAdditionalAccessTokenScopes() func([]string) []strin
 	return func(s []string) []string { return s }
 }
 
-// tamperNonces makes every open auth request answer with nonce, as an ID
+// TamperNonces makes every open auth request answer with nonce, as an ID
 // token minted for another sign-in would.
-func (s *opStorage) tamperNonces(nonce string) {
+func (p *Provider) TamperNonces(nonce string) {
+	s := p.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range s.requests {

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
@@ -52,6 +53,12 @@ type Config struct {
 	// ServerURL is the URL clients use, for SSH check callbacks; empty
 	// means none is advertised.
 	ServerURL string
+	// Login runs interactive logins: a /machine/register without an auth
+	// key gets a login URL from it, and the node registers as the user
+	// who logged in (docs/login.md). Nil means interactive login is off:
+	// such a register request is refused with an error that says to use
+	// an auth key.
+	Login *login.Manager
 
 	// KeepAlive is how often an idle map stream gets a keep-alive; zero
 	// means 50 s. Clients drop streams silent for 120 s.
@@ -83,6 +90,8 @@ type Server struct {
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
 	serverURL string
+	login     *login.Manager    // nil: interactive login is off
+	logins    interactiveLogins // the open logins' URLs and machines
 	keepAlive time.Duration
 	timeouts  Timeouts
 	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
@@ -137,6 +146,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		noiseKey:  cfg.NoiseKey,
 		derpMap:   cfg.DERPMap,
 		serverURL: cfg.ServerURL,
+		login:     cfg.Login,
 		keepAlive: cfg.KeepAlive,
 		timeouts:  cfg.Timeouts,
 		limits:    cfg.Limits.withDefaults(),

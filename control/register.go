@@ -310,6 +310,11 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.givenName, rec.id, rec.v4, k.Name)
 	}
 	w.membershipChanged(n, false)
+	if !isNew {
+		// The policy may see no change (same owner), but peers need the
+		// new node key.
+		w.publishChanged(n)
+	}
 	return w.success(n)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -40,6 +41,20 @@ func (c *apiClientFlags) register(fs *pflag.FlagSet) {
 
 // get fetches path from the admin API into v.
 func (c *apiClientFlags) get(ctx context.Context, env *cliEnv, path string, v any) error {
+	return c.call(ctx, env, http.MethodGet, path, nil, v)
+}
+
+// call sends method path with body (nil: none; else JSON) to the admin
+// API and decodes the answer into v.
+func (c *apiClientFlags) call(ctx context.Context, env *cliEnv, method, path string, in, v any) error {
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		reqBody = bytes.NewReader(b)
+	}
 	token, err := readSecretFile(c.apiKeyFile, envAPIKey, env.getenv)
 	if err != nil {
 		return fmt.Errorf("--api-key-file: %w", err)
@@ -48,9 +63,12 @@ func (c *apiClientFlags) get(ctx context.Context, env *cliEnv, path string, v an
 		return fmt.Errorf("no API key (hint: set $%s or --api-key-file to a key declared under apiKeys)", envAPIKey)
 	}
 	url := strings.TrimSuffix(c.server, "/") + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, method, url, reqBody)
 	if err != nil {
 		return fmt.Errorf("--server %q: %w", c.server, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != nil {
 		req.Header.Set("Authorization", "Bearer "+string(token))

@@ -16,8 +16,8 @@ import (
 
 // startLoginServer is startServer with interactive login (no identity
 // provider: tests complete logins with Approve) whose logins live ttl
-// (zero: login.DefaultTTL).
-func startLoginServer(t *testing.T, tn *schema.Tailnet, ttl time.Duration) (*testServer, *login.Manager) {
+// (zero: login.DefaultTTL), and mod (if not nil) applied to the Config.
+func startLoginServer(t *testing.T, tn *schema.Tailnet, ttl time.Duration, mod func(*Config)) (*testServer, *login.Manager) {
 	t.Helper()
 	var ts *testServer
 	m, err := login.New(context.Background(), login.Config{
@@ -30,7 +30,12 @@ func startLoginServer(t *testing.T, tn *schema.Tailnet, ttl time.Duration) (*tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts = startServerWith(t, tn, "", func(c *Config) { c.Login = m })
+	ts = startServerWith(t, tn, "", func(c *Config) {
+		c.Login = m
+		if mod != nil {
+			mod(c)
+		}
+	})
 	return ts, m
 }
 
@@ -70,7 +75,7 @@ func loginAs(t *testing.T, ts *testServer, m *login.Manager, n *rawNode, req *ta
 }
 
 func TestInteractiveRegistration(t *testing.T) {
-	ts, m := startLoginServer(t, testTailnet(), 0)
+	ts, m := startLoginServer(t, testTailnet(), 0, nil)
 	n := newRawNode(t, ts)
 	req := n.registerReq("")
 	first := n.register(req)
@@ -142,11 +147,6 @@ func TestInteractiveFollowupRefused(t *testing.T) {
 			}
 			tn := testTailnet()
 			delete(tn.Users, "bob@example.com")
-			for name, k := range tn.AuthKeys {
-				if k.User == "bob@example.com" {
-					delete(tn.AuthKeys, name)
-				}
-			}
 			if err := ts.SetConfig(ctx, tn); err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func TestInteractiveFollowupRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts, m := startLoginServer(t, testTailnet(), 0)
+			ts, m := startLoginServer(t, testTailnet(), 0, nil)
 			n := newRawNode(t, ts)
 			req := n.registerReq("")
 			first := n.register(req)
@@ -185,7 +185,7 @@ func TestInteractiveFollowupRefused(t *testing.T) {
 
 // An expired login, and a URL the server does not know, get a fresh URL.
 func TestInteractiveLoginFreshURL(t *testing.T) {
-	ts, _ := startLoginServer(t, testTailnet(), time.Second)
+	ts, _ := startLoginServer(t, testTailnet(), time.Second, nil)
 	n := newRawNode(t, ts)
 	req := n.registerReq("")
 	first := n.register(req)
@@ -219,13 +219,7 @@ func TestInteractiveReloginKeepsIdentity(t *testing.T) {
 	clock := newTestClock(time.Now())
 	tn := testTailnet()
 	tn.Settings.NodeKeyExpiry = time.Hour
-	var ts *testServer
-	m, err := login.New(context.Background(), login.Config{BaseURL: "http://tailplane.test", Logf: t.Logf,
-		LookupUser: func(_ context.Context, l string) (string, bool) { _, ok := ts.Tailnet().Users[l]; return l, ok }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts = startServerWith(t, tn, "", func(c *Config) { c.Login, c.Now = m, clock.Now })
+	ts, m := startLoginServer(t, tn, 0, func(c *Config) { c.Now = clock.Now })
 	n := newRawNode(t, ts)
 	if r := loginAs(t, ts, m, n, n.registerReq(""), "bob@example.com"); r.Error != "" {
 		t.Fatal(r.Error)

@@ -230,7 +230,9 @@ func redactErr(err error) string {
 }
 
 func (m *Manager) undeclaredPage(login string) page {
-	file := m.cfg.UsersFile
+	m.mu.Lock()
+	file := m.usersFile
+	m.mu.Unlock()
 	if file == "" {
 		file = "the config repository"
 	}

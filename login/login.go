@@ -84,12 +84,13 @@ type Manager struct {
 	ttl    time.Duration
 	secure bool // cookies get Secure: BaseURL is https
 
-	mu      sync.Mutex          // guards the fields below
-	byID    map[string]*pending // by short ID
-	byToken map[string]*pending // by URL token
-	byState map[string]*flow    // OIDC flows in progress, by state
-	oidcCfg *schema.OIDC        // the provider logins go to; nil: none (admins approve)
-	client  *oidcClient         // oidcCfg's discovered client; nil until discovered
+	mu        sync.Mutex          // guards the fields below
+	byID      map[string]*pending // by short ID
+	byToken   map[string]*pending // by URL token
+	byState   map[string]*flow    // OIDC flows in progress, by state
+	oidcCfg   *schema.OIDC        // the provider logins go to; nil: none (admins approve)
+	client    *oidcClient         // oidcCfg's discovered client; nil until discovered
+	usersFile string              // Config.UsersFile, or what SetUsersFile set
 }
 
 // oidcClient is a discovered provider: how to send people there and to
@@ -129,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, ttl: cfg.TTL, secure: base.Scheme == "https",
 		byID: map[string]*pending{}, byToken: map[string]*pending{}, byState: map[string]*flow{},
-		oidcCfg: cfg.OIDC,
+		oidcCfg: cfg.OIDC, usersFile: cfg.UsersFile,
 	}
 	if m.ttl <= 0 {
 		m.ttl = DefaultTTL
@@ -185,6 +186,14 @@ func (m *Manager) SetOIDC(ctx context.Context, o *schema.OIDC) error {
 	}
 	_, err := m.provider(ctx)
 	return err
+}
+
+// SetUsersFile names the config file that declares users, for the page a
+// refused user sees (as Config.UsersFile; empty: "the config repository").
+func (m *Manager) SetUsersFile(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.usersFile = name
 }
 
 // sameOIDC reports whether a and b configure the same provider and client.

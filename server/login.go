@@ -42,8 +42,9 @@ func (s *Server) lookupUser(_ context.Context, name string) (string, bool) {
 }
 
 // loginInstaller is the coordination server as the pipeline sees it, with
-// each installed revision's login.oidc handed to the login manager after
-// control serves the revision.
+// each installed revision's login.oidc (and the file declaring its users,
+// for the refused-user page) handed to the login manager after control
+// serves the revision.
 type loginInstaller struct {
 	*control.Server
 	lm   *login.Manager
@@ -54,7 +55,9 @@ func (i loginInstaller) Install(ctx context.Context, p *control.Prepared) error 
 	if err := i.Server.Install(ctx, p); err != nil {
 		return err
 	}
-	if err := i.lm.SetOIDC(ctx, i.Server.Tailnet().Login.OIDC); err != nil {
+	t := i.Server.Tailnet()
+	i.lm.SetUsersFile(t.Source.Pos("users").File) // "" without a source: "the config repository"
+	if err := i.lm.SetOIDC(ctx, t.Login.OIDC); err != nil {
 		i.logf("%v (logins show an error page until the provider answers)", err)
 	}
 	return nil

@@ -184,7 +184,7 @@ func TestOIDCLoginTailscaled(t *testing.T) {
 		if got := b.SignIn("carol", "carol-pw"); got != "Not a member of this tailnet" {
 			t.Fatalf("undeclared user: page %q, want the not-a-member page", got)
 		}
-		if hint := b.Text("hint"); !strings.Contains(hint, "users key") {
+		if hint := b.Text("hint"); !strings.Contains(hint, "users key in tailnet.hujson") {
 			t.Errorf("not-a-member page hint %q does not say where to declare the user", hint)
 		}
 		nodes, err := ls.Store().Nodes(ctx)

@@ -203,7 +203,7 @@ func TestOIDCLoginTailscaled(t *testing.T) {
 }
 
 // Without an identity provider an admin approves the login; after the
-// node's key expires, it logs in again and keeps its addresses.
+// node's key expires, `tailscale up` logs in again and keeps its addresses.
 func TestApprovedLoginAfterExpiryKeepsAddresses(t *testing.T) {
 	bins := testkit.TailscaledBinaries(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -244,7 +244,7 @@ func TestApprovedLoginAfterExpiryKeepsAddresses(t *testing.T) {
 		}
 		return st.BackendState == "NeedsLogin" || st.Self.Expired, st.BackendState
 	})
-	approve(testkit.StartTailscaleUp(t, ctx, laptop, ls.URL(), "--hostname=laptop", "--force-reauth"), 1)
+	approve(testkit.StartTailscaleUp(t, ctx, laptop, ls.URL(), "--hostname=laptop"), 1)
 	after, _ := self(t, ctx, laptop)
 	sameIdentity(t, "re-login after key expiry", before, after)
 	ls.reachPeer(t, ctx, laptop)

@@ -121,16 +121,20 @@ func (s *Server) startLogin(mkey key.MachinePublic, req *tailcfg.RegisterRequest
 
 // followup answers a register request whose Followup is a login URL: it
 // waits for that login, then registers the node as the logged-in user. A
-// URL this server does not know (it expired long ago, or came before a
-// restart) gets a fresh one; so does a login that expired.
+// login that expired, and a URL this server does not know (answered
+// already, expired long ago, or from before a restart), are answered as a
+// register without Followup: a registered node's refresh, or a fresh URL.
 func (s *Server) followup(ctx context.Context, mkey key.MachinePublic, req *tailcfg.RegisterRequest) *tailcfg.RegisterResponse {
 	if s.login == nil {
 		return rejected("%s", errLoginOff)
 	}
 	t := s.logins.lookup(req.Followup)
 	if t == nil {
-		s.logf("control: login follow-up from machine %s for a login URL this server does not know; sending a fresh one", mkey.ShortString())
-		return s.startLogin(mkey, req)
+		// A repeat of a follow-up answered already (the node is
+		// registered), or one this server forgot: answered as a plain
+		// register, which starts a fresh login if one is needed.
+		s.logf("control: login follow-up from machine %s for a login URL this server does not know (any more)", mkey.ShortString())
+		return s.register(ctx, mkey, req)
 	}
 	if t.machine != mkey {
 		s.logf("control: login %s: follow-up from machine %s refused: the login belongs to machine %s", t.p.ID, mkey.ShortString(), t.machine.ShortString())
@@ -153,8 +157,8 @@ func (s *Server) followup(ctx context.Context, mkey key.MachinePublic, req *tail
 		return resp
 	case errors.Is(err, login.ErrExpired), errors.Is(err, login.ErrUnknown):
 		s.logins.remove(t)
-		s.logf("control: login %s expired before anyone logged in; sending machine %s a fresh URL", t.p.ID, mkey.ShortString())
-		return s.startLogin(mkey, req)
+		s.logf("control: login %s expired before anyone logged in; machine %s gets a fresh URL", t.p.ID, mkey.ShortString())
+		return s.register(ctx, mkey, req)
 	case errors.Is(err, login.ErrCanceled):
 		s.logins.remove(t)
 		return rejected("this login was replaced by a newer one from this device; open the URL `tailscale up` printed last")

@@ -113,6 +113,10 @@ func TestInteractiveRegistration(t *testing.T) {
 	if got := m.List(); len(got) != 0 {
 		t.Errorf("open logins after registration: %+v", got)
 	}
+	// A repeated follow-up (the client lost the answer) is a refresh.
+	if again := <-n.followup(req, first.AuthURL); again.Error != "" || !again.MachineAuthorized || again.AuthURL != "" {
+		t.Errorf("repeated follow-up: %+v, want the registered node's refresh", again)
+	}
 	// Auth keys work as before beside it.
 	k := newRawNode(t, ts)
 	if r := k.register(k.registerReq(aliceKey)); r.Error != "" || !r.MachineAuthorized || r.AuthURL != "" {

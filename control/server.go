@@ -99,6 +99,7 @@ type Server struct {
 	derpMap   *tailcfg.DERPMap
 	serverURL string
 	login     *login.Manager     // nil: interactive login is off
+	logins    interactiveLogins  // the open logins' URLs and machines
 	certDNS   ChallengePublisher // nil: set-dns refused
 	keepAlive time.Duration
 	timeouts  Timeouts

@@ -306,3 +306,77 @@ func TestStateCookieSecure(t *testing.T) {
 		}
 	}
 }
+
+func TestListAndCancel(t *testing.T) {
+	e := newEnv(t, false)
+	a := e.m.StartFor("mkey:a", "laptop (linux)")
+	e.clock.advance(time.Second)
+	b := e.m.Start("mkey:b")
+	want := []Pending{
+		{ID: a.ID, Machine: "mkey:a", Device: "laptop (linux)", Started: a.Started, Expires: a.Expires},
+		{ID: b.ID, Machine: "mkey:b", Started: b.Started, Expires: b.Expires},
+	}
+	if diff := cmp.Diff(want, e.m.List()); diff != "" {
+		t.Errorf("List (-want +got):\n%s", diff)
+	}
+	e.m.Cancel(a.ID)
+	if _, err := e.m.Wait(context.Background(), a.ID, a.Machine); !errors.Is(err, ErrCanceled) {
+		t.Errorf("Wait for a canceled login: %v, want ErrCanceled", err)
+	}
+	if err := e.m.Approve(context.Background(), a.ID, "alice@example.com"); !errors.Is(err, ErrCanceled) {
+		t.Errorf("Approve of a canceled login: %v, want ErrCanceled", err)
+	}
+	res, err := http.Get(a.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("canceled login's URL answered %s, want 404", res.Status)
+	}
+	if diff := cmp.Diff(want[1:], e.m.List()); diff != "" {
+		t.Errorf("List after Cancel (-want +got):\n%s", diff)
+	}
+	e.clock.advance(DefaultTTL)
+	if got := e.m.List(); len(got) != 0 {
+		t.Errorf("List after expiry: %v, want none", got)
+	}
+}
+
+// A newly applied login.oidc takes effect for the next login page, and an
+// unreachable provider gets its own page until it answers.
+func TestSetOIDC(t *testing.T) {
+	e := newEnv(t, false)
+	b := logintest.NewBrowser(t)
+	ctx := context.Background()
+	if got := b.Open(e.m.Start("mkey:a").URL); got != "Waiting for an admin" {
+		t.Fatalf("without a provider: page %q", got)
+	}
+	prov := logintest.StartProvider(t, e.url+"/login/callback", testUsers)
+	e.m.cfg.ClientSecret = prov.ClientSecret
+	oidcCfg := &schema.OIDC{Issuer: prov.URL, ClientID: prov.ClientID, Scopes: []string{"openid", "email"}, EmailClaim: "email"}
+	if err := e.m.SetOIDC(ctx, oidcCfg); err != nil {
+		t.Fatal(err)
+	}
+	p := e.m.Start("mkey:a")
+	b.Open(p.URL)
+	if got := b.SignIn("alice", "alice-pw"); got != "You're connected" {
+		t.Fatalf("after SetOIDC: landed on %q", got)
+	}
+	if r, ok := completed(e.m, p); !ok || r.Via != "oidc" {
+		t.Errorf("login after SetOIDC: %v, %v; want completed via oidc", r, ok)
+	}
+	down := &schema.OIDC{Issuer: "http://127.0.0.1:1", ClientID: "x", Scopes: []string{"openid"}, EmailClaim: "email"}
+	if err := e.m.SetOIDC(ctx, down); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("SetOIDC of an unreachable provider: %v, want an error naming it", err)
+	}
+	if got := b.Open(e.m.Start("mkey:a").URL); got != pageNoProvider.Title {
+		t.Errorf("unreachable provider: page %q, want %q", got, pageNoProvider.Title)
+	}
+	if err := e.m.SetOIDC(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Open(e.m.Start("mkey:a").URL); got != "Waiting for an admin" {
+		t.Errorf("after SetOIDC(nil): page %q", got)
+	}
+}

@@ -102,35 +102,15 @@ func (s *Server) DNSAddr() string {
 	return s.dns.Addr()
 }
 
-// installer is what the pipeline installs revisions with: control, and
-// when the embedded DNS server follows the tailnet domain, the server
-// moved to each installed config's domain. It warns when a config turns
-// dns.https on while nothing publishes the challenges.
-type installer struct {
-	*control.Server
-	dns       *acmedns.Server // nil unless it follows the domain
-	publishes bool            // DNSListen or DNSProvider is set
-	logf      func(format string, args ...any)
-}
-
-func (s *Server) installer(cfg Config) installer {
-	in := installer{Server: s.ctrl, publishes: s.cert != nil, logf: cfg.Logf}
-	if s.dnsFollows {
-		in.dns = s.dns
-	}
-	return in
-}
-
-// Install serves p and, with a following DNS server, moves its zone.
-func (in installer) Install(ctx context.Context, p *control.Prepared) error {
-	if err := in.Server.Install(ctx, p); err != nil {
-		return err
-	}
+// followDNS moves an embedded DNS server that follows the tailnet domain
+// to the domain of p, just installed, and warns when p turns dns.https on
+// while nothing publishes the challenges.
+func (in installer) followDNS(p *control.Prepared) {
 	if p.Tailnet().DNS.HTTPS && !in.publishes {
 		in.logf("dns.https is on, but this server publishes no ACME challenges: tailscale cert fails until it runs with --dns-listen or --dns-provider (docs/https.md)")
 	}
 	if in.dns == nil {
-		return nil
+		return
 	}
 	domain := p.Tailnet().Settings.WithDefaults().Domain
 	old := in.dns.Zone()
@@ -141,7 +121,6 @@ func (in installer) Install(ctx context.Context, p *control.Prepared) error {
 	} else if now := in.dns.Zone(); now != old {
 		in.logf("embedded DNS server: now authoritative for %s (the tailnet domain), no longer for %s", now, old)
 	}
-	return nil
 }
 
 // closeCertDNS deletes the records still published, then stops the

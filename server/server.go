@@ -29,6 +29,7 @@ import (
 	"github.com/tailplane/tailplane/admin"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
@@ -103,6 +104,10 @@ type Config struct {
 	// WebhookSecret is the push webhook's HMAC secret; empty turns the
 	// webhook off (it answers 403).
 	WebhookSecret []byte
+	// OIDCClientSecret is the client secret of the applied login.oidc's
+	// client (`serve --oidc-client-secret-file`); it never comes from Git.
+	// Empty means a public client (PKCE only), or no provider.
+	OIDCClientSecret string
 	// MinRetry and MaxRetry bound the pipeline's backoff after transient
 	// failures; zero means 1 s and 5 min.
 	MinRetry, MaxRetry time.Duration
@@ -116,6 +121,7 @@ type Server struct {
 	src  gitsync.Source
 	derp *control.DERP // nil with Config.DERPMap
 	ctrl *control.Server
+	lm   *login.Manager // interactive logins, mounted at /login/
 	pl   *pipeline.Pipeline
 	ln   net.Listener
 	hs   *http.Server
@@ -219,9 +225,12 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	if err := s.startCertDNS(ctx, cfg, applied); err != nil {
 		return err
 	}
+	if s.lm, err = startLogin(ctx, cfg, s.url, applied, s.lookupUser); err != nil {
+		return err
+	}
 	s.ctrl, err = control.New(ctx, control.Config{
 		Store: s.st, NoiseKey: noiseKey, Tailnet: applied, DERPMap: derpMap, DERP: s.derp,
-		ServerURL: s.url, CertDNS: s.certDNS(), Logf: cfg.Logf,
+		ServerURL: s.url, CertDNS: s.certDNS(), Login: s.lm, Logf: cfg.Logf,
 	})
 	if err != nil {
 		return err
@@ -235,11 +244,12 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	}
 	api := admin.Handler(admin.Config{
 		Pipeline: s.pl, Served: s.ctrl.Tailnet, Store: s.st, Nodes: s.ctrl.NodeCounts, WebhookSecret: cfg.WebhookSecret,
-		Control: s.ctrl,
+		Control: s.ctrl, Logins: s.lm,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
 	mux.Handle("/metrics", api)
+	mux.Handle("/login/", s.lm)
 	mux.Handle("/", s.ctrl.Handler())
 	s.hs = s.ctrl.HTTPServer(mux)
 	if cfg.TLS != nil {
@@ -353,6 +363,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Tailnet returns the tailnet being served. It is never nil and must not
 // be modified.
 func (s *Server) Tailnet() *schema.Tailnet { return s.ctrl.Tailnet() }
+
+// Login is the interactive login manager (pending logins, Approve).
+func (s *Server) Login() *login.Manager { return s.lm }
 
 // Pipeline is the sync pipeline: its Status, Wait and Sync.
 func (s *Server) Pipeline() *pipeline.Pipeline { return s.pl }

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func StartProvider(t testing.TB, redirectURI string, users map[string]User) *Pro
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &opStorage{users: users, key: key, client: "tailplane", secret: "s3cret-client", redirect: redirectURI,
+	st := &opStorage{users: users, key: key, client: "tailplane", secret: "s3cret-client", redirect: []string{redirectURI},
 		requests: map[string]*authReq{}, codes: map[string]string{}}
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
@@ -122,10 +123,10 @@ type opStorage struct {
 	key      *rsa.PrivateKey
 	client   string
 	secret   string
-	redirect string
 	callback func(context.Context, string) string
 
 	mu       sync.Mutex // guards the fields below
+	redirect []string
 	requests map[string]*authReq
 	codes    map[string]string // code to request ID
 	n        int
@@ -267,8 +268,12 @@ func (s *opStorage) Health(context.Context) error { return nil }
 
 type testClient struct{ s *opStorage }
 
-func (c testClient) GetID() string                       { return c.s.client }
-func (c testClient) RedirectURIs() []string              { return []string{c.s.redirect} }
+func (c testClient) GetID() string { return c.s.client }
+func (c testClient) RedirectURIs() []string {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return slices.Clone(c.s.redirect)
+}
 func (c testClient) PostLogoutRedirectURIs() []string    { return nil }
 func (c testClient) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
 func (c testClient) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
@@ -288,6 +293,15 @@ func (c testClient) RestrictAdditionalIdTokenScopes() func([]string) []string {
 }
 func (c testClient) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
+}
+
+// AllowRedirect lets the client redirect to uri too: a server whose URL
+// is known only once it runs registers its callback after the provider
+// started.
+func (p *Provider) AllowRedirect(uri string) {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	p.store.redirect = append(p.store.redirect, uri)
 }
 
 // TamperNonces makes every open auth request answer with nonce, as an ID

@@ -265,6 +265,13 @@ func (n *Node) Tailscale(ctx context.Context, args ...string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// Command returns the tailscale CLI command for args against this node,
+// not yet started, for a command that runs in the background (such as an
+// interactive `tailscale up`).
+func (n *Node) Command(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, n.bins.Tailscale, append([]string{"--socket=" + n.Socket}, args...)...)
+}
+
 // Log returns what tailscaled printed so far.
 func (n *Node) Log() string {
 	b, _ := os.ReadFile(n.log.Name())

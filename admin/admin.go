@@ -9,6 +9,7 @@
 //	POST /api/v1/sync                poll the source now and retry a failed revision (admin)
 //	POST /api/v1/webhook             push webhook, HMAC-signed (no API key)
 //	GET  /metrics                    Prometheus text format
+//	/api/v2/...                      a subset of Tailscale's API v2 (v2.go, docs/api-v2.md)
 //
 // Every endpoint but the webhook needs "Authorization: Bearer <api key>"
 // where the key's "sha256:"+hex(sha256(key)) is a secretHash declared under
@@ -74,6 +75,7 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("POST /api/v1/sync", a.auth(RoleAdmin, a.sync))
 	mux.Handle("/api/v1/webhook", gitsync.WebhookHandler(cfg.WebhookSecret, cfg.Pipeline.Sync))
 	mux.Handle("GET /metrics", a.auth(RoleRead, a.metrics))
+	a.v2(mux) // Tailscale's API v2 subset, for existing tools (v2.go)
 	return mux
 }
 

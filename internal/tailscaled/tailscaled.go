@@ -1,6 +1,7 @@
 // Package tailscaled builds the real tailscaled and tailscale binaries (at the
 // tailscale.com version tailplane is built with) once into a cache
-// directory, and runs them unprivileged for end-to-end tests.
+// directory, and runs them unprivileged for end-to-end tests. It builds
+// Tailscale's gitops-pusher the same way (GitopsPusher).
 package tailscaled
 
 import (
@@ -11,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -97,44 +99,84 @@ func build(ctx context.Context, version, modDir string) (*Binaries, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Binaries{Tailscaled: filepath.Join(dir, "tailscaled"), Tailscale: filepath.Join(dir, "tailscale"), Version: version}
-	if exists(b.Tailscaled) && exists(b.Tailscale) {
-		return b, nil
+	if err := buildCommands(ctx, dir, modDir, version, "tailscale.com/cmd/tailscaled", "tailscale.com/cmd/tailscale"); err != nil {
+		return nil, err
+	}
+	return &Binaries{Tailscaled: filepath.Join(dir, "tailscaled"), Tailscale: filepath.Join(dir, "tailscale"), Version: version}, nil
+}
+
+// GitopsPusher returns the path of Tailscale's gitops-pusher
+// (tailscale.com/cmd/gitops-pusher, the client of the policy API that
+// GitOps setups run in CI) at the tailscale.com version tailplane is
+// built with, building it into the cache directory first if it is
+// missing.
+func GitopsPusher(ctx context.Context) (string, error) {
+	version, err := Version(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir, err := CacheDir(version)
+	if err != nil {
+		return "", err
+	}
+	if err := buildCommands(ctx, dir, moduleRoot(ctx), version, "tailscale.com/cmd/gitops-pusher"); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "gitops-pusher"), nil
+}
+
+// buildCommands builds the command packages pkgs from the module in
+// modDir into dir, unless every binary is there already. Concurrent
+// callers wait on a lock file instead of building twice.
+func buildCommands(ctx context.Context, dir, modDir, version string, pkgs ...string) error {
+	names := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		names[i] = path.Base(p)
+	}
+	built := func() bool {
+		for _, name := range names {
+			if !exists(filepath.Join(dir, name)) {
+				return false
+			}
+		}
+		return true
+	}
+	if built() {
+		return nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("tailscaled: %w", err)
+		return fmt.Errorf("tailscaled: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("tailscaled: %w", err)
+		return fmt.Errorf("tailscaled: %w", err)
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("tailscaled: locking %s: %w", dir, err)
+		return fmt.Errorf("tailscaled: locking %s: %w", dir, err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if exists(b.Tailscaled) && exists(b.Tailscale) {
-		return b, nil // built by someone else while we waited
+	if built() {
+		return nil // built by someone else while we waited
 	}
 	tmp, err := os.MkdirTemp(dir, "build-")
 	if err != nil {
-		return nil, fmt.Errorf("tailscaled: %w", err)
+		return fmt.Errorf("tailscaled: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp+string(filepath.Separator),
-		"tailscale.com/cmd/tailscaled", "tailscale.com/cmd/tailscale")
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", tmp + string(filepath.Separator)}, pkgs...)...)
 	cmd.Dir = modDir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("tailscaled: building tailscale %s in %s: %w\n%s", version, modDir, err, stderr.Bytes())
+		return fmt.Errorf("tailscaled: building %s of tailscale %s in %s: %w\n%s", strings.Join(names, ", "), version, modDir, err, stderr.Bytes())
 	}
-	for _, name := range []string{"tailscale", "tailscaled"} {
+	for _, name := range names {
 		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {
-			return nil, fmt.Errorf("tailscaled: %w", err)
+			return fmt.Errorf("tailscaled: %w", err)
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // moduleRoot finds the directory of tailplane's go.mod, starting from the

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
@@ -52,6 +53,17 @@ type Config struct {
 	// Nodes counts registered nodes and those with a live map session.
 	// Nil: node counts are reported as zero.
 	Nodes func(ctx context.Context) (online, total int, err error)
+	// Metrics holds the counted metrics (propagation histogram, audit
+	// actions) and the Go and process collectors; see NewMetrics. Nil:
+	// Handler makes its own, which sees no propagation or audit events.
+	Metrics *Metrics
+	// Stats reads the coordination server's counts for /metrics
+	// (control.Server.Stats). Nil: registrations, map sessions and nodes
+	// by user and tag are left out.
+	Stats func(ctx context.Context) (control.Stats, error)
+	// PendingApprovals counts the nodes waiting for device approval, for
+	// /metrics. Nil: reported as 0.
+	PendingApprovals func(ctx context.Context) (int, error)
 	// WebhookSecret is the HMAC secret push webhooks are signed with.
 	// Empty: the webhook endpoint is off and answers 403 to every request.
 	WebhookSecret []byte
@@ -66,6 +78,9 @@ const (
 // Handler returns the admin API's handler. Mount it at the server's root:
 // it answers /api/v1/... and /metrics only.
 func Handler(cfg Config) http.Handler {
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/status", a.bootstrapOpen(a.auth(RoleRead, a.status), a.status))

@@ -30,6 +30,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := s.register(r.Context(), machineKeyOf(r), &req)
 	if resp.Error != "" {
+		s.counts.refused.Add(1)
 		s.logf("control: register from %s rejected: %s", machineKeyOf(r).ShortString(), resp.Error)
 	}
 	writeJSON(w, resp)
@@ -292,6 +293,11 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 	} else {
 		n = &node{nodeRecord: rec, offlineSince: now}
 		w.addNode(n)
+	}
+	if isNew {
+		w.srv.counts.newNodes.Add(1)
+	} else {
+		w.srv.counts.logins.Add(1)
 	}
 	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.givenName, rec.id, rec.v4, k.Name)
 	w.membershipChanged(n, false)

@@ -108,6 +108,10 @@ type aclTestFailure struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
+// oneLine escapes line breaks, which gitops-pusher's pattern for the
+// message does not cross.
+var oneLine = strings.NewReplacer("\r", `\r`, "\n", `\n`)
+
 // testPathRE matches the path of a diagnostic inside tests[i] or sshTests[i].
 var testPathRE = regexp.MustCompile(`^(tests|sshTests)\[(\d+)\]`)
 
@@ -130,6 +134,7 @@ func (v validation) answer() aclTestError {
 	if n := len(errs) - 1; n > 0 {
 		out.Message += fmt.Sprintf(" (and %d more %s)", n, plural(n, "problem", "problems"))
 	}
+	out.Message = oneLine.Replace(out.Message)
 	groups := map[string]*aclTestFailure{}
 	var order []string
 	for _, d := range v.Diagnostics {

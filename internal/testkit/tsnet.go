@@ -21,18 +21,6 @@ type TSNet struct {
 // or ctx ends, and closes it when the test ends.
 func StartTSNet(t testing.TB, ctx context.Context, n TSNet) *tsnet.Server {
 	t.Helper()
-	s := NewTSNet(t, n)
-	if _, err := s.Up(ctx); err != nil {
-		t.Fatalf("node %s: Up: %v", n.Hostname, err)
-	}
-	return s
-}
-
-// NewTSNet returns the node n describes, not started, with its state in a
-// fresh temporary directory and its logs discarded; it is closed when the
-// test ends. Its Up tells whether the server took it (StartTSNet fails
-// the test when not).
-func NewTSNet(t testing.TB, n TSNet) *tsnet.Server {
 	s := &tsnet.Server{
 		Dir:        t.TempDir(),
 		Hostname:   n.Hostname,
@@ -42,6 +30,9 @@ func NewTSNet(t testing.TB, n TSNet) *tsnet.Server {
 		Logf:       func(string, ...any) {},
 	}
 	t.Cleanup(func() { s.Close() })
+	if _, err := s.Up(ctx); err != nil {
+		t.Fatalf("node %s: Up: %v", n.Hostname, err)
+	}
 	return s
 }
 

@@ -185,7 +185,7 @@ func TestV2Validate(t *testing.T) {
 			name:   "served-auth-key-loses-its-tag",
 			policy: `{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}`,
 			want: aclTestError{
-				Message: `authKeys.servers.tags[0]: tag "tag:server" has no tagOwners entry, and the served config's authKeys.servers.tags[0] uses it (hint: add "tag:server": ["autogroup:admin"] to tagOwners, or remove it from the config first)`,
+				Message: `authKeys.servers.tags[0]: tag "tag:server" has no tagOwners entry, but the served config's auth key "servers" uses it (hint: add "tag:server": ["autogroup:admin"] to tagOwners, or remove the tag from the config first)`,
 			},
 		},
 		{

@@ -70,24 +70,24 @@ func validatePolicy(ctx context.Context, served *schema.Tailnet, body []byte) va
 // posted file declares).
 func servedTagOwners(t *schema.Tailnet, taken map[string]bool) schema.Diagnostics {
 	var diags schema.Diagnostics
-	missing := func(tag, path string) {
+	missing := func(tag, path, user string) {
 		if _, ok := t.Policy.TagOwners[tag]; !ok {
 			diags = append(diags, schema.Diagnostic{Path: path,
-				Message: fmt.Sprintf("tag %q has no tagOwners entry, and the served config's %s uses it", tag, path),
-				Hint:    fmt.Sprintf(`add %q: ["autogroup:admin"] to tagOwners, or remove it from the config first`, tag)})
+				Message: fmt.Sprintf("tag %q has no tagOwners entry, but the served config's %s uses it", tag, user),
+				Hint:    fmt.Sprintf(`add %q: ["autogroup:admin"] to tagOwners, or remove the tag from the config first`, tag)})
 		}
 	}
 	if taken["authKeys"] {
 		for _, name := range slices.Sorted(maps.Keys(t.AuthKeys)) {
 			for i, tag := range t.AuthKeys[name].Tags {
-				missing(tag, schema.PathIndex(schema.PathKey(schema.PathKey("authKeys", name), "tags"), i))
+				missing(tag, schema.PathIndex(schema.PathKey(schema.PathKey("authKeys", name), "tags"), i), fmt.Sprintf("auth key %q", name))
 			}
 		}
 	}
 	if taken["routes"] {
 		for _, key := range slices.Sorted(maps.Keys(t.Routes)) {
 			if owner, _, _ := strings.Cut(key, "/"); strings.HasPrefix(owner, "tag:") {
-				missing(owner, schema.PathKey("routes", key))
+				missing(owner, schema.PathKey("routes", key), fmt.Sprintf("routes key %q", key))
 			}
 		}
 	}

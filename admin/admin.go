@@ -10,12 +10,15 @@
 //	POST /api/v1/webhook             push webhook, HMAC-signed (no API key)
 //	GET  /metrics                    Prometheus text format
 //	/api/v2/...                      a subset of Tailscale's API v2 (v2.go, docs/api-v2.md)
+//	/api/v1/nodes, /users, /audit    the node inventory, its actions and the audit log (nodes.go)
 //
 // Every endpoint but the webhook needs "Authorization: Bearer <api key>"
 // where the key's "sha256:"+hex(sha256(key)) is a secretHash declared under
 // apiKeys in the served config (Config.Served: the coordination server's,
 // the only copy). Role "read" may GET; role "admin" may also
-// POST. With no apiKeys applied, the API refuses every request, except
+// POST (and DELETE). Errors are application/problem+json (Problem). Every
+// state change made through the API is recorded in the audit log, who
+// being "apikey:NAME". With no apiKeys applied, the API refuses every request, except
 // that GET /api/v1/status is open until the first revision is applied
 // (no key can exist yet, and the operator needs to see why).
 package admin
@@ -64,6 +67,10 @@ type Config struct {
 	// PendingApprovals counts the nodes waiting for device approval, for
 	// /metrics. Nil: reported as 0.
 	PendingApprovals func(ctx context.Context) (int, error)
+	// Control is the coordination server: the nodes and users endpoints
+	// list and act on its nodes (docs/operations.md). Nil: those endpoints
+	// are not served.
+	Control *control.Server
 	// WebhookSecret is the HMAC secret push webhooks are signed with.
 	// Empty: the webhook endpoint is off and answers 403 to every request.
 	WebhookSecret []byte
@@ -91,6 +98,7 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("/api/v1/webhook", gitsync.WebhookHandler(cfg.WebhookSecret, cfg.Pipeline.Sync))
 	mux.Handle("GET /metrics", a.auth(RoleRead, a.metrics))
 	a.v2(mux) // Tailscale's API v2 subset, for existing tools (v2.go)
+	a.routeNodes(mux)
 	return mux
 }
 
@@ -107,7 +115,7 @@ func (a *api) auth(need string, h http.HandlerFunc) http.Handler {
 			httpError(w, http.StatusUnauthorized, "missing API key (hint: send Authorization: Bearer <key>; the CLI reads it from $TAILPLANE_API_KEY or --api-key-file)")
 			return
 		}
-		role := a.role(token)
+		name, role := a.key(token)
 		switch {
 		case role == "":
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tailplane", error="invalid_token"`)
@@ -115,13 +123,24 @@ func (a *api) auth(need string, h http.HandlerFunc) http.Handler {
 		case need == RoleAdmin && role != RoleAdmin:
 			httpError(w, http.StatusForbidden, "this API key has role "+role+"; this request needs role admin")
 		default:
-			h(w, r.WithContext(context.WithValue(r.Context(), roleKey{}, role)))
+			ctx := context.WithValue(r.Context(), roleKey{}, role)
+			h(w, r.WithContext(context.WithValue(ctx, keyNameKey{}, name)))
 		}
 	})
 }
 
 // roleKey is the request context key auth stores the caller's role under.
 type roleKey struct{}
+
+// keyNameKey is the request context key auth stores the caller's API key
+// name under, for the audit log.
+type keyNameKey struct{}
+
+// keyNameOf returns the name of the API key r was authenticated with.
+func keyNameOf(r *http.Request) string {
+	name, _ := r.Context().Value(keyNameKey{}).(string)
+	return name
+}
 
 // roleOf returns the role of the API key r was authenticated with, or ""
 // when it was not (the open bootstrap status).
@@ -144,18 +163,17 @@ func (a *api) bootstrapOpen(authed http.Handler, open http.HandlerFunc) http.Han
 	})
 }
 
-// role returns the role of the applied API key token is, or "". Every
-// declared hash is compared, in constant time, whatever matches.
-func (a *api) role(token string) string {
+// key returns the name and role of the applied API key token is, or "".
+// Every declared hash is compared, in constant time, whatever matches.
+func (a *api) key(token string) (name, role string) {
 	sum := sha256.Sum256([]byte(token))
 	got := []byte("sha256:" + hex.EncodeToString(sum[:]))
-	role := ""
 	for _, k := range a.cfg.Served().APIKeys {
 		if subtle.ConstantTimeCompare(got, []byte(strings.ToLower(k.SecretHash))) == 1 {
-			role = k.Role
+			name, role = k.Name, k.Role
 		}
 	}
-	return role
+	return name, role
 }
 
 // Status is the answer of GET /api/v1/status.
@@ -237,15 +255,24 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, st)
 }
 
+// queryLimit is r's ?limit=N: def when absent, 0 meaning all.
+func queryLimit(r *http.Request, def int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, errors.New("limit must be a number ≥ 0 (0: all)")
+	}
+	return n, nil
+}
+
 func (a *api) revisions(w http.ResponseWriter, r *http.Request) {
-	limit := 20
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			httpError(w, http.StatusBadRequest, "limit must be a number ≥ 0 (0: all)")
-			return
-		}
-		limit = n
+	limit, err := queryLimit(r, 20)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	revs, err := a.cfg.Store.Revisions(r.Context(), limit)
 	if err != nil {
@@ -301,7 +328,9 @@ func (a *api) applied(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) sync(w http.ResponseWriter, r *http.Request) {
 	a.cfg.Pipeline.Sync()
-	w.WriteHeader(http.StatusAccepted)
+	if a.recorded(w, r, "sync now", nil) {
+		w.WriteHeader(http.StatusAccepted)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -311,9 +340,20 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc.Encode(v)
 }
 
-// httpError answers with a JSON error body: {"error": msg}.
+// Problem is the body of every error answer, an RFC 9457 problem
+// (application/problem+json). Error repeats Detail for clients of older
+// tailplane versions, which read only it.
+type Problem struct {
+	Type   string `json:"type"`   // always "about:blank": the status says it all
+	Title  string `json:"title"`  // the status text
+	Status int    `json:"status"` // the HTTP status
+	Detail string `json:"detail"` // what went wrong, with a hint
+	Error  string `json:"error"`  // = Detail
+}
+
+// httpError answers with a Problem.
 func httpError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	json.NewEncoder(w).Encode(Problem{Type: "about:blank", Title: http.StatusText(code), Status: code, Detail: msg, Error: msg})
 }

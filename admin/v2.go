@@ -69,7 +69,7 @@ func (a *api) authV2(need string, h http.HandlerFunc) http.Handler {
 			v2Error(w, http.StatusUnauthorized, problem)
 			return
 		}
-		role := a.role(token)
+		_, role := a.key(token)
 		switch {
 		case role == "":
 			w.Header().Set("WWW-Authenticate", `Basic realm="tailplane"`)

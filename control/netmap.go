@@ -87,7 +87,7 @@ func (w *world) nodeView(n *node) *tailcfg.Node {
 		Tags:              n.tags,
 		PrimaryRoutes:     primary,
 		Online:            &online,
-		MachineAuthorized: true,
+		MachineAuthorized: !n.pending,
 		CapMap:            w.pol.CapMap(n),
 		Expired:           !n.keyExpiry.IsZero() && n.keyExpiry.Before(w.srv.now()),
 	}

@@ -127,19 +127,41 @@ func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.
 // it, and a bare name key (the old form, perhaps still in the applied
 // state of an older tailplane) is never looked up.
 func (w *world) approvedRoutes(n *node, pn policy.Node, t *schema.Tailnet, pol *policy.Policy) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range routeApprovals(n, pn, t, pol) {
+		out = append(out, a.Route)
+	}
+	return out
+}
+
+// RouteApproval is one advertised route a node may serve, and the rule that
+// approves it.
+type RouteApproval struct {
+	Route netip.Prefix `json:"route"`
+	// Rule is the field path of the approving entry: `routes["tag:router"]`
+	// (or with "/name"), or one of autoApprovers (see
+	// policy.Policy.RouteApprover).
+	Rule string `json:"rule"`
+}
+
+// routeApprovals is approvedRoutes with the approving rule of each route:
+// the first of n's `routes` keys that lists it, else autoApprovers.
+func routeApprovals(n *node, pn policy.Node, t *schema.Tailnet, pol *policy.Policy) []RouteApproval {
 	adv := n.hostinfo.RoutableIPs
 	if len(adv) == 0 {
 		return nil
 	}
-	var manual []netip.Prefix
-	for _, k := range schema.RouteKeysFor(n.givenName, n.userLogin, pn.Tags) {
-		manual = append(manual, t.Routes[k]...)
-	}
-	auto := pol.ApproveRoutes(pn)
-	var out []netip.Prefix
+	keys := schema.RouteKeysFor(n.givenName, n.userLogin, pn.Tags)
+	var out []RouteApproval
 	for _, p := range adv {
-		if slices.Contains(manual, p.Masked()) || slices.Contains(auto, p) {
-			out = append(out, p)
+		rule := ""
+		if i := slices.IndexFunc(keys, func(k string) bool { return slices.Contains(t.Routes[k], p.Masked()) }); i >= 0 {
+			rule = schema.PathKey("routes", keys[i])
+		} else {
+			rule = pol.RouteApprover(pn, p)
+		}
+		if rule != "" {
+			out = append(out, RouteApproval{Route: p, Rule: rule})
 		}
 	}
 	return out

@@ -35,6 +35,9 @@ type nodeRecord struct {
 	keyExpiry time.Time // zero means never
 	lastSeen  time.Time // when its last session ended, or it logged out; zero means never connected
 	loggedOut bool
+	// pending: registered under device approval and not approved yet, so
+	// unauthorized: no peers, no relay, and no peer sees it.
+	pending bool
 }
 
 // recordFromStore parses a stored node. Malformed keys or hostinfo fail;
@@ -53,6 +56,7 @@ func recordFromStore(r *store.Node) (nodeRecord, error) {
 		keyExpiry: r.KeyExpiry,
 		lastSeen:  r.LastSeen,
 		loggedOut: r.LoggedOut,
+		pending:   r.PendingApproval,
 	}
 	if err := n.machine.UnmarshalText([]byte(r.MachineKey)); err != nil {
 		return nodeRecord{}, fmt.Errorf("control: node %d has a malformed machine key: %w", r.ID, err)
@@ -92,6 +96,8 @@ func (n *nodeRecord) toStore() *store.Node {
 		KeyExpiry:  n.keyExpiry,
 		LastSeen:   n.lastSeen,
 		LoggedOut:  n.loggedOut,
+
+		PendingApproval: n.pending,
 	}
 	if !n.disco.IsZero() {
 		r.DiscoKey = n.disco.String()

@@ -108,9 +108,6 @@ func (w *world) usableAuthKey(name string, keyErr error, now time.Time) (schema.
 	if !k.Expires.IsZero() && now.After(k.Expires) {
 		return schema.AuthKey{}, fmt.Errorf("auth key %q expired at %s; declare a new key", name, k.Expires.UTC().Format(time.RFC3339))
 	}
-	if !k.Preauthorized {
-		return schema.AuthKey{}, fmt.Errorf("auth key %q is not preauthorized and tailplane has no device approval; set preauthorized: true", name)
-	}
 	if k.User == "" && len(k.Tags) == 0 {
 		return schema.AuthKey{}, fmt.Errorf("auth key %q names neither a user nor tags", name)
 	}
@@ -255,6 +252,9 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 	rec.ephemeral = k.Ephemeral || req.Ephemeral
 	rec.keyExpiry = w.keyExpiry(len(tags) > 0, req, now)
 	rec.loggedOut = false
+	if isNew || rec.userLogin != n.userLogin || !slices.Equal(rec.tags, n.tags) {
+		rec.pending = w.startsUnauthorized(k.Preauthorized)
+	}
 	if isNew {
 		rec.givenName = w.uniqueName(hi.Hostname, nil)
 		v4, err := w.v4.allocate()
@@ -300,12 +300,23 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		w.srv.counts.logins.Add(1)
 	}
 	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.givenName, rec.id, rec.v4, k.Name)
+	if rec.pending {
+		w.srv.logf("control: node %q (%d) waits for device approval (`tailplane nodes approve %d`)", rec.givenName, rec.id, rec.id)
+	}
 	w.membershipChanged(n, false)
 	return w.success(n)
 }
 
+// startsUnauthorized is the device-approval decision for a node that
+// registers now, or changes owner: under tailnet.deviceApproval it waits,
+// unauthorized, for an admin's approval unless it was preauthorized (by
+// its auth key). Every kind of registration asks here.
+func (w *world) startsUnauthorized(preauthorized bool) bool {
+	return w.settings.DeviceApproval && !preauthorized
+}
+
 func (w *world) success(n *node) *tailcfg.RegisterResponse {
-	resp := &tailcfg.RegisterResponse{MachineAuthorized: true}
+	resp := &tailcfg.RegisterResponse{MachineAuthorized: !n.pending}
 	if n.tagged() {
 		resp.User = tailcfg.User{ID: taggedUserID, DisplayName: "Tagged Devices"}
 		resp.Login = tailcfg.Login{LoginName: "tagged-devices", DisplayName: "Tagged Devices"}

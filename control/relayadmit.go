@@ -71,5 +71,5 @@ func (a *relayAdmission) check(k key.NodePublic) error {
 
 // relayAdmitted reports whether n may use the embedded relay now.
 func (w *world) relayAdmitted(n *node) bool {
-	return !n.loggedOut && !w.keyExpired(n, w.srv.now())
+	return !n.loggedOut && !n.pending && !w.keyExpired(n, w.srv.now())
 }

@@ -218,8 +218,9 @@ func (w *world) leave(ctx context.Context, n *node, how leaving, why string, qui
 	return err
 }
 
-// visible reports whether n is currently part of the tailnet for peers.
-func (w *world) visible(n *node) bool { return !n.loggedOut }
+// visible reports whether n is currently part of the tailnet for peers:
+// logged in, and approved when device approval held it.
+func (w *world) visible(n *node) bool { return !n.loggedOut && !n.pending }
 
 // refreshView rebuilds the node's published view. Every change of a node's
 // key, login or expiry rebuilds it, so this is also where the relay's

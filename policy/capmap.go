@@ -111,28 +111,35 @@ func (r *Result) targets(as []alias, s *nodeState) bool {
 func (p *Policy) ApproveRoutes(n Node) []netip.Prefix {
 	var out []netip.Prefix
 	for _, route := range n.RoutableIPs {
-		if p.approves(n, route) {
+		if p.RouteApprover(n, route) != "" {
 			out = append(out, route)
 		}
 	}
 	return out
 }
 
-func (p *Policy) approves(n Node, route netip.Prefix) bool {
+// RouteApprover returns the field path of the autoApprovers entry that
+// approves route for n, as ApproveRoutes judges it
+// (`autoApprovers.routes["10.0.0.0/8"]`, `autoApprovers.exitNode`), or ""
+// when none does.
+func (p *Policy) RouteApprover(n Node, route netip.Prefix) string {
 	if isExitRoute(route) {
 		// Only autoApprovers.exitNode approves exit routes; a routes entry
 		// for 0.0.0.0/0 does not.
-		return slices.ContainsFunc(p.autoExit, func(a alias) bool { return p.owns(a, n) })
+		if slices.ContainsFunc(p.autoExit, func(a alias) bool { return p.owns(a, n) }) {
+			return "autoApprovers.exitNode"
+		}
+		return ""
 	}
 	for _, ar := range p.autoRoute {
 		if ar.prefix.Bits() > route.Bits() || !ar.prefix.Contains(route.Addr()) || ar.prefix.Addr().Is4() != route.Addr().Is4() {
 			continue
 		}
 		if slices.ContainsFunc(ar.approvers, func(a alias) bool { return p.owns(a, n) }) {
-			return true
+			return ar.path
 		}
 	}
-	return false
+	return ""
 }
 
 // owns reports whether approver a stands for node n: a tag n carries, or

@@ -64,6 +64,7 @@ type nodeAttr struct {
 type autoRoute struct {
 	prefix    netip.Prefix
 	approvers []alias
+	path      string // the entry's field path, `autoApprovers.routes["10.0.0.0/8"]`
 }
 
 // compiler carries the state of one Compile call.
@@ -686,7 +687,7 @@ func (c *compiler) autoApprovers(sy *symbols, aa schema.AutoApprovers) ([]autoRo
 			}
 			pfx = p.Masked()
 		}
-		r := autoRoute{prefix: pfx}
+		r := autoRoute{prefix: pfx, path: path}
 		for i, s := range aa.Routes[k] {
 			if a, ok := c.approver(sy, fmt.Sprintf("%s[%d]", path, i), s); ok {
 				r.approvers = append(r.approvers, a)

@@ -220,6 +220,9 @@ type settingsValue struct {
 	// existed; decoding takes absent as true, their default.
 	SSH         bool `json:"ssh"`
 	FileSharing bool `json:"fileSharing"`
+	// DeviceApproval is left out when false, so state applied before it
+	// existed (where it is absent, meaning false) plans no change.
+	DeviceApproval bool `json:"deviceApproval,omitempty"`
 }
 
 type userValue struct {
@@ -267,6 +270,7 @@ func encodeSettings(t *schema.Tailnet) settingsValue {
 		EphemeralTimeout: formatDuration(s.EphemeralTimeout),
 		SSH:              s.SSH,
 		FileSharing:      s.FileSharing,
+		DeviceApproval:   s.DeviceApproval,
 	}
 }
 
@@ -274,7 +278,7 @@ func decodeSettings(t *schema.Tailnet, v settingsValue) error {
 	var err error
 	s := &t.Settings
 	s.Name, s.Domain = v.Name, v.Domain
-	s.SSH, s.FileSharing = v.SSH, v.FileSharing
+	s.SSH, s.FileSharing, s.DeviceApproval = v.SSH, v.FileSharing, v.DeviceApproval
 	if s.IPv4, err = parsePrefix(v.IPv4); err != nil {
 		return err
 	}

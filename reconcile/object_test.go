@@ -82,6 +82,12 @@ func TestDesiredCanonical(t *testing.T) {
 			want: `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"90d","ephemeralTimeout":"1h30m0s","ssh":false,"fileSharing":false}`,
 		},
 		{
+			name: "device approval on",
+			t:    &schema.Tailnet{Settings: schema.Settings{DeviceApproval: true}},
+			kind: KindTailnet, obj: "settings",
+			want: `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"0","ephemeralTimeout":"0","ssh":false,"fileSharing":false,"deviceApproval":true}`,
+		},
+		{
 			name: "identical dns records collapse",
 			t: &schema.Tailnet{DNS: schema.DNS{Records: []schema.DNSRecord{
 				{Name: "a.example", Type: "A", Value: netip.MustParseAddr("10.0.0.1")},
@@ -238,6 +244,33 @@ func TestSettingsSSHAndFileSharingState(t *testing.T) {
 			var v settingsValue
 			if err := json.Unmarshal(again[0].Value, &v); err != nil || v.SSH != tt.wantSSH || v.FileSharing != tt.wantFiles {
 				t.Errorf("re-encoded settings %s (err %v); want ssh %v, fileSharing %v", again[0].Value, err, tt.wantSSH, tt.wantFiles)
+			}
+		})
+	}
+}
+
+// TestSettingsDeviceApprovalState: tailnet.deviceApproval survives the
+// applied state (a restart serves it), and state written before the key
+// existed loads with approval off.
+func TestSettingsDeviceApprovalState(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		value string
+		want  bool
+	}{
+		{"before the key existed", `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"0","ephemeralTimeout":"0","ssh":true,"fileSharing":true}`, false},
+		{"on", `{"name":"","domain":"","ipv4":"","ipv6":"","nodeKeyExpiry":"0","ephemeralTimeout":"0","ssh":true,"fileSharing":true,"deviceApproval":true}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tn, err := tailnetFromObjects([]Object{{Kind: KindTailnet, Name: settingsName, Value: json.RawMessage(tt.value)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tn.Settings.DeviceApproval != tt.want {
+				t.Errorf("DeviceApproval = %v, want %v", tn.Settings.DeviceApproval, tt.want)
+			}
+			if again := Desired(tn); string(again[0].Value) != tt.value {
+				t.Errorf("re-encoded settings %s, want %s (byte for byte: no spurious plan)", again[0].Value, tt.value)
 			}
 		})
 	}

@@ -56,6 +56,9 @@ func TestChecks(t *testing.T) {
 			"a.hujson:1:14: error: tailnet.fileSharing: expected a boolean, got 0 (hint: use true or false, without quotes)",
 		}},
 		{"tailnet/ssh and fileSharing off", `{"tailnet": {"ssh": false, "fileSharing": false}}`, nil},
+		{"tailnet/deviceApproval string", `{"tailnet": {"deviceApproval": "yes"}}`, []string{
+			`a.hujson:1:14: error: tailnet.deviceApproval: expected a boolean, got "yes" (hint: use true or false, without quotes)`,
+		}},
 		{"tailnet/domain", `{"tailnet": {"domain": "-bad.example.com"}}`, []string{
 			`a.hujson:1:14: error: tailnet.domain: invalid MagicDNS domain "-bad.example.com": label "-bad" starts or ends with '-' (hint: use a domain you control such as "tail.example.com")`,
 		}},
@@ -193,6 +196,10 @@ func TestChecks(t *testing.T) {
 		{"authKeys/uses", `{"tagOwners": {"tag:ci": []}, "authKeys": {"ci": {"tags": ["tag:ci"], "uses": 3, "secretHash": "` + hashA + `"}}}`, []string{
 			`a.hujson:1:71: warning: authKeys.ci.uses: uses is 3 but the key is not reusable, so it registers one node (hint: add "reusable": true)`,
 		}},
+		{"authKeys/not preauthorized without approval", `{"tagOwners": {"tag:ci": []}, "authKeys": {"ci": {"tags": ["tag:ci"], "preauthorized": false, "secretHash": "` + hashA + `"}}}`, []string{
+			`a.hujson:1:71: warning: authKeys.ci.preauthorized: preauthorized: false has no effect: device approval is off, so every registered node is authorized (hint: set "tailnet": {"deviceApproval": true} to make its nodes wait for approval)`,
+		}},
+		{"authKeys/not preauthorized with approval", `{"tailnet": {"deviceApproval": true}, "tagOwners": {"tag:ci": []}, "authKeys": {"ci": {"tags": ["tag:ci"], "preauthorized": false, "secretHash": "` + hashA + `"}}}`, nil},
 		{"authKeys/negative uses", `{"tagOwners": {"tag:ci": []}, "authKeys": {"ci": {"tags": ["tag:ci"], "reusable": true, "uses": -1, "secretHash": "` + hashA + `"}}}`, []string{
 			`a.hujson:1:89: error: authKeys.ci.uses: uses is negative (hint: use a positive number, or remove uses for no limit)`,
 		}},

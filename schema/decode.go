@@ -260,15 +260,17 @@ func (d *decoder) strList(n *node, path string, each func(i int, s, path string)
 
 // settings decodes the `tailnet` key.
 func (d *decoder) settings(s *Settings, n *node) {
-	allowed := []string{"name", "domain", "ipv4", "ipv6", "nodeKeyExpiry", "ephemeralTimeout", "ssh", "fileSharing"}
+	allowed := []string{"name", "domain", "ipv4", "ipv6", "nodeKeyExpiry", "ephemeralTimeout", "ssh", "fileSharing", "deviceApproval"}
 	d.fields(n, "tailnet", allowed, func(key, path string, v *node) {
 		switch key {
-		case "ssh", "fileSharing":
+		case "ssh", "fileSharing", "deviceApproval":
 			b, ok := d.boolean(v, path)
 			switch {
 			case !ok:
 			case key == "ssh":
 				s.SSH = b
+			case key == "deviceApproval":
+				s.DeviceApproval = b
 			default:
 				s.FileSharing = b
 			}

@@ -295,6 +295,10 @@ func (d *decoder) authKeys(t *Tailnet, n *node) {
 			case "preauthorized":
 				if b, ok := d.boolean(fv, fp); ok {
 					k.Preauthorized = b
+					if !b && !t.Settings.DeviceApproval {
+						d.warnf(fp, `set "tailnet": {"deviceApproval": true} to make its nodes wait for approval`,
+							"preauthorized: false has no effect: device approval is off, so every registered node is authorized")
+					}
 				}
 			case "expires":
 				s, ok := d.str(fv, fp)

@@ -52,6 +52,11 @@ type Settings struct {
 	// means no node may send or receive files. The loader sets it to true
 	// when the key is absent, as Tailscale does.
 	FileSharing bool
+	// DeviceApproval makes newly registered nodes wait for an admin's
+	// approval (`tailplane nodes approve`, POST /api/v1/nodes/{id}/approve)
+	// before they get peers or traffic, unless their auth key is
+	// preauthorized. False means every registered node is authorized.
+	DeviceApproval bool
 }
 
 // WithDefaults returns s with the defaults its zero Domain, IPv4, IPv6 and
@@ -126,7 +131,7 @@ type AuthKey struct {
 	Tags          []string  // tags given to registered nodes
 	Reusable      bool      // false: the key registers one node only
 	Ephemeral     bool      // nodes are removed after logout or inactivity
-	Preauthorized bool      // defaults to true when absent
+	Preauthorized bool      // its nodes skip device approval (tailnet.deviceApproval); defaults to true when absent
 	Expires       time.Time // zero means never
 	Uses          int       // maximum registrations; 0 means unlimited (one when !Reusable)
 	SecretHash    string    // "sha256:" + hex(sha256(full key string))

@@ -205,6 +205,7 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	api := admin.Handler(admin.Config{
 		Pipeline: s.pl, Served: s.ctrl.Tailnet, Store: s.st, Nodes: s.ctrl.NodeCounts, WebhookSecret: cfg.WebhookSecret,
 		Metrics: metrics, Stats: s.ctrl.Stats,
+		Control: s.ctrl,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)

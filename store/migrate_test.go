@@ -17,15 +17,7 @@ import (
 // config no longer declares in auth_key_uses_by_name.
 func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), FileName)
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := &Store{db: db, Path: path}
-	if err := old.migrateUpTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	db, path := databaseAt(t, 3)
 	authKey := func(hash string) string {
 		return `{"user":"alice@example.com","tags":[],"reusable":false,"ephemeral":false,"preauthorized":true,"expires":"","uses":0,"secretHash":"` + hash + `"}`
 	}
@@ -48,13 +40,7 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	db.Close()
-
-	s, err := OpenFile(ctx, path)
-	if err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
-	defer s.Close()
+	s := migrated(t, db, path)
 	got := map[string]int{}
 	rows, err := s.db.QueryContext(ctx, `SELECT secret_hash, uses FROM auth_key_uses`)
 	if err != nil {
@@ -89,4 +75,48 @@ func TestMigrationAuthKeyUsesByHash(t *testing.T) {
 	if err := s.RegisterNode(ctx, n, hashA, 3); !errors.Is(err, ErrAuthKeyUsedUp) {
 		t.Errorf("registering with a secret used 3 times, limit 3: err = %v, want ErrAuthKeyUsedUp", err)
 	}
+}
+
+// TestMigrationNodeApproval: migration 0007 adds pending_approval, and a
+// node stored before it (when every node was authorized) reads as approved.
+func TestMigrationNodeApproval(t *testing.T) {
+	ctx := context.Background()
+	db, path := databaseAt(t, 6)
+	if _, err := db.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, given_name, created_at)
+		VALUES ('n1', 'mkey:1', 'nodekey:1', 'web', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := migrated(t, db, path).Nodes(ctx)
+	if err != nil || len(nodes) != 1 || nodes[0].PendingApproval {
+		t.Fatalf("nodes after migration: %+v, %v; want web, not pending", nodes, err)
+	}
+}
+
+// databaseAt creates a database migrated up to migration number last and
+// returns it open, with its path; the test writes the old state into it,
+// closes it and opens the path with OpenFile to run the later migrations.
+func databaseAt(t *testing.T, last int) (*sql.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Store{db: db, Path: path}).migrateUpTo(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	return db, path
+}
+
+// migrated closes db, a database made by databaseAt, and opens it with
+// OpenFile, which runs the later migrations, until the test ends.
+func migrated(t *testing.T, db *sql.DB, path string) *Store {
+	t.Helper()
+	db.Close()
+	s, err := OpenFile(context.Background(), path)
+	if err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

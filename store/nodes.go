@@ -31,6 +31,9 @@ type Node struct {
 	KeyExpiry  time.Time // zero means never
 	LastSeen   time.Time // zero means never connected
 	LoggedOut  bool
+	// PendingApproval is true for a node registered under device approval
+	// that no admin approved yet: it is unauthorized until then.
+	PendingApproval bool
 }
 
 // ErrAuthKeyUsedUp is returned by RegisterNode when the auth key already
@@ -38,7 +41,8 @@ type Node struct {
 var ErrAuthKeyUsedUp = errors.New("auth key has no uses left")
 
 const nodeColumns = `id, stable_id, machine_key, node_key, disco_key, hostname, given_name, user_login, tags,
-	ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen, logged_out`
+	ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen, logged_out,
+	pending_approval`
 
 // Nodes returns every registered node, ordered by ID.
 func (s *Store) Nodes(ctx context.Context) ([]*Node, error) { return nodes(ctx, s.db) }
@@ -60,7 +64,7 @@ func nodes(ctx context.Context, q querier) ([]*Node, error) {
 		var created, expiry, seen int64
 		if err := rows.Scan(&n.ID, &n.StableID, &n.MachineKey, &n.NodeKey, &n.DiscoKey, &n.Hostname, &n.GivenName,
 			&n.UserLogin, &tags, &n.IPv4, &n.IPv6, &hostinfo, &n.AuthKey, &n.Ephemeral, &created, &expiry, &seen,
-			&n.LoggedOut); err != nil {
+			&n.LoggedOut, &n.PendingApproval); err != nil {
 			return nil, fmt.Errorf("store: reading nodes: %w", err)
 		}
 		if err := json.Unmarshal([]byte(tags), &n.Tags); err != nil {
@@ -119,11 +123,11 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 	}
 	args := []any{n.StableID, n.MachineKey, n.NodeKey, n.DiscoKey, n.Hostname, n.GivenName, n.UserLogin, string(tags),
 		n.IPv4, n.IPv6, hostinfo, n.AuthKey, n.Ephemeral, toUnix(n.CreatedAt), toUnix(n.KeyExpiry), toUnix(n.LastSeen),
-		n.LoggedOut}
+		n.LoggedOut, n.PendingApproval}
 	if n.ID == 0 {
 		res, err := tx.tx.ExecContext(ctx, `INSERT INTO nodes (stable_id, machine_key, node_key, disco_key, hostname,
 			given_name, user_login, tags, ipv4, ipv6, hostinfo, auth_key, ephemeral, created_at, key_expiry, last_seen,
-			logged_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			logged_out, pending_approval) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		if err != nil {
 			return fmt.Errorf("store: inserting node %q: %w", n.GivenName, err)
 		}
@@ -136,7 +140,7 @@ func (tx *Tx) SaveNode(ctx context.Context, n *Node) error {
 	}
 	_, err = tx.tx.ExecContext(ctx, `UPDATE nodes SET stable_id = ?, machine_key = ?, node_key = ?, disco_key = ?,
 		hostname = ?, given_name = ?, user_login = ?, tags = ?, ipv4 = ?, ipv6 = ?, hostinfo = ?, auth_key = ?,
-		ephemeral = ?, created_at = ?, key_expiry = ?, last_seen = ?, logged_out = ? WHERE id = ?`,
+		ephemeral = ?, created_at = ?, key_expiry = ?, last_seen = ?, logged_out = ?, pending_approval = ? WHERE id = ?`,
 		append(args, n.ID)...)
 	if err != nil {
 		return fmt.Errorf("store: updating node %d (%q): %w", n.ID, n.GivenName, err)

@@ -36,6 +36,7 @@ func TestNodesRoundTrip(t *testing.T) {
 		t.Fatal("RegisterNode did not assign an ID")
 	}
 	n.LoggedOut = true
+	n.PendingApproval = true
 	if err := s.SaveNode(ctx, n); err != nil {
 		t.Fatal(err)
 	}

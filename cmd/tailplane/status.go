@@ -40,43 +40,7 @@ func (c *apiClientFlags) register(fs *pflag.FlagSet) {
 
 // get fetches path from the admin API into v.
 func (c *apiClientFlags) get(ctx context.Context, env *cliEnv, path string, v any) error {
-	token, err := readSecretFile(c.apiKeyFile, envAPIKey, env.getenv)
-	if err != nil {
-		return fmt.Errorf("--api-key-file: %w", err)
-	}
-	if token == nil && path != "/api/v1/status" {
-		return fmt.Errorf("no API key (hint: set $%s or --api-key-file to a key declared under apiKeys)", envAPIKey)
-	}
-	url := strings.TrimSuffix(c.server, "/") + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("--server %q: %w", c.server, err)
-	}
-	if token != nil {
-		req.Header.Set("Authorization", "Bearer "+string(token))
-	} // else: the status of a server that applied nothing yet is open
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	res, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("asking %s: %w", c.server, err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", url, err)
-	}
-	if res.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s: %s: %s", url, res.Status, e.Error)
-		}
-		return fmt.Errorf("%s: %s", url, res.Status)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%s: the answer is not what this tailplane expects (version mismatch?): %w", url, err)
-	}
-	return nil
+	return c.call(ctx, env, http.MethodGet, path, nil, v)
 }
 
 func runStatus(ctx context.Context, env *cliEnv, args []string) int {

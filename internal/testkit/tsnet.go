@@ -2,8 +2,10 @@ package testkit
 
 import (
 	"context"
+	"io"
 	"net"
 	"testing"
+	"time"
 
 	"tailscale.com/tsnet"
 )
@@ -14,11 +16,14 @@ type TSNet struct {
 	Hostname   string
 	AuthKey    string
 	Ephemeral  bool // the server forgets the node once it goes offline
+	// NoWait starts the node without waiting for it to run: for a node
+	// that cannot, such as one waiting for device approval.
+	NoWait bool
 }
 
 // StartTSNet brings the node n describes up, with its state in a fresh
 // temporary directory and its logs discarded, waits until it is running
-// or ctx ends, and closes it when the test ends.
+// or ctx ends (unless n.NoWait), and closes it when the test ends.
 func StartTSNet(t testing.TB, ctx context.Context, n TSNet) *tsnet.Server {
 	t.Helper()
 	s := &tsnet.Server{
@@ -30,6 +35,12 @@ func StartTSNet(t testing.TB, ctx context.Context, n TSNet) *tsnet.Server {
 		Logf:       func(string, ...any) {},
 	}
 	t.Cleanup(func() { s.Close() })
+	if n.NoWait {
+		if err := s.Start(); err != nil {
+			t.Fatalf("node %s: Start: %v", n.Hostname, err)
+		}
+		return s
+	}
 	if _, err := s.Up(ctx); err != nil {
 		t.Fatalf("node %s: Up: %v", n.Hostname, err)
 	}
@@ -62,4 +73,20 @@ func GreetOnLoopback(t testing.TB, msg string) int {
 	}
 	Greet(t, ln, msg)
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ReadGreeting dials addr through s and returns what a Greet server there
+// says, within 5 s (a denied connection is dropped silently, so a dial to
+// a node that may not be reached fails only when that time is up).
+func ReadGreeting(ctx context.Context, s *tsnet.Server, addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := s.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	return string(b), err
 }

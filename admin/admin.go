@@ -65,7 +65,7 @@ type Config struct {
 	// by user and tag are left out.
 	Stats func(ctx context.Context) (control.Stats, error)
 	// PendingApprovals counts the nodes waiting for device approval, for
-	// /metrics. Nil: reported as 0.
+	// /metrics. Nil: Control's pending nodes, or 0 without Control.
 	PendingApprovals func(ctx context.Context) (int, error)
 	// Control is the coordination server: the nodes and users endpoints
 	// list and act on its nodes (docs/operations.md). Nil: those endpoints
@@ -87,6 +87,9 @@ const (
 func Handler(cfg Config) http.Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
+	}
+	if cfg.PendingApprovals == nil && cfg.Control != nil {
+		cfg.PendingApprovals = pendingApprovals(cfg.Control)
 	}
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()

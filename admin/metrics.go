@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tailplane/tailplane/control"
@@ -65,6 +66,35 @@ func (m *Metrics) ObservePropagation(d time.Duration) {
 func (m *Metrics) AuditAction(action, result string) {
 	if m != nil {
 		m.audit.WithLabelValues(action, result).Inc()
+	}
+}
+
+// auditVerb is the action label of an audit entry's what: its first word
+// ("delete" of "delete node web1 (3)").
+func auditVerb(what string) string {
+	verb, _, _ := strings.Cut(what, " ")
+	return verb
+}
+
+// auditResult is the result label of an audited action's outcome.
+func auditResult(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
+
+// pendingApprovals counts the nodes of c waiting for device approval.
+func pendingApprovals(c *control.Server) func(context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) {
+		nodes, err := c.Nodes(ctx)
+		n := 0
+		for _, node := range nodes {
+			if node.PendingApproval {
+				n++
+			}
+		}
+		return n, err
 	}
 }
 

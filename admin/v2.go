@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,9 @@ import (
 //	GET  /api/v2/tailnet/{tailnet}/acl           the served policy, with an ETag
 //	POST /api/v2/tailnet/{tailnet}/acl           refused: the policy is managed in Git
 //	POST /api/v2/tailnet/{tailnet}/acl/validate  lint's checks on a posted policy
+//	GET  /api/v2/tailnet/{tailnet}/devices       the nodes, in Tailscale's device shape (v2devices.go)
+//	GET  /api/v2/device/{id}                     one node
+//	DELETE /api/v2/device/{id}                   (admin) delete the node, audited
 //
 // {tailnet} is "-" (the API key's tailnet), or the served tailnet's name
 // or domain. The API key is sent as "Authorization: Bearer KEY" or, as
@@ -32,6 +36,7 @@ func (a *api) v2(mux *http.ServeMux) {
 	mux.Handle("GET /api/v2/tailnet/{tailnet}/acl", a.authV2(RoleRead, a.getACL))
 	mux.Handle("POST /api/v2/tailnet/{tailnet}/acl", a.authV2(RoleRead, a.setACL))
 	mux.Handle("POST /api/v2/tailnet/{tailnet}/acl/validate", a.authV2(RoleRead, a.validateACL))
+	a.v2Devices(mux)
 	mux.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
 		v2Error(w, http.StatusNotFound, r.Method+" "+r.URL.Path+" is not part of the API v2 subset tailplane serves (see docs/api-v2.md)")
 	})
@@ -59,8 +64,8 @@ func keyOf(r *http.Request) (key, problem string) {
 }
 
 // authV2 wraps h so it runs only for an applied API key whose role allows
-// need, in a tailnet path naming the served tailnet; failures answer in
-// Tailscale's error shape.
+// need, in a path naming the served tailnet if it names one; failures
+// answer in Tailscale's error shape.
 func (a *api) authV2(need string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, problem := keyOf(r)
@@ -69,17 +74,19 @@ func (a *api) authV2(need string, h http.HandlerFunc) http.Handler {
 			v2Error(w, http.StatusUnauthorized, problem)
 			return
 		}
-		_, role := a.key(token)
+		name, role := a.key(token)
+		tailnet := r.PathValue("tailnet") // "" on the device paths, which have none
 		switch {
 		case role == "":
 			w.Header().Set("WWW-Authenticate", `Basic realm="tailplane"`)
 			v2Error(w, http.StatusUnauthorized, "unknown API key (hint: its sha256 must be a secretHash under apiKeys in the applied config)")
 		case need == RoleAdmin && role != RoleAdmin:
 			v2Error(w, http.StatusForbidden, "this API key has role "+role+"; this request needs role admin")
-		case !a.isServedTailnet(r.PathValue("tailnet")):
-			v2Error(w, http.StatusNotFound, fmt.Sprintf("unknown tailnet %q (hint: use \"-\", the API key's tailnet, or the tailnet's name or domain)", r.PathValue("tailnet")))
+		case tailnet != "" && !a.isServedTailnet(tailnet):
+			v2Error(w, http.StatusNotFound, fmt.Sprintf("unknown tailnet %q (hint: use \"-\", the API key's tailnet, or the tailnet's name or domain)", tailnet))
 		default:
-			h(w, r)
+			ctx := context.WithValue(r.Context(), roleKey{}, role)
+			h(w, r.WithContext(context.WithValue(ctx, keyNameKey{}, name))) // as auth does, for the audit log
 		}
 	})
 }

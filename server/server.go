@@ -235,15 +235,18 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	metrics := admin.NewMetrics()
 	s.pl, err = pipeline.New(run, pipeline.Config{
 		Store: s.st, Source: s.src, Server: s.installer(cfg),
 		MinBackoff: cfg.MinRetry, MaxBackoff: cfg.MaxRetry, Logf: cfg.Logf,
+		ObservePropagation: metrics.ObservePropagation,
 	})
 	if err != nil {
 		return err
 	}
 	api := admin.Handler(admin.Config{
 		Pipeline: s.pl, Served: s.ctrl.Tailnet, Store: s.st, Nodes: s.ctrl.NodeCounts, WebhookSecret: cfg.WebhookSecret,
+		Metrics: metrics, Stats: s.ctrl.Stats,
 		Control: s.ctrl, Logins: s.lm,
 	})
 	mux := http.NewServeMux()

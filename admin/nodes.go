@@ -194,6 +194,7 @@ func (a *api) recorded(w http.ResponseWriter, r *http.Request, what string, err 
 		result = err.Error()
 	}
 	e := store.AuditEntry{Who: "apikey:" + keyNameOf(r), What: what, Result: result}
+	a.cfg.Metrics.AuditAction(auditVerb(what), auditResult(err))
 	if _, aerr := a.cfg.Store.AddAudit(r.Context(), e); aerr != nil {
 		httpError(w, http.StatusInternalServerError, fmt.Sprintf("%s: %s, but recording it in the audit log failed: %v", what, result, aerr))
 		return false

@@ -84,6 +84,10 @@ type Config struct {
 	// it applies revisions only while it is the applier (see Replica).
 	// Nil: a single server, which applies every revision.
 	Replica Replica
+	// ObservePropagation, when set, is given each applied revision's
+	// propagation time (see Metrics.Propagation), e.g. for a histogram. It
+	// runs on the pipeline's goroutine and must not block. Nil: none.
+	ObservePropagation func(time.Duration)
 }
 
 // Pipeline takes each new revision from a Source to the nodes: load,
@@ -436,6 +440,9 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 	}
 	l.triggered = time.Time{}
 	l.metrics.Propagation = a.Finished.Sub(start)
+	if l.cfg.ObservePropagation != nil {
+		l.cfg.ObservePropagation(l.metrics.Propagation)
+	}
 	l.published = rev.ID
 	if last != nil {
 		l.appliedAt = last
@@ -487,10 +494,6 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 			return fail(StepCompile, &reconcile.ConfigError{Err: ds.Errors()})
 		}
 		return fail(StepCheck, &reconcile.ConfigError{Err: err})
-	}
-	// Tailscale accepts these; tailplane cannot serve them yet.
-	if ds := prep.Policy().Unsupported().Errors(); len(ds) > 0 {
-		return fail(StepCompile, &reconcile.ConfigError{Err: ds})
 	}
 	failed, err := l.cfg.Server.Test(ctx, prep)
 	if err != nil {

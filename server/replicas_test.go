@@ -444,6 +444,10 @@ func TestReplicaListenerReconnects(t *testing.T) {
 	pg := testkit.SharedPostgres(t)
 	dbURL := pg.NewDatabase(t)
 	a, b := startReplica(t, ctx, dbURL, dir, &logs), startReplica(t, ctx, dbURL, dir, &logs)
+	testkit.WaitFor(t, ctx, "both replicas to listen", func() (bool, string) {
+		n := pg.Listeners(t, dbURL)
+		return n == 2, fmt.Sprintf("%d listening", n)
+	})
 	if cut := pg.CutListeners(t, dbURL); cut != 2 {
 		t.Fatalf("cut %d listening connections; want both replicas'", cut)
 	}

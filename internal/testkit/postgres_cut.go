@@ -9,23 +9,39 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// listenersQuery selects the connections to the current database, other
+// than its own, whose last command was a LISTEN.
+const listenersQuery = `FROM pg_stat_activity
+	WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN %'`
+
+// Listeners returns how many connections to the database at dbURL have a
+// LISTEN as their last command; a failure fails t.
+func (p *Postgres) Listeners(t testing.TB, dbURL string) int {
+	t.Helper()
+	return p.queryCount(t, dbURL, `SELECT count(*) `+listenersQuery)
+}
+
 // CutListeners ends, as the server does to a client when it fails over or
 // restarts, every connection to the database at dbURL whose last command
 // was a LISTEN, and returns how many it ended; a failure fails t.
 func (p *Postgres) CutListeners(t testing.TB, dbURL string) int {
 	t.Helper()
+	return p.queryCount(t, dbURL, `SELECT count(pg_terminate_backend(pid)) `+listenersQuery)
+}
+
+// queryCount runs q, which selects one count, on the database at dbURL.
+func (p *Postgres) queryCount(t testing.TB, dbURL, q string) int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		t.Fatalf("postgres: connecting to cut listeners: %v", err)
+		t.Fatalf("postgres: connecting to count or cut listeners: %v", err)
 	}
 	defer c.Close(ctx)
 	var n int
-	err = c.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN %'`).Scan(&n)
-	if err != nil {
-		t.Fatalf("postgres: cutting listeners: %v", fmt.Errorf("%w\n%s", err, p.Log()))
+	if err := c.QueryRow(ctx, q).Scan(&n); err != nil {
+		t.Fatalf("postgres: %s: %v", q, fmt.Errorf("%w\n%s", err, p.Log()))
 	}
 	return n
 }

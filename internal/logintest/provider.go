@@ -1,4 +1,4 @@
-package login
+package logintest
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,29 +19,33 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// testUser is an account at the test provider.
-type testUser struct {
-	password string
-	email    string
-	verified bool
+// User is an account at the test provider.
+type User struct {
+	Password string
+	Email    string
+	Verified bool // the ID token's email_verified
 }
 
-// testProvider is a real OpenID provider (zitadel's op package, OpenID
-// certified) with one confidential client and a password login page.
-type testProvider struct {
-	URL    string
-	client string
-	secret string
-	store  *opStorage
+// Provider is a real OpenID provider (zitadel's op package, OpenID
+// certified) with one confidential client and a password login page
+// (Browser.SignIn fills it).
+type Provider struct {
+	URL          string // the issuer
+	ClientID     string
+	ClientSecret string
+	store        *opStorage
 }
 
-func startProvider(t *testing.T, redirectURI string, users map[string]testUser) *testProvider {
+// StartProvider starts a provider on a loopback httptest server whose one
+// client may redirect to redirectURI, with users by username, and stops it
+// when the test ends.
+func StartProvider(t testing.TB, redirectURI string, users map[string]User) *Provider {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &opStorage{users: users, key: key, client: "tailplane", secret: "s3cret-client", redirect: redirectURI,
+	st := &opStorage{users: users, key: key, client: "tailplane", secret: "s3cret-client", redirect: []string{redirectURI},
 		requests: map[string]*authReq{}, codes: map[string]string{}}
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
@@ -54,7 +59,7 @@ func startProvider(t *testing.T, redirectURI string, users map[string]testUser) 
 	st.callback = op.AuthCallbackURL(prov)
 	mux.HandleFunc("/ui/login", st.loginPage)
 	mux.Handle("/", prov)
-	return &testProvider{URL: srv.URL, client: st.client, secret: st.secret, store: st}
+	return &Provider{URL: srv.URL, ClientID: st.client, ClientSecret: st.secret, store: st}
 }
 
 var loginForm = template.Must(template.New("f").Parse(`<!doctype html><html><body>
@@ -74,7 +79,7 @@ func (s *opStorage) loginPage(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	u, ok := s.users[name]
 	req := s.requests[id]
-	if ok && u.password == r.FormValue("password") && req != nil {
+	if ok && u.Password == r.FormValue("password") && req != nil {
 		req.subject, req.done = name, true
 	}
 	s.mu.Unlock()
@@ -114,14 +119,14 @@ func (a *authReq) Done() bool                         { return a.done }
 // opStorage is the provider's minimal storage: one client, the test
 // users, auth requests and codes in memory, one RSA signing key.
 type opStorage struct {
-	users    map[string]testUser
+	users    map[string]User
 	key      *rsa.PrivateKey
 	client   string
 	secret   string
-	redirect string
 	callback func(context.Context, string) string
 
 	mu       sync.Mutex // guards the fields below
+	redirect []string
 	requests map[string]*authReq
 	codes    map[string]string // code to request ID
 	n        int
@@ -239,8 +244,8 @@ func (s *opStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInf
 func (s *opStorage) setInfo(info *oidc.UserInfo, subject string) {
 	u := s.users[subject]
 	info.Subject = subject
-	info.Email = u.email
-	info.EmailVerified = oidc.Bool(u.verified)
+	info.Email = u.Email
+	info.EmailVerified = oidc.Bool(u.Verified)
 }
 
 func (s *opStorage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, _, subject, _ string) error {
@@ -263,8 +268,12 @@ func (s *opStorage) Health(context.Context) error { return nil }
 
 type testClient struct{ s *opStorage }
 
-func (c testClient) GetID() string                       { return c.s.client }
-func (c testClient) RedirectURIs() []string              { return []string{c.s.redirect} }
+func (c testClient) GetID() string { return c.s.client }
+func (c testClient) RedirectURIs() []string {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return slices.Clone(c.s.redirect)
+}
 func (c testClient) PostLogoutRedirectURIs() []string    { return nil }
 func (c testClient) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
 func (c testClient) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
@@ -286,9 +295,19 @@ func (c testClient) RestrictAdditionalAccessTokenScopes() func([]string) []strin
 	return func(s []string) []string { return s }
 }
 
-// tamperNonces makes every open auth request answer with nonce, as an ID
+// AllowRedirect lets the client redirect to uri too: a server whose URL
+// is known only once it runs registers its callback after the provider
+// started.
+func (p *Provider) AllowRedirect(uri string) {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	p.store.redirect = append(p.store.redirect, uri)
+}
+
+// TamperNonces makes every open auth request answer with nonce, as an ID
 // token minted for another sign-in would.
-func (s *opStorage) tamperNonces(nonce string) {
+func (p *Provider) TamperNonces(nonce string) {
+	s := p.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range s.requests {

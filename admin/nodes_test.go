@@ -1,11 +1,9 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,25 +67,12 @@ func startServer(t *testing.T, configDir, stateDir string) *server.Server {
 // do calls the admin API and returns the status, the content type and the body.
 func do(t *testing.T, method, url, key string, body any) (int, string, []byte) {
 	t.Helper()
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		b, _ = json.Marshal(body)
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, res.Header.Get("Content-Type"), b
+	a := testkit.Request(t, method, url, key, b, nil)
+	return a.Status, a.Header.Get("Content-Type"), a.Body
 }
 
 // getJSON GETs url with the read key into v, failing the test unless it is 200.

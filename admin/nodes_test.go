@@ -32,9 +32,11 @@ const (
 	domain    = "tail.example.internal"
 )
 
-// nodesConfig writes the tests' config repository into dir.
-func nodesConfig(t *testing.T, dir string) {
+// nodesConfig writes the tests' config repository into a new temporary
+// directory and returns it.
+func nodesConfig(t *testing.T) string {
 	t.Helper()
+	dir := t.TempDir()
 	testkit.CopyFiles(t, "../examples/basic", dir)
 	extra := `{
 		"tailnet": {"deviceApproval": true},
@@ -47,6 +49,7 @@ func nodesConfig(t *testing.T, dir string) {
 	if err := os.WriteFile(filepath.Join(dir, "ops.hujson"), []byte(extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return dir
 }
 
 // startServer runs a whole tailplane (server.New: SQLite in stateDir, the
@@ -93,9 +96,7 @@ func getJSON(t *testing.T, url string, v any) {
 // anything, and an admin gets 404). Errors are problem+json. Every action
 // that passed the role check is in the audit log, refused ones are not.
 func TestNodesAPIRoles(t *testing.T) {
-	cfg := t.TempDir()
-	nodesConfig(t, cfg)
-	srv := startServer(t, cfg, t.TempDir())
+	srv := startServer(t, nodesConfig(t), t.TempDir())
 	base := srv.URL() + "/api/v1"
 	type want struct{ none, read, admin int }
 	reads, actions := want{401, 200, 200}, want{401, 403, 404}
@@ -170,6 +171,15 @@ func tsStatus(t *testing.T, ctx context.Context, n *tsnet.Server) *ipnstate.Stat
 		t.Fatal(err)
 	}
 	return st
+}
+
+// waitPending waits until n waits for device approval.
+func waitPending(t *testing.T, ctx context.Context, n *tsnet.Server) {
+	t.Helper()
+	testkit.WaitFor(t, ctx, n.Hostname+" to wait for approval", func() (bool, string) {
+		st := tsStatus(t, ctx, n)
+		return st.BackendState == "NeedsMachineAuth", st.BackendState
+	})
 }
 
 // peers returns the peers in st by MagicDNS label, with " (expired)" after

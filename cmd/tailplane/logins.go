@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -55,9 +54,7 @@ func listLogins(ctx context.Context, env *cliEnv, c *apiClientFlags, asJSON bool
 		return exitProblems
 	}
 	if asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(logins); err != nil {
+		if err := printJSON(env.stdout, logins); err != nil {
 			fmt.Fprintf(env.stderr, "tailplane logins list: %v\n", err)
 			return exitProblems
 		}

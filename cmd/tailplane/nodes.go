@@ -82,10 +82,10 @@ func (c *apiClient) fail(env *cliEnv, err error) int {
 }
 
 // printJSON prints v indented.
-func printJSON(w io.Writer, v any) {
+func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	return enc.Encode(v)
 }
 
 func runNodes(ctx context.Context, env *cliEnv, args []string) int {

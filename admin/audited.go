@@ -2,7 +2,13 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
+	"strings"
+
+	"github.com/tailplane/tailplane/schema"
 
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/store"
@@ -37,4 +43,18 @@ func Audit(ctx context.Context, st *store.Store, who, what string, err error) er
 		return fmt.Errorf("%s: %s, but recording it in the audit log failed: %w", what, result, aerr)
 	}
 	return nil
+}
+
+// LookupAPIKey returns the name and role of the API key token declares
+// under t's apiKeys, or "" for both. Every declared hash is compared, in
+// constant time, whatever matches.
+func LookupAPIKey(t *schema.Tailnet, token string) (name, role string) {
+	sum := sha256.Sum256([]byte(token))
+	got := []byte("sha256:" + hex.EncodeToString(sum[:]))
+	for _, k := range t.APIKeys {
+		if subtle.ConstantTimeCompare(got, []byte(strings.ToLower(k.SecretHash))) == 1 {
+			name, role = k.Name, k.Role
+		}
+	}
+	return name, role
 }

@@ -32,6 +32,7 @@ type serveFlags struct {
 	derpListen string
 	stunListen string
 	gitops     gitopsFlags // --repo and the sync pipeline; see gitops.go
+	console    consoleFlags
 	database   databaseFlags
 }
 
@@ -49,6 +50,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&f.stunListen, "stun-listen", "", `UDP address of the embedded STUN server (default: the --listen host, random port; "off" disables)`)
 	f.gitops.register(fs)
 	f.database.register(fs)
+	f.console.register(fs)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -92,6 +94,7 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 		StateDir: f.stateDir, ConfigDir: f.config, Repo: f.gitops.repoConfig(env), FirstApplyWait: f.gitops.firstApplyTimeout,
 		Listen: f.listen, ServerURL: f.serverURL, DERPListen: f.derpListen, STUNListen: f.stunListen,
 		MinRetry: f.gitops.minRetry, MaxRetry: f.gitops.maxRetry, Logf: logf,
+		ConsoleAllowHTTP: f.console.allowHTTP, RepoWebURL: f.console.repoWebURL,
 	}
 	var err error
 	if cfg.Database, err = f.database.url(env.getenv); err != nil {

@@ -1,0 +1,121 @@
+package login
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// Browser sign-ins: a person signs in to a web page of the server (the
+// console) through the same OIDC provider as device logins, with its own
+// redirect URL. Nothing is kept in the Manager: the caller keeps the
+// SignIn in an HttpOnly cookie of the browser that started it, which
+// binds the provider's answer to that browser.
+
+// SignIn is one browser sign-in in progress. Its fields are secrets of
+// the browser that started it.
+type SignIn struct {
+	State    string // sent to the provider and compared on return
+	Nonce    string // must come back in the ID token
+	Verifier string // the PKCE code verifier
+}
+
+// Encode renders s for a cookie value; DecodeSignIn reads it back.
+func (s SignIn) Encode() string { return s.State + "." + s.Nonce + "." + s.Verifier }
+
+// DecodeSignIn reads a SignIn that Encode rendered.
+func DecodeSignIn(v string) (SignIn, bool) {
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return SignIn{}, false
+	}
+	return SignIn{State: parts[0], Nonce: parts[1], Verifier: parts[2]}, true
+}
+
+// Errors of FinishSignIn, besides ErrUndeclared.
+var (
+	ErrNoProvider   = errors.New("no OIDC provider is configured (login.oidc)")
+	ErrBadSignIn    = errors.New("the sign-in response does not belong to a sign-in started in this browser")
+	ErrSignInFailed = errors.New("the identity provider did not sign the person in")
+)
+
+// HasOIDC reports whether the Manager has an OIDC provider, so that
+// BeginSignIn can work.
+func (m *Manager) HasOIDC() bool { return m.oauth != nil }
+
+// signInOAuth is the provider's OAuth configuration with redirectURL.
+func (m *Manager) signInOAuth(redirectURL string) *oauth2.Config {
+	c := *m.oauth
+	c.RedirectURL = redirectURL
+	return &c
+}
+
+// BeginSignIn starts a browser sign-in that the provider answers at
+// redirectURL (which must be registered with it). It returns the
+// provider's URL to send the browser to.
+func (m *Manager) BeginSignIn(redirectURL string) (authURL string, s SignIn, err error) {
+	if m.oauth == nil {
+		return "", SignIn{}, ErrNoProvider
+	}
+	s = SignIn{State: randomString(20), Nonce: randomString(20), Verifier: oauth2.GenerateVerifier()}
+	authURL = m.signInOAuth(redirectURL).AuthCodeURL(s.State, oidc.Nonce(s.Nonce), oauth2.S256ChallengeOption(s.Verifier))
+	return authURL, s, nil
+}
+
+// FinishSignIn completes the sign-in s with the provider's answer at
+// redirectURL (its query): the state must be s's, the code is exchanged
+// with s's PKCE verifier, the ID token verified with s's nonce, and the
+// verified email must be a declared user, whose canonical login it
+// returns. Errors name no code or token.
+func (m *Manager) FinishSignIn(ctx context.Context, redirectURL string, s SignIn, query url.Values) (string, error) {
+	if m.oauth == nil {
+		return "", ErrNoProvider
+	}
+	if state := query.Get("state"); state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(s.State)) != 1 {
+		return "", ErrBadSignIn
+	}
+	if e := query.Get("error"); e != "" {
+		return "", fmt.Errorf("%w (the provider answered %q)", ErrSignInFailed, e)
+	}
+	if m.cfg.HTTPClient != nil {
+		ctx = oidc.ClientContext(ctx, m.cfg.HTTPClient)
+	}
+	tok, err := m.signInOAuth(redirectURL).Exchange(ctx, query.Get("code"), oauth2.VerifierOption(s.Verifier))
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrSignInFailed, redactErr(err))
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return "", fmt.Errorf("%w: the token response has no id_token", ErrSignInFailed)
+	}
+	idt, err := m.verifier.Verify(ctx, raw)
+	if err != nil {
+		return "", fmt.Errorf("%w: the ID token is not valid: %v", ErrSignInFailed, err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(s.Nonce)) != 1 {
+		return "", fmt.Errorf("%w: the ID token was made for another sign-in (nonce mismatch)", ErrBadSignIn)
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return "", fmt.Errorf("%w: reading the ID token's claims: %v", ErrSignInFailed, err)
+	}
+	login, _ := claims[m.cfg.OIDC.EmailClaim].(string)
+	if login == "" {
+		return "", fmt.Errorf("%w: the ID token has no %q claim (hint: check login.oidc.emailClaim and the scopes)", ErrSignInFailed, m.cfg.OIDC.EmailClaim)
+	}
+	if v, _ := claims["email_verified"].(bool); !v {
+		return "", fmt.Errorf("%w: the provider has not verified %s", ErrSignInFailed, login)
+	}
+	canonical, ok := m.cfg.LookupUser(ctx, login)
+	if !ok {
+		return "", fmt.Errorf("%s: %w", login, ErrUndeclared)
+	}
+	m.logf("console sign-in as %s via oidc", canonical)
+	return canonical, nil
+}

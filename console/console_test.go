@@ -130,6 +130,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	b.do("exploring web1", chromedp.Navigate(base+"policy?node="+tn.ids["web1"]), chromedp.WaitVisible(chromedp.ID("out-heading")))
+	if got := b.eval(`document.querySelector("#node").selectedOptions[0].textContent`); got != "web1 (tag:server)" {
+		t.Errorf("the explorer's node picker shows %q, want web1 (tag:server)", got)
+	}
 	main := b.text("main")
 	for _, want := range []string{"web2\t22, 80, 443, 8080\ttcp, udp, icmp\tacls[1] at policy.hujson:11:", "laptop\t*\ttcp, udp, icmp\tacls[0] at policy.hujson:9:"} {
 		if !strings.Contains(main, want) {
@@ -146,7 +149,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.shot("04-node")
 	b.eval(`window.confirm = () => true, "ok"`)
 	b.do("expiring web2", chromedp.Click(chromedp.ID("expire")), chromedp.WaitVisible(chromedp.ID("state-expired")))
-	if got := b.text("#did"); got != "Done: expire." {
+	if got := b.text("#did"); got != "The node's key was expired: it must log in again." {
 		t.Errorf("after expiring: %q", got)
 	}
 	testkit.WaitFor(t, ctx, "web2 to see its key expired", func() (bool, string) {

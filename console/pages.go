@@ -34,6 +34,9 @@ var funcs = template.FuncMap{
 	"stamp": stamp,
 	"join":  joinAny,
 	"short": func(s string) string {
+		if h, ok := strings.CutPrefix(s, "dir:sha256:"); ok && len(h) > 10 {
+			return "dir:" + h[:10]
+		}
 		if len(s) > 12 {
 			return s[:12]
 		}
@@ -160,7 +163,7 @@ func (c *Console) nodesPage(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query().Get("q")
 	nodes = slices.DeleteFunc(nodes, func(n control.NodeInfo) bool { return !matches(n, q) })
-	c.render(w, r, http.StatusOK, "nodes.html", map[string]any{"Q": q, "Nodes": rows(nodes)})
+	c.render(w, r, http.StatusOK, "nodes.html", map[string]any{"Q": q, "Nodes": rows(nodes), "Did": didText[r.URL.Query().Get("did")]})
 }
 
 // viewedNode is node {id} of r when the viewer may see it; otherwise it
@@ -187,7 +190,16 @@ func (c *Console) nodePage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c.render(w, r, http.StatusOK, "node.html", map[string]any{"N": nodeRow{n, states(n)}, "Did": r.URL.Query().Get("did")})
+	c.render(w, r, http.StatusOK, "node.html", map[string]any{"N": nodeRow{n, states(n)}, "Did": didText[r.URL.Query().Get("did")]})
+}
+
+// didText says what an action did, on the page it goes back to.
+var didText = map[string]string{
+	"expire":  "The node's key was expired: it must log in again.",
+	"delete":  "The node was deleted.",
+	"approve": "The node was approved.",
+	"reject":  "The node was rejected and removed.",
+	"rename":  "The node was renamed.",
 }
 
 // nodeActions are the actions of the node page, by the path's {action}.

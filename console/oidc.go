@@ -19,7 +19,7 @@ func (c *Console) redirectURL() string {
 }
 
 func (c *Console) oidcReady(w http.ResponseWriter, r *http.Request) bool {
-	if c.cfg.Login == nil || !c.cfg.Login.HasOIDC() || c.cfg.BaseURL == "" {
+	if c.cfg.Login == nil || !c.cfg.Login.HasOIDC(r.Context()) || c.cfg.BaseURL == "" {
 		c.problem(w, r, http.StatusNotFound, "No identity provider",
 			"This server has no OIDC provider configured for the console.", "Sign in with an API key, or declare login.oidc.")
 		return false
@@ -32,7 +32,7 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 	if !c.oidcReady(w, r) {
 		return
 	}
-	authURL, s, err := c.cfg.Login.BeginSignIn(c.redirectURL())
+	authURL, s, err := c.cfg.Login.BeginSignIn(r.Context(), c.redirectURL())
 	if err != nil {
 		c.problem(w, r, http.StatusServiceUnavailable, "Sign-in unavailable", err.Error(), "Sign in with an API key.")
 		return

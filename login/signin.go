@@ -47,24 +47,38 @@ var (
 
 // HasOIDC reports whether the Manager has an OIDC provider, so that
 // BeginSignIn can work.
-func (m *Manager) HasOIDC() bool { return m.oauth != nil }
+func (m *Manager) HasOIDC(ctx context.Context) bool {
+	_, _, _, err := m.signInProvider(ctx)
+	return err == nil
+}
 
-// signInOAuth is the provider's OAuth configuration with redirectURL.
-func (m *Manager) signInOAuth(redirectURL string) *oauth2.Config {
-	c := *m.oauth
-	c.RedirectURL = redirectURL
-	return &c
+// signInProvider is the provider browser sign-ins go to: its OAuth
+// configuration, ID token verifier and email claim, or ErrNoProvider.
+// It is the one place this file reads the Manager's provider.
+func (m *Manager) signInProvider(context.Context) (*oauth2.Config, *oidc.IDTokenVerifier, string, error) {
+	if m.oauth == nil {
+		return nil, nil, "", ErrNoProvider
+	}
+	return m.oauth, m.verifier, m.cfg.OIDC.EmailClaim, nil
+}
+
+// withRedirect is c with another redirect URL.
+func withRedirect(c *oauth2.Config, redirectURL string) *oauth2.Config {
+	cc := *c
+	cc.RedirectURL = redirectURL
+	return &cc
 }
 
 // BeginSignIn starts a browser sign-in that the provider answers at
 // redirectURL (which must be registered with it). It returns the
 // provider's URL to send the browser to.
-func (m *Manager) BeginSignIn(redirectURL string) (authURL string, s SignIn, err error) {
-	if m.oauth == nil {
-		return "", SignIn{}, ErrNoProvider
+func (m *Manager) BeginSignIn(ctx context.Context, redirectURL string) (authURL string, s SignIn, err error) {
+	oc, _, _, err := m.signInProvider(ctx)
+	if err != nil {
+		return "", SignIn{}, err
 	}
 	s = SignIn{State: randomString(20), Nonce: randomString(20), Verifier: oauth2.GenerateVerifier()}
-	authURL = m.signInOAuth(redirectURL).AuthCodeURL(s.State, oidc.Nonce(s.Nonce), oauth2.S256ChallengeOption(s.Verifier))
+	authURL = withRedirect(oc, redirectURL).AuthCodeURL(s.State, oidc.Nonce(s.Nonce), oauth2.S256ChallengeOption(s.Verifier))
 	return authURL, s, nil
 }
 
@@ -74,8 +88,9 @@ func (m *Manager) BeginSignIn(redirectURL string) (authURL string, s SignIn, err
 // verified email must be a declared user, whose canonical login it
 // returns. Errors name no code or token.
 func (m *Manager) FinishSignIn(ctx context.Context, redirectURL string, s SignIn, query url.Values) (string, error) {
-	if m.oauth == nil {
-		return "", ErrNoProvider
+	oc, verifier, emailClaim, err := m.signInProvider(ctx)
+	if err != nil {
+		return "", err
 	}
 	if state := query.Get("state"); state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(s.State)) != 1 {
 		return "", ErrBadSignIn
@@ -86,7 +101,7 @@ func (m *Manager) FinishSignIn(ctx context.Context, redirectURL string, s SignIn
 	if m.cfg.HTTPClient != nil {
 		ctx = oidc.ClientContext(ctx, m.cfg.HTTPClient)
 	}
-	tok, err := m.signInOAuth(redirectURL).Exchange(ctx, query.Get("code"), oauth2.VerifierOption(s.Verifier))
+	tok, err := withRedirect(oc, redirectURL).Exchange(ctx, query.Get("code"), oauth2.VerifierOption(s.Verifier))
 	if err != nil {
 		return "", fmt.Errorf("%w: %s", ErrSignInFailed, redactErr(err))
 	}
@@ -94,7 +109,7 @@ func (m *Manager) FinishSignIn(ctx context.Context, redirectURL string, s SignIn
 	if raw == "" {
 		return "", fmt.Errorf("%w: the token response has no id_token", ErrSignInFailed)
 	}
-	idt, err := m.verifier.Verify(ctx, raw)
+	idt, err := verifier.Verify(ctx, raw)
 	if err != nil {
 		return "", fmt.Errorf("%w: the ID token is not valid: %v", ErrSignInFailed, err)
 	}
@@ -105,9 +120,9 @@ func (m *Manager) FinishSignIn(ctx context.Context, redirectURL string, s SignIn
 	if err := idt.Claims(&claims); err != nil {
 		return "", fmt.Errorf("%w: reading the ID token's claims: %v", ErrSignInFailed, err)
 	}
-	login, _ := claims[m.cfg.OIDC.EmailClaim].(string)
+	login, _ := claims[emailClaim].(string)
 	if login == "" {
-		return "", fmt.Errorf("%w: the ID token has no %q claim (hint: check login.oidc.emailClaim and the scopes)", ErrSignInFailed, m.cfg.OIDC.EmailClaim)
+		return "", fmt.Errorf("%w: the ID token has no %q claim (hint: check login.oidc.emailClaim and the scopes)", ErrSignInFailed, emailClaim)
 	}
 	if v, _ := claims["email_verified"].(bool); !v {
 		return "", fmt.Errorf("%w: the provider has not verified %s", ErrSignInFailed, login)

@@ -1,0 +1,108 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/tailplane/tailplane/console"
+	"github.com/tailplane/tailplane/internal/logintest"
+	"github.com/tailplane/tailplane/login"
+	"github.com/tailplane/tailplane/schema"
+)
+
+// TestConsoleOIDC signs in to the console through a real OpenID provider
+// in headless Chromium: bob, a member, sees only his laptop and no admin
+// pages or actions; alice, the owner, sees every node and the actions; a
+// person who is not a declared user, and one whose email the provider has
+// not verified, are refused.
+func TestConsoleOIDC(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	tn := startTailnet(t, ctx)
+	var h atomic.Pointer[console.Console]
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.Load().ServeHTTP(w, r) }))
+	t.Cleanup(hs.Close)
+	p := logintest.StartProvider(t, hs.URL+"/admin/oidc/callback", map[string]logintest.User{
+		"alice": {Password: "alice-pw", Email: "alice@example.com", Verified: true},
+		"bob":   {Password: "bob-pw", Email: "bob@example.com", Verified: true},
+		"eve":   {Password: "eve-pw", Email: "eve@example.com", Verified: true},
+		"unver": {Password: "unver-pw", Email: "bob@example.com", Verified: false},
+	})
+	lm, err := login.New(ctx, login.Config{
+		BaseURL: hs.URL, ClientSecret: p.ClientSecret,
+		OIDC: &schema.OIDC{Issuer: p.URL, ClientID: p.ClientID, Scopes: schema.DefaultOIDCScopes, EmailClaim: schema.DefaultEmailClaim},
+		LookupUser: func(_ context.Context, login string) (string, bool) {
+			_, ok := tn.srv.Tailnet().Users[login]
+			return login, ok
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	con, err := console.New(console.Config{Control: tn.srv.Control(), Pipeline: tn.srv.Pipeline(), Store: tn.srv.Store(),
+		BaseURL: hs.URL, Login: lm, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Store(con)
+	b := newBrowser(t)
+
+	signIn := func(user, password string, landed chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		b.do("signing in as "+user, chromedp.Navigate(hs.URL+"/admin/"), chromedp.Click(chromedp.ID("oidc")),
+			chromedp.WaitVisible(chromedp.ID("username")),
+			chromedp.SendKeys(chromedp.ID("username"), user), chromedp.SendKeys(chromedp.ID("password"), password),
+			chromedp.Click(chromedp.ID("submit")), landed)
+	}
+	signOut := func() {
+		t.Helper()
+		b.do("signing out", chromedp.Click(chromedp.CSS("form.who button")), chromedp.WaitVisible(chromedp.ID("key")))
+	}
+
+	b.do("the sign-in page", chromedp.Navigate(hs.URL+"/admin/"), chromedp.WaitVisible(chromedp.ID("oidc")))
+	b.shot("01-signin-oidc")
+	signIn("bob", "bob-pw", chromedp.WaitVisible(chromedp.ID("nodes")))
+	if got := b.text("#viewer"); got != "bob@example.com (member)" {
+		t.Errorf("signed in as %q", got)
+	}
+	if got := b.eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "laptop" {
+		t.Errorf("bob's nodes page lists %q, want his laptop only", got)
+	}
+	if nav := b.text("nav"); strings.Contains(nav, "Audit") || strings.Contains(nav, "Revisions") {
+		t.Errorf("bob's navigation offers admin pages: %q", nav)
+	}
+	b.shot("02-member-nodes")
+	b.do("bob's laptop", chromedp.Click(chromedp.CSS(`tr[data-node="laptop"] a`)), chromedp.WaitVisible(chromedp.ID("node-name")))
+	if got := b.eval(`String(document.querySelector("#expire, #delete, #rename") === null)`); got != "true" {
+		t.Errorf("bob is offered node actions")
+	}
+	b.shot("03-member-node")
+	signOut()
+
+	signIn("alice", "alice-pw", chromedp.WaitVisible(chromedp.ID("nodes")))
+	if got := b.text("#viewer"); got != "alice@example.com (owner)" {
+		t.Errorf("signed in as %q", got)
+	}
+	if got := b.eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "web1,web2,laptop" {
+		t.Errorf("alice's nodes page lists %q, want every node", got)
+	}
+	b.do("web1 as alice", chromedp.Click(chromedp.CSS(`tr[data-node="web1"] a`)), chromedp.WaitVisible(chromedp.ID("expire")))
+	signOut()
+
+	for _, tc := range []struct{ user, want string }{
+		{"eve", "not declared under users"},
+		{"unver", "has not verified"},
+	} {
+		signIn(tc.user, tc.user+"-pw", chromedp.WaitVisible(chromedp.ID("problem")))
+		if got := b.text("#message"); !strings.Contains(got, tc.want) {
+			t.Errorf("%s's sign-in: %q, want it to say %q", tc.user, got, tc.want)
+		}
+		b.shot("04-refused-" + tc.user)
+	}
+}

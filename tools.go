@@ -1,11 +1,13 @@
 //go:build tools
 
-// Package tailplane pins the Tailscale client binaries that the end-to-end
-// tests build from this module (internal/tailscaled), so go.mod and go.sum
+// Package tailplane pins the binaries that the end-to-end tests build from
+// this module: the Tailscale clients (internal/tailscaled) and Let's
+// Encrypt's Pebble ACME server (internal/pebble), so go.mod and go.sum
 // cover every package they need and `go mod tidy` keeps them.
 package tailplane
 
 import (
+	_ "github.com/letsencrypt/pebble/v2/cmd/pebble"
 	_ "tailscale.com/cmd/tailscale"
 	_ "tailscale.com/cmd/tailscaled"
 )

@@ -38,6 +38,9 @@ func (s *Server) answer(req *dns.Msg) *dns.Msg {
 	}
 	q := req.Question[0]
 	name := dns.CanonicalName(q.Name)
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if (q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY) || !dns.IsSubDomain(s.zone, name) {
 		return resp.SetRcode(req, dns.RcodeRefused)
 	}
@@ -45,16 +48,13 @@ func (s *Server) answer(req *dns.Msg) *dns.Msg {
 	resp.Authoritative = true
 	resp.RecursionAvailable = false
 
-	now := s.cfg.Now()
-	s.mu.Lock()
 	s.expireLocked(now)
 	soa := s.soaLocked()
 	var txts []string
 	for v := range s.records[name] {
 		txts = append(txts, v)
 	}
-	exists := name == s.zone || len(txts) > 0 || s.isNSHost(name) || s.hasBelowLocked(name)
-	s.mu.Unlock()
+	exists := name == s.zone || len(txts) > 0 || s.isNSHostLocked(name) || s.hasBelowLocked(name)
 	slices.Sort(txts)
 
 	switch {
@@ -63,8 +63,8 @@ func (s *Server) answer(req *dns.Msg) *dns.Msg {
 			resp.Answer = append(resp.Answer, soa)
 		}
 		if q.Qtype == dns.TypeNS || q.Qtype == dns.TypeANY {
-			resp.Answer = append(resp.Answer, s.nsRRs()...)
-			resp.Extra = append(resp.Extra, s.glue(dns.TypeANY)...)
+			resp.Answer = append(resp.Answer, s.nsRRsLocked()...)
+			resp.Extra = append(resp.Extra, s.glueLocked(dns.TypeANY)...)
 		}
 	case len(txts) > 0:
 		if q.Qtype == dns.TypeTXT || q.Qtype == dns.TypeANY {
@@ -72,8 +72,8 @@ func (s *Server) answer(req *dns.Msg) *dns.Msg {
 				resp.Answer = append(resp.Answer, &dns.TXT{Hdr: s.hdr(name, dns.TypeTXT), Txt: []string{v}})
 			}
 		}
-	case s.isNSHost(name):
-		for _, rr := range s.glue(q.Qtype) {
+	case s.isNSHostLocked(name):
+		for _, rr := range s.glueLocked(q.Qtype) {
 			if rr.Header().Name == name {
 				resp.Answer = append(resp.Answer, rr)
 			}
@@ -106,7 +106,7 @@ func (s *Server) soaLocked() *dns.SOA {
 	}
 }
 
-func (s *Server) nsRRs() []dns.RR {
+func (s *Server) nsRRsLocked() []dns.RR {
 	var rrs []dns.RR
 	for _, n := range s.ns {
 		rrs = append(rrs, &dns.NS{Hdr: s.hdr(s.zone, dns.TypeNS), Ns: n})
@@ -114,14 +114,14 @@ func (s *Server) nsRRs() []dns.RR {
 	return rrs
 }
 
-// isNSHost reports whether name is one of the zone's own name servers.
-func (s *Server) isNSHost(name string) bool {
+// isNSHostLocked reports whether name is one of the zone's own name servers.
+func (s *Server) isNSHostLocked(name string) bool {
 	return slices.Contains(s.ns, name) && dns.IsSubDomain(s.zone, name)
 }
 
-// glue returns the A/AAAA records of the in-zone name servers of type typ
+// glueLocked returns the A/AAAA records of the in-zone name servers of type typ
 // (or both for TypeANY).
-func (s *Server) glue(typ uint16) []dns.RR {
+func (s *Server) glueLocked(typ uint16) []dns.RR {
 	var rrs []dns.RR
 	for _, n := range s.ns {
 		if !dns.IsSubDomain(s.zone, n) {

@@ -1,7 +1,9 @@
 // Package acmedns publishes ACME DNS-01 challenge records for tailnet nodes:
 // an embedded authoritative server for the tailnet domain, or an external DNS
 // provider (RFC 2136 dynamic update, Cloudflare, Route53) behind the same
-// small Provider interface.
+// small Provider interface. A Publisher in front of either keeps each
+// record for a short time, limits how many one name gets, and deletes
+// them; control's /machine/set-dns publishes through it (docs/https.md).
 //
 // The embedded server answers only SOA and NS for its zone and the pending
 // _acme-challenge TXT records. Node addresses are never published.
@@ -64,14 +66,14 @@ type ServerConfig struct {
 
 // Server is the embedded authoritative DNS server. It implements Provider.
 type Server struct {
-	cfg  ServerConfig
-	zone string // canonical, with trailing dot
-	ns   []string
-	udp  *dns.Server
-	tcp  *dns.Server
-	wg   sync.WaitGroup
+	cfg ServerConfig
+	udp *dns.Server
+	tcp *dns.Server
+	wg  sync.WaitGroup
 
 	mu      sync.Mutex                      // guards the fields below
+	zone    string                          // canonical, with trailing dot
+	ns      []string                        // canonical
 	records map[string]map[string]time.Time // name -> TXT value -> expiry
 	serial  uint32
 	closed  bool
@@ -105,17 +107,10 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
 	}
-	s := &Server{cfg: cfg, zone: zone, records: map[string]map[string]time.Time{}}
+	s := &Server{cfg: cfg, records: map[string]map[string]time.Time{}}
 	s.serial = uint32(cfg.Now().Unix())
-	for _, n := range cfg.NS {
-		c := dns.CanonicalName(n)
-		if _, ok := dns.IsDomainName(c); !ok || c == "." {
-			return nil, fmt.Errorf("acmedns: name server %q is not a domain name", n)
-		}
-		s.ns = append(s.ns, c)
-	}
-	if len(s.ns) == 0 {
-		s.ns = []string{"ns." + zone}
+	if err := s.SetZone(zone); err != nil {
+		return nil, err
 	}
 	pc, ln, err := listen(ctx, cfg.Addr)
 	if err != nil {
@@ -169,7 +164,45 @@ func listen(ctx context.Context, addr string) (net.PacketConn, net.Listener, err
 func (s *Server) Addr() string { return s.udp.PacketConn.LocalAddr().String() }
 
 // Zone returns the canonical zone name, with a trailing dot.
-func (s *Server) Zone() string { return s.zone }
+func (s *Server) Zone() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.zone
+}
+
+// SetZone makes the server authoritative for zone instead (when the
+// tailnet domain changes). Pending records outside the new zone are
+// dropped; with ServerConfig.NS empty the name server becomes ns.<zone>.
+func (s *Server) SetZone(zone string) error {
+	c := dns.CanonicalName(zone)
+	if _, ok := dns.IsDomainName(c); !ok || c == "." {
+		return fmt.Errorf("acmedns: zone %q is not a domain name", zone)
+	}
+	var ns []string
+	for _, n := range s.cfg.NS {
+		nc := dns.CanonicalName(n)
+		if _, ok := dns.IsDomainName(nc); !ok || nc == "." {
+			return fmt.Errorf("acmedns: name server %q is not a domain name", n)
+		}
+		ns = append(ns, nc)
+	}
+	if len(ns) == 0 {
+		ns = []string{"ns." + c}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c == s.zone {
+		return nil
+	}
+	s.zone, s.ns = c, ns
+	for name := range s.records {
+		if !dns.IsSubDomain(c, name) {
+			delete(s.records, name)
+		}
+	}
+	s.serial++
+	return nil
+}
 
 // Close stops both listeners and waits for them to finish.
 func (s *Server) Close() error {
@@ -193,6 +226,9 @@ func (s *Server) Close() error {
 // checkName returns the canonical form of name if the server may publish a
 // TXT record there: inside the zone and starting with ChallengeLabel.
 func (s *Server) checkName(name string) (string, error) {
+	s.mu.Lock()
+	zone := s.zone
+	s.mu.Unlock()
 	c := dns.CanonicalName(name)
 	if _, ok := dns.IsDomainName(c); !ok {
 		return "", fmt.Errorf("acmedns: %q is not a domain name", name)
@@ -200,8 +236,8 @@ func (s *Server) checkName(name string) (string, error) {
 	if !strings.HasPrefix(c, ChallengeLabel+".") {
 		return "", fmt.Errorf("acmedns: %q does not start with %s; only ACME challenge records are published", name, ChallengeLabel)
 	}
-	if !dns.IsSubDomain(s.zone, c) || c == s.zone {
-		return "", fmt.Errorf("acmedns: %q is outside the zone %s", name, s.zone)
+	if !dns.IsSubDomain(zone, c) || c == zone {
+		return "", fmt.Errorf("acmedns: %q is outside the zone %s this DNS server answers for", name, zone)
 	}
 	return c, nil
 }
@@ -213,7 +249,7 @@ func (s *Server) SetTXT(ctx context.Context, name, value string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkTXTValue(value); err != nil {
+	if err := CheckTXTValue(value); err != nil {
 		return err
 	}
 	now := s.cfg.Now()
@@ -252,8 +288,10 @@ func (s *Server) DeleteTXT(ctx context.Context, name, value string) error {
 	return nil
 }
 
-// checkTXTValue accepts what fits one TXT character-string.
-func checkTXTValue(v string) error {
+// CheckTXTValue reports why v cannot be a challenge record's TXT value:
+// it must fit one TXT character-string and be printable ASCII without
+// spaces (ACME tokens are base64url).
+func CheckTXTValue(v string) error {
 	if v == "" || len(v) > 255 {
 		return fmt.Errorf("acmedns: TXT value has %d bytes; want 1 to 255", len(v))
 	}

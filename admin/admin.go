@@ -7,6 +7,8 @@
 //	GET  /api/v1/revisions/{id}/plan the JSON plan that revision applied (docs/plan.md)
 //	GET  /api/v1/applied             Applied: the applied objects and registered nodes (secret hashes masked unless admin)
 //	POST /api/v1/sync                poll the source now and retry a failed revision (admin)
+//	GET  /api/v1/logins              []Login: the open interactive logins
+//	POST /api/v1/logins/{id}/approve {"user": LOGIN}: register the login's device as that declared user (admin)
 //	POST /api/v1/webhook             push webhook, HMAC-signed (no API key)
 //	GET  /metrics                    Prometheus text format
 //	/api/v1/nodes, /users, /audit    the node inventory, its actions and the audit log (nodes.go)
@@ -33,6 +35,7 @@ import (
 
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
@@ -59,6 +62,9 @@ type Config struct {
 	// WebhookSecret is the HMAC secret push webhooks are signed with.
 	// Empty: the webhook endpoint is off and answers 403 to every request.
 	WebhookSecret []byte
+	// Logins is the interactive login manager whose open logins
+	// /api/v1/logins lists and approves. Nil: those endpoints answer 404.
+	Logins *login.Manager
 }
 
 // Roles of API keys.
@@ -77,6 +83,8 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("GET /api/v1/revisions/{id}/plan", a.auth(RoleRead, a.revisionPlan))
 	mux.Handle("GET /api/v1/applied", a.auth(RoleRead, a.applied))
 	mux.Handle("POST /api/v1/sync", a.auth(RoleAdmin, a.sync))
+	mux.Handle("GET /api/v1/logins", a.auth(RoleRead, a.logins))
+	mux.Handle("POST /api/v1/logins/{id}/approve", a.auth(RoleAdmin, a.approveLogin))
 	mux.Handle("/api/v1/webhook", gitsync.WebhookHandler(cfg.WebhookSecret, cfg.Pipeline.Sync))
 	mux.Handle("GET /metrics", a.auth(RoleRead, a.metrics))
 	a.routeNodes(mux)

@@ -19,7 +19,7 @@ func (c *Console) redirectURL() string {
 }
 
 func (c *Console) oidcReady(w http.ResponseWriter, r *http.Request) bool {
-	if c.cfg.Login == nil || !c.cfg.Login.HasOIDC(r.Context()) || c.cfg.BaseURL == "" {
+	if c.cfg.Login == nil || !c.cfg.Login.HasOIDC() || c.cfg.BaseURL == "" {
 		c.problem(w, r, http.StatusNotFound, "No identity provider",
 			"This server has no OIDC provider configured for the console.", "Sign in with an API key, or declare login.oidc.")
 		return false

@@ -202,7 +202,7 @@ func (c *Console) signInForm(w http.ResponseWriter, r *http.Request, status int,
 	pre := rand.Text()
 	c.setCookie(w, r, preCookie, pre, time.Hour)
 	c.render(w, r, status, "signin.html", map[string]any{
-		"Pre": pre, "Next": safeNext(r.FormValue("next")), "Error": errMsg, "OIDC": c.cfg.Login != nil && c.cfg.Login.HasOIDC(r.Context()),
+		"Pre": pre, "Next": safeNext(r.FormValue("next")), "Error": errMsg, "OIDC": c.cfg.Login != nil && c.cfg.Login.HasOIDC(),
 	})
 }
 

@@ -40,8 +40,7 @@ func capsConfig(sshUser string) string {
 // CLI and the system ssh write their known-hosts files there) and stdin
 // closed. It returns the combined output.
 func cli(ctx context.Context, bins *tailscaled.Binaries, n *tailscaled.Node, home string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, bins.Tailscale, append([]string{"--socket=" + n.Socket}, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	cmd := cliCmd(ctx, bins, n, home, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -49,6 +48,13 @@ func cli(ctx context.Context, bins *tailscaled.Binaries, n *tailscaled.Node, hom
 		err = fmt.Errorf("tailscale %s: %w", strings.Join(args, " "), err)
 	}
 	return out.String(), err
+}
+
+// cliCmd is the command cli runs.
+func cliCmd(ctx context.Context, bins *tailscaled.Binaries, n *tailscaled.Node, home string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bins.Tailscale, append([]string{"--socket=" + n.Socket}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	return cmd
 }
 
 // sshUser checks that the system ssh client, which tailscale ssh runs, is
@@ -180,37 +186,17 @@ func TestDefaultCapsTailscaled(t *testing.T) {
 	})
 }
 
-// TestSSHCheckRejectedTailscaled: under an SSH "check" rule (in a config
-// applied before lint refused them; control.New still takes one), a real
-// `tailscale ssh` is refused at once with the server's message instead of
-// hanging while tailscaled retries the check callback.
+// TestSSHCheckRejectedTailscaled: under an SSH "check" rule on a server
+// with interactive login off (no Config.Login), a real `tailscale ssh` is
+// refused at once with the server's message instead of hanging while
+// tailscaled retries the check callback.
 func TestSSHCheckRejectedTailscaled(t *testing.T) {
 	me := sshUser(t)
-	bins := testkit.TailscaledBinaries(t, "")
 	tn := testTailnet()
 	tn.Settings.SSH = true
 	tn.Policy.SSH = []schema.SSHRule{{Action: "check", Src: []string{"autogroup:member"}, Dst: []string{"autogroup:self"}, Users: []string{me.Username}}}
-	ts := startServer(t, tn, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	run := &e2eRun{ctx: ctx, root: t.TempDir(), url: ts.URL}
-	alpha := run.join(t, bins, "alpha")
-	beta := run.join(t, bins, "beta")
-	if out, err := beta.Tailscale(ctx, "up", "--ssh", "--login-server="+run.url, "--hostname=beta"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	testkit.WaitFor(t, ctx, "alpha to learn beta's SSH host keys", func() (bool, string) {
-		st, err := statusOf(ctx, alpha)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, p := range st.Peer {
-			if p.DNSName == "beta.tail.test." {
-				return len(p.SSH_HostKeys) > 0 && p.Online, fmt.Sprint(p.SSH_HostKeys)
-			}
-		}
-		return false, "beta is not a peer"
-	})
+	run, bins, alpha, _ := sshPair(t, tn, nil)
+	ctx := run.ctx
 	// A generous deadline: the rejection comes in well under a second; on
 	// a server without the callback the session hangs for half an hour.
 	sshCtx, sshCancel := context.WithTimeout(ctx, time.Minute)
@@ -223,7 +209,7 @@ func TestSSHCheckRejectedTailscaled(t *testing.T) {
 		t.Fatalf("tailscale ssh under a check rule ran the command (err %v): %q", err, out)
 	}
 	t.Logf("tailscale ssh under a check rule: %v\n%s", err, out)
-	if !strings.Contains(out, strings.TrimSpace(sshCheckRejection)) {
-		t.Errorf("tailscale ssh printed %q, want the server's rejection %q", out, sshCheckRejection)
+	if !strings.Contains(out, strings.TrimSpace(sshCheckLoginOff)) {
+		t.Errorf("tailscale ssh printed %q, want the server's rejection %q", out, sshCheckLoginOff)
 	}
 }

@@ -3,7 +3,6 @@ package control
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -95,15 +94,7 @@ func startServeBinary(t *testing.T, ctx context.Context, bin, configDir, stateDi
 }
 
 func statusOf(ctx context.Context, n *tailscaled.Node) (*ipnstate.Status, error) {
-	out, err := n.Tailscale(ctx, "status", "--json")
-	if err != nil {
-		return nil, err
-	}
-	st := new(ipnstate.Status)
-	if err := json.Unmarshal(out, st); err != nil {
-		return nil, fmt.Errorf("decoding status: %w", err)
-	}
-	return st, nil
+	return testkit.TailscaleStatus(ctx, n)
 }
 
 // e2eRun is one end-to-end run: `tailplane serve` (the real binary) on a

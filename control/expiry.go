@@ -17,7 +17,7 @@ import (
 // refuses it. Logging in again with an auth key ends all of this.
 
 // errKeyExpired refuses an expired node's endpoint and hostinfo updates.
-var errKeyExpired = &mapError{http.StatusForbidden, "this node's key expired, so its updates are refused; run `tailscale up --force-reauth --auth-key=KEY` to log in again"}
+var errKeyExpired = &mapError{http.StatusForbidden, "this node's key expired, so its updates are refused; log in again with `tailscale up` (or `tailscale up --force-reauth --auth-key=KEY`)"}
 
 // expiredMap is the whole netmap of an expired node: its own (expired)
 // node, and no peers, packet filter rules, SSH rules or DNS. It resets the
@@ -43,7 +43,7 @@ func (w *world) expiredMap(p *node, forSession bool) *tailcfg.MapResponse {
 	}
 	slices.Sort(resp.PeersRemoved)
 	if forSession && p.sess != nil {
-		p.sess.resetForFull(nil)
+		p.sess.resetForFull(nil, resp.SSHPolicy)
 	}
 	return resp
 }

@@ -62,3 +62,26 @@ func FuzzMap(f *testing.F) {
 		}
 	})
 }
+
+func FuzzSetDNS(f *testing.F) {
+	_, pub := startChallengeDNS(f, "ts.example.com", 1<<20)
+	ts := startServerWith(f, httpsTailnet(), "", func(c *Config) { c.CertDNS = pub })
+	n := newRawNode(f, ts)
+	n.register(n.registerReq(aliceKey))
+	seed, _ := json.Marshal(setDNSReq(n, "_acme-challenge.raw.ts.example.com", "TXT", "token"))
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := fuzzRequest(t, ts.serveSetDNS, "/machine/set-dns", n.mk.Public(), body)
+		switch rec.Code {
+		case 200:
+			var resp tailcfg.SetDNSResponse
+			if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+				t.Fatalf("200 with a body that is not a SetDNSResponse: %q", rec.Body.Bytes())
+			}
+		case 400, 401, 403, 429:
+		case 503: // the request's short context ended while queued
+		default:
+			t.Fatalf("unexpected HTTP %d: %s", rec.Code, rec.Body.Bytes())
+		}
+	})
+}

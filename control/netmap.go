@@ -116,6 +116,15 @@ func filterMessage(f []tailcfg.FilterRule) map[string][]tailcfg.FilterRule {
 	return m
 }
 
+// sshMessage encodes p as a complete replacement of the client's SSH
+// policy: no rules is an empty policy, since a nil one means "no change".
+func sshMessage(p *tailcfg.SSHPolicy) *tailcfg.SSHPolicy {
+	if p == nil {
+		return &tailcfg.SSHPolicy{}
+	}
+	return p
+}
+
 // fullMap builds p's complete netmap from the current state and resets its
 // session's queue, since the full map supersedes anything queued.
 func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
@@ -125,13 +134,13 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 	}
 	f := w.pol.Filter(p)
 	resp := &tailcfg.MapResponse{
-		Node:            p.view,
+		Node:            p.self,
 		DERPMap:         w.derpMap,
-		DNSConfig:       w.dns,
+		DNSConfig:       w.selfDNS(p),
 		Domain:          w.settings.Domain,
 		CollectServices: opt.False,
 		PacketFilters:   filterMessage(f),
-		SSHPolicy:       w.pol.SSHPolicy(p),
+		SSHPolicy:       sshMessage(w.pol.SSHPolicy(p)),
 		ControlTime:     &now,
 	}
 	profiles := w.profiles
@@ -168,7 +177,7 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 		slices.Sort(resp.PeersRemoved)
 	}
 	if forSession && p.sess != nil {
-		p.sess.resetForFull(f)
+		p.sess.resetForFull(f, resp.SSHPolicy)
 	}
 	return resp
 }
@@ -201,6 +210,7 @@ func (s *Server) deltaMap(d pendingDelta) *tailcfg.MapResponse {
 	if d.filterSet {
 		resp.PacketFilters = filterMessage(d.filter)
 	}
+	resp.SSHPolicy = d.ssh
 	resp.PingRequest = d.ping
 	return resp
 }

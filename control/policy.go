@@ -30,6 +30,8 @@ type peerPolicy interface {
 	Filter(n *node) []tailcfg.FilterRule
 	// SSHPolicy returns the SSH rules n enforces; nil means none.
 	SSHPolicy(n *node) *tailcfg.SSHPolicy
+	// SSHOf is SSHPolicy by node ID, for session goroutines.
+	SSHOf(id tailcfg.NodeID) *tailcfg.SSHPolicy
 	// CapMap returns the node attributes n gets; nil means none.
 	CapMap(n *node) tailcfg.NodeCapMap
 	// Routes returns what peers route to n (its addresses, the subnets it
@@ -196,6 +198,10 @@ func (e *evaluated) EachPeer(n *node, f func(tailcfg.NodeID)) {
 
 func (e *evaluated) FilterOf(id tailcfg.NodeID) []tailcfg.FilterRule {
 	return e.res.PacketFilter(id)
+}
+
+func (e *evaluated) SSHOf(id tailcfg.NodeID) *tailcfg.SSHPolicy {
+	return e.res.SSHPolicy(id)
 }
 
 func (e *evaluated) PeerCount(n *node) int {

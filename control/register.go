@@ -28,7 +28,12 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "tailplane: register: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	resp := s.register(r.Context(), machineKeyOf(r), &req)
+	var resp *tailcfg.RegisterResponse
+	if req.Followup != "" && (req.Auth == nil || req.Auth.AuthKey == "") {
+		resp = s.followup(r.Context(), machineKeyOf(r), &req)
+	} else {
+		resp = s.register(r.Context(), machineKeyOf(r), &req)
+	}
 	if resp.Error != "" {
 		s.logf("control: register from %s rejected: %s", machineKeyOf(r).ShortString(), resp.Error)
 	}
@@ -152,8 +157,14 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 		}
 		return w.success(n)
 	}
-	if n != nil && noAuth && w.keyExpired(n, now) {
+	if n != nil && noAuth && w.keyExpired(n, now) && (w.srv.login == nil || n.nodeKey == req.NodeKey) {
+		if w.srv.login != nil { // the client makes a new key and logs in with it
+			return &tailcfg.RegisterResponse{NodeKeyExpired: true}
+		}
 		return &tailcfg.RegisterResponse{NodeKeyExpired: true, Error: "tailplane: this node's key expired; run `tailscale up --force-reauth --auth-key=KEY` to log in again"}
+	}
+	if noAuth && w.srv.login != nil {
+		return w.srv.startLogin(mkey, req) // see followup for the rest
 	}
 	// Everything else needs an auth key, a new node key for a known node
 	// too: the client only makes one when it means to log in again
@@ -293,11 +304,20 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		n = &node{nodeRecord: rec, offlineSince: now}
 		w.addNode(n)
 	}
-	w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.givenName, rec.id, rec.v4, k.Name)
+	if k.Name == "" {
+		w.srv.logf("control: registered node %q (%d, %s) by login as %s", rec.givenName, rec.id, rec.v4, k.User)
+	} else {
+		w.srv.logf("control: registered node %q (%d, %s) with auth key %q", rec.givenName, rec.id, rec.v4, k.Name)
+	}
 	if rec.pending {
 		w.srv.logf("control: node %q (%d) waits for device approval (`tailplane nodes approve %d`)", rec.givenName, rec.id, rec.id)
 	}
 	w.membershipChanged(n, false)
+	if !isNew {
+		// The policy may see no change (same owner), but peers need the
+		// new node key.
+		w.publishChanged(n)
+	}
 	return w.success(n)
 }
 

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/policy"
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
@@ -52,6 +53,16 @@ type Config struct {
 	// ServerURL is the URL clients use, for SSH check callbacks; empty
 	// means none is advertised.
 	ServerURL string
+	// Login runs interactive logins: a /machine/register without an auth
+	// key gets a login URL from it, and the node registers as the user
+	// who logged in (docs/login.md). Nil means interactive login is off:
+	// such a register request is refused with an error that says to use
+	// an auth key.
+	Login *login.Manager
+	// CertDNS publishes the ACME DNS-01 records nodes ask for with
+	// /machine/set-dns when the tailnet has dns.https on (docs/https.md);
+	// nil refuses set-dns, saying the server has no DNS configured.
+	CertDNS ChallengePublisher
 
 	// KeepAlive is how often an idle map stream gets a keep-alive; zero
 	// means 50 s. Clients drop streams silent for 120 s.
@@ -87,9 +98,13 @@ type Server struct {
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
 	serverURL string
+	login     *login.Manager     // nil: interactive login is off
+	logins    interactiveLogins  // the open logins' URLs and machines
+	certDNS   ChallengePublisher // nil: set-dns refused
 	keepAlive time.Duration
 	timeouts  Timeouts
 	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
+	checks    sshChecks       // passed SSH checks (sshaction.go); synchronizes itself
 	limits    Limits          // with defaults filled in
 	health    RouterHealth    // with defaults filled in
 	pings     pingTable       // outstanding router pings; see health.go
@@ -143,6 +158,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		noiseKey:  cfg.NoiseKey,
 		derpMap:   cfg.DERPMap,
 		serverURL: cfg.ServerURL,
+		login:     cfg.Login,
+		certDNS:   cfg.CertDNS,
 		keepAlive: cfg.KeepAlive,
 		timeouts:  cfg.Timeouts,
 		limits:    cfg.Limits.withDefaults(),
@@ -200,8 +217,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.noiseMux = http.NewServeMux()
 	s.noiseMux.HandleFunc("POST /machine/register", s.serveRegister)
 	s.noiseMux.HandleFunc("POST /machine/map", s.serveMap)
-	s.noiseMux.HandleFunc("GET /machine/ssh/action/", s.serveSSHAction)
+	s.noiseMux.HandleFunc("GET /machine/ssh/action/", s.serveSSHActionMalformed)
+	s.noiseMux.HandleFunc("GET /machine/ssh/action/{src}/to/{dst}", s.serveSSHAction)
+	s.noiseMux.HandleFunc("GET /machine/ssh/action/{src}/to/{dst}/check/{id}", s.serveSSHCheck)
 	s.noiseMux.HandleFunc("HEAD /machine/ping/{token}", s.servePing)
+	s.noiseMux.HandleFunc("POST /machine/set-dns", s.serveSetDNS)
+	s.noiseMux.HandleFunc("POST /machine/feature/query", s.serveFeatureQuery)
 
 	if cfg.DERP != nil {
 		cfg.DERP.setAdmission(s.relay.check) // the world has filled s.relay

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"reflect"
 	"sync"
 
 	"tailscale.com/tailcfg"
@@ -22,8 +23,9 @@ type session struct {
 	closeMsg   string
 	full       bool
 	selfView   *tailcfg.Node        // pending new self view
-	filterPol  peerPolicy           // non-nil: recompute the filter from it
+	filterPol  peerPolicy           // non-nil: recompute the filter and SSH policy from it
 	lastFilter []tailcfg.FilterRule // the filter the client has
+	lastSSH    *tailcfg.SSHPolicy   // the SSH policy the client has (as sshMessage sent it)
 	changed    map[tailcfg.NodeID]*tailcfg.Node
 	patches    map[tailcfg.NodeID]*tailcfg.PeerChange
 	removed    map[tailcfg.NodeID]bool
@@ -51,7 +53,7 @@ func (s *session) close(why string) {
 	if !s.closed {
 		s.closed = true
 		s.closeMsg = why
-		s.full, s.selfView, s.filterPol, s.lastFilter = false, nil, nil, nil
+		s.full, s.selfView, s.filterPol, s.lastFilter, s.lastSSH = false, nil, nil, nil, nil
 		s.changed, s.patches, s.removed, s.ping = nil, nil, nil, nil
 		close(s.done)
 	}
@@ -176,6 +178,7 @@ type pendingDelta struct {
 	selfView  *tailcfg.Node
 	filter    []tailcfg.FilterRule
 	filterSet bool
+	ssh       *tailcfg.SSHPolicy // non-nil: a new SSH policy (sshMessage)
 	changed   map[tailcfg.NodeID]*tailcfg.Node
 	patches   map[tailcfg.NodeID]*tailcfg.PeerChange
 	removed   map[tailcfg.NodeID]bool
@@ -183,11 +186,12 @@ type pendingDelta struct {
 }
 
 func (d *pendingDelta) empty() bool {
-	return !d.full && d.selfView == nil && !d.filterSet && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0 && d.ping == nil
+	return !d.full && d.selfView == nil && !d.filterSet && d.ssh == nil && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0 && d.ping == nil
 }
 
-// take drains the queue. A pending filter check is done here, on the
-// session goroutine, outside the lock.
+// take drains the queue. A pending filter check (of the packet filter and
+// the SSH policy, whose principals are peers' addresses) is done here, on
+// the session goroutine, outside the lock.
 func (s *session) take() pendingDelta {
 	s.mu.Lock()
 	d := pendingDelta{full: s.full, selfView: s.selfView, changed: s.changed, patches: s.patches, removed: s.removed, ping: s.ping}
@@ -197,19 +201,24 @@ func (s *session) take() pendingDelta {
 	s.mu.Unlock()
 	if pol != nil && !d.full {
 		f := pol.FilterOf(s.nodeID)
+		ssh := sshMessage(pol.SSHOf(s.nodeID))
 		s.mu.Lock()
 		if !sameFilter(f, s.lastFilter) {
 			d.filter, d.filterSet = f, true
 			s.lastFilter = f
+		}
+		if !reflect.DeepEqual(ssh, s.lastSSH) {
+			d.ssh, s.lastSSH = ssh, ssh
 		}
 		s.mu.Unlock()
 	}
 	return d
 }
 
-// resetForFull drops queued deltas because a full netmap with filter f is
-// being built from the current state; called by the owner goroutine.
-func (s *session) resetForFull(f []tailcfg.FilterRule) {
+// resetForFull drops queued deltas because a full netmap with filter f
+// and SSH policy ssh (sshMessage) is being built from the current state;
+// called by the owner goroutine.
+func (s *session) resetForFull(f []tailcfg.FilterRule, ssh *tailcfg.SSHPolicy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -217,7 +226,7 @@ func (s *session) resetForFull(f []tailcfg.FilterRule) {
 	}
 	s.full, s.selfView, s.filterPol = false, nil, nil
 	s.changed, s.patches, s.removed = nil, nil, nil
-	s.lastFilter = f
+	s.lastFilter, s.lastSSH = f, ssh
 }
 
 // mergePatch returns a new patch folding newer into older; fields set in

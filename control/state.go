@@ -33,8 +33,10 @@ type node struct {
 	sess         *session // current streaming map session; nil when offline
 
 	// view is what peers get; rebuilt on every change and never modified
-	// after it was handed to a session.
+	// after it was handed to a session. self is what the node itself gets:
+	// view, plus the capabilities only it needs (see selfView).
 	view *tailcfg.Node
+	self *tailcfg.Node
 
 	upd updateLimit // map-request rate limit; see limits.go
 
@@ -234,6 +236,7 @@ func (w *world) visible(n *node) bool { return !n.loggedOut && !n.pending }
 // admission list follows the node.
 func (w *world) refreshView(n *node) {
 	n.view = w.nodeView(n)
+	n.self = w.selfView(n)
 	w.srv.relay.set(n.id, n.nodeKey, w.relayAdmitted(n), n.keyExpiry)
 }
 
@@ -242,7 +245,7 @@ func (w *world) refreshView(n *node) {
 func (w *world) publishChanged(n *node) {
 	w.refreshView(n)
 	if n.sess != nil {
-		n.sess.enqueueSelf(n.view)
+		n.sess.enqueueSelf(n.self)
 	}
 	if !w.visible(n) {
 		return

@@ -45,6 +45,9 @@ var (
 	pageBadState = page{Title: "Sign-in not accepted",
 		Message: "This sign-in response does not belong to a login started in this browser, or was used already.",
 		Hint:    "Open the login link your device printed again, in this browser, and sign in from there."}
+	pageNoProvider = page{Title: "Identity provider unreachable",
+		Message: "tailplane cannot reach the identity provider it is configured to send you to.",
+		Hint:    "Open the login link again in a minute. If it keeps failing, ask an admin to check login.oidc and the server log."}
 	pageFailed = page{Title: "Sign-in failed",
 		Message: "The identity provider's answer could not be verified.",
 		Hint:    "Open the login link your device printed again. If it keeps failing, ask an admin to check the server log."}
@@ -64,15 +67,21 @@ func (m *Manager) start(w http.ResponseWriter, r *http.Request, token string) {
 		m.page(w, http.StatusGone, pageExpired)
 		return
 	}
-	if m.oauth == nil {
+	client, err := m.provider(r.Context())
+	if err != nil {
+		m.logf("login %s: %v", p.ID, err)
+		m.page(w, http.StatusServiceUnavailable, pageNoProvider)
+		return
+	}
+	if client == nil {
 		m.page(w, http.StatusOK, page{Title: "Waiting for an admin",
 			Message: "No identity provider is configured. Give an admin this login ID:",
 			Code:    displayID(p.ID),
-			Command: "tailplane logins approve " + p.ID + " --user LOGIN",
-			Hint:    "Your device joins as soon as the admin runs this command with your login (as declared under users)."})
+			Command: "tailplane logins approve " + p.ID + " --user " + p.approveAs(),
+			Hint:    p.adminHint()})
 		return
 	}
-	f := &flow{p: p, nonce: randomString(20), verifier: oauth2.GenerateVerifier()}
+	f := &flow{p: p, client: client, nonce: randomString(20), verifier: oauth2.GenerateVerifier()}
 	state := randomString(20)
 	m.mu.Lock()
 	m.pruneLocked()
@@ -84,7 +93,7 @@ func (m *Manager) start(w http.ResponseWriter, r *http.Request, token string) {
 		SameSite: http.SameSiteLaxMode,
 	})
 	m.logf("login %s: sent to the identity provider", p.ID)
-	http.Redirect(w, r, m.oauth.AuthCodeURL(state, oidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.verifier)), http.StatusFound)
+	http.Redirect(w, r, client.oauth.AuthCodeURL(state, oidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.verifier)), http.StatusFound)
 }
 
 // callback serves the provider's redirect: the state must match this
@@ -92,10 +101,6 @@ func (m *Manager) start(w http.ResponseWriter, r *http.Request, token string) {
 // with the PKCE verifier, the ID token verified, its nonce checked, and the
 // verified email must be a declared user.
 func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
-	if m.oauth == nil {
-		m.page(w, http.StatusNotFound, pageUnknown)
-		return
-	}
 	q := r.URL.Query()
 	state := q.Get("state")
 	c, err := r.Cookie(stateCookie)
@@ -141,12 +146,25 @@ func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
 		m.page(w, http.StatusForbidden, m.undeclaredPage(login))
 		return
 	}
+	if !p.allows(canonical) {
+		m.logf("login %s: refused %s: the check is for %s", p.ID, canonical, p.User)
+		m.page(w, http.StatusForbidden, page{Title: "Signed in as the wrong user",
+			Message: "This check is for " + p.User + ", but you signed in as " + canonical + ".",
+			Hint:    "Open the link again and sign in as " + p.User + ", the owner of the device the SSH connection comes from."})
+		return
+	}
 	if err := m.complete(p, Result{User: canonical, Via: "oidc"}); err != nil {
 		pg := pageUnknown
 		if errors.Is(err, ErrExpired) {
 			pg = pageExpired
 		}
 		m.page(w, http.StatusBadRequest, pg)
+		return
+	}
+	if p.User != "" {
+		m.page(w, http.StatusOK, page{Title: "Check passed",
+			Message: "You are signed in as " + canonical + "; your SSH session goes on.",
+			Hint:    "You can close this window."})
 		return
 	}
 	m.page(w, http.StatusOK, page{Title: "You're connected",
@@ -167,7 +185,7 @@ func (m *Manager) verify(r *http.Request, f *flow, code string) (string, *status
 		ctx = oidc.ClientContext(ctx, m.cfg.HTTPClient)
 	}
 	id := f.p.ID
-	tok, err := m.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.verifier))
+	tok, err := f.client.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.verifier))
 	if err != nil {
 		m.logf("login %s: exchanging the code failed: %s", id, redactErr(err))
 		return "", &statusPage{http.StatusBadGateway, pageFailed}
@@ -177,7 +195,7 @@ func (m *Manager) verify(r *http.Request, f *flow, code string) (string, *status
 		m.logf("login %s: the token response has no id_token", id)
 		return "", &statusPage{http.StatusBadGateway, pageFailed}
 	}
-	idt, err := m.verifier.Verify(ctx, raw)
+	idt, err := f.client.verifier.Verify(ctx, raw)
 	if err != nil {
 		m.logf("login %s: ID token not valid: %v", id, err)
 		return "", &statusPage{http.StatusBadGateway, pageFailed}
@@ -193,11 +211,12 @@ func (m *Manager) verify(r *http.Request, f *flow, code string) (string, *status
 		m.logf("login %s: ID token claims: %v", id, err)
 		return "", &statusPage{http.StatusBadGateway, pageFailed}
 	}
-	login, _ := claims[m.cfg.OIDC.EmailClaim].(string)
+	claim := f.client.cfg.EmailClaim
+	login, _ := claims[claim].(string)
 	if login == "" {
-		m.logf("login %s: ID token has no %q claim", id, m.cfg.OIDC.EmailClaim)
+		m.logf("login %s: ID token has no %q claim", id, claim)
 		return "", &statusPage{http.StatusForbidden, page{Title: "Sign-in not accepted",
-			Message: "The identity provider did not say who you are (no " + m.cfg.OIDC.EmailClaim + " claim).",
+			Message: "The identity provider did not say who you are (no " + claim + " claim).",
 			Hint:    "Ask an admin to check login.oidc.emailClaim and the provider's scopes."}}
 	}
 	if v, _ := claims["email_verified"].(bool); !v {
@@ -224,7 +243,9 @@ func redactErr(err error) string {
 }
 
 func (m *Manager) undeclaredPage(login string) page {
-	file := m.cfg.UsersFile
+	m.mu.Lock()
+	file := m.usersFile
+	m.mu.Unlock()
 	if file == "" {
 		file = "the config repository"
 	}
@@ -232,6 +253,23 @@ func (m *Manager) undeclaredPage(login string) page {
 		Message: "You signed in as " + login + ", but no user by that login is declared.",
 		Hint:    "An admin adds you under the users key in " + file + " and pushes; then run tailscale up again.",
 		Code:    `"users": {"` + login + `": {}}`}
+}
+
+// approveAs is the --user an admin approves p with: the user of a check,
+// else a placeholder.
+func (p *pending) approveAs() string {
+	if p.User != "" {
+		return p.User
+	}
+	return "LOGIN"
+}
+
+// adminHint says what the admin's approval of p does.
+func (p *pending) adminHint() string {
+	if p.User != "" {
+		return "The SSH session waiting for this check goes on as soon as the admin runs this command."
+	}
+	return "Your device joins as soon as the admin runs this command with your login (as declared under users)."
 }
 
 // displayID groups a login ID for reading: "ABCD-EFGH".

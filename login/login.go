@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,9 +61,15 @@ type Result struct {
 // Pending is a login that was started and has not completed.
 type Pending struct {
 	ID      string // short login ID shown to the person and given to Approve
-	URL     string // where the person logs in; single-use and secret
+	URL     string // where the person logs in; single-use and secret (List leaves it empty)
 	Machine string // the machine identity that started it
+	Device  string // what the device says it is ("laptop (linux)"), for admins; may be empty
+	Started time.Time
 	Expires time.Time
+	// User, for a check (StartCheck), is the one declared user who may
+	// complete it. Empty for a registration, which any declared user
+	// completes.
+	User string
 }
 
 // Errors returned by Wait and Approve.
@@ -72,33 +79,48 @@ var (
 	ErrWrongMachine = errors.New("the login was started by another machine")
 	ErrDone         = errors.New("the login has completed already")
 	ErrUndeclared   = errors.New("the user is not declared under users")
+	ErrCanceled     = errors.New("the login was canceled (a newer login from the same device replaced it)")
 )
+
+// ErrWrongUser is Approve's error for a check approved as another user
+// than the one it is for.
+var ErrWrongUser = errors.New("the check is for another user")
 
 // Manager holds pending logins and serves their pages.
 type Manager struct {
-	cfg      Config
-	ttl      time.Duration
-	secure   bool // cookies get Secure: BaseURL is https
-	provider *oidc.Provider
+	cfg    Config
+	ttl    time.Duration
+	secure bool // cookies get Secure: BaseURL is https
+
+	mu        sync.Mutex          // guards the fields below
+	byID      map[string]*pending // by short ID
+	byToken   map[string]*pending // by URL token
+	byState   map[string]*flow    // OIDC flows in progress, by state
+	oidcCfg   *schema.OIDC        // the provider logins go to; nil: none (admins approve)
+	client    *oidcClient         // oidcCfg's discovered client; nil until discovered
+	usersFile string              // Config.UsersFile, or what SetUsersFile set
+}
+
+// oidcClient is a discovered provider: how to send people there and to
+// verify what it answers.
+type oidcClient struct {
+	cfg      *schema.OIDC
 	verifier *oidc.IDTokenVerifier
 	oauth    *oauth2.Config
-
-	mu      sync.Mutex          // guards the fields below
-	byID    map[string]*pending // by short ID
-	byToken map[string]*pending // by URL token
-	byState map[string]*flow    // OIDC flows in progress, by state
 }
 
 type pending struct {
 	Pending
 	token  string
-	done   chan struct{} // closed when result is set
+	done   chan struct{} // closed when result or err is set
 	result Result
+	err    error // ErrCanceled, or nil
 }
 
 // flow is one trip to the provider for a pending login.
 type flow struct {
 	p        *pending
+	client   *oidcClient // the provider the person was sent to
 	nonce    string
 	verifier string // PKCE code verifier
 }
@@ -116,6 +138,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, ttl: cfg.TTL, secure: base.Scheme == "https",
 		byID: map[string]*pending{}, byToken: map[string]*pending{}, byState: map[string]*flow{},
+		oidcCfg: cfg.OIDC, usersFile: cfg.UsersFile,
 	}
 	if m.ttl <= 0 {
 		m.ttl = DefaultTTL
@@ -123,21 +146,94 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.OIDC == nil {
 		return m, nil
 	}
-	if cfg.HTTPClient != nil {
-		ctx = oidc.ClientContext(ctx, cfg.HTTPClient)
-	}
-	m.provider, err = oidc.NewProvider(ctx, cfg.OIDC.Issuer)
-	if err != nil {
-		return nil, fmt.Errorf("login: discovering OIDC provider %s: %w (hint: check login.oidc.issuer and that the server reaches it)", cfg.OIDC.Issuer, err)
-	}
-	m.verifier = m.provider.Verifier(&oidc.Config{ClientID: cfg.OIDC.ClientID, Now: m.now})
-	m.oauth = &oauth2.Config{
-		ClientID: cfg.OIDC.ClientID, ClientSecret: cfg.ClientSecret,
-		Endpoint:    m.provider.Endpoint(),
-		RedirectURL: strings.TrimSuffix(cfg.BaseURL, "/") + "/login/callback",
-		Scopes:      cfg.OIDC.Scopes,
+	if m.client, err = m.discover(ctx, cfg.OIDC); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// discover finds the provider o names and builds its client.
+func (m *Manager) discover(ctx context.Context, o *schema.OIDC) (*oidcClient, error) {
+	if m.cfg.HTTPClient != nil {
+		ctx = oidc.ClientContext(ctx, m.cfg.HTTPClient)
+	}
+	provider, err := oidc.NewProvider(ctx, o.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("login: discovering OIDC provider %s: %w (hint: check login.oidc.issuer and that the server reaches it)", o.Issuer, err)
+	}
+	return &oidcClient{
+		cfg:      o,
+		verifier: provider.Verifier(&oidc.Config{ClientID: o.ClientID, Now: m.now}),
+		oauth: &oauth2.Config{
+			ClientID: o.ClientID, ClientSecret: m.cfg.ClientSecret,
+			Endpoint:    provider.Endpoint(),
+			RedirectURL: strings.TrimSuffix(m.cfg.BaseURL, "/") + "/login/callback",
+			Scopes:      o.Scopes,
+		},
+	}, nil
+}
+
+// SetOIDC switches future logins to the provider o (nil: none, admins
+// approve logins by ID), as a newly applied `login.oidc` says. Sign-ins in
+// progress at the old provider must start again. A provider that cannot
+// be discovered now is tried again when the next login page opens; the
+// error says why it failed this time.
+func (m *Manager) SetOIDC(ctx context.Context, o *schema.OIDC) error {
+	m.mu.Lock()
+	same := sameOIDC(m.oidcCfg, o)
+	if !same {
+		m.oidcCfg, m.client = o, nil
+		if n := len(m.byState); n > 0 {
+			m.logf("login: the identity provider changed; %d sign-ins in progress must start again", n)
+		}
+		m.byState = map[string]*flow{}
+	}
+	m.mu.Unlock()
+	if same || o == nil {
+		return nil
+	}
+	_, err := m.provider(ctx)
+	return err
+}
+
+// SetUsersFile names the config file that declares users, for the page a
+// refused user sees (as Config.UsersFile; empty: "the config repository").
+func (m *Manager) SetUsersFile(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.usersFile = name
+}
+
+// sameOIDC reports whether a and b configure the same provider and client.
+func sameOIDC(a, b *schema.OIDC) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Issuer == b.Issuer && a.ClientID == b.ClientID && a.EmailClaim == b.EmailClaim && slices.Equal(a.Scopes, b.Scopes)
+}
+
+// provider returns the configured provider's client, discovering it first
+// if needed; nil, nil when no provider is configured.
+func (m *Manager) provider(ctx context.Context) (*oidcClient, error) {
+	m.mu.Lock()
+	o, c := m.oidcCfg, m.client
+	m.mu.Unlock()
+	if o == nil || c != nil {
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := m.discover(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.oidcCfg != o { // changed meanwhile
+		return nil, errors.New("login: the identity provider changed during discovery; try again")
+	}
+	m.client = c
+	return c, nil
 }
 
 func (m *Manager) now() time.Time {
@@ -164,7 +260,25 @@ func randomString(n int) string {
 
 // Start begins a login for machine, an opaque identity of the device that
 // asked (its machine key). Only Wait with the same machine sees its result.
-func (m *Manager) Start(machine string) Pending {
+func (m *Manager) Start(machine string) Pending { return m.StartFor(machine, "") }
+
+// StartFor is Start with a description of the device for admins (shown by
+// List and `tailplane logins list`), such as its hostname and OS.
+func (m *Manager) StartFor(machine, device string) Pending {
+	return m.open(machine, device, "")
+}
+
+// StartCheck begins a check: a login that only user (a declared login,
+// the owner of the node that wants something checked) may complete, as
+// for an SSH "check" rule. machine is, as for Start, the identity that
+// may Wait for it: for an SSH check, the destination that holds the
+// session. A person who signs in as anyone else is refused and the
+// check stays open for user.
+func (m *Manager) StartCheck(machine, user string) Pending {
+	return m.open(machine, "", user)
+}
+
+func (m *Manager) open(machine, device, user string) Pending {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.pruneLocked()
@@ -173,11 +287,18 @@ func (m *Manager) Start(machine string) Pending {
 		p.ID = randomString(5) // 8 characters, 40 bits: for admins to type
 	}
 	p.Machine = machine
-	p.Expires = m.now().Add(m.ttl)
+	p.User = user
+	p.Device = device
+	p.Started = m.now()
+	p.Expires = p.Started.Add(m.ttl)
 	p.URL = strings.TrimSuffix(m.cfg.BaseURL, "/") + "/login/" + p.token
 	m.byID[p.ID] = p
 	m.byToken[p.token] = p
-	m.logf("login %s: started", p.ID)
+	if user != "" {
+		m.logf("login %s: started, a check for %s", p.ID, user)
+	} else {
+		m.logf("login %s: started", p.ID)
+	}
 	return p.Pending
 }
 
@@ -221,7 +342,7 @@ func (m *Manager) Wait(ctx context.Context, id, machine string) (Result, error) 
 		return Result{}, ErrWrongMachine
 	}
 	if p.isDone() {
-		return p.result, nil
+		return p.result, p.err
 	}
 	wait := time.Until(p.Expires)
 	if m.cfg.Now != nil {
@@ -234,18 +355,56 @@ func (m *Manager) Wait(ctx context.Context, id, machine string) (Result, error) 
 	defer timer.Stop()
 	select {
 	case <-p.done:
-		return p.result, nil
+		return p.result, p.err
 	case <-timer.C:
 		if p.isDone() {
-			return p.result, nil
+			return p.result, p.err
 		}
 		return Result{}, ErrExpired
 	case <-ctx.Done():
 		if p.isDone() {
-			return p.result, nil
+			return p.result, p.err
 		}
 		return Result{}, ctx.Err()
 	}
+}
+
+// List returns the open logins (neither completed nor expired), oldest
+// first, without their URLs.
+func (m *Manager) List() []Pending {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	var out []Pending
+	for _, p := range m.byID {
+		if !p.isDone() && now.Before(p.Expires) {
+			q := p.Pending
+			q.URL = ""
+			out = append(out, q)
+		}
+	}
+	slices.SortFunc(out, func(a, b Pending) int {
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// Cancel ends the open login id: its URL stops working and Wait returns
+// ErrCanceled. A login that completed or is unknown is left as it is.
+func (m *Manager) Cancel(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.byID[id]
+	if p == nil || p.isDone() {
+		return
+	}
+	p.err = ErrCanceled
+	close(p.done)
+	delete(m.byToken, p.token)
+	m.logf("login %s: canceled", p.ID)
 }
 
 // Approve completes the login id as the declared user (an admin's
@@ -261,10 +420,18 @@ func (m *Manager) Approve(ctx context.Context, id, user string) error {
 	if p == nil {
 		return fmt.Errorf("approving login %s: %w", id, ErrUnknown)
 	}
+	if !p.allows(canonical) {
+		return fmt.Errorf("approving login %s as %s: %w, %s (hint: approve it as --user %s)", id, canonical, ErrWrongUser, p.User, p.User)
+	}
 	if err := m.complete(p, Result{User: canonical, Via: "admin"}); err != nil {
 		return fmt.Errorf("approving login %s: %w", id, err)
 	}
 	return nil
+}
+
+// allows reports whether user (canonical) may complete p.
+func (p *pending) allows(user string) bool {
+	return p.User == "" || strings.EqualFold(p.User, user)
 }
 
 // complete sets p's result once, if p has not expired.
@@ -272,6 +439,8 @@ func (m *Manager) complete(p *pending, r Result) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
+	case p.isDone() && p.err != nil:
+		return p.err
 	case p.isDone():
 		return ErrDone
 	case !m.now().Before(p.Expires):

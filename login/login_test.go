@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tailplane/tailplane/internal/logintest"
 	"github.com/tailplane/tailplane/schema"
 )
 
@@ -24,10 +25,10 @@ func lookup(_ context.Context, login string) (string, bool) {
 	return l, declared[l]
 }
 
-var testUsers = map[string]testUser{
-	"alice": {password: "alice-pw", email: "alice@example.com", verified: true},
-	"carol": {password: "carol-pw", email: "carol@example.com", verified: true}, // not declared
-	"dave":  {password: "dave-pw", email: "dave@example.com", verified: false},
+var testUsers = map[string]logintest.User{
+	"alice": {Password: "alice-pw", Email: "alice@example.com", Verified: true},
+	"carol": {Password: "carol-pw", Email: "carol@example.com", Verified: true}, // not declared
+	"dave":  {Password: "dave-pw", Email: "dave@example.com", Verified: false},
 }
 
 // clock is a settable clock for expiry.
@@ -52,7 +53,7 @@ func (c *clock) advance(d time.Duration) {
 type env struct {
 	m     *Manager
 	url   string
-	prov  *testProvider
+	prov  *logintest.Provider
 	clock *clock
 	mu    sync.Mutex // guards log
 	log   []string
@@ -78,9 +79,9 @@ func newEnv(t *testing.T, withOIDC bool) *env {
 			e.log = append(e.log, fmt.Sprintf(f, a...))
 		}}
 	if withOIDC {
-		e.prov = startProvider(t, srv.URL+"/login/callback", testUsers)
-		cfg.OIDC = &schema.OIDC{Issuer: e.prov.URL, ClientID: e.prov.client, Scopes: []string{"openid", "email"}, EmailClaim: "email"}
-		cfg.ClientSecret = e.prov.secret
+		e.prov = logintest.StartProvider(t, srv.URL+"/login/callback", testUsers)
+		cfg.OIDC = &schema.OIDC{Issuer: e.prov.URL, ClientID: e.prov.ClientID, Scopes: []string{"openid", "email"}, EmailClaim: "email"}
+		cfg.ClientSecret = e.prov.ClientSecret
 	}
 	m, err := New(context.Background(), cfg)
 	if err != nil {
@@ -101,11 +102,11 @@ func completed(m *Manager, p Pending) (Result, bool) {
 
 func TestOIDCLoginDeclaredUser(t *testing.T) {
 	e := newEnv(t, true)
-	b := newBrowser(t)
+	b := logintest.NewBrowser(t)
 	p := e.m.Start("mkey:laptop")
-	b.open(p.URL)
-	if got := b.signIn("alice", "alice-pw"); got != "You're connected" {
-		t.Fatalf("landed on %q: %s", got, b.text("message"))
+	b.Open(p.URL)
+	if got := b.SignIn("alice", "alice-pw"); got != "You're connected" {
+		t.Fatalf("landed on %q: %s", got, b.Text("message"))
 	}
 	r, err := e.m.Wait(context.Background(), p.ID, p.Machine)
 	if err != nil {
@@ -114,7 +115,7 @@ func TestOIDCLoginDeclaredUser(t *testing.T) {
 	if diff := cmp.Diff(Result{User: "alice@example.com", Via: "oidc"}, r); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
-	callback, err := url.Parse(b.location())
+	callback, err := url.Parse(b.Location())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +129,12 @@ func TestOIDCLoginDeclaredUser(t *testing.T) {
 		}
 	}
 	// The URL is single-use, and replaying the callback completes nothing.
-	if got := b.open(p.URL); got != pageUnknown.Title {
+	if got := b.Open(p.URL); got != pageUnknown.Title {
 		t.Errorf("reused login URL: page %q, want %q", got, pageUnknown.Title)
 	}
 	other := e.m.Start("mkey:other")
-	b.open(other.URL) // a fresh flow with its own cookie
-	if got := b.open(callback.String()); got != pageBadState.Title {
+	b.Open(other.URL) // a fresh flow with its own cookie
+	if got := b.Open(callback.String()); got != pageBadState.Title {
 		t.Errorf("replayed callback: page %q, want %q", got, pageBadState.Title)
 	}
 	if r, ok := completed(e.m, other); ok {
@@ -152,13 +153,13 @@ func TestOIDCLoginRefused(t *testing.T) {
 	e := newEnv(t, true)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBrowser(t)
+			b := logintest.NewBrowser(t)
 			p := e.m.Start("mkey:" + tt.user)
-			b.open(p.URL)
-			if got := b.signIn(tt.user, tt.password); got != tt.title {
+			b.Open(p.URL)
+			if got := b.SignIn(tt.user, tt.password); got != tt.title {
 				t.Fatalf("page %q, want %q", got, tt.title)
 			}
-			if hint := b.text("hint") + b.text("message"); !strings.Contains(hint, tt.text) {
+			if hint := b.Text("hint") + b.Text("message"); !strings.Contains(hint, tt.text) {
 				t.Errorf("page says %q, want it to mention %q", hint, tt.text)
 			}
 			if r, ok := completed(e.m, p); ok {
@@ -171,10 +172,10 @@ func TestOIDCLoginRefused(t *testing.T) {
 func TestOIDCLoginBadCallbacks(t *testing.T) {
 	e := newEnv(t, true)
 	t.Run("forged state", func(t *testing.T) {
-		b := newBrowser(t)
+		b := logintest.NewBrowser(t)
 		p := e.m.Start("mkey:a")
-		b.open(p.URL)
-		if got := b.open(e.url + "/login/callback?code=forged&state=" + randomString(20)); got != pageBadState.Title {
+		b.Open(p.URL)
+		if got := b.Open(e.url + "/login/callback?code=forged&state=" + randomString(20)); got != pageBadState.Title {
 			t.Errorf("page %q, want %q", got, pageBadState.Title)
 		}
 		if _, ok := completed(e.m, p); ok {
@@ -182,19 +183,19 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 		}
 	})
 	t.Run("wrong nonce", func(t *testing.T) {
-		b := newBrowser(t)
+		b := logintest.NewBrowser(t)
 		p := e.m.Start("mkey:a")
-		b.open(p.URL)
-		e.prov.store.tamperNonces("not-the-nonce-tailplane-sent")
-		if got := b.signIn("alice", "alice-pw"); got != "Sign-in not accepted" || !strings.Contains(b.text("message"), "nonce") {
-			t.Errorf("page %q: %q, want a nonce mismatch", got, b.text("message"))
+		b.Open(p.URL)
+		e.prov.TamperNonces("not-the-nonce-tailplane-sent")
+		if got := b.SignIn("alice", "alice-pw"); got != "Sign-in not accepted" || !strings.Contains(b.Text("message"), "nonce") {
+			t.Errorf("page %q: %q, want a nonce mismatch", got, b.Text("message"))
 		}
 		if _, ok := completed(e.m, p); ok {
 			t.Error("wrong nonce completed the login")
 		}
 	})
 	t.Run("another machine's login", func(t *testing.T) {
-		b := newBrowser(t)
+		b := logintest.NewBrowser(t)
 		mine, theirs := e.m.Start("mkey:victim"), e.m.Start("mkey:attacker")
 		// The attacker starts their login and sends the provider link on.
 		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -207,9 +208,9 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 		if resp.StatusCode != http.StatusFound || lure == "" {
 			t.Fatalf("login URL answered %s without a redirect", resp.Status)
 		}
-		b.open(mine.URL) // the victim's own login sets this browser's cookie
-		b.open(lure)
-		if got := b.signIn("alice", "alice-pw"); got != pageBadState.Title {
+		b.Open(mine.URL) // the victim's own login sets this browser's cookie
+		b.Open(lure)
+		if got := b.SignIn("alice", "alice-pw"); got != pageBadState.Title {
 			t.Errorf("page %q, want %q", got, pageBadState.Title)
 		}
 		for _, p := range []Pending{mine, theirs} {
@@ -222,10 +223,10 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 		}
 	})
 	t.Run("expired login URL", func(t *testing.T) {
-		b := newBrowser(t)
+		b := logintest.NewBrowser(t)
 		p := e.m.Start("mkey:a")
 		e.clock.advance(DefaultTTL + time.Second)
-		if got := b.open(p.URL); got != pageExpired.Title {
+		if got := b.Open(p.URL); got != pageExpired.Title {
 			t.Errorf("page %q, want %q", got, pageExpired.Title)
 		}
 		if _, err := e.m.Wait(context.Background(), p.ID, p.Machine); !errors.Is(err, ErrExpired) {
@@ -233,11 +234,11 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 		}
 	})
 	t.Run("expired during sign-in", func(t *testing.T) {
-		b := newBrowser(t)
+		b := logintest.NewBrowser(t)
 		p := e.m.Start("mkey:a")
-		b.open(p.URL)
+		b.Open(p.URL)
 		e.clock.advance(DefaultTTL + time.Second)
-		if got := b.signIn("alice", "alice-pw"); got != pageExpired.Title {
+		if got := b.SignIn("alice", "alice-pw"); got != pageExpired.Title {
 			t.Errorf("page %q, want %q", got, pageExpired.Title)
 		}
 		if _, ok := completed(e.m, p); ok {
@@ -248,19 +249,19 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 
 func TestApproveByID(t *testing.T) {
 	e := newEnv(t, false)
-	b := newBrowser(t)
+	b := logintest.NewBrowser(t)
 	p := e.m.Start("mkey:laptop")
-	if got := b.open(p.URL); got != "Waiting for an admin" {
+	if got := b.Open(p.URL); got != "Waiting for an admin" {
 		t.Fatalf("page %q", got)
 	}
-	if got, want := b.text("code"), displayID(p.ID); got != want {
+	if got, want := b.Text("code"), displayID(p.ID); got != want {
 		t.Errorf("login ID on page %q, want %q", got, want)
 	}
-	if got, want := b.text("command"), "tailplane logins approve "+p.ID+" --user LOGIN"; got != want {
+	if got, want := b.Text("command"), "tailplane logins approve "+p.ID+" --user LOGIN"; got != want {
 		t.Errorf("command on page %q, want %q", got, want)
 	}
 	ctx := context.Background()
-	if err := e.m.Approve(ctx, b.text("code"), "carol@example.com"); !errors.Is(err, ErrUndeclared) {
+	if err := e.m.Approve(ctx, b.Text("code"), "carol@example.com"); !errors.Is(err, ErrUndeclared) {
 		t.Errorf("approving an undeclared user: %v, want ErrUndeclared", err)
 	}
 	if _, ok := completed(e.m, p); ok {
@@ -274,7 +275,7 @@ func TestApproveByID(t *testing.T) {
 		}
 		done <- r
 	}()
-	if err := e.m.Approve(ctx, b.text("code"), "Bob@example.com"); err != nil {
+	if err := e.m.Approve(ctx, b.Text("code"), "Bob@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(Result{User: "bob@example.com", Via: "admin"}, <-done); diff != "" {
@@ -283,16 +284,16 @@ func TestApproveByID(t *testing.T) {
 	if err := e.m.Approve(ctx, p.ID, "alice@example.com"); !errors.Is(err, ErrDone) {
 		t.Errorf("approving twice: %v, want ErrDone", err)
 	}
-	if got := b.open(p.URL); got != pageUnknown.Title {
+	if got := b.Open(p.URL); got != pageUnknown.Title {
 		t.Errorf("used login URL: page %q, want %q", got, pageUnknown.Title)
 	}
 }
 
 func TestStateCookieSecure(t *testing.T) {
-	prov := startProvider(t, "https://tp.example.com/login/callback", testUsers)
+	prov := logintest.StartProvider(t, "https://tp.example.com/login/callback", testUsers)
 	for _, base := range []string{"https://tp.example.com", "http://127.0.0.1:1"} {
 		m, err := New(context.Background(), Config{BaseURL: base, LookupUser: lookup,
-			OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.client, Scopes: []string{"openid"}, EmailClaim: "email"}})
+			OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.ClientID, Scopes: []string{"openid"}, EmailClaim: "email"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,5 +304,79 @@ func TestStateCookieSecure(t *testing.T) {
 		if len(cookies) != 1 || !cookies[0].HttpOnly || cookies[0].Secure != strings.HasPrefix(base, "https:") {
 			t.Errorf("%s: cookies %v, want one HttpOnly cookie, Secure only over https", base, cookies)
 		}
+	}
+}
+
+func TestListAndCancel(t *testing.T) {
+	e := newEnv(t, false)
+	a := e.m.StartFor("mkey:a", "laptop (linux)")
+	e.clock.advance(time.Second)
+	b := e.m.Start("mkey:b")
+	want := []Pending{
+		{ID: a.ID, Machine: "mkey:a", Device: "laptop (linux)", Started: a.Started, Expires: a.Expires},
+		{ID: b.ID, Machine: "mkey:b", Started: b.Started, Expires: b.Expires},
+	}
+	if diff := cmp.Diff(want, e.m.List()); diff != "" {
+		t.Errorf("List (-want +got):\n%s", diff)
+	}
+	e.m.Cancel(a.ID)
+	if _, err := e.m.Wait(context.Background(), a.ID, a.Machine); !errors.Is(err, ErrCanceled) {
+		t.Errorf("Wait for a canceled login: %v, want ErrCanceled", err)
+	}
+	if err := e.m.Approve(context.Background(), a.ID, "alice@example.com"); !errors.Is(err, ErrCanceled) {
+		t.Errorf("Approve of a canceled login: %v, want ErrCanceled", err)
+	}
+	res, err := http.Get(a.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("canceled login's URL answered %s, want 404", res.Status)
+	}
+	if diff := cmp.Diff(want[1:], e.m.List()); diff != "" {
+		t.Errorf("List after Cancel (-want +got):\n%s", diff)
+	}
+	e.clock.advance(DefaultTTL)
+	if got := e.m.List(); len(got) != 0 {
+		t.Errorf("List after expiry: %v, want none", got)
+	}
+}
+
+// A newly applied login.oidc takes effect for the next login page, and an
+// unreachable provider gets its own page until it answers.
+func TestSetOIDC(t *testing.T) {
+	e := newEnv(t, false)
+	b := logintest.NewBrowser(t)
+	ctx := context.Background()
+	if got := b.Open(e.m.Start("mkey:a").URL); got != "Waiting for an admin" {
+		t.Fatalf("without a provider: page %q", got)
+	}
+	prov := logintest.StartProvider(t, e.url+"/login/callback", testUsers)
+	e.m.cfg.ClientSecret = prov.ClientSecret
+	oidcCfg := &schema.OIDC{Issuer: prov.URL, ClientID: prov.ClientID, Scopes: []string{"openid", "email"}, EmailClaim: "email"}
+	if err := e.m.SetOIDC(ctx, oidcCfg); err != nil {
+		t.Fatal(err)
+	}
+	p := e.m.Start("mkey:a")
+	b.Open(p.URL)
+	if got := b.SignIn("alice", "alice-pw"); got != "You're connected" {
+		t.Fatalf("after SetOIDC: landed on %q", got)
+	}
+	if r, ok := completed(e.m, p); !ok || r.Via != "oidc" {
+		t.Errorf("login after SetOIDC: %v, %v; want completed via oidc", r, ok)
+	}
+	down := &schema.OIDC{Issuer: "http://127.0.0.1:1", ClientID: "x", Scopes: []string{"openid"}, EmailClaim: "email"}
+	if err := e.m.SetOIDC(ctx, down); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("SetOIDC of an unreachable provider: %v, want an error naming it", err)
+	}
+	if got := b.Open(e.m.Start("mkey:a").URL); got != pageNoProvider.Title {
+		t.Errorf("unreachable provider: page %q, want %q", got, pageNoProvider.Title)
+	}
+	if err := e.m.SetOIDC(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Open(e.m.Start("mkey:a").URL); got != "Waiting for an admin" {
+		t.Errorf("after SetOIDC(nil): page %q", got)
 	}
 }

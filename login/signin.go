@@ -45,21 +45,26 @@ var (
 	ErrSignInFailed = errors.New("the identity provider did not sign the person in")
 )
 
-// HasOIDC reports whether the Manager has an OIDC provider, so that
-// BeginSignIn can work.
-func (m *Manager) HasOIDC(ctx context.Context) bool {
-	_, _, _, err := m.signInProvider(ctx)
-	return err == nil
+// HasOIDC reports whether an OIDC provider is configured (login.oidc), so
+// that BeginSignIn may work. It does not contact the provider.
+func (m *Manager) HasOIDC() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.oidcCfg != nil
 }
 
 // signInProvider is the provider browser sign-ins go to: its OAuth
 // configuration, ID token verifier and email claim, or ErrNoProvider.
-// It is the one place this file reads the Manager's provider.
-func (m *Manager) signInProvider(context.Context) (*oauth2.Config, *oidc.IDTokenVerifier, string, error) {
-	if m.oauth == nil {
+// It discovers the provider first if needed (Manager.provider).
+func (m *Manager) signInProvider(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVerifier, string, error) {
+	c, err := m.provider(ctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if c == nil {
 		return nil, nil, "", ErrNoProvider
 	}
-	return m.oauth, m.verifier, m.cfg.OIDC.EmailClaim, nil
+	return c.oauth, c.verifier, c.cfg.EmailClaim, nil
 }
 
 // withRedirect is c with another redirect URL.

@@ -473,10 +473,6 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 		}
 		return fail(StepCheck, &reconcile.ConfigError{Err: err})
 	}
-	// Tailscale accepts these; tailplane cannot serve them yet.
-	if ds := prep.Policy().Unsupported().Errors(); len(ds) > 0 {
-		return fail(StepCompile, &reconcile.ConfigError{Err: ds})
-	}
 	failed, err := l.cfg.Server.Test(ctx, prep)
 	if err != nil {
 		return fail(StepTest, err)

@@ -48,3 +48,16 @@ func (r *Result) CapMap(id tailcfg.NodeID) tailcfg.NodeCapMap {
 	}
 	return r.capMap(s)
 }
+
+// SSHPolicy returns the SSH rules node id enforces, nil if it has none or
+// id is unknown, without building its peer list.
+func (r *Result) SSHPolicy(id tailcfg.NodeID) *tailcfg.SSHPolicy {
+	s, ok := r.byID[id]
+	if !ok {
+		return nil
+	}
+	if v := r.cachedView(id); v != nil {
+		return v.SSH
+	}
+	return r.sshPolicy(s)
+}

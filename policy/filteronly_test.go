@@ -10,8 +10,8 @@ import (
 	"tailscale.com/tailcfg"
 )
 
-// TestPartialViewsMatchNodeView checks that PacketFilter, SelfRoutes and
-// CapMap answer exactly what Node(id) holds, whether or not the view was
+// TestPartialViewsMatchNodeView checks that PacketFilter, SelfRoutes,
+// CapMap and SSHPolicy answer exactly what Node(id) holds, whether or not the view was
 // built first, on a tailnet with subnet routers (two for one subnet), an
 // exit node, node attributes and a node without IPv4.
 func TestPartialViewsMatchNodeView(t *testing.T) {
@@ -30,6 +30,10 @@ func TestPartialViewsMatchNodeView(t *testing.T) {
 			NodeAttrs: []schema.NodeAttr{
 				{Target: []string{"tag:web"}, Attr: []string{"disable-ipv4", "example.com/cap/custom"}},
 				{Target: []string{"alice@example.com"}, Attr: []string{"funnel"}},
+			},
+			SSH: []schema.SSHRule{
+				{Action: "check", Src: []string{"alice@example.com"}, Dst: []string{"tag:web"}, Users: []string{"root"}},
+				{Action: "accept", Src: []string{"alice@example.com"}, Dst: []string{"autogroup:self"}, Users: []string{"autogroup:nonroot"}},
 			},
 			RandomizeClientPort: true,
 		},
@@ -54,6 +58,7 @@ func TestPartialViewsMatchNodeView(t *testing.T) {
 		Filter           []tailcfg.FilterRule
 		Allowed, Primary []netip.Prefix
 		Caps             tailcfg.NodeCapMap
+		SSH              *tailcfg.SSHPolicy
 	}
 	opts := cmp.Options{cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Prefix{})}
 	for _, n := range nodes {
@@ -64,8 +69,8 @@ func TestPartialViewsMatchNodeView(t *testing.T) {
 				res = p.Evaluate(nodes, Options{}) // no view built yet
 			}
 			allowed, primary := res.SelfRoutes(n.ID)
-			got := partial{res.PacketFilter(n.ID), allowed, primary, res.CapMap(n.ID)}
-			want := partial{v.PacketFilter, v.AllowedIPs, v.PrimaryRoutes, v.CapMap}
+			got := partial{res.PacketFilter(n.ID), allowed, primary, res.CapMap(n.ID), res.SSHPolicy(n.ID)}
+			want := partial{v.PacketFilter, v.AllowedIPs, v.PrimaryRoutes, v.CapMap, v.SSH}
 			if diff := cmp.Diff(want, got, opts); diff != "" {
 				t.Errorf("node %s (view built first: %v): partial views differ from Node() (-want +got):\n%s", n.Name, viewFirst, diff)
 			}
@@ -82,7 +87,10 @@ func TestPartialViewsMatchNodeView(t *testing.T) {
 	if allowed, _ := res.SelfRoutes(3); len(allowed) != 1 || allowed[0].Addr().Is4() {
 		t.Errorf("web (disable-ipv4) allowed IPs = %v, want only its IPv6 address", allowed)
 	}
-	if f, _ := res.SelfRoutes(99); f != nil || res.PacketFilter(99) != nil || res.CapMap(99) != nil {
+	if res.SSHPolicy(3) == nil || res.SSHPolicy(1) == nil || res.SSHPolicy(4) != nil {
+		t.Errorf("SSH policies of web, laptop, router-a = %v, %v, %v; want rules, rules, none", res.SSHPolicy(3), res.SSHPolicy(1), res.SSHPolicy(4))
+	}
+	if f, _ := res.SelfRoutes(99); f != nil || res.PacketFilter(99) != nil || res.CapMap(99) != nil || res.SSHPolicy(99) != nil {
 		t.Error("unknown node: want nil answers")
 	}
 }

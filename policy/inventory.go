@@ -127,14 +127,14 @@ func (p *Policy) TestAssertions() int {
 }
 
 // Validate is everything lint and apply check of a policy: it compiles t's
-// policy and, if that succeeds, reports what tailplane cannot serve
-// (Unsupported) and runs its tests and sshTests against TestInventory(t,
-// real). p is nil when the policy does not compile.
+// policy and, if that succeeds, warns about SSH "check" rules with tagged
+// sources and runs its tests and sshTests against TestInventory(t, real).
+// p is nil when the policy does not compile.
 func Validate(t *schema.Tailnet, real []Node) (p *Policy, diags schema.Diagnostics) {
 	p, diags = Compile(t)
 	if p == nil || diags.HasErrors() {
 		return nil, diags
 	}
-	diags = append(diags, p.Unsupported()...)
+	diags = append(diags, p.sshCheckDiags()...)
 	return p, append(diags, p.RunTests(TestInventory(t, real))...)
 }

@@ -222,7 +222,7 @@ func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
 	if src.empty() {
 		return nil
 	}
-	action := &tailcfg.SSHAction{Accept: true, AllowAgentForwarding: true, AllowLocalPortForwarding: true, AllowRemotePortForwarding: true}
+	action := SSHAcceptAction()
 	if sr.check {
 		action = &tailcfg.SSHAction{HoldAndDelegate: r.opts.controlURL() + sshCheckPath}
 	}
@@ -295,20 +295,23 @@ func (r *Result) sshRulesFor(sr *sshRule, s *nodeState) []*tailcfg.SSHRule {
 	return out
 }
 
-// Unsupported reports, as errors, what p uses that Tailscale accepts but
-// tailplane cannot serve yet: SSH rules with action "check", which need
-// interactive login. Compile accepts them, since it models Tailscale's
-// policy semantics (the conformance suite holds it to that); Validate and
-// the sync loop refuse a config that has any. A server still serving such
-// a rule (applied before this check existed) rejects every session under
-// it with a message.
-func (p *Policy) Unsupported() schema.Diagnostics {
+// sshCheckDiags warns about "check" rules with tagged sources (tags or
+// autogroup:tagged): a check asks the source node's owner to log in again,
+// and a tagged node has no owner, so the control server refuses those
+// sessions with a message. Tailscale hands such rules out unchanged, and
+// so does Compile; Validate (lint and apply) adds this warning.
+func (p *Policy) sshCheckDiags() schema.Diagnostics {
 	var diags schema.Diagnostics
 	for _, sr := range p.ssh {
-		if sr.check {
-			diags = append(diags, p.src.Diag(sr.path+".action",
-				`SSH action "check" needs interactive login, which tailplane does not support yet`,
-				`use "accept", narrowing src, dst or users if the check was meant to guard access`))
+		if !sr.check {
+			continue
+		}
+		for i, a := range sr.srcs {
+			if a.kind == aliasTag || (a.kind == aliasAutogroup && a.name == agTagged) {
+				diags = append(diags, p.src.Warn(fmt.Sprintf("%s.src[%d]", sr.path, i),
+					fmt.Sprintf(`%s cannot pass an SSH "check": a tagged node has no user to log in again, so its sessions under this rule are refused`, a.String()),
+					`use "accept" for tagged sources, in a rule of its own`))
+			}
 		}
 	}
 	return diags
@@ -324,6 +327,12 @@ const DefaultSSHCheckPeriod = 12 * time.Hour
 // 0s), so tailplane does the same, and a zero period checks every time
 // like "always".
 const MaxSSHCheckPeriod = 168 * time.Hour
+
+// SSHAcceptAction is the action of an "accept" rule, and what a passed
+// check answers: accept, with agent and port forwarding allowed.
+func SSHAcceptAction() *tailcfg.SSHAction {
+	return &tailcfg.SSHAction{Accept: true, AllowAgentForwarding: true, AllowLocalPortForwarding: true, AllowRemotePortForwarding: true}
+}
 
 // SSHCheckPeriod serves the control server's check callback: for a
 // connection from node src to node dst as SSH user sshUser, it finds the

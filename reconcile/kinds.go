@@ -248,9 +248,10 @@ type apiKeyValue struct {
 
 type dnsValue struct {
 	MagicDNS      bool                `json:"magicDNS"`
-	Nameservers   []string            `json:"nameservers"`   // in declared order, never null
-	SplitDNS      map[string][]string `json:"splitDNS"`      // never null
-	SearchDomains []string            `json:"searchDomains"` // in declared order, never null
+	Nameservers   []string            `json:"nameservers"`     // in declared order, never null
+	SplitDNS      map[string][]string `json:"splitDNS"`        // never null
+	SearchDomains []string            `json:"searchDomains"`   // in declared order, never null
+	HTTPS         bool                `json:"https,omitempty"` // omitted when off, so state applied before it existed diffs clean
 }
 
 type dnsRecordValue struct {
@@ -299,6 +300,7 @@ func encodeDNS(t *schema.Tailnet) dnsValue {
 		Nameservers:   addrStrings(d.Nameservers),
 		SplitDNS:      map[string][]string{},
 		SearchDomains: nonNil(d.SearchDomains),
+		HTTPS:         d.HTTPS,
 	}
 	for dom, addrs := range d.SplitDNS {
 		v.SplitDNS[dom] = addrStrings(addrs)
@@ -308,7 +310,7 @@ func encodeDNS(t *schema.Tailnet) dnsValue {
 
 func decodeDNS(t *schema.Tailnet, v dnsValue) error {
 	var err error
-	t.DNS.MagicDNS = v.MagicDNS
+	t.DNS.MagicDNS, t.DNS.HTTPS = v.MagicDNS, v.HTTPS
 	if t.DNS.Nameservers, err = parseAddrs(v.Nameservers); err != nil {
 		return err
 	}

@@ -70,6 +70,12 @@ func TestDesiredCanonical(t *testing.T) {
 			want: `{"magicDNS":false,"nameservers":["9.9.9.9","1.1.1.1"],"splitDNS":{},"searchDomains":[]}`,
 		},
 		{
+			name: "dns https shown when on",
+			t:    &schema.Tailnet{DNS: schema.DNS{MagicDNS: true, HTTPS: true}},
+			kind: KindDNS, obj: "settings",
+			want: `{"magicDNS":true,"nameservers":[],"splitDNS":{},"searchDomains":[],"https":true}`,
+		},
+		{
 			name: "zero settings",
 			t:    &schema.Tailnet{},
 			kind: KindTailnet, obj: "settings",

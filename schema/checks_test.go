@@ -102,6 +102,22 @@ func TestChecks(t *testing.T) {
 			`a.hujson:1:12: error: users["a@example.com"]: expected an object, got "admin"`,
 		}},
 		// dns
+		{"dns/https on a public domain", `{"tailnet": {"domain": "ts.example.com"}, "dns": {"https": true}}`, nil},
+		{"dns/https on the default domain", `{"dns": {"https": true}}`, []string{
+			`a.hujson:1:10: error: dns.https: dns.https needs a tailnet domain a certificate authority can check, but "tailnet.internal" is under .internal, for which no CA issues certificates (hint: set tailnet.domain to a domain you own whose DNS tailplane (serve --dns-listen) or your DNS provider answers, such as "ts.example.com"; see docs/https.md)`,
+		}},
+		{"dns/https on a .local domain", `{"tailnet": {"domain": "corp.local"}, "dns": {"https": true}}`, []string{
+			`a.hujson:1:14: error: tailnet.domain: dns.https needs a tailnet domain a certificate authority can check, but "corp.local" is under .local, for which no CA issues certificates (hint: set tailnet.domain to a domain you own whose DNS tailplane (serve --dns-listen) or your DNS provider answers, such as "ts.example.com"; see docs/https.md)`,
+		}},
+		{"dns/https on a single label", `{"tailnet": {"domain": "tailnet"}, "dns": {"https": true}}`, []string{
+			`a.hujson:1:14: error: tailnet.domain: dns.https needs a tailnet domain a certificate authority can check, but "tailnet" is a single label; a CA needs a name under a public suffix (hint: set tailnet.domain to a domain you own whose DNS tailplane (serve --dns-listen) or your DNS provider answers, such as "ts.example.com"; see docs/https.md)`,
+		}},
+		{"dns/https without MagicDNS", `{"tailnet": {"domain": "ts.example.com"}, "dns": {"https": true, "magicDNS": false}}`, []string{
+			`a.hujson:1:51: warning: dns.https: dns.https is on but dns.magicDNS is off (hint: turn dns.magicDNS on, or peers cannot reach nodes by the names their certificates are for)`,
+		}},
+		{"dns/https not a bool", `{"dns": {"https": "yes"}}`, []string{
+			`a.hujson:1:10: error: dns.https: expected a boolean, got "yes" (hint: use true or false, without quotes)`,
+		}},
 		{"dns/record name", `{"dns": {"records": [{"name": "a..b", "type": "A", "value": "1.2.3.4"}]}}`, []string{
 			`a.hujson:1:23: error: dns.records[0].name: invalid record name "a..b": empty label`,
 		}},

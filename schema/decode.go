@@ -95,6 +95,9 @@ func (d *decoder) decode(root *node) *Tailnet {
 			d.login(&t.Login, n)
 		}
 	}
+	if t.DNS.HTTPS {
+		d.checkHTTPS(t, root.get("tailnet").get("domain") != nil)
+	}
 	return t
 }
 

@@ -59,12 +59,16 @@ func (d *decoder) addr(s, path, what string) (netip.Addr, bool) {
 
 // dns decodes the `dns` key.
 func (d *decoder) dns(dns *DNS, n *node) {
-	allowed := []string{"magicDNS", "nameservers", "splitDNS", "searchDomains", "records"}
+	allowed := []string{"magicDNS", "nameservers", "splitDNS", "searchDomains", "records", "https"}
 	d.fields(n, "dns", allowed, func(key, path string, v *node) {
 		switch key {
 		case "magicDNS":
 			if b, ok := d.boolean(v, path); ok {
 				dns.MagicDNS = b
+			}
+		case "https":
+			if b, ok := d.boolean(v, path); ok {
+				dns.HTTPS = b
 			}
 		case "nameservers":
 			dns.Nameservers = d.addrList(v, path, "nameserver")

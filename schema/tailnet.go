@@ -115,6 +115,11 @@ type DNS struct {
 	SplitDNS      map[string][]netip.Addr // resolvers by domain suffix
 	SearchDomains []string
 	Records       []DNSRecord // extra records served by MagicDNS
+	// HTTPS lets nodes get certificates for their names: each node's DNS
+	// config lists its FQDN in CertDomains, nodes get the "https"
+	// capability, and /machine/set-dns publishes their ACME DNS-01
+	// records (docs/https.md). False means none of that.
+	HTTPS bool
 }
 
 // DNSRecord is one entry of `dns.records`.

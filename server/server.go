@@ -8,6 +8,7 @@
 //	gitsync.NewRepo / NewDir ─▶ pipeline.New(Store, Source, Server: control) ─▶ Install
 //	HTTP listener: /api/, /metrics ─▶ admin (reads pipeline.Status, control.Tailnet); /admin/ ─▶ console; / ─▶ control
 //	control.StartDERP (unless Config.DERPMap) ─▶ admits only the control server's nodes
+//	acmedns.NewServer (DNSListen) or NewProvider (DNSProvider) ─▶ Publisher ─▶ control's /machine/set-dns
 package server
 
 import (
@@ -24,10 +25,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tailplane/tailplane/acmedns"
 	"github.com/tailplane/tailplane/admin"
 	"github.com/tailplane/tailplane/console"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
+	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/reconcile"
 	"github.com/tailplane/tailplane/schema"
@@ -86,9 +89,26 @@ type Config struct {
 	// the relay's host with a random port, "off" disables STUN.
 	STUNListen string
 
+	// DNSListen, when set, starts the embedded authoritative DNS server
+	// (package acmedns) on this UDP and TCP address; it answers the ACME
+	// DNS-01 challenges of nodes' certificates (dns.https, docs/https.md).
+	// Empty means no DNS server.
+	DNSListen string
+	// DNSServer configures the embedded DNS server beyond DNSListen (its
+	// Addr is ignored). An empty Zone means the served tailnet domain,
+	// followed when a new config changes it.
+	DNSServer acmedns.ServerConfig
+	// DNSProvider, when its Kind is set, publishes the challenges with an
+	// external DNS provider instead of the embedded server (not both).
+	DNSProvider acmedns.ProviderConfig
+
 	// WebhookSecret is the push webhook's HMAC secret; empty turns the
 	// webhook off (it answers 403).
 	WebhookSecret []byte
+	// OIDCClientSecret is the client secret of the applied login.oidc's
+	// client (`serve --oidc-client-secret-file`); it never comes from Git.
+	// Empty means a public client (PKCE only), or no provider.
+	OIDCClientSecret string
 	// MinRetry and MaxRetry bound the pipeline's backoff after transient
 	// failures; zero means 1 s and 5 min.
 	MinRetry, MaxRetry time.Duration
@@ -112,11 +132,20 @@ type Server struct {
 	src  gitsync.Source
 	derp *control.DERP // nil with Config.DERPMap
 	ctrl *control.Server
+	lm   *login.Manager // interactive logins, mounted at /login/
 	pl   *pipeline.Pipeline
 	ln   net.Listener
 	hs   *http.Server
 	url  string
 	errc chan error // the HTTP server's own failure
+
+	// dns, cert and dnsFollows publish ACME challenges (https.go): the
+	// embedded DNS server (nil without DNSListen), the publisher (nil
+	// without DNSListen or DNSProvider), and whether dns follows the
+	// tailnet domain.
+	dns        *acmedns.Server
+	cert       *acmedns.Publisher
+	dnsFollows bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -204,15 +233,21 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 		}
 		derpMap = s.derp.Map
 	}
+	if err := s.startCertDNS(ctx, cfg, applied); err != nil {
+		return err
+	}
+	if s.lm, err = startLogin(ctx, cfg, s.url, applied, s.lookupUser); err != nil {
+		return err
+	}
 	s.ctrl, err = control.New(ctx, control.Config{
 		Store: s.st, NoiseKey: noiseKey, Tailnet: applied, DERPMap: derpMap, DERP: s.derp,
-		ServerURL: s.url, Logf: cfg.Logf,
+		ServerURL: s.url, CertDNS: s.certDNS(), Login: s.lm, Logf: cfg.Logf,
 	})
 	if err != nil {
 		return err
 	}
 	s.pl, err = pipeline.New(run, pipeline.Config{
-		Store: s.st, Source: s.src, Server: s.ctrl,
+		Store: s.st, Source: s.src, Server: s.installer(cfg),
 		MinBackoff: cfg.MinRetry, MaxBackoff: cfg.MaxRetry, Logf: cfg.Logf,
 	})
 	if err != nil {
@@ -220,13 +255,14 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	}
 	api := admin.Handler(admin.Config{
 		Pipeline: s.pl, Served: s.ctrl.Tailnet, Store: s.st, Nodes: s.ctrl.NodeCounts, WebhookSecret: cfg.WebhookSecret,
-		Control: s.ctrl,
+		Control: s.ctrl, Logins: s.lm,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
 	mux.Handle("/metrics", api)
+	mux.Handle("/login/", s.lm)
 	con, err := console.New(console.Config{Control: s.ctrl, Pipeline: s.pl, Store: s.st, BaseURL: s.url,
-		AllowHTTP: cfg.ConsoleAllowHTTP, RepoWebURL: cfg.RepoWebURL, Logf: cfg.Logf})
+		AllowHTTP: cfg.ConsoleAllowHTTP, RepoWebURL: cfg.RepoWebURL, Login: s.lm, Logf: cfg.Logf})
 	if err != nil {
 		return err
 	}
@@ -345,6 +381,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // be modified.
 func (s *Server) Tailnet() *schema.Tailnet { return s.ctrl.Tailnet() }
 
+// Login is the interactive login manager (pending logins, Approve).
+func (s *Server) Login() *login.Manager { return s.lm }
+
 // Pipeline is the sync pipeline: its Status, Wait and Sync.
 func (s *Server) Pipeline() *pipeline.Pipeline { return s.pl }
 
@@ -364,7 +403,8 @@ func (s *Server) Err() <-chan error { return s.errc }
 // Close stops the server, each part after what depends on it: the HTTP
 // server first (no new requests; those in flight get up to 5 s), then
 // the pipeline (nothing more is installed), the source, the coordination
-// server (map sessions end), the relay and last the store. It is safe to
+// server (map sessions end), the ACME challenge records and DNS server,
+// the relay and last the store. It is safe to
 // call more than once and returns the first error.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
@@ -386,6 +426,7 @@ func (s *Server) Close() error {
 		if s.ctrl != nil {
 			errs = append(errs, s.ctrl.Close())
 		}
+		errs = append(errs, s.closeCertDNS()) // after control: no set-dns in flight
 		if s.derp != nil {
 			errs = append(errs, s.derp.Close())
 		}

@@ -39,8 +39,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 //go:embed migrations/*.sql
@@ -82,7 +83,7 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 
 // openSQLite opens the database at path for writing, as it is.
 func openSQLite(path string) (*Store, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	sqlDB, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
@@ -237,9 +238,11 @@ func (s *Store) migrateUpTo(ctx context.Context, last int) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Update(ctx, func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
-		return err
+	if err := retryBusy(ctx, func() error {
+		return s.Update(ctx, func(tx *Tx) error {
+			_, err := tx.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+			return err
+		})
 	}); err != nil {
 		return fmt.Errorf("store: %s: creating schema_migrations: %w", s.Path, err)
 	}
@@ -247,11 +250,36 @@ func (s *Store) migrateUpTo(ctx context.Context, last int) error {
 		if m.version > last {
 			break
 		}
-		if err := s.Update(ctx, func(tx *Tx) error { return tx.migrate(ctx, s.Path, m, ms[len(ms)-1].version) }); err != nil {
+		if err := retryBusy(ctx, func() error {
+			return s.Update(ctx, func(tx *Tx) error { return tx.migrate(ctx, s.Path, m, ms[len(ms)-1].version) })
+		}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sqliteBusy is SQLite's primary result code SQLITE_BUSY.
+const sqliteBusy = 5
+
+// retryBusy runs f again while it fails with SQLITE_BUSY, for up to 10 s.
+// SQLite answers busy at once, without waiting out busy_timeout, to a
+// connection that meets another one turning a new database's journal into
+// WAL, which happens when servers start together on a new state directory.
+func retryBusy(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // migrate applies m unless the database has it already; newest is the

@@ -249,7 +249,8 @@ func TestFlagDocsChecker(t *testing.T) {
 func TestNoFlagTakesASecret(t *testing.T) {
 	for cmd, names := range realFlags(t) {
 		for _, n := range names {
-			if n == "git-password" || n == "token" || n == "api-key" || n == "webhook-secret" || n == "database-url" || n == "database-password" {
+			switch n {
+			case "git-password", "token", "api-key", "webhook-secret", "rfc2136-tsig-key", "cloudflare-token", "route53-secret-access-key", "database-url", "database-password":
 				t.Errorf("tailplane %s --%s takes a secret as its value; read it from a file or the environment", cmd, n)
 			}
 		}

@@ -31,10 +31,16 @@ type serveFlags struct {
 	derpMap    string
 	derpListen string
 	stunListen string
+	oidcSecret string      // --oidc-client-secret-file
 	gitops     gitopsFlags // --repo and the sync pipeline; see gitops.go
 	console    consoleFlags
 	database   databaseFlags
+	https      httpsFlags // --dns-listen and the DNS providers; see https.go
 }
+
+// envOIDCClientSecret is where serve reads login.oidc's client secret
+// from without --oidc-client-secret-file.
+const envOIDCClientSecret = "TAILPLANE_OIDC_CLIENT_SECRET"
 
 func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	var f serveFlags
@@ -48,8 +54,10 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&f.derpMap, "derp-map", "", "JSON tailcfg.DERPMap file to hand out instead of running the embedded DERP relay")
 	fs.StringVar(&f.derpListen, "derp-listen", "", "TLS address of the embedded DERP relay (default: the --listen host, random port)")
 	fs.StringVar(&f.stunListen, "stun-listen", "", `UDP address of the embedded STUN server (default: the --listen host, random port; "off" disables)`)
+	fs.StringVar(&f.oidcSecret, "oidc-client-secret-file", "", "file holding the client secret of login.oidc's client (default: $"+envOIDCClientSecret+"; none: a public client, PKCE only)")
 	f.gitops.register(fs)
 	f.database.register(fs)
+	f.https.register(fs)
 	f.console.register(fs)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
@@ -96,6 +104,9 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 		MinRetry: f.gitops.minRetry, MaxRetry: f.gitops.maxRetry, Logf: logf,
 		ConsoleAllowHTTP: f.console.allowHTTP, RepoWebURL: f.console.repoWebURL,
 	}
+	if err := f.https.apply(&cfg, env); err != nil {
+		return cfg, err
+	}
 	var err error
 	if cfg.Database, err = f.database.url(env.getenv); err != nil {
 		return cfg, err
@@ -103,6 +114,11 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 	if cfg.WebhookSecret, err = readSecretFile(f.gitops.webhookSecretFile, envWebhookSecret, env.getenv); err != nil {
 		return cfg, fmt.Errorf("--webhook-secret-file: %w", err)
 	}
+	secret, err := readSecretFile(f.oidcSecret, envOIDCClientSecret, env.getenv)
+	if err != nil {
+		return cfg, fmt.Errorf("--oidc-client-secret-file: %w", err)
+	}
+	cfg.OIDCClientSecret = string(secret)
 	if f.tlsCert != "" {
 		c, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 		if err != nil {

@@ -1,6 +1,7 @@
 // Package tailscaled builds the real tailscaled and tailscale binaries (at the
 // tailscale.com version tailplane is built with) once into a cache
-// directory, and runs them unprivileged for end-to-end tests.
+// directory, and runs them unprivileged for end-to-end tests. BuildInto
+// builds other tools the tests run (Pebble) the same way.
 package tailscaled
 
 import (
@@ -50,15 +51,24 @@ func Version(ctx context.Context) (string, error) {
 // CacheDir is where binaries for version are kept: $TAILPLANE_CACHE_DIR
 // when set, else the user cache dir, under tailplane/tailscale-<version>.
 func CacheDir(version string) (string, error) {
-	base := os.Getenv("TAILPLANE_CACHE_DIR")
-	if base == "" {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			return "", fmt.Errorf("tailscaled: no cache directory (set TAILPLANE_CACHE_DIR): %w", err)
-		}
-		base = filepath.Join(d, "tailplane")
+	base, err := CacheBase()
+	if err != nil {
+		return "", err
 	}
 	return filepath.Join(base, "tailscale-"+version), nil
+}
+
+// CacheBase is the directory test binaries are cached under:
+// $TAILPLANE_CACHE_DIR when set, else <user cache dir>/tailplane.
+func CacheBase() (string, error) {
+	if base := os.Getenv("TAILPLANE_CACHE_DIR"); base != "" {
+		return base, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("tailscaled: no cache directory (set TAILPLANE_CACHE_DIR): %w", err)
+	}
+	return filepath.Join(d, "tailplane"), nil
 }
 
 // Build returns the cached binaries of the tailscale.com version tailplane
@@ -98,43 +108,65 @@ func build(ctx context.Context, version, modDir string) (*Binaries, error) {
 		return nil, err
 	}
 	b := &Binaries{Tailscaled: filepath.Join(dir, "tailscaled"), Tailscale: filepath.Join(dir, "tailscale"), Version: version}
-	if exists(b.Tailscaled) && exists(b.Tailscale) {
-		return b, nil
+	if err := BuildInto(ctx, dir, modDir, "tailscale.com/cmd/tailscaled", "tailscale.com/cmd/tailscale"); err != nil {
+		return nil, fmt.Errorf("tailscaled: building tailscale %s: %w", version, err)
+	}
+	return b, nil
+}
+
+// BuildInto builds the main packages pkgs of the module in modDir (empty:
+// tailplane's own) into dir, one binary each named after the package's
+// last path element, unless they are all there already. Concurrent callers
+// wait on a lock file instead of building twice.
+func BuildInto(ctx context.Context, dir, modDir string, pkgs ...string) error {
+	built := func() bool {
+		for _, p := range pkgs {
+			if !exists(filepath.Join(dir, filepath.Base(p))) {
+				return false
+			}
+		}
+		return true
+	}
+	if built() {
+		return nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("tailscaled: %w", err)
+		return err
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("tailscaled: %w", err)
+		return err
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("tailscaled: locking %s: %w", dir, err)
+		return fmt.Errorf("locking %s: %w", dir, err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if exists(b.Tailscaled) && exists(b.Tailscale) {
-		return b, nil // built by someone else while we waited
+	if built() {
+		return nil // built by someone else while we waited
+	}
+	if modDir == "" {
+		modDir = moduleRoot(ctx)
 	}
 	tmp, err := os.MkdirTemp(dir, "build-")
 	if err != nil {
-		return nil, fmt.Errorf("tailscaled: %w", err)
+		return err
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp+string(filepath.Separator),
-		"tailscale.com/cmd/tailscaled", "tailscale.com/cmd/tailscale")
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", tmp + string(filepath.Separator)}, pkgs...)...)
 	cmd.Dir = modDir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("tailscaled: building tailscale %s in %s: %w\n%s", version, modDir, err, stderr.Bytes())
+		return fmt.Errorf("go build %s in %s: %w\n%s", strings.Join(pkgs, " "), modDir, err, stderr.Bytes())
 	}
-	for _, name := range []string{"tailscale", "tailscaled"} {
+	for _, p := range pkgs {
+		name := filepath.Base(p)
 		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {
-			return nil, fmt.Errorf("tailscaled: %w", err)
+			return err
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // moduleRoot finds the directory of tailplane's go.mod, starting from the
@@ -231,6 +263,13 @@ func (n *Node) Tailscale(ctx context.Context, args ...string) ([]byte, error) {
 		return out.Bytes(), fmt.Errorf("tailscale %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out.Bytes()))
 	}
 	return out.Bytes(), nil
+}
+
+// Command returns the tailscale CLI command for args against this node,
+// not yet started, for a command that runs in the background (such as an
+// interactive `tailscale up`).
+func (n *Node) Command(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, n.bins.Tailscale, append([]string{"--socket=" + n.Socket}, args...)...)
 }
 
 // Log returns what tailscaled printed so far.

@@ -21,6 +21,14 @@ func (l *LogBuffer) Logf(format string, args ...any) {
 	fmt.Fprintf(&l.b, format+"\n", args...)
 }
 
+// Write appends p, so a LogBuffer can take a command's output while the
+// test reads it.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
 // String returns every line logged so far.
 func (l *LogBuffer) String() string {
 	l.mu.Lock()

@@ -29,3 +29,13 @@ func TestLogBuffer(t *testing.T) {
 		t.Errorf("the log has %d lines, want 20:\n%s", len(lines), l.String())
 	}
 }
+
+// Write takes a command's output as an io.Writer; String sees it.
+func TestLogBufferWrite(t *testing.T) {
+	var l LogBuffer
+	fmt.Fprint(&l, "partial ")
+	l.Logf("line")
+	if got, want := l.String(), "partial line\n"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}

@@ -1,4 +1,4 @@
-package login
+package logintest
 
 import (
 	"context"
@@ -12,16 +12,19 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// browser is a fresh headless Chromium (Debian's chromium package) with
-// its own profile; screenshots go to the test's temp dir.
-type browser struct {
-	t   *testing.T
+// Browser is a fresh headless Chromium (Debian's chromium package) with
+// its own profile; screenshots go to the test's temp dir. Its methods
+// fail the test when a step does not finish within a minute.
+type Browser struct {
+	t   testing.TB
 	ctx context.Context
 	dir string
 	n   int
 }
 
-func newBrowser(t *testing.T) *browser {
+// NewBrowser starts a Browser and stops it when the test ends. Without
+// chromium on PATH the test fails with an install hint.
+func NewBrowser(t testing.TB) *Browser {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -42,29 +45,29 @@ func newBrowser(t *testing.T) *browser {
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
-	return &browser{t: t, ctx: ctx, dir: t.TempDir()}
+	return &Browser{t: t, ctx: ctx, dir: t.TempDir()}
 }
 
 // step bounds one browser step with a generous deadline.
-func (b *browser) step() (context.Context, context.CancelFunc) {
+func (b *Browser) step() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(b.ctx, time.Minute)
 }
 
-// open navigates to url and returns the page's heading.
-func (b *browser) open(url string) string {
+// Open navigates to url and returns the page's heading.
+func (b *Browser) Open(url string) string {
 	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		b.t.Fatalf("opening %s: %v", url, err)
 	}
-	b.shot()
-	return b.text("h1")
+	b.Shot()
+	return b.Text("h1")
 }
 
-// signIn fills the provider's login form and returns the heading of the
+// SignIn fills the provider's login form and returns the heading of the
 // page the browser lands on.
-func (b *browser) signIn(user, password string) string {
+func (b *Browser) SignIn(user, password string) string {
 	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
@@ -77,12 +80,12 @@ func (b *browser) signIn(user, password string) string {
 	if err != nil {
 		b.t.Fatalf("signing in as %s: %v", user, err)
 	}
-	b.shot()
-	return b.text("h1")
+	b.Shot()
+	return b.Text("h1")
 }
 
-// text returns the text of the element sel ("h1" or an element id).
-func (b *browser) text(sel string) string {
+// Text returns the text of the element sel ("h1" or an element id).
+func (b *Browser) Text(sel string) string {
 	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
@@ -99,8 +102,8 @@ func (b *browser) text(sel string) string {
 	return s
 }
 
-// location is the current URL.
-func (b *browser) location() string {
+// Location is the current URL.
+func (b *Browser) Location() string {
 	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
@@ -111,8 +114,8 @@ func (b *browser) location() string {
 	return s
 }
 
-// shot saves a screenshot.
-func (b *browser) shot() {
+// Shot saves a screenshot.
+func (b *Browser) Shot() {
 	ctx, cancel := b.step()
 	defer cancel()
 	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))

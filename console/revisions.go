@@ -32,15 +32,7 @@ func (c *Console) fileLink(commit, pos string) string {
 	if c.cfg.RepoWebURL == "" || pos == "" || pos == "-" {
 		return ""
 	}
-	file, line := pos, ""
-	if rest, col, ok := cutLast(pos); ok && isNumber(col) {
-		file = rest
-		if rest2, l, ok := cutLast(rest); ok && isNumber(l) {
-			file, line = rest2, l
-		} else {
-			line = col
-		}
-	}
+	file, line := splitPos(pos)
 	if dir := c.cfg.Pipeline.Status().Source.Path; dir != "" && dir != "." {
 		file = path.Join(dir, file)
 	}
@@ -56,6 +48,21 @@ func (c *Console) posLink(p schema.Pos) string {
 	return c.fileLink(applied.Commit, p.String())
 }
 
+// splitPos splits a position as schema.Pos renders it, "file:line:col",
+// "file:line" or "file", into the file and the line ("" when absent).
+func splitPos(pos string) (file, line string) {
+	file = pos
+	if rest, col, ok := cutLast(pos); ok && isNumber(col) {
+		file = rest
+		if rest2, l, ok := cutLast(rest); ok && isNumber(l) {
+			file, line = rest2, l
+		} else {
+			line = col
+		}
+	}
+	return file, line
+}
+
 func cutLast(s string) (before, after string, ok bool) {
 	i := strings.LastIndexByte(s, ':')
 	if i < 0 {
@@ -64,9 +71,9 @@ func cutLast(s string) (before, after string, ok bool) {
 	return s[:i], s[i+1:], true
 }
 
+// isNumber reports whether s is a non-empty run of decimal digits.
 func isNumber(s string) bool {
-	_, err := strconv.Atoi(s)
-	return err == nil && s != ""
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // attemptView is the last attempt with linked problems.

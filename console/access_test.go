@@ -91,7 +91,7 @@ func (c *client) signIn(key string) string {
 func TestConsoleAccess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tn := startTailnet(t, ctx)
+	tn := startTailnet(t, ctx, nil)
 	con, err := console.New(console.Config{Control: tn.srv.Control(), Pipeline: tn.srv.Pipeline(), Store: tn.srv.Store()})
 	if err != nil {
 		t.Fatal(err)

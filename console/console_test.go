@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/tailplane/tailplane/internal/logintest"
 	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/pipeline"
 	"github.com/tailplane/tailplane/server"
@@ -51,19 +52,32 @@ type tailnet struct {
 	ids               map[string]string // node name → ID
 }
 
-func startTailnet(t *testing.T, ctx context.Context) *tailnet {
+// startTailnet starts the tailnet; prov, when set, is the OIDC provider of
+// login.oidc.
+func startTailnet(t *testing.T, ctx context.Context, prov *logintest.Provider) *tailnet {
 	t.Helper()
 	tn := &tailnet{configDir: t.TempDir(), ids: map[string]string{}}
 	writeConfig(t, tn.configDir)
+	var secret string
+	if prov != nil {
+		doc := `{"login": {"oidc": {"issuer": "` + prov.URL + `", "clientID": "` + prov.ClientID + `"}}}`
+		if err := os.WriteFile(filepath.Join(tn.configDir, "login.hujson"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		secret = prov.ClientSecret
+	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	srv, err := server.New(sctx, server.Config{StateDir: t.TempDir(), ConfigDir: tn.configDir, FirstApplyWait: 30 * time.Second,
-		RepoWebURL: repoWeb, Logf: t.Logf})
+		RepoWebURL: repoWeb, OIDCClientSecret: secret, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
 	tn.srv = srv
+	if prov != nil {
+		prov.AllowRedirect(srv.URL() + "/admin/oidc/callback")
+	}
 	tn.web1 = testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "web1", AuthKey: serverKey})
 	tn.web2 = testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "web2", AuthKey: serverKey})
 	tn.lapto = testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "laptop", AuthKey: laptopKey})
@@ -102,7 +116,7 @@ func backendState(t *testing.T, ctx context.Context, s *tsnet.Server) string {
 func TestConsoleInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	tn := startTailnet(t, ctx)
+	tn := startTailnet(t, ctx, nil)
 	b := newBrowser(t)
 	base := tn.srv.URL() + "/admin/"
 

@@ -2,60 +2,36 @@ package console_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/tailplane/tailplane/console"
 	"github.com/tailplane/tailplane/internal/logintest"
-	"github.com/tailplane/tailplane/login"
-	"github.com/tailplane/tailplane/schema"
 )
 
-// TestConsoleOIDC signs in to the console through a real OpenID provider
-// in headless Chromium: bob, a member, sees only his laptop and no admin
+// TestConsoleOIDC signs in to the console of a whole server (login.oidc
+// declared, serve's client secret) through a real OpenID provider in
+// headless Chromium: bob, a member, sees only his laptop and no admin
 // pages or actions; alice, the owner, sees every node and the actions; a
 // person who is not a declared user, and one whose email the provider has
 // not verified, are refused.
 func TestConsoleOIDC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tn := startTailnet(t, ctx)
-	var h atomic.Pointer[console.Console]
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.Load().ServeHTTP(w, r) }))
-	t.Cleanup(hs.Close)
-	p := logintest.StartProvider(t, hs.URL+"/admin/oidc/callback", map[string]logintest.User{
+	p := logintest.StartProvider(t, "", map[string]logintest.User{
 		"alice": {Password: "alice-pw", Email: "alice@example.com", Verified: true},
 		"bob":   {Password: "bob-pw", Email: "bob@example.com", Verified: true},
 		"eve":   {Password: "eve-pw", Email: "eve@example.com", Verified: true},
 		"unver": {Password: "unver-pw", Email: "bob@example.com", Verified: false},
 	})
-	lm, err := login.New(ctx, login.Config{
-		BaseURL: hs.URL, ClientSecret: p.ClientSecret,
-		OIDC: &schema.OIDC{Issuer: p.URL, ClientID: p.ClientID, Scopes: schema.DefaultOIDCScopes, EmailClaim: schema.DefaultEmailClaim},
-		LookupUser: func(_ context.Context, login string) (string, bool) {
-			_, ok := tn.srv.Tailnet().Users[login]
-			return login, ok
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	con, err := console.New(console.Config{Control: tn.srv.Control(), Pipeline: tn.srv.Pipeline(), Store: tn.srv.Store(),
-		BaseURL: hs.URL, Login: lm, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Store(con)
+	tn := startTailnet(t, ctx, p)
+	base := tn.srv.URL()
 	b := newBrowser(t)
 
 	signIn := func(user, password string, landed chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		b.do("signing in as "+user, chromedp.Navigate(hs.URL+"/admin/"), chromedp.Click(chromedp.ID("oidc")),
+		b.do("signing in as "+user, chromedp.Navigate(base+"/admin/"), chromedp.Click(chromedp.ID("oidc")),
 			chromedp.WaitVisible(chromedp.ID("username")),
 			chromedp.SendKeys(chromedp.ID("username"), user), chromedp.SendKeys(chromedp.ID("password"), password),
 			chromedp.Click(chromedp.ID("submit")), landed)
@@ -65,7 +41,7 @@ func TestConsoleOIDC(t *testing.T) {
 		b.do("signing out", chromedp.Click(chromedp.CSS("form.who button")), chromedp.WaitVisible(chromedp.ID("key")))
 	}
 
-	b.do("the sign-in page", chromedp.Navigate(hs.URL+"/admin/"), chromedp.WaitVisible(chromedp.ID("oidc")))
+	b.do("the sign-in page", chromedp.Navigate(base+"/admin/"), chromedp.WaitVisible(chromedp.ID("oidc")))
 	b.shot("01-signin-oidc")
 	signIn("bob", "bob-pw", chromedp.WaitVisible(chromedp.ID("nodes")))
 	if got := b.text("#viewer"); got != "bob@example.com (member)" {

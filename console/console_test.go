@@ -117,88 +117,88 @@ func TestConsoleInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tn := startTailnet(t, ctx, nil)
-	b := newBrowser(t)
+	b := logintest.NewBrowser(t)
 	base := tn.srv.URL() + "/admin/"
 
-	b.do("opening the console", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.ID("key")))
-	b.shot("01-signin")
-	b.do("signing in with the admin key", chromedp.SendKeys(chromedp.ID("key"), adminKey), chromedp.Click(chromedp.ID("signin")),
+	b.Do("opening the console", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.ID("key")))
+	b.Screens("01-signin")
+	b.Do("signing in with the admin key", chromedp.SendKeys(chromedp.ID("key"), adminKey), chromedp.Click(chromedp.ID("signin")),
 		chromedp.WaitVisible(chromedp.ID("nodes")))
-	if got := b.text("#viewer"); !strings.Contains(got, "API key ops") || !strings.Contains(got, "admin") {
+	if got := b.Query("#viewer"); !strings.Contains(got, "API key ops") || !strings.Contains(got, "admin") {
 		t.Errorf("signed in as %q, want API key ops (admin)", got)
 	}
 	for _, name := range []string{"web1", "web2", "laptop"} {
-		if row := b.text(`tr[data-node="` + name + `"]`); !strings.Contains(row, "online") {
+		if row := b.Query(`tr[data-node="` + name + `"]`); !strings.Contains(row, "online") {
 			t.Errorf("nodes page, row of %s: %q, want it online", name, row)
 		}
 	}
-	if row := b.text(`tr[data-node="laptop"]`); !strings.Contains(row, "bob@example.com") {
+	if row := b.Query(`tr[data-node="laptop"]`); !strings.Contains(row, "bob@example.com") {
 		t.Errorf("the laptop's row %q does not name its owner", row)
 	}
-	b.shot("02-nodes")
+	b.Screens("02-nodes")
 
-	b.do("searching", chromedp.SendKeys(chromedp.ID("q"), "bob"), chromedp.Submit(chromedp.ID("q")),
+	b.Do("searching", chromedp.SendKeys(chromedp.ID("q"), "bob"), chromedp.Submit(chromedp.ID("q")),
 		chromedp.WaitNotPresent(chromedp.CSS(`tr[data-node="web1"]`)))
-	if got := b.eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "laptop" {
+	if got := b.Eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "laptop" {
 		t.Errorf("searching for bob lists %q, want laptop", got)
 	}
 
-	b.do("exploring web1", chromedp.Navigate(base+"policy?node="+tn.ids["web1"]), chromedp.WaitVisible(chromedp.ID("out-heading")))
-	if got := b.eval(`document.querySelector("#node").selectedOptions[0].textContent`); got != "web1 (tag:server)" {
+	b.Do("exploring web1", chromedp.Navigate(base+"policy?node="+tn.ids["web1"]), chromedp.WaitVisible(chromedp.ID("out-heading")))
+	if got := b.Eval(`document.querySelector("#node").selectedOptions[0].textContent`); got != "web1 (tag:server)" {
 		t.Errorf("the explorer's node picker shows %q, want web1 (tag:server)", got)
 	}
-	main := b.text("main")
+	main := b.Query("main")
 	for _, want := range []string{"web2\t22, 80, 443, 8080\ttcp, udp, icmp\tacls[1] at policy.hujson:11:", "laptop\t*\ttcp, udp, icmp\tacls[0] at policy.hujson:9:"} {
 		if !strings.Contains(main, want) {
 			t.Errorf("policy explorer for web1 lacks %q:\n%s", want, main)
 		}
 	}
-	if href := b.eval(`document.querySelector(".access a[href^='https://git.example.com/']").href`); !strings.HasSuffix(href, "/policy.hujson#L11") && !strings.HasSuffix(href, "/policy.hujson#L9") {
+	if href := b.Eval(`document.querySelector(".access a[href^='https://git.example.com/']").href`); !strings.HasSuffix(href, "/policy.hujson#L11") && !strings.HasSuffix(href, "/policy.hujson#L9") {
 		t.Errorf("a rule's link to the Git host is %q", href)
 	}
-	b.shot("03-policy")
+	b.Screens("03-policy")
 
-	b.do("opening web2 from the list", chromedp.Navigate(base+"nodes"), chromedp.Click(chromedp.CSS(`tr[data-node="web2"] a`)),
+	b.Do("opening web2 from the list", chromedp.Navigate(base+"nodes"), chromedp.Click(chromedp.CSS(`tr[data-node="web2"] a`)),
 		chromedp.WaitVisible(chromedp.ID("expire")))
-	b.shot("04-node")
-	b.eval(`window.confirm = () => true, "ok"`)
-	b.do("expiring web2", chromedp.Click(chromedp.ID("expire")), chromedp.WaitVisible(chromedp.ID("state-expired")))
-	if got := b.text("#did"); got != "The node's key was expired: it must log in again." {
+	b.Screens("04-node")
+	b.Eval(`window.confirm = () => true, "ok"`)
+	b.Do("expiring web2", chromedp.Click(chromedp.ID("expire")), chromedp.WaitVisible(chromedp.ID("state-expired")))
+	if got := b.Query("#did"); got != "The node's key was expired: it must log in again." {
 		t.Errorf("after expiring: %q", got)
 	}
 	testkit.WaitFor(t, ctx, "web2 to see its key expired", func() (bool, string) {
 		st := backendState(t, ctx, tn.web2)
 		return st == "NeedsLogin", st
 	})
-	b.shot("05-node-expired")
+	b.Screens("05-node-expired")
 
-	b.do("users", chromedp.Navigate(base+"users"), chromedp.WaitVisible(chromedp.ID("users")))
-	if got := b.text("#users"); !strings.Contains(got, "bob@example.com\tBob\tmember\t1\t1") {
+	b.Do("users", chromedp.Navigate(base+"users"), chromedp.WaitVisible(chromedp.ID("users")))
+	if got := b.Query("#users"); !strings.Contains(got, "bob@example.com\tBob\tmember\t1\t1") {
 		t.Errorf("users page:\n%s", got)
 	}
-	b.shot("06-users")
+	b.Screens("06-users")
 
-	b.do("audit", chromedp.Navigate(base+"audit"), chromedp.WaitVisible(chromedp.ID("audit")))
-	if got, want := b.text("#audit"), "apikey:ops\texpire node web2 ("+tn.ids["web2"]+")\tok"; !strings.Contains(got, want) {
+	b.Do("audit", chromedp.Navigate(base+"audit"), chromedp.WaitVisible(chromedp.ID("audit")))
+	if got, want := b.Query("#audit"), "apikey:ops\texpire node web2 ("+tn.ids["web2"]+")\tok"; !strings.Contains(got, want) {
 		t.Errorf("audit log lacks %q:\n%s", want, got)
 	}
-	b.shot("07-audit")
+	b.Screens("07-audit")
 
 	refuseRevision(t, ctx, tn)
-	b.do("revisions", chromedp.Navigate(base+"revisions"), chromedp.WaitVisible(chromedp.ID("problems")))
-	problems := b.text("#problems")
+	b.Do("revisions", chromedp.Navigate(base+"revisions"), chromedp.WaitVisible(chromedp.ID("problems")))
+	problems := b.Query("#problems")
 	if !strings.Contains(problems, "bad.hujson:") || !strings.Contains(problems, "group:nope") {
 		t.Errorf("the refused revision's errors:\n%s", problems)
 	}
-	if href := b.eval(`document.querySelector("#problems a.pos").href`); !strings.HasPrefix(href, "https://git.example.com/net/blob/") || !strings.Contains(href, "/bad.hujson#L") {
+	if href := b.Eval(`document.querySelector("#problems a.pos").href`); !strings.HasPrefix(href, "https://git.example.com/net/blob/") || !strings.Contains(href, "/bad.hujson#L") {
 		t.Errorf("an error's link to the Git host is %q", href)
 	}
-	b.shot("08-revisions")
-	b.do("a revision's plan", chromedp.Click(chromedp.CSS("#revisions a")), chromedp.WaitVisible(chromedp.ID("plan")))
-	if got := b.text("#plan"); !strings.Contains(got, "Plan:") {
+	b.Screens("08-revisions")
+	b.Do("a revision's plan", chromedp.Click(chromedp.CSS("#revisions a")), chromedp.WaitVisible(chromedp.ID("plan")))
+	if got := b.Query("#plan"); !strings.Contains(got, "Plan:") {
 		t.Errorf("the plan page shows %q", got)
 	}
-	b.shot("09-plan")
+	b.Screens("09-plan")
 }
 
 // refuseRevision adds a file with an error to the config and waits for

@@ -27,48 +27,47 @@ func TestConsoleOIDC(t *testing.T) {
 	})
 	tn := startTailnet(t, ctx, p)
 	base := tn.srv.URL()
-	b := newBrowser(t)
+	b := logintest.NewBrowser(t)
 
 	signIn := func(user, password string, landed chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		b.do("signing in as "+user, chromedp.Navigate(base+"/admin/"), chromedp.Click(chromedp.ID("oidc")),
-			chromedp.WaitVisible(chromedp.ID("username")),
-			chromedp.SendKeys(chromedp.ID("username"), user), chromedp.SendKeys(chromedp.ID("password"), password),
-			chromedp.Click(chromedp.ID("submit")), landed)
+		b.Do("going to the provider", chromedp.Navigate(base+"/admin/"), chromedp.Click(chromedp.ID("oidc")))
+		b.SignIn(user, password)
+		b.Do("landing as "+user, landed)
 	}
 	signOut := func() {
 		t.Helper()
-		b.do("signing out", chromedp.Click(chromedp.CSS("form.who button")), chromedp.WaitVisible(chromedp.ID("key")))
+		b.Do("signing out", chromedp.Click(chromedp.CSS("form.who button")), chromedp.WaitVisible(chromedp.ID("key")))
 	}
 
-	b.do("the sign-in page", chromedp.Navigate(base+"/admin/"), chromedp.WaitVisible(chromedp.ID("oidc")))
-	b.shot("01-signin-oidc")
+	b.Do("the sign-in page", chromedp.Navigate(base+"/admin/"), chromedp.WaitVisible(chromedp.ID("oidc")))
+	b.Screens("01-signin-oidc")
 	signIn("bob", "bob-pw", chromedp.WaitVisible(chromedp.ID("nodes")))
-	if got := b.text("#viewer"); got != "bob@example.com (member)" {
+	if got := b.Query("#viewer"); got != "bob@example.com (member)" {
 		t.Errorf("signed in as %q", got)
 	}
-	if got := b.eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "laptop" {
+	if got := b.Eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "laptop" {
 		t.Errorf("bob's nodes page lists %q, want his laptop only", got)
 	}
-	if nav := b.text("nav"); strings.Contains(nav, "Audit") || strings.Contains(nav, "Revisions") {
+	if nav := b.Query("nav"); strings.Contains(nav, "Audit") || strings.Contains(nav, "Revisions") {
 		t.Errorf("bob's navigation offers admin pages: %q", nav)
 	}
-	b.shot("02-member-nodes")
-	b.do("bob's laptop", chromedp.Click(chromedp.CSS(`tr[data-node="laptop"] a`)), chromedp.WaitVisible(chromedp.ID("node-name")))
-	if got := b.eval(`String(document.querySelector("#expire, #delete, #rename") === null)`); got != "true" {
+	b.Screens("02-member-nodes")
+	b.Do("bob's laptop", chromedp.Click(chromedp.CSS(`tr[data-node="laptop"] a`)), chromedp.WaitVisible(chromedp.ID("node-name")))
+	if got := b.Eval(`String(document.querySelector("#expire, #delete, #rename") === null)`); got != "true" {
 		t.Errorf("bob is offered node actions")
 	}
-	b.shot("03-member-node")
+	b.Screens("03-member-node")
 	signOut()
 
 	signIn("alice", "alice-pw", chromedp.WaitVisible(chromedp.ID("nodes")))
-	if got := b.text("#viewer"); got != "alice@example.com (owner)" {
+	if got := b.Query("#viewer"); got != "alice@example.com (owner)" {
 		t.Errorf("signed in as %q", got)
 	}
-	if got := b.eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "web1,web2,laptop" {
+	if got := b.Eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "web1,web2,laptop" {
 		t.Errorf("alice's nodes page lists %q, want every node", got)
 	}
-	b.do("web1 as alice", chromedp.Click(chromedp.CSS(`tr[data-node="web1"] a`)), chromedp.WaitVisible(chromedp.ID("expire")))
+	b.Do("web1 as alice", chromedp.Click(chromedp.CSS(`tr[data-node="web1"] a`)), chromedp.WaitVisible(chromedp.ID("expire")))
 	signOut()
 
 	for _, tc := range []struct{ user, want string }{
@@ -76,9 +75,9 @@ func TestConsoleOIDC(t *testing.T) {
 		{"unver", "has not verified"},
 	} {
 		signIn(tc.user, tc.user+"-pw", chromedp.WaitVisible(chromedp.ID("problem")))
-		if got := b.text("#message"); !strings.Contains(got, tc.want) {
+		if got := b.Query("#message"); !strings.Contains(got, tc.want) {
 			t.Errorf("%s's sign-in: %q, want it to say %q", tc.user, got, tc.want)
 		}
-		b.shot("04-refused-" + tc.user)
+		b.Screens("04-refused-" + tc.user)
 	}
 }

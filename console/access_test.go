@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tailplane/tailplane/console"
+	"github.com/tailplane/tailplane/control"
 	"tailscale.com/tailcfg"
 )
 
@@ -85,7 +86,9 @@ func (c *client) signIn(key string) string {
 // TestConsoleAccess checks over HTTP what each kind of viewer may do, on
 // a server with real nodes: a member sees only its own devices and no
 // admin page, and cannot act even on its own node; a read key cannot
-// act; a forged or missing CSRF token is refused and changes nothing;
+// act; a forged or missing CSRF token is refused and changes nothing,
+// and with the token an admin renames, rejects a pending node and is
+// refused rejecting an authorized one, all audited;
 // sign-in needs the form's token; the session cookie is HttpOnly,
 // SameSite=Lax and scoped to /admin/.
 func TestConsoleAccess(t *testing.T) {
@@ -170,12 +173,31 @@ func TestConsoleAccess(t *testing.T) {
 		if code, loc, body := c.do("POST", web1+"/rename", url.Values{"csrf": {token}, "name": {"www"}}); code != http.StatusSeeOther || !strings.Contains(loc, "did=rename") {
 			t.Errorf("rename with the token: %d to %q:\n%s", code, loc, body)
 		}
+		toaster := "/admin/nodes/" + tn.ids["toaster"]
+		if code, loc, body := c.do("POST", toaster+"/reject", url.Values{"csrf": {token}}); code != http.StatusSeeOther || loc != "/admin/nodes?did=reject" {
+			t.Errorf("reject with the token: %d to %q:\n%s", code, loc, body)
+		}
+		if code, _, _ := c.do("GET", toaster, nil); code != http.StatusNotFound {
+			t.Errorf("the rejected toaster's page: %d, want 404", code)
+		}
+		if code, _, body := c.do("POST", web1+"/reject", url.Values{"csrf": {token}}); code != http.StatusConflict {
+			t.Errorf("reject of an authorized node: %d, want 409:\n%s", code, body)
+		}
 		entries, _ = tn.srv.Store().AuditEntries(ctx, 0)
 		var got []string
 		for _, e := range entries {
-			got = append(got, e.Who+" "+e.What+": "+e.Result)
+			result := e.Result
+			if strings.Contains(result, control.ErrNotPending.Error()) {
+				result = control.ErrNotPending.Error() // the rest names the node and gives a hint
+			}
+			got = append(got, e.Who+" "+e.What+": "+result)
 		}
-		if diff := cmp.Diff([]string{"apikey:ops rename node web1 (" + tn.ids["web1"] + `) to "www": ok`}, got); diff != "" {
+		want := []string{ // newest first
+			"apikey:ops reject node www (" + tn.ids["web1"] + "): " + control.ErrNotPending.Error(),
+			"apikey:ops reject node toaster (" + tn.ids["toaster"] + "): ok",
+			"apikey:ops rename node web1 (" + tn.ids["web1"] + `) to "www": ok`,
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("audit log (-want +got):\n%s", diff)
 		}
 	})

@@ -64,7 +64,7 @@ func TestConsoleOIDC(t *testing.T) {
 	if got := b.Query("#viewer"); got != "alice@example.com (owner)" {
 		t.Errorf("signed in as %q", got)
 	}
-	if got := b.Eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "web1,web2,laptop" {
+	if got := b.Eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "web1,web2,laptop,tablet,toaster" {
 		t.Errorf("alice's nodes page lists %q, want every node", got)
 	}
 	b.Do("web1 as alice", chromedp.Click(chromedp.CSS(`tr[data-node="web1"] a`)), chromedp.WaitVisible(chromedp.ID("expire")))

@@ -101,141 +101,159 @@ func TestConsoleAccess(t *testing.T) {
 	}
 	hs := httptest.NewServer(con)
 	t.Cleanup(hs.Close)
-	web1, laptop := "/admin/nodes/"+tn.ids["web1"], "/admin/nodes/"+tn.ids["laptop"]
+	r := &accessRun{ctx: ctx, con: con, tn: tn, url: hs.URL,
+		web1: "/admin/nodes/" + tn.ids["web1"], laptop: "/admin/nodes/" + tn.ids["laptop"]}
+	t.Run("member", r.member)
+	t.Run("read-key", r.readKey)
+	t.Run("csrf", r.csrf)
+	t.Run("signin", r.signIn)
+}
 
-	t.Run("member", func(t *testing.T) {
-		c := newClient(t, hs.URL)
-		ck, token := con.SessionCookieFor("bob@example.com")
-		u, _ := url.Parse(hs.URL + "/admin/")
-		c.hc.Jar.SetCookies(u, []*http.Cookie{ck})
-		code, _, page := c.do("GET", "/admin/nodes", nil)
-		if code != http.StatusOK || !strings.Contains(page, `data-node="laptop"`) || strings.Contains(page, `data-node="web1"`) {
-			t.Errorf("bob's nodes page (%d) should list his laptop only:\n%s", code, page)
-		}
-		for _, tc := range []struct {
-			method, path string
-			form         url.Values
-			want         int
-		}{
-			{"GET", web1, nil, http.StatusNotFound},
-			{"GET", "/admin/policy?node=" + tn.ids["web1"], nil, http.StatusNotFound},
-			{"GET", laptop, nil, http.StatusOK},
-			{"GET", "/admin/audit", nil, http.StatusForbidden},
-			{"GET", "/admin/revisions", nil, http.StatusForbidden},
-			{"GET", "/admin/revisions/1", nil, http.StatusForbidden},
-			{"POST", laptop + "/expire", url.Values{"csrf": {token}}, http.StatusForbidden},
-			{"POST", web1 + "/delete", url.Values{"csrf": {token}}, http.StatusForbidden},
-			{"POST", laptop + "/rename", url.Values{"csrf": {token}, "name": {"bobs"}}, http.StatusForbidden},
-		} {
-			if code, _, body := c.do(tc.method, tc.path, tc.form); code != tc.want {
-				t.Errorf("bob: %s %s: %d, want %d:\n%s", tc.method, tc.path, code, tc.want, body)
-			}
-		}
-		if _, _, page := c.do("GET", "/admin/users", nil); !strings.Contains(page, "bob@example.com") || strings.Contains(page, "alice@example.com") {
-			t.Errorf("bob's users page should show him only:\n%s", page)
-		}
-	})
+// accessRun is TestConsoleAccess's console on its tailnet.
+type accessRun struct {
+	ctx          context.Context
+	con          *console.Console
+	tn           *tailnet
+	url          string // the console server's
+	web1, laptop string // the nodes' console paths
+}
 
-	t.Run("read-key", func(t *testing.T) {
-		c := newClient(t, hs.URL)
-		token := c.signIn(readKey)
-		if _, _, page := c.do("GET", "/admin/nodes", nil); !strings.Contains(page, `data-node="web1"`) {
-			t.Errorf("the read key does not see web1:\n%s", page)
+// member checks what bob, a member, may see and do.
+func (r *accessRun) member(t *testing.T) {
+	c := newClient(t, r.url)
+	ck, token := r.con.SessionCookieFor("bob@example.com")
+	u, _ := url.Parse(r.url + "/admin/")
+	c.hc.Jar.SetCookies(u, []*http.Cookie{ck})
+	code, _, page := c.do("GET", "/admin/nodes", nil)
+	if code != http.StatusOK || !strings.Contains(page, `data-node="laptop"`) || strings.Contains(page, `data-node="web1"`) {
+		t.Errorf("bob's nodes page (%d) should list his laptop only:\n%s", code, page)
+	}
+	for _, tc := range []struct {
+		method, path string
+		form         url.Values
+		want         int
+	}{
+		{"GET", r.web1, nil, http.StatusNotFound},
+		{"GET", "/admin/policy?node=" + r.tn.ids["web1"], nil, http.StatusNotFound},
+		{"GET", r.laptop, nil, http.StatusOK},
+		{"GET", "/admin/audit", nil, http.StatusForbidden},
+		{"GET", "/admin/revisions", nil, http.StatusForbidden},
+		{"GET", "/admin/revisions/1", nil, http.StatusForbidden},
+		{"POST", r.laptop + "/expire", url.Values{"csrf": {token}}, http.StatusForbidden},
+		{"POST", r.web1 + "/delete", url.Values{"csrf": {token}}, http.StatusForbidden},
+		{"POST", r.laptop + "/rename", url.Values{"csrf": {token}, "name": {"bobs"}}, http.StatusForbidden},
+	} {
+		if code, _, body := c.do(tc.method, tc.path, tc.form); code != tc.want {
+			t.Errorf("bob: %s %s: %d, want %d:\n%s", tc.method, tc.path, code, tc.want, body)
 		}
-		if _, _, page := c.do("GET", web1, nil); strings.Contains(page, `id="expire"`) {
-			t.Errorf("the read key is offered actions:\n%s", page)
-		}
-		if code, _, body := c.do("POST", web1+"/expire", url.Values{"csrf": {token}}); code != http.StatusForbidden {
-			t.Errorf("read key: expire: %d, want 403:\n%s", code, body)
-		}
-	})
+	}
+	if _, _, page := c.do("GET", "/admin/users", nil); !strings.Contains(page, "bob@example.com") || strings.Contains(page, "alice@example.com") {
+		t.Errorf("bob's users page should show him only:\n%s", page)
+	}
+}
 
-	t.Run("csrf", func(t *testing.T) {
-		c := newClient(t, hs.URL)
-		token := c.signIn(adminKey)
-		other := newClient(t, hs.URL).signIn(adminKey) // another session's token
-		for _, form := range []url.Values{{}, {"csrf": {"forged"}}, {"csrf": {other}}} {
-			if code, _, body := c.do("POST", web1+"/expire", form); code != http.StatusForbidden || !strings.Contains(body, "Request not accepted") {
-				t.Errorf("expire with csrf=%q: %d, want 403:\n%s", form.Get("csrf"), code, body)
-			}
-		}
-		if code, _, body := c.do("POST", "/admin/signout", url.Values{}); code != http.StatusForbidden {
-			t.Errorf("sign-out without a token: %d, want 403:\n%s", code, body)
-		}
-		n, err := tn.srv.Control().Node(ctx, mustID(t, tn.ids["web1"]))
-		if err != nil || n.Expired {
-			t.Fatalf("web1 after refused requests: expired=%v, %v", n.Expired, err)
-		}
-		entries, err := tn.srv.Store().AuditEntries(ctx, 0)
-		if err != nil || len(entries) != 0 {
-			t.Errorf("refused requests were audited: %+v, %v", entries, err)
-		}
-		if code, loc, body := c.do("POST", web1+"/rename", url.Values{"csrf": {token}, "name": {"www"}}); code != http.StatusSeeOther || !strings.Contains(loc, "did=rename") {
-			t.Errorf("rename with the token: %d to %q:\n%s", code, loc, body)
-		}
-		toaster := "/admin/nodes/" + tn.ids["toaster"]
-		if code, loc, body := c.do("POST", toaster+"/reject", url.Values{"csrf": {token}}); code != http.StatusSeeOther || loc != "/admin/nodes?did=reject" {
-			t.Errorf("reject with the token: %d to %q:\n%s", code, loc, body)
-		}
-		if code, _, _ := c.do("GET", toaster, nil); code != http.StatusNotFound {
-			t.Errorf("the rejected toaster's page: %d, want 404", code)
-		}
-		if code, _, body := c.do("POST", web1+"/reject", url.Values{"csrf": {token}}); code != http.StatusConflict {
-			t.Errorf("reject of an authorized node: %d, want 409:\n%s", code, body)
-		}
-		entries, _ = tn.srv.Store().AuditEntries(ctx, 0)
-		var got []string
-		for _, e := range entries {
-			result := e.Result
-			if strings.Contains(result, control.ErrNotPending.Error()) {
-				result = control.ErrNotPending.Error() // the rest names the node and gives a hint
-			}
-			got = append(got, e.Who+" "+e.What+": "+result)
-		}
-		want := []string{ // newest first
-			"apikey:ops reject node www (" + tn.ids["web1"] + "): " + control.ErrNotPending.Error(),
-			"apikey:ops reject node toaster (" + tn.ids["toaster"] + "): ok",
-			"apikey:ops rename node web1 (" + tn.ids["web1"] + `) to "www": ok`,
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("audit log (-want +got):\n%s", diff)
-		}
-	})
+// readKey checks that a read key sees everything and acts on nothing.
+func (r *accessRun) readKey(t *testing.T) {
+	c := newClient(t, r.url)
+	token := c.signIn(readKey)
+	if _, _, page := c.do("GET", "/admin/nodes", nil); !strings.Contains(page, `data-node="web1"`) {
+		t.Errorf("the read key does not see web1:\n%s", page)
+	}
+	if _, _, page := c.do("GET", r.web1, nil); strings.Contains(page, `id="expire"`) {
+		t.Errorf("the read key is offered actions:\n%s", page)
+	}
+	if code, _, body := c.do("POST", r.web1+"/expire", url.Values{"csrf": {token}}); code != http.StatusForbidden {
+		t.Errorf("read key: expire: %d, want 403:\n%s", code, body)
+	}
+}
 
-	t.Run("signin", func(t *testing.T) {
-		c := newClient(t, hs.URL)
-		if code, _, _ := c.do("POST", "/admin/signin", url.Values{"key": {adminKey}}); code != http.StatusForbidden {
-			t.Errorf("sign-in without the form's token: %d, want 403", code)
+// csrf checks the CSRF tokens, and an admin's audited actions with one.
+func (r *accessRun) csrf(t *testing.T) {
+	c := newClient(t, r.url)
+	token := c.signIn(adminKey)
+	other := newClient(t, r.url).signIn(adminKey) // another session's token
+	for _, form := range []url.Values{{}, {"csrf": {"forged"}}, {"csrf": {other}}} {
+		if code, _, body := c.do("POST", r.web1+"/expire", form); code != http.StatusForbidden || !strings.Contains(body, "Request not accepted") {
+			t.Errorf("expire with csrf=%q: %d, want 403:\n%s", form.Get("csrf"), code, body)
 		}
-		_, _, page := c.do("GET", "/admin/signin", nil)
-		if code, _, _ := c.do("POST", "/admin/signin", url.Values{"csrf": {csrfOf(t, page)}, "key": {"tpk-wrong"}}); code != http.StatusUnauthorized {
-			t.Errorf("sign-in with an unknown key: %d, want 401", code)
+	}
+	if code, _, body := c.do("POST", "/admin/signout", url.Values{}); code != http.StatusForbidden {
+		t.Errorf("sign-out without a token: %d, want 403:\n%s", code, body)
+	}
+	n, err := r.tn.srv.Control().Node(r.ctx, mustID(t, r.tn.ids["web1"]))
+	if err != nil || n.Expired {
+		t.Fatalf("web1 after refused requests: expired=%v, %v", n.Expired, err)
+	}
+	entries, err := r.tn.srv.Store().AuditEntries(r.ctx, 0)
+	if err != nil || len(entries) != 0 {
+		t.Errorf("refused requests were audited: %+v, %v", entries, err)
+	}
+	if code, loc, body := c.do("POST", r.web1+"/rename", url.Values{"csrf": {token}, "name": {"www"}}); code != http.StatusSeeOther || !strings.Contains(loc, "did=rename") {
+		t.Errorf("rename with the token: %d to %q:\n%s", code, loc, body)
+	}
+	toaster := "/admin/nodes/" + r.tn.ids["toaster"]
+	if code, loc, body := c.do("POST", toaster+"/reject", url.Values{"csrf": {token}}); code != http.StatusSeeOther || loc != "/admin/nodes?did=reject" {
+		t.Errorf("reject with the token: %d to %q:\n%s", code, loc, body)
+	}
+	if code, _, _ := c.do("GET", toaster, nil); code != http.StatusNotFound {
+		t.Errorf("the rejected toaster's page: %d, want 404", code)
+	}
+	if code, _, body := c.do("POST", r.web1+"/reject", url.Values{"csrf": {token}}); code != http.StatusConflict {
+		t.Errorf("reject of an authorized node: %d, want 409:\n%s", code, body)
+	}
+	entries, _ = r.tn.srv.Store().AuditEntries(r.ctx, 0)
+	var got []string
+	for _, e := range entries {
+		result := e.Result
+		if strings.Contains(result, control.ErrNotPending.Error()) {
+			result = control.ErrNotPending.Error() // the rest names the node and gives a hint
 		}
-		if code, loc, _ := c.do("GET", "/admin/nodes", nil); code != http.StatusSeeOther || !strings.HasPrefix(loc, "/admin/signin") {
-			t.Errorf("nodes without a session: %d to %q, want the sign-in page", code, loc)
+		got = append(got, e.Who+" "+e.What+": "+result)
+	}
+	want := []string{ // newest first
+		"apikey:ops reject node www (" + r.tn.ids["web1"] + "): " + control.ErrNotPending.Error(),
+		"apikey:ops reject node toaster (" + r.tn.ids["toaster"] + "): ok",
+		"apikey:ops rename node web1 (" + r.tn.ids["web1"] + `) to "www": ok`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit log (-want +got):\n%s", diff)
+	}
+}
+
+// signIn checks the sign-in form and the session cookie.
+func (r *accessRun) signIn(t *testing.T) {
+	c := newClient(t, r.url)
+	if code, _, _ := c.do("POST", "/admin/signin", url.Values{"key": {adminKey}}); code != http.StatusForbidden {
+		t.Errorf("sign-in without the form's token: %d, want 403", code)
+	}
+	_, _, page := c.do("GET", "/admin/signin", nil)
+	if code, _, _ := c.do("POST", "/admin/signin", url.Values{"csrf": {csrfOf(t, page)}, "key": {"tpk-wrong"}}); code != http.StatusUnauthorized {
+		t.Errorf("sign-in with an unknown key: %d, want 401", code)
+	}
+	if code, loc, _ := c.do("GET", "/admin/nodes", nil); code != http.StatusSeeOther || !strings.HasPrefix(loc, "/admin/signin") {
+		t.Errorf("nodes without a session: %d to %q, want the sign-in page", code, loc)
+	}
+	_, _, page = c.do("GET", "/admin/signin", nil)
+	form := url.Values{"csrf": {csrfOf(t, page)}, "key": {adminKey}, "next": {"https://evil.example/"}}
+	req, _ := http.NewRequest("POST", r.url+"/admin/signin", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if loc := res.Header.Get("Location"); loc != "/admin/nodes" {
+		t.Errorf("sign-in with next off the console went to %q", loc)
+	}
+	var session *http.Cookie
+	for _, ck := range res.Cookies() {
+		if ck.Name == "tailplane_console" {
+			session = ck
 		}
-		_, _, page = c.do("GET", "/admin/signin", nil)
-		form := url.Values{"csrf": {csrfOf(t, page)}, "key": {adminKey}, "next": {"https://evil.example/"}}
-		req, _ := http.NewRequest("POST", hs.URL+"/admin/signin", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		res, err := c.hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if loc := res.Header.Get("Location"); loc != "/admin/nodes" {
-			t.Errorf("sign-in with next off the console went to %q", loc)
-		}
-		var session *http.Cookie
-		for _, ck := range res.Cookies() {
-			if ck.Name == "tailplane_console" {
-				session = ck
-			}
-		}
-		if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Path != "/admin/" || session.Secure {
-			t.Errorf("session cookie over plain loopback HTTP: %+v, want HttpOnly, SameSite=Lax, Path=/admin/, not Secure", session)
-		}
-	})
+	}
+	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Path != "/admin/" || session.Secure {
+		t.Errorf("session cookie over plain loopback HTTP: %+v, want HttpOnly, SameSite=Lax, Path=/admin/, not Secure", session)
+	}
 }
 
 // TestConsoleTransport checks which connections the console answers:

@@ -132,103 +132,126 @@ func TestConsoleInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tn := startTailnet(t, ctx, nil)
-	b := logintest.NewBrowser(t)
-	base := tn.srv.URL() + "/admin/"
+	r := &browseRun{ctx: ctx, b: logintest.NewBrowser(t), tn: tn, base: tn.srv.URL() + "/admin/"}
+	r.signInAndNodes(t)
+	r.explore(t)
+	r.act(t)
+	r.records(t)
+}
 
-	b.Do("opening the console", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.ID("key")))
-	b.Screens("01-signin")
-	b.Do("signing in with the admin key", chromedp.SendKeys(chromedp.ID("key"), adminKey), chromedp.Click(chromedp.ID("signin")),
+// browseRun is TestConsoleInBrowser's browser on its tailnet.
+type browseRun struct {
+	ctx  context.Context
+	b    *logintest.Browser
+	tn   *tailnet
+	base string // the console's URL, ending in /admin/
+}
+
+// signInAndNodes signs in with the admin key, lists and searches nodes.
+func (r *browseRun) signInAndNodes(t *testing.T) {
+	r.b.Do("opening the console", chromedp.Navigate(r.base), chromedp.WaitVisible(chromedp.ID("key")))
+	r.b.Screens("01-signin")
+	r.b.Do("signing in with the admin key", chromedp.SendKeys(chromedp.ID("key"), adminKey), chromedp.Click(chromedp.ID("signin")),
 		chromedp.WaitVisible(chromedp.ID("nodes")))
-	if got := b.Query("#viewer"); !strings.Contains(got, "API key ops") || !strings.Contains(got, "admin") {
+	if got := r.b.Query("#viewer"); !strings.Contains(got, "API key ops") || !strings.Contains(got, "admin") {
 		t.Errorf("signed in as %q, want API key ops (admin)", got)
 	}
 	for _, name := range []string{"web1", "web2", "laptop"} {
-		if row := b.Query(`tr[data-node="` + name + `"]`); !strings.Contains(row, "online") {
+		if row := r.b.Query(`tr[data-node="` + name + `"]`); !strings.Contains(row, "online") {
 			t.Errorf("nodes page, row of %s: %q, want it online", name, row)
 		}
 	}
-	if row := b.Query(`tr[data-node="laptop"]`); !strings.Contains(row, "bob@example.com") {
+	if row := r.b.Query(`tr[data-node="laptop"]`); !strings.Contains(row, "bob@example.com") {
 		t.Errorf("the laptop's row %q does not name its owner", row)
 	}
-	b.Screens("02-nodes")
+	r.b.Screens("02-nodes")
 
-	b.Do("searching", chromedp.SendKeys(chromedp.ID("q"), "bob"), chromedp.Submit(chromedp.ID("q")),
+	r.b.Do("searching", chromedp.SendKeys(chromedp.ID("q"), "bob"), chromedp.Submit(chromedp.ID("q")),
 		chromedp.WaitNotPresent(chromedp.CSS(`tr[data-node="web1"]`)))
-	if got := b.Eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "laptop" {
+	if got := r.b.Eval(`[...document.querySelectorAll("#nodes tr[data-node]")].map(r => r.dataset.node).join(",")`); got != "laptop" {
 		t.Errorf("searching for bob lists %q, want laptop", got)
 	}
+}
 
-	b.Do("exploring web1", chromedp.Navigate(base+"policy?node="+tn.ids["web1"]), chromedp.WaitVisible(chromedp.ID("out-heading")))
-	if got := b.Eval(`document.querySelector("#node").selectedOptions[0].textContent`); got != "web1 (tag:server)" {
+// explore asks the policy explorer about web1.
+func (r *browseRun) explore(t *testing.T) {
+	r.b.Do("exploring web1", chromedp.Navigate(r.base+"policy?node="+r.tn.ids["web1"]), chromedp.WaitVisible(chromedp.ID("out-heading")))
+	if got := r.b.Eval(`document.querySelector("#node").selectedOptions[0].textContent`); got != "web1 (tag:server)" {
 		t.Errorf("the explorer's node picker shows %q, want web1 (tag:server)", got)
 	}
-	main := b.Query("main")
+	main := r.b.Query("main")
 	for _, want := range []string{"web2\t22, 80, 443, 8080\ttcp, udp, icmp\tacls[1] at policy.hujson:11:", "laptop\t*\ttcp, udp, icmp\tacls[0] at policy.hujson:9:"} {
 		if !strings.Contains(main, want) {
 			t.Errorf("policy explorer for web1 lacks %q:\n%s", want, main)
 		}
 	}
-	if href := b.Eval(`document.querySelector(".access a[href^='https://git.example.com/']").href`); !strings.HasSuffix(href, "/policy.hujson#L11") && !strings.HasSuffix(href, "/policy.hujson#L9") {
+	if href := r.b.Eval(`document.querySelector(".access a[href^='https://git.example.com/']").href`); !strings.HasSuffix(href, "/policy.hujson#L11") && !strings.HasSuffix(href, "/policy.hujson#L9") {
 		t.Errorf("a rule's link to the Git host is %q", href)
 	}
-	b.Screens("03-policy")
+	r.b.Screens("03-policy")
+}
 
-	b.Do("opening web2 from the list", chromedp.Navigate(base+"nodes"), chromedp.Click(chromedp.CSS(`tr[data-node="web2"] a`)),
+// act expires web2 and approves the tablet, and the real nodes see it.
+func (r *browseRun) act(t *testing.T) {
+	r.b.Do("opening web2 from the list", chromedp.Navigate(r.base+"nodes"), chromedp.Click(chromedp.CSS(`tr[data-node="web2"] a`)),
 		chromedp.WaitVisible(chromedp.ID("expire")))
-	b.Screens("04-node")
-	b.Eval(`window.confirm = () => true, "ok"`)
-	b.Do("expiring web2", chromedp.Click(chromedp.ID("expire")), chromedp.WaitVisible(chromedp.ID("state-expired")))
-	if got := b.Query("#did"); got != "The node's key was expired: it must log in again." {
+	r.b.Screens("04-node")
+	r.b.Eval(`window.confirm = () => true, "ok"`)
+	r.b.Do("expiring web2", chromedp.Click(chromedp.ID("expire")), chromedp.WaitVisible(chromedp.ID("state-expired")))
+	if got := r.b.Query("#did"); got != "The node's key was expired: it must log in again." {
 		t.Errorf("after expiring: %q", got)
 	}
-	testkit.WaitFor(t, ctx, "web2 to see its key expired", func() (bool, string) {
-		st := backendState(t, ctx, tn.web2)
+	testkit.WaitFor(t, r.ctx, "web2 to see its key expired", func() (bool, string) {
+		st := backendState(t, r.ctx, r.tn.web2)
 		return st == "NeedsLogin", st
 	})
-	b.Screens("05-node-expired")
+	r.b.Screens("05-node-expired")
 
-	b.Do("opening the pending tablet", chromedp.Navigate(base+"nodes?q=pending"), chromedp.Click(chromedp.CSS(`tr[data-node="tablet"] a`)),
+	r.b.Do("opening the pending tablet", chromedp.Navigate(r.base+"nodes?q=pending"), chromedp.Click(chromedp.CSS(`tr[data-node="tablet"] a`)),
 		chromedp.WaitVisible(chromedp.ID("approve")))
-	b.Screens("06-node-pending")
-	b.Do("approving the tablet", chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.ID("did")))
-	if got := b.Query("#did"); got != "The node was approved." {
+	r.b.Screens("06-node-pending")
+	r.b.Do("approving the tablet", chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.ID("did")))
+	if got := r.b.Query("#did"); got != "The node was approved." {
 		t.Errorf("after approving: %q", got)
 	}
-	testkit.WaitFor(t, ctx, "the tablet to run once approved", func() (bool, string) {
-		st := backendState(t, ctx, tn.tablet)
+	testkit.WaitFor(t, r.ctx, "the tablet to run once approved", func() (bool, string) {
+		st := backendState(t, r.ctx, r.tn.tablet)
 		return st == "Running", st
 	})
+}
 
-	b.Do("users", chromedp.Navigate(base+"users"), chromedp.WaitVisible(chromedp.ID("users")))
-	if got := b.Query("#users"); !strings.Contains(got, "bob@example.com\tBob\tmember\t1\t1") {
+// records reads the users, the audit log and a refused revision's errors.
+func (r *browseRun) records(t *testing.T) {
+	r.b.Do("users", chromedp.Navigate(r.base+"users"), chromedp.WaitVisible(chromedp.ID("users")))
+	if got := r.b.Query("#users"); !strings.Contains(got, "bob@example.com\tBob\tmember\t1\t1") {
 		t.Errorf("users page:\n%s", got)
 	}
-	b.Screens("07-users")
+	r.b.Screens("07-users")
 
-	b.Do("audit", chromedp.Navigate(base+"audit"), chromedp.WaitVisible(chromedp.ID("audit")))
-	audit := b.Query("#audit")
-	for _, want := range []string{"apikey:ops\texpire node web2 (" + tn.ids["web2"] + ")\tok", "apikey:ops\tapprove node tablet (" + tn.ids["tablet"] + ")\tok"} {
+	r.b.Do("audit", chromedp.Navigate(r.base+"audit"), chromedp.WaitVisible(chromedp.ID("audit")))
+	audit := r.b.Query("#audit")
+	for _, want := range []string{"apikey:ops\texpire node web2 (" + r.tn.ids["web2"] + ")\tok", "apikey:ops\tapprove node tablet (" + r.tn.ids["tablet"] + ")\tok"} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit log lacks %q:\n%s", want, audit)
 		}
 	}
-	b.Screens("08-audit")
+	r.b.Screens("08-audit")
 
-	refuseRevision(t, ctx, tn)
-	b.Do("revisions", chromedp.Navigate(base+"revisions"), chromedp.WaitVisible(chromedp.ID("problems")))
-	problems := b.Query("#problems")
+	refuseRevision(t, r.ctx, r.tn)
+	r.b.Do("revisions", chromedp.Navigate(r.base+"revisions"), chromedp.WaitVisible(chromedp.ID("problems")))
+	problems := r.b.Query("#problems")
 	if !strings.Contains(problems, "bad.hujson:") || !strings.Contains(problems, "group:nope") {
 		t.Errorf("the refused revision's errors:\n%s", problems)
 	}
-	if href := b.Eval(`document.querySelector("#problems a.pos").href`); !strings.HasPrefix(href, "https://git.example.com/net/blob/") || !strings.Contains(href, "/bad.hujson#L") {
+	if href := r.b.Eval(`document.querySelector("#problems a.pos").href`); !strings.HasPrefix(href, "https://git.example.com/net/blob/") || !strings.Contains(href, "/bad.hujson#L") {
 		t.Errorf("an error's link to the Git host is %q", href)
 	}
-	b.Screens("09-revisions")
-	b.Do("a revision's plan", chromedp.Click(chromedp.CSS("#revisions a")), chromedp.WaitVisible(chromedp.ID("plan")))
-	if got := b.Query("#plan"); !strings.Contains(got, "Plan:") {
+	r.b.Screens("09-revisions")
+	r.b.Do("a revision's plan", chromedp.Click(chromedp.CSS("#revisions a")), chromedp.WaitVisible(chromedp.ID("plan")))
+	if got := r.b.Query("#plan"); !strings.Contains(got, "Plan:") {
 		t.Errorf("the plan page shows %q", got)
 	}
-	b.Screens("10-plan")
+	r.b.Screens("10-plan")
 }
 
 // refuseRevision adds a file with an error to the config and waits for

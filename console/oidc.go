@@ -3,6 +3,7 @@ package console
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -37,7 +38,8 @@ func (c *Console) oidcStart(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusServiceUnavailable, "Sign-in unavailable", err.Error(), "Sign in with an API key.")
 		return
 	}
-	c.setCookie(w, r, oidcCookie, s.Encode(), 10*time.Minute)
+	// The page to go back to rides along; safeNext checks it on return.
+	c.setCookie(w, r, oidcCookie, s.Encode()+"|"+url.QueryEscape(r.FormValue("next")), 10*time.Minute)
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
 
@@ -50,9 +52,12 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	ck, err := r.Cookie(oidcCookie)
 	c.setCookie(w, r, oidcCookie, "", 0) // single use, whatever happens next
 	var s login.SignIn
+	var next string
 	ok := err == nil
 	if ok {
-		s, ok = login.DecodeSignIn(ck.Value)
+		enc, rawNext, _ := strings.Cut(ck.Value, "|")
+		next, _ = url.QueryUnescape(rawNext)
+		s, ok = login.DecodeSignIn(enc)
 	}
 	if !ok {
 		c.logf("console: OIDC callback refused: no sign-in started in this browser")
@@ -73,5 +78,5 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.logf("console: signed in as %s via OIDC", who)
-	c.startSession(w, r, &session{login: who}, "/admin/nodes")
+	c.startSession(w, r, &session{login: who}, next)
 }

@@ -13,7 +13,8 @@ import (
 // TestConsoleOIDC signs in to the console of a whole server (login.oidc
 // declared, serve's client secret) through a real OpenID provider in
 // headless Chromium: bob, a member, sees only his laptop and no admin
-// pages or actions; alice, the owner, sees every node and the actions; a
+// pages or actions; alice, the owner, lands on the page she asked for,
+// sees every node and the actions; a
 // person who is not a declared user, and one whose email the provider has
 // not verified, are refused.
 func TestConsoleOIDC(t *testing.T) {
@@ -32,8 +33,7 @@ func TestConsoleOIDC(t *testing.T) {
 	signIn := func(user, password string, landed chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		b.Do("going to the provider", chromedp.Navigate(base+"/admin/"), chromedp.Click(chromedp.ID("oidc")))
-		b.SignIn(user, password)
-		b.Do("landing as "+user, landed)
+		providerForm(b, user, password, landed)
 	}
 	signOut := func() {
 		t.Helper()
@@ -60,7 +60,9 @@ func TestConsoleOIDC(t *testing.T) {
 	b.Screens("03-member-node")
 	signOut()
 
-	signIn("alice", "alice-pw", chromedp.WaitVisible(chromedp.ID("nodes")))
+	b.Do("a page before sign-in", chromedp.Navigate(base+"/admin/users"), chromedp.Click(chromedp.ID("oidc")))
+	providerForm(b, "alice", "alice-pw", chromedp.WaitVisible(chromedp.ID("users")))
+	b.Do("the nodes", chromedp.Navigate(base+"/admin/nodes"), chromedp.WaitVisible(chromedp.ID("nodes")))
 	if got := b.Query("#viewer"); got != "alice@example.com (owner)" {
 		t.Errorf("signed in as %q", got)
 	}
@@ -80,4 +82,12 @@ func TestConsoleOIDC(t *testing.T) {
 		}
 		b.Screens("04-refused-" + tc.user)
 	}
+}
+
+// providerForm fills the test provider's sign-in form and waits for the
+// page landed says.
+func providerForm(b *logintest.Browser, user, password string, landed chromedp.Action[chromedp.Void]) {
+	b.Do("signing in at the provider as "+user, chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), user), chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("submit")), landed)
 }

@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -87,8 +88,8 @@ func (c *client) signIn(key string) string {
 // a server with real nodes: a member sees only its own devices and no
 // admin page, and cannot act even on its own node; a read key cannot
 // act; a forged or missing CSRF token is refused and changes nothing,
-// and with the token an admin renames, rejects a pending node and is
-// refused rejecting an authorized one, all audited;
+// and with the token an admin renames, rejects a pending node (and is
+// refused rejecting an authorized one) and deletes one, all audited;
 // sign-in needs the form's token; the session cookie is HttpOnly,
 // SameSite=Lax and scoped to /admin/.
 func TestConsoleAccess(t *testing.T) {
@@ -201,6 +202,13 @@ func (r *accessRun) csrf(t *testing.T) {
 	if code, _, body := c.do("POST", r.web1+"/reject", url.Values{"csrf": {token}}); code != http.StatusConflict {
 		t.Errorf("reject of an authorized node: %d, want 409:\n%s", code, body)
 	}
+	web2 := "/admin/nodes/" + r.tn.ids["web2"]
+	if code, loc, body := c.do("POST", web2+"/delete", url.Values{"csrf": {token}}); code != http.StatusSeeOther || loc != "/admin/nodes?did=delete" {
+		t.Errorf("delete with the token: %d to %q:\n%s", code, loc, body)
+	}
+	if _, err := r.tn.srv.Control().Node(r.ctx, mustID(t, r.tn.ids["web2"])); !errors.Is(err, control.ErrNodeNotFound) {
+		t.Errorf("web2 after deleting it: %v, want ErrNodeNotFound", err)
+	}
 	entries, _ = r.tn.srv.Store().AuditEntries(r.ctx, 0)
 	var got []string
 	for _, e := range entries {
@@ -211,6 +219,7 @@ func (r *accessRun) csrf(t *testing.T) {
 		got = append(got, e.Who+" "+e.What+": "+result)
 	}
 	want := []string{ // newest first
+		"apikey:ops delete node web2 (" + r.tn.ids["web2"] + "): ok",
 		"apikey:ops reject node www (" + r.tn.ids["web1"] + "): " + control.ErrNotPending.Error(),
 		"apikey:ops reject node toaster (" + r.tn.ids["toaster"] + "): ok",
 		"apikey:ops rename node web1 (" + r.tn.ids["web1"] + `) to "www": ok`,

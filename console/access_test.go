@@ -269,6 +269,9 @@ func (r *accessRun) signIn(t *testing.T) {
 // TLS always, plain HTTP only when both ends are loopback or
 // AllowHTTP says so; and that cookies are Secure over HTTPS.
 func TestConsoleTransport(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, _ := startServer(t, ctx, nil)
 	for _, tc := range []struct {
 		name          string
 		local, remote string
@@ -284,7 +287,8 @@ func TestConsoleTransport(t *testing.T) {
 		{name: "TLS", local: "192.0.2.1:443", remote: "192.0.2.7:5000", tls: true, want: http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			con, err := console.New(console.Config{AllowHTTP: tc.allow, BaseURL: "https://tp.example.com"})
+			con, err := console.New(console.Config{Control: srv.Control(), Pipeline: srv.Pipeline(), Store: srv.Store(),
+				AllowHTTP: tc.allow, BaseURL: "https://tp.example.com"})
 			if err != nil {
 				t.Fatal(err)
 			}

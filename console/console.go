@@ -24,6 +24,7 @@ package console
 
 import (
 	"embed"
+	"errors"
 	"html/template"
 	"io/fs"
 	"net"
@@ -86,8 +87,12 @@ type Console struct {
 	mux      *http.ServeMux
 }
 
-// New returns the console. It fails only on a malformed RepoWebURL.
+// New returns the console. It fails when a required part is missing or
+// RepoWebURL is malformed.
 func New(cfg Config) (*Console, error) {
+	if cfg.Control == nil || cfg.Pipeline == nil || cfg.Store == nil {
+		return nil, errors.New("console: Config needs Control, Pipeline and Store")
+	}
 	if cfg.RepoWebURL != "" {
 		if u, err := url.Parse(cfg.RepoWebURL); err != nil || u.Host == "" || !strings.Contains(cfg.RepoWebURL, "{path}") {
 			return nil, errBadRepoURL(cfg.RepoWebURL)

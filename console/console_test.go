@@ -59,32 +59,40 @@ type tailnet struct {
 	ids                             map[string]string // node name → ID
 }
 
-// startTailnet starts the tailnet; prov, when set, is the OIDC provider of
+// startServer starts a whole server on the tests' config (in a new
+// directory it returns); prov, when set, is the OIDC provider of
 // login.oidc.
-func startTailnet(t *testing.T, ctx context.Context, prov *logintest.Provider) *tailnet {
+func startServer(t *testing.T, ctx context.Context, prov *logintest.Provider) (*server.Server, string) {
 	t.Helper()
-	tn := &tailnet{configDir: t.TempDir(), ids: map[string]string{}}
-	writeConfig(t, tn.configDir)
+	dir := t.TempDir()
+	writeConfig(t, dir)
 	var secret string
 	if prov != nil {
 		doc := `{"login": {"oidc": {"issuer": "` + prov.URL + `", "clientID": "` + prov.ClientID + `"}}}`
-		if err := os.WriteFile(filepath.Join(tn.configDir, "login.hujson"), []byte(doc), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "login.hujson"), []byte(doc), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		secret = prov.ClientSecret
 	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	srv, err := server.New(sctx, server.Config{StateDir: t.TempDir(), ConfigDir: tn.configDir, FirstApplyWait: 30 * time.Second,
+	srv, err := server.New(sctx, server.Config{StateDir: t.TempDir(), ConfigDir: dir, FirstApplyWait: 30 * time.Second,
 		RepoWebURL: repoWeb, OIDCClientSecret: secret, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	tn.srv = srv
 	if prov != nil {
 		prov.AllowRedirect(srv.URL() + "/admin/oidc/callback")
 	}
+	return srv, dir
+}
+
+// startTailnet starts a server (see startServer) and the tailnet's nodes.
+func startTailnet(t *testing.T, ctx context.Context, prov *logintest.Provider) *tailnet {
+	t.Helper()
+	srv, dir := startServer(t, ctx, prov)
+	tn := &tailnet{srv: srv, configDir: dir, ids: map[string]string{}}
 	tn.web1 = testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "web1", AuthKey: serverKey})
 	tn.web2 = testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "web2", AuthKey: serverKey})
 	tn.lapto = testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "laptop", AuthKey: laptopKey})

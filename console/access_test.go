@@ -10,6 +10,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/tailplane/tailplane/console"
 	"github.com/tailplane/tailplane/control"
+	"github.com/tailplane/tailplane/pipeline"
 	"tailscale.com/tailcfg"
 )
 
@@ -91,7 +94,8 @@ func (c *client) signIn(key string) string {
 // and with the token an admin renames, rejects a pending node (and is
 // refused rejecting an authorized one) and deletes one, all audited;
 // sign-in needs the form's token; the session cookie is HttpOnly,
-// SameSite=Lax and scoped to /admin/.
+// SameSite=Lax and scoped to /admin/; removing a key in the config ends
+// its sessions.
 func TestConsoleAccess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -108,6 +112,7 @@ func TestConsoleAccess(t *testing.T) {
 	t.Run("read-key", r.readKey)
 	t.Run("csrf", r.csrf)
 	t.Run("signin", r.signIn)
+	t.Run("key-removed", r.keyRemoved)
 }
 
 // accessRun is TestConsoleAccess's console on its tailnet.
@@ -262,6 +267,31 @@ func (r *accessRun) signIn(t *testing.T) {
 	}
 	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Path != "/admin/" || session.Secure {
 		t.Errorf("session cookie over plain loopback HTTP: %+v, want HttpOnly, SameSite=Lax, Path=/admin/, not Secure", session)
+	}
+}
+
+// keyRemoved checks that a session ends when its API key is no longer
+// declared: a commit removing the key signs the browser out.
+func (r *accessRun) keyRemoved(t *testing.T) {
+	c := newClient(t, r.url)
+	c.signIn(readKey)
+	ops := filepath.Join(r.tn.configDir, "ops.hujson")
+	b, err := os.ReadFile(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := regexp.MustCompile(`(?m)^.*"viewer".*$`).ReplaceAll(b, nil)
+	if err := os.WriteFile(ops, without, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.tn.srv.Pipeline().Wait(r.ctx, func(st pipeline.Status) bool {
+		_, declared := r.tn.srv.Tailnet().APIKeys["viewer"]
+		return st.Attempted != nil && st.Attempted.OK && !declared
+	}); err != nil {
+		t.Fatalf("waiting for the config without the viewer key: %v", err)
+	}
+	if code, loc, _ := c.do("GET", "/admin/nodes", nil); code != http.StatusSeeOther || !strings.HasPrefix(loc, "/admin/signin") {
+		t.Errorf("the removed key's session got %d to %q, want the sign-in page", code, loc)
 	}
 }
 

@@ -11,6 +11,7 @@
 //	POST /api/v1/logins/{id}/approve {"user": LOGIN}: register the login's device as that declared user (admin)
 //	POST /api/v1/webhook             push webhook, HMAC-signed (no API key)
 //	GET  /metrics                    Prometheus text format
+//	/api/v2/...                      a subset of Tailscale's API v2 (v2.go, docs/api-v2.md)
 //	/api/v1/nodes, /users, /audit    the node inventory, its actions and the audit log (nodes.go)
 //
 // Every endpoint but the webhook needs "Authorization: Bearer <api key>"
@@ -55,6 +56,17 @@ type Config struct {
 	// Nodes counts registered nodes and those with a live map session.
 	// Nil: node counts are reported as zero.
 	Nodes func(ctx context.Context) (online, total int, err error)
+	// Metrics holds the counted metrics (propagation histogram, audit
+	// actions) and the Go and process collectors; see NewMetrics. Nil:
+	// Handler makes its own, which sees no propagation or audit events.
+	Metrics *Metrics
+	// Stats reads the coordination server's counts for /metrics
+	// (control.Server.Stats). Nil: registrations, map sessions and nodes
+	// by user and tag are left out.
+	Stats func(ctx context.Context) (control.Stats, error)
+	// PendingApprovals counts the nodes waiting for device approval, for
+	// /metrics. Nil: Control's pending nodes, or 0 without Control.
+	PendingApprovals func(ctx context.Context) (int, error)
 	// Control is the coordination server: the nodes and users endpoints
 	// list and act on its nodes (docs/operations.md). Nil: those endpoints
 	// are not served.
@@ -76,6 +88,12 @@ const (
 // Handler returns the admin API's handler. Mount it at the server's root:
 // it answers /api/v1/... and /metrics only.
 func Handler(cfg Config) http.Handler {
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.PendingApprovals == nil && cfg.Control != nil {
+		cfg.PendingApprovals = pendingApprovals(cfg.Control)
+	}
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/status", a.bootstrapOpen(a.auth(RoleRead, a.status), a.status))
@@ -87,6 +105,7 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("POST /api/v1/logins/{id}/approve", a.auth(RoleAdmin, a.approveLogin))
 	mux.Handle("/api/v1/webhook", gitsync.WebhookHandler(cfg.WebhookSecret, cfg.Pipeline.Sync))
 	mux.Handle("GET /metrics", a.auth(RoleRead, a.metrics))
+	a.v2(mux) // Tailscale's API v2 subset, for existing tools (v2.go)
 	a.routeNodes(mux)
 	return mux
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	dto "github.com/prometheus/client_model/go"
 	"tailscale.com/types/key"
 
 	"github.com/tailplane/tailplane/control"
@@ -284,5 +286,58 @@ func TestWebhook(t *testing.T) {
 				t.Errorf("webhook: %d %s, want %d", code, body, tc.want)
 			}
 		})
+	}
+}
+
+// TestMetricsHooks: the hooks other parts call show on /metrics over
+// HTTP: audit actions counted by action and result, pending approvals
+// read at each scrape, and propagation observations in the histogram;
+// the names kept from before client_golang keep their types.
+func TestMetricsHooks(t *testing.T) {
+	_, loop := startAPI(t)
+	m := NewMetrics()
+	pending := 0
+	hs := httptest.NewServer(Handler(Config{
+		Pipeline: loop.Pipeline, Served: loop.Applied, Metrics: m,
+		PendingApprovals: func(context.Context) (int, error) { return pending, nil },
+	}))
+	t.Cleanup(hs.Close)
+	ctx := context.Background()
+	m.AuditAction("node.expire", "ok")
+	m.AuditAction("node.expire", "ok")
+	m.AuditAction("node.delete", "error")
+	m.ObservePropagation(300 * time.Millisecond)
+	pending = 3
+	fams, err := Scrape(ctx, hs.URL, readKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Values(fams, "tailplane_audit_actions_total", "tailplane_nodes_pending_approval", "tailplane_propagation_duration_seconds")
+	want := map[string]float64{
+		"tailplane_audit_actions_total{action=node.delete,result=error}": 1,
+		"tailplane_audit_actions_total{action=node.expire,result=ok}":    2,
+		"tailplane_nodes_pending_approval":                               3,
+		"tailplane_propagation_duration_seconds_count":                   1,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+	for name, typ := range map[string]dto.MetricType{
+		"tailplane_propagation_seconds":                   dto.MetricType_GAUGE,
+		"tailplane_sync_attempts_total":                   dto.MetricType_COUNTER,
+		"tailplane_sync_failures_total":                   dto.MetricType_COUNTER,
+		"tailplane_sync_applied_total":                    dto.MetricType_COUNTER,
+		"tailplane_sync_consecutive_failures":             dto.MetricType_GAUGE,
+		"tailplane_source_consecutive_failures":           dto.MetricType_GAUGE,
+		"tailplane_serving":                               dto.MetricType_GAUGE,
+		"tailplane_applied_timestamp_seconds":             dto.MetricType_GAUGE,
+		"tailplane_source_last_success_timestamp_seconds": dto.MetricType_GAUGE,
+		"tailplane_propagation_duration_seconds":          dto.MetricType_HISTOGRAM,
+		"go_goroutines":                                   dto.MetricType_GAUGE,
+		"process_cpu_seconds_total":                       dto.MetricType_COUNTER,
+	} {
+		if f := fams[name]; f == nil || f.GetType() != typ {
+			t.Errorf("%s: %v, want a %v", name, f, typ)
+		}
 	}
 }

@@ -155,7 +155,7 @@ func (a *api) renameNode(w http.ResponseWriter, r *http.Request) {
 // finishNodeAction runs act on node id, records the call in the audit log
 // ("verb node NAME (ID)" plus detail) with its outcome, and answers.
 func (a *api) finishNodeAction(w http.ResponseWriter, r *http.Request, id tailcfg.NodeID, verb, detail string, act func() (control.NodeInfo, error)) {
-	n, err, aerr := AuditedNodeAction(r.Context(), a.cfg.Control, a.cfg.Store, "apikey:"+keyNameOf(r), id, verb, detail,
+	n, err, aerr := AuditedNodeAction(r.Context(), a.cfg.Control, a.cfg.Store, a.cfg.Metrics, "apikey:"+keyNameOf(r), id, verb, detail,
 		func(context.Context) (control.NodeInfo, error) { return act() })
 	if aerr != nil {
 		httpError(w, http.StatusInternalServerError, aerr.Error())
@@ -186,7 +186,7 @@ func nodeError(w http.ResponseWriter, err error) {
 // log. When the log refuses the entry it answers 500 (the action itself
 // may have happened) and returns false.
 func (a *api) recorded(w http.ResponseWriter, r *http.Request, what string, err error) bool {
-	if aerr := Audit(r.Context(), a.cfg.Store, "apikey:"+keyNameOf(r), what, err); aerr != nil {
+	if aerr := Audit(r.Context(), a.cfg.Store, a.cfg.Metrics, "apikey:"+keyNameOf(r), what, err); aerr != nil {
 		httpError(w, http.StatusInternalServerError, aerr.Error())
 		return false
 	}

@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tailplane/tailplane/admin"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/pipeline"
@@ -49,6 +50,9 @@ type Config struct {
 	Control  *control.Server    // the nodes, their actions and the served tailnet
 	Pipeline *pipeline.Pipeline // the attempted revision and the source
 	Store    *store.Store       // applied revisions, their plans, the audit log
+	// Metrics counts the console's audited actions with the API's (the
+	// server's admin.Metrics). Nil: not counted.
+	Metrics *admin.Metrics
 
 	// BaseURL is the server's external URL; https makes cookies Secure
 	// even behind a TLS-terminating proxy on the same host. Empty: cookies

@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -228,7 +230,8 @@ func (r *browseRun) act(t *testing.T) {
 	})
 }
 
-// records reads the users, the audit log and a refused revision's errors.
+// records reads the users, the audit log (and the actions counted in the
+// server's metrics) and a refused revision's errors.
 func (r *browseRun) records(t *testing.T) {
 	r.b.Do("users", chromedp.Navigate(r.base+"users"), chromedp.WaitVisible(chromedp.ID("users")))
 	if got := r.b.Query("#users"); !strings.Contains(got, "bob@example.com\tBob\tmember\t1\t1") {
@@ -244,6 +247,12 @@ func (r *browseRun) records(t *testing.T) {
 		}
 	}
 	r.b.Screens("08-audit")
+	metrics := scrape(t, r.tn.srv.URL()+"/metrics")
+	for _, want := range []string{`tailplane_audit_actions_total{action="expire",result="ok"} 1`, `tailplane_audit_actions_total{action="approve",result="ok"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("the server's metrics lack %s", want)
+		}
+	}
 
 	refuseRevision(t, r.ctx, r.tn)
 	r.b.Do("revisions", chromedp.Navigate(r.base+"revisions"), chromedp.WaitVisible(chromedp.ID("problems")))
@@ -260,6 +269,23 @@ func (r *browseRun) records(t *testing.T) {
 		t.Errorf("the plan page shows %q", got)
 	}
 	r.b.Screens("10-plan")
+}
+
+// scrape GETs the metrics with the read key.
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+readKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", res.StatusCode, b)
+	}
+	return string(b)
 }
 
 // refuseRevision adds a file with an error to the config and waits for

@@ -244,7 +244,7 @@ func (c *Console) nodeAction(w http.ResponseWriter, r *http.Request) {
 	if verb == "rename" {
 		detail = " to " + strconv.Quote(name)
 	}
-	_, err, aerr := admin.AuditedNodeAction(r.Context(), c.cfg.Control, c.cfg.Store, v.Who, n.ID, verb, detail,
+	_, err, aerr := admin.AuditedNodeAction(r.Context(), c.cfg.Control, c.cfg.Store, c.cfg.Metrics, v.Who, n.ID, verb, detail,
 		func(ctx context.Context) (control.NodeInfo, error) { return act(c.cfg.Control, ctx, n.ID, name) })
 	switch {
 	case aerr != nil:

@@ -280,3 +280,42 @@ func TestInteractiveReloginKeepsIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestInteractiveLoginAwaitsApproval: under tailnet.deviceApproval a node
+// that joins by logging in is not preauthorized: it registers pending,
+// unauthorized, until an admin approves it; without deviceApproval the
+// same login is authorized at once.
+func TestInteractiveLoginAwaitsApproval(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		approval bool
+	}{{"approval", true}, {"no-approval", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tn := testTailnet()
+			tn.Settings.DeviceApproval = tc.approval
+			ts, m := startLoginServer(t, tn, 0, nil)
+			n := newRawNode(t, ts)
+			r := loginAs(t, ts, m, n, n.registerReq(""), "bob@example.com")
+			if r.Error != "" || r.MachineAuthorized == tc.approval {
+				t.Fatalf("login answer %+v, want MachineAuthorized %v", r, !tc.approval)
+			}
+			info := nodeNamed(t, ctx, ts.Server, "raw")
+			if info.PendingApproval != tc.approval || info.User != "bob@example.com" {
+				t.Fatalf("listed node %+v, want bob's with PendingApproval %v", info, tc.approval)
+			}
+			if !tc.approval {
+				return
+			}
+			if _, err := ts.ApproveNode(ctx, info.ID); err != nil {
+				t.Fatal(err)
+			}
+			if info := nodeNamed(t, ctx, ts.Server, "raw"); info.PendingApproval {
+				t.Errorf("after approval the node is still pending: %+v", info)
+			}
+			if self := n.selfMap().Node; !self.MachineAuthorized {
+				t.Errorf("approved node's own view: MachineAuthorized false")
+			}
+		})
+	}
+}

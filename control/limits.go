@@ -197,6 +197,7 @@ func (w *world) addStream(n *node, sess *session) {
 	if w.streams == nil {
 		w.streams = map[key.MachinePublic][]*session{}
 	}
+	w.srv.counts.sessions.Add(1)
 	sess.machine = n.machine
 	list := append(w.streams[n.machine], sess)
 	open := 0

@@ -35,6 +35,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		resp = s.register(r.Context(), machineKeyOf(r), &req)
 	}
 	if resp.Error != "" {
+		s.counts.refused.Add(1)
 		s.logf("control: register from %s rejected: %s", machineKeyOf(r).ShortString(), resp.Error)
 	}
 	writeJSON(w, resp)
@@ -303,6 +304,11 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 	} else {
 		n = &node{nodeRecord: rec, offlineSince: now}
 		w.addNode(n)
+	}
+	if isNew {
+		w.srv.counts.newNodes.Add(1)
+	} else {
+		w.srv.counts.logins.Add(1)
 	}
 	if k.Name == "" {
 		w.srv.logf("control: registered node %q (%d, %s) by login as %s", rec.givenName, rec.id, rec.v4, k.User)

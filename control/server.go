@@ -124,6 +124,7 @@ type Server struct {
 	stopped  chan struct{}
 	closeOne sync.Once
 	prop     propagation // Install's delivery to live sessions, started by the owner goroutine; see WaitPropagated
+	counts   counters    // registrations and map sessions since start; see Stats (metrics.go)
 	h2       *http2.Server
 	connMu   sync.Mutex        // guards conns
 	conns    map[net.Conn]bool // open Noise connections, closed by Close

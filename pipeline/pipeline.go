@@ -80,6 +80,10 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logf logs each revision's outcome. Nil: log.Printf.
 	Logf func(format string, args ...any)
+	// ObservePropagation, when set, is given each applied revision's
+	// propagation time (see Metrics.Propagation), e.g. for a histogram. It
+	// runs on the pipeline's goroutine and must not block. Nil: none.
+	ObservePropagation func(time.Duration)
 }
 
 // Pipeline takes each new revision from a Source to the nodes: load,
@@ -421,6 +425,9 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 	}
 	l.triggered = time.Time{}
 	l.metrics.Propagation = a.Finished.Sub(start)
+	if l.cfg.ObservePropagation != nil {
+		l.cfg.ObservePropagation(l.metrics.Propagation)
+	}
 	l.published = rev.ID
 	if last != nil {
 		l.appliedAt = last

@@ -246,22 +246,25 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	metrics := admin.NewMetrics()
 	s.pl, err = pipeline.New(run, pipeline.Config{
 		Store: s.st, Source: s.src, Server: s.installer(cfg),
 		MinBackoff: cfg.MinRetry, MaxBackoff: cfg.MaxRetry, Logf: cfg.Logf,
+		ObservePropagation: metrics.ObservePropagation,
 	})
 	if err != nil {
 		return err
 	}
 	api := admin.Handler(admin.Config{
 		Pipeline: s.pl, Served: s.ctrl.Tailnet, Store: s.st, Nodes: s.ctrl.NodeCounts, WebhookSecret: cfg.WebhookSecret,
+		Metrics: metrics, Stats: s.ctrl.Stats,
 		Control: s.ctrl, Logins: s.lm,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
 	mux.Handle("/metrics", api)
 	mux.Handle("/login/", s.lm)
-	con, err := console.New(console.Config{Control: s.ctrl, Pipeline: s.pl, Store: s.st, BaseURL: s.url,
+	con, err := console.New(console.Config{Control: s.ctrl, Pipeline: s.pl, Store: s.st, Metrics: metrics, BaseURL: s.url,
 		AllowHTTP: cfg.ConsoleAllowHTTP, RepoWebURL: cfg.RepoWebURL, Login: s.lm, Logf: cfg.Logf})
 	if err != nil {
 		return err

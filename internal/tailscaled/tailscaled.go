@@ -1,7 +1,8 @@
 // Package tailscaled builds the real tailscaled and tailscale binaries (at the
 // tailscale.com version tailplane is built with) once into a cache
 // directory, and runs them unprivileged for end-to-end tests. BuildInto
-// builds other tools the tests run (Pebble) the same way.
+// builds other tools the tests run (Pebble, Tailscale's gitops-pusher) the
+// same way.
 package tailscaled
 
 import (
@@ -112,6 +113,26 @@ func build(ctx context.Context, version, modDir string) (*Binaries, error) {
 		return nil, fmt.Errorf("tailscaled: building tailscale %s: %w", version, err)
 	}
 	return b, nil
+}
+
+// GitopsPusher returns the path of Tailscale's gitops-pusher
+// (tailscale.com/cmd/gitops-pusher, the client of the policy API that
+// GitOps setups run in CI) at the tailscale.com version tailplane is
+// built with, building it into the cache directory first if it is
+// missing.
+func GitopsPusher(ctx context.Context) (string, error) {
+	version, err := Version(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir, err := CacheDir(version)
+	if err != nil {
+		return "", err
+	}
+	if err := BuildInto(ctx, dir, "", "tailscale.com/cmd/gitops-pusher"); err != nil {
+		return "", fmt.Errorf("tailscaled: building gitops-pusher of tailscale %s: %w", version, err)
+	}
+	return filepath.Join(dir, "gitops-pusher"), nil
 }
 
 // BuildInto builds the main packages pkgs of the module in modDir (empty:

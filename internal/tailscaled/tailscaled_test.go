@@ -60,3 +60,31 @@ func TestBuildReusesCache(t *testing.T) {
 		t.Errorf("Build = %+v, want the cached binaries in %s", b, dir)
 	}
 }
+
+// TestGitopsPusherBuildsOnce: a missing gitops-pusher is built from the
+// pinned module into the cache directory, and found there the next time.
+func TestGitopsPusherBuildsOnce(t *testing.T) {
+	v, err := Version(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TAILPLANE_CACHE_DIR", t.TempDir())
+	dir, _ := CacheDir(v)
+	bin, err := GitopsPusher(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bin != filepath.Join(dir, "gitops-pusher") || !exists(bin) {
+		t.Fatalf("GitopsPusher = %q, want a binary at %s", bin, filepath.Join(dir, "gitops-pusher"))
+	}
+	// A stand-in in its place must be returned as is, without a build.
+	if err := os.WriteFile(bin, []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := GitopsPusher(context.Background()); err != nil || again != bin {
+		t.Fatalf("second GitopsPusher = %q, %v", again, err)
+	}
+	if b, _ := os.ReadFile(bin); string(b) != "#!/bin/true\n" {
+		t.Errorf("the cached binary was rebuilt")
+	}
+}

@@ -31,6 +31,20 @@ func TailscaledBinaries(t testing.TB, version string) *tailscaled.Binaries {
 	return bins
 }
 
+// GitopsPusher returns the cached gitops-pusher binary of the version
+// tailplane is built with, building it first (seconds with a warm build
+// cache) when it is missing.
+func GitopsPusher(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	bin, err := tailscaled.GitopsPusher(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
 // StartTailscaled runs a tailscaled from bins with its state in dir (the
 // node is named after dir's last element in the test log) and env's
 // KEY=value settings, and stops it when the test ends; a failed test's

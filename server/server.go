@@ -6,7 +6,7 @@
 //
 //	store.Open(StateDir) or OpenPostgres(Database) ─ reconcile.LoadApplied ─▶ control.New (serves the applied tailnet at once)
 //	gitsync.NewRepo / NewDir ─▶ pipeline.New(Store, Source, Server: control) ─▶ Install
-//	HTTP listener: /api/, /metrics ─▶ admin (reads pipeline.Status, control.Tailnet); / ─▶ control
+//	HTTP listener: /api/, /metrics ─▶ admin (reads pipeline.Status, control.Tailnet); /admin/ ─▶ console; / ─▶ control
 //	control.StartDERP (unless Config.DERPMap) ─▶ admits only the control server's nodes
 //	acmedns.NewServer (DNSListen) or NewProvider (DNSProvider) ─▶ Publisher ─▶ control's /machine/set-dns
 package server
@@ -27,6 +27,7 @@ import (
 
 	"github.com/tailplane/tailplane/acmedns"
 	"github.com/tailplane/tailplane/admin"
+	"github.com/tailplane/tailplane/console"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/login"
@@ -111,6 +112,16 @@ type Config struct {
 	// MinRetry and MaxRetry bound the pipeline's backoff after transient
 	// failures; zero means 1 s and 5 min.
 	MinRetry, MaxRetry time.Duration
+	// ConsoleAllowHTTP serves the web console at /admin/ over plain HTTP
+	// to any address; false: plain HTTP only on loopback connections
+	// (docs/console.md).
+	ConsoleAllowHTTP bool
+	// RepoWebURL links the console's errors and rules to the file on the
+	// Git host: a URL with {commit}, {path} and {line}, such as
+	// https://github.com/org/tailnet/blob/{commit}/{path}#L{line}. Empty:
+	// no links.
+	RepoWebURL string
+
 	// Logf logs the server's events; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -253,6 +264,12 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	mux.Handle("/api/", api)
 	mux.Handle("/metrics", api)
 	mux.Handle("/login/", s.lm)
+	con, err := console.New(console.Config{Control: s.ctrl, Pipeline: s.pl, Store: s.st, Metrics: metrics, BaseURL: s.url,
+		AllowHTTP: cfg.ConsoleAllowHTTP, RepoWebURL: cfg.RepoWebURL, Login: s.lm, Logf: cfg.Logf})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/admin/", con)
 	mux.Handle("/", s.ctrl.Handler())
 	s.hs = s.ctrl.HTTPServer(mux)
 	if cfg.TLS != nil {

@@ -33,6 +33,7 @@ type serveFlags struct {
 	stunListen string
 	oidcSecret string      // --oidc-client-secret-file
 	gitops     gitopsFlags // --repo and the sync pipeline; see gitops.go
+	console    consoleFlags
 	database   databaseFlags
 	https      httpsFlags // --dns-listen and the DNS providers; see https.go
 }
@@ -57,6 +58,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	f.gitops.register(fs)
 	f.database.register(fs)
 	f.https.register(fs)
+	f.console.register(fs)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -100,6 +102,7 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 		StateDir: f.stateDir, ConfigDir: f.config, Repo: f.gitops.repoConfig(env), FirstApplyWait: f.gitops.firstApplyTimeout,
 		Listen: f.listen, ServerURL: f.serverURL, DERPListen: f.derpListen, STUNListen: f.stunListen,
 		MinRetry: f.gitops.minRetry, MaxRetry: f.gitops.maxRetry, Logf: logf,
+		ConsoleAllowHTTP: f.console.allowHTTP, RepoWebURL: f.console.repoWebURL,
 	}
 	if err := f.https.apply(&cfg, env); err != nil {
 		return cfg, err

@@ -35,6 +35,7 @@ type serveFlags struct {
 	gitops     gitopsFlags // --repo and the sync pipeline; see gitops.go
 	database   databaseFlags
 	https      httpsFlags // --dns-listen and the DNS providers; see https.go
+	mesh       meshFlags  // --derp-mesh-with, --derp-mesh-key-file; see derpmesh.go
 }
 
 // envOIDCClientSecret is where serve reads login.oidc's client secret
@@ -57,6 +58,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	f.gitops.register(fs)
 	f.database.register(fs)
 	f.https.register(fs)
+	f.mesh.register(fs)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -102,6 +104,9 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 		MinRetry: f.gitops.minRetry, MaxRetry: f.gitops.maxRetry, Logf: logf,
 	}
 	if err := f.https.apply(&cfg, env); err != nil {
+		return cfg, err
+	}
+	if err := f.mesh.apply(&cfg, env); err != nil {
 		return cfg, err
 	}
 	var err error

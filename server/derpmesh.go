@@ -1,0 +1,39 @@
+package server
+
+import (
+	"context"
+
+	"github.com/tailplane/tailplane/control"
+	"tailscale.com/tailcfg"
+)
+
+// Relay mesh between replicas (docs/deploy.md, "Relay mesh"): with a mesh
+// key, the embedded relay admits the other replicas' relays and meshes with
+// those of Config.DERPMeshWith, and the DERP map lists them after it in its
+// region. Without a key, nothing changes: one relay of its own.
+
+// startMesh meshes d with cfg.DERPMeshWith and returns the mesh (nil
+// without a mesh key) and the DERP map to hand to clients.
+func startMesh(ctx context.Context, cfg Config, d *control.DERP) (*control.DERPMesh, *tailcfg.DERPMap, error) {
+	if cfg.DERPMeshKey == "" && len(cfg.DERPMeshWith) == 0 {
+		return nil, d.Map, nil
+	}
+	mesh, err := d.StartMesh(ctx, cfg.DERPMeshWith)
+	if err != nil {
+		return nil, nil, err
+	}
+	derpMap := d.MapWithPeers(cfg.DERPMeshWith)
+	for _, r := range derpMap.Regions {
+		cfg.Logf("embedded DERP relay meshed with %d other relay(s) of region %d", len(r.Nodes)-1, r.RegionID)
+	}
+	return mesh, derpMap, nil
+}
+
+// pinNote says how clients pin n's certificate, for the startup log: the
+// other replicas' --derp-mesh-with entries need it.
+func pinNote(n *tailcfg.DERPNode) string {
+	if n.CertName == "" {
+		return ""
+	}
+	return ", certificate " + n.CertName
+}

@@ -29,6 +29,16 @@ func startMesh(ctx context.Context, cfg Config, d *control.DERP) (*control.DERPM
 	return mesh, derpMap, nil
 }
 
+// relayLogf is where the embedded relay logs: with a mesh key, the
+// server's log, which then tells of mesh connections and of relay clients
+// refused (a replica with another key among them); without one, nowhere.
+func relayLogf(cfg Config) func(format string, args ...any) {
+	if cfg.DERPMeshKey == "" {
+		return nil
+	}
+	return cfg.Logf
+}
+
 // pinNote says how clients pin n's certificate, for the startup log: the
 // other replicas' --derp-mesh-with entries need it.
 func pinNote(n *tailcfg.DERPNode) string {

@@ -361,7 +361,7 @@ func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string) (*
 	}
 	d, err := control.StartDERP(ctx, control.DERPConfig{
 		Listen: listen, STUNListen: cfg.STUNListen, HostName: host, Cert: cfg.TLS, StateDir: cfg.StateDir,
-		MeshKey: cfg.DERPMeshKey,
+		MeshKey: cfg.DERPMeshKey, Logf: relayLogf(cfg),
 	})
 	if err != nil {
 		return nil, err

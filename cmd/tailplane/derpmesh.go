@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/server"
+	"tailscale.com/types/key"
 )
 
 // envDERPMeshKey is where serve reads the relay mesh key from without
@@ -37,6 +38,11 @@ func (m *meshFlags) apply(cfg *server.Config, env *cliEnv) error {
 	k, err := readSecretFile(m.keyFile, envDERPMeshKey, env.getenv)
 	if err != nil {
 		return fmt.Errorf("--derp-mesh-key-file: %w", err)
+	}
+	if len(k) > 0 {
+		if _, err := key.ParseDERPMesh(string(k)); err != nil { // its error may quote the key
+			return fmt.Errorf("--derp-mesh-key-file: the relay mesh key must be 64 hexadecimal digits (make one with: openssl rand -hex 32)")
+		}
 	}
 	cfg.DERPMeshKey = string(k)
 	if len(cfg.DERPMeshWith) > 0 && cfg.DERPMeshKey == "" {

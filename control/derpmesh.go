@@ -171,7 +171,7 @@ func (m *DERPMesh) dial(n *tailcfg.DERPNode) *meshConn {
 	mc := &meshConn{c: c, cancel: cancel, done: make(chan struct{})}
 	add := func(p derp.PeerPresentMessage) { d.srv.AddPacketForwarder(p.Key, c) }
 	remove := func(p derp.PeerGoneMessage) { d.srv.RemovePacketForwarder(p.Peer, c) }
-	logf("meshing (the other relay reconnects on its own)")
+	logf("dialing the relay (again every 5 s while it is away)")
 	go func() {
 		defer close(mc.done)
 		c.RunWatchConnectionLoop(ctx, d.srv.PublicKey(), logf, add, remove, nil)

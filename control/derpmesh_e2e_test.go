@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/tailplane/tailplane/internal/tailscaled"
 	"github.com/tailplane/tailplane/internal/testkit"
-	"golang.org/x/net/proxy"
 	"tailscale.com/tailcfg"
 )
 
@@ -88,18 +86,8 @@ func TestRelayMeshTailscaled(t *testing.T) {
 		return strings.Contains(string(out), "pong from beta") && strings.Contains(string(out), "via DERP"), string(out)
 	})
 
-	socks, err := proxy.SOCKS5("tcp", alpha.SOCKS5, nil, &net.Dialer{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
 	testkit.WaitFor(t, ctx, "alpha to read beta's greeting through the relays", func() (bool, string) {
-		c, err := socks.Dial("tcp", fmt.Sprintf("beta.tail.test:%d", port))
-		if err != nil {
-			return false, err.Error()
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		got, err := bufio.NewReader(c).ReadString('\n')
+		got, err := testkit.ReadGreetingVia(ctx, alpha, fmt.Sprintf("beta.tail.test:%d", port))
 		return got == "hello across the relay mesh\n", fmt.Sprintf("%q, %v", got, err)
 	})
 	for name, r := range relays {

@@ -2,7 +2,6 @@ package testkit
 
 import (
 	"context"
-	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -80,18 +79,9 @@ func tail(s string, n int) string {
 // through n's SOCKS5 proxy into the tailnet and returns what a Greet
 // server there says, within 5 s.
 func ReadGreetingVia(ctx context.Context, n *tailscaled.Node, addr string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	d, err := proxy.SOCKS5("tcp", n.SOCKS5, nil, &net.Dialer{})
 	if err != nil {
 		return "", err
 	}
-	c, err := d.(proxy.ContextDialer).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	b, err := io.ReadAll(c)
-	return string(b), err
+	return readGreeting(ctx, addr, d.(proxy.ContextDialer).DialContext)
 }

@@ -95,6 +95,7 @@ type meshConn struct {
 // their RegionID and Name are ignored). The relay itself may be among them
 // (so every replica can be given one list): it is skipped. It needs the
 // relay's DERPConfig.MeshKey, which every relay of the region must share.
+// The mesh outlives ctx (like the relay): Close ends it.
 func (d *DERP) StartMesh(ctx context.Context, peers []*tailcfg.DERPNode) (*DERPMesh, error) {
 	if !d.srv.HasMeshKey() {
 		return nil, errors.New("control: the relay has no mesh key (DERPConfig.MeshKey, --derp-mesh-key-file), so it cannot mesh with other relays")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -275,4 +276,66 @@ func FuzzParseMeshPeer(f *testing.F) {
 			t.Fatalf("ParseMeshPeer(%q) gave the pin %q", s, n.CertName)
 		}
 	})
+}
+
+// SetDERPMap replaces the server's own map while it serves: a connected
+// node gets the new one with the policy's derpMap still applied, and a
+// config prepared before is installed with the new one too.
+func TestSetDERPMapReachesNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tn := testTailnet()
+	tn.Policy.DERPMap = json.RawMessage(`{"Regions": {"950": {"RegionID": 950, "RegionCode": "own", "Nodes": [{"Name": "950a", "RegionID": 950, "HostName": "derp.example.com"}]}}}`)
+	ts := startServer(t, tn, "")
+	if err := ts.SetConfig(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	a := newRawNode(t, ts)
+	a.register(a.registerReq(aliceKey))
+	s := a.stream(ctx, a.mapReq(true))
+	s.next()
+	prepared, err := ts.Prepare(tn) // before the map changes
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ParseMeshPeer("https://192.0.2.7:8443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.SetDERPMap(ctx, ts.DERP.MapWithPeers([]*tailcfg.DERPNode{peer})); err != nil {
+		t.Fatal(err)
+	}
+	hosts := func(m *tailcfg.DERPMap) map[int][]string {
+		got := map[int][]string{}
+		for id, r := range m.Regions {
+			for _, n := range r.Nodes {
+				got[id] = append(got[id], n.HostName)
+			}
+		}
+		return got
+	}
+	want := map[int][]string{900: {ts.DERP.node.HostName, "192.0.2.7"}, 950: {"derp.example.com"}}
+	for {
+		m := s.next()
+		if m.DERPMap == nil {
+			continue // a delta without a map
+		}
+		if diff := cmp.Diff(want, hosts(m.DERPMap)); diff != "" {
+			t.Fatalf("after SetDERPMap: DERP map hosts (-want +got):\n%s", diff)
+		}
+		break
+	}
+	if err := ts.Install(ctx, prepared); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m := s.next()
+		if m.DERPMap == nil {
+			continue
+		}
+		if diff := cmp.Diff(want, hosts(m.DERPMap)); diff != "" {
+			t.Fatalf("after installing a config prepared before SetDERPMap: DERP map hosts (-want +got):\n%s", diff)
+		}
+		break
+	}
 }

@@ -20,6 +20,7 @@ type Prepared struct {
 	settings schema.Settings // tailnet.Settings with schema's defaults filled in
 	compiled *policy.Policy
 	derpMap  *tailcfg.DERPMap // the server's map with the policy's derpMap applied
+	derpBase *tailcfg.DERPMap // the server's map derpMap was made from
 	dns      *tailcfg.DNSConfig
 }
 
@@ -44,12 +45,13 @@ func (s *Server) Prepare(t *schema.Tailnet) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	derpMap, err := effectiveDERPMap(s.derpMap, t.Policy.DERPMap)
+	base := s.baseDERPMap()
+	derpMap, err := effectiveDERPMap(base, t.Policy.DERPMap)
 	if err != nil {
 		return nil, err
 	}
 	settings := t.Settings.WithDefaults()
-	return &Prepared{srv: s, tailnet: t, settings: settings, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t, settings.Domain)}, nil
+	return &Prepared{srv: s, tailnet: t, settings: settings, compiled: compiled, derpMap: derpMap, derpBase: base, dns: dnsConfig(t, settings.Domain)}, nil
 }
 
 // Test runs p's policy tests (tests and sshTests) against the nodes the

@@ -97,6 +97,7 @@ type Server struct {
 	store     *store.Store
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
+	derpBase  atomic.Pointer[tailcfg.DERPMap] // derpMap as SetDERPMap replaced it; nil: never (derpmapset.go)
 	serverURL string
 	login     *login.Manager     // nil: interactive login is off
 	logins    interactiveLogins  // the open logins' URLs and machines

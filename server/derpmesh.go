@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tailplane/tailplane/control"
 	"tailscale.com/tailcfg"
@@ -46,4 +47,15 @@ func pinNote(n *tailcfg.DERPNode) string {
 		return ""
 	}
 	return ", certificate " + n.CertName
+}
+
+// SetDERPMeshPeers replaces the other replicas' relays (as
+// Config.DERPMeshWith): the relay meshes with the new set, and every
+// connected node gets the DERP map listing it. It needs a mesh key.
+func (s *Server) SetDERPMeshPeers(ctx context.Context, peers []*tailcfg.DERPNode) error {
+	if s.mesh == nil {
+		return errors.New("server: the embedded relay has no mesh (no DERPMeshKey, or an external DERPMap)")
+	}
+	s.mesh.SetPeers(peers)
+	return s.ctrl.SetDERPMap(ctx, s.derp.MapWithPeers(peers))
 }

@@ -36,7 +36,8 @@ func (p *Prepared) Policy() *policy.Policy { return p.compiled }
 // schema.Diagnostics is a policy that does not compile (the diagnostics
 // carry positions); any other error is a config the server cannot serve
 // otherwise (a derpMap that does not merge). Prepare reads only immutable
-// server fields, so it runs off the owner goroutine and never waits.
+// server fields and the server's own DERP map (an atomic pointer, see
+// SetDERPMap), so it runs off the owner goroutine and never waits.
 func (s *Server) Prepare(t *schema.Tailnet) (*Prepared, error) {
 	if t == nil {
 		return nil, errors.New("control: no tailnet config given")

@@ -57,6 +57,13 @@ type DERPConfig struct {
 	// sends keep-alives every 60 s and drops a client whose socket stops
 	// taking writes.
 	Timeouts Timeouts
+	// MeshKey is the secret the relays of one region share to mesh (64
+	// hex digits, as derper's mesh key): a relay client presenting it is
+	// another relay of the region, which may learn this relay's clients
+	// and forward packets to them (DERP.StartMesh, derpmesh.go). It never
+	// appears in a log or an error. Empty means no mesh: only the
+	// tailnet's nodes are served.
+	MeshKey string
 	// Logf logs relay events; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -68,6 +75,7 @@ type DERP struct {
 	Map *tailcfg.DERPMap // the map to hand to clients
 
 	srv  *derpserver.Server
+	node *tailcfg.DERPNode // the relay's own node in Map
 	http *http.Server
 	ln   net.Listener
 	stun *stunserver.STUNServer
@@ -135,7 +143,14 @@ func StartDERP(ctx context.Context, cfg DERPConfig) (*DERP, error) {
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	d := &DERP{srv: derpserver.New(key.NewNode(), logf), ln: ln, stop: cancel, logf: logf, conns: map[key.NodePublic]map[*relayConn]struct{}{}}
+	d := &DERP{srv: derpserver.New(key.NewNode(), logf), node: dnode, ln: ln, stop: cancel, logf: logf, conns: map[key.NodePublic]map[*relayConn]struct{}{}}
+	if cfg.MeshKey != "" {
+		if err := d.srv.SetMeshKey(cfg.MeshKey); err != nil { // its error may quote the key
+			cancel()
+			ln.Close()
+			return nil, errors.New("control: the DERP mesh key must be 64 hexadecimal digits (make one with: openssl rand -hex 32)")
+		}
+	}
 	if cfg.STUNListen != "off" {
 		stunAddr := cfg.STUNListen
 		if stunAddr == "" {

@@ -87,7 +87,15 @@ func (r *admitReader) admit() error {
 	if err := k.ReadRawWithoutAllocating(bufio.NewReaderSize(bytes.NewReader(hdr[derp.FrameHeaderLen:]), derp.KeyLen)); err != nil {
 		return err
 	}
-	return r.c.d.admitConn(k, r.c)
+	err = r.c.d.admitConn(k, r.c)
+	if err != nil && r.c.d.srv.HasMeshKey() {
+		if mesh, merr := r.c.d.admitMeshPeer(r.br, k); merr != nil {
+			return merr
+		} else if mesh {
+			return nil // another relay of the region (derpmesh.go)
+		}
+	}
+	return err
 }
 
 // errNoServer refuses clients of a relay no Server is attached to.

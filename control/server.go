@@ -89,7 +89,8 @@ type Config struct {
 // and Install swap in a new tailnet config at runtime.
 //
 // The mutable tailnet state is the world, owned by one goroutine (run).
-// The world reads the Server's settings, which never change after New,
+// The world reads the Server's settings, which never change after New
+// (but for its own DERP map, which SetDERPMap swaps atomically),
 // and drives three parts that synchronize themselves: the store, the relay
 // admission list and the propagation tracker. The one Server field it
 // writes is published, through world.publish.
@@ -97,6 +98,7 @@ type Server struct {
 	store     *store.Store
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
+	derpBase  atomic.Pointer[tailcfg.DERPMap] // derpMap as SetDERPMap replaced it; nil: never (derpmapset.go)
 	serverURL string
 	login     *login.Manager     // nil: interactive login is off
 	logins    interactiveLogins  // the open logins' URLs and machines

@@ -88,6 +88,15 @@ type Config struct {
 	// STUNListen is the embedded STUN server's UDP address; empty means
 	// the relay's host with a random port, "off" disables STUN.
 	STUNListen string
+	// DERPMeshKey is the secret the replicas' relays share to mesh (64 hex
+	// digits; `serve --derp-mesh-key-file` or $TAILPLANE_DERP_MESH_KEY).
+	// It never appears in a log or status. Empty means no mesh.
+	DERPMeshKey string
+	// DERPMeshWith are the other replicas' relays (control.ParseMeshPeer;
+	// this replica's own may be among them): the embedded relay meshes
+	// with them (needs DERPMeshKey), and the DERP map lists them after it
+	// in its region (derpmesh.go). Empty means a relay of its own.
+	DERPMeshWith []*tailcfg.DERPNode
 
 	// DNSListen, when set, starts the embedded authoritative DNS server
 	// (package acmedns) on this UDP and TCP address; it answers the ACME
@@ -131,6 +140,9 @@ type Server struct {
 	st   *store.Store
 	src  gitsync.Source
 	derp *control.DERP // nil with Config.DERPMap
+	// mesh is the relay's mesh with the other replicas' relays; nil
+	// without Config.DERPMeshKey.
+	mesh *control.DERPMesh
 	ctrl *control.Server
 	lm   *login.Manager // interactive logins, mounted at /login/
 	pl   *pipeline.Pipeline
@@ -232,6 +244,11 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 			return err
 		}
 		derpMap = s.derp.Map
+		if s.mesh, derpMap, err = startMesh(ctx, cfg, s.derp); err != nil {
+			return err
+		}
+	} else if len(cfg.DERPMeshWith) > 0 {
+		return errors.New("server: DERPMeshWith (--derp-mesh-with) meshes the embedded relay, which DERPMap (--derp-map) replaces: give one or the other")
 	}
 	if err := s.startCertDNS(ctx, cfg, applied); err != nil {
 		return err
@@ -361,13 +378,14 @@ func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string) (*
 	}
 	d, err := control.StartDERP(ctx, control.DERPConfig{
 		Listen: listen, STUNListen: cfg.STUNListen, HostName: host, Cert: cfg.TLS, StateDir: cfg.StateDir,
+		MeshKey: cfg.DERPMeshKey, Logf: relayLogf(cfg),
 	})
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range d.Map.Regions {
 		for _, n := range r.Nodes {
-			cfg.Logf("embedded DERP relay on %s:%d (STUN port %d)", n.HostName, n.DERPPort, n.STUNPort)
+			cfg.Logf("embedded DERP relay on %s:%d (STUN port %d)%s", n.HostName, n.DERPPort, n.STUNPort, pinNote(n))
 		}
 	}
 	return d, nil
@@ -430,6 +448,9 @@ func (s *Server) Close() error {
 			errs = append(errs, s.ctrl.Close())
 		}
 		errs = append(errs, s.closeCertDNS()) // after control: no set-dns in flight
+		if s.mesh != nil {
+			errs = append(errs, s.mesh.Close())
+		}
 		if s.derp != nil {
 			errs = append(errs, s.derp.Close())
 		}

@@ -36,6 +36,7 @@ type serveFlags struct {
 	console    consoleFlags
 	database   databaseFlags
 	https      httpsFlags // --dns-listen and the DNS providers; see https.go
+	mesh       meshFlags  // --derp-mesh-with, --derp-mesh-key-file; see derpmesh.go
 }
 
 // envOIDCClientSecret is where serve reads login.oidc's client secret
@@ -59,6 +60,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	f.database.register(fs)
 	f.https.register(fs)
 	f.console.register(fs)
+	f.mesh.register(fs)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -105,6 +107,9 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 		ConsoleAllowHTTP: f.console.allowHTTP, RepoWebURL: f.console.repoWebURL,
 	}
 	if err := f.https.apply(&cfg, env); err != nil {
+		return cfg, err
+	}
+	if err := f.mesh.apply(&cfg, env); err != nil {
 		return cfg, err
 	}
 	var err error

@@ -17,11 +17,11 @@ func (w *world) noiseNode(mkey key.MachinePublic, nk key.NodePublic) (*node, err
 	n := w.byKey[nk]
 	switch {
 	case n == nil:
-		return nil, &mapError{http.StatusUnauthorized, fmt.Sprintf("node key %s is not registered; run `tailscale up --auth-key=KEY`", nk.ShortString())}
+		return nil, &mapError{http.StatusUnauthorized, fmt.Sprintf("node key %s is not registered; run `tailscale up` (with `--auth-key=KEY` on a server without interactive login)", nk.ShortString())}
 	case n.machine != mkey:
 		return nil, &mapError{http.StatusForbidden, fmt.Sprintf("node key %s belongs to a different machine", nk.ShortString())}
 	case n.loggedOut:
-		return nil, &mapError{http.StatusUnauthorized, "node is logged out; run `tailscale up --auth-key=KEY` to log in again"}
+		return nil, &mapError{http.StatusUnauthorized, "node is logged out; run `tailscale up` to log in again (with `--auth-key=KEY` on a server without interactive login)"}
 	}
 	return n, nil
 }

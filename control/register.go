@@ -163,7 +163,7 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 		if w.srv.login != nil { // the client makes a new key and logs in with it
 			return &tailcfg.RegisterResponse{NodeKeyExpired: true}
 		}
-		return &tailcfg.RegisterResponse{NodeKeyExpired: true, Error: "tailplane: this node's key expired; run `tailscale up --force-reauth --auth-key=KEY` to log in again"}
+		return &tailcfg.RegisterResponse{NodeKeyExpired: true, Error: "tailplane: this node's key expired; run `tailscale up --force-reauth` to log in again (add `--auth-key=KEY` on a server without interactive login)"}
 	}
 	if noAuth && w.srv.login != nil {
 		return w.srv.startLogin(mkey, req) // see followup for the rest

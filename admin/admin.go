@@ -28,9 +28,6 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -181,17 +178,7 @@ func (a *api) bootstrapOpen(authed http.Handler, open http.HandlerFunc) http.Han
 }
 
 // key returns the name and role of the applied API key token is, or "".
-// Every declared hash is compared, in constant time, whatever matches.
-func (a *api) key(token string) (name, role string) {
-	sum := sha256.Sum256([]byte(token))
-	got := []byte("sha256:" + hex.EncodeToString(sum[:]))
-	for _, k := range a.cfg.Served().APIKeys {
-		if subtle.ConstantTimeCompare(got, []byte(strings.ToLower(k.SecretHash))) == 1 {
-			name, role = k.Name, k.Role
-		}
-	}
-	return name, role
-}
+func (a *api) key(token string) (name, role string) { return LookupAPIKey(a.cfg.Served(), token) }
 
 // Status is the answer of GET /api/v1/status.
 type Status struct {

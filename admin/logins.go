@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -45,6 +46,8 @@ func (a *api) logins(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
+// approveLogin completes the login {id} as a declared user; every call
+// that passed the role check and has a well-formed body is audited.
 func (a *api) approveLogin(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Logins == nil {
 		httpError(w, http.StatusNotFound, errLoginOff)
@@ -59,6 +62,9 @@ func (a *api) approveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	err := a.cfg.Logins.Approve(r.Context(), id, req.User)
+	if !a.recorded(w, r, fmt.Sprintf("approve login %s as %s", id, req.User), err) {
+		return
+	}
 	switch {
 	case err == nil:
 		writeJSON(w, ApproveResponse{ID: id, User: req.User})

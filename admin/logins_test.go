@@ -5,14 +5,26 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/tailplane/tailplane/login"
+	"github.com/tailplane/tailplane/store"
 )
 
+// TestLoginsEndpoints: listing and approving logins over HTTP, by role,
+// with bad bodies, unknown, undeclared and completed logins; every
+// approve call that passed the role check and the body is in the audit
+// log.
 func TestLoginsEndpoints(t *testing.T) {
 	_, loop := startAPI(t)
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	m, err := login.New(context.Background(), login.Config{BaseURL: "http://tailplane.test",
 		LookupUser: func(_ context.Context, l string) (string, bool) {
 			_, ok := loop.Applied().Users[l]
@@ -21,7 +33,7 @@ func TestLoginsEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	on := httptest.NewServer(Handler(Config{Pipeline: loop.Pipeline, Served: loop.Applied, Logins: m}))
+	on := httptest.NewServer(Handler(Config{Pipeline: loop.Pipeline, Served: loop.Applied, Store: st, Logins: m}))
 	t.Cleanup(on.Close)
 	off := httptest.NewServer(Handler(Config{Pipeline: loop.Pipeline, Served: loop.Applied}))
 	t.Cleanup(off.Close)
@@ -58,6 +70,27 @@ func TestLoginsEndpoints(t *testing.T) {
 	}
 	if r, err := m.Wait(context.Background(), p.ID, p.Machine); err != nil || r.User != "bob@example.com" {
 		t.Errorf("the approved login: %+v, %v", r, err)
+	}
+	log, err := st.AuditEntries(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited []string
+	for _, e := range slices.Backward(log) {
+		result := "ok"
+		if e.Result != "ok" {
+			result = "error"
+		}
+		audited = append(audited, e.Who+" "+e.What+": "+result)
+	}
+	wantAudit := []string{
+		"apikey:rw approve login " + p.ID + " as carol@example.com: error",
+		"apikey:rw approve login NOPE2345 as bob@example.com: error",
+		"apikey:rw approve login " + done.ID + " as bob@example.com: error",
+		"apikey:rw approve login " + p.ID + " as bob@example.com: ok",
+	}
+	if diff := cmp.Diff(wantAudit, audited); diff != "" {
+		t.Errorf("audit log (-want +got):\n%s", diff)
 	}
 	var listed []Login
 	_, body := call(t, "GET", on.URL+"/api/v1/logins", readKey, nil, nil)

@@ -20,14 +20,9 @@ import (
 func TestMetricsPendingApprovalAndAudit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cfg := t.TempDir()
-	nodesConfig(t, cfg)
-	srv := startServer(t, cfg, t.TempDir())
+	srv := startServer(t, nodesConfig(t), t.TempDir())
 	laptop := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "laptop", AuthKey: laptopKey, NoWait: true})
-	testkit.WaitFor(t, ctx, "the laptop to wait for approval", func() (bool, string) {
-		st := tsStatus(t, ctx, laptop)
-		return st.BackendState == "NeedsMachineAuth", st.BackendState
-	})
+	waitPending(t, ctx, laptop)
 	names := []string{"tailplane_nodes_pending_approval", "tailplane_audit_actions_total"}
 	expect := func(what string, want map[string]float64) {
 		t.Helper()

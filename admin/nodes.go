@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tailplane/tailplane/control"
-	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
 )
 
@@ -156,12 +155,10 @@ func (a *api) renameNode(w http.ResponseWriter, r *http.Request) {
 // finishNodeAction runs act on node id, records the call in the audit log
 // ("verb node NAME (ID)" plus detail) with its outcome, and answers.
 func (a *api) finishNodeAction(w http.ResponseWriter, r *http.Request, id tailcfg.NodeID, verb, detail string, act func() (control.NodeInfo, error)) {
-	target := fmt.Sprintf("node %d", id)
-	if before, err := a.cfg.Control.Node(r.Context(), id); err == nil {
-		target = fmt.Sprintf("node %s (%d)", before.Name, id)
-	}
-	n, err := act()
-	if !a.recorded(w, r, verb+" "+target+detail, err) {
+	n, err, aerr := AuditedNodeAction(r.Context(), a.cfg.Control, a.cfg.Store, a.cfg.Metrics, "apikey:"+keyNameOf(r), id, verb, detail,
+		func(context.Context) (control.NodeInfo, error) { return act() })
+	if aerr != nil {
+		httpError(w, http.StatusInternalServerError, aerr.Error())
 		return
 	}
 	if err != nil {
@@ -189,14 +186,8 @@ func nodeError(w http.ResponseWriter, err error) {
 // log. When the log refuses the entry it answers 500 (the action itself
 // may have happened) and returns false.
 func (a *api) recorded(w http.ResponseWriter, r *http.Request, what string, err error) bool {
-	result := "ok"
-	if err != nil {
-		result = err.Error()
-	}
-	e := store.AuditEntry{Who: "apikey:" + keyNameOf(r), What: what, Result: result}
-	a.cfg.Metrics.AuditAction(auditVerb(what), auditResult(err))
-	if _, aerr := a.cfg.Store.AddAudit(r.Context(), e); aerr != nil {
-		httpError(w, http.StatusInternalServerError, fmt.Sprintf("%s: %s, but recording it in the audit log failed: %v", what, result, aerr))
+	if aerr := Audit(r.Context(), a.cfg.Store, a.cfg.Metrics, "apikey:"+keyNameOf(r), what, err); aerr != nil {
+		httpError(w, http.StatusInternalServerError, aerr.Error())
 		return false
 	}
 	return true

@@ -27,8 +27,7 @@ import (
 func TestNodesAPIWithRealClients(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cfg, state := t.TempDir(), t.TempDir()
-	nodesConfig(t, cfg)
+	cfg, state := nodesConfig(t), t.TempDir()
 	srv := startServer(t, cfg, state)
 	base := srv.URL() + "/api/v1"
 	web1 := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "web1", AuthKey: serverKey})
@@ -40,10 +39,7 @@ func TestNodesAPIWithRealClients(t *testing.T) {
 	}
 	testkit.Greet(t, ln, "hello from web1")
 	waitPeers(t, ctx, web1, "web2")
-	testkit.WaitFor(t, ctx, "the laptop to wait for approval", func() (bool, string) {
-		st := tsStatus(t, ctx, laptop)
-		return st.BackendState == "NeedsMachineAuth", st.BackendState
-	})
+	waitPending(t, ctx, laptop)
 	web1IP, _ := web1.TailscaleIPs()
 	web1Addr := net.JoinHostPort(web1IP.String(), "8080")
 

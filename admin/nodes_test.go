@@ -1,11 +1,9 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,9 +32,11 @@ const (
 	domain    = "tail.example.internal"
 )
 
-// nodesConfig writes the tests' config repository into dir.
-func nodesConfig(t *testing.T, dir string) {
+// nodesConfig writes the tests' config repository into a new temporary
+// directory and returns it.
+func nodesConfig(t *testing.T) string {
 	t.Helper()
+	dir := t.TempDir()
 	testkit.CopyFiles(t, "../examples/basic", dir)
 	extra := `{
 		"tailnet": {"deviceApproval": true},
@@ -49,6 +49,7 @@ func nodesConfig(t *testing.T, dir string) {
 	if err := os.WriteFile(filepath.Join(dir, "ops.hujson"), []byte(extra), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return dir
 }
 
 // startServer runs a whole tailplane (server.New: SQLite in stateDir, the
@@ -69,25 +70,12 @@ func startServer(t *testing.T, configDir, stateDir string) *server.Server {
 // do calls the admin API and returns the status, the content type and the body.
 func do(t *testing.T, method, url, key string, body any) (int, string, []byte) {
 	t.Helper()
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		b, _ = json.Marshal(body)
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, res.Header.Get("Content-Type"), b
+	a := testkit.Request(t, method, url, key, b, nil)
+	return a.Status, a.Header.Get("Content-Type"), a.Body
 }
 
 // getJSON GETs url with the read key into v, failing the test unless it is 200.
@@ -108,9 +96,7 @@ func getJSON(t *testing.T, url string, v any) {
 // anything, and an admin gets 404). Errors are problem+json. Every action
 // that passed the role check is in the audit log, refused ones are not.
 func TestNodesAPIRoles(t *testing.T) {
-	cfg := t.TempDir()
-	nodesConfig(t, cfg)
-	srv := startServer(t, cfg, t.TempDir())
+	srv := startServer(t, nodesConfig(t), t.TempDir())
 	base := srv.URL() + "/api/v1"
 	type want struct{ none, read, admin int }
 	reads, actions := want{401, 200, 200}, want{401, 403, 404}
@@ -185,6 +171,15 @@ func tsStatus(t *testing.T, ctx context.Context, n *tsnet.Server) *ipnstate.Stat
 		t.Fatal(err)
 	}
 	return st
+}
+
+// waitPending waits until n waits for device approval.
+func waitPending(t *testing.T, ctx context.Context, n *tsnet.Server) {
+	t.Helper()
+	testkit.WaitFor(t, ctx, n.Hostname+" to wait for approval", func() (bool, string) {
+		st := tsStatus(t, ctx, n)
+		return st.BackendState == "NeedsMachineAuth", st.BackendState
+	})
 }
 
 // peers returns the peers in st by MagicDNS label, with " (expired)" after

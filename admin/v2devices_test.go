@@ -24,9 +24,7 @@ import (
 func TestV2DevicesWithTailscaleClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cfgDir := t.TempDir()
-	nodesConfig(t, cfgDir)
-	srv := startServer(t, cfgDir, t.TempDir())
+	srv := startServer(t, nodesConfig(t), t.TempDir())
 	web1 := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "web1", AuthKey: serverKey})
 	web2 := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: srv.URL(), Hostname: "web2", AuthKey: serverKey})
 	waitPeers(t, ctx, web1, "web2")

@@ -48,10 +48,6 @@ type DERPConfig struct {
 	// StateDir holds the self-signed certificate; empty means a fresh
 	// certificate on every start.
 	StateDir string
-	// MeshKey, when set (64 hex digits), lets the relay mesh with the
-	// other replicas' relays that have it (see derpmesh.go); empty means
-	// no mesh.
-	MeshKey string
 	// PinnedCert, when set (and Cert is not), is the self-signed
 	// certificate to serve and pin instead of the one in StateDir: the one
 	// replicas share (see NewSelfSignedDERPCert).
@@ -65,6 +61,13 @@ type DERPConfig struct {
 	// sends keep-alives every 60 s and drops a client whose socket stops
 	// taking writes.
 	Timeouts Timeouts
+	// MeshKey is the secret the relays of one region share to mesh (64
+	// hex digits, as derper's mesh key): a relay client presenting it is
+	// another relay of the region, which may learn this relay's clients
+	// and forward packets to them (DERP.StartMesh, derpmesh.go). It never
+	// appears in a log or an error. Empty means no mesh: only the
+	// tailnet's nodes are served.
+	MeshKey string
 	// Logf logs relay events; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -76,6 +79,7 @@ type DERP struct {
 	Map *tailcfg.DERPMap // the map to hand to clients
 
 	srv  *derpserver.Server
+	node *tailcfg.DERPNode // the relay's own node in Map
 	http *http.Server
 	ln   net.Listener
 	stun *stunserver.STUNServer
@@ -87,8 +91,6 @@ type DERP struct {
 
 	connMu sync.Mutex                                 // guards conns
 	conns  map[key.NodePublic]map[*relayConn]struct{} // admitted connections by client key
-
-	mesh derpMesh // the other replicas' relays; see derpmesh.go
 }
 
 // StartDERP starts the embedded relay. Clients talk to DERP only over TLS,
@@ -148,12 +150,12 @@ func StartDERP(ctx context.Context, cfg DERPConfig) (*DERP, error) {
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	d := &DERP{srv: derpserver.New(key.NewNode(), logf), ln: ln, stop: cancel, logf: logf, conns: map[key.NodePublic]map[*relayConn]struct{}{}}
+	d := &DERP{srv: derpserver.New(key.NewNode(), logf), node: dnode, ln: ln, stop: cancel, logf: logf, conns: map[key.NodePublic]map[*relayConn]struct{}{}}
 	if cfg.MeshKey != "" {
-		if err := d.srv.SetMeshKey(cfg.MeshKey); err != nil {
+		if err := d.srv.SetMeshKey(cfg.MeshKey); err != nil { // its error may quote the key
 			cancel()
 			ln.Close()
-			return nil, fmt.Errorf("control: DERP mesh key: %w", err)
+			return nil, errors.New("control: the DERP mesh key must be 64 hexadecimal digits (make one with: openssl rand -hex 32)")
 		}
 	}
 	if cfg.STUNListen != "off" {
@@ -195,7 +197,6 @@ func StartDERP(ctx context.Context, cfg DERPConfig) (*DERP, error) {
 
 // Close stops the relay and the STUN server.
 func (d *DERP) Close() error {
-	d.closeMesh()
 	d.stop()
 	err := d.http.Close()
 	d.srv.Close()

@@ -87,7 +87,15 @@ func (r *admitReader) admit() error {
 	if err := k.ReadRawWithoutAllocating(bufio.NewReaderSize(bytes.NewReader(hdr[derp.FrameHeaderLen:]), derp.KeyLen)); err != nil {
 		return err
 	}
-	return r.c.d.admitConn(k, r.c)
+	err = r.c.d.admitConn(k, r.c)
+	if err != nil && r.c.d.srv.HasMeshKey() {
+		if mesh, merr := r.c.d.admitMeshPeer(r.br, k); merr != nil {
+			return merr
+		} else if mesh {
+			return nil // another relay of the region (derpmesh.go)
+		}
+	}
+	return err
 }
 
 // errNoServer refuses clients of a relay no Server is attached to.
@@ -103,9 +111,6 @@ func (d *DERP) admitConn(k key.NodePublic, c *relayConn) error {
 	err := errNoServer
 	if check := d.admit.Load(); check != nil {
 		err = (*check)(k)
-	}
-	if err != nil && d.mesh.has(k) {
-		err = nil // another replica's relay; derpserver checks its mesh key
 	}
 	if err != nil {
 		return fmt.Errorf("relay refuses node key %s: %w", k.ShortString(), err)

@@ -23,12 +23,8 @@ func (s *Server) serveFeatureQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp tailcfg.QueryFeatureResponse
 	err := s.do(r.Context(), func(w *world) error {
-		n := w.byKey[req.NodeKey]
-		switch {
-		case n == nil || n.loggedOut:
-			return &mapError{http.StatusUnauthorized, fmt.Sprintf("node key %s is not registered; run `tailscale up --auth-key=KEY`", req.NodeKey.ShortString())}
-		case n.machine != mkey:
-			return &mapError{http.StatusForbidden, fmt.Sprintf("node key %s belongs to a different machine", req.NodeKey.ShortString())}
+		if _, err := w.noiseNode(mkey, req.NodeKey); err != nil {
+			return err
 		}
 		resp = w.featureAnswer(req.Feature)
 		return nil

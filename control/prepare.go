@@ -20,6 +20,7 @@ type Prepared struct {
 	settings schema.Settings // tailnet.Settings with schema's defaults filled in
 	compiled *policy.Policy
 	derpMap  *tailcfg.DERPMap // the server's map with the policy's derpMap applied
+	derpBase *tailcfg.DERPMap // the server's map derpMap was made from
 	dns      *tailcfg.DNSConfig
 }
 
@@ -35,7 +36,8 @@ func (p *Prepared) Policy() *policy.Policy { return p.compiled }
 // schema.Diagnostics is a policy that does not compile (the diagnostics
 // carry positions); any other error is a config the server cannot serve
 // otherwise (a derpMap that does not merge). Prepare reads only immutable
-// server fields, so it runs off the owner goroutine and never waits.
+// server fields and the server's own DERP map (an atomic pointer, see
+// SetDERPMap), so it runs off the owner goroutine and never waits.
 func (s *Server) Prepare(t *schema.Tailnet) (*Prepared, error) {
 	if t == nil {
 		return nil, errors.New("control: no tailnet config given")
@@ -44,12 +46,13 @@ func (s *Server) Prepare(t *schema.Tailnet) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	derpMap, err := effectiveDERPMap(s.baseDERPMap(), t.Policy.DERPMap) // with the other replicas' relays
+	base := s.baseDERPMap()
+	derpMap, err := effectiveDERPMap(base, t.Policy.DERPMap)
 	if err != nil {
 		return nil, err
 	}
 	settings := t.Settings.WithDefaults()
-	return &Prepared{srv: s, tailnet: t, settings: settings, compiled: compiled, derpMap: derpMap, dns: dnsConfig(t, settings.Domain)}, nil
+	return &Prepared{srv: s, tailnet: t, settings: settings, compiled: compiled, derpMap: derpMap, derpBase: base, dns: dnsConfig(t, settings.Domain)}, nil
 }
 
 // Test runs p's policy tests (tests and sshTests) against the nodes the

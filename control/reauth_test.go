@@ -12,12 +12,14 @@ import (
 	"github.com/tailplane/tailplane/store"
 )
 
-// authKeysOnly is the refusal every login without an auth key gets, until
-// tailplane has interactive login.
+// authKeysOnly is the refusal every login without an auth key gets while
+// interactive login is off (Config.Login nil, as startServer leaves it).
 const authKeysOnly = "this server registers nodes with auth keys only"
 
-// `tailscale up --force-reauth` without an auth key gets the refusal a
-// fresh `tailscale up` without a key gets, and re-authenticates nothing.
+// With interactive login off, `tailscale up --force-reauth` without an
+// auth key gets the refusal a fresh `tailscale up` without a key gets, and
+// re-authenticates nothing (with it on, TestInteractive* and the server
+// tests cover the login).
 func TestForceReauthWithoutAuthKeyIsRefused(t *testing.T) {
 	bins := testkit.TailscaledBinaries(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -162,7 +163,7 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 		if w.srv.login != nil { // the client makes a new key and logs in with it
 			return &tailcfg.RegisterResponse{NodeKeyExpired: true}
 		}
-		return &tailcfg.RegisterResponse{NodeKeyExpired: true, Error: "tailplane: this node's key expired; run `tailscale up --force-reauth --auth-key=KEY` to log in again"}
+		return &tailcfg.RegisterResponse{NodeKeyExpired: true, Error: "tailplane: this node's key expired; run `tailscale up --force-reauth` to log in again (add `--auth-key=KEY` on a server without interactive login)"}
 	}
 	if noAuth && w.srv.login != nil {
 		return w.srv.startLogin(mkey, req) // see followup for the rest
@@ -268,16 +269,10 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 	}
 	if isNew {
 		rec.givenName = w.uniqueName(hi.Hostname, nil)
-		v4, err := w.v4.allocate()
-		if err != nil {
+		var err error
+		if rec.v4, rec.v6, err = w.allocateAddrs(); err != nil {
 			return rejected("%v", err)
 		}
-		v6, err := w.v6.allocate()
-		if err != nil {
-			w.v4.release(v4)
-			return rejected("%v", err)
-		}
-		rec.v4, rec.v6 = v4, v6
 	}
 	stored := rec.toStore()
 	err := w.srv.store.RegisterNode(ctx, stored, k.SecretHash, keyUseLimit(k))
@@ -289,13 +284,7 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 			w.v4.release(rec.v4)
 			w.v6.release(rec.v6)
 		}
-		if errors.Is(err, store.ErrAuthKeyUsedUp) {
-			if !k.Reusable && k.Uses == 0 {
-				return rejected("auth key %q is one-shot and was already used; declare a new key or make it reusable", k.Name)
-			}
-			return rejected("auth key %q has no uses left (limit %d)", k.Name, keyUseLimit(k))
-		}
-		return rejected("%v", err)
+		return storeRefusal(k, err)
 	}
 	rec.id = tailcfg.NodeID(stored.ID)
 	if !isNew {
@@ -329,6 +318,31 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 		w.publishChanged(n)
 	}
 	return w.success(n)
+}
+
+// allocateAddrs takes a free IPv4 and IPv6 address for a new node; on an
+// error it holds neither.
+func (w *world) allocateAddrs() (v4, v6 netip.Addr, err error) {
+	if v4, err = w.v4.allocate(); err != nil {
+		return netip.Addr{}, netip.Addr{}, err
+	}
+	if v6, err = w.v6.allocate(); err != nil {
+		w.v4.release(v4)
+		return netip.Addr{}, netip.Addr{}, err
+	}
+	return v4, v6, nil
+}
+
+// storeRefusal is the answer to a registration with key k that the store
+// refused with err: a used-up key says so, anything else as it is.
+func storeRefusal(k schema.AuthKey, err error) *tailcfg.RegisterResponse {
+	if errors.Is(err, store.ErrAuthKeyUsedUp) {
+		if !k.Reusable && k.Uses == 0 {
+			return rejected("auth key %q is one-shot and was already used; declare a new key or make it reusable", k.Name)
+		}
+		return rejected("auth key %q has no uses left (limit %d)", k.Name, keyUseLimit(k))
+	}
+	return rejected("%v", err)
 }
 
 // startsUnauthorized is the device-approval decision for a node that

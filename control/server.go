@@ -94,7 +94,8 @@ type Config struct {
 // and Install swap in a new tailnet config at runtime.
 //
 // The mutable tailnet state is the world, owned by one goroutine (run).
-// The world reads the Server's settings, which never change after New,
+// The world reads the Server's settings, which never change after New
+// (but for its own DERP map, which SetDERPMap swaps atomically),
 // and drives three parts that synchronize themselves: the store, the relay
 // admission list and the propagation tracker. The one Server field it
 // writes is published, through world.publish.
@@ -102,6 +103,7 @@ type Server struct {
 	store     *store.Store
 	noiseKey  key.MachinePrivate
 	derpMap   *tailcfg.DERPMap
+	derpBase  atomic.Pointer[tailcfg.DERPMap] // derpMap as SetDERPMap replaced it; nil: never (derpmapset.go)
 	serverURL string
 	login     *login.Manager     // nil: interactive login is off
 	logins    interactiveLogins  // the open logins' URLs and machines
@@ -116,11 +118,6 @@ type Server struct {
 	logf      func(format string, args ...any)
 	now       func() time.Time
 	fanout    func(RuntimeState) // Config.Fanout; nil without replicas
-	// embeddedRegion is the embedded relay's region ID in derpMap (zero
-	// without one), and relayPeers the other replicas' relays listed
-	// after it there; see derpnodes.go.
-	embeddedRegion int
-	relayPeers     atomic.Pointer[relayPeers]
 
 	// primariesOut saves the primary-router elections; handed to by the
 	// owner goroutine only (world.notePrimaries), closed by Close.
@@ -193,11 +190,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.derpMap == nil && cfg.DERP != nil {
 		s.derpMap = cfg.DERP.Map
-	}
-	if cfg.DERP != nil && s.derpMap == cfg.DERP.Map {
-		for id := range s.derpMap.Regions {
-			s.embeddedRegion = id
-		}
 	}
 	if s.derpMap == nil {
 		s.derpMap = &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}}

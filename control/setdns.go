@@ -123,16 +123,14 @@ func (s *Server) refuseSetDNS(w http.ResponseWriter, mkey key.MachinePublic, err
 // checkSetDNS authenticates req and returns the record name it may set
 // and the node's name.
 func (w *world) checkSetDNS(mkey key.MachinePublic, req *tailcfg.SetDNSRequest) (name, nodeName string, err error) {
-	n := w.byKey[req.NodeKey]
-	switch {
-	case req.NodeKey.IsZero():
+	if req.NodeKey.IsZero() {
 		return "", "", &mapError{http.StatusBadRequest, "set-dns request has no node key"}
-	case n == nil:
-		return "", "", &mapError{http.StatusUnauthorized, fmt.Sprintf("node key %s is not registered; run `tailscale up --auth-key=KEY`", req.NodeKey.ShortString())}
-	case n.machine != mkey:
-		return "", "", &mapError{http.StatusForbidden, fmt.Sprintf("node key %s belongs to a different machine", req.NodeKey.ShortString())}
-	case n.loggedOut:
-		return "", "", &mapError{http.StatusUnauthorized, "node is logged out; run `tailscale up --auth-key=KEY` to log in again"}
+	}
+	n, err := w.noiseNode(mkey, req.NodeKey)
+	if err != nil {
+		return "", "", err
+	}
+	switch {
 	case w.keyExpired(n, w.srv.now()):
 		return "", "", &mapError{http.StatusForbidden, "node key has expired; run `tailscale up --force-reauth` to log in again"}
 	case !w.tailnet.DNS.HTTPS:

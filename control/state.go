@@ -131,7 +131,7 @@ func (w *world) setTailnet(c *Prepared) {
 	if w.v6 == nil || w.v6.prefix != s.IPv6.Masked() {
 		w.v6 = w.reservedAllocator(s.IPv6, func(n *node) netip.Addr { return n.v6 })
 	}
-	w.derpMap = c.derpMap
+	w.derpMap = w.srv.currentDERPMap(c)
 	w.dns = c.dns
 	w.publish()
 }

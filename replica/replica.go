@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,9 +54,13 @@ type Config struct {
 	// replica may apply revisions. Zero means 5 heartbeats; it is never
 	// less than 2.
 	LeaseTTL time.Duration
-	// DERP is the replica's embedded relay, meshed with the other
-	// replicas' (control.DERP.SetMeshPeers); nil means none.
-	DERP *control.DERP
+	// DERPNode is the replica's embedded relay as the other replicas'
+	// relays mesh with it; nil means none.
+	DERPNode *tailcfg.DERPNode
+	// SetDERPPeers, when set with DERPNode, is handed the other live
+	// replicas' relays whenever they change (server.Server.SetDERPMeshPeers:
+	// the relay meshes with them and the DERP map lists them).
+	SetDERPPeers func(ctx context.Context, peers []*tailcfg.DERPNode) error
 	// Logf logs what happens among the replicas; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -83,6 +88,10 @@ type Replica struct {
 	lastBeat time.Time                               // when the last heartbeat succeeded
 	live     map[string]bool                         // other replicas live at the last heartbeat
 	onSync   func()                                  // see OnSync
+	// meshed is the list of relays last handed to SetDERPPeers (their
+	// JSON, one a line), meshedOnce whether it was handed one at all.
+	meshed     string
+	meshedOnce bool
 }
 
 // New makes a Replica; Publish may be used at once, and Start connects it.
@@ -266,34 +275,42 @@ func (r *Replica) beat(ctx context.Context) error {
 
 // meshSelf is this replica's relay as the others mesh with it (JSON).
 func (r *Replica) meshSelf() string {
-	if r.cfg.DERP == nil {
+	if r.cfg.DERPNode == nil {
 		return ""
 	}
-	b, _ := json.Marshal(r.cfg.DERP.MeshSelf()) // a MeshPeer always encodes
+	b, _ := json.Marshal(r.cfg.DERPNode) // a DERPNode always encodes
 	return string(b)
 }
 
-// meshWith meshes the relay with those of the live replicas in rs, and
-// lists theirs after its own in the DERP map it hands out.
+// meshWith hands SetDERPPeers the relays of the live replicas in rs other
+// than this one, when they changed since the last time.
 func (r *Replica) meshWith(ctx context.Context, rs []store.Replica) {
-	if r.cfg.DERP == nil {
+	if r.cfg.DERPNode == nil || r.cfg.SetDERPPeers == nil {
 		return
 	}
-	var peers []control.MeshPeer
-	var nodes []tailcfg.DERPNode
+	var peers []*tailcfg.DERPNode
+	var ids []string
 	for _, x := range rs {
-		var p control.MeshPeer
-		if x.Live && x.ID != r.ID() && x.DERP != "" && json.Unmarshal([]byte(x.DERP), &p) == nil {
-			peers = append(peers, p)
-			nodes = append(nodes, p.Node)
+		n := new(tailcfg.DERPNode)
+		if x.Live && x.ID != r.ID() && x.DERP != "" && json.Unmarshal([]byte(x.DERP), n) == nil {
+			peers = append(peers, n)
+			ids = append(ids, x.DERP)
 		}
 	}
-	r.cfg.DERP.SetMeshPeers(peers)
-	if r.ctrl != nil {
-		if err := r.ctrl.SetRelayPeers(ctx, nodes); err != nil {
-			r.cfg.Logf("replica %s: listing the other replicas' relays: %v", r.ID(), err)
-		}
+	key := strings.Join(ids, "\n")
+	r.mu.Lock()
+	same := r.meshed == key && r.meshedOnce
+	r.mu.Unlock()
+	if same {
+		return
 	}
+	if err := r.cfg.SetDERPPeers(ctx, peers); err != nil {
+		r.cfg.Logf("replica %s: meshing with the other replicas' relays: %v", r.ID(), err)
+		return
+	}
+	r.mu.Lock()
+	r.meshed, r.meshedOnce = key, true
+	r.mu.Unlock()
 }
 
 // publishAll queues the runtime of every node streaming here.

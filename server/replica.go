@@ -19,10 +19,16 @@ func (s *Server) joinReplicas(cfg Config, ccfg *control.Config, pcfg *pipeline.C
 	if s.st.ReplicaID() == "" {
 		return nil
 	}
-	r, err := replica.New(replica.Config{
+	rcfg := replica.Config{
 		Store: s.st, Address: replicaAddress(s.ln.Addr()), Heartbeat: cfg.ReplicaHeartbeat, LeaseTTL: cfg.ReplicaLease,
-		DERP: s.derp, Logf: cfg.Logf,
-	})
+		Logf: cfg.Logf,
+	}
+	if s.mesh != nil && len(cfg.DERPMeshWith) == 0 { // relays given by --derp-mesh-with stay as given
+		for _, reg := range s.derp.Map.Regions {
+			rcfg.DERPNode, rcfg.SetDERPPeers = reg.Nodes[0], s.SetDERPMeshPeers
+		}
+	}
+	r, err := replica.New(rcfg)
 	if err != nil {
 		return err
 	}

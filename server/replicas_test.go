@@ -33,8 +33,8 @@ func noiseKeyOf(t *testing.T, srv *Server) string {
 	return resp.PublicKey.String()
 }
 
-// relayPin is the certificate pin of srv's embedded relay.
-func relayPin(srv *Server) string {
+// servedRelayPin is the certificate pin of srv's embedded relay.
+func servedRelayPin(srv *Server) string {
 	for _, r := range srv.DERP().Map.Regions {
 		return r.Nodes[0].CertName
 	}
@@ -77,8 +77,8 @@ func TestReplicasShareIdentity(t *testing.T) {
 		if got := noiseKeyOf(t, srv); got != want {
 			t.Errorf("replica %s serves Noise key %s; want %s (replica a's file)", name, got, want)
 		}
-		if pin := relayPin(srv); pin != relayPin(a) || !strings.HasPrefix(pin, "sha256-raw:") {
-			t.Errorf("replica %s pins its relay as %q; want a's %q", name, pin, relayPin(a))
+		if pin := servedRelayPin(srv); pin != servedRelayPin(a) || !strings.HasPrefix(pin, "sha256-raw:") {
+			t.Errorf("replica %s pins its relay as %q; want a's %q", name, pin, servedRelayPin(a))
 		}
 	}
 	if _, err := os.Stat(filepath.Join(stateB, "noise.key")); err == nil {
@@ -396,7 +396,7 @@ func TestReplicasRelayAcrossReplicas(t *testing.T) {
 	var logs testkit.LogBuffer
 	dbURL := testkit.SharedPostgres(t).NewDatabase(t)
 	a, b := startReplica(t, ctx, dbURL, dir, &logs), startReplica(t, ctx, dbURL, dir, &logs)
-	if relayPin(a) != relayPin(b) || a.DERP().Map.Regions[900].Nodes[0].DERPPort == b.DERP().Map.Regions[900].Nodes[0].DERPPort {
+	if servedRelayPin(a) != servedRelayPin(b) || a.DERP().Map.Regions[900].Nodes[0].DERPPort == b.DERP().Map.Regions[900].Nodes[0].DERPPort {
 		t.Fatalf("the replicas' relays: %+v and %+v; want two relays with one pin", a.DERP().Map.Regions[900].Nodes[0], b.DERP().Map.Regions[900].Nodes[0])
 	}
 	one := testkit.StartTSNet(t, ctx, testkit.TSNet{ControlURL: a.URL(), Hostname: "one", AuthKey: teamKey})

@@ -6,7 +6,7 @@
 //
 //	store.Open(StateDir) or OpenPostgres(Database) ─ reconcile.LoadApplied ─▶ control.New (serves the applied tailnet at once)
 //	gitsync.NewRepo / NewDir ─▶ pipeline.New(Store, Source, Server: control) ─▶ Install
-//	HTTP listener: /api/, /metrics ─▶ admin (reads pipeline.Status, control.Tailnet); / ─▶ control
+//	HTTP listener: /api/, /metrics ─▶ admin (reads pipeline.Status, control.Tailnet); /admin/ ─▶ console; / ─▶ control
 //	control.StartDERP (unless Config.DERPMap) ─▶ admits only the control server's nodes
 //	acmedns.NewServer (DNSListen) or NewProvider (DNSProvider) ─▶ Publisher ─▶ control's /machine/set-dns
 package server
@@ -27,6 +27,7 @@ import (
 
 	"github.com/tailplane/tailplane/acmedns"
 	"github.com/tailplane/tailplane/admin"
+	"github.com/tailplane/tailplane/console"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/login"
@@ -88,6 +89,15 @@ type Config struct {
 	// STUNListen is the embedded STUN server's UDP address; empty means
 	// the relay's host with a random port, "off" disables STUN.
 	STUNListen string
+	// DERPMeshKey is the secret the replicas' relays share to mesh (64 hex
+	// digits; `serve --derp-mesh-key-file` or $TAILPLANE_DERP_MESH_KEY).
+	// It never appears in a log or status. Empty means no mesh.
+	DERPMeshKey string
+	// DERPMeshWith are the other replicas' relays (control.ParseMeshPeer;
+	// this replica's own may be among them): the embedded relay meshes
+	// with them (needs DERPMeshKey), and the DERP map lists them after it
+	// in its region (derpmesh.go). Empty means a relay of its own.
+	DERPMeshWith []*tailcfg.DERPNode
 
 	// DNSListen, when set, starts the embedded authoritative DNS server
 	// (package acmedns) on this UDP and TCP address; it answers the ACME
@@ -118,6 +128,16 @@ type Config struct {
 	// MinRetry and MaxRetry bound the pipeline's backoff after transient
 	// failures; zero means 1 s and 5 min.
 	MinRetry, MaxRetry time.Duration
+	// ConsoleAllowHTTP serves the web console at /admin/ over plain HTTP
+	// to any address; false: plain HTTP only on loopback connections
+	// (docs/console.md).
+	ConsoleAllowHTTP bool
+	// RepoWebURL links the console's errors and rules to the file on the
+	// Git host: a URL with {commit}, {path} and {line}, such as
+	// https://github.com/org/tailnet/blob/{commit}/{path}#L{line}. Empty:
+	// no links.
+	RepoWebURL string
+
 	// Logf logs the server's events; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -127,6 +147,9 @@ type Server struct {
 	st   *store.Store
 	src  gitsync.Source
 	derp *control.DERP // nil with Config.DERPMap
+	// mesh is the relay's mesh with the other replicas' relays; nil
+	// without Config.DERPMeshKey.
+	mesh *control.DERPMesh
 	ctrl *control.Server
 	lm   *login.Manager // interactive logins, mounted at /login/
 	pl   *pipeline.Pipeline
@@ -224,12 +247,20 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 		return err
 	}
 	noiseKey := id.noise
+	if cfg.DERPMeshKey == "" {
+		cfg.DERPMeshKey = id.derpMeshKey // replicas: the relays mesh with the database's key (see replica.go)
+	}
 	derpMap := cfg.DERPMap
 	if derpMap == nil {
 		if s.derp, err = startDERP(ctx, cfg, s.ln, u.Hostname(), id); err != nil {
 			return err
 		}
 		derpMap = s.derp.Map
+		if s.mesh, derpMap, err = startMesh(ctx, cfg, s.derp); err != nil {
+			return err
+		}
+	} else if len(cfg.DERPMeshWith) > 0 {
+		return errors.New("server: DERPMeshWith (--derp-mesh-with) meshes the embedded relay, which DERPMap (--derp-map) replaces: give one or the other")
 	}
 	if err := s.startCertDNS(ctx, cfg, applied); err != nil {
 		return err
@@ -278,6 +309,12 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	mux.Handle("/api/", api)
 	mux.Handle("/metrics", api)
 	mux.Handle("/login/", s.lm)
+	con, err := console.New(console.Config{Control: s.ctrl, Pipeline: s.pl, Store: s.st, Metrics: metrics, BaseURL: s.url,
+		AllowHTTP: cfg.ConsoleAllowHTTP, RepoWebURL: cfg.RepoWebURL, Login: s.lm, Logf: cfg.Logf})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/admin/", con)
 	mux.Handle("/", s.ctrl.Handler())
 	s.hs = s.ctrl.HTTPServer(mux)
 	if cfg.TLS != nil {
@@ -369,14 +406,14 @@ func startDERP(ctx context.Context, cfg Config, ln net.Listener, host string, id
 	}
 	d, err := control.StartDERP(ctx, control.DERPConfig{
 		Listen: listen, STUNListen: cfg.STUNListen, HostName: host, Cert: cfg.TLS, StateDir: cfg.StateDir,
-		PinnedCert: id.derpCert, MeshKey: id.derpMeshKey,
+		PinnedCert: id.derpCert, MeshKey: cfg.DERPMeshKey, Logf: relayLogf(cfg),
 	})
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range d.Map.Regions {
 		for _, n := range r.Nodes {
-			cfg.Logf("embedded DERP relay on %s:%d (STUN port %d)", n.HostName, n.DERPPort, n.STUNPort)
+			cfg.Logf("embedded DERP relay on %s:%d (STUN port %d)%s", n.HostName, n.DERPPort, n.STUNPort, pinNote(n))
 		}
 	}
 	return d, nil
@@ -442,6 +479,9 @@ func (s *Server) Close() error {
 			errs = append(errs, s.ctrl.Close())
 		}
 		errs = append(errs, s.closeCertDNS()) // after control: no set-dns in flight
+		if s.mesh != nil {
+			errs = append(errs, s.mesh.Close())
+		}
 		if s.derp != nil {
 			errs = append(errs, s.derp.Close())
 		}

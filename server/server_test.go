@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/tailplane/tailplane/internal/testkit"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -38,23 +37,8 @@ func configDir(t *testing.T, dir, key string) {
 // get fetches url with an API key and returns the status code and body.
 func get(t *testing.T, url, key string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(b)
+	a := testkit.Request(t, "GET", url, key, nil, nil)
+	return a.Status, string(a.Body)
 }
 
 // TestNewServesDirectory builds the whole server from a directory: New

@@ -117,6 +117,8 @@ func TestRedactURL(t *testing.T) {
 		{"postgresql://db.example/tailplane?password=s3cret&user=tp", "postgresql://db.example/tailplane?password=xxxxx&user=tp"},
 		{"postgres://tailplane:s3cret@db example/%zz", "(a database URL that does not parse)"},
 		{"host=db password=s3cret", "(a database URL that does not parse)"},
+		{"tp:s3cret@db/tp", "(a database URL that does not parse)"},
+		{"postgres:tp:s3cret@db/tp", "(a database URL that does not parse)"},
 	}
 	for _, tt := range tests {
 		if got := RedactURL(tt.in); got != tt.want {

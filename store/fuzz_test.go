@@ -62,6 +62,9 @@ func FuzzRedactURL(f *testing.F) {
 			secrets = append(secrets, p)
 		}
 		secrets = append(secrets, u.Query()["password"]...)
+		if u.Opaque != "" { // "user:password@host/db" without "//": all of it may be secret
+			secrets = append(secrets, u.Opaque)
+		}
 		for _, p := range secrets {
 			if len(p) < 4 || p == "xxxxx" || strings.Count(s, p) > 1 || strings.Count(url.QueryEscape(p), "%") > 0 {
 				continue // too short or too common to tell apart from the rest

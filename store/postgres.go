@@ -86,7 +86,9 @@ func (e scrubbedError) Unwrap() error { return e.err }
 // where its password is cannot be told.
 func RedactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		// "tp:pw@db/tp" parses as scheme tp with an opaque rest that
+		// Redacted would print as it is.
 		return "(a database URL that does not parse)"
 	}
 	q := u.Query()

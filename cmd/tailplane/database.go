@@ -35,7 +35,7 @@ func (d *databaseFlags) url(getenv func(string) string) (string, error) {
 	}
 	if d.database != "" {
 		if !store.IsPostgresURL(d.database) {
-			return "", fmt.Errorf("--database %s is not a PostgreSQL URL like postgres://tailplane@db.example.com/tailplane (SQLite needs no flag: it is the default, in --state-dir)", store.RedactURL(d.database))
+			return "", fmt.Errorf("--database %s is not a PostgreSQL URL like postgres://tailplane@db.example.com/tailplane (SQLite needs no flag: it is the default, in --state-dir)", notPostgres(d.database))
 		}
 		u, err := url.Parse(d.database)
 		if err != nil {
@@ -55,9 +55,21 @@ func (d *databaseFlags) url(getenv func(string) string) (string, error) {
 		if d.urlFile != "" {
 			where = d.urlFile
 		}
-		return "", fmt.Errorf("%s holds %s, not a PostgreSQL URL like postgres://tailplane:PASSWORD@db.example.com/tailplane", where, store.RedactURL(u))
+		return "", fmt.Errorf("%s holds %s, not a PostgreSQL URL like postgres://tailplane:PASSWORD@db.example.com/tailplane", where, notPostgres(u))
 	}
 	return string(b), nil
+}
+
+// notPostgres names s, a value that is not a PostgreSQL URL, for an
+// error: a URL with a host (scheme://[user@]host/...) with its password
+// masked, anything else only as "(a value without scheme://host)", since
+// store.RedactURL masks no password in what it cannot take apart
+// ("tp:PASSWORD@db/tp", a URL that lacks its "postgres://").
+func notPostgres(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+		return store.RedactURL(s)
+	}
+	return "(a value without scheme://host)"
 }
 
 // hasPassword reports whether u carries a password, in its user part or

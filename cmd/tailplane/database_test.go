@@ -40,6 +40,10 @@ func TestDatabaseFlags(t *testing.T) {
 		{name: "environment", env: withPassword, want: withPassword},
 		{name: "file before environment", flags: databaseFlags{urlFile: file("url2", "postgres://tp:s3cret@file.example/tp")}, env: withPassword, want: "postgres://tp:s3cret@file.example/tp"},
 		{name: "file not a URL", flags: databaseFlags{urlFile: file("kv", "host=db password=s3cret")}, wantErr: "not a PostgreSQL URL"},
+		{name: "file without scheme", flags: databaseFlags{urlFile: file("noscheme", "tp:s3cret@db.example/tailplane")}, wantErr: "not a PostgreSQL URL"},
+		{name: "file opaque URL", flags: databaseFlags{urlFile: file("opaque", "postgres:tp:s3cret@db.example/tailplane")}, wantErr: "not a PostgreSQL URL"},
+		{name: "url without scheme", flags: databaseFlags{database: "tp:s3cret@db.example/tailplane"}, wantErr: "not a PostgreSQL URL"},
+		{name: "url single slash", flags: databaseFlags{database: "postgres:/tp:s3cret@db.example/tailplane"}, wantErr: "not a PostgreSQL URL"},
 		{name: "empty file", flags: databaseFlags{urlFile: file("empty", "\n")}, wantErr: "is empty"},
 		{name: "both flags", flags: databaseFlags{database: "postgres://db.example/tp", urlFile: file("url3", withPassword)}, wantErr: "give one"},
 	}

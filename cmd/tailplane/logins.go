@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -52,12 +51,10 @@ func listLogins(ctx context.Context, env *cliEnv, c *apiClientFlags, asJSON bool
 	var logins []admin.Login
 	if err := c.get(ctx, env, "/api/v1/logins", &logins); err != nil {
 		fmt.Fprintf(env.stderr, "tailplane logins list: %v\n", err)
-		return exitProblems
+		return exitCodeOf(err)
 	}
 	if asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(logins); err != nil {
+		if err := printJSON(env.stdout, logins); err != nil {
 			fmt.Fprintf(env.stderr, "tailplane logins list: %v\n", err)
 			return exitProblems
 		}
@@ -91,7 +88,7 @@ func approveLogin(ctx context.Context, env *cliEnv, c *apiClientFlags, id, user 
 	path := "/api/v1/logins/" + url.PathEscape(id) + "/approve"
 	if err := c.call(ctx, env, "POST", path, admin.ApproveRequest{User: user}, &resp); err != nil {
 		fmt.Fprintf(env.stderr, "tailplane logins approve: %v\n", err)
-		return exitProblems
+		return exitCodeOf(err)
 	}
 	fmt.Fprintf(env.stdout, "approved login %s as %s: the device registers now\n", resp.ID, resp.User)
 	return exitOK

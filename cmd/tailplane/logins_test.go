@@ -61,18 +61,20 @@ func TestLoginsApproveTailscaled(t *testing.T) {
 	}
 
 	refusals := []struct {
-		name string
-		env  map[string]string
-		user string
-		want string
+		name     string
+		env      map[string]string
+		id, user string
+		code     int
+		want     string
 	}{
-		{"read key", reader, "bob@example.com", "needs role admin"},
-		{"undeclared user", operator, "carol@example.com", "not declared under users"},
+		{"read key", reader, id, "bob@example.com", exitAPIDenied, "needs role admin"},
+		{"undeclared user", operator, id, "carol@example.com", exitProblems, "not declared under users"},
+		{"unknown login", operator, "AAAAAAAA", "bob@example.com", exitAPINotFound, "logins list"},
 	}
 	for _, r := range refusals {
-		code, out, errs := runToolEnv(t, r.env, "logins", "approve", id, "--user", r.user, "--server", url)
-		if code != exitProblems || !strings.Contains(errs, r.want) {
-			t.Errorf("%s: logins approve: exit %d\n%s%s\nwant exit %d saying %q", r.name, code, out, errs, exitProblems, r.want)
+		code, out, errs := runToolEnv(t, r.env, "logins", "approve", r.id, "--user", r.user, "--server", url)
+		if code != r.code || !strings.Contains(errs, r.want) {
+			t.Errorf("%s: logins approve: exit %d\n%s%s\nwant exit %d saying %q", r.name, code, out, errs, r.code, r.want)
 		}
 	}
 	code, out, errs = runToolEnv(t, operator, "logins", "approve", strings.ToLower(id), "--user", "bob@example.com", "--server", url)

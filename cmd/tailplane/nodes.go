@@ -82,10 +82,10 @@ func (c *apiClient) fail(env *cliEnv, err error) int {
 }
 
 // printJSON prints v indented.
-func printJSON(w io.Writer, v any) {
+func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	return enc.Encode(v)
 }
 
 func runNodes(ctx context.Context, env *cliEnv, args []string) int {
@@ -345,21 +345,9 @@ func runUsers(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "tailplane users: unknown subcommand %q (there is only list)\n", c.fs.Arg(0))
 		return exitUsage
 	}
-	var users []admin.User
-	if err := c.get(ctx, env, "/api/v1/users", &users); err != nil {
-		return c.fail(env, err)
-	}
-	if c.asJSON {
-		printJSON(env.stdout, users)
-		return exitOK
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LOGIN\tNAME\tROLE\tDEVICES\tONLINE")
-	for _, u := range users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", u.Login, dash(u.Name), u.Role, u.Devices, u.Online)
-	}
-	tw.Flush()
-	return exitOK
+	return printList(ctx, env, c, "/api/v1/users", "LOGIN\tNAME\tROLE\tDEVICES\tONLINE", func(u admin.User) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%d\t%d", u.Login, dash(u.Name), u.Role, u.Devices, u.Online)
+	})
 }
 
 func runAudit(ctx context.Context, env *cliEnv, args []string) int {
@@ -368,18 +356,27 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) int {
 	if ok, code := c.parse(env, args, 0); !ok {
 		return code
 	}
-	var log []admin.AuditEntry
-	if err := c.get(ctx, env, fmt.Sprintf("/api/v1/audit?limit=%d", max(*limit, 0)), &log); err != nil {
+	path := fmt.Sprintf("/api/v1/audit?limit=%d", max(*limit, 0))
+	return printList(ctx, env, c, path, "TIME\tWHO\tWHAT\tRESULT", func(e admin.AuditEntry) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s", e.At.UTC().Format(time.RFC3339), dash(e.Who), e.What, dash(e.Result))
+	})
+}
+
+// printList GETs path, a list of T, and prints it as the API's JSON with
+// --json, else as a table: header, then one row (tab-separated) an item.
+func printList[T any](ctx context.Context, env *cliEnv, c *apiClient, path, header string, row func(T) string) int {
+	var items []T
+	if err := c.get(ctx, env, path, &items); err != nil {
 		return c.fail(env, err)
 	}
 	if c.asJSON {
-		printJSON(env.stdout, log)
+		printJSON(env.stdout, items)
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tWHO\tWHAT\tRESULT")
-	for _, e := range log {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), dash(e.Who), e.What, dash(e.Result))
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
 	}
 	tw.Flush()
 	return exitOK

@@ -33,8 +33,10 @@ type serveFlags struct {
 	stunListen string
 	oidcSecret string      // --oidc-client-secret-file
 	gitops     gitopsFlags // --repo and the sync pipeline; see gitops.go
+	console    consoleFlags
 	database   databaseFlags
 	https      httpsFlags // --dns-listen and the DNS providers; see https.go
+	mesh       meshFlags  // --derp-mesh-with, --derp-mesh-key-file; see derpmesh.go
 }
 
 // envOIDCClientSecret is where serve reads login.oidc's client secret
@@ -57,6 +59,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	f.gitops.register(fs)
 	f.database.register(fs)
 	f.https.register(fs)
+	f.console.register(fs)
+	f.mesh.register(fs)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -100,8 +104,12 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 		StateDir: f.stateDir, ConfigDir: f.config, Repo: f.gitops.repoConfig(env), FirstApplyWait: f.gitops.firstApplyTimeout,
 		Listen: f.listen, ServerURL: f.serverURL, DERPListen: f.derpListen, STUNListen: f.stunListen,
 		MinRetry: f.gitops.minRetry, MaxRetry: f.gitops.maxRetry, Logf: logf,
+		ConsoleAllowHTTP: f.console.allowHTTP, RepoWebURL: f.console.repoWebURL,
 	}
 	if err := f.https.apply(&cfg, env); err != nil {
+		return cfg, err
+	}
+	if err := f.mesh.apply(&cfg, env); err != nil {
 		return cfg, err
 	}
 	var err error

@@ -21,11 +21,7 @@ func TestHAProxy(t *testing.T) {
 	second := GreetOnLoopback(t, "second")
 	h := StartHAProxy(t, first.Addr().String(), fmt.Sprintf("127.0.0.1:%d", second))
 	read := func() (string, error) {
-		c, err := net.DialTimeout("tcp", h.Addr, 5*time.Second)
-		if err != nil {
-			return "", err
-		}
-		return readGreeting(c)
+		return readGreeting(ctx, h.Addr, (&net.Dialer{}).DialContext)
 	}
 	WaitFor(t, ctx, "the first backend's greeting through HAProxy", func() (bool, string) {
 		got, err := read()

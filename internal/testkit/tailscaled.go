@@ -2,12 +2,14 @@ package testkit
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tailplane/tailplane/internal/tailscaled"
+	"golang.org/x/net/proxy"
 )
 
 // TailscaledBinaries returns the cached tailscaled and tailscale binaries
@@ -71,4 +73,15 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ReadGreetingVia is ReadGreeting for a tailscaled node: it dials addr
+// through n's SOCKS5 proxy into the tailnet and returns what a Greet
+// server there says, within 5 s.
+func ReadGreetingVia(ctx context.Context, n *tailscaled.Node, addr string) (string, error) {
+	d, err := proxy.SOCKS5("tcp", n.SOCKS5, nil, &net.Dialer{})
+	if err != nil {
+		return "", err
+	}
+	return readGreeting(ctx, addr, d.(proxy.ContextDialer).DialContext)
 }

@@ -79,18 +79,18 @@ func GreetOnLoopback(t testing.TB, msg string) int {
 // says, within 5 s (a denied connection is dropped silently, so a dial to
 // a node that may not be reached fails only when that time is up).
 func ReadGreeting(ctx context.Context, s *tsnet.Server, addr string) (string, error) {
+	return readGreeting(ctx, addr, s.Dial)
+}
+
+// readGreeting dials addr with dial and reads what is said there, within
+// 5 s.
+func readGreeting(ctx context.Context, addr string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := s.Dial(ctx, "tcp", addr)
+	c, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return "", err
 	}
-	return readGreeting(c)
-}
-
-// readGreeting reads what a Greet server says on c, within 5 s, and
-// closes c.
-func readGreeting(c net.Conn) (string, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	b, err := io.ReadAll(c)

@@ -14,6 +14,8 @@
 //	            sync      → the applier's pipeline syncs (a webhook reached another replica)
 //	fan-out     control.Config.Fanout → Publish: runtime changes coalesced per node
 //	            and sent in batches of at most store.MaxNotifyBody bytes
+//	relays      each lease carries the replica's relay (Config.DERPNode); when the
+//	            live replicas' relays change, Config.SetDERPPeers meshes with them
 //
 // Runtime state never reaches a table: it travels only as notifications.
 // After (re)connecting its listener a replica reads what it may have

@@ -90,15 +90,12 @@ func TestReplicasShareIdentity(t *testing.T) {
 }
 
 // teamConfig returns a config directory (configDir's) that also declares
-// a reusable auth key, "team", for alice with secret key.
+// a reusable auth key for alice with secret key (writeAuthKey's).
 func teamConfig(t *testing.T, key string) string {
 	t.Helper()
 	dir := t.TempDir()
 	configDir(t, dir, keyA)
-	keys := fmt.Sprintf(`{"authKeys": {"team": {"user": "alice@example.com", "secretHash": %q, "reusable": true}}}`, testkit.SecretHash(key))
-	if err := os.WriteFile(filepath.Join(dir, "teamkey.hujson"), []byte(keys), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeAuthKey(t, dir, key)
 	return dir
 }
 

@@ -199,12 +199,17 @@ func (s *Server) ReplicaGone(ctx context.Context, replica string) error {
 // ReloadNodes reads the nodes with the given IDs from the store (all of
 // them for nil) and enters what another replica changed: new nodes join,
 // deleted ones leave, changed ones are republished.
+//
+// The nodes are read on the owner goroutine, which is also the one that
+// writes this server's own changes of nodes: a row read before a local
+// registration committed must not make the new node look deleted, nor an
+// older row undo a local change.
 func (s *Server) ReloadNodes(ctx context.Context, ids []tailcfg.NodeID) error {
-	byID, err := s.readNodes(ctx, ids)
-	if err != nil {
-		return err
-	}
 	return s.do(ctx, func(w *world) error {
+		byID, err := s.readNodes(ctx, ids)
+		if err != nil {
+			return err
+		}
 		want := ids
 		if want == nil {
 			for id := range byID {

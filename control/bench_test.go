@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -16,7 +15,7 @@ import (
 
 // benchWorld builds a world of n registered nodes, all with live sessions,
 // without a database or network.
-func benchWorld(b *testing.B, n int) *world {
+func benchWorld(b testing.TB, n int) *world {
 	b.Helper()
 	tn := testTailnet()
 	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now)}
@@ -74,7 +73,7 @@ func BenchmarkDeltaMessage(b *testing.B) {
 	for i := range b.N {
 		sess.enqueuePatch(&tailcfg.PeerChange{NodeID: 1, Online: &on, DERPRegion: i%10 + 1}, w.nodes[1].view)
 		resp := w.srv.deltaMap(sess.take())
-		j, _ := json.Marshal(resp)
+		j, _ := w.srv.views.encodeMap(nil, resp)
 		zstdframe.AppendEncode(nil, j, zstdframe.FastestCompression)
 	}
 }
@@ -87,7 +86,7 @@ func BenchmarkFullMap(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		resp := w.fullMap(n, true)
-		j, _ := json.Marshal(resp)
+		j, _ := w.srv.views.encodeMap(nil, resp)
 		zstdframe.AppendEncode(nil, j, zstdframe.FastestCompression)
 	}
 }

@@ -223,20 +223,56 @@ func (w *world) dropStream(sess *session) {
 	w.streams[sess.machine] = list
 }
 
-// writeMap writes one map message within the write deadline. A write
-// that does not finish in time fails (over HTTP/2 the stream is reset),
-// which ends the session.
-func (s *Server) writeMap(rc *http.ResponseController, w http.ResponseWriter, resp *tailcfg.MapResponse, compress bool) error {
-	// Unsupported (ErrNotSupported) only off the real transports, e.g.
-	// with a recorder in fuzz tests; the write then has no deadline.
-	_ = rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout))
-	if err := writeFrame(w, resp, compress); err != nil {
+// mapWriter writes one response's map messages, each within the write
+// deadline. A write that does not finish in time fails (over HTTP/2 the
+// stream is reset), which ends the session.
+//
+// Setting a deadline costs a round trip to the HTTP/2 connection's
+// goroutine, so it is not set and cleared around every message: a
+// deadline of WriteTimeout is kept while it leaves at least 7/8 of
+// WriteTimeout, so each write gets between 7/8 of and the whole
+// WriteTimeout. Over HTTP/2 a deadline that passes between writes resets
+// the stream even when nothing is being written; a kept deadline cannot,
+// as long as the stream writes again in time: keep-alives come sooner
+// than that (otherwise the deadline is cleared after every message), and
+// the stream calls idle before work that may take long (a full netmap).
+type mapWriter struct {
+	s        *Server
+	rc       *http.ResponseController
+	w        http.ResponseWriter
+	compress bool
+	deadline time.Time // set on rc; zero: none
+}
+
+func (s *Server) newMapWriter(rc *http.ResponseController, w http.ResponseWriter, compress bool) *mapWriter {
+	return &mapWriter{s: s, rc: rc, w: w, compress: compress}
+}
+
+func (m *mapWriter) write(resp *tailcfg.MapResponse) error {
+	timeout := m.s.limits.WriteTimeout
+	keep := timeout - timeout/8
+	if now := time.Now(); m.deadline.Sub(now) < keep {
+		m.deadline = now.Add(timeout)
+		// Unsupported (ErrNotSupported) only off the real transports, e.g.
+		// with a recorder in fuzz tests; the write then has no deadline.
+		_ = m.rc.SetWriteDeadline(m.deadline)
+	}
+	if err := writeFrame(m.w, &m.s.views, &m.s.frames, resp, m.compress); err != nil {
 		return err
 	}
-	// Clear it: over HTTP/2 a deadline that passes between writes resets
-	// the stream even when nothing is being written.
-	_ = rc.SetWriteDeadline(time.Time{})
+	if m.s.keepAlive >= keep {
+		m.idle() // the stream may stay silent past the deadline
+	}
 	return nil
+}
+
+// idle clears the write deadline, before the stream may go without writing
+// for a while.
+func (m *mapWriter) idle() {
+	if !m.deadline.IsZero() {
+		m.deadline = time.Time{}
+		_ = m.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // abortOnClose makes a write on rc that is blocked when sess is closed

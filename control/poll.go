@@ -3,16 +3,15 @@ package control
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
-	"tailscale.com/util/zstdframe"
 )
 
 // mapError is a map request rejection with its HTTP status.
@@ -95,22 +94,23 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	rc := http.NewResponseController(w)
+	mw := s.newMapWriter(rc, w, compress)
 	if sess == nil {
-		s.writeMap(rc, w, first, compress)
+		mw.write(first)
 		return
 	}
 	defer s.endSession(nodeID, sess)
 	stop := abortOnClose(rc, sess)
 	defer stop()
-	if err := s.writeMap(rc, w, first, compress); err != nil {
+	if err := mw.write(first); err != nil {
 		return
 	}
-	s.stream(ctx, rc, w, sess, nodeID, compress)
+	s.stream(ctx, mw, sess, nodeID)
 }
 
 // stream sends queued changes and keep-alives until the client goes away
 // or the server ends the session.
-func (s *Server) stream(ctx context.Context, rc *http.ResponseController, w http.ResponseWriter, sess *session, id tailcfg.NodeID, compress bool) {
+func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id tailcfg.NodeID) {
 	keepAlive := time.NewTicker(s.keepAlive)
 	defer keepAlive.Stop()
 	for {
@@ -126,6 +126,7 @@ func (s *Server) stream(ctx context.Context, rc *http.ResponseController, w http
 		case <-sess.wake:
 			d := sess.take()
 			if d.full {
+				mw.idle() // building it may take long
 				if res := s.policyRes.Load(); res != nil {
 					res.Node(id) // build the peer list here, not on the owner goroutine
 				}
@@ -149,7 +150,7 @@ func (s *Server) stream(ctx context.Context, rc *http.ResponseController, w http
 		if resp == nil {
 			continue
 		}
-		if err := s.writeMap(rc, w, resp, compress); err != nil {
+		if err := mw.write(resp); err != nil {
 			return
 		}
 		s.prop.delivered(sess, gen)
@@ -270,14 +271,22 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 }
 
 // writeFrame writes one map message: a 4-byte little-endian length, then
-// the (optionally zstd-compressed) JSON.
-func writeFrame(w http.ResponseWriter, resp *tailcfg.MapResponse, compress bool) error {
-	b, err := json.Marshal(resp)
+// the (optionally zstd-compressed) JSON, with node views taken from
+// views (see viewCache.encodeMap) and small messages compressed through
+// frames.
+func writeFrame(w http.ResponseWriter, views *viewCache, frames *frameCache, resp *tailcfg.MapResponse, compress bool) error {
+	jb := frameBufs.Get().(*[]byte)
+	b, err := views.encodeMap((*jb)[:0], resp)
 	if err != nil {
-		return fmt.Errorf("encoding map response: %w", err)
+		frameBufs.Put(jb)
+		return err
 	}
 	if compress {
-		b = zstdframe.AppendEncode(nil, b, zstdframe.FastestCompression)
+		// The JSON is garbage once compressed; what is written is not
+		// recycled, as the transport may still hold it after a failed write.
+		*jb = b
+		b = frames.compress(b)
+		frameBufs.Put(jb)
 	}
 	var hdr [4]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
@@ -292,3 +301,7 @@ func writeFrame(w http.ResponseWriter, resp *tailcfg.MapResponse, compress bool)
 	}
 	return nil
 }
+
+// frameBufs recycles the JSON buffers of compressed messages: a full
+// netmap is hundreds of kilobytes of JSON.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}

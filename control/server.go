@@ -116,6 +116,9 @@ type Server struct {
 	noiseMux *http.ServeMux    // endpoints served over Noise
 
 	h2Base *http.Server // per-request settings of h2, which serves HTTP/2 over Noise
+
+	views  viewCache  // every node's current view, encoded once per change; see encode.go
+	frames frameCache // small messages compressed once for every session sending them
 }
 
 // published is the owner goroutine's state that other goroutines read

@@ -212,6 +212,7 @@ func (w *world) leave(ctx context.Context, n *node, how leaving, why string, qui
 		w.v4.release(n.v4)
 		w.v6.release(n.v6)
 		w.srv.relay.drop(n.id)
+		w.srv.views.forget(n.id)
 	}
 	if quiet {
 		return err
@@ -234,6 +235,7 @@ func (w *world) visible(n *node) bool { return !n.loggedOut && !n.pending }
 // admission list follows the node.
 func (w *world) refreshView(n *node) {
 	n.view = w.nodeView(n)
+	w.srv.views.set(n.view)
 	w.srv.relay.set(n.id, n.nodeKey, w.relayAdmitted(n), n.keyExpiry)
 }
 

@@ -1,0 +1,201 @@
+package control
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/util/zstdframe"
+)
+
+// viewCache holds the JSON encoding of every node's current view. A
+// node's view is the same in every netmap that carries it (as a peer, as
+// a changed peer, or as the node itself), so it is encoded once per
+// change, by the first session that sends it, and every other message
+// copies the bytes. The owner goroutine names each node's current view
+// (set, from refreshView) and forgets removed nodes; sessions encode
+// lazily. A view that is no longer current is encoded afresh and not
+// kept. The zero value is an empty cache.
+type viewCache struct {
+	mu sync.RWMutex // guards the field below
+	m  map[tailcfg.NodeID]*encodedView
+}
+
+// encodedView is one view and, once a session needed it, its encoding.
+type encodedView struct {
+	v    *tailcfg.Node
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// set makes v the current view of its node, dropping the previous one's
+// bytes. Owner goroutine.
+func (c *viewCache) set(v *tailcfg.Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[tailcfg.NodeID]*encodedView{}
+	}
+	if e := c.m[v.ID]; e != nil && e.v == v {
+		return
+	}
+	c.m[v.ID] = &encodedView{v: v}
+}
+
+// forget drops a removed node. Owner goroutine.
+func (c *viewCache) forget(id tailcfg.NodeID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
+}
+
+// encoded returns v's JSON, from the cache when v is its node's current
+// view. The bytes are shared: never modify them.
+func (c *viewCache) encoded(v *tailcfg.Node) ([]byte, error) {
+	c.mu.RLock()
+	e := c.m[v.ID]
+	c.mu.RUnlock()
+	if e == nil || e.v != v {
+		return json.Marshal(v)
+	}
+	e.once.Do(func() { e.b, e.err = json.Marshal(v) })
+	return e.b, e.err
+}
+
+// encodeMap appends resp as JSON to buf. It decodes to what
+// json.Marshal(resp) decodes to; the node views in it (Node, Peers,
+// PeersChanged) are copied from the cache instead of being encoded again,
+// and they come last.
+func (c *viewCache) encodeMap(buf []byte, resp *tailcfg.MapResponse) ([]byte, error) {
+	rest := *resp
+	rest.Node, rest.Peers, rest.PeersChanged = nil, nil, nil
+	head, err := json.Marshal(&rest)
+	if err != nil {
+		return nil, fmt.Errorf("encoding map response: %w", err)
+	}
+	head = head[:len(head)-1] // without its closing brace
+	var self []byte
+	if resp.Node != nil {
+		if self, err = c.encoded(resp.Node); err != nil {
+			return nil, fmt.Errorf("encoding the view of node %d: %w", resp.Node.ID, err)
+		}
+	}
+	peers, np, err := c.encodedList(resp.Peers)
+	if err != nil {
+		return nil, err
+	}
+	changed, nc, err := c.encodedList(resp.PeersChanged)
+	if err != nil {
+		return nil, err
+	}
+	buf = slices.Grow(buf, len(head)+len(self)+np+nc+64)
+	buf = append(buf, head...)
+	first := len(head) == 1
+	field := func(name string) {
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = append(buf, '"')
+		buf = append(buf, name...)
+		buf = append(buf, '"', ':')
+	}
+	if self != nil {
+		field("Node")
+		buf = append(buf, self...)
+	}
+	for _, l := range []struct {
+		name  string
+		views [][]byte
+	}{{"Peers", peers}, {"PeersChanged", changed}} {
+		if len(l.views) == 0 {
+			continue // omitempty, as json.Marshal does
+		}
+		field(l.name)
+		buf = append(buf, '[')
+		for i, j := range l.views {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, j...)
+		}
+		buf = append(buf, ']')
+	}
+	return append(buf, '}'), nil
+}
+
+// encodedList returns the encodings of views and their total length with
+// separators.
+func (c *viewCache) encodedList(views []*tailcfg.Node) ([][]byte, int, error) {
+	if len(views) == 0 {
+		return nil, 0, nil
+	}
+	out := make([][]byte, len(views))
+	n := len(views) + 1
+	for i, v := range views {
+		if v == nil {
+			out[i] = []byte("null")
+		} else {
+			j, err := c.encoded(v)
+			if err != nil {
+				return nil, 0, fmt.Errorf("encoding the view of node %d: %w", v.ID, err)
+			}
+			out[i] = j
+		}
+		n += len(out[i])
+	}
+	return out, n, nil
+}
+
+// frameCache shares the compression of small messages that many sessions
+// send alike: when a node joins or changes, every peer gets the same delta
+// (its new view, nothing else), and compressing it once instead of once
+// per session is most of a registration storm's encoding work. Entries
+// are immutable; the cache is dropped whole when it fills up. The zero
+// value is an empty cache.
+type frameCache struct {
+	mu   sync.Mutex // guards the field below
+	m    map[uint64]*compressedFrame
+	seed maphash.Seed
+}
+
+type compressedFrame struct{ json, z []byte }
+
+// Limits of frameCache: larger messages are unlikely to repeat (full
+// netmaps differ per node), and entries are dropped in bulk.
+const (
+	frameCacheMaxJSON    = 16 << 10
+	frameCacheMaxEntries = 512
+)
+
+// compress returns msg zstd-compressed, from the cache when an equal
+// message was compressed before. The result is shared: never modify it.
+func (c *frameCache) compress(msg []byte) []byte {
+	if len(msg) > frameCacheMaxJSON {
+		return zstdframe.AppendEncode(nil, msg, zstdframe.FastestCompression)
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[uint64]*compressedFrame{}
+		c.seed = maphash.MakeSeed()
+	}
+	h := maphash.Bytes(c.seed, msg)
+	e := c.m[h]
+	c.mu.Unlock()
+	if e != nil && bytes.Equal(e.json, msg) {
+		return e.z
+	}
+	e = &compressedFrame{json: bytes.Clone(msg), z: zstdframe.AppendEncode(nil, msg, zstdframe.FastestCompression)}
+	c.mu.Lock()
+	if len(c.m) >= frameCacheMaxEntries {
+		clear(c.m)
+	}
+	c.m[h] = e
+	c.mu.Unlock()
+	return e.z
+}

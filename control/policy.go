@@ -180,17 +180,12 @@ func (e *evaluated) CanSee(viewer, peer *node) bool {
 	if v == nil {
 		return false
 	}
-	_, found := slices.BinarySearchFunc(v.Peers, viewer.id, func(p policy.Peer, id tailcfg.NodeID) int {
-		return int(p.ID - id)
-	})
-	return found
+	return v.Peers.Has(viewer.id)
 }
 
 func (e *evaluated) EachPeer(n *node, f func(tailcfg.NodeID)) {
 	if v := e.view(n); v != nil {
-		for _, p := range v.Peers {
-			f(p.ID)
-		}
+		v.Peers.Each(f)
 	}
 }
 
@@ -200,7 +195,7 @@ func (e *evaluated) FilterOf(id tailcfg.NodeID) []tailcfg.FilterRule {
 
 func (e *evaluated) PeerCount(n *node) int {
 	if v := e.view(n); v != nil {
-		return len(v.Peers)
+		return v.Peers.Len()
 	}
 	return 0
 }

@@ -20,7 +20,8 @@ import (
 // others. A Result is safe for concurrent use.
 type Result struct {
 	p       *Policy
-	nodes   []*nodeState // sorted by ID
+	nodes   []*nodeState     // sorted by ID
+	ids     []tailcfg.NodeID // the nodes' IDs, sorted; shared with views (PeerSet), never modified
 	byID    map[tailcfg.NodeID]*nodeState
 	byUser  map[string]bitset // user-owned nodes by login
 	byTag   map[string]bitset // tagged nodes by tag
@@ -168,6 +169,13 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 		}
 	}
 	r.starSrc, _ = star.IPSet()
+	r.ids = make([]tailcfg.NodeID, len(r.nodes))
+	for i, s := range r.nodes {
+		r.ids[i] = s.ID
+	}
+	if prev != nil && slices.Equal(prev.ids, r.ids) {
+		r.ids = prev.ids // views carried over share one table
+	}
 	slices.SortFunc(r.addrIdx, func(a, b addrEntry) int { return a.addr.Compare(b.addr) })
 	for _, s := range r.nodes {
 		s.noIPv4 = p.disableIPv4 || r.hasAttr(s, attrDisableIPv4)

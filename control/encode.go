@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"sync"
 
+	"github.com/tailplane/tailplane/policy"
 	"tailscale.com/tailcfg"
 	"tailscale.com/util/zstdframe"
 )
@@ -52,6 +54,37 @@ func (c *viewCache) forget(id tailcfg.NodeID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, id)
+}
+
+// current returns node id's current view, or nil for a removed node.
+func (c *viewCache) current(id tailcfg.NodeID) *tailcfg.Node {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if e := c.m[id]; e != nil {
+		return e.v
+	}
+	return nil
+}
+
+// currentOf returns the current views of the peers in ps but self, in
+// ps's order; removed nodes are left out.
+func (c *viewCache) currentOf(ps policy.PeerSet, self tailcfg.NodeID) []*tailcfg.Node {
+	out := make([]*tailcfg.Node, 0, ps.Len())
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ps.Each(func(id tailcfg.NodeID) {
+		if e := c.m[id]; e != nil && id != self {
+			out = append(out, e.v)
+		}
+	})
+	return out
+}
+
+// ids returns the IDs of every node with a view.
+func (c *viewCache) ids() []tailcfg.NodeID {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Collect(maps.Keys(c.m))
 }
 
 // encoded returns v's JSON, from the cache when v is its node's current

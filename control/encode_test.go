@@ -174,3 +174,31 @@ func TestFrameCacheCompresses(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotMapMatchesFullMap checks that a full netmap built off the
+// owner goroutine from the published state equals the owner's own, for
+// every node, with a node pending approval and one logged out among them.
+func TestSnapshotMapMatchesFullMap(t *testing.T) {
+	w := benchWorld(t, 6)
+	w.nodes[3].pending = true
+	w.membershipChanged(w.nodes[3], false)
+	w.nodes[4].loggedOut = true
+	w.membershipChanged(w.nodes[4], false)
+	ctx := context.Background()
+	for id, n := range w.nodes {
+		want := w.fullMap(n, false)
+		got := w.srv.snapshotMap(ctx, n.sess, id)
+		if got == nil {
+			t.Fatalf("node %d: snapshotMap returned nothing", id)
+		}
+		if wantPeers := map[bool]int{true: 3, false: 0}[id != 3 && id != 4]; len(got.Peers) != wantPeers {
+			t.Errorf("node %d has %d peers, want %d (the pending and the logged-out node are hidden)", id, len(got.Peers), wantPeers)
+		}
+		want.ControlTime, got.ControlTime = nil, nil
+		wb, _ := json.Marshal(want)
+		gb, _ := json.Marshal(got)
+		if diff := cmp.Diff(decodeAny(t, wb), decodeAny(t, gb)); diff != "" {
+			t.Errorf("node %d: snapshotMap differs from fullMap (-fullMap +snapshotMap):\n%s", id, diff)
+		}
+	}
+}

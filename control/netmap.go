@@ -1,10 +1,13 @@
 package control
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -116,61 +119,123 @@ func filterMessage(f []tailcfg.FilterRule) map[string][]tailcfg.FilterRule {
 	return m
 }
 
+// netmapBase is what every full netmap carries besides the node's own
+// parts and peers; immutable, published with the config (see publish).
+type netmapBase struct {
+	derpMap *tailcfg.DERPMap
+	dns     *tailcfg.DNSConfig
+	domain  string
+}
+
 // fullMap builds p's complete netmap from the current state and resets its
-// session's queue, since the full map supersedes anything queued.
+// session's queue, since the full map supersedes anything queued. Owner
+// goroutine; a stream's netmaps are built off it instead (snapshotMap).
 func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 	now := w.srv.now()
 	if w.keyExpired(p, now) {
 		return w.expiredMap(p, forSession)
 	}
 	f := w.pol.Filter(p)
-	resp := &tailcfg.MapResponse{
-		Node:            p.view,
-		DERPMap:         w.derpMap,
-		DNSConfig:       w.dns,
-		Domain:          w.settings.Domain,
+	base := &netmapBase{derpMap: w.derpMap, dns: w.dns, domain: w.settings.Domain}
+	resp := newFullMap(p.view, base, f, w.pol.SSHPolicy(p), now)
+	peers := make([]*tailcfg.Node, 0, w.pol.PeerCount(p))
+	w.pol.EachPeer(p, func(id tailcfg.NodeID) {
+		if n := w.nodes[id]; n != nil && n != p && w.visible(n) {
+			peers = append(peers, n.view)
+		}
+	})
+	addPeers(resp, peers, *w.profiles, func() []tailcfg.NodeID { return slices.Collect(maps.Keys(w.nodes)) })
+	if forSession && p.sess != nil {
+		p.sess.resetForFull(f)
+	}
+	return resp
+}
+
+// snapshotMap builds node id's full netmap for sess off the owner
+// goroutine, from what the owner published: the policy result, the
+// config and every node's current view (viewCache). The caller has reset
+// sess's queue on the owner goroutine first (resetForFull), so whatever
+// changed since is both in the published state read here and queued
+// after it; deltas carry absolute values, so one applied twice is
+// harmless. Builds are limited to fullMapSlots at once: a reconnect storm
+// waits here instead of holding thousands of netmaps in memory. It
+// returns nil when ctx or the session ended first.
+func (s *Server) snapshotMap(ctx context.Context, sess *session, id tailcfg.NodeID) *tailcfg.MapResponse {
+	select {
+	case fullMapSlots <- struct{}{}:
+		defer func() { <-fullMapSlots }()
+	case <-ctx.Done():
+		return nil
+	case <-sess.done:
+		return nil
+	}
+	self := s.views.current(id)
+	res, base, profiles := s.policyRes.Load(), s.netmap.Load(), s.profiles.Load()
+	if self == nil || res == nil || base == nil || profiles == nil {
+		return nil // removed meanwhile
+	}
+	var f []tailcfg.FilterRule
+	var ssh *tailcfg.SSHPolicy
+	var peers []*tailcfg.Node
+	if v := res.Node(id); v != nil { // nil: not in the inventory (pending approval)
+		f, ssh = v.PacketFilter, v.SSH
+		peers = s.views.currentOf(v.Peers, id)
+	}
+	resp := newFullMap(self, base, f, ssh, s.now())
+	addPeers(resp, peers, *profiles, s.views.ids)
+	sess.setFilter(f)
+	return resp
+}
+
+// fullMapSlots bounds the full netmaps built at once off the owner
+// goroutine (snapshotMap): enough to keep both cores of a small machine
+// busy, few enough that a storm's netmaps are not all in memory at once.
+var fullMapSlots = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
+
+// newFullMap is a full netmap of self without its peers.
+func newFullMap(self *tailcfg.Node, base *netmapBase, f []tailcfg.FilterRule, ssh *tailcfg.SSHPolicy, now time.Time) *tailcfg.MapResponse {
+	return &tailcfg.MapResponse{
+		Node:            self,
+		DERPMap:         base.derpMap,
+		DNSConfig:       base.dns,
+		Domain:          base.domain,
 		CollectServices: opt.False,
 		PacketFilters:   filterMessage(f),
-		SSHPolicy:       w.pol.SSHPolicy(p),
+		SSHPolicy:       ssh,
 		ControlTime:     &now,
 	}
-	profiles := w.profiles
+}
+
+// addPeers puts peers (sorted by ID) and their users' profiles into
+// resp. No peers at all is said by naming every other node (of all) as
+// removed: an empty Peers list means "no change", and a client that had
+// peers must drop them.
+func addPeers(resp *tailcfg.MapResponse, peers []*tailcfg.Node, profiles map[tailcfg.UserID]tailcfg.UserProfile, all func() []tailcfg.NodeID) {
 	seen := map[tailcfg.UserID]bool{}
 	addProfile := func(id tailcfg.UserID) {
 		if seen[id] {
 			return
 		}
 		seen[id] = true
-		if up, ok := (*profiles)[id]; ok {
+		if up, ok := profiles[id]; ok {
 			resp.UserProfiles = append(resp.UserProfiles, up)
 		} else {
 			resp.UserProfiles = append(resp.UserProfiles, tailcfg.UserProfile{ID: id, LoginName: fmt.Sprintf("user-%d", id)})
 		}
 	}
-	addProfile(p.view.User)
-	resp.Peers = make([]*tailcfg.Node, 0, w.pol.PeerCount(p))
-	w.pol.EachPeer(p, func(id tailcfg.NodeID) {
-		n := w.nodes[id]
-		if n == nil || n == p || !w.visible(n) {
-			return
-		}
-		resp.Peers = append(resp.Peers, n.view)
-		addProfile(n.view.User)
-	})
-	if len(resp.Peers) == 0 {
-		// An empty Peers list means "no change"; name every possible peer
-		// as removed instead, so a client that had peers drops them.
-		for id := range w.nodes {
-			if id != p.id {
+	addProfile(resp.Node.User)
+	resp.Peers = peers
+	for _, n := range peers {
+		addProfile(n.User)
+	}
+	if len(peers) == 0 {
+		for _, id := range all() {
+			if id != resp.Node.ID {
 				resp.PeersRemoved = append(resp.PeersRemoved, id)
 			}
 		}
 		slices.Sort(resp.PeersRemoved)
 	}
-	if forSession && p.sess != nil {
-		p.sess.resetForFull(f)
-	}
-	return resp
 }
 
 // deltaMap turns drained session changes into one MapResponse. It runs on

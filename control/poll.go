@@ -43,6 +43,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var sess *session
 	var first *tailcfg.MapResponse
+	snapshot := false // first is built off the owner goroutine, from its published state
 	var nodeID tailcfg.NodeID
 	err := s.do(ctx, func(w *world) error {
 		n, err := w.startMap(mkey, &req)
@@ -74,7 +75,8 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 			on := true
 			w.onlineChanged(n, &tailcfg.PeerChange{NodeID: n.id, Online: &on})
 		}
-		first = w.fullMap(n, true)
+		sess.resetForFull(nil) // the owner's whole share of the first netmap
+		snapshot = true
 		return nil
 	})
 	if err != nil {
@@ -88,7 +90,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	compress := req.Compress == "zstd"
-	if first == nil {
+	if first == nil && !snapshot {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -102,6 +104,11 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 	defer s.endSession(nodeID, sess)
 	stop := abortOnClose(rc, sess)
 	defer stop()
+	if snapshot {
+		if first = s.snapshotMap(ctx, sess, nodeID); first == nil {
+			return
+		}
+	}
 	if err := mw.write(first); err != nil {
 		return
 	}
@@ -127,20 +134,26 @@ func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id ta
 			d := sess.take()
 			if d.full {
 				mw.idle() // building it may take long
-				if res := s.policyRes.Load(); res != nil {
-					res.Node(id) // build the peer list here, not on the owner goroutine
-				}
 				err := s.do(ctx, func(w *world) error {
 					n := w.nodes[id]
 					if n == nil || n.sess != sess {
 						return errors.New("session ended")
 					}
-					resp = w.fullMap(n, true)
+					if w.keyExpired(n, s.now()) {
+						resp = w.fullMap(n, true) // the expired netmap
+					} else {
+						sess.resetForFull(nil) // built below, off the owner goroutine
+					}
 					gen = s.prop.current()
 					return nil
 				})
 				if err != nil {
 					return
+				}
+				if resp == nil {
+					if resp = s.snapshotMap(ctx, sess, id); resp == nil {
+						return
+					}
 				}
 				resp.PingRequest = d.ping
 			} else if !d.empty() {

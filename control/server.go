@@ -133,6 +133,7 @@ type published struct {
 	tailnet   atomic.Pointer[schema.Tailnet]
 	profiles  atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile]
 	policyRes atomic.Pointer[policy.Result]
+	netmap    atomic.Pointer[netmapBase] // the config's part of every full netmap
 }
 
 // New loads node state from the store and starts the server's owner

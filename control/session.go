@@ -220,6 +220,16 @@ func (s *session) resetForFull(f []tailcfg.FilterRule) {
 	s.lastFilter = f
 }
 
+// setFilter records f as the filter the client has, sent in a full netmap
+// built off the owner goroutine (see snapshotMap).
+func (s *session) setFilter(f []tailcfg.FilterRule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.lastFilter = f
+	}
+}
+
 // mergePatch returns a new patch folding newer into older; fields set in
 // newer win. Neither argument is modified.
 func mergePatch(older, newer *tailcfg.PeerChange) *tailcfg.PeerChange {

@@ -140,6 +140,7 @@ func (w *world) publish() {
 	p.tailnet.Store(w.tailnet)
 	p.profiles.Store(w.profiles)
 	p.policyRes.Store(w.res)
+	p.netmap.Store(&netmapBase{derpMap: w.derpMap, dns: w.dns, domain: w.settings.Domain})
 }
 
 // reservedAllocator returns an allocator for p with every node's address

@@ -108,9 +108,7 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 // elections. The states of nodes prev already holds unchanged are copied
 // from it.
 func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
-	sorted := slices.Clone(nodes)
-	slices.SortStableFunc(sorted, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
-	sorted = slices.CompactFunc(sorted, func(a, b Node) bool { return a.ID == b.ID })
+	sorted := sortedByID(nodes)
 	r := &Result{
 		p:          p,
 		opts:       opts,
@@ -182,6 +180,33 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 		s.peerAddrs = s.visibleAddrs()
 	}
 	return r
+}
+
+// sortedByID returns nodes ordered by ID, of nodes sharing an ID the first
+// only. A server passes its nodes in no particular order; rather than
+// moving the large Node values around while sorting, it sorts their
+// positions (by ID, then position, which keeps it stable) and copies each
+// node once. Input already in order is only checked and copied.
+func sortedByID(nodes []Node) []Node {
+	byID := func(a, b Node) int { return cmp.Compare(a.ID, b.ID) }
+	if slices.IsSortedFunc(nodes, byID) {
+		return slices.CompactFunc(slices.Clone(nodes), func(a, b Node) bool { return a.ID == b.ID })
+	}
+	pos := make([]int32, len(nodes))
+	for i := range pos {
+		pos[i] = int32(i)
+	}
+	slices.SortFunc(pos, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(nodes[a].ID, nodes[b].ID), cmp.Compare(a, b))
+	})
+	out := make([]Node, 0, len(nodes))
+	for _, i := range pos {
+		if len(out) > 0 && out[len(out)-1].ID == nodes[i].ID {
+			continue
+		}
+		out = append(out, nodes[i])
+	}
+	return out
 }
 
 // resolveRules resolves the policy's rules against r's inventory. carry,

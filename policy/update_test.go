@@ -336,3 +336,55 @@ func BenchmarkUpdateRouterOffline(b *testing.B) {
 		return out
 	})
 }
+
+// BenchmarkUpdateUnsortedJoin is BenchmarkUpdateNewUserNode with the
+// inventory in no particular order, as a server passes it (it lists its
+// nodes from a map): Update orders it itself.
+func BenchmarkUpdateUnsortedJoin(b *testing.B) {
+	const login = "loner@example.com"
+	var with, without []Node
+	benchUpdate(b, func(t *schema.Tailnet, _ []Node) {
+		t.Users[login] = schema.User{Login: login, Role: schema.RoleMember}
+	}, func(i int, nodes []Node) []Node {
+		if with == nil || len(with) != len(nodes)+1 {
+			rng := rand.New(rand.NewPCG(1, 2))
+			without = slices.Clone(nodes)
+			rng.Shuffle(len(without), func(i, j int) { without[i], without[j] = without[j], without[i] })
+			with = append(slices.Clone(without), Node{ID: tailcfg.NodeID(len(nodes) + 1), Name: "loner", User: login,
+				IPv4: netip.MustParseAddr("100.127.0.1"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::7f:1")})
+			rng.Shuffle(len(with), func(i, j int) { with[i], with[j] = with[j], with[i] })
+		}
+		if i%2 == 1 {
+			return with
+		}
+		return without
+	})
+}
+
+// TestSortedByID checks the order Update and Evaluate index nodes in: by
+// ID, and of nodes sharing an ID the first listed, whether the input is
+// ordered or not.
+func TestSortedByID(t *testing.T) {
+	n := func(id tailcfg.NodeID, name string) Node { return Node{ID: id, Name: name} }
+	tests := []struct {
+		name string
+		in   []Node
+		want []Node
+	}{
+		{"empty", nil, []Node{}},
+		{"ordered", []Node{n(1, "a"), n(2, "b"), n(2, "c"), n(3, "d")}, []Node{n(1, "a"), n(2, "b"), n(3, "d")}},
+		{"unordered", []Node{n(3, "d"), n(2, "b"), n(1, "a"), n(2, "c"), n(3, "e")}, []Node{n(1, "a"), n(2, "b"), n(3, "d")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := slices.Clone(tt.in)
+			opts := cmp.Options{cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Addr{})}
+			if diff := cmp.Diff(tt.want, sortedByID(in), opts); diff != "" {
+				t.Errorf("sortedByID (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.in, in, opts); diff != "" {
+				t.Errorf("sortedByID modified its input (-before +after):\n%s", diff)
+			}
+		})
+	}
+}

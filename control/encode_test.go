@@ -184,10 +184,9 @@ func TestSnapshotMapMatchesFullMap(t *testing.T) {
 	w.membershipChanged(w.nodes[3], false)
 	w.nodes[4].loggedOut = true
 	w.membershipChanged(w.nodes[4], false)
-	ctx := context.Background()
 	for id, n := range w.nodes {
 		want := w.fullMap(n, false)
-		got := w.srv.snapshotMap(ctx, n.sess, id)
+		got := w.srv.snapshotMap(n.sess, id)
 		if got == nil {
 			t.Fatalf("node %d: snapshotMap returned nothing", id)
 		}

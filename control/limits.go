@@ -249,6 +249,45 @@ func (s *Server) newMapWriter(rc *http.ResponseController, w http.ResponseWriter
 }
 
 func (m *mapWriter) write(resp *tailcfg.MapResponse) error {
+	b, err := m.s.encodeFrame(resp, m.compress)
+	if err != nil {
+		return err
+	}
+	return m.send(b)
+}
+
+// writeFull builds node id's full netmap for sess off the owner goroutine
+// (snapshotMap), with ping, and writes it. Building and encoding hold one
+// of fullMapSlots, so only that many full netmaps are in the making at
+// once; the write does not, so a slow client holds none. ok is false
+// when the session or ctx ended first.
+func (m *mapWriter) writeFull(ctx context.Context, sess *session, id tailcfg.NodeID, ping *tailcfg.PingRequest) (ok bool, err error) {
+	b, err := m.encodeFull(ctx, sess, id, ping)
+	if b == nil || err != nil {
+		return false, err
+	}
+	return true, m.send(b)
+}
+
+func (m *mapWriter) encodeFull(ctx context.Context, sess *session, id tailcfg.NodeID, ping *tailcfg.PingRequest) ([]byte, error) {
+	select {
+	case fullMapSlots <- struct{}{}:
+		defer func() { <-fullMapSlots }()
+	case <-ctx.Done():
+		return nil, nil
+	case <-sess.done:
+		return nil, nil
+	}
+	resp := m.s.snapshotMap(sess, id)
+	if resp == nil {
+		return nil, nil
+	}
+	resp.PingRequest = ping
+	return m.s.encodeFrame(resp, m.compress)
+}
+
+// send writes an encoded message within the write deadline.
+func (m *mapWriter) send(b []byte) error {
 	timeout := m.s.limits.WriteTimeout
 	keep := timeout - timeout/8
 	if now := time.Now(); m.deadline.Sub(now) < keep {
@@ -257,7 +296,7 @@ func (m *mapWriter) write(resp *tailcfg.MapResponse) error {
 		// with a recorder in fuzz tests; the write then has no deadline.
 		_ = m.rc.SetWriteDeadline(m.deadline)
 	}
-	if err := writeFrame(m.w, &m.s.views, &m.s.frames, resp, m.compress); err != nil {
+	if err := writeFrame(m.w, b); err != nil {
 		return err
 	}
 	if m.s.keepAlive >= keep {

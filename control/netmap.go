@@ -1,7 +1,6 @@
 package control
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -157,18 +156,9 @@ func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 // sess's queue on the owner goroutine first (resetForFull), so whatever
 // changed since is both in the published state read here and queued
 // after it; deltas carry absolute values, so one applied twice is
-// harmless. Builds are limited to fullMapSlots at once: a reconnect storm
-// waits here instead of holding thousands of netmaps in memory. It
-// returns nil when ctx or the session ended first.
-func (s *Server) snapshotMap(ctx context.Context, sess *session, id tailcfg.NodeID) *tailcfg.MapResponse {
-	select {
-	case fullMapSlots <- struct{}{}:
-		defer func() { <-fullMapSlots }()
-	case <-ctx.Done():
-		return nil
-	case <-sess.done:
-		return nil
-	}
+// harmless. It returns nil for a node removed meanwhile. Callers hold
+// one of fullMapSlots (see mapWriter.writeFull).
+func (s *Server) snapshotMap(sess *session, id tailcfg.NodeID) *tailcfg.MapResponse {
 	self := s.views.current(id)
 	res, base, profiles := s.policyRes.Load(), s.netmap.Load(), s.profiles.Load()
 	if self == nil || res == nil || base == nil || profiles == nil {
@@ -187,9 +177,11 @@ func (s *Server) snapshotMap(ctx context.Context, sess *session, id tailcfg.Node
 	return resp
 }
 
-// fullMapSlots bounds the full netmaps built at once off the owner
-// goroutine (snapshotMap): enough to keep both cores of a small machine
-// busy, few enough that a storm's netmaps are not all in memory at once.
+// fullMapSlots bounds the full netmaps built and encoded at once off the
+// owner goroutine (snapshotMap, encodeFrame): enough to keep the cores
+// busy, few enough that a storm's netmaps (a megabyte of JSON each at a
+// few thousand peers, and a zstd encoder's buffers) are not all in memory
+// at once. A reconnect storm waits for them, not for the owner.
 var fullMapSlots = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
 
 // newFullMap is a full netmap of self without its peers.

@@ -105,11 +105,10 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 	stop := abortOnClose(rc, sess)
 	defer stop()
 	if snapshot {
-		if first = s.snapshotMap(ctx, sess, nodeID); first == nil {
+		if ok, err := mw.writeFull(ctx, sess, nodeID, nil); !ok || err != nil {
 			return
 		}
-	}
-	if err := mw.write(first); err != nil {
+	} else if err := mw.write(first); err != nil {
 		return
 	}
 	s.stream(ctx, mw, sess, nodeID)
@@ -120,6 +119,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id tailcfg.NodeID) {
 	keepAlive := time.NewTicker(s.keepAlive)
 	defer keepAlive.Stop()
+	var lastWrite time.Time
 	for {
 		var resp *tailcfg.MapResponse
 		var gen uint64 // config generation of a full netmap; see propagation
@@ -131,32 +131,21 @@ func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id ta
 		case <-keepAlive.C:
 			resp = &tailcfg.MapResponse{KeepAlive: true}
 		case <-sess.wake:
+			if !pace(ctx, sess, lastWrite) {
+				return
+			}
 			d := sess.take()
 			if d.full {
-				mw.idle() // building it may take long
-				err := s.do(ctx, func(w *world) error {
-					n := w.nodes[id]
-					if n == nil || n.sess != sess {
-						return errors.New("session ended")
-					}
-					if w.keyExpired(n, s.now()) {
-						resp = w.fullMap(n, true) // the expired netmap
-					} else {
-						sess.resetForFull(nil) // built below, off the owner goroutine
-					}
-					gen = s.prop.current()
-					return nil
-				})
-				if err != nil {
+				var ok bool
+				if gen, ok = s.sendFull(ctx, mw, sess, id, d.ping); !ok {
 					return
 				}
-				if resp == nil {
-					if resp = s.snapshotMap(ctx, sess, id); resp == nil {
-						return
-					}
-				}
-				resp.PingRequest = d.ping
-			} else if !d.empty() {
+				s.prop.delivered(sess, gen)
+				keepAlive.Reset(s.keepAlive)
+				lastWrite = time.Now()
+				continue
+			}
+			if !d.empty() {
 				resp = s.deltaMap(d)
 			}
 		}
@@ -168,7 +157,67 @@ func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id ta
 		}
 		s.prop.delivered(sess, gen)
 		keepAlive.Reset(s.keepAlive)
+		lastWrite = time.Now()
 	}
+}
+
+// streamPace is the shortest time between two messages of one stream.
+// A change that wakes a session which wrote less than this ago waits
+// out the rest, and whatever else arrives meanwhile goes into the same
+// message: in a registration or reconnect storm every node changes every
+// peer's map, and writing each change on its own costs a message per
+// peer per change. A session that was idle writes at once.
+const streamPace = 25 * time.Millisecond
+
+// pace waits until streamPace has passed since last; false when the
+// session or ctx ended meanwhile.
+func pace(ctx context.Context, sess *session, last time.Time) bool {
+	wait := streamPace - time.Since(last)
+	if last.IsZero() || wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-sess.done:
+		return false
+	}
+}
+
+// sendFull writes node id's full netmap, with ping, to sess, and returns
+// the config generation it was built from (see propagation). The owner
+// goroutine only resets the session's queue; the netmap is built off it
+// (mapWriter.writeFull), except an expired node's. ok is false when the
+// session ended or the write failed.
+func (s *Server) sendFull(ctx context.Context, mw *mapWriter, sess *session, id tailcfg.NodeID, ping *tailcfg.PingRequest) (gen uint64, ok bool) {
+	mw.idle() // building it may take long
+	var expired *tailcfg.MapResponse
+	err := s.do(ctx, func(w *world) error {
+		n := w.nodes[id]
+		if n == nil || n.sess != sess {
+			return errors.New("session ended")
+		}
+		if w.keyExpired(n, s.now()) {
+			expired = w.fullMap(n, true)
+		} else {
+			sess.resetForFull(nil) // built below
+		}
+		gen = s.prop.current()
+		return nil
+	})
+	if err != nil {
+		return 0, false
+	}
+	if expired != nil {
+		expired.PingRequest = ping
+		return gen, mw.write(expired) == nil
+	}
+	ok, err = mw.writeFull(ctx, sess, id, ping)
+	return gen, ok && err == nil
 }
 
 // endSession marks the node offline if sess is still its current session.
@@ -283,24 +332,30 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 	}
 }
 
-// writeFrame writes one map message: a 4-byte little-endian length, then
-// the (optionally zstd-compressed) JSON, with node views taken from
-// views (see viewCache.encodeMap) and small messages compressed through
-// frames.
-func writeFrame(w http.ResponseWriter, views *viewCache, frames *frameCache, resp *tailcfg.MapResponse, compress bool) error {
+// encodeFrame encodes one map message: the (optionally zstd-compressed)
+// JSON, with node views taken from s.views (see viewCache.encodeMap) and
+// small messages compressed through s.frames. The result may be shared:
+// never modify it.
+func (s *Server) encodeFrame(resp *tailcfg.MapResponse, compress bool) ([]byte, error) {
 	jb := frameBufs.Get().(*[]byte)
-	b, err := views.encodeMap((*jb)[:0], resp)
-	if err != nil {
-		frameBufs.Put(jb)
-		return err
+	b, err := s.views.encodeMap((*jb)[:0], resp)
+	if err != nil || !compress {
+		if err != nil {
+			frameBufs.Put(jb)
+		}
+		return b, err
 	}
-	if compress {
-		// The JSON is garbage once compressed; what is written is not
-		// recycled, as the transport may still hold it after a failed write.
-		*jb = b
-		b = frames.compress(b)
-		frameBufs.Put(jb)
-	}
+	// The JSON is garbage once compressed; what is written is not
+	// recycled, as the transport may still hold it after a failed write.
+	*jb = b
+	z := s.frames.compress(b)
+	frameBufs.Put(jb)
+	return z, nil
+}
+
+// writeFrame writes one encoded map message, after its 4-byte
+// little-endian length.
+func writeFrame(w http.ResponseWriter, b []byte) error {
 	var hdr [4]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
 	if _, err := w.Write(hdr[:]); err != nil {

@@ -374,6 +374,7 @@ func TestSortedByID(t *testing.T) {
 		{"empty", nil, []Node{}},
 		{"ordered", []Node{n(1, "a"), n(2, "b"), n(2, "c"), n(3, "d")}, []Node{n(1, "a"), n(2, "b"), n(3, "d")}},
 		{"unordered", []Node{n(3, "d"), n(2, "b"), n(1, "a"), n(2, "c"), n(3, "e")}, []Node{n(1, "a"), n(2, "b"), n(3, "d")}},
+		{"unordered, sparse IDs", []Node{n(1000, "x"), n(1, "a"), n(1000, "y"), n(7, "b")}, []Node{n(1, "a"), n(7, "b"), n(1000, "x")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

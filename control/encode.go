@@ -23,8 +23,26 @@ import (
 // lazily. A view that is no longer current is encoded afresh and not
 // kept. The zero value is an empty cache.
 type viewCache struct {
-	mu sync.RWMutex // guards the field below
+	mu sync.RWMutex // guards the fields below
 	m  map[tailcfg.NodeID]*encodedView
+	// byID mirrors m for IDs below denseIDs, indexed by ID: a full netmap
+	// looks up every peer, and a slice is several times faster than the
+	// map. The store hands out IDs in sequence, so it is dense.
+	byID []*encodedView
+}
+
+// denseIDs bounds viewCache.byID (8 bytes a slot).
+const denseIDs = 1 << 20
+
+// lookupLocked returns id's entry, or nil.
+func (c *viewCache) lookupLocked(id tailcfg.NodeID) *encodedView {
+	if id >= 0 && int64(id) < int64(len(c.byID)) {
+		return c.byID[id]
+	}
+	if id < denseIDs {
+		return nil // a dense ID past the slice has no entry
+	}
+	return c.m[id]
 }
 
 // encodedView is one view and, once a session needed it, its encoding.
@@ -46,7 +64,14 @@ func (c *viewCache) set(v *tailcfg.Node) {
 	if e := c.m[v.ID]; e != nil && e.v == v {
 		return
 	}
-	c.m[v.ID] = &encodedView{v: v}
+	e := &encodedView{v: v}
+	c.m[v.ID] = e
+	if v.ID >= 0 && v.ID < denseIDs {
+		if int(v.ID) >= len(c.byID) {
+			c.byID = slices.Grow(c.byID, int(v.ID)+1-len(c.byID))[:v.ID+1]
+		}
+		c.byID[v.ID] = e
+	}
 }
 
 // forget drops a removed node. Owner goroutine.
@@ -54,13 +79,16 @@ func (c *viewCache) forget(id tailcfg.NodeID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, id)
+	if id >= 0 && int64(id) < int64(len(c.byID)) {
+		c.byID[id] = nil
+	}
 }
 
 // current returns node id's current view, or nil for a removed node.
 func (c *viewCache) current(id tailcfg.NodeID) *tailcfg.Node {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if e := c.m[id]; e != nil {
+	if e := c.lookupLocked(id); e != nil {
 		return e.v
 	}
 	return nil
@@ -73,7 +101,7 @@ func (c *viewCache) currentOf(ps policy.PeerSet, self tailcfg.NodeID) []*tailcfg
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	ps.Each(func(id tailcfg.NodeID) {
-		if e := c.m[id]; e != nil && id != self {
+		if e := c.lookupLocked(id); e != nil && id != self {
 			out = append(out, e.v)
 		}
 	})
@@ -91,7 +119,7 @@ func (c *viewCache) ids() []tailcfg.NodeID {
 // view. The bytes are shared: never modify them.
 func (c *viewCache) encoded(v *tailcfg.Node) ([]byte, error) {
 	c.mu.RLock()
-	e := c.m[v.ID]
+	e := c.lookupLocked(v.ID)
 	c.mu.RUnlock()
 	if e == nil || e.v != v {
 		return json.Marshal(v)

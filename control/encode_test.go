@@ -201,3 +201,34 @@ func TestSnapshotMapMatchesFullMap(t *testing.T) {
 		}
 	}
 }
+
+// TestViewCacheIDs checks lookups by ID on both sides of the dense index
+// (denseIDs): a view is found once set, and not after forget.
+func TestViewCacheIDs(t *testing.T) {
+	var c viewCache
+	for _, id := range []tailcfg.NodeID{5, 1, denseIDs - 1, denseIDs, 3 * denseIDs} {
+		v := &tailcfg.Node{ID: id}
+		if got := c.current(id); got != nil {
+			t.Fatalf("node %d: found before it was set", id)
+		}
+		c.set(v)
+		if got := c.current(id); got != v {
+			t.Fatalf("node %d: current = %v, want the view set", id, got)
+		}
+		if b, err := c.encoded(v); err != nil || !bytes.Contains(b, fmt.Appendf(nil, `"ID":%d`, id)) {
+			t.Fatalf("node %d: encoded = %s, %v", id, b, err)
+		}
+	}
+	if got := len(c.ids()); got != 5 {
+		t.Errorf("ids lists %d nodes, want 5", got)
+	}
+	for _, id := range []tailcfg.NodeID{5, 3 * denseIDs} {
+		c.forget(id)
+		if c.current(id) != nil {
+			t.Errorf("node %d: found after forget", id)
+		}
+	}
+	if c.current(2) != nil || c.current(2*denseIDs) != nil {
+		t.Error("an ID never set was found")
+	}
+}

@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -16,7 +15,7 @@ import (
 
 // benchWorld builds a world of n registered nodes, all with live sessions,
 // without a database or network.
-func benchWorld(b *testing.B, n int) *world {
+func benchWorld(b testing.TB, n int) *world {
 	b.Helper()
 	tn := testTailnet()
 	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now)}
@@ -74,7 +73,7 @@ func BenchmarkDeltaMessage(b *testing.B) {
 	for i := range b.N {
 		sess.enqueuePatch(&tailcfg.PeerChange{NodeID: 1, Online: &on, DERPRegion: i%10 + 1}, w.nodes[1].view)
 		resp := w.srv.deltaMap(sess.take())
-		j, _ := json.Marshal(resp)
+		j, _ := w.srv.views.encodeMap(nil, resp)
 		zstdframe.AppendEncode(nil, j, zstdframe.FastestCompression)
 	}
 }
@@ -87,7 +86,7 @@ func BenchmarkFullMap(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		resp := w.fullMap(n, true)
-		j, _ := json.Marshal(resp)
+		j, _ := w.srv.views.encodeMap(nil, resp)
 		zstdframe.AppendEncode(nil, j, zstdframe.FastestCompression)
 	}
 }
@@ -139,14 +138,13 @@ func BenchmarkMembershipChange(b *testing.B) {
 	}
 }
 
-// BenchmarkConfigChange measures the owner goroutine's work for a new
-// config under the default allow-all policy, where every node sees every
-// other. "install" is the one step that blocks the owner: installing the
-// config and refreshing every node's own view (which builds no peer
-// lists). "netmaps" adds the full netmap each connected session then asks
-// for, one owner operation per session, after the sessions have built
-// their peer lists on their own goroutines (untimed here, as in poll.go);
-// encoding is left out, it runs on the sessions' goroutines too.
+// BenchmarkConfigChange measures the work for a new config under the
+// default allow-all policy, where every node sees every other. "install"
+// is the one step that blocks the owner goroutine: installing the config
+// and refreshing every node's own view (which builds no peer lists).
+// "netmaps" adds the full netmap every connected session then builds off
+// the owner goroutine (snapshotMap, as poll.go does; the owner's share is
+// only the session's reset), peer lists included; encoding is left out.
 func BenchmarkConfigChange(b *testing.B) {
 	for _, n := range []int{1_000, 10_000} {
 		for _, netmaps := range []bool{false, true} {
@@ -164,18 +162,13 @@ func BenchmarkConfigChange(b *testing.B) {
 				for range b.N {
 					w.setTailnet(c)
 					w.everythingChanged()
-					if netmaps {
-						b.StopTimer()
-						res := w.srv.policyRes.Load()
-						for id := range w.live {
-							res.Node(id) // the sessions' share
-						}
-						b.StartTimer()
-					}
-					for _, p := range w.live {
+					for id, p := range w.live {
 						p.sess.take()
 						if netmaps {
-							w.fullMap(p, true)
+							p.sess.resetForFull(nil, nil)
+							if w.srv.snapshotMap(p.sess, id) == nil {
+								b.Fatalf("node %d: no netmap", id)
+							}
 						}
 					}
 				}

@@ -224,20 +224,95 @@ func (w *world) dropStream(sess *session) {
 	w.streams[sess.machine] = list
 }
 
-// writeMap writes one map message within the write deadline. A write
-// that does not finish in time fails (over HTTP/2 the stream is reset),
-// which ends the session.
-func (s *Server) writeMap(rc *http.ResponseController, w http.ResponseWriter, resp *tailcfg.MapResponse, compress bool) error {
-	// Unsupported (ErrNotSupported) only off the real transports, e.g.
-	// with a recorder in fuzz tests; the write then has no deadline.
-	_ = rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout))
-	if err := writeFrame(w, resp, compress); err != nil {
+// mapWriter writes one response's map messages, each within the write
+// deadline. A write that does not finish in time fails (over HTTP/2 the
+// stream is reset), which ends the session.
+//
+// Setting a deadline costs a round trip to the HTTP/2 connection's
+// goroutine, so it is not set and cleared around every message: a
+// deadline of WriteTimeout is kept while it leaves at least 7/8 of
+// WriteTimeout, so each write gets between 7/8 of and the whole
+// WriteTimeout. Over HTTP/2 a deadline that passes between writes resets
+// the stream even when nothing is being written; a kept deadline cannot,
+// as long as the stream writes again in time: keep-alives come sooner
+// than that (otherwise the deadline is cleared after every message), and
+// the stream calls idle before work that may take long (a full netmap).
+type mapWriter struct {
+	s        *Server
+	rc       *http.ResponseController
+	w        http.ResponseWriter
+	compress bool
+	deadline time.Time // set on rc; zero: none
+}
+
+func (s *Server) newMapWriter(rc *http.ResponseController, w http.ResponseWriter, compress bool) *mapWriter {
+	return &mapWriter{s: s, rc: rc, w: w, compress: compress}
+}
+
+func (m *mapWriter) write(resp *tailcfg.MapResponse) error {
+	b, err := m.s.encodeFrame(resp, m.compress)
+	if err != nil {
 		return err
 	}
-	// Clear it: over HTTP/2 a deadline that passes between writes resets
-	// the stream even when nothing is being written.
-	_ = rc.SetWriteDeadline(time.Time{})
+	return m.send(b)
+}
+
+// writeFull builds node id's full netmap for sess off the owner goroutine
+// (snapshotMap), with ping, and writes it. Building and encoding hold one
+// of fullMapSlots, so only that many full netmaps are in the making at
+// once; the write does not, so a slow client holds none. ok is false
+// when the session or ctx ended first.
+func (m *mapWriter) writeFull(ctx context.Context, sess *session, id tailcfg.NodeID, ping *tailcfg.PingRequest) (ok bool, err error) {
+	b, err := m.encodeFull(ctx, sess, id, ping)
+	if b == nil || err != nil {
+		return false, err
+	}
+	return true, m.send(b)
+}
+
+func (m *mapWriter) encodeFull(ctx context.Context, sess *session, id tailcfg.NodeID, ping *tailcfg.PingRequest) ([]byte, error) {
+	select {
+	case fullMapSlots <- struct{}{}:
+		defer func() { <-fullMapSlots }()
+	case <-ctx.Done():
+		return nil, nil
+	case <-sess.done:
+		return nil, nil
+	}
+	resp := m.s.snapshotMap(sess, id)
+	if resp == nil {
+		return nil, nil
+	}
+	resp.PingRequest = ping
+	return m.s.encodeFrame(resp, m.compress)
+}
+
+// send writes an encoded message within the write deadline.
+func (m *mapWriter) send(b []byte) error {
+	timeout := m.s.limits.WriteTimeout
+	keep := timeout - timeout/8
+	if now := time.Now(); m.deadline.Sub(now) < keep {
+		m.deadline = now.Add(timeout)
+		// Unsupported (ErrNotSupported) only off the real transports, e.g.
+		// with a recorder in fuzz tests; the write then has no deadline.
+		_ = m.rc.SetWriteDeadline(m.deadline)
+	}
+	if err := writeFrame(m.w, b); err != nil {
+		return err
+	}
+	if m.s.keepAlive >= keep {
+		m.idle() // the stream may stay silent past the deadline
+	}
 	return nil
+}
+
+// idle clears the write deadline, before the stream may go without writing
+// for a while.
+func (m *mapWriter) idle() {
+	if !m.deadline.IsZero() {
+		m.deadline = time.Time{}
+		_ = m.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // abortOnClose makes a write on rc that is blocked when sess is closed

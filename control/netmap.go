@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -125,61 +127,121 @@ func sshMessage(p *tailcfg.SSHPolicy) *tailcfg.SSHPolicy {
 	return p
 }
 
+// netmapBase is what every full netmap carries besides the node's own
+// parts and peers; immutable, published with the config (see publish).
+type netmapBase struct {
+	derpMap *tailcfg.DERPMap
+	dns     *tailcfg.DNSConfig
+	domain  string
+	https   bool // dns.https: each node's own view and DNS config name its certificate (see setdns.go)
+}
+
 // fullMap builds p's complete netmap from the current state and resets its
-// session's queue, since the full map supersedes anything queued.
+// session's queue, since the full map supersedes anything queued. Owner
+// goroutine; a stream's netmaps are built off it instead (snapshotMap).
 func (w *world) fullMap(p *node, forSession bool) *tailcfg.MapResponse {
 	now := w.srv.now()
 	if w.keyExpired(p, now) {
 		return w.expiredMap(p, forSession)
 	}
 	f := w.pol.Filter(p)
-	resp := &tailcfg.MapResponse{
-		Node:            p.self,
-		DERPMap:         w.derpMap,
-		DNSConfig:       w.selfDNS(p),
-		Domain:          w.settings.Domain,
+	base := &netmapBase{derpMap: w.derpMap, dns: w.selfDNS(p), domain: w.settings.Domain}
+	resp := newFullMap(p.self, base, f, sshMessage(w.pol.SSHPolicy(p)), now)
+	peers := make([]*tailcfg.Node, 0, w.pol.PeerCount(p))
+	w.pol.EachPeer(p, func(id tailcfg.NodeID) {
+		if n := w.nodes[id]; n != nil && n != p && w.visible(n) {
+			peers = append(peers, n.view)
+		}
+	})
+	addPeers(resp, peers, *w.profiles, func() []tailcfg.NodeID { return slices.Collect(maps.Keys(w.nodes)) })
+	if forSession && p.sess != nil {
+		p.sess.resetForFull(f, resp.SSHPolicy)
+	}
+	return resp
+}
+
+// snapshotMap builds node id's full netmap for sess off the owner
+// goroutine, from what the owner published: the policy result, the
+// config and every node's current view (viewCache). The caller has reset
+// sess's queue on the owner goroutine first (resetForFull), so whatever
+// changed since is both in the published state read here and queued
+// after it; deltas carry absolute values, so one applied twice is
+// harmless. It returns nil for a node removed meanwhile. Callers hold
+// one of fullMapSlots (see mapWriter.writeFull).
+func (s *Server) snapshotMap(sess *session, id tailcfg.NodeID) *tailcfg.MapResponse {
+	self := s.views.current(id)
+	res, base, profiles := s.policyRes.Load(), s.netmap.Load(), s.profiles.Load()
+	if self == nil || res == nil || base == nil || profiles == nil {
+		return nil // removed meanwhile
+	}
+	var f []tailcfg.FilterRule
+	var ssh *tailcfg.SSHPolicy
+	var peers []*tailcfg.Node
+	if v := res.Node(id); v != nil { // nil: not in the inventory (pending approval)
+		f, ssh = v.PacketFilter, v.SSH
+		peers = s.views.currentOf(v.Peers, id)
+	}
+	if base.https {
+		self = selfViewOf(self)
+		base = &netmapBase{derpMap: base.derpMap, dns: dnsWithCert(base.dns, certDomainOf(self)), domain: base.domain}
+	}
+	resp := newFullMap(self, base, f, sshMessage(ssh), s.now())
+	addPeers(resp, peers, *profiles, s.views.ids)
+	sess.setSent(f, resp.SSHPolicy)
+	return resp
+}
+
+// fullMapSlots bounds the full netmaps built and encoded at once off the
+// owner goroutine (snapshotMap, encodeFrame): enough to keep the cores
+// busy, few enough that a storm's netmaps (a megabyte of JSON each at a
+// few thousand peers, and a zstd encoder's buffers) are not all in memory
+// at once. A reconnect storm waits for them, not for the owner.
+var fullMapSlots = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
+
+// newFullMap is a full netmap of self without its peers.
+func newFullMap(self *tailcfg.Node, base *netmapBase, f []tailcfg.FilterRule, ssh *tailcfg.SSHPolicy, now time.Time) *tailcfg.MapResponse {
+	return &tailcfg.MapResponse{
+		Node:            self,
+		DERPMap:         base.derpMap,
+		DNSConfig:       base.dns,
+		Domain:          base.domain,
 		CollectServices: opt.False,
 		PacketFilters:   filterMessage(f),
-		SSHPolicy:       sshMessage(w.pol.SSHPolicy(p)),
+		SSHPolicy:       ssh,
 		ControlTime:     &now,
 	}
-	profiles := w.profiles
+}
+
+// addPeers puts peers (sorted by ID) and their users' profiles into
+// resp. No peers at all is said by naming every other node (of all) as
+// removed: an empty Peers list means "no change", and a client that had
+// peers must drop them.
+func addPeers(resp *tailcfg.MapResponse, peers []*tailcfg.Node, profiles map[tailcfg.UserID]tailcfg.UserProfile, all func() []tailcfg.NodeID) {
 	seen := map[tailcfg.UserID]bool{}
 	addProfile := func(id tailcfg.UserID) {
 		if seen[id] {
 			return
 		}
 		seen[id] = true
-		if up, ok := (*profiles)[id]; ok {
+		if up, ok := profiles[id]; ok {
 			resp.UserProfiles = append(resp.UserProfiles, up)
 		} else {
 			resp.UserProfiles = append(resp.UserProfiles, tailcfg.UserProfile{ID: id, LoginName: fmt.Sprintf("user-%d", id)})
 		}
 	}
-	addProfile(p.view.User)
-	resp.Peers = make([]*tailcfg.Node, 0, w.pol.PeerCount(p))
-	w.pol.EachPeer(p, func(id tailcfg.NodeID) {
-		n := w.nodes[id]
-		if n == nil || n == p || !w.visible(n) {
-			return
-		}
-		resp.Peers = append(resp.Peers, n.view)
-		addProfile(n.view.User)
-	})
-	if len(resp.Peers) == 0 {
-		// An empty Peers list means "no change"; name every possible peer
-		// as removed instead, so a client that had peers drops them.
-		for id := range w.nodes {
-			if id != p.id {
+	addProfile(resp.Node.User)
+	resp.Peers = peers
+	for _, n := range peers {
+		addProfile(n.User)
+	}
+	if len(peers) == 0 {
+		for _, id := range all() {
+			if id != resp.Node.ID {
 				resp.PeersRemoved = append(resp.PeersRemoved, id)
 			}
 		}
 		slices.Sort(resp.PeersRemoved)
 	}
-	if forSession && p.sess != nil {
-		p.sess.resetForFull(f, resp.SSHPolicy)
-	}
-	return resp
 }
 
 // deltaMap turns drained session changes into one MapResponse. It runs on

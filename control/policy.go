@@ -182,17 +182,12 @@ func (e *evaluated) CanSee(viewer, peer *node) bool {
 	if v == nil {
 		return false
 	}
-	_, found := slices.BinarySearchFunc(v.Peers, viewer.id, func(p policy.Peer, id tailcfg.NodeID) int {
-		return int(p.ID - id)
-	})
-	return found
+	return v.Peers.Has(viewer.id)
 }
 
 func (e *evaluated) EachPeer(n *node, f func(tailcfg.NodeID)) {
 	if v := e.view(n); v != nil {
-		for _, p := range v.Peers {
-			f(p.ID)
-		}
+		v.Peers.Each(f)
 	}
 }
 
@@ -206,7 +201,7 @@ func (e *evaluated) SSHOf(id tailcfg.NodeID) *tailcfg.SSHPolicy {
 
 func (e *evaluated) PeerCount(n *node) int {
 	if v := e.view(n); v != nil {
-		return len(v.Peers)
+		return v.Peers.Len()
 	}
 	return 0
 }

@@ -3,16 +3,15 @@ package control
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
-	"tailscale.com/util/zstdframe"
 )
 
 // mapError is a map request rejection with its HTTP status.
@@ -44,6 +43,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var sess *session
 	var first *tailcfg.MapResponse
+	snapshot := false // first is built off the owner goroutine, from its published state
 	var nodeID tailcfg.NodeID
 	err := s.do(ctx, func(w *world) error {
 		n, err := w.startMap(mkey, &req)
@@ -76,7 +76,8 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 			on := true
 			w.onlineChanged(n, &tailcfg.PeerChange{NodeID: n.id, Online: &on})
 		}
-		first = w.fullMap(n, true)
+		sess.resetForFull(nil, nil) // the owner's whole share of the first netmap
+		snapshot = true
 		return nil
 	})
 	if err != nil {
@@ -90,30 +91,36 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	compress := req.Compress == "zstd"
-	if first == nil {
+	if first == nil && !snapshot {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	rc := http.NewResponseController(w)
+	mw := s.newMapWriter(rc, w, compress)
 	if sess == nil {
-		s.writeMap(rc, w, first, compress)
+		mw.write(first)
 		return
 	}
 	defer s.endSession(nodeID, sess)
 	stop := abortOnClose(rc, sess)
 	defer stop()
-	if err := s.writeMap(rc, w, first, compress); err != nil {
+	if snapshot {
+		if ok, err := mw.writeFull(ctx, sess, nodeID, nil); !ok || err != nil {
+			return
+		}
+	} else if err := mw.write(first); err != nil {
 		return
 	}
-	s.stream(ctx, rc, w, sess, nodeID, compress)
+	s.stream(ctx, mw, sess, nodeID)
 }
 
 // stream sends queued changes and keep-alives until the client goes away
 // or the server ends the session.
-func (s *Server) stream(ctx context.Context, rc *http.ResponseController, w http.ResponseWriter, sess *session, id tailcfg.NodeID, compress bool) {
+func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id tailcfg.NodeID) {
 	keepAlive := time.NewTicker(s.keepAlive)
 	defer keepAlive.Stop()
+	var lastWrite time.Time
 	for {
 		var resp *tailcfg.MapResponse
 		var gen uint64 // config generation of a full netmap; see propagation
@@ -125,37 +132,93 @@ func (s *Server) stream(ctx context.Context, rc *http.ResponseController, w http
 		case <-keepAlive.C:
 			resp = &tailcfg.MapResponse{KeepAlive: true}
 		case <-sess.wake:
+			if !pace(ctx, sess, lastWrite) {
+				return
+			}
 			d := sess.take()
 			if d.full {
-				if res := s.policyRes.Load(); res != nil {
-					res.Node(id) // build the peer list here, not on the owner goroutine
-				}
-				err := s.do(ctx, func(w *world) error {
-					n := w.nodes[id]
-					if n == nil || n.sess != sess {
-						return errors.New("session ended")
-					}
-					resp = w.fullMap(n, true)
-					gen = s.prop.current()
-					return nil
-				})
-				if err != nil {
+				var ok bool
+				if gen, ok = s.sendFull(ctx, mw, sess, id, d.ping); !ok {
 					return
 				}
-				resp.PingRequest = d.ping
-			} else if !d.empty() {
+				s.prop.delivered(sess, gen)
+				keepAlive.Reset(s.keepAlive)
+				lastWrite = time.Now()
+				continue
+			}
+			if !d.empty() {
 				resp = s.deltaMap(d)
 			}
 		}
 		if resp == nil {
 			continue
 		}
-		if err := s.writeMap(rc, w, resp, compress); err != nil {
+		if err := mw.write(resp); err != nil {
 			return
 		}
 		s.prop.delivered(sess, gen)
 		keepAlive.Reset(s.keepAlive)
+		lastWrite = time.Now()
 	}
+}
+
+// streamPace is the shortest time between two messages of one stream.
+// A change that wakes a session which wrote less than this ago waits
+// out the rest, and whatever else arrives meanwhile goes into the same
+// message: in a registration or reconnect storm every node changes every
+// peer's map, and writing each change on its own costs a message per
+// peer per change. A session that was idle writes at once.
+const streamPace = 25 * time.Millisecond
+
+// pace waits until streamPace has passed since last; false when the
+// session or ctx ended meanwhile.
+func pace(ctx context.Context, sess *session, last time.Time) bool {
+	wait := streamPace - time.Since(last)
+	if last.IsZero() || wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-sess.done:
+		return false
+	}
+}
+
+// sendFull writes node id's full netmap, with ping, to sess, and returns
+// the config generation it was built from (see propagation). The owner
+// goroutine only resets the session's queue; the netmap is built off it
+// (mapWriter.writeFull), except an expired node's. ok is false when the
+// session ended or the write failed.
+func (s *Server) sendFull(ctx context.Context, mw *mapWriter, sess *session, id tailcfg.NodeID, ping *tailcfg.PingRequest) (gen uint64, ok bool) {
+	mw.idle() // building it may take long
+	var expired *tailcfg.MapResponse
+	err := s.do(ctx, func(w *world) error {
+		n := w.nodes[id]
+		if n == nil || n.sess != sess {
+			return errors.New("session ended")
+		}
+		if w.keyExpired(n, s.now()) {
+			expired = w.fullMap(n, true)
+		} else {
+			sess.resetForFull(nil, nil) // built below
+		}
+		gen = s.prop.current()
+		return nil
+	})
+	if err != nil {
+		return 0, false
+	}
+	if expired != nil {
+		expired.PingRequest = ping
+		return gen, mw.write(expired) == nil
+	}
+	ok, err = mw.writeFull(ctx, sess, id, ping)
+	return gen, ok && err == nil
 }
 
 // endSession marks the node offline if sess is still its current session.
@@ -274,16 +337,30 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 	}
 }
 
-// writeFrame writes one map message: a 4-byte little-endian length, then
-// the (optionally zstd-compressed) JSON.
-func writeFrame(w http.ResponseWriter, resp *tailcfg.MapResponse, compress bool) error {
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return fmt.Errorf("encoding map response: %w", err)
+// encodeFrame encodes one map message: the (optionally zstd-compressed)
+// JSON, with node views taken from s.views (see viewCache.encodeMap) and
+// small messages compressed through s.frames. The result may be shared:
+// never modify it.
+func (s *Server) encodeFrame(resp *tailcfg.MapResponse, compress bool) ([]byte, error) {
+	jb := frameBufs.Get().(*[]byte)
+	b, err := s.views.encodeMap((*jb)[:0], resp)
+	if err != nil || !compress {
+		if err != nil {
+			frameBufs.Put(jb)
+		}
+		return b, err
 	}
-	if compress {
-		b = zstdframe.AppendEncode(nil, b, zstdframe.FastestCompression)
-	}
+	// The JSON is garbage once compressed; what is written is not
+	// recycled, as the transport may still hold it after a failed write.
+	*jb = b
+	z := s.frames.compress(b)
+	frameBufs.Put(jb)
+	return z, nil
+}
+
+// writeFrame writes one encoded map message, after its 4-byte
+// little-endian length.
+func writeFrame(w http.ResponseWriter, b []byte) error {
 	var hdr [4]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
 	if _, err := w.Write(hdr[:]); err != nil {
@@ -297,3 +374,7 @@ func writeFrame(w http.ResponseWriter, resp *tailcfg.MapResponse, compress bool)
 	}
 	return nil
 }
+
+// frameBufs recycles the JSON buffers of compressed messages: a full
+// netmap is hundreds of kilobytes of JSON.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}

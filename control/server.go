@@ -140,6 +140,9 @@ type Server struct {
 	noiseMux *http.ServeMux    // endpoints served over Noise
 
 	h2Base *http.Server // per-request settings of h2, which serves HTTP/2 over Noise
+
+	views  viewCache  // every node's current view, encoded once per change; see encode.go
+	frames frameCache // small messages compressed once for every session sending them
 }
 
 // published is the owner goroutine's state that other goroutines read
@@ -154,6 +157,7 @@ type published struct {
 	tailnet   atomic.Pointer[schema.Tailnet]
 	profiles  atomic.Pointer[map[tailcfg.UserID]tailcfg.UserProfile]
 	policyRes atomic.Pointer[policy.Result]
+	netmap    atomic.Pointer[netmapBase] // the config's part of every full netmap
 }
 
 // New loads node state from the store and starts the server's owner

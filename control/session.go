@@ -229,6 +229,16 @@ func (s *session) resetForFull(f []tailcfg.FilterRule, ssh *tailcfg.SSHPolicy) {
 	s.lastFilter, s.lastSSH = f, ssh
 }
 
+// setSent records f and ssh as the filter and SSH policy the client has,
+// sent in a full netmap built off the owner goroutine (see snapshotMap).
+func (s *session) setSent(f []tailcfg.FilterRule, ssh *tailcfg.SSHPolicy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.lastFilter, s.lastSSH = f, ssh
+	}
+}
+
 // mergePatch returns a new patch folding newer into older; fields set in
 // newer win. Neither argument is modified.
 func mergePatch(older, newer *tailcfg.PeerChange) *tailcfg.PeerChange {

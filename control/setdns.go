@@ -31,15 +31,24 @@ func (w *world) certDomain(n *node) string {
 	return n.givenName + "." + w.settings.Domain
 }
 
+// certDomainOf is the certificate domain of the node whose view is v: its
+// FQDN without the trailing dot, as certDomain makes it.
+func certDomainOf(v *tailcfg.Node) string { return strings.TrimSuffix(v.Name, ".") }
+
+// dnsWithCert is a copy of c naming domain as the node's certificate domain.
+func dnsWithCert(c *tailcfg.DNSConfig, domain string) *tailcfg.DNSConfig {
+	d := *c
+	d.CertDomains = []string{domain}
+	return &d
+}
+
 // selfDNS is the DNS config in n's own netmap: the shared one, plus n's
 // certificate domain when the tailnet has dns.https on.
 func (w *world) selfDNS(n *node) *tailcfg.DNSConfig {
 	if !w.tailnet.DNS.HTTPS {
 		return w.dns
 	}
-	c := *w.dns
-	c.CertDomains = []string{w.certDomain(n)}
-	return &c
+	return dnsWithCert(w.dns, w.certDomain(n))
 }
 
 // selfView is n's view as n itself gets it: with dns.https on, a copy
@@ -50,8 +59,13 @@ func (w *world) selfView(n *node) *tailcfg.Node {
 	if !w.tailnet.DNS.HTTPS || n.view == nil {
 		return n.view
 	}
-	v := *n.view // views are never modified, so sharing the rest is safe
-	v.CapMap = maps.Clone(n.view.CapMap)
+	return selfViewOf(n.view)
+}
+
+// selfViewOf is a copy of the view v with the "https" capability added.
+func selfViewOf(view *tailcfg.Node) *tailcfg.Node {
+	v := *view // views are never modified, so sharing the rest is safe
+	v.CapMap = maps.Clone(view.CapMap)
 	if v.CapMap == nil {
 		v.CapMap = tailcfg.NodeCapMap{}
 	}

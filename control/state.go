@@ -144,6 +144,7 @@ func (w *world) publish() {
 	p.tailnet.Store(w.tailnet)
 	p.profiles.Store(w.profiles)
 	p.policyRes.Store(w.res)
+	p.netmap.Store(&netmapBase{derpMap: w.derpMap, dns: w.dns, domain: w.settings.Domain, https: w.tailnet.DNS.HTTPS})
 }
 
 // reservedAllocator returns an allocator for p with every node's address
@@ -216,6 +217,7 @@ func (w *world) leave(ctx context.Context, n *node, how leaving, why string, qui
 		w.v4.release(n.v4)
 		w.v6.release(n.v6)
 		w.srv.relay.drop(n.id)
+		w.srv.views.forget(n.id)
 	}
 	if quiet {
 		return err
@@ -239,6 +241,7 @@ func (w *world) visible(n *node) bool { return !n.loggedOut && !n.pending }
 func (w *world) refreshView(n *node) {
 	n.view = w.nodeView(n)
 	n.self = w.selfView(n)
+	w.srv.views.set(n.view)
 	w.srv.relay.set(n.id, n.nodeKey, w.relayAdmitted(n), n.keyExpiry)
 }
 

@@ -98,7 +98,7 @@ func BenchmarkCompileEvaluate(b *testing.B) {
 				res := p.Evaluate(nodes, Options{})
 				peers = 0
 				for _, nd := range nodes {
-					peers += len(res.Node(nd.ID).Peers)
+					peers += res.Node(nd.ID).Peers.Len()
 				}
 			}
 			b.ReportMetric(float64(peers)/float64(n), "peers/node")

@@ -9,6 +9,7 @@ func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
 
 func (b bitset) set(i int)      { b[i/64] |= 1 << (i % 64) }
 func (b bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b bitset) clear(i int)    { b[i/64] &^= 1 << (i % 64) }
 
 // or adds every member of o to b. A nil o is empty.
 func (b bitset) or(o bitset) {

@@ -213,8 +213,8 @@ func TestPostureFailsClosed(t *testing.T) {
 	}
 	res := p.Evaluate(smallNodes(), Options{})
 	for _, n := range smallNodes() {
-		if v := res.Node(n.ID); len(v.PacketFilter) != 0 || len(v.Peers) != 0 {
-			t.Errorf("node %s: filter %v, peers %v; want none", n.Name, v.PacketFilter, v.Peers)
+		if v := res.Node(n.ID); len(v.PacketFilter) != 0 || v.Peers.Len() != 0 {
+			t.Errorf("node %s: filter %v, peers %v; want none", n.Name, v.PacketFilter, v.Peers.IDs())
 		}
 	}
 }

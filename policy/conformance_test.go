@@ -176,7 +176,7 @@ func runCase(c *confCase) (map[string]confExpect, error) {
 			CapMap:            []string{},
 			SSH:               []*tailcfg.SSHRule{},
 		}
-		for _, peer := range v.Peers {
+		for _, peer := range res.Peers(n.ID) {
 			e.Peers[names[peer.ID]] = confPeer{AllowedIPs: peer.AllowedIPs, PrimaryRoutes: nonNil(peer.PrimaryRoutes)}
 		}
 		e.PacketFilter = nonNil(e.PacketFilter)

@@ -7,7 +7,8 @@
 //	p, diags := policy.Compile(tailnet)     // validates; pure function of the config
 //	if diags.HasErrors() { ... }            // each Diagnostic carries a field path such as "acls[3].dst[0]"
 //	res := p.Evaluate(nodes, policy.Options{ControlURL: "https://ctl.example.com"})
-//	v := res.Node(id)                       // *NodeView: PacketFilter, Peers, SSH, CapMap, AllowedIPs, PrimaryRoutes
+//	v := res.Node(id)                       // *NodeView: PacketFilter, Peers (a PeerSet), SSH, CapMap, AllowedIPs, PrimaryRoutes
+//	peers := res.Peers(id)                  // []Peer: the peers with the routes each carries (built per call)
 //	res, affected := res.Update(newNodes)   // after inventory changes: resend the views of `affected` only
 //	saved := res.Primaries()                // elected subnet routers; pass back as Options.Primaries after a restart
 //	routes := p.ApproveRoutes(node)         // advertised routes that autoApprovers approve

@@ -160,7 +160,7 @@ func electionRoutes(res *Result) map[string]tailcfg.NodeID {
 		out[who] = id
 	}
 	for who, id := range map[string]tailcfg.NodeID{"alice": 10, "bob": 11, "carol": 12} {
-		for _, peer := range res.Node(id).Peers {
+		for _, peer := range res.Peers(id) {
 			if slices.Contains(peer.PrimaryRoutes, electSubnet) {
 				note(who, peer.ID)
 			}
@@ -197,7 +197,7 @@ func TestElectionStandbyRouter(t *testing.T) {
 	res := p.Evaluate(nodes, Options{})
 	routes := func(id tailcfg.NodeID) map[tailcfg.NodeID][]netip.Prefix {
 		out := map[tailcfg.NodeID][]netip.Prefix{}
-		for _, peer := range res.Node(id).Peers {
+		for _, peer := range res.Peers(id) {
 			out[peer.ID] = peer.PrimaryRoutes
 		}
 		return out

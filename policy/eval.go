@@ -20,7 +20,8 @@ import (
 // others. A Result is safe for concurrent use.
 type Result struct {
 	p       *Policy
-	nodes   []*nodeState // sorted by ID
+	nodes   []*nodeState     // sorted by ID
+	ids     []tailcfg.NodeID // the nodes' IDs, sorted; shared with views (PeerSet), never modified
 	byID    map[tailcfg.NodeID]*nodeState
 	byUser  map[string]bitset // user-owned nodes by login
 	byTag   map[string]bitset // tagged nodes by tag
@@ -107,9 +108,7 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 // elections. The states of nodes prev already holds unchanged are copied
 // from it.
 func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
-	sorted := slices.Clone(nodes)
-	slices.SortStableFunc(sorted, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
-	sorted = slices.CompactFunc(sorted, func(a, b Node) bool { return a.ID == b.ID })
+	sorted := sortedByID(nodes)
 	r := &Result{
 		p:          p,
 		opts:       opts,
@@ -123,6 +122,7 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 	}
 	n := len(sorted)
 	r.tagged, r.member, r.all = newBitset(n), newBitset(n), newBitset(n)
+	var v6 addrIndex // IPv6 entries, appended to addrIdx after the IPv4 ones
 	var star netipx.IPSetBuilder
 	star.AddSet(cgnatSrc)
 	star.AddPrefix(schema.DefaultIPv6)
@@ -158,7 +158,11 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 			b.set(i)
 		}
 		for _, a := range s.addrs {
-			r.addrIdx = append(r.addrIdx, addrEntry{a.Addr(), i})
+			if a.Addr().Is4() {
+				r.addrIdx = append(r.addrIdx, addrEntry{a.Addr(), i})
+			} else {
+				v6 = append(v6, addrEntry{a.Addr(), i})
+			}
 		}
 		if len(s.subnets) > 0 || len(s.exit) > 0 {
 			r.routers = append(r.routers, i)
@@ -168,12 +172,87 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 		}
 	}
 	r.starSrc, _ = star.IPSet()
-	slices.SortFunc(r.addrIdx, func(a, b addrEntry) int { return a.addr.Compare(b.addr) })
+	r.ids = make([]tailcfg.NodeID, len(r.nodes))
+	for i, s := range r.nodes {
+		r.ids[i] = s.ID
+	}
+	if prev != nil && slices.Equal(prev.ids, r.ids) {
+		r.ids = prev.ids // views carried over share one table
+	}
+	// Addresses are mostly handed out in registration order, so each
+	// family is usually in order already; IPv4 sorts before IPv6.
+	byAddr := func(a, b addrEntry) int { return a.addr.Compare(b.addr) }
+	for _, ix := range []addrIndex{r.addrIdx, v6} {
+		if !slices.IsSortedFunc(ix, byAddr) {
+			slices.SortFunc(ix, byAddr)
+		}
+	}
+	r.addrIdx = append(r.addrIdx, v6...)
 	for _, s := range r.nodes {
 		s.noIPv4 = p.disableIPv4 || r.hasAttr(s, attrDisableIPv4)
 		s.peerAddrs = s.visibleAddrs()
 	}
 	return r
+}
+
+// sortedByID returns nodes ordered by ID, of nodes sharing an ID the first
+// only. A server passes its nodes in no particular order; rather than
+// moving the large Node values around while sorting, it sorts their
+// positions (by ID, then position, which keeps it stable) and copies each
+// node once. Input already in order is only checked and copied.
+func sortedByID(nodes []Node) []Node {
+	byID := func(a, b Node) int { return cmp.Compare(a.ID, b.ID) }
+	if slices.IsSortedFunc(nodes, byID) {
+		return slices.CompactFunc(slices.Clone(nodes), func(a, b Node) bool { return a.ID == b.ID })
+	}
+	out := make([]Node, 0, len(nodes))
+	if bySlot, ok := idSlots(nodes); ok {
+		for _, i := range bySlot {
+			if i >= 0 {
+				out = append(out, nodes[i])
+			}
+		}
+		return out
+	}
+	pos := make([]int32, len(nodes))
+	for i := range pos {
+		pos[i] = int32(i)
+	}
+	slices.SortFunc(pos, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(nodes[a].ID, nodes[b].ID), cmp.Compare(a, b))
+	})
+	for _, i := range pos {
+		if len(out) > 0 && out[len(out)-1].ID == nodes[i].ID {
+			continue
+		}
+		out = append(out, nodes[i])
+	}
+	return out
+}
+
+// idSlots places each node's position at its ID's offset from the
+// smallest ID (-1: no node), the first of nodes sharing an ID: a counting
+// sort, for the usual inventory whose IDs are a store's sequence with
+// few gaps. ok is false when the IDs spread over more than four slots a
+// node.
+func idSlots(nodes []Node) (slots []int32, ok bool) {
+	lo, hi := nodes[0].ID, nodes[0].ID
+	for _, n := range nodes {
+		lo, hi = min(lo, n.ID), max(hi, n.ID)
+	}
+	if hi-lo >= tailcfg.NodeID(4*len(nodes)) {
+		return nil, false
+	}
+	slots = make([]int32, hi-lo+1)
+	for i := range slots {
+		slots[i] = -1
+	}
+	for i, n := range nodes {
+		if s := &slots[n.ID-lo]; *s < 0 {
+			*s = int32(i)
+		}
+	}
+	return slots, true
 }
 
 // resolveRules resolves the policy's rules against r's inventory. carry,

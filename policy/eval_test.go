@@ -89,7 +89,7 @@ func TestEvaluateGolden(t *testing.T) {
 		v := res.Node(n.ID)
 		gv := goldenView{PacketFilter: v.PacketFilter, Peers: map[string]Peer{}, SSH: v.SSH, CapMap: v.CapMap,
 			AllowedIPs: v.AllowedIPs, PrimaryRoutes: v.PrimaryRoutes}
-		for _, peer := range v.Peers {
+		for _, peer := range res.Peers(n.ID) {
 			gv.Peers[names[peer.ID]] = peer
 		}
 		got[n.Name] = gv
@@ -208,7 +208,7 @@ func TestConcurrentViews(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for _, n := range nodes {
-				views[g] = append(views[g], viewJSON(res.Node(n.ID)))
+				views[g] = append(views[g], viewJSON(res, n.ID))
 			}
 		}()
 	}
@@ -231,7 +231,7 @@ func TestLegacyUsersPorts(t *testing.T) {
 		res := p.Evaluate(smallNodes(), Options{})
 		var out []string
 		for _, n := range smallNodes() {
-			out = append(out, viewJSON(res.Node(n.ID)))
+			out = append(out, viewJSON(res, n.ID))
 		}
 		return strings.Join(out, "\n")
 	}
@@ -299,7 +299,7 @@ func TestHAFailover(t *testing.T) {
 	client := Node{ID: 9, User: "alice@example.com", IPv4: netip.MustParseAddr("100.64.0.9")}
 	primaryOf := func(nodes []Node) []tailcfg.NodeID {
 		var ids []tailcfg.NodeID
-		for _, peer := range p.Evaluate(nodes, Options{}).Node(9).Peers {
+		for _, peer := range p.Evaluate(nodes, Options{}).Peers(9) {
 			if len(peer.PrimaryRoutes) > 0 {
 				ids = append(ids, peer.ID)
 			}

@@ -55,9 +55,7 @@ func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
 		// Whoever saw the node, or sees it now, gets a new peer entry.
 		for _, res := range []*Result{r, nr} {
 			if res.byID[id] != nil {
-				for _, p := range res.Node(id).Peers {
-					affected[p.ID] = true
-				}
+				res.Node(id).Peers.Each(func(p tailcfg.NodeID) { affected[p] = true })
 			}
 		}
 	}
@@ -137,11 +135,11 @@ func electionsAffected(r, nr *Result, elections []PrimaryKey, affected map[tailc
 			}
 			affected[s.ID] = true
 			viewers := res.routeViewers(k.Prefix)
-			for _, p := range res.Node(s.ID).Peers {
-				if viewers.has(res.byID[p.ID].idx) {
-					affected[p.ID] = true
+			res.Node(s.ID).Peers.Each(func(p tailcfg.NodeID) {
+				if viewers.has(res.byID[p].idx) {
+					affected[p] = true
 				}
-			}
+			})
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"tailscale.com/tailcfg"
 
 	"github.com/tailplane/tailplane/schema"
@@ -102,9 +103,10 @@ func TestUpdateMatchesEvaluate(t *testing.T) {
 					t.Errorf("Update's primaries differ from Evaluate's (-Evaluate +Update):\n%s", diff)
 				}
 				for _, n := range after {
-					if got, want := viewJSON(upd.Node(n.ID)), viewJSON(fresh.Node(n.ID)); got != want {
+					if got, want := viewJSON(upd, n.ID), viewJSON(fresh, n.ID); got != want {
 						t.Errorf("node %d: Update's view differs from Evaluate's (affected: %v)\n got %s\nwant %s", n.ID, slices.Contains(ids, n.ID), got, want)
 					}
+					checkPeerSet(t, upd, n.ID, after)
 				}
 				if len(ids) == 0 && !strings.HasSuffix(m.name, "goes offline") {
 					t.Error("Update reported no affected nodes")
@@ -151,11 +153,40 @@ func cloneNodes(ns []Node) []Node {
 	return out
 }
 
-func viewJSON(v *NodeView) string {
+// checkPeerSet checks that node id's view in res, which may have been
+// carried over from an older Result, holds exactly the peers res.Peers
+// lists, and answers Has for every node of the inventory and for IDs
+// outside it.
+func checkPeerSet(t *testing.T, res *Result, id tailcfg.NodeID, nodes []Node) {
+	t.Helper()
+	ps := res.Node(id).Peers
+	var want []tailcfg.NodeID
+	for _, p := range res.Peers(id) {
+		want = append(want, p.ID)
+	}
+	if diff := cmp.Diff(want, ps.IDs(), cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("node %d: the view's peer set differs from Peers (-Peers +set):\n%s", id, diff)
+	}
+	if ps.Len() != len(want) {
+		t.Fatalf("node %d: the peer set's Len is %d, want %d", id, ps.Len(), len(want))
+	}
+	for _, n := range append(nodes, Node{ID: 0}, Node{ID: 1 << 40}) {
+		if got := ps.Has(n.ID); got != slices.Contains(want, n.ID) {
+			t.Fatalf("node %d: Has(%d) = %v, want %v", id, n.ID, got, !got)
+		}
+	}
+}
+
+// viewJSON is node id's view in res, with its peers' routes.
+func viewJSON(res *Result, id tailcfg.NodeID) string {
+	v := res.Node(id)
 	if v == nil {
 		return "nil"
 	}
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(struct {
+		View   *NodeView
+		Routes []Peer
+	}{v, res.Peers(id)})
 	if err != nil {
 		return fmt.Sprint(err)
 	}
@@ -222,7 +253,7 @@ func benchUpdate(b *testing.B, tweak func(*schema.Tailnet, []Node), change func(
 				peers = 0
 				for _, id := range ids {
 					if v := res.Node(id); v != nil { // nil: removed
-						peers += len(v.Peers)
+						peers += v.Peers.Len()
 					}
 				}
 				affected = len(ids)
@@ -280,9 +311,10 @@ func TestUpdateRandom(t *testing.T) {
 			t.Fatalf("step %d: Update's primaries differ from Evaluate's (-Evaluate +Update):\n%s", step, diff)
 		}
 		for _, n := range nodes {
-			if got, want := viewJSON(res.Node(n.ID)), viewJSON(fresh.Node(n.ID)); got != want {
+			if got, want := viewJSON(res, n.ID), viewJSON(fresh, n.ID); got != want {
 				t.Fatalf("step %d: node %d: Update's view differs from Evaluate's", step, n.ID)
 			}
+			checkPeerSet(t, res, n.ID, nodes)
 		}
 	}
 }
@@ -303,4 +335,57 @@ func BenchmarkUpdateRouterOffline(b *testing.B) {
 		out[0].Offline, out[100].Offline = i%2 == 1, i%2 == 0
 		return out
 	})
+}
+
+// BenchmarkUpdateUnsortedJoin is BenchmarkUpdateNewUserNode with the
+// inventory in no particular order, as a server passes it (it lists its
+// nodes from a map): Update orders it itself.
+func BenchmarkUpdateUnsortedJoin(b *testing.B) {
+	const login = "loner@example.com"
+	var with, without []Node
+	benchUpdate(b, func(t *schema.Tailnet, _ []Node) {
+		t.Users[login] = schema.User{Login: login, Role: schema.RoleMember}
+	}, func(i int, nodes []Node) []Node {
+		if with == nil || len(with) != len(nodes)+1 {
+			rng := rand.New(rand.NewPCG(1, 2))
+			without = slices.Clone(nodes)
+			rng.Shuffle(len(without), func(i, j int) { without[i], without[j] = without[j], without[i] })
+			with = append(slices.Clone(without), Node{ID: tailcfg.NodeID(len(nodes) + 1), Name: "loner", User: login,
+				IPv4: netip.MustParseAddr("100.127.0.1"), IPv6: netip.MustParseAddr("fd7a:115c:a1e0::7f:1")})
+			rng.Shuffle(len(with), func(i, j int) { with[i], with[j] = with[j], with[i] })
+		}
+		if i%2 == 1 {
+			return with
+		}
+		return without
+	})
+}
+
+// TestSortedByID checks the order Update and Evaluate index nodes in: by
+// ID, and of nodes sharing an ID the first listed, whether the input is
+// ordered or not.
+func TestSortedByID(t *testing.T) {
+	n := func(id tailcfg.NodeID, name string) Node { return Node{ID: id, Name: name} }
+	tests := []struct {
+		name string
+		in   []Node
+		want []Node
+	}{
+		{"empty", nil, []Node{}},
+		{"ordered", []Node{n(1, "a"), n(2, "b"), n(2, "c"), n(3, "d")}, []Node{n(1, "a"), n(2, "b"), n(3, "d")}},
+		{"unordered", []Node{n(3, "d"), n(2, "b"), n(1, "a"), n(2, "c"), n(3, "e")}, []Node{n(1, "a"), n(2, "b"), n(3, "d")}},
+		{"unordered, sparse IDs", []Node{n(1000, "x"), n(1, "a"), n(1000, "y"), n(7, "b")}, []Node{n(1, "a"), n(7, "b"), n(1000, "x")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := slices.Clone(tt.in)
+			opts := cmp.Options{cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Addr{})}
+			if diff := cmp.Diff(tt.want, sortedByID(in), opts); diff != "" {
+				t.Errorf("sortedByID (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.in, in, opts); diff != "" {
+				t.Errorf("sortedByID modified its input (-before +after):\n%s", diff)
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"net/netip"
 	"slices"
 
@@ -11,14 +12,50 @@ import (
 // NodeView is everything the coordination server sends one node.
 type NodeView struct {
 	PacketFilter []tailcfg.FilterRule
-	Peers        []Peer             // sorted by ID
-	SSH          *tailcfg.SSHPolicy // nil when no SSH rule targets the node
-	CapMap       tailcfg.NodeCapMap // the tailnet settings' caps (ssh, file-sharing) and nodeAttrs; nil when empty
+	// Peers is the set of nodes the node sees (PeerCount, EachPeer,
+	// HasPeer); Result.Peers lists them with the routes each carries.
+	Peers  PeerSet
+	SSH    *tailcfg.SSHPolicy // nil when no SSH rule targets the node
+	CapMap tailcfg.NodeCapMap // the tailnet settings' caps (ssh, file-sharing) and nodeAttrs; nil when empty
 
 	// AllowedIPs and PrimaryRoutes are the node's own: its addresses plus
 	// all its approved routes, and the subnets it is primary for.
 	AllowedIPs    []netip.Prefix
 	PrimaryRoutes []netip.Prefix
+}
+
+// PeerSet is the set of peers of one view: a bitset over the node IDs of
+// the Result that computed it. The ID table is shared by every view of
+// that Result, so a view's peers cost one bit per node of the tailnet, not
+// an entry per peer. The zero value is empty.
+type PeerSet struct {
+	ids  []tailcfg.NodeID // sorted; shared, never modified
+	bits bitset           // over ids
+	n    int              // members
+}
+
+// Len returns the number of peers.
+func (ps PeerSet) Len() int { return ps.n }
+
+// Each calls f with the ID of every peer, in increasing order.
+func (ps PeerSet) Each(f func(tailcfg.NodeID)) {
+	ps.bits.each(func(i int) { f(ps.ids[i]) })
+}
+
+// Has reports whether id is a peer.
+func (ps PeerSet) Has(id tailcfg.NodeID) bool {
+	i, ok := slices.BinarySearch(ps.ids, id)
+	return ok && ps.bits.has(i)
+}
+
+// MarshalJSON encodes the set as its sorted IDs.
+func (ps PeerSet) MarshalJSON() ([]byte, error) { return json.Marshal(ps.IDs()) }
+
+// IDs returns the peers' IDs, sorted.
+func (ps PeerSet) IDs() []tailcfg.NodeID {
+	out := make([]tailcfg.NodeID, 0, ps.n)
+	ps.Each(func(id tailcfg.NodeID) { out = append(out, id) })
+	return out
 }
 
 // Peer is one node visible to another, with the routes to send its way.
@@ -30,13 +67,7 @@ type Peer struct {
 }
 
 // Nodes returns the IDs of the evaluated nodes, sorted.
-func (r *Result) Nodes() []tailcfg.NodeID {
-	out := make([]tailcfg.NodeID, len(r.nodes))
-	for i, s := range r.nodes {
-		out[i] = s.ID
-	}
-	return out
-}
+func (r *Result) Nodes() []tailcfg.NodeID { return slices.Clone(r.ids) }
 
 // Node returns what node id should receive, or nil if id is unknown.
 func (r *Result) Node(id tailcfg.NodeID) *NodeView {
@@ -62,9 +93,11 @@ func (r *Result) cachedView(id tailcfg.NodeID) *NodeView {
 }
 
 func (r *Result) computeView(s *nodeState) *NodeView {
+	vis, _, _ := r.visibility(s)
+	vis.clear(s.idx)
 	v := &NodeView{
 		PacketFilter: r.packetFilter(s),
-		Peers:        r.peers(s),
+		Peers:        PeerSet{ids: r.ids, bits: vis, n: vis.count()},
 		SSH:          r.sshPolicy(s),
 		CapMap:       r.capMap(s),
 	}
@@ -81,9 +114,22 @@ func (r *Result) sameUser(s *nodeState) bitset {
 	return r.byUser[s.User]
 }
 
-// peers computes which nodes s can see: those it may send to or receive
-// from under any rule.
-func (r *Result) peers(s *nodeState) []Peer {
+// Peers returns the peers of node id with the routes each carries for it,
+// sorted by ID; nil if id is unknown. Unlike Node(id).Peers, it is built
+// on every call: a server needs only the set, tests and comparisons the
+// routes too.
+func (r *Result) Peers(id tailcfg.NodeID) []Peer {
+	s, ok := r.byID[id]
+	if !ok {
+		return nil
+	}
+	return r.peers(s)
+}
+
+// visibility computes which nodes s can see, those it may send to or
+// receive from under any rule (s itself possibly among them), and which
+// routes of theirs it may use without and with via.
+func (r *Result) visibility(s *nodeState) (bitset, routeAccess, []*evalRule) {
 	vis := newBitset(len(r.nodes))
 	var routes routeAccess
 	var rb netipx.IPSetBuilder
@@ -114,6 +160,12 @@ func (r *Result) peers(s *nodeState) []Peer {
 		}
 	}
 	routes.set, _ = rb.IPSet()
+	return vis, routes, vias
+}
+
+// peers lists the nodes s can see with the routes each carries for s.
+func (r *Result) peers(s *nodeState) []Peer {
+	vis, routes, vias := r.visibility(s)
 	out := make([]Peer, 0, vis.count())
 	vis.each(func(i int) {
 		if i == s.idx {

@@ -104,6 +104,7 @@ func Handler(cfg Config) http.Handler {
 	mux.Handle("GET /api/v1/status", a.bootstrapOpen(a.auth(RoleRead, a.status), a.status))
 	mux.Handle("GET /api/v1/revisions", a.auth(RoleRead, a.revisions))
 	mux.Handle("GET /api/v1/revisions/{id}/plan", a.auth(RoleRead, a.revisionPlan))
+	mux.Handle("GET /api/v1/revisions/refused", a.auth(RoleRead, a.refused))
 	mux.Handle("GET /api/v1/applied", a.auth(RoleRead, a.applied))
 	mux.Handle("POST /api/v1/sync", a.auth(RoleAdmin, a.sync))
 	mux.Handle("GET /api/v1/logins", a.auth(RoleRead, a.logins))
@@ -298,6 +299,25 @@ func (a *api) revisions(w http.ResponseWriter, r *http.Request) {
 		revs = []reconcile.Revision{}
 	}
 	writeJSON(w, revs)
+}
+
+// refused lists the revisions the pipeline tried and did not apply,
+// newest first, with their errors (?limit=N, default 20, 0 for all kept).
+func (a *api) refused(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryLimit(r, 20)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	refused, err := a.cfg.Pipeline.Refused(r.Context(), limit)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if refused == nil {
+		refused = []pipeline.Attempt{}
+	}
+	writeJSON(w, refused)
 }
 
 func (a *api) revisionPlan(w http.ResponseWriter, r *http.Request) {

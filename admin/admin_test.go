@@ -126,6 +126,8 @@ func TestAuth(t *testing.T) {
 		{"hash-as-key", "GET", "/api/v1/status", testkit.SecretHash(readKey), http.StatusUnauthorized, ""},
 		{"read-status", "GET", "/api/v1/status", readKey, http.StatusOK, ""},
 		{"read-revisions", "GET", "/api/v1/revisions", readKey, http.StatusOK, ""},
+		{"read-refused", "GET", "/api/v1/revisions/refused", readKey, http.StatusOK, ""},
+		{"no-key-refused", "GET", "/api/v1/revisions/refused", "", http.StatusUnauthorized, ""},
 		{"read-applied", "GET", "/api/v1/applied", readKey, http.StatusOK, ""},
 		{"read-metrics", "GET", "/metrics", readKey, http.StatusOK, ""},
 		{"read-cannot-sync", "POST", "/api/v1/sync", readKey, http.StatusForbidden, ""},
@@ -174,6 +176,9 @@ func TestStatusAndHistory(t *testing.T) {
 	}
 	if code, _ := call(t, "GET", url+"/api/v1/revisions/999/plan", readKey, nil, nil); code != http.StatusNotFound {
 		t.Errorf("plan of a missing revision: %d, want 404", code)
+	}
+	if code, body := call(t, "GET", url+"/api/v1/revisions/refused", readKey, nil, nil); code != 200 || string(body) != "[]\n" && string(body) != "[]" {
+		t.Errorf("refused revisions of a server that refused none: %d %q, want []", code, body)
 	}
 
 	code, body = call(t, "GET", url+"/api/v1/applied", readKey, nil, nil)

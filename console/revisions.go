@@ -82,6 +82,15 @@ type attemptView struct {
 	Problems []problemRow
 }
 
+// attemptView links a's problems to the files on the Git host.
+func (c *Console) attemptView(a *pipeline.Attempt) attemptView {
+	av := attemptView{Attempt: a}
+	for _, p := range a.Problems {
+		av.Problems = append(av.Problems, problemRow{p, c.fileLink(a.Revision.Commit, p.Pos)})
+	}
+	return av
+}
+
 func (c *Console) revisionsPage(w http.ResponseWriter, r *http.Request) {
 	if !viewerOf(r).SeesAll() {
 		c.forbidden(w, r, "reading the revisions")
@@ -93,14 +102,20 @@ func (c *Console) revisionsPage(w http.ResponseWriter, r *http.Request) {
 		c.problem(w, r, http.StatusInternalServerError, "Revisions unavailable", err.Error(), "Check the server's database.")
 		return
 	}
+	refused, err := c.cfg.Pipeline.Refused(r.Context(), 50)
+	if err != nil {
+		c.problem(w, r, http.StatusInternalServerError, "Revisions unavailable", err.Error(), "Check the server's database.")
+		return
+	}
 	d := map[string]any{"Status": st, "Applied": revs}
 	if a := st.Attempted; a != nil {
-		av := attemptView{Attempt: a}
-		for _, p := range a.Problems {
-			av.Problems = append(av.Problems, problemRow{p, c.fileLink(a.Revision.Commit, p.Pos)})
-		}
-		d["Attempt"] = av
+		d["Attempt"] = c.attemptView(a)
 	}
+	var rv []attemptView
+	for i := range refused {
+		rv = append(rv, c.attemptView(&refused[i]))
+	}
+	d["Refused"] = rv
 	if st.Source.Err != nil {
 		d["SourceErr"] = st.Source.Err.Error()
 	}

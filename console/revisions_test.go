@@ -73,4 +73,13 @@ func TestConsoleRevisionsFromGit(t *testing.T) {
 			t.Errorf("the revisions page lacks %s:\n%s", want, page)
 		}
 	}
+	// The refused revision is also in the kept list of refused revisions,
+	// which outlives the last attempt.
+	_, refused, _ := strings.Cut(page, `<div id="refused">`)
+	refused, _, _ = strings.Cut(refused, "<h2>Applied</h2>")
+	for _, want := range []string{"<code>" + second[:12] + "</code>", "failed at", `/net/bad.hujson#L2" class="pos">bad.hujson:2:`} {
+		if !strings.Contains(refused, want) {
+			t.Errorf("the refused revisions lack %s:\n%s", want, refused)
+		}
+	}
 }

@@ -411,6 +411,7 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 		return 0, err
 	}
 	l.metrics.Attempts++
+	prev := l.attempt
 	l.attempt = a
 	prevFailures := l.failures
 	l.failures, l.nextRetry = 0, time.Time{}
@@ -429,6 +430,9 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 		}
 		a.Problems = problems(err)
 		l.cfg.Logf("reconcile: revision %s not applied (%s; %s):\n%s", shortCommit(rev.ID), a.Class, l.stillServedLocked(), problemLines(a.Problems))
+		if prev == nil || prev.OK || prev.Revision.Commit != a.Revision.Commit || prev.Step != a.Step {
+			l.recordRefused(ctx, a) // retries failing the same way are not recorded again
+		}
 		return delay, err
 	}
 	a.OK = true

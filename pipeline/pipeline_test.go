@@ -351,6 +351,21 @@ func TestLoopAppliesAndRefuses(t *testing.T) {
 	if diff := cmp.Diff([]string{"c2", "c1"}, ids); diff != "" {
 		t.Errorf("revision history (-want +got):\n%s", diff)
 	}
+	// Every refused revision is kept, newest first, with its errors.
+	refused, err := h.loop.Refused(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusedIDs []string
+	for _, a := range refused {
+		refusedIDs = append(refusedIDs, a.Revision.Commit)
+		if a.OK || len(a.Problems) == 0 || a.Step == "" {
+			t.Errorf("refused revision %s recorded as %+v, want its step and problems", a.Revision.Commit, a)
+		}
+	}
+	if diff := cmp.Diff([]string{"bad-failing-test", "bad-policy-error", "bad-schema-error", "bad-syntax-error"}, refusedIDs); diff != "" {
+		t.Errorf("refused revisions (-want +got):\n%s", diff)
+	}
 	if m := h.loop.Status().Metrics; m.Applied != 2 || m.Failures != 4 || m.Attempts != 6 {
 		t.Errorf("metrics %+v, want 6 attempts, 4 failures, 2 applied", m)
 	}

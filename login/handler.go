@@ -180,52 +180,30 @@ type statusPage struct {
 // verify exchanges code and checks the ID token, its nonce and the
 // verified email claim, returning the login or the page to show.
 func (m *Manager) verify(r *http.Request, f *flow, code string) (string, *statusPage) {
-	ctx := r.Context()
-	if m.cfg.HTTPClient != nil {
-		ctx = oidc.ClientContext(ctx, m.cfg.HTTPClient)
+	login, err := m.exchangeCode(r.Context(), f.client.oauth, f.client.verifier, f.client.cfg.EmailClaim, code, f.verifier, f.nonce)
+	if err == nil {
+		return login, nil
 	}
-	id := f.p.ID
-	tok, err := f.client.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.verifier))
-	if err != nil {
-		m.logf("login %s: exchanging the code failed: %s", id, redactErr(err))
+	m.logf("login %s: %v", f.p.ID, err)
+	var te *tokenError
+	if !errors.As(err, &te) {
 		return "", &statusPage{http.StatusBadGateway, pageFailed}
 	}
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
-		m.logf("login %s: the token response has no id_token", id)
-		return "", &statusPage{http.StatusBadGateway, pageFailed}
-	}
-	idt, err := f.client.verifier.Verify(ctx, raw)
-	if err != nil {
-		m.logf("login %s: ID token not valid: %v", id, err)
-		return "", &statusPage{http.StatusBadGateway, pageFailed}
-	}
-	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.nonce)) != 1 {
-		m.logf("login %s: ID token nonce does not match", id)
+	switch te.problem {
+	case tokenWrongNonce:
 		return "", &statusPage{http.StatusBadRequest, page{Title: "Sign-in not accepted",
 			Message: "The identity provider's answer was made for another sign-in (nonce mismatch).",
 			Hint:    "Open the login link your device printed again and sign in from there."}}
-	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		m.logf("login %s: ID token claims: %v", id, err)
-		return "", &statusPage{http.StatusBadGateway, pageFailed}
-	}
-	claim := f.client.cfg.EmailClaim
-	login, _ := claims[claim].(string)
-	if login == "" {
-		m.logf("login %s: ID token has no %q claim", id, claim)
+	case tokenNoClaim:
 		return "", &statusPage{http.StatusForbidden, page{Title: "Sign-in not accepted",
-			Message: "The identity provider did not say who you are (no " + claim + " claim).",
+			Message: "The identity provider did not say who you are (no " + te.claim + " claim).",
 			Hint:    "Ask an admin to check login.oidc.emailClaim and the provider's scopes."}}
-	}
-	if v, _ := claims["email_verified"].(bool); !v {
-		m.logf("login %s: refused %s: email not verified", id, login)
+	case tokenUnverified:
 		return "", &statusPage{http.StatusForbidden, page{Title: "Email not verified",
-			Message: "Your identity provider has not verified the email address " + login + ".",
+			Message: "Your identity provider has not verified the email address " + te.login + ".",
 			Hint:    "Verify the address with your identity provider, then open the login link again."}}
 	}
-	return login, nil
+	return "", &statusPage{http.StatusBadGateway, pageFailed}
 }
 
 // redactErr describes an exchange error without the response body, which

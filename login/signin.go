@@ -103,34 +103,13 @@ func (m *Manager) FinishSignIn(ctx context.Context, redirectURL string, s SignIn
 	if e := query.Get("error"); e != "" {
 		return "", fmt.Errorf("%w (the provider answered %q)", ErrSignInFailed, e)
 	}
-	if m.cfg.HTTPClient != nil {
-		ctx = oidc.ClientContext(ctx, m.cfg.HTTPClient)
-	}
-	tok, err := withRedirect(oc, redirectURL).Exchange(ctx, query.Get("code"), oauth2.VerifierOption(s.Verifier))
+	login, err := m.exchangeCode(ctx, withRedirect(oc, redirectURL), verifier, emailClaim, query.Get("code"), s.Verifier, s.Nonce)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s", ErrSignInFailed, redactErr(err))
-	}
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
-		return "", fmt.Errorf("%w: the token response has no id_token", ErrSignInFailed)
-	}
-	idt, err := verifier.Verify(ctx, raw)
-	if err != nil {
-		return "", fmt.Errorf("%w: the ID token is not valid: %v", ErrSignInFailed, err)
-	}
-	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(s.Nonce)) != 1 {
-		return "", fmt.Errorf("%w: the ID token was made for another sign-in (nonce mismatch)", ErrBadSignIn)
-	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		return "", fmt.Errorf("%w: reading the ID token's claims: %v", ErrSignInFailed, err)
-	}
-	login, _ := claims[emailClaim].(string)
-	if login == "" {
-		return "", fmt.Errorf("%w: the ID token has no %q claim (hint: check login.oidc.emailClaim and the scopes)", ErrSignInFailed, emailClaim)
-	}
-	if v, _ := claims["email_verified"].(bool); !v {
-		return "", fmt.Errorf("%w: the provider has not verified %s", ErrSignInFailed, login)
+		var te *tokenError
+		if errors.As(err, &te) && te.problem == tokenWrongNonce {
+			return "", fmt.Errorf("%w: %v", ErrBadSignIn, err)
+		}
+		return "", fmt.Errorf("%w: %v", ErrSignInFailed, err)
 	}
 	canonical, ok := m.cfg.LookupUser(ctx, login)
 	if !ok {

@@ -8,7 +8,7 @@ import (
 )
 
 // noiseNode returns the registered node that nk names, for a request
-// (set-dns, feature query) that came over the Noise session of machine
+// (map, set-dns, feature query) that came over the Noise session of machine
 // mkey; otherwise the *mapError the request is answered with: 401 for a
 // node key that is not registered or is logged out, 403 for another
 // machine's. Callers check a zero node key themselves. On the owner

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -255,16 +254,12 @@ func (w *world) onlineChanged(n *node, pc *tailcfg.PeerChange) {
 // startMap authenticates a map request and applies the runtime state it
 // carries (disco key, endpoints, home DERP, hostinfo).
 func (w *world) startMap(mkey key.MachinePublic, req *tailcfg.MapRequest) (*node, error) {
-	n := w.byKey[req.NodeKey]
-	switch {
-	case req.NodeKey.IsZero():
+	if req.NodeKey.IsZero() {
 		return nil, &mapError{http.StatusBadRequest, "map request has no node key"}
-	case n == nil:
-		return nil, &mapError{http.StatusUnauthorized, fmt.Sprintf("node key %s is not registered; run `tailscale up --auth-key=KEY`", req.NodeKey.ShortString())}
-	case n.machine != mkey:
-		return nil, &mapError{http.StatusForbidden, fmt.Sprintf("node key %s belongs to a different machine", req.NodeKey.ShortString())}
-	case n.loggedOut:
-		return nil, &mapError{http.StatusUnauthorized, "node is logged out; run `tailscale up --auth-key=KEY` to log in again"}
+	}
+	n, err := w.noiseNode(mkey, req.NodeKey)
+	if err != nil {
+		return nil, err
 	}
 	if w.keyExpired(n, w.srv.now()) {
 		if !n.view.Expired {

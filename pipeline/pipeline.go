@@ -403,6 +403,12 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 			last = &r
 		}
 	}
+	var refused *Attempt // recorded in the store after the unlock: it is a round trip on PostgreSQL
+	defer func() {
+		if refused != nil {
+			l.recordRefused(ctx, refused)
+		}
+	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer l.changedLocked()
@@ -431,7 +437,7 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 		a.Problems = problems(err)
 		l.cfg.Logf("reconcile: revision %s not applied (%s; %s):\n%s", shortCommit(rev.ID), a.Class, l.stillServedLocked(), problemLines(a.Problems))
 		if prev == nil || prev.OK || prev.Revision.Commit != a.Revision.Commit || prev.Step != a.Step {
-			l.recordRefused(ctx, a) // retries failing the same way are not recorded again
+			refused = a // retries failing the same way are not recorded again
 		}
 		return delay, err
 	}

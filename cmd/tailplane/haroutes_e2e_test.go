@@ -79,19 +79,21 @@ func primaryInView(ctx context.Context, n *tailscaled.Node) ([]string, error) {
 }
 
 // primaryOnReplica returns the nodes replica addr's admin API names
-// primary for replicaSubnet.
-func primaryOnReplica(addr, apiKey string) ([]string, error) {
+// primary for replicaSubnet, and those it lists online.
+func primaryOnReplica(addr, apiKey string) (primary, online []string, err error) {
 	var nodes []control.NodeInfo
 	if err := apiGet(addr, apiKey, "/api/v1/nodes", &nodes); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var names []string
 	for _, n := range nodes {
 		if slices.Contains(n.PrimaryRoutes, replicaSubnet) {
-			names = append(names, n.Name)
+			primary = append(primary, n.Name)
+		}
+		if n.Online {
+			online = append(online, n.Name)
 		}
 	}
-	return names, nil
+	return primary, online, nil
 }
 
 // TestReplicasHASubnetRouters: two `tailplane serve` replicas on one
@@ -101,7 +103,8 @@ func primaryOnReplica(addr, apiKey string) ([]string, error) {
 // name the same primary at each step, and the client reaches the subnet:
 // r1 first (registered first); r1 killed (SIGKILL): r2; r1 back: still
 // r2; r2 frozen (SIGSTOP: its stream stays up; B sees it fail its health
-// checks, A decides): r1; r2 thawed: still r1; replica A killed
+// checks, A decides): r1, with r2 still online on both; r2 thawed: still
+// r1; replica A killed
 // (SIGKILL) with the primary on it: B takes over deciding once A's lease
 // lapses and moves the subnet to r2.
 func TestReplicasHASubnetRouters(t *testing.T) {
@@ -159,7 +162,7 @@ func TestReplicasHASubnetRouters(t *testing.T) {
 		testkit.WaitFor(t, ctx, when+": "+want+" primary everywhere", func() (bool, string) {
 			var bad []string
 			for name, addr := range live {
-				if got, err := primaryOnReplica(addr, apiKey); err != nil || !slices.Equal(got, []string{want}) {
+				if got, _, err := primaryOnReplica(addr, apiKey); err != nil || !slices.Equal(got, []string{want}) {
 					bad = append(bad, fmt.Sprintf("replica %s names %v (%v)", name, got, err))
 				}
 			}
@@ -192,6 +195,14 @@ func TestReplicasHASubnetRouters(t *testing.T) {
 	}
 	t.Cleanup(func() { r2.Signal(syscall.SIGCONT) })
 	everyone("r2 frozen", "r1", "r1", "client") // a frozen r2 cannot answer status
+	// Failed over by the health checks, not by a lost connection: its
+	// stream (which the HTTP/2 pings of the Noise connection would cut
+	// after 75 s) is still up, on both replicas.
+	for name, addr := range live {
+		if _, online, err := primaryOnReplica(addr, apiKey); err != nil || !slices.Contains(online, "r2") {
+			t.Errorf("r2 frozen: replica %s lists %v online (%v); want the frozen r2 among them, its stream up", name, online, err)
+		}
+	}
 	if err := r2.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}

@@ -145,7 +145,7 @@ func (pw *primariesWriter) flush() {
 	defer cancel()
 	err := pw.store.SetPrimaryRoutes(pw.store.WithApplierFence(ctx), primariesToStore(p))
 	if errors.Is(err, store.ErrNotApplier) {
-		pw.logf("control: not saving the primary routers: another replica decides them (it applies revisions)")
+		pw.logf("control: not saving the primary routers: the replica applying revisions decides them, and this one is not it (yet)")
 		return
 	}
 	if err != nil {

@@ -189,3 +189,43 @@ func TestRouterHealthFannedOut(t *testing.T) {
 	a.answering.Store(true)
 	waitPublished(false)
 }
+
+// TestRemoteRouterEndsGrace: after a restart, a saved primary that comes
+// back on another replica is judged by what that replica says from then
+// on, as one reconnecting here is by its stream: when it goes offline
+// there, it fails over without waiting for the grace to end.
+func TestRemoteRouterEndsGrace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	subnet := netip.MustParsePrefix("192.0.2.0/24")
+	ts := startServerWith(t, testTailnet(), "", func(c *Config) { c.RouterHealth = RouterHealth{Interval: -1, RestartGrace: -1} })
+	r1, r2 := registerRouter(t, ts, "r1", subnet), registerRouter(t, ts, "r2", subnet)
+	r1.stream(ctx, routerMapReq(r1, subnet)).next()
+	alice := newRawNode(t, ts)
+	alice.register(alice.registerReq(aliceKey))
+	wantPrimary(t, "before the restart", ts, alice, subnet, "r1")
+	testkit.WaitFor(t, ctx, "r1 saved", func() (bool, string) {
+		got := savedPrimary(ctx, ts, subnet)
+		return got == "r1", got + " is saved"
+	})
+
+	ts = restartServer(t, ts, RouterHealth{Interval: -1, RestartGrace: time.Hour})
+	(&rawNode{t: t, mk: r2.mk, nk: r2.nk, dk: r2.dk}).connect(ts).stream(ctx, routerMapReq(r2, subnet)).next()
+	viewer := (&rawNode{t: t, mk: alice.mk, nk: alice.nk, dk: alice.dk}).connect(ts)
+	wantPrimary(t, "in the grace, only the standby back", ts, viewer, subnet, "r1")
+	var id tailcfg.NodeID
+	ts.do(ctx, func(w *world) error { id = w.names["r1"].id; return nil })
+	for _, st := range []struct {
+		what   string
+		online bool
+		want   string
+	}{
+		{"r1 back on replica rB", true, "r1"},
+		{"r1 gone from rB, in the grace", false, "r2"},
+	} {
+		if err := ts.RemoteRuntime(ctx, "rB", []RuntimeState{{ID: id, Online: st.online}}); err != nil {
+			t.Fatal(err)
+		}
+		wantPrimary(t, st.what, ts, viewer, subnet, st.want)
+	}
+}

@@ -78,6 +78,11 @@ func TestPrimaryRoutesAmongReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	ld, err := decider.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
 	theirs := []PrimaryRoute{{Prefix: "10.0.0.0/24", NodeID: 2}}
 	if err := follower.SetPrimaryRoutes(follower.WithApplierFence(ctx), []PrimaryRoute{{Prefix: "10.0.0.0/24", NodeID: 3}}); !errors.Is(err, ErrNotApplier) {
 		t.Errorf("the follower saved primary routes under the fence: %v; want ErrNotApplier", err)
@@ -94,5 +99,13 @@ func TestPrimaryRoutesAmongReplicas(t *testing.T) {
 	}
 	if got, err := follower.PrimaryRoutes(ctx); err != nil || !cmp.Equal(theirs, got) {
 		t.Errorf("the follower reads %v (%v); want the decider's %v", got, err, theirs)
+	}
+	// The decider heard nothing of the refused write: the first it hears
+	// is the follower's ping.
+	if err := follower.Notify(ctx, "ping", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ld.Next(ctx); err != nil || got != (Notification{"ping", follower.ReplicaID(), ""}) {
+		t.Errorf("the decider's listener got %+v, %v; want only the follower's ping", got, err)
 	}
 }

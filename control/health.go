@@ -181,6 +181,7 @@ func (w *world) checkRouters() {
 			if h.misses >= w.srv.health.Misses && !h.unhealthy {
 				h.unhealthy = true
 				w.srv.logf("control: router %q (%d) left %d pings in a row unanswered; its subnets fail over until it answers", n.givenName, n.id, h.misses)
+				w.fanout(n) // replicas: the deciding one fails it over
 				w.membershipChanged(n, false)
 			}
 		}
@@ -208,6 +209,7 @@ func (w *world) pingAnswered(id tailcfg.NodeID, tok string) {
 	if h.unhealthy {
 		h.unhealthy = false
 		w.srv.logf("control: router %q (%d) answers pings again; it may route its subnets", n.givenName, n.id)
+		w.fanout(n)
 		w.membershipChanged(n, false)
 	}
 }

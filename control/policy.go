@@ -118,6 +118,8 @@ func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.
 		RoutableIPs: n.hostinfo.RoutableIPs,
 		Created:     n.createdAt,
 		Offline:     w.routesOffline(n),
+		// Replicas: the elections the deciding replica gave n.
+		DecidedPrimary: w.decidedFor(n.id),
 	}
 	pn.ApprovedRoutes = w.approvedRoutes(n, pn, t, p)
 	return pn

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/netip"
 	"slices"
@@ -56,14 +57,15 @@ func primariesToStore(p policy.Primaries) []store.PrimaryRoute {
 
 // notePrimaries hands res's election outcome to the writer when it differs
 // from the one last handed on. Without a writer (a world built by a
-// benchmark) it only remembers it.
+// benchmark), or while another replica decides (primarylead.go), it only
+// remembers it.
 func (w *world) notePrimaries(res *policy.Result) {
 	p := res.Primaries()
 	if maps.Equal(p, w.primaries) {
 		return
 	}
 	w.primaries = p
-	if w.srv.primariesOut != nil {
+	if w.srv.primariesOut != nil && !w.lead.follow {
 		w.srv.primariesOut.hand(p)
 	}
 }
@@ -128,7 +130,9 @@ func (pw *primariesWriter) run() {
 }
 
 // flush writes the pending outcome, if any. A failed write is logged; the
-// next change writes the whole outcome again.
+// next change writes the whole outcome again. With replicas the write is
+// fenced: only the applier, the replica that decides, saves its outcome
+// (and the store tells the others); another's is refused.
 func (pw *primariesWriter) flush() {
 	pw.mu.Lock()
 	p := pw.pending
@@ -139,7 +143,12 @@ func (pw *primariesWriter) flush() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := pw.store.SetPrimaryRoutes(ctx, primariesToStore(p)); err != nil {
+	err := pw.store.SetPrimaryRoutes(pw.store.WithApplierFence(ctx), primariesToStore(p))
+	if errors.Is(err, store.ErrNotApplier) {
+		pw.logf("control: not saving the primary routers: the replica applying revisions decides them, and this one is not it (yet)")
+		return
+	}
+	if err != nil {
 		pw.logf("control: saving the primary routers (a restart may elect others until the next change saves them): %v", err)
 	}
 }

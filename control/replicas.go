@@ -42,6 +42,10 @@ type RuntimeState struct {
 	Endpoints []netip.AddrPort          `json:"e,omitempty"`
 	HomeDERP  int                       `json:"h,omitempty"`
 	Cap       tailcfg.CapabilityVersion `json:"c,omitempty"`
+	// Unhealthy is a subnet router failing the health checks of the
+	// replica it streams to (see health.go); the deciding replica fails
+	// it over (see primarylead.go).
+	Unhealthy bool `json:"u,omitempty"`
 }
 
 // replicaView is the world's knowledge of the other replicas: which one
@@ -51,7 +55,8 @@ type replicaView struct {
 }
 
 func (n *node) runtime() RuntimeState {
-	return RuntimeState{ID: n.id, Online: n.online, Disco: n.disco, Endpoints: n.endpoints, HomeDERP: n.homeDERP, Cap: n.capVer}
+	return RuntimeState{ID: n.id, Online: n.online, Disco: n.disco, Endpoints: n.endpoints, HomeDERP: n.homeDERP, Cap: n.capVer,
+		Unhealthy: n.health.unhealthy}
 }
 
 // fanout hands n's runtime state to Config.Fanout, unless n is another
@@ -139,6 +144,8 @@ func (w *world) remoteRuntime(n *node, replica string, st RuntimeState) {
 		n.capVer, pc.Cap, patched = st.Cap, st.Cap, true
 	}
 	onlineChanged := st.Online != n.online
+	healthChanged := st.Unhealthy != n.health.unhealthy
+	n.health.unhealthy = st.Unhealthy
 	if st.Online {
 		w.replicas.host[n.id] = replica
 	} else {
@@ -146,6 +153,10 @@ func (w *world) remoteRuntime(n *node, replica string, st RuntimeState) {
 	}
 	if onlineChanged {
 		w.setRemoteOnline(n, st.Online, pc)
+		return
+	}
+	if healthChanged && routesSubnets(n) {
+		w.membershipChanged(n, false) // only elections read it
 		return
 	}
 	switch {
@@ -161,6 +172,9 @@ func (w *world) remoteRuntime(n *node, replica string, st RuntimeState) {
 func (w *world) setRemoteOnline(n *node, online bool, pc *tailcfg.PeerChange) {
 	n.online = online
 	pc.Online = &online
+	if online {
+		delete(w.graceFor, n.id) // judged by what its replica says from now on
+	}
 	if !online {
 		n.offlineSince = w.srv.now()
 		seen := w.srv.now().UTC().Truncate(time.Second)

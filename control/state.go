@@ -68,6 +68,9 @@ type world struct {
 	// graceFor lists the saved primaries the restart grace still covers;
 	// see routesOffline.
 	graceFor map[tailcfg.NodeID]bool
+	// lead is another replica's election outcome while this server
+	// follows it; see primarylead.go.
+	lead primaryLead
 
 	nodes map[tailcfg.NodeID]*node
 	byKey map[key.NodePublic]*node

@@ -133,7 +133,10 @@ func (r *Result) electSubnets(prev map[PrimaryKey]tailcfg.NodeID) {
 	}
 	for p, cs := range candidates {
 		k := PrimaryKey{Prefix: p}
-		s := electOne(cs, previous(r, prev, k, cs), nil)
+		s := decidedAmong(k, cs)
+		if s == nil {
+			s = electOne(cs, previous(r, prev, k, cs), nil)
+		}
 		r.primary[p] = s
 		r.elected[k] = s
 		s.primary = append(s.primary, p)
@@ -166,8 +169,23 @@ func (r *Result) electVia(prev map[PrimaryKey]tailcfg.NodeID) {
 		})
 	}
 	for k, cs := range candidates {
+		if s := decidedAmong(k, cs); s != nil {
+			r.elected[k] = s
+			continue
+		}
 		r.elected[k] = electOne(cs, previous(r, prev, k, cs), r.primary[k.Prefix])
 	}
+}
+
+// decidedAmong returns the candidate another server decided wins k (see
+// Node.DecidedPrimary), nil if none.
+func decidedAmong(k PrimaryKey, candidates []*nodeState) *nodeState {
+	for _, s := range candidates {
+		if slices.Contains(s.DecidedPrimary, k) {
+			return s
+		}
+	}
+	return nil
 }
 
 // previous returns the node prev elected for k if it is still one of the

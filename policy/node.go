@@ -32,6 +32,14 @@ type Node struct {
 	// router. The zero value means online.
 	Offline bool
 
+	// DecidedPrimary names the elections (see PrimaryKey) another server
+	// decided this router wins: of several replicas one decides, and the
+	// others install its outcome. Such an election elects this router
+	// while it is one of its candidates, whatever Offline says and whoever
+	// was primary; an election no candidate's DecidedPrimary names is held
+	// as usual. Empty (the zero value) for a server that decides itself.
+	DecidedPrimary []PrimaryKey
+
 	// Created is when the node registered: of several routers of a
 	// subnet, a fresh election picks the online one registered first
 	// (ties: the lower ID). The zero time sorts before every other.

@@ -227,10 +227,10 @@ func (r *Result) unchanged(nd *Node) *nodeState {
 }
 
 // sameNode reports whether two inventory entries are equal for the engine;
-// with elections false, Offline and Created, which only elections read,
-// are not compared.
+// with elections false, Offline, Created and DecidedPrimary, which only
+// elections read, are not compared.
 func sameNode(a, b *Node, elections bool) bool {
-	if elections && (a.Offline != b.Offline || !a.Created.Equal(b.Created)) {
+	if elections && (a.Offline != b.Offline || !a.Created.Equal(b.Created) || !slices.Equal(a.DecidedPrimary, b.DecidedPrimary)) {
 		return false
 	}
 	return a.ID == b.ID && a.User == b.User && a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6 &&

@@ -12,8 +12,11 @@
 //	            runtime   → control.RemoteRuntime (online, endpoints, disco key, home DERP)
 //	            hello     → this replica's whole runtime, for one that just (re)connected
 //	            sync      → the applier's pipeline syncs (a webhook reached another replica)
+//	            primaries → control.FollowPrimaries, unless this replica decides them
 //	fan-out     control.Config.Fanout → Publish: runtime changes coalesced per node
 //	            and sent in batches of at most store.MaxNotifyBody bytes
+//	primaries   the applier decides the subnet routers' elections, the others
+//	            install its outcome (see primaries.go)
 //	relays      each lease carries the replica's relay (Config.DERPNode); when the
 //	            live replicas' relays change, Config.SetDERPPeers meshes with them
 //
@@ -83,6 +86,7 @@ type Replica struct {
 	wake    chan struct{} // size 1; the sender has something to send
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
+	lead    primaryLead // who decides the primary routers; see primaries.go
 
 	mu       sync.Mutex                              // guards the fields below
 	pending  map[tailcfg.NodeID]control.RuntimeState // runtime changes not sent yet, the latest per node
@@ -272,6 +276,9 @@ func (r *Replica) beat(ctx context.Context) error {
 		r.cfg.Logf("replica %s: the lease had lapsed; announcing its nodes again", r.ID())
 		r.publishAll(ctx)
 	}
+	if r.ctrl != nil {
+		r.syncPrimaries(ctx) // after ReplicaGone: a new decider fails the gone routers over itself
+	}
 	return nil
 }
 
@@ -423,6 +430,7 @@ func (r *Replica) catchUp(ctx context.Context) {
 		r.cfg.Logf("replica %s: reading the nodes: %v", r.ID(), err)
 	}
 	r.signal() // the pipeline reads the latest revision
+	r.syncPrimaries(ctx)
 	if err := r.st.Notify(ctx, notifyHello, ""); err != nil {
 		r.cfg.Logf("replica %s: %v", r.ID(), err)
 	}
@@ -441,6 +449,8 @@ func (r *Replica) handle(ctx context.Context, n store.Notification) {
 		}
 	case store.NotifyRevision:
 		r.signal()
+	case store.NotifyPrimaries:
+		r.syncPrimaries(ctx)
 	case notifyRuntime:
 		var states []control.RuntimeState
 		if err := json.Unmarshal([]byte(n.Body), &states); err != nil {

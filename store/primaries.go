@@ -44,7 +44,9 @@ func (s *Store) PrimaryRoutes(ctx context.Context) ([]PrimaryRoute, error) {
 
 // SetPrimaryRoutes replaces the saved election outcomes with routes, in
 // one transaction: afterwards PrimaryRoutes returns exactly routes. An
-// empty routes clears them.
+// empty routes clears them. On PostgreSQL the other replicas are notified
+// (NotifyPrimaries); run it under WithApplierFence so that only the
+// replica deciding the elections saves them.
 func (s *Store) SetPrimaryRoutes(ctx context.Context, routes []PrimaryRoute) error {
 	for _, p := range routes {
 		if p.Prefix == "" {
@@ -61,6 +63,6 @@ func (s *Store) SetPrimaryRoutes(ctx context.Context, routes []PrimaryRoute) err
 				return fmt.Errorf("store: saving primary route %s (via %q) of node %d: %w", p.Prefix, p.Via, p.NodeID, err)
 			}
 		}
-		return nil
+		return tx.notify(ctx, NotifyPrimaries, "")
 	})
 }

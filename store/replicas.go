@@ -61,6 +61,9 @@ func conflict(err error) error {
 const (
 	NotifyNode     = "node"     // body: the ID of a node inserted, updated or deleted
 	NotifyRevision = "revision" // body: the ID of the revision recorded
+	// NotifyPrimaries: the primary routers were saved (SetPrimaryRoutes);
+	// body empty.
+	NotifyPrimaries = "primaries"
 )
 
 // notifyChannel is the one LISTEN/NOTIFY channel of tailplane.

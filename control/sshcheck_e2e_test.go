@@ -31,7 +31,7 @@ func startCheckLogin(t *testing.T, tn *schema.Tailnet) (*login.Manager, string) 
 		"bob":   {Password: "bob-pw", Email: "bob@example.com", Verified: true},
 	})
 	m, err := login.New(context.Background(), login.Config{
-		BaseURL: srv.URL, ClientSecret: prov.ClientSecret, Logf: t.Logf,
+		BaseURL: srv.URL, ClientSecret: prov.ClientSecret, Logf: t.Logf, Store: loginStore(t),
 		OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.ClientID, Scopes: []string{"openid", "email"}, EmailClaim: "email"},
 		LookupUser: func(_ context.Context, l string) (string, bool) {
 			_, ok := tn.Users[strings.ToLower(l)]

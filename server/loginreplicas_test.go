@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +145,119 @@ func assertUser(t *testing.T, ctx context.Context, n *tailscaled.Node, user stri
 	t.Helper()
 	if _, got := self(t, ctx, n); got != user {
 		t.Errorf("tailscale status: the node's user is %q, want %s", got, user)
+	}
+}
+
+// sshCheckConfig is a tailnet of alice's nodes where every SSH session
+// as user needs a check, signing in at prov.
+func sshCheckConfig(prov *logintest.Provider, user string) string {
+	return `{
+	"tailnet": {"name": "SSH check", "domain": "tail.login.test"},
+	"users": {"alice@example.com": {}},
+	"authKeys": {"laptops": {"user": "alice@example.com", "reusable": true, "secretHash": "` + testkit.SecretHash(peerKey) + `"}},
+	"login": {"oidc": {"issuer": "` + prov.URL + `", "clientID": "` + prov.ClientID + `", "scopes": ["openid", "email"]}},
+	"ssh": [{"action": "check", "src": ["alice@example.com"], "dst": ["alice@example.com"], "users": ["` + user + `"]}],
+}`
+}
+
+// joinWithKey starts a tailscaled named name and brings it up on srv
+// with the tailnet's auth key, with more `tailscale up` flags.
+func joinWithKey(t *testing.T, ctx context.Context, bins *tailscaled.Binaries, srv *Server, name string, flags ...string) *tailscaled.Node {
+	t.Helper()
+	n := testkit.StartTailscaled(t, ctx, bins, filepath.Join(t.TempDir(), name))
+	args := append([]string{"up", "--login-server=" + srv.URL(), "--auth-key=" + peerKey, "--hostname=" + name}, flags...)
+	if out, err := n.Tailscale(ctx, args...); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, out)
+	}
+	return n
+}
+
+// waitHostKeys waits until n knows peer's SSH host keys, which the
+// tailscale ssh CLI pins.
+func waitHostKeys(t *testing.T, ctx context.Context, n *tailscaled.Node, peer string) {
+	t.Helper()
+	testkit.WaitFor(t, ctx, "the SSH host keys of "+peer, func() (bool, string) {
+		st, err := testkit.TailscaleStatus(ctx, n)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range st.Peer {
+			if p.DNSName == peer {
+				return len(p.SSH_HostKeys) > 0 && p.Online, fmt.Sprint(p.SSH_HostKeys)
+			}
+		}
+		return false, peer + " is not a peer"
+	})
+}
+
+// TestSSHCheckAcrossReplicasTailscaled: under an SSH "check" rule, a real
+// `tailscale ssh` from alpha (on replica B) to beta (Tailscale SSH, on
+// replica A) waits on A's check; the person opens the printed link on B's
+// address and passes the check in Chromium; A's long poll accepts and the
+// command runs. The passed check is in the database: a second ssh within
+// the checkPeriod, to gamma on replica B, runs without a prompt.
+func TestSSHCheckAcrossReplicasTailscaled(t *testing.T) {
+	me := testkit.SSHUser(t)
+	bins := testkit.TailscaledBinaries(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	prov := logintest.StartProvider(t, "", loginUsers)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tailnet.hujson"), []byte(sshCheckConfig(prov, me.Username)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dbURL := testkit.SharedPostgres(t).NewDatabase(t)
+	var logA, logB testkit.LogBuffer
+	a := startLoginReplica(t, ctx, dbURL, dir, prov.ClientSecret, &logA)
+	b := startLoginReplica(t, ctx, dbURL, dir, prov.ClientSecret, &logB)
+	prov.AllowRedirect(b.URL() + "/login/callback")
+	alpha := joinWithKey(t, ctx, bins, b, "alpha")
+	joinWithKey(t, ctx, bins, a, "beta", "--ssh")
+	waitHostKeys(t, ctx, alpha, "beta.tail.login.test.")
+
+	home := t.TempDir()
+	ssh := func(ctx context.Context, host, word string) (*exec.Cmd, *testkit.LogBuffer) {
+		cmd := alpha.Command(ctx, "ssh", me.Username+"@"+host, "echo", word)
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+		out := new(testkit.LogBuffer)
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd, out
+	}
+	cmd, out := ssh(ctx, "beta", "session-ran")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	urlRE := regexp.MustCompile(`(` + regexp.QuoteMeta(a.URL()) + `/login/[A-Z2-7]+)\r?\n`)
+	testkit.WaitFor(t, ctx, "tailscale ssh to print a login URL of replica A", func() (bool, string) {
+		return urlRE.MatchString(out.String()), out.String()
+	})
+	link := urlRE.FindStringSubmatch(out.String())[1]
+	br := logintest.NewBrowser(t)
+	br.Open(b.URL() + strings.TrimPrefix(link, a.URL()))
+	if got := br.SignIn("alice", "alice-pw"); got != "Check passed" {
+		t.Fatalf("passing the check on replica B: page %q: %s", got, br.Text("message"))
+	}
+	select {
+	case err := <-exited:
+		if err != nil || !strings.Contains(out.String(), "session-ran") {
+			t.Fatalf("tailscale ssh after the check: %v\n%s", err, out.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("tailscale ssh still waits after the check on B:\n%s", out.String())
+	}
+	if !strings.Contains(logA.String(), "alice@example.com passed the check") {
+		t.Errorf("replica A did not accept the check:\n%s", logA.String())
+	}
+
+	joinWithKey(t, ctx, bins, b, "gamma", "--ssh")
+	waitHostKeys(t, ctx, alpha, "gamma.tail.login.test.")
+	// Were the check not found, the ssh would print a link and wait.
+	sctx, scancel := context.WithTimeout(ctx, time.Minute)
+	defer scancel()
+	cmd, out = ssh(sctx, "gamma", "again")
+	if err := cmd.Run(); err != nil || strings.TrimSpace(out.String()) != "again" {
+		t.Errorf("tailscale ssh to gamma (replica B) within the checkPeriod: %v: %q, want just the command's output", err, out.String())
 	}
 }

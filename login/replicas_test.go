@@ -84,6 +84,13 @@ func TestLoginAcrossReplicas(t *testing.T) {
 		t.Errorf("Wait on B for A's approval: %v, %v", got, err)
 	}
 
+	capHoldsAcross(t, ctx, a, b)
+}
+
+// capHoldsAcross starts 4 logins of one machine, by turns on a and b,
+// with the cap of 3: the oldest is canceled, the newest open.
+func capHoldsAcross(t *testing.T, ctx context.Context, a, b *Manager) {
+	t.Helper()
 	var opened []Pending
 	for i := range 4 {
 		m := []*Manager{a, b}[i%2]

@@ -85,7 +85,7 @@ type Pending struct {
 	User string
 }
 
-// Errors returned by Wait and Approve.
+// Errors returned by Wait and Approve (and ErrBusy by StartCheck).
 var (
 	ErrUnknown      = errors.New("no such login (it may have expired and been removed)")
 	ErrExpired      = errors.New("the login expired before it completed")

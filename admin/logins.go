@@ -39,8 +39,13 @@ func (a *api) logins(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, errLoginOff)
 		return
 	}
+	pending, err := a.cfg.Logins.List(r.Context())
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
 	out := []Login{}
-	for _, p := range a.cfg.Logins.List() {
+	for _, p := range pending {
 		out = append(out, Login{ID: p.ID, Device: p.Device, Machine: p.Machine, Started: p.Started, Expires: p.Expires})
 	}
 	writeJSON(w, out)

@@ -25,7 +25,7 @@ func TestLoginsEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	m, err := login.New(context.Background(), login.Config{BaseURL: "http://tailplane.test",
+	m, err := login.New(context.Background(), login.Config{BaseURL: "http://tailplane.test", Store: st,
 		LookupUser: func(_ context.Context, l string) (string, bool) {
 			_, ok := loop.Applied().Users[l]
 			return l, ok
@@ -37,8 +37,15 @@ func TestLoginsEndpoints(t *testing.T) {
 	t.Cleanup(on.Close)
 	off := httptest.NewServer(Handler(Config{Pipeline: loop.Pipeline, Served: loop.Applied}))
 	t.Cleanup(off.Close)
-	p := m.StartFor("mkey:laptop", "laptop (linux)")
-	done := m.Start("mkey:other")
+	ctx := context.Background()
+	p, err := m.Start(ctx, "mkey:laptop", login.StartOptions{Device: "laptop (linux)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := m.Start(ctx, "mkey:other", login.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Approve(context.Background(), done.ID, "bob@example.com"); err != nil {
 		t.Fatal(err)
 	}

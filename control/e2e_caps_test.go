@@ -57,19 +57,8 @@ func cliCmd(ctx context.Context, bins *tailscaled.Binaries, n *tailscaled.Node, 
 	return cmd
 }
 
-// sshUser checks that the system ssh client, which tailscale ssh runs, is
-// installed, and returns the user the tests log in as: the current one.
-func sshUser(t *testing.T) *user.User {
-	t.Helper()
-	if _, err := exec.LookPath("ssh"); err != nil {
-		t.Fatalf("tailscale ssh runs the system ssh client, and there is none: %v (install openssh-client)", err)
-	}
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return me
-}
+// sshUser is testkit.SSHUser: the user tests log in as over Tailscale SSH.
+func sshUser(t *testing.T) *user.User { return testkit.SSHUser(t) }
 
 // TestDefaultCapsTailscaled: with a config that mentions neither nodeAttrs
 // nor capabilities, real clients can turn on Tailscale SSH (`up --ssh` on

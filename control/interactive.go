@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
-	"time"
 
 	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/schema"
@@ -24,89 +22,13 @@ import (
 
 // maxLoginsPerMachine is how many open logins one machine key may have;
 // starting one more cancels its oldest. A person who runs `tailscale up`
-// again gets a new URL and the old one stops working.
+// again gets a new URL and the old one stops working. The logins are in
+// the store, so the cap holds across replicas.
 const maxLoginsPerMachine = 3
-
-// loginForget is how long after its expiry a login URL is still known,
-// so that a late follow-up gets a fresh URL rather than "unknown".
-const loginForget = 10 * time.Minute
-
-// loginTicket is an open login of a machine, for the node key it was
-// started for.
-type loginTicket struct {
-	p       login.Pending
-	machine key.MachinePublic
-	nodeKey key.NodePublic
-}
-
-// interactiveLogins are the open logins, by URL and by machine. It
-// synchronizes itself: the owner goroutine starts logins, the held
-// follow-up requests look them up and end them.
-type interactiveLogins struct {
-	mu        sync.Mutex // guards the fields below
-	byURL     map[string]*loginTicket
-	byMachine map[key.MachinePublic][]*loginTicket // oldest first
-}
-
-// start opens a login at m for the node key nk of machine mkey, first
-// canceling the machine's oldest open login if it has too many, and
-// forgetting logins long expired.
-func (l *interactiveLogins) start(m *login.Manager, mkey key.MachinePublic, nk key.NodePublic, device string, now time.Time) login.Pending {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.byURL == nil {
-		l.byURL = map[string]*loginTicket{}
-		l.byMachine = map[key.MachinePublic][]*loginTicket{}
-	}
-	for _, t := range l.byURL {
-		if now.After(t.p.Expires.Add(loginForget)) {
-			l.removeLocked(t)
-		}
-	}
-	if open := l.byMachine[mkey]; len(open) >= maxLoginsPerMachine {
-		// The canceled stay known by URL, so that their follow-ups are
-		// told so (rather than given yet another URL), until forgotten.
-		n := len(open) - maxLoginsPerMachine + 1
-		for _, t := range open[:n] {
-			m.Cancel(t.p.ID)
-		}
-		l.byMachine[mkey] = slices.Delete(open, 0, n)
-	}
-	p := m.StartFor(mkey.String(), device)
-	t := &loginTicket{p: p, machine: mkey, nodeKey: nk}
-	l.byURL[p.URL] = t
-	l.byMachine[mkey] = append(l.byMachine[mkey], t)
-	return p
-}
-
-func (l *interactiveLogins) lookup(url string) *loginTicket {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.byURL[url]
-}
-
-func (l *interactiveLogins) remove(t *loginTicket) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.removeLocked(t)
-}
-
-func (l *interactiveLogins) removeLocked(t *loginTicket) {
-	if l.byURL[t.p.URL] != t {
-		return
-	}
-	delete(l.byURL, t.p.URL)
-	open := slices.DeleteFunc(l.byMachine[t.machine], func(o *loginTicket) bool { return o == t })
-	if len(open) == 0 {
-		delete(l.byMachine, t.machine)
-	} else {
-		l.byMachine[t.machine] = open
-	}
-}
 
 // startLogin answers a registration that needs a person to log in with a
 // new login URL.
-func (s *Server) startLogin(mkey key.MachinePublic, req *tailcfg.RegisterRequest) *tailcfg.RegisterResponse {
+func (s *Server) startLogin(ctx context.Context, mkey key.MachinePublic, req *tailcfg.RegisterRequest) *tailcfg.RegisterResponse {
 	device := "a device"
 	if hi := req.Hostinfo; hi != nil && hi.Hostname != "" {
 		device = hi.Hostname
@@ -114,7 +36,11 @@ func (s *Server) startLogin(mkey key.MachinePublic, req *tailcfg.RegisterRequest
 			device += " (" + hi.OS + ")"
 		}
 	}
-	p := s.logins.start(s.login, mkey, req.NodeKey, device, s.now())
+	p, err := s.login.Start(ctx, mkey.String(), login.StartOptions{Device: device, Bound: req.NodeKey.String(), MaxOpen: maxLoginsPerMachine})
+	if err != nil {
+		s.logf("control: starting a login for machine %s: %v", mkey.ShortString(), err)
+		return rejected("server could not start a login (%v); try again", err)
+	}
 	s.logf("control: login %s started for %s from machine %s", p.ID, device, mkey.ShortString())
 	return &tailcfg.RegisterResponse{AuthURL: p.URL}
 }
@@ -128,25 +54,26 @@ func (s *Server) followup(ctx context.Context, mkey key.MachinePublic, req *tail
 	if s.login == nil {
 		return rejected("%s", errLoginOff)
 	}
-	t := s.logins.lookup(req.Followup)
-	if t == nil {
+	p, err := s.login.Lookup(ctx, req.Followup)
+	switch {
+	case errors.Is(err, login.ErrUnknown):
 		// A repeat of a follow-up answered already (the node is
 		// registered), or one this server forgot: answered as a plain
 		// register, which starts a fresh login if one is needed.
 		s.logf("control: login follow-up from machine %s for a login URL this server does not know (any more)", mkey.ShortString())
 		return s.register(ctx, mkey, req)
-	}
-	if t.machine != mkey {
-		s.logf("control: login %s: follow-up from machine %s refused: the login belongs to machine %s", t.p.ID, mkey.ShortString(), t.machine.ShortString())
+	case err != nil:
+		return rejected("server could not read the login (%v); try again", err)
+	case p.Machine != mkey.String():
+		s.logf("control: login %s: follow-up from machine %s refused: the login belongs to another machine", p.ID, mkey.ShortString())
 		return rejected("this login URL was given to another device; run `tailscale up` on this device to get its own")
-	}
-	if t.nodeKey != req.NodeKey {
+	case p.Bound != req.NodeKey.String():
 		return rejected("this login URL was given for another node key of this device; run `tailscale up` again")
 	}
-	res, err := s.login.Wait(ctx, t.p.ID, mkey.String())
+	res, err := s.login.Wait(ctx, p.ID, mkey.String())
 	switch {
 	case err == nil:
-		s.logins.remove(t)
+		s.forgetLogin(ctx, p.ID)
 		var resp *tailcfg.RegisterResponse
 		if err := s.do(ctx, func(w *world) error {
 			resp = w.registerLoggedIn(ctx, mkey, req, res)
@@ -156,14 +83,22 @@ func (s *Server) followup(ctx context.Context, mkey key.MachinePublic, req *tail
 		}
 		return resp
 	case errors.Is(err, login.ErrExpired), errors.Is(err, login.ErrUnknown):
-		s.logins.remove(t)
-		s.logf("control: login %s expired before anyone logged in; machine %s gets a fresh URL", t.p.ID, mkey.ShortString())
+		s.forgetLogin(ctx, p.ID)
+		s.logf("control: login %s expired before anyone logged in; machine %s gets a fresh URL", p.ID, mkey.ShortString())
 		return s.register(ctx, mkey, req)
 	case errors.Is(err, login.ErrCanceled):
-		s.logins.remove(t)
+		s.forgetLogin(ctx, p.ID)
 		return rejected("this login was replaced by a newer one from this device; open the URL `tailscale up` printed last")
 	default: // ctx ended: the client gave up, or the server is stopping
 		return rejected("the login did not finish before the request ended (%v); run `tailscale up` again", err)
+	}
+}
+
+// forgetLogin forgets the login id once its follow-up was answered: a
+// repeat of the follow-up is then answered as a plain register.
+func (s *Server) forgetLogin(ctx context.Context, id string) {
+	if err := s.login.Forget(context.WithoutCancel(ctx), id); err != nil {
+		s.logf("control: %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 )
@@ -21,7 +22,7 @@ func startLoginServer(t *testing.T, tn *schema.Tailnet, ttl time.Duration, mod f
 	t.Helper()
 	var ts *testServer
 	m, err := login.New(context.Background(), login.Config{
-		BaseURL: "http://tailplane.test", TTL: ttl, Logf: t.Logf,
+		BaseURL: "http://tailplane.test", TTL: ttl, Logf: t.Logf, Store: loginStore(t),
 		LookupUser: func(_ context.Context, l string) (string, bool) {
 			_, ok := ts.Tailnet().Users[l]
 			return l, ok
@@ -39,14 +40,35 @@ func startLoginServer(t *testing.T, tn *schema.Tailnet, ttl time.Duration, mod f
 	return ts, m
 }
 
-// loginID is the open login whose URL is url.
+// loginStore is a store of its own for a test's login.Manager.
+func loginStore(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// loginID is the login whose URL is url.
 func loginID(t *testing.T, m *login.Manager, ts *testServer, url string) string {
 	t.Helper()
-	tk := ts.logins.lookup(url)
-	if tk == nil {
-		t.Fatalf("no open login for %s", url)
+	p, err := m.Lookup(context.Background(), url)
+	if err != nil {
+		t.Fatalf("no login for %s: %v", url, err)
 	}
-	return tk.p.ID
+	return p.ID
+}
+
+// openLogins is m.List; a failure fails t.
+func openLogins(t *testing.T, m *login.Manager) []login.Pending {
+	t.Helper()
+	ps, err := m.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
 }
 
 // followup sends req again with Followup set to url, as the client does
@@ -88,7 +110,7 @@ func TestInteractiveRegistration(t *testing.T) {
 		t.Fatalf("follow-up answered before the login completed: %+v", r)
 	case <-time.After(200 * time.Millisecond): // only shows the request is held
 	}
-	pending := m.List()
+	pending := openLogins(t, m)
 	if len(pending) != 1 || pending[0].Device != "raw" || pending[0].URL != "" {
 		t.Fatalf("open logins %+v, want one for device raw, without its URL", pending)
 	}
@@ -110,7 +132,7 @@ func TestInteractiveRegistration(t *testing.T) {
 	if len(nodes) != 1 || nodes[0].UserLogin != "bob@example.com" || nodes[0].AuthKey != "" {
 		t.Errorf("store holds %+v, want one node of bob, registered by no auth key", nodes)
 	}
-	if got := m.List(); len(got) != 0 {
+	if got := openLogins(t, m); len(got) != 0 {
 		t.Errorf("open logins after registration: %+v", got)
 	}
 	// A repeated follow-up (the client lost the answer) is a refresh.
@@ -164,7 +186,7 @@ func TestInteractiveFollowupRefused(t *testing.T) {
 					t.Fatalf("keyless register: %+v", a)
 				}
 			}
-			if got := len(m.List()); got != maxLoginsPerMachine {
+			if got := len(openLogins(t, m)); got != maxLoginsPerMachine {
 				t.Errorf("%d open logins, want the cap of %d", got, maxLoginsPerMachine)
 			}
 			return <-n.followup(req, url)

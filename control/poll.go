@@ -313,7 +313,7 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 	}
 	if save {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := w.saveNode(ctx, n); err != nil {
+		if err := w.saveNodeSeen(ctx, n); err != nil {
 			w.srv.logf("control: saving node %d: %v", n.id, err)
 		}
 		cancel()

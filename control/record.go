@@ -115,3 +115,10 @@ func (n *nodeRecord) toStore() *store.Node {
 func (w *world) saveNode(ctx context.Context, n *node) error {
 	return w.srv.store.SaveNode(ctx, n.toStore())
 }
+
+// saveNodeSeen writes only what n's map stream told this server (its
+// Hostinfo, disco key, last seen), leaving what another replica may have
+// changed in the row meanwhile (an approval, a rename) as it is.
+func (w *world) saveNodeSeen(ctx context.Context, n *node) error {
+	return w.srv.store.SaveNodeSeen(ctx, n.toStore())
+}

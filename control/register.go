@@ -166,7 +166,7 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 		return &tailcfg.RegisterResponse{NodeKeyExpired: true, Error: "tailplane: this node's key expired; run `tailscale up --force-reauth` to log in again (add `--auth-key=KEY` on a server without interactive login)"}
 	}
 	if noAuth && w.srv.login != nil {
-		return w.srv.startLogin(mkey, req) // see followup for the rest
+		return w.srv.startLogin(ctx, mkey, req) // see followup for the rest
 	}
 	// Everything else needs an auth key, a new node key for a known node
 	// too: the client only makes one when it means to log in again

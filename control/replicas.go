@@ -326,6 +326,9 @@ func (w *world) reloadNode(ctx context.Context, id tailcfg.NodeID, row *store.No
 		return nil
 	}
 	w.membershipChanged(n, false)
+	if n.sess != nil && old.pending != rec.pending {
+		n.sess.enqueueFull() // approved on another replica: MachineAuthorized, as ApproveNode sends it
+	}
 	return nil
 }
 

@@ -106,12 +106,10 @@ type Server struct {
 	derpBase  atomic.Pointer[tailcfg.DERPMap] // derpMap as SetDERPMap replaced it; nil: never (derpmapset.go)
 	serverURL string
 	login     *login.Manager     // nil: interactive login is off
-	logins    interactiveLogins  // the open logins' URLs and machines
 	certDNS   ChallengePublisher // nil: set-dns refused
 	keepAlive time.Duration
 	timeouts  Timeouts
 	relay     *relayAdmission // who may use the embedded DERP relay; kept current by the owner goroutine
-	checks    sshChecks       // passed SSH checks (sshaction.go); synchronizes itself
 	limits    Limits          // with defaults filled in
 	health    RouterHealth    // with defaults filled in
 	pings     pingTable       // outstanding router pings; see health.go

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,13 +9,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/policy"
 	"tailscale.com/tailcfg"
-	"tailscale.com/types/key"
 )
 
 // SSH check mode. A "check" rule hands the destination node
@@ -40,83 +39,38 @@ const (
 	sshCheckBadURL = "tailscale: the SSH check callback URL is malformed; ask the tailnet's admin to check the server log\n"
 	sshCheckOver   = "tailscale: the check was not completed in time; connect again for a new link\n"
 	sshCheckBusy   = "tailscale: too many SSH checks are waiting on this node; complete one, or connect again in a few minutes\n"
+	sshCheckFailed = "tailscale: the tailplane server could not start the check; connect again, or ask the tailnet's admin to check the server log\n"
 )
 
 // maxOpenSSHChecks is how many checks one destination may have waiting
 // at once: each holds a pending login until it completes or expires.
 const maxOpenSSHChecks = 16
 
-// sshChecks remembers passed checks, per source node and the user who
-// passed it, for the checkPeriod of the rule that asks next. It lives in
-// memory: a restarted server checks again.
-type sshChecks struct {
-	mu     sync.Mutex // guards the fields below
-	passed map[sshCheckKey]time.Time
-	open   map[key.MachinePublic]map[string]time.Time // each destination's waiting checks: login ID to expiry
-}
+// Passed checks are kept in the store, per source node and the user who
+// passed it, so that every replica (and a restarted server) honours them
+// for the checkPeriod of the rule that asks next.
 
-// start runs begin (which starts a check and returns its login ID and
-// expiry) unless destination dst has maxOpenSSHChecks waiting already.
-func (c *sshChecks) start(dst key.MachinePublic, now time.Time, begin func() (string, time.Time)) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, exp := range c.open[dst] {
-		if !now.Before(exp) {
-			delete(c.open[dst], id)
-		}
-	}
-	if len(c.open[dst]) >= maxOpenSSHChecks {
+// checkPassed reports whether user passed a check for src less than
+// period before now; a zero period ("always") never counts an earlier
+// check. A store error counts as no check (the person logs in again).
+func (s *Server) checkPassed(ctx context.Context, src tailcfg.NodeID, user string, period time.Duration) bool {
+	if period <= 0 {
 		return false
 	}
-	id, exp := begin()
-	if c.open == nil {
-		c.open = map[key.MachinePublic]map[string]time.Time{}
+	at, ok, err := s.store.SSHCheckPassed(ctx, int64(src), user)
+	if err != nil {
+		s.logf("control: ssh check: %v", err)
 	}
-	if c.open[dst] == nil {
-		c.open[dst] = map[string]time.Time{}
-	}
-	c.open[dst][id] = exp
-	return true
+	return ok && s.now().Sub(at) < period
 }
 
-// finished forgets dst's waiting check id.
-func (c *sshChecks) finished(dst key.MachinePublic, id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.open[dst], id)
-	if len(c.open[dst]) == 0 {
-		delete(c.open, dst)
+// rememberCheck records that user passed a check for src now,
+// forgetting checks older than any checkPeriod may reach.
+func (s *Server) rememberCheck(ctx context.Context, src tailcfg.NodeID, user string) {
+	now := s.now()
+	if err := s.store.PassSSHCheck(ctx, int64(src), user, now, now.Add(-policy.MaxSSHCheckPeriod)); err != nil {
+		s.logf("control: ssh check: %v (the next session is checked again)", err)
 	}
-}
-
-type sshCheckKey struct {
-	src  tailcfg.NodeID
-	user string
-}
-
-// valid reports whether k passed a check less than period before now; a
-// zero period ("always") never counts an earlier check.
-func (c *sshChecks) valid(k sshCheckKey, period time.Duration, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	at, ok := c.passed[k]
-	return ok && period > 0 && now.Sub(at) < period
-}
-
-// remember records that k passed a check at now, forgetting checks older
-// than any checkPeriod may reach.
-func (c *sshChecks) remember(k sshCheckKey, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.passed == nil {
-		c.passed = map[sshCheckKey]time.Time{}
-	}
-	for old, at := range c.passed {
-		if now.Sub(at) >= policy.MaxSSHCheckPeriod {
-			delete(c.passed, old)
-		}
-	}
-	c.passed[k] = now
 }
 
 // sshParties is what the check callback knows of a connection's nodes.
@@ -208,19 +162,20 @@ func (s *Server) serveSSHAction(w http.ResponseWriter, r *http.Request) {
 		writeSSHAction(w, sshReject(refusal))
 		return
 	}
-	key := sshCheckKey{p.src, p.srcLogin}
-	if s.checks.valid(key, period, s.now()) {
+	if s.checkPassed(r.Context(), p.src, p.srcLogin, period) {
 		s.logf("control: ssh check: %s: accepted, %s passed a check within %v", what, p.srcLogin, period)
 		writeSSHAction(w, policy.SSHAcceptAction())
 		return
 	}
-	var pend login.Pending
-	if !s.checks.start(machineKeyOf(r), s.now(), func() (string, time.Time) {
-		pend = s.login.StartCheck(checkWaiter(r, p), p.srcLogin)
-		return pend.ID, pend.Expires
-	}) {
+	pend, err := s.login.StartCheck(r.Context(), checkWaiter(r, p), p.srcLogin, machineKeyOf(r).String(), maxOpenSSHChecks)
+	switch {
+	case errors.Is(err, login.ErrBusy):
 		s.logf("control: ssh check: %s: rejected: %d checks wait on %s already", what, maxOpenSSHChecks, p.dstName)
 		writeSSHAction(w, sshReject(sshCheckBusy))
+		return
+	case err != nil:
+		s.logf("control: ssh check: %s: %v", what, err)
+		writeSSHAction(w, sshReject(sshCheckFailed))
 		return
 	}
 	s.logf("control: ssh check: %s: asked %s to log in again (login %s)", what, p.srcLogin, pend.ID)
@@ -285,7 +240,6 @@ func (s *Server) serveSSHCheck(w http.ResponseWriter, r *http.Request) {
 	case r.Context().Err() != nil:
 		return // the poll broke; tailscaled asks again
 	}
-	s.checks.finished(machineKeyOf(r), id)
 	switch {
 	case err != nil:
 		s.logf("control: ssh check: login %s: %v", id, err)
@@ -298,7 +252,7 @@ func (s *Server) serveSSHCheck(w http.ResponseWriter, r *http.Request) {
 		writeSSHAction(w, sshReject(sshCheckNoSrc))
 		return
 	}
-	s.checks.remember(sshCheckKey{p.src, p.srcLogin}, s.now())
+	s.rememberCheck(r.Context(), p.src, p.srcLogin)
 	s.logf("control: ssh check: %s (node %d) -> %s (node %d): %s passed the check (login %s)", p.srcName, p.src, p.dstName, p.dst, res.User, id)
 	a := policy.SSHAcceptAction()
 	a.Message = "# tailplane: check passed as " + res.User + ".\n"

@@ -55,7 +55,7 @@ func sshCheckTailnet() *schema.Tailnet {
 // checks with Approve), for tn's users.
 func newCheckLogin(t *testing.T, tn *schema.Tailnet, now func() time.Time) *login.Manager {
 	t.Helper()
-	m, err := login.New(context.Background(), login.Config{BaseURL: "https://tp.example.com", Now: now, Logf: t.Logf,
+	m, err := login.New(context.Background(), login.Config{BaseURL: "https://tp.example.com", Now: now, Logf: t.Logf, Store: loginStore(t),
 		LookupUser: func(_ context.Context, l string) (string, bool) {
 			_, ok := tn.Users[strings.ToLower(l)]
 			return strings.ToLower(l), ok

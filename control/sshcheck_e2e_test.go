@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -31,7 +30,7 @@ func startCheckLogin(t *testing.T, tn *schema.Tailnet) (*login.Manager, string) 
 		"bob":   {Password: "bob-pw", Email: "bob@example.com", Verified: true},
 	})
 	m, err := login.New(context.Background(), login.Config{
-		BaseURL: srv.URL, ClientSecret: prov.ClientSecret, Logf: t.Logf,
+		BaseURL: srv.URL, ClientSecret: prov.ClientSecret, Logf: t.Logf, Store: loginStore(t),
 		OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.ClientID, Scopes: []string{"openid", "email"}, EmailClaim: "email"},
 		LookupUser: func(_ context.Context, l string) (string, bool) {
 			_, ok := tn.Users[strings.ToLower(l)]
@@ -42,24 +41,6 @@ func startCheckLogin(t *testing.T, tn *schema.Tailnet) (*login.Manager, string) 
 	}
 	h = m
 	return m, srv.URL
-}
-
-// waitSSHHostKeys waits until n knows peer's SSH host keys, which the
-// tailscale ssh CLI pins.
-func waitSSHHostKeys(t *testing.T, ctx context.Context, n *tailscaled.Node, peer string) {
-	t.Helper()
-	testkit.WaitFor(t, ctx, "the SSH host keys of "+peer, func() (bool, string) {
-		st, err := statusOf(ctx, n)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, p := range st.Peer {
-			if p.DNSName == peer {
-				return len(p.SSH_HostKeys) > 0 && p.Online, fmt.Sprint(p.SSH_HostKeys)
-			}
-		}
-		return false, peer + " is not a peer"
-	})
 }
 
 // sshPair starts the server on tn (mod, if not nil, changes its Config)
@@ -77,7 +58,7 @@ func sshPair(t *testing.T, tn *schema.Tailnet, mod func(*Config)) (run *e2eRun, 
 	if out, err := beta.Tailscale(ctx, "up", "--ssh", "--login-server="+run.url, "--hostname=beta"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	waitSSHHostKeys(t, ctx, alpha, "beta.tail.test.")
+	testkit.WaitSSHHostKeys(t, ctx, alpha, "beta.tail.test.")
 	return run, bins, alpha, beta
 }
 
@@ -150,7 +131,7 @@ func TestSSHCheckTailscaled(t *testing.T) {
 		if out, err := gamma.Tailscale(ctx, "up", "--login-server="+run.url, "--auth-key="+serverKey, "--hostname=gamma"); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		waitSSHHostKeys(t, ctx, gamma, "beta.tail.test.")
+		testkit.WaitSSHHostKeys(t, ctx, gamma, "beta.tail.test.")
 		st, err := statusOf(ctx, gamma)
 		if err != nil || len(st.Self.TailscaleIPs) == 0 {
 			t.Fatalf("gamma's status: %v, %+v", err, st)

@@ -208,7 +208,7 @@ func (w *world) leave(ctx context.Context, n *node, how leaving, why string, qui
 	case disconnecting:
 		n.lastSeen = w.srv.now().UTC().Truncate(time.Second)
 		n.offlineSince = w.srv.now()
-		err = w.saveNode(ctx, n)
+		err = w.saveNodeSeen(ctx, n)
 	case loggingOut:
 		n.loggedOut = true
 		n.lastSeen = w.srv.now().UTC()

@@ -23,7 +23,7 @@ func init() {
 func TestCheckOIDC(t *testing.T) {
 	e := newEnv(t, true)
 	b := logintest.NewBrowser(t)
-	p := e.m.StartCheck("mkey:server", "alice@example.com")
+	p := startCheck(t, e.m, "mkey:server", "alice@example.com")
 	if p.User != "alice@example.com" {
 		t.Errorf("Pending.User = %q, want alice@example.com", p.User)
 	}
@@ -58,7 +58,7 @@ func TestCheckOIDC(t *testing.T) {
 func TestCheckApprove(t *testing.T) {
 	e := newEnv(t, false)
 	b := logintest.NewBrowser(t)
-	p := e.m.StartCheck("mkey:server", "alice@example.com")
+	p := startCheck(t, e.m, "mkey:server", "alice@example.com")
 	if got := b.Open(p.URL); got != "Waiting for an admin" {
 		t.Fatalf("page %q", got)
 	}
@@ -78,4 +78,15 @@ func TestCheckApprove(t *testing.T) {
 	if r, ok := completed(e.m, p); !ok || r.User != "alice@example.com" {
 		t.Errorf("after approval: %v, %v; want completed as alice@example.com", r, ok)
 	}
+}
+
+// startCheck starts a check for user, waited for by machine; a failure
+// fails t.
+func startCheck(t *testing.T, m *Manager, machine, user string) Pending {
+	t.Helper()
+	p, err := m.StartCheck(context.Background(), machine, user, machine, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

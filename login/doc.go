@@ -6,6 +6,12 @@
 // short login ID an admin approves. Each pending login is bound to the
 // machine identity that started it and completes once, as a declared user.
 //
+// Pending logins are kept in the store (Config.Store), never with a
+// credential in plain form, so that replicas on one database share them:
+// a login completes on whichever replica the browser or the admin reaches,
+// and the Wait on another replica reads it again when told (Changed, from
+// the replica package's login notification) or at its next poll.
+//
 // Control's registration (RegisterResponse.AuthURL and the Followup
 // long-poll) uses Start and Wait; docs/login.md says what is wired up.
 package login

@@ -9,6 +9,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/tailplane/tailplane/store"
 )
 
 // stateCookie binds an OIDC flow to the browser that started it.
@@ -48,6 +50,9 @@ var (
 	pageNoProvider = page{Title: "Identity provider unreachable",
 		Message: "tailplane cannot reach the identity provider it is configured to send you to.",
 		Hint:    "Open the login link again in a minute. If it keeps failing, ask an admin to check login.oidc and the server log."}
+	pageStoreDown = page{Title: "Login not available",
+		Message: "tailplane cannot read its logins right now.",
+		Hint:    "Open the login link again in a minute. If it keeps failing, ask an admin to check the server log."}
 	pageFailed = page{Title: "Sign-in failed",
 		Message: "The identity provider's answer could not be verified.",
 		Hint:    "Open the login link your device printed again. If it keeps failing, ask an admin to check the server log."}
@@ -56,17 +61,20 @@ var (
 // start serves the login URL: with OIDC it begins a flow and redirects to
 // the provider; without, it shows the login ID and the admin's command.
 func (m *Manager) start(w http.ResponseWriter, r *http.Request, token string) {
-	m.mu.Lock()
-	p := m.byToken[token]
-	m.mu.Unlock()
+	l, err := m.st.LoginByToken(r.Context(), hashToken(token))
 	switch {
-	case p == nil || p.isDone():
+	case errors.Is(err, store.ErrNotFound) || (err == nil && l.State != store.LoginOpen):
 		m.page(w, http.StatusNotFound, pageUnknown)
 		return
-	case !m.now().Before(p.Expires):
+	case err != nil:
+		m.logf("login page: %v", err)
+		m.page(w, http.StatusServiceUnavailable, pageStoreDown)
+		return
+	case !m.now().Before(l.Expires):
 		m.page(w, http.StatusGone, pageExpired)
 		return
 	}
+	p := pendingOf(l)
 	client, err := m.provider(r.Context())
 	if err != nil {
 		m.logf("login %s: %v", p.ID, err)
@@ -81,65 +89,99 @@ func (m *Manager) start(w http.ResponseWriter, r *http.Request, token string) {
 			Hint:    p.adminHint()})
 		return
 	}
-	f := &flow{p: p, client: client, nonce: randomString(20), verifier: oauth2.GenerateVerifier()}
-	state := randomString(20)
-	m.mu.Lock()
-	m.pruneLocked()
-	m.byState[state] = f
-	m.mu.Unlock()
+	// The state travels through the provider; the nonce and the PKCE
+	// verifier stay in this browser's cookie, the store keeps only the
+	// state's hash and which login and provider it is for.
+	s := SignIn{State: randomString(20), Nonce: randomString(20), Verifier: oauth2.GenerateVerifier()}
+	f := store.LoginFlow{StateHash: hashToken(s.State), Login: p.ID, Provider: client.key(), Expires: p.Expires}
+	if err := m.st.AddLoginFlow(r.Context(), f); err != nil {
+		m.logf("login %s: %v", p.ID, err)
+		m.page(w, http.StatusServiceUnavailable, pageStoreDown)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: stateCookie, Value: state, Path: "/login/",
+		Name: stateCookie, Value: s.Encode(), Path: "/login/",
 		MaxAge: int(m.ttl.Seconds()), HttpOnly: true, Secure: m.secure || r.TLS != nil,
 		SameSite: http.SameSiteLaxMode,
 	})
 	m.logf("login %s: sent to the identity provider", p.ID)
-	http.Redirect(w, r, client.oauth.AuthCodeURL(state, oidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.verifier)), http.StatusFound)
+	http.Redirect(w, r, client.oauth.AuthCodeURL(s.State, oidc.Nonce(s.Nonce), oauth2.S256ChallengeOption(s.Verifier)), http.StatusFound)
 }
 
 // callback serves the provider's redirect: the state must match this
-// browser's cookie and an open flow (once); then the code is exchanged
-// with the PKCE verifier, the ID token verified, its nonce checked, and the
-// verified email must be a declared user.
+// browser's cookie and an open flow (once, on whichever replica); then
+// the code is exchanged with the cookie's PKCE verifier, the ID token
+// verified, its nonce checked, and the verified email must be a declared
+// user.
 func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	c, err := r.Cookie(stateCookie)
-	if err != nil || state == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
+	var s SignIn
+	ok := err == nil
+	if ok {
+		s, ok = DecodeSignIn(c.Value)
+	}
+	if !ok || state == "" || subtle.ConstantTimeCompare([]byte(s.State), []byte(state)) != 1 {
 		m.logf("login callback refused: state missing or not this browser's")
 		m.page(w, http.StatusBadRequest, pageBadState)
 		return
 	}
-	m.mu.Lock()
-	f := m.byState[state]
-	delete(m.byState, state) // single use, whatever happens next
-	m.mu.Unlock()
+	f, err := m.st.TakeLoginFlow(r.Context(), hashToken(state)) // single use, whatever happens next
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: "/login/", MaxAge: -1,
 		HttpOnly: true, Secure: m.secure || r.TLS != nil, SameSite: http.SameSiteLaxMode})
-	if f == nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		m.logf("login callback refused: state unknown or used already")
 		m.page(w, http.StatusBadRequest, pageBadState)
 		return
-	}
-	p := f.p
-	if p.isDone() {
-		m.page(w, http.StatusBadRequest, pageUnknown)
+	case err != nil:
+		m.logf("login callback: %v", err)
+		m.page(w, http.StatusServiceUnavailable, pageStoreDown)
 		return
 	}
-	if !m.now().Before(p.Expires) {
+	l, err := m.st.LoginByID(r.Context(), f.Login)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && l.State != store.LoginOpen):
+		m.page(w, http.StatusBadRequest, pageUnknown)
+		return
+	case err != nil:
+		m.logf("login %s: %v", f.Login, err)
+		m.page(w, http.StatusServiceUnavailable, pageStoreDown)
+		return
+	case !m.now().Before(l.Expires):
 		m.page(w, http.StatusGone, pageExpired)
 		return
 	}
+	p := pendingOf(l)
 	if e := q.Get("error"); e != "" {
 		m.logf("login %s: the identity provider answered %q", p.ID, e)
 		m.page(w, http.StatusForbidden, page{Title: "Sign-in cancelled", Message: "The identity provider did not sign you in.",
 			Hint: "Open the login link your device printed again to retry."})
 		return
 	}
-	login, pg := m.verify(r, f, q.Get("code"))
+	client, err := m.provider(r.Context())
+	switch {
+	case err != nil:
+		m.logf("login %s: %v", p.ID, err)
+		m.page(w, http.StatusServiceUnavailable, pageNoProvider)
+		return
+	case client == nil || client.key() != f.Provider:
+		m.logf("login %s: callback refused: the identity provider changed since the sign-in began", p.ID)
+		m.page(w, http.StatusBadRequest, pageBadState)
+		return
+	}
+	login, pg := m.verify(r, p.ID, client, s, q.Get("code"))
 	if pg != nil {
 		m.page(w, pg.status, pg.page)
 		return
 	}
+	m.finishCallback(w, r, p, login)
+}
+
+// finishCallback completes p as login, the verified user who signed in,
+// if login is declared and may complete p.
+func (m *Manager) finishCallback(w http.ResponseWriter, r *http.Request, p Pending, login string) {
 	canonical, ok := m.cfg.LookupUser(r.Context(), login)
 	if !ok {
 		m.logf("login %s: refused %s: not declared under users", p.ID, login)
@@ -153,10 +195,15 @@ func (m *Manager) callback(w http.ResponseWriter, r *http.Request) {
 			Hint:    "Open the link again and sign in as " + p.User + ", the owner of the device the SSH connection comes from."})
 		return
 	}
-	if err := m.complete(p, Result{User: canonical, Via: "oidc"}); err != nil {
+	if err := m.complete(r.Context(), p.ID, Result{User: canonical, Via: "oidc"}); err != nil {
 		pg := pageUnknown
-		if errors.Is(err, ErrExpired) {
+		switch {
+		case errors.Is(err, ErrExpired):
 			pg = pageExpired
+		case !errors.Is(err, ErrDone) && !errors.Is(err, ErrCanceled) && !errors.Is(err, ErrUnknown):
+			m.logf("login %s: %v", p.ID, err)
+			m.page(w, http.StatusServiceUnavailable, pageStoreDown)
+			return
 		}
 		m.page(w, http.StatusBadRequest, pg)
 		return
@@ -177,14 +224,15 @@ type statusPage struct {
 	page   page
 }
 
-// verify exchanges code and checks the ID token, its nonce and the
-// verified email claim, returning the login or the page to show.
-func (m *Manager) verify(r *http.Request, f *flow, code string) (string, *statusPage) {
-	login, err := m.exchangeCode(r.Context(), f.client.oauth, f.client.verifier, f.client.cfg.EmailClaim, code, f.verifier, f.nonce)
+// verify exchanges code (with s's PKCE verifier) at c and checks the ID
+// token, s's nonce and the verified email claim, returning the login or
+// the page to show.
+func (m *Manager) verify(r *http.Request, id string, c *oidcClient, s SignIn, code string) (string, *statusPage) {
+	login, err := m.exchangeCode(r.Context(), c.oauth, c.verifier, c.cfg.EmailClaim, code, s.Verifier, s.Nonce)
 	if err == nil {
 		return login, nil
 	}
-	m.logf("login %s: %v", f.p.ID, err)
+	m.logf("login %s: %v", id, err)
 	var te *tokenError
 	if !errors.As(err, &te) {
 		return "", &statusPage{http.StatusBadGateway, pageFailed}
@@ -235,7 +283,7 @@ func (m *Manager) undeclaredPage(login string) page {
 
 // approveAs is the --user an admin approves p with: the user of a check,
 // else a placeholder.
-func (p *pending) approveAs() string {
+func (p Pending) approveAs() string {
 	if p.User != "" {
 		return p.User
 	}
@@ -243,7 +291,7 @@ func (p *pending) approveAs() string {
 }
 
 // adminHint says what the admin's approval of p does.
-func (p *pending) adminHint() string {
+func (p Pending) adminHint() string {
 	if p.User != "" {
 		return "The SSH session waiting for this check goes on as soon as the admin runs this command."
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tailplane/tailplane/internal/logintest"
 	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
 )
 
 var declared = map[string]bool{"alice@example.com": true, "bob@example.com": true, "dave@example.com": true}
@@ -72,7 +73,7 @@ func newEnv(t *testing.T, withOIDC bool) *env {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
-	cfg := Config{BaseURL: srv.URL, LookupUser: lookup, UsersFile: "users.hujson", Now: e.clock.Now,
+	cfg := Config{BaseURL: srv.URL, LookupUser: lookup, UsersFile: "users.hujson", Now: e.clock.Now, Store: testStore(t),
 		Logf: func(f string, a ...any) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -92,6 +93,37 @@ func newEnv(t *testing.T, withOIDC bool) *env {
 	return e
 }
 
+// testStore is a fresh SQLite store for one test.
+func testStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// start starts a login for machine; a failure fails t.
+func start(t *testing.T, m *Manager, machine string) Pending {
+	t.Helper()
+	p, err := m.Start(context.Background(), machine, StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// list is m.List; a failure fails t.
+func list(t *testing.T, m *Manager) []Pending {
+	t.Helper()
+	ps, err := m.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
 // completed returns the login's result if it completed, without waiting.
 func completed(m *Manager, p Pending) (Result, bool) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -103,7 +135,7 @@ func completed(m *Manager, p Pending) (Result, bool) {
 func TestOIDCLoginDeclaredUser(t *testing.T) {
 	e := newEnv(t, true)
 	b := logintest.NewBrowser(t)
-	p := e.m.Start("mkey:laptop")
+	p := start(t, e.m, "mkey:laptop")
 	b.Open(p.URL)
 	if got := b.SignIn("alice", "alice-pw"); got != "You're connected" {
 		t.Fatalf("landed on %q: %s", got, b.Text("message"))
@@ -132,7 +164,7 @@ func TestOIDCLoginDeclaredUser(t *testing.T) {
 	if got := b.Open(p.URL); got != pageUnknown.Title {
 		t.Errorf("reused login URL: page %q, want %q", got, pageUnknown.Title)
 	}
-	other := e.m.Start("mkey:other")
+	other := start(t, e.m, "mkey:other")
 	b.Open(other.URL) // a fresh flow with its own cookie
 	if got := b.Open(callback.String()); got != pageBadState.Title {
 		t.Errorf("replayed callback: page %q, want %q", got, pageBadState.Title)
@@ -154,7 +186,7 @@ func TestOIDCLoginRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := logintest.NewBrowser(t)
-			p := e.m.Start("mkey:" + tt.user)
+			p := start(t, e.m, "mkey:"+tt.user)
 			b.Open(p.URL)
 			if got := b.SignIn(tt.user, tt.password); got != tt.title {
 				t.Fatalf("page %q, want %q", got, tt.title)
@@ -173,7 +205,7 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 	e := newEnv(t, true)
 	t.Run("forged state", func(t *testing.T) {
 		b := logintest.NewBrowser(t)
-		p := e.m.Start("mkey:a")
+		p := start(t, e.m, "mkey:a")
 		b.Open(p.URL)
 		if got := b.Open(e.url + "/login/callback?code=forged&state=" + randomString(20)); got != pageBadState.Title {
 			t.Errorf("page %q, want %q", got, pageBadState.Title)
@@ -184,7 +216,7 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 	})
 	t.Run("wrong nonce", func(t *testing.T) {
 		b := logintest.NewBrowser(t)
-		p := e.m.Start("mkey:a")
+		p := start(t, e.m, "mkey:a")
 		b.Open(p.URL)
 		e.prov.TamperNonces("not-the-nonce-tailplane-sent")
 		if got := b.SignIn("alice", "alice-pw"); got != "Sign-in not accepted" || !strings.Contains(b.Text("message"), "nonce") {
@@ -196,7 +228,7 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 	})
 	t.Run("another machine's login", func(t *testing.T) {
 		b := logintest.NewBrowser(t)
-		mine, theirs := e.m.Start("mkey:victim"), e.m.Start("mkey:attacker")
+		mine, theirs := start(t, e.m, "mkey:victim"), start(t, e.m, "mkey:attacker")
 		// The attacker starts their login and sends the provider link on.
 		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		resp, err := noRedirect.Get(theirs.URL)
@@ -224,7 +256,7 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 	})
 	t.Run("expired login URL", func(t *testing.T) {
 		b := logintest.NewBrowser(t)
-		p := e.m.Start("mkey:a")
+		p := start(t, e.m, "mkey:a")
 		e.clock.advance(DefaultTTL + time.Second)
 		if got := b.Open(p.URL); got != pageExpired.Title {
 			t.Errorf("page %q, want %q", got, pageExpired.Title)
@@ -235,7 +267,7 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 	})
 	t.Run("expired during sign-in", func(t *testing.T) {
 		b := logintest.NewBrowser(t)
-		p := e.m.Start("mkey:a")
+		p := start(t, e.m, "mkey:a")
 		b.Open(p.URL)
 		e.clock.advance(DefaultTTL + time.Second)
 		if got := b.SignIn("alice", "alice-pw"); got != pageExpired.Title {
@@ -250,7 +282,7 @@ func TestOIDCLoginBadCallbacks(t *testing.T) {
 func TestApproveByID(t *testing.T) {
 	e := newEnv(t, false)
 	b := logintest.NewBrowser(t)
-	p := e.m.Start("mkey:laptop")
+	p := start(t, e.m, "mkey:laptop")
 	if got := b.Open(p.URL); got != "Waiting for an admin" {
 		t.Fatalf("page %q", got)
 	}
@@ -292,12 +324,12 @@ func TestApproveByID(t *testing.T) {
 func TestStateCookieSecure(t *testing.T) {
 	prov := logintest.StartProvider(t, "https://tp.example.com/login/callback", testUsers)
 	for _, base := range []string{"https://tp.example.com", "http://127.0.0.1:1"} {
-		m, err := New(context.Background(), Config{BaseURL: base, LookupUser: lookup,
+		m, err := New(context.Background(), Config{BaseURL: base, LookupUser: lookup, Store: testStore(t),
 			OIDC: &schema.OIDC{Issuer: prov.URL, ClientID: prov.ClientID, Scopes: []string{"openid"}, EmailClaim: "email"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := m.Start("mkey:a")
+		p := start(t, m, "mkey:a")
 		w := httptest.NewRecorder()
 		m.ServeHTTP(w, httptest.NewRequest("GET", strings.TrimPrefix(p.URL, base), nil))
 		cookies := w.Result().Cookies()
@@ -309,17 +341,23 @@ func TestStateCookieSecure(t *testing.T) {
 
 func TestListAndCancel(t *testing.T) {
 	e := newEnv(t, false)
-	a := e.m.StartFor("mkey:a", "laptop (linux)")
+	ctx := context.Background()
+	a, err := e.m.Start(ctx, "mkey:a", StartOptions{Device: "laptop (linux)"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.clock.advance(time.Second)
-	b := e.m.Start("mkey:b")
+	b := start(t, e.m, "mkey:b")
 	want := []Pending{
 		{ID: a.ID, Machine: "mkey:a", Device: "laptop (linux)", Started: a.Started, Expires: a.Expires},
 		{ID: b.ID, Machine: "mkey:b", Started: b.Started, Expires: b.Expires},
 	}
-	if diff := cmp.Diff(want, e.m.List()); diff != "" {
+	if diff := cmp.Diff(want, list(t, e.m)); diff != "" {
 		t.Errorf("List (-want +got):\n%s", diff)
 	}
-	e.m.Cancel(a.ID)
+	if err := e.m.Cancel(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.m.Wait(context.Background(), a.ID, a.Machine); !errors.Is(err, ErrCanceled) {
 		t.Errorf("Wait for a canceled login: %v, want ErrCanceled", err)
 	}
@@ -334,11 +372,11 @@ func TestListAndCancel(t *testing.T) {
 	if res.StatusCode != http.StatusNotFound {
 		t.Errorf("canceled login's URL answered %s, want 404", res.Status)
 	}
-	if diff := cmp.Diff(want[1:], e.m.List()); diff != "" {
+	if diff := cmp.Diff(want[1:], list(t, e.m)); diff != "" {
 		t.Errorf("List after Cancel (-want +got):\n%s", diff)
 	}
 	e.clock.advance(DefaultTTL)
-	if got := e.m.List(); len(got) != 0 {
+	if got := list(t, e.m); len(got) != 0 {
 		t.Errorf("List after expiry: %v, want none", got)
 	}
 }
@@ -349,7 +387,7 @@ func TestSetOIDC(t *testing.T) {
 	e := newEnv(t, false)
 	b := logintest.NewBrowser(t)
 	ctx := context.Background()
-	if got := b.Open(e.m.Start("mkey:a").URL); got != "Waiting for an admin" {
+	if got := b.Open(start(t, e.m, "mkey:a").URL); got != "Waiting for an admin" {
 		t.Fatalf("without a provider: page %q", got)
 	}
 	prov := logintest.StartProvider(t, e.url+"/login/callback", testUsers)
@@ -358,7 +396,7 @@ func TestSetOIDC(t *testing.T) {
 	if err := e.m.SetOIDC(ctx, oidcCfg); err != nil {
 		t.Fatal(err)
 	}
-	p := e.m.Start("mkey:a")
+	p := start(t, e.m, "mkey:a")
 	b.Open(p.URL)
 	if got := b.SignIn("alice", "alice-pw"); got != "You're connected" {
 		t.Fatalf("after SetOIDC: landed on %q", got)
@@ -370,13 +408,13 @@ func TestSetOIDC(t *testing.T) {
 	if err := e.m.SetOIDC(ctx, down); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Errorf("SetOIDC of an unreachable provider: %v, want an error naming it", err)
 	}
-	if got := b.Open(e.m.Start("mkey:a").URL); got != pageNoProvider.Title {
+	if got := b.Open(start(t, e.m, "mkey:a").URL); got != pageNoProvider.Title {
 		t.Errorf("unreachable provider: page %q, want %q", got, pageNoProvider.Title)
 	}
 	if err := e.m.SetOIDC(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.Open(e.m.Start("mkey:a").URL); got != "Waiting for an admin" {
+	if got := b.Open(start(t, e.m, "mkey:a").URL); got != "Waiting for an admin" {
 		t.Errorf("after SetOIDC(nil): page %q", got)
 	}
 }

@@ -13,6 +13,7 @@
 //	            hello     → this replica's whole runtime, for one that just (re)connected
 //	            sync      → the applier's pipeline syncs (a webhook reached another replica)
 //	            primaries → control.FollowPrimaries, unless this replica decides them
+//	            login     → the waits on that login read it again (OnLogin)
 //	fan-out     control.Config.Fanout → Publish: runtime changes coalesced per node
 //	            and sent in batches of at most store.MaxNotifyBody bytes
 //	primaries   the applier decides the subnet routers' elections, the others
@@ -94,6 +95,7 @@ type Replica struct {
 	lastBeat time.Time                               // when the last heartbeat succeeded
 	live     map[string]bool                         // other replicas live at the last heartbeat
 	onSync   func()                                  // see OnSync
+	onLogin  func(id string)                         // see OnLogin (logins.go)
 	// meshed is the list of relays last handed to SetDERPPeers (their
 	// JSON, one a line), meshedOnce whether it was handed one at all.
 	meshed     string
@@ -429,7 +431,8 @@ func (r *Replica) catchUp(ctx context.Context) {
 	if err := r.ctrl.ReloadNodes(ctx, nil); err != nil {
 		r.cfg.Logf("replica %s: reading the nodes: %v", r.ID(), err)
 	}
-	r.signal() // the pipeline reads the latest revision
+	r.signal()         // the pipeline reads the latest revision
+	r.loginChanged("") // and every login wait here its login
 	r.syncPrimaries(ctx)
 	if err := r.st.Notify(ctx, notifyHello, ""); err != nil {
 		r.cfg.Logf("replica %s: %v", r.ID(), err)
@@ -451,6 +454,8 @@ func (r *Replica) handle(ctx context.Context, n store.Notification) {
 		r.signal()
 	case store.NotifyPrimaries:
 		r.syncPrimaries(ctx)
+	case store.NotifyLogin:
+		r.loginChanged(n.Body)
 	case notifyRuntime:
 		var states []control.RuntimeState
 		if err := json.Unmarshal([]byte(n.Body), &states); err != nil {

@@ -7,14 +7,16 @@ import (
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/schema"
+	"github.com/tailplane/tailplane/store"
 )
 
 // startLogin makes the interactive login manager for the server at
 // baseURL, set to the applied tailnet's login.oidc. A provider that cannot
 // be reached now is not fatal: logins show an error page and try it again.
-func startLogin(ctx context.Context, cfg Config, baseURL string, applied *schema.Tailnet, lookup func(context.Context, string) (string, bool)) (*login.Manager, error) {
+func startLogin(ctx context.Context, cfg Config, st *store.Store, baseURL string, applied *schema.Tailnet, lookup func(context.Context, string) (string, bool)) (*login.Manager, error) {
 	m, err := login.New(ctx, login.Config{
 		BaseURL: baseURL, ClientSecret: cfg.OIDCClientSecret, LookupUser: lookup, Logf: cfg.Logf,
+		Store: st, // pending logins are shared by the replicas
 	})
 	if err != nil {
 		return nil, err

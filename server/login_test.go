@@ -17,6 +17,7 @@ import (
 	"github.com/tailplane/tailplane/internal/logintest"
 	"github.com/tailplane/tailplane/internal/tailscaled"
 	"github.com/tailplane/tailplane/internal/testkit"
+	"github.com/tailplane/tailplane/login"
 	"github.com/tailplane/tailplane/pipeline"
 	"golang.org/x/net/proxy"
 	"tailscale.com/ipn/ipnstate"
@@ -220,7 +221,10 @@ func TestApprovedLoginAfterExpiryKeepsAddresses(t *testing.T) {
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("login page answered %s", res.Status)
 		}
-		open := ls.Login().List()
+		open, err := ls.Login().List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(open) != 1 || open[0].Device != "laptop (linux)" {
 			t.Fatalf("open logins %+v, want one of laptop (linux)", open)
 		}
@@ -259,7 +263,11 @@ func TestLoginFollowsAppliedRevision(t *testing.T) {
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	open := func() *http.Response {
 		t.Helper()
-		res, err := noRedirect.Get(ls.Login().Start("mkey:test").URL)
+		p, err := ls.Login().Start(ctx, "mkey:test", login.StartOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := noRedirect.Get(p.URL)
 		if err != nil {
 			t.Fatal(err)
 		}

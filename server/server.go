@@ -265,7 +265,7 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	if err := s.startCertDNS(ctx, cfg, applied); err != nil {
 		return err
 	}
-	if s.lm, err = startLogin(ctx, cfg, s.url, applied, s.lookupUser); err != nil {
+	if s.lm, err = startLogin(ctx, cfg, s.st, s.url, applied, s.lookupUser); err != nil {
 		return err
 	}
 	ccfg := control.Config{
@@ -295,6 +295,7 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	}
 	if s.rep != nil {
 		s.rep.OnSync(s.pl.Sync)
+		s.rep.OnLogin(s.lm.Changed) // another replica ended a login: its waits here read it again
 	}
 	acfg := admin.Config{
 		Pipeline: s.pl, Served: s.ctrl.Tailnet, Store: s.st, Nodes: s.ctrl.NodeCounts, WebhookSecret: cfg.WebhookSecret,

@@ -49,6 +49,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&opt.SkipRestart, "skip-restart", false, "skip the kill -9 and restart")
 	fs.DurationVar(&opt.Timeout, "timeout", 5*time.Minute, "limit of each phase")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile (pprof) to FILE")
+	memProfile := fs.String("memprofile", "", "write the load generator's heap profile (pprof) to FILE once every node converged")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			return 0
@@ -72,6 +74,15 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	raiseFileLimit()
+	opt.MemProfile = *memProfile
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "tailplane-loadtest:", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	res, err := run(ctx, opt)
 	if res != nil {
 		if asJSON {
@@ -132,7 +143,7 @@ func printSummary(w io.Writer, r *result) {
 		fmt.Fprintf(w, " (groups of %d, %d shared services)", r.GroupSize, r.Services)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  registration:         %.3f s\n", r.RegisterS)
+	fmt.Fprintf(w, "  registration:         %.3f s (every node's first full netmap after %.3f s)\n", r.RegisterS, r.FirstNetmapS)
 	fmt.Fprintf(w, "  converged:            %v after %.3f s (exact peer sets: %v)\n", r.Converged, r.ConvergeS, r.PeerSetsExact)
 	p := r.Propagation
 	fmt.Fprintf(w, "  endpoint propagation: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)\n", p.P50Ms, p.P99Ms, p.MaxMs, p.Samples)
@@ -144,7 +155,7 @@ func printSummary(w io.Writer, r *result) {
 	}
 	if r.ServerCPUS != nil {
 		fmt.Fprintf(w, "  server CPU:           %.2f s", *r.ServerCPUS)
-		for _, ph := range r.ServerPhaseCPU {
+		for _, ph := range r.PhaseCPU {
 			fmt.Fprintf(w, "; %s %.2f s", ph.Name, ph.CPUS)
 		}
 		fmt.Fprintln(w)
@@ -154,5 +165,9 @@ func printSummary(w io.Writer, r *result) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "  load generator:       %.1f KB heap per node, peak RSS %.1f MB\n", float64(r.ClientHeapNode)/1e3, float64(r.ClientPeakRSS)/1e6)
+	fmt.Fprintf(w, "  load generator:       %.1f KB heap per node, peak RSS %.1f MB, CPU %.2f s", float64(r.ClientHeapNode)/1e3, float64(r.ClientPeakRSS)/1e6, r.ClientCPUS)
+	for _, ph := range r.PhaseCPU {
+		fmt.Fprintf(w, "; %s %.2f s", ph.Name, ph.ClientCPUS)
+	}
+	fmt.Fprintln(w)
 }

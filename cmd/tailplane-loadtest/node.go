@@ -42,6 +42,7 @@ type node struct {
 	id      atomic.Int64 // its tailcfg.NodeID, from its own netmap
 	npeers  atomic.Int32 // peers it holds
 	fulls   atomic.Int32 // full netmaps received
+	firstAt atomic.Int64 // when the first full netmap arrived, Unix ns
 	streams atomic.Int32 // map streams that ended (errors, restarts)
 	rev     atomic.Int32 // config revision of its packet filter (commit marker)
 	revAt   atomic.Int64 // when rev last changed, Unix ns
@@ -85,27 +86,6 @@ func (b bitset) count() int {
 
 // maxNodeID bounds node IDs so a peer bitset stays small.
 const maxNodeID = 1 << 24
-
-// Only the fields the load generator reads; encoding/json skips the rest.
-type mapMsg struct {
-	KeepAlive         bool
-	Node              *struct{ ID int64 }
-	Peers             []peerMsg
-	PeersChanged      []peerMsg
-	PeersRemoved      []int64
-	PeersChangedPatch []peerMsg
-	PacketFilters     map[string][]filterRule
-}
-
-type peerMsg struct {
-	ID        int64
-	NodeID    int64 // in PeersChangedPatch
-	Endpoints []netip.AddrPort
-}
-
-type filterRule struct {
-	DstPorts []struct{ Ports struct{ First, Last uint16 } }
-}
 
 func (n *node) hostinfo() *tailcfg.Hostinfo {
 	name := fmt.Sprintf("lt%05d", n.idx)
@@ -194,9 +174,13 @@ func (n *node) poll(ctx context.Context, s *sim) {
 	}
 }
 
-// frameBufs recycles decompression buffers across nodes, so none keeps a
-// netmap-sized buffer while idle.
-var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+// frameBufs recycles the buffers of compressed and decompressed frames
+// across nodes, so none keeps a netmap-sized buffer while idle; scanners
+// recycles the map scanners (and their ID slices).
+var (
+	frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+	scanners  = sync.Pool{New: func() any { return new(mapScanner) }}
+)
 
 // stream runs one map stream and returns when it ends.
 func (n *node) stream(ctx context.Context, s *sim) error {
@@ -227,66 +211,68 @@ func (n *node) stream(ctx context.Context, s *sim) error {
 
 // frame reads, decodes and applies one map frame of size bytes.
 func (n *node) frame(r io.Reader, size int, first bool, s *sim) error {
-	bp := frameBufs.Get().(*[]byte)
-	defer frameBufs.Put(bp)
-	raw := make([]byte, size)
+	rawp, decp := frameBufs.Get().(*[]byte), frameBufs.Get().(*[]byte)
+	defer frameBufs.Put(rawp)
+	defer frameBufs.Put(decp)
+	if cap(*rawp) < size {
+		*rawp = make([]byte, size)
+	}
+	raw := (*rawp)[:size]
 	if _, err := io.ReadFull(r, raw); err != nil {
 		return err
 	}
-	dec, err := zstdframe.AppendDecode((*bp)[:0], raw)
+	dec, err := zstdframe.AppendDecode((*decp)[:0], raw)
 	if err != nil {
 		return fmt.Errorf("node %d: decompressing a map frame: %w", n.idx, err)
 	}
-	*bp = dec
-	var m mapMsg
-	if err := json.Unmarshal(dec, &m); err != nil {
+	*decp = dec
+	sc := scanners.Get().(*mapScanner)
+	defer scanners.Put(sc)
+	m, err := sc.scan(dec, s.probeID.Load())
+	if err != nil {
 		return fmt.Errorf("node %d: decoding a map frame: %w", n.idx, err)
 	}
-	if m.KeepAlive && !first {
+	if m.keepAlive && !first {
 		return nil
 	}
-	n.apply(&m, first, s.probeID.Load())
+	n.apply(m, first)
 	return nil
 }
 
 // apply folds one map message into n's measurements.
-func (n *node) apply(m *mapMsg, full bool, probe int64) {
+func (n *node) apply(m *frameInfo, full bool) {
 	now := time.Now().UnixNano()
-	if m.Node != nil && m.Node.ID > 0 {
-		n.id.Store(m.Node.ID)
+	if m.selfID > 0 {
+		n.id.Store(m.selfID)
 	}
-	full = full || len(m.Peers) > 0
+	full = full || len(m.peers) > 0
 	n.mu.Lock()
 	if full {
 		clear(n.peers)
-		for _, p := range m.Peers {
-			n.setPeerLocked(p.ID, true)
+		for _, id := range m.peers {
+			n.setPeerLocked(id, true)
 		}
 	}
-	for _, p := range m.PeersChanged {
-		n.setPeerLocked(p.ID, true)
+	for _, id := range m.changed {
+		n.setPeerLocked(id, true)
 	}
-	for _, id := range m.PeersRemoved {
+	for _, id := range m.removed {
 		n.setPeerLocked(id, false)
 	}
 	n.npeers.Store(int32(n.peers.count()))
 	n.mu.Unlock()
 	if full {
-		n.fulls.Add(1)
-	}
-	if probe > 0 {
-		for _, list := range [][]peerMsg{m.Peers, m.PeersChanged, m.PeersChangedPatch} {
-			for _, p := range list {
-				if (p.ID == probe || p.NodeID == probe) && len(p.Endpoints) > 0 {
-					if port := int32(p.Endpoints[0].Port()); n.probeEP.Swap(port) != port {
-						n.probeAt.Store(now)
-					}
-				}
-			}
+		if n.fulls.Add(1) == 1 {
+			n.firstAt.Store(now)
 		}
 	}
-	if m.PacketFilters != nil {
-		if rev := int32(filterRev(m.PacketFilters)); n.rev.Swap(rev) != rev {
+	if m.probePort >= 0 {
+		if n.probeEP.Swap(m.probePort) != m.probePort {
+			n.probeAt.Store(now)
+		}
+	}
+	if m.hasFilters {
+		if rev := int32(m.filterRev); n.rev.Swap(rev) != rev {
 			n.revAt.Store(now)
 		}
 	}
@@ -296,21 +282,4 @@ func (n *node) setPeerLocked(id int64, on bool) {
 	if id > 0 && id < maxNodeID {
 		n.peers.set(id, on)
 	}
-}
-
-// filterRev returns the config revision a packet filter carries: the
-// highest single-port rule at markerBase+rev, or 0.
-func filterRev(f map[string][]filterRule) int {
-	rev := 0
-	for _, rules := range f {
-		for _, r := range rules {
-			for _, d := range r.DstPorts {
-				p := int(d.Ports.First)
-				if d.Ports.First == d.Ports.Last && p > markerBase && p < markerBase+1000 {
-					rev = max(rev, p-markerBase)
-				}
-			}
-		}
-	}
-	return rev
 }

@@ -31,6 +31,7 @@ type options struct {
 	SkipCommit   bool          // no policy commit (always for --server)
 	SkipRestart  bool          // no kill -9 and restart (always for --server)
 	Timeout      time.Duration // per phase; 0 means 5m
+	MemProfile   string        // write a heap profile here once converged; empty: none
 	Logf         func(format string, args ...any)
 }
 
@@ -41,6 +42,7 @@ type result struct {
 	GroupSize      int      `json:"groupSize,omitempty"`
 	Services       int      `json:"services,omitempty"`
 	RegisterS      float64  `json:"registerSeconds"`
+	FirstNetmapS   float64  `json:"firstNetmapSeconds"`
 	ConvergeS      float64  `json:"convergeSeconds"`
 	Converged      bool     `json:"converged"`
 	PeerSetsExact  bool     `json:"peerSetsExact"`
@@ -50,14 +52,18 @@ type result struct {
 	ServerCPUS     *float64 `json:"serverCPUSeconds,omitempty"`
 	ServerPeakRSS  int64    `json:"serverPeakRSSBytes,omitempty"`
 	RestartPeakRSS int64    `json:"restartPeakRSSBytes,omitempty"`
-	ServerPhaseCPU []phase  `json:"serverPhaseCPU,omitempty"`
+	PhaseCPU       []phase  `json:"phaseCPU"`
 	ClientHeapNode int64    `json:"clientHeapBytesPerNode"`
 	ClientPeakRSS  int64    `json:"clientPeakRSSBytes"`
+	ClientCPUS     float64  `json:"clientCPUSeconds"`
 }
 
+// phase is the CPU one phase took: the server's (all replicas together)
+// and the load generator's own, measured apart.
 type phase struct {
-	Name string  `json:"name"`
-	CPUS float64 `json:"cpuSeconds"`
+	Name       string  `json:"name"`
+	CPUS       float64 `json:"cpuSeconds"`
+	ClientCPUS float64 `json:"clientCPUSeconds"`
 }
 
 // runner holds one run's state.
@@ -69,6 +75,7 @@ type runner struct {
 	secrets map[string]string
 	res     result
 	cpuMark time.Duration
+	genMark time.Duration // the load generator's own CPU at the last phase
 }
 
 func (o options) withDefaults() options {
@@ -184,6 +191,7 @@ func (r *runner) setup(ctx context.Context) error {
 		r.nodes[i] = n
 	}
 	r.markCPU()
+	r.genMark = selfCPU()
 	return nil
 }
 
@@ -202,9 +210,14 @@ func (r *runner) markCPU() time.Duration {
 }
 
 func (r *runner) notePhase(name string) {
+	gen := selfCPU()
+	ph := phase{Name: name, ClientCPUS: secs(gen - r.genMark)}
+	r.genMark = gen
 	if r.srv != nil {
-		r.res.ServerPhaseCPU = append(r.res.ServerPhaseCPU, phase{name, secs(r.markCPU())})
+		ph.CPUS = secs(r.markCPU())
 	}
+	r.res.PhaseCPU = append(r.res.PhaseCPU, ph)
+	r.res.ClientCPUS = secs(gen)
 }
 
 // register registers every node, opens its map stream and waits until
@@ -235,6 +248,14 @@ func (r *runner) register(ctx context.Context, polls *sync.WaitGroup) error {
 	}
 	r.res.RegisterS = secs(time.Since(start))
 	r.opt.Logf("%d nodes registered in %v", len(r.nodes), time.Since(start).Round(time.Millisecond))
+	if err := r.waitAll(ctx, "first netmaps", func(n *node) bool { return n.firstAt.Load() != 0 }); err != nil {
+		return err
+	}
+	var lastFirst int64
+	for _, n := range r.nodes {
+		lastFirst = max(lastFirst, n.firstAt.Load())
+	}
+	r.res.FirstNetmapS = secs(time.Duration(lastFirst - start.UnixNano()))
 	if err := r.waitAll(ctx, "convergence", func(n *node) bool {
 		return n.npeers.Load() == int32(r.opt.Plan.expectedPeers(n.idx))
 	}); err != nil {
@@ -249,6 +270,11 @@ func (r *runner) register(ctx context.Context, polls *sync.WaitGroup) error {
 		return err
 	}
 	r.measureClient()
+	if r.opt.MemProfile != "" {
+		if err := writeHeapProfile(r.opt.MemProfile); err != nil {
+			return err
+		}
+	}
 	r.opt.Logf("converged %v after the first registration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -306,6 +332,7 @@ func (r *runner) verifyPeerSets() error {
 
 // measureClient records the load generator's own heap per node and RSS.
 func (r *runner) measureClient() {
+	runtime.GC() // twice: idle frame buffers in sync.Pools survive one
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -61,7 +61,7 @@ func TestSmoke(t *testing.T) {
 			var missing []string
 			for _, k := range []string{"nodes", "policy", "registerSeconds", "convergeSeconds", "converged", "peerSetsExact",
 				"endpointPropagation", "commitSeconds", "reconnectSeconds", "serverCPUSeconds", "serverPeakRSSBytes",
-				"restartPeakRSSBytes", "serverPhaseCPU", "clientHeapBytesPerNode", "clientPeakRSSBytes"} {
+				"restartPeakRSSBytes", "phaseCPU", "clientHeapBytesPerNode", "clientPeakRSSBytes"} {
 				if _, ok := fields[k]; !ok {
 					missing = append(missing, k)
 				}

@@ -47,6 +47,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opt.RoundGap, "round-gap", 1100*time.Millisecond, "pause before each endpoint change (longer than the server's update interval, 1 s by default)")
 	fs.BoolVar(&opt.SkipCommit, "skip-commit", false, "skip the policy commit")
 	fs.BoolVar(&opt.SkipRestart, "skip-restart", false, "skip the kill -9 and restart")
+	fs.IntVar(&opt.Replicas, "replicas", 0, "start this many replicas (2 or more) on a throwaway PostgreSQL behind HAProxy instead of one server on SQLite; the last phase then kills one with SIGKILL")
 	fs.DurationVar(&opt.Timeout, "timeout", 5*time.Minute, "limit of each phase")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile (pprof) to FILE")
@@ -153,6 +154,16 @@ func printSummary(w io.Writer, r *result) {
 	if r.ReconnectS != nil {
 		fmt.Fprintf(w, "  reconnect after kill -9: %.3f s\n", *r.ReconnectS)
 	}
+	if r.Replicas > 1 {
+		fmt.Fprintf(w, "  replicas:             %d behind HAProxy; nodes per replica %v", r.Replicas, r.NodesPerReplica)
+		if c := r.CrossReplica; c != nil {
+			fmt.Fprintf(w, "; across replicas p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)", c.P50Ms, c.P99Ms, c.MaxMs, c.Samples)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.ReplicaKillS != nil {
+		fmt.Fprintf(w, "  replica kill -9:      its %d nodes back and every peer set exact after %.3f s (nodes per replica %v)\n", r.KilledNodes, *r.ReplicaKillS, r.NodesPerReplicaAfter)
+	}
 	if r.ServerCPUS != nil {
 		fmt.Fprintf(w, "  server CPU:           %.2f s", *r.ServerCPUS)
 		for _, ph := range r.PhaseCPU {
@@ -162,6 +173,9 @@ func printSummary(w io.Writer, r *result) {
 		fmt.Fprintf(w, "  server peak RSS:      %.1f MB", float64(r.ServerPeakRSS)/1e6)
 		if r.RestartPeakRSS > 0 {
 			fmt.Fprintf(w, " (after restart: %.1f MB)", float64(r.RestartPeakRSS)/1e6)
+		}
+		for i, rss := range r.ReplicaPeakRSS {
+			fmt.Fprintf(w, "; replica %d %.1f MB", i+1, float64(rss)/1e6)
 		}
 		fmt.Fprintln(w)
 	}

@@ -48,6 +48,7 @@ type node struct {
 	revAt   atomic.Int64 // when rev last changed, Unix ns
 	probeEP atomic.Int32 // port of the probe's endpoint it last saw
 	probeAt atomic.Int64 // when probeEP last changed, Unix ns
+	home    atomic.Int32 // the relay port its DERP map lists first: which replica it streams to
 
 	mu    sync.Mutex // guards the field below; written by the stream goroutine
 	peers bitset     // by tailcfg.NodeID
@@ -270,6 +271,9 @@ func (n *node) apply(m *frameInfo, full bool) {
 		if n.probeEP.Swap(m.probePort) != m.probePort {
 			n.probeAt.Store(now)
 		}
+	}
+	if m.homePort >= 0 {
+		n.home.Store(m.homePort)
 	}
 	if m.hasFilters {
 		if rev := int32(m.filterRev); n.rev.Swap(rev) != rev {

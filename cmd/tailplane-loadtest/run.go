@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tailplane/tailplane/internal/localsvc"
 	"tailscale.com/control/ts2021"
 	"tailscale.com/net/netmon"
 	"tailscale.com/net/tsdial"
@@ -31,6 +32,7 @@ type options struct {
 	SkipCommit   bool          // no policy commit (always for --server)
 	SkipRestart  bool          // no kill -9 and restart (always for --server)
 	Timeout      time.Duration // per phase; 0 means 5m
+	Replicas     int           // self-start: 2 or more replicas on PostgreSQL behind HAProxy; 0 or 1: one server on SQLite
 	MemProfile   string        // write a heap profile here once converged; empty: none
 	Logf         func(format string, args ...any)
 }
@@ -53,9 +55,17 @@ type result struct {
 	ServerPeakRSS  int64    `json:"serverPeakRSSBytes,omitempty"`
 	RestartPeakRSS int64    `json:"restartPeakRSSBytes,omitempty"`
 	PhaseCPU       []phase  `json:"phaseCPU"`
-	ClientHeapNode int64    `json:"clientHeapBytesPerNode"`
-	ClientPeakRSS  int64    `json:"clientPeakRSSBytes"`
-	ClientCPUS     float64  `json:"clientCPUSeconds"`
+	// Replicas runs (Replicas >= 2).
+	Replicas             int      `json:"replicas,omitempty"`
+	NodesPerReplica      []int    `json:"nodesPerReplica,omitempty"` // after convergence, by the relay each node's DERP map puts first
+	NodesPerReplicaAfter []int    `json:"nodesPerReplicaAfterKill,omitempty"`
+	CrossReplica         *latency `json:"crossReplicaPropagation,omitempty"`
+	ReplicaKillS         *float64 `json:"replicaKillRecoverySeconds,omitempty"`
+	KilledNodes          int      `json:"killedReplicaNodes,omitempty"` // nodes the killed replica served
+	ReplicaPeakRSS       []int64  `json:"replicaPeakRSSBytes,omitempty"`
+	ClientHeapNode       int64    `json:"clientHeapBytesPerNode"`
+	ClientPeakRSS        int64    `json:"clientPeakRSSBytes"`
+	ClientCPUS           float64  `json:"clientCPUSeconds"`
 }
 
 // phase is the CPU one phase took: the server's (all replicas together)
@@ -71,7 +81,8 @@ type runner struct {
 	opt     options
 	sim     *sim
 	nodes   []*node
-	srv     *serverProc // nil for an external server
+	srvs    []*serverProc // the self-started server, or the replicas; none for an external server
+	cl      *cluster      // PostgreSQL and HAProxy of a replicas run, else nil
 	secrets map[string]string
 	res     result
 	cpuMark time.Duration
@@ -116,9 +127,10 @@ func run(ctx context.Context, opt options) (*result, error) {
 	}
 	err := r.setup(ctx)
 	defer func() {
-		if r.srv != nil {
-			r.srv.stop()
+		for _, p := range r.srvs {
+			p.stop()
 		}
+		r.cl.stop()
 		for _, n := range r.nodes {
 			if n != nil && n.c != nil {
 				n.c.Close()
@@ -145,6 +157,9 @@ func (r *runner) setup(ctx context.Context) error {
 	p := r.opt.Plan
 	var err error
 	if r.opt.Server != "" {
+		if r.opt.Replicas > 1 {
+			return errors.New("--replicas starts its own replicas; it does not go with --server")
+		}
 		if p.Policy != policyFull || r.opt.AuthKey == "" {
 			return errors.New("--server needs --auth-key and --policy full (the generated segmented policy must be served by the load generator itself)")
 		}
@@ -154,25 +169,9 @@ func (r *runner) setup(ctx context.Context) error {
 		if r.secrets, err = newSecrets(p); err != nil {
 			return err
 		}
-		cfgDir, stateDir := filepath.Join(r.opt.WorkDir, "config"), filepath.Join(r.opt.WorkDir, "state")
-		for _, d := range []string{cfgDir, stateDir} {
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				return fmt.Errorf("creating %s: %w", d, err)
-			}
-		}
-		if err := writeConfig(cfgDir, p, r.secrets, 1); err != nil {
+		if err := r.startServers(ctx); err != nil {
 			return err
 		}
-		addr, err := freeLoopbackAddr()
-		if err != nil {
-			return err
-		}
-		r.srv = &serverProc{bin: r.opt.TailplaneBin, configDir: cfgDir, stateDir: stateDir, listen: addr, logPath: filepath.Join(r.opt.WorkDir, "serve.log")}
-		if err := r.srv.start(ctx); err != nil {
-			return err
-		}
-		r.sim.url = r.srv.url()
-		r.opt.Logf("tailplane serve started on %s (log %s)", addr, r.srv.logPath)
 	}
 	if r.sim.serverKey, err = fetchServerKey(ctx, r.sim.url); err != nil {
 		return fmt.Errorf("fetching the server's Noise key (is %s a tailplane server?): %w", r.sim.url, err)
@@ -195,14 +194,42 @@ func (r *runner) setup(ctx context.Context) error {
 	return nil
 }
 
-// markCPU returns the server CPU used since the last mark.
-func (r *runner) markCPU() time.Duration {
-	if r.srv == nil {
-		return 0
+// startServers writes the config and starts the server, or with
+// Replicas the database, the replicas and HAProxy.
+func (r *runner) startServers(ctx context.Context) error {
+	cfgDir := filepath.Join(r.opt.WorkDir, "config")
+	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", cfgDir, err)
 	}
-	c, err := procCPU(r.srv.pid())
+	if err := writeConfig(cfgDir, r.opt.Plan, r.secrets, 1); err != nil {
+		return err
+	}
+	if r.opt.Replicas >= 2 {
+		return r.startReplicas(ctx, cfgDir)
+	}
+	stateDir := filepath.Join(r.opt.WorkDir, "state")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", stateDir, err)
+	}
+	addr, err := localsvc.FreeLoopbackAddr()
 	if err != nil {
-		return 0
+		return err
+	}
+	srv := &serverProc{bin: r.opt.TailplaneBin, configDir: cfgDir, stateDir: stateDir, listen: addr, logPath: filepath.Join(r.opt.WorkDir, "serve.log")}
+	r.srvs = []*serverProc{srv}
+	if err := srv.start(ctx); err != nil {
+		return err
+	}
+	r.sim.url = srv.url()
+	r.opt.Logf("tailplane serve started on %s (log %s)", addr, srv.logPath)
+	return nil
+}
+
+// markCPU returns the server CPU (every replica's) used since the last mark.
+func (r *runner) markCPU() time.Duration {
+	var c time.Duration
+	for _, p := range r.srvs {
+		c += p.sampleCPU()
 	}
 	d := c - r.cpuMark
 	r.cpuMark = c
@@ -213,8 +240,10 @@ func (r *runner) notePhase(name string) {
 	gen := selfCPU()
 	ph := phase{Name: name, ClientCPUS: secs(gen - r.genMark)}
 	r.genMark = gen
-	if r.srv != nil {
+	if len(r.srvs) > 0 {
 		ph.CPUS = secs(r.markCPU())
+		total := secs(r.cpuMark)
+		r.res.ServerCPUS = &total
 	}
 	r.res.PhaseCPU = append(r.res.PhaseCPU, ph)
 	r.res.ClientCPUS = secs(gen)
@@ -269,6 +298,7 @@ func (r *runner) register(ctx context.Context, polls *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
+	r.res.NodesPerReplica = r.countPerReplica()
 	r.measureClient()
 	if r.opt.MemProfile != "" {
 		if err := writeHeapProfile(r.opt.MemProfile); err != nil {

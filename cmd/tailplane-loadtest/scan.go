@@ -19,6 +19,30 @@ type frameInfo struct {
 	probePort  int32   // port of the probe's first endpoint as the message leaves it; -1 if it does not say
 	hasFilters bool    // PacketFilters present (not null)
 	filterRev  int     // filterRev of PacketFilters
+	homePort   int32   // DERPMap: the relay port of the first node of its lowest region (a replica's own relay); -1 without a DERPMap
+}
+
+// derpHome returns the relay port a DERP map (raw JSON) lists first: of
+// the lowest region with nodes, its first node's. Each replica lists its
+// own relay first (docs/deploy.md), so this tells a node's replica. -1:
+// no such node.
+func derpHome(raw []byte) (int32, error) {
+	var m *struct {
+		Regions map[int]*struct{ Nodes []struct{ DERPPort int } }
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return -1, fmt.Errorf("the DERP map: %w", err)
+	}
+	home, region := int32(-1), 0
+	if m == nil {
+		return home, nil
+	}
+	for id, r := range m.Regions {
+		if r != nil && len(r.Nodes) > 0 && (home < 0 || id < region) {
+			home, region = int32(r.Nodes[0].DERPPort), id
+		}
+	}
+	return home, nil
 }
 
 // mapScanner reads frameInfo out of a map message's JSON without decoding
@@ -49,6 +73,7 @@ var (
 	fRemoved      = []byte("PeersRemoved")
 	fPatch        = []byte("PeersChangedPatch")
 	fFilters      = []byte("PacketFilters")
+	fDERPMap      = []byte("DERPMap")
 	fDstPorts     = []byte("DstPorts")
 	fPorts        = []byte("Ports")
 	fFirst, fLast = []byte("First"), []byte("Last")
@@ -58,7 +83,7 @@ var (
 // The result is valid until the next scan.
 func (s *mapScanner) scan(b []byte, probe int64) (*frameInfo, error) {
 	s.b, s.i, s.probe = b, 0, probe
-	s.info = frameInfo{peers: s.info.peers[:0], changed: s.info.changed[:0], removed: s.info.removed[:0]}
+	s.info = frameInfo{peers: s.info.peers[:0], changed: s.info.changed[:0], removed: s.info.removed[:0], homePort: -1}
 	s.probePorts = [3]int32{-1, -1, -1}
 	if s.null() {
 		s.info.probePort = -1
@@ -112,6 +137,14 @@ func (s *mapScanner) topField(k []byte) error {
 			s.info.removed = append(s.info.removed, id)
 			return err
 		})
+	case fieldIs(k, fDERPMap):
+		start := s.i
+		if err := s.skip(); err != nil {
+			return err
+		}
+		var err error
+		s.info.homePort, err = derpHome(s.b[start:s.i])
+		return err
 	case fieldIs(k, fFilters):
 		s.info.hasFilters, s.info.filterRev = false, 0
 		if s.null() {

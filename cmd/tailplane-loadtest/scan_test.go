@@ -24,6 +24,7 @@ type refMsg struct {
 	PeersRemoved      []int64
 	PeersChangedPatch []refPeer
 	PacketFilters     map[string][]refRule
+	DERPMap           json.RawMessage
 }
 
 type refPeer struct {
@@ -41,7 +42,13 @@ func refInfo(t testing.TB, b []byte, probe int64) (*frameInfo, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
-	fi := &frameInfo{keepAlive: m.KeepAlive, removed: m.PeersRemoved, probePort: -1, hasFilters: m.PacketFilters != nil}
+	fi := &frameInfo{keepAlive: m.KeepAlive, removed: m.PeersRemoved, probePort: -1, hasFilters: m.PacketFilters != nil, homePort: -1}
+	if m.DERPMap != nil {
+		var err error
+		if fi.homePort, err = derpHome(m.DERPMap); err != nil {
+			return nil, err
+		}
+	}
 	if m.Node != nil {
 		fi.selfID = m.Node.ID
 	}
@@ -118,7 +125,11 @@ func TestScanMatchesJSON(t *testing.T) {
 		m    *tailcfg.MapResponse
 	}{
 		{"full", &tailcfg.MapResponse{
-			Node:  peerNode(3),
+			Node: peerNode(3),
+			DERPMap: &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{
+				901: {RegionID: 901, Nodes: []*tailcfg.DERPNode{{Name: "z", DERPPort: 1}}},
+				900: {RegionID: 900, Nodes: []*tailcfg.DERPNode{{Name: "a", HostName: "127.0.0.1", DERPPort: 18441}, {Name: "b", DERPPort: 18442}}},
+			}},
 			Peers: []*tailcfg.Node{peerNode(1, ap("127.0.0.1:1")), peerNode(probe, ap("127.0.0.1:60001"), ap("[::1]:2")), peerNode(9)},
 			PacketFilters: map[string][]tailcfg.FilterRule{
 				"base": {ports(0, 65535), ports(40002, 40002)}, "x": {ports(40005, 40005), ports(40001, 40009)},
@@ -152,6 +163,8 @@ func TestScanMatchesJSON(t *testing.T) {
 		{"spacing", " {\n\t\"Peers\" : [ { \"ID\" : 8 , \"x\" : [ 1 , { \"}\" : \"]\\\"\" } ] } ] , \"KeepAlive\" : true } "},
 		{"endpoints-before-id", `{"PeersChanged":[{"Endpoints":["9.9.9.9:60009"],"ID":7}]}`},
 		{"top-null", `null`},
+		{"null-derp-map", `{"DERPMap":null}`},
+		{"derp-map-without-nodes", `{"DERPMap":{"Regions":{"900":{"Nodes":[]},"7":null}}}`},
 		{"node-id-after-skip", `{"Node":{"Name":"a\\","ID":11}}`},
 	}
 	for _, tt := range hand {
@@ -186,6 +199,7 @@ func TestScanRefuses(t *testing.T) {
 func FuzzScan(f *testing.F) {
 	f.Add([]byte(`{"Peers":[{"ID":7,"Endpoints":["1.2.3.4:5"]}],"Node":{"ID":3}}`), int64(7))
 	f.Add([]byte(`{"PacketFilters":{"base":[{"DstPorts":[{"IP":"*","Ports":{"First":40002,"Last":40002}}]}]}}`), int64(0))
+	f.Add([]byte(`{"DERPMap":{"Regions":{"900":{"RegionID":900,"Nodes":[{"Name":"a","DERPPort":18441}]}}},"KeepAlive":true}`), int64(0))
 	f.Fuzz(func(t *testing.T, b []byte, probe int64) {
 		var s mapScanner
 		s.scan(b, probe)

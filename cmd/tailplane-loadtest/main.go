@@ -74,7 +74,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, args...)...)
 		}
 	}
-	raiseFileLimit()
+	if err := raiseFileLimit(opt.Plan.Nodes); err != nil {
+		fmt.Fprintln(stderr, "tailplane-loadtest:", err)
+		return 1
+	}
 	opt.MemProfile = *memProfile
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
@@ -129,13 +132,21 @@ func fileExists(p string) bool {
 }
 
 // raiseFileLimit lifts the soft open-file limit to the hard one: every
-// node holds a connection, and the server (inheriting it) one per node.
-func raiseFileLimit() {
+// node holds a connection, and the server (inheriting the limit) one per
+// node; a hard limit too low for nodes is an error that says what to do.
+func raiseFileLimit(nodes int) error {
 	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return nil // not knowable; let the run show it
+	}
+	if l.Cur < l.Max {
 		l.Cur = l.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
+	if need := uint64(nodes) + 512; l.Max < need {
+		return fmt.Errorf("--nodes %d needs about %d open files, and the hard limit is %d (hint: raise it, e.g. `ulimit -Hn %d` as root, or `LimitNOFILE=` for a service)", nodes, need, l.Max, 2*need)
+	}
+	return nil
 }
 
 func printSummary(w io.Writer, r *result) {

@@ -173,7 +173,7 @@ func printSummary(w io.Writer, r *result) {
 		fmt.Fprintln(w)
 	}
 	if r.ReplicaKillS != nil {
-		fmt.Fprintf(w, "  replica kill -9:      its %d nodes back and every peer set exact after %.3f s (nodes per replica %v)\n", r.KilledNodes, *r.ReplicaKillS, r.NodesPerReplicaAfter)
+		fmt.Fprintf(w, "  replica kill -9:      its %d nodes back and every peer set exact after %.3f s (nodes per replica %v); every peer online once its lease lapsed: %v\n", r.KilledNodes, *r.ReplicaKillS, r.NodesPerReplicaAfter, r.OnlineAfterLapse)
 	}
 	if r.ServerCPUS != nil {
 		fmt.Fprintf(w, "  server CPU:           %.2f s", *r.ServerCPUS)

@@ -49,9 +49,11 @@ type node struct {
 	probeEP atomic.Int32 // port of the probe's endpoint it last saw
 	probeAt atomic.Int64 // when probeEP last changed, Unix ns
 	home    atomic.Int32 // the relay port its DERP map lists first: which replica it streams to
+	noff    atomic.Int32 // peers it holds as offline
 
-	mu    sync.Mutex // guards the field below; written by the stream goroutine
-	peers bitset     // by tailcfg.NodeID
+	mu      sync.Mutex // guards the fields below; written by the stream goroutine
+	peers   bitset     // by tailcfg.NodeID
+	offline bitset     // peers last said to be offline, by tailcfg.NodeID
 }
 
 // bitset is a set of small non-negative integers.
@@ -75,6 +77,15 @@ func (b *bitset) set(i int64, on bool) {
 func (b bitset) has(i int64) bool {
 	w := int(i / 64)
 	return w < len(b) && b[w]&(1<<(i%64)) != 0
+}
+
+// countAnd returns how many members b and o have in common.
+func (b bitset) countAnd(o bitset) int {
+	n := 0
+	for i := range min(len(b), len(o)) {
+		n += bits.OnesCount64(b[i] & o[i])
+	}
+	return n
 }
 
 func (b bitset) count() int {
@@ -250,6 +261,7 @@ func (n *node) apply(m *frameInfo, full bool) {
 	n.mu.Lock()
 	if full {
 		clear(n.peers)
+		clear(n.offline)
 		for _, id := range m.peers {
 			n.setPeerLocked(id, true)
 		}
@@ -259,8 +271,15 @@ func (n *node) apply(m *frameInfo, full bool) {
 	}
 	for _, id := range m.removed {
 		n.setPeerLocked(id, false)
+		n.setOfflineLocked(id, false)
+	}
+	for _, list := range m.online {
+		for _, o := range list {
+			n.setOfflineLocked(o.id, !o.on)
+		}
 	}
 	n.npeers.Store(int32(n.peers.count()))
+	n.noff.Store(int32(n.peers.countAnd(n.offline)))
 	n.mu.Unlock()
 	if full {
 		if n.fulls.Add(1) == 1 {
@@ -285,5 +304,11 @@ func (n *node) apply(m *frameInfo, full bool) {
 func (n *node) setPeerLocked(id int64, on bool) {
 	if id > 0 && id < maxNodeID {
 		n.peers.set(id, on)
+	}
+}
+
+func (n *node) setOfflineLocked(id int64, off bool) {
+	if id > 0 && id < maxNodeID {
+		n.offline.set(id, off)
 	}
 }

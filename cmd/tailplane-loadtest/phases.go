@@ -123,6 +123,9 @@ func (r *runner) restart(ctx context.Context, _ *sync.WaitGroup) error {
 	if err := r.verifyPeerSets(); err != nil {
 		return fmt.Errorf("after the restart: %w", err)
 	}
+	if err := r.waitOnline(ctx, "peers online after the restart"); err != nil {
+		return err
+	}
 	r.res.RestartPeakRSS, _ = procHWM(srv.pid())
 	r.opt.Logf("every node back on a full netmap %.3f s after the restart", d)
 	return nil

@@ -155,6 +155,18 @@ func (r *runner) countPerReplica() []int {
 	return count
 }
 
+// leaseLapse is how long after a kill the killed replica's lease has
+// surely lapsed: server.Config.ReplicaLease (10 s) after its last renewal
+// (every 2 s), with a margin.
+const leaseLapse = 15 * time.Second
+
+// waitOnline waits until every node holds its peers, all of them online.
+func (r *runner) waitOnline(ctx context.Context, what string) error {
+	return r.waitAll(ctx, what, func(n *node) bool {
+		return n.noff.Load() == 0 && n.npeers.Load() == int32(r.opt.Plan.expectedPeers(n.idx))
+	})
+}
+
 // killReplica kills the first replica (the applier) with SIGKILL and
 // waits until every node it served holds a new full netmap from another
 // replica (through HAProxy) and every node holds exactly its peers.
@@ -188,5 +200,18 @@ func (r *runner) killReplica(ctx context.Context) error {
 	}
 	r.res.NodesPerReplicaAfter = r.countPerReplica()
 	r.opt.Logf("every node back on a full netmap %.3f s after the kill (nodes per replica now %v)", d, r.res.NodesPerReplicaAfter)
+	// Once the killed replica's lease has lapsed the others mark its nodes
+	// offline; those nodes stream to them by now, so every peer must stay
+	// (or come back) online.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Until(start.Add(leaseLapse))):
+	}
+	if err := r.waitOnline(ctx, "peers online after the killed replica's lease lapsed"); err != nil {
+		return err
+	}
+	r.res.OnlineAfterLapse = true
+	r.opt.Logf("every peer online %v after the kill, once the killed replica's lease lapsed", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -61,7 +61,8 @@ type result struct {
 	NodesPerReplicaAfter []int    `json:"nodesPerReplicaAfterKill,omitempty"`
 	CrossReplica         *latency `json:"crossReplicaPropagation,omitempty"`
 	ReplicaKillS         *float64 `json:"replicaKillRecoverySeconds,omitempty"`
-	KilledNodes          int      `json:"killedReplicaNodes,omitempty"` // nodes the killed replica served
+	KilledNodes          int      `json:"killedReplicaNodes,omitempty"`    // nodes the killed replica served
+	OnlineAfterLapse     bool     `json:"peersOnlineAfterLease,omitempty"` // every node saw every peer online once the killed replica's lease lapsed
 	ReplicaPeakRSS       []int64  `json:"replicaPeakRSSBytes,omitempty"`
 	ClientHeapNode       int64    `json:"clientHeapBytesPerNode"`
 	ClientPeakRSS        int64    `json:"clientPeakRSSBytes"`
@@ -329,8 +330,8 @@ func (r *runner) waitAll(ctx context.Context, what string, ok func(*node) bool) 
 		}
 		if time.Now().After(deadline) {
 			n := r.nodes[next]
-			return fmt.Errorf("%s: node %d (id %d) not there after %v: it holds %d peers, want %d; filter revision %d (hint: see the server log)",
-				what, n.idx, n.id.Load(), r.opt.Timeout, n.npeers.Load(), r.opt.Plan.expectedPeers(n.idx), n.rev.Load())
+			return fmt.Errorf("%s: node %d (id %d) not there after %v: it holds %d peers (%d of them offline), want %d; filter revision %d, %d full netmaps, %d streams ended (hint: see the server log)",
+				what, n.idx, n.id.Load(), r.opt.Timeout, n.npeers.Load(), n.noff.Load(), r.opt.Plan.expectedPeers(n.idx), n.rev.Load(), n.fulls.Load(), n.streams.Load())
 		}
 		select {
 		case <-ctx.Done():

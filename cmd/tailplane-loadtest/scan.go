@@ -20,6 +20,16 @@ type frameInfo struct {
 	hasFilters bool    // PacketFilters present (not null)
 	filterRev  int     // filterRev of PacketFilters
 	homePort   int32   // DERPMap: the relay port of the first node of its lowest region (a replica's own relay); -1 without a DERPMap
+	// online: what Peers, PeersChanged and PeersChangedPatch (in this
+	// order) say of peers' Online, each in its list's order
+	online [3][]onlineMark
+}
+
+// onlineMark is one peer's Online in a map message: the peer's ID (its
+// NodeID when it has no ID, as in PeersChangedPatch).
+type onlineMark struct {
+	id int64
+	on bool
 }
 
 // derpHome returns the relay port a DERP map (raw JSON) lists first: of
@@ -68,6 +78,7 @@ var (
 	fID           = []byte("ID")
 	fNodeID       = []byte("NodeID")
 	fEndpoints    = []byte("Endpoints")
+	fOnline       = []byte("Online")
 	fPeers        = []byte("Peers")
 	fChanged      = []byte("PeersChanged")
 	fRemoved      = []byte("PeersRemoved")
@@ -83,7 +94,8 @@ var (
 // The result is valid until the next scan.
 func (s *mapScanner) scan(b []byte, probe int64) (*frameInfo, error) {
 	s.b, s.i, s.probe = b, 0, probe
-	s.info = frameInfo{peers: s.info.peers[:0], changed: s.info.changed[:0], removed: s.info.removed[:0], homePort: -1}
+	s.info = frameInfo{peers: s.info.peers[:0], changed: s.info.changed[:0], removed: s.info.removed[:0], homePort: -1,
+		online: [3][]onlineMark{s.info.online[0][:0], s.info.online[1][:0], s.info.online[2][:0]}}
 	s.probePorts = [3]int32{-1, -1, -1}
 	if s.null() {
 		s.info.probePort = -1
@@ -161,12 +173,14 @@ func (s *mapScanner) topField(k []byte) error {
 // as list number which.
 func (s *mapScanner) peerList(ids *[]int64, which int) error {
 	s.probePorts[which] = -1
+	s.info.online[which] = s.info.online[which][:0]
 	if s.null() {
 		return nil
 	}
 	return s.array(func() error {
 		var id, nodeID int64
 		var eps []byte // the raw Endpoints value
+		var online, hasOnline bool
 		if !s.null() {
 			err := s.object(func(k []byte) error {
 				switch {
@@ -174,6 +188,12 @@ func (s *mapScanner) peerList(ids *[]int64, which int) error {
 					return s.intInto(&id)
 				case fieldIs(k, fNodeID):
 					return s.intInto(&nodeID)
+				case fieldIs(k, fOnline):
+					hasOnline = !s.null()
+					if !hasOnline {
+						return nil
+					}
+					return s.boolInto(&online)
 				case fieldIs(k, fEndpoints):
 					start := s.i
 					err := s.skip()
@@ -188,6 +208,13 @@ func (s *mapScanner) peerList(ids *[]int64, which int) error {
 		}
 		if ids != nil {
 			*ids = append(*ids, id)
+		}
+		if hasOnline {
+			mark := onlineMark{id, online}
+			if id == 0 {
+				mark.id = nodeID
+			}
+			s.info.online[which] = append(s.info.online[which], mark)
 		}
 		if s.probe > 0 && (id == s.probe || nodeID == s.probe) && eps != nil {
 			var list []netip.AddrPort

@@ -31,6 +31,7 @@ type refPeer struct {
 	ID        int64
 	NodeID    int64
 	Endpoints []netip.AddrPort
+	Online    *bool
 }
 
 type refRule struct {
@@ -58,6 +59,17 @@ func refInfo(t testing.TB, b []byte, probe int64) (*frameInfo, error) {
 	for _, p := range m.PeersChanged {
 		fi.changed = append(fi.changed, p.ID)
 	}
+	for i, list := range [][]refPeer{m.Peers, m.PeersChanged, m.PeersChangedPatch} {
+		for _, p := range list {
+			if p.Online != nil {
+				mark := onlineMark{p.ID, *p.Online}
+				if p.ID == 0 {
+					mark.id = p.NodeID
+				}
+				fi.online[i] = append(fi.online[i], mark)
+			}
+		}
+	}
 	if probe > 0 {
 		for _, list := range [][]refPeer{m.Peers, m.PeersChanged, m.PeersChangedPatch} {
 			for _, p := range list {
@@ -80,7 +92,7 @@ func refInfo(t testing.TB, b []byte, probe int64) (*frameInfo, error) {
 	return fi, nil
 }
 
-var infoCmp = []cmp.Option{cmp.AllowUnexported(frameInfo{}), cmpopts.EquateEmpty()}
+var infoCmp = []cmp.Option{cmp.AllowUnexported(frameInfo{}, onlineMark{}), cmpopts.EquateEmpty()}
 
 // checkScan compares the scanner with the reference on b.
 func checkScan(t *testing.T, b []byte, probe int64) {
@@ -102,8 +114,10 @@ func checkScan(t *testing.T, b []byte, probe int64) {
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 func peerNode(id int64, eps ...netip.AddrPort) *tailcfg.Node {
+	online := id%2 == 0
 	return &tailcfg.Node{
-		ID: tailcfg.NodeID(id), StableID: "s", Name: "n.loadtest.internal.", Key: key.NewNode().Public(),
+		Online: &online,
+		ID:     tailcfg.NodeID(id), StableID: "s", Name: "n.loadtest.internal.", Key: key.NewNode().Public(),
 		Addresses: []netip.Prefix{netip.MustParsePrefix("100.64.0.1/32")}, Endpoints: eps,
 		Hostinfo: (&tailcfg.Hostinfo{Hostname: `odd "name" \ here`, OS: "linux"}).View(),
 		CapMap:   tailcfg.NodeCapMap{"cap": {`{"x":[1,"]}"]}`}},
@@ -120,6 +134,7 @@ func ports(first, last uint16) tailcfg.FilterRule {
 // encoding/json decodes.
 func TestScanMatchesJSON(t *testing.T) {
 	const probe = 7
+	yes := true
 	msgs := []struct {
 		name string
 		m    *tailcfg.MapResponse
@@ -138,7 +153,7 @@ func TestScanMatchesJSON(t *testing.T) {
 		{"delta", &tailcfg.MapResponse{
 			PeersChanged:      []*tailcfg.Node{peerNode(probe, ap("127.0.0.1:60002")), peerNode(12)},
 			PeersRemoved:      []tailcfg.NodeID{4, 5},
-			PeersChangedPatch: []*tailcfg.PeerChange{{NodeID: probe, Endpoints: []netip.AddrPort{ap("127.0.0.1:60003")}}, {NodeID: 2, Online: new(bool)}},
+			PeersChangedPatch: []*tailcfg.PeerChange{{NodeID: probe, Endpoints: []netip.AddrPort{ap("127.0.0.1:60003")}}, {NodeID: 2, Online: new(bool)}, {NodeID: 3, Online: &yes}},
 		}},
 		{"patch-only", &tailcfg.MapResponse{PeersChangedPatch: []*tailcfg.PeerChange{{NodeID: probe, DERPRegion: 900}}}},
 		{"keepalive", &tailcfg.MapResponse{KeepAlive: true}},
@@ -164,6 +179,7 @@ func TestScanMatchesJSON(t *testing.T) {
 		{"endpoints-before-id", `{"PeersChanged":[{"Endpoints":["9.9.9.9:60009"],"ID":7}]}`},
 		{"top-null", `null`},
 		{"null-derp-map", `{"DERPMap":null}`},
+		{"online", `{"PeersChangedPatch":[{"NodeID":4,"Online":false},{"NodeID":5,"Online":null}],"Peers":[{"ID":1,"Online":true},{"Online":false,"NodeID":9}]}`},
 		{"derp-map-without-nodes", `{"DERPMap":{"Regions":{"900":{"Nodes":[]},"7":null}}}`},
 		{"node-id-after-skip", `{"Node":{"Name":"a\\","ID":11}}`},
 	}
@@ -179,7 +195,7 @@ func TestScanMatchesJSON(t *testing.T) {
 func TestScanRefuses(t *testing.T) {
 	for _, in := range []string{
 		`[]`, `{"Peers":{}}`, `{"Peers":[5]}`, `{"Node":{"ID":"5"}}`, `{"Node":{"ID":1.5}}`,
-		`{"PeersRemoved":[true]}`, `{"KeepAlive":1}`, `{"PacketFilters":[]}`,
+		`{"PeersRemoved":[true]}`, `{"KeepAlive":1}`, `{"Peers":[{"ID":1,"Online":"yes"}]}`, `{"PacketFilters":[]}`,
 		`{"PacketFilters":{"a":[{"DstPorts":[{"Ports":{"First":70000}}]}]}}`, `{"Peers":[{"ID":1}`, `{"Peers":"`,
 	} {
 		var s mapScanner

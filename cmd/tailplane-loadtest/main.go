@@ -175,6 +175,9 @@ func printSummary(w io.Writer, r *result) {
 	if r.ReplicaKillS != nil {
 		fmt.Fprintf(w, "  replica kill -9:      its %d nodes back and every peer set exact after %.3f s (nodes per replica %v); every peer online once its lease lapsed: %v\n", r.KilledNodes, *r.ReplicaKillS, r.NodesPerReplicaAfter, r.OnlineAfterLapse)
 	}
+	if r.CommitAfterKillS != nil {
+		fmt.Fprintf(w, "  commit after the kill: %.3f s (applied by a surviving replica)\n", *r.CommitAfterKillS)
+	}
 	if r.ServerCPUS != nil {
 		fmt.Fprintf(w, "  server CPU:           %.2f s", *r.ServerCPUS)
 		for _, ph := range r.PhaseCPU {

@@ -61,8 +61,9 @@ type result struct {
 	NodesPerReplicaAfter []int    `json:"nodesPerReplicaAfterKill,omitempty"`
 	CrossReplica         *latency `json:"crossReplicaPropagation,omitempty"`
 	ReplicaKillS         *float64 `json:"replicaKillRecoverySeconds,omitempty"`
-	KilledNodes          int      `json:"killedReplicaNodes,omitempty"`    // nodes the killed replica served
-	OnlineAfterLapse     bool     `json:"peersOnlineAfterLease,omitempty"` // every node saw every peer online once the killed replica's lease lapsed
+	KilledNodes          int      `json:"killedReplicaNodes,omitempty"`     // nodes the killed replica served
+	OnlineAfterLapse     bool     `json:"peersOnlineAfterLease,omitempty"`  // every node saw every peer online once the killed replica's lease lapsed
+	CommitAfterKillS     *float64 `json:"commitAfterKillSeconds,omitempty"` // a commit once the killed applier's lease lapsed, to every node
 	ReplicaPeakRSS       []int64  `json:"replicaPeakRSSBytes,omitempty"`
 	ClientHeapNode       int64    `json:"clientHeapBytesPerNode"`
 	ClientPeakRSS        int64    `json:"clientPeakRSSBytes"`

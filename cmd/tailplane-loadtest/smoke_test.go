@@ -43,7 +43,7 @@ func TestSmoke(t *testing.T) {
 		"phaseCPU", "clientHeapBytesPerNode", "clientPeakRSSBytes", "clientCPUSeconds"}
 	single := append([]string{"reconnectSeconds", "restartPeakRSSBytes"}, common...)
 	replicas := append([]string{"replicas", "nodesPerReplica", "crossReplicaPropagation", "replicaKillRecoverySeconds",
-		"killedReplicaNodes", "nodesPerReplicaAfterKill", "peersOnlineAfterLease", "replicaPeakRSSBytes"}, common...)
+		"killedReplicaNodes", "nodesPerReplicaAfterKill", "peersOnlineAfterLease", "commitAfterKillSeconds", "replicaPeakRSSBytes"}, common...)
 	tests := []struct {
 		name   string
 		args   []string

@@ -62,6 +62,22 @@ func TestPlanPeers(t *testing.T) {
 				if seen != tt.p.expectedPeers(i) {
 					t.Errorf("node %d: sees %d nodes, expectedPeers says %d", i, seen, tt.p.expectedPeers(i))
 				}
+				var inRanges, want []int
+				for _, rg := range tt.p.peerRanges(i) {
+					for j := rg[0]; j < rg[1]; j++ {
+						if j != i {
+							inRanges = append(inRanges, j)
+						}
+					}
+				}
+				for j := range tt.p.Nodes {
+					if tt.p.sees(i, j) {
+						want = append(want, j)
+					}
+				}
+				if diff := cmp.Diff(want, inRanges); diff != "" {
+					t.Errorf("node %d: peerRanges differ from sees (-sees +peerRanges):\n%s", i, diff)
+				}
 			}
 			if diff := cmp.Diff(tt.groups, groups); diff != "" {
 				t.Errorf("groups (-want +got):\n%s", diff)

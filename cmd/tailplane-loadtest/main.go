@@ -193,6 +193,15 @@ func printSummary(w io.Writer, r *result) {
 		}
 		fmt.Fprintln(w)
 	}
+	fmt.Fprintf(w, "  received by the nodes:")
+	for i, ph := range r.PhaseCPU {
+		sep := ";"
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(w, "%s %s %d frames, %.1f MB of JSON, %d full netmaps", sep, ph.Name, ph.Frames, float64(ph.MapBytes)/1e6, ph.FullNetmaps)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  load generator:       %.1f KB heap per node, peak RSS %.1f MB, CPU %.2f s", float64(r.ClientHeapNode)/1e3, float64(r.ClientPeakRSS)/1e6, r.ClientCPUS)
 	for _, ph := range r.PhaseCPU {
 		fmt.Fprintf(w, "; %s %.2f s", ph.Name, ph.ClientCPUS)

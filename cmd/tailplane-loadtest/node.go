@@ -44,6 +44,8 @@ type node struct {
 	fulls   atomic.Int32 // full netmaps received
 	firstAt atomic.Int64 // when the first full netmap arrived, Unix ns
 	streams atomic.Int32 // map streams that ended (errors, restarts)
+	frames  atomic.Int64 // map frames received
+	bytes   atomic.Int64 // their JSON, decompressed
 	rev     atomic.Int32 // config revision of its packet filter (commit marker)
 	revAt   atomic.Int64 // when rev last changed, Unix ns
 	probeEP atomic.Int32 // port of the probe's endpoint it last saw
@@ -238,6 +240,8 @@ func (n *node) frame(r io.Reader, size int, first bool, s *sim) error {
 		return fmt.Errorf("node %d: decompressing a map frame: %w", n.idx, err)
 	}
 	*decp = dec
+	n.frames.Add(1)
+	n.bytes.Add(int64(len(dec)))
 	sc := scanners.Get().(*mapScanner)
 	defer scanners.Put(sc)
 	m, err := sc.scan(dec, s.probeID.Load())

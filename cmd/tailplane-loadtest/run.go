@@ -76,6 +76,11 @@ type phase struct {
 	Name       string  `json:"name"`
 	CPUS       float64 `json:"cpuSeconds"`
 	ClientCPUS float64 `json:"clientCPUSeconds"`
+	// What the nodes received in the phase, all together: map frames,
+	// their JSON (decompressed) and how many of them were full netmaps.
+	Frames      int64 `json:"frames"`
+	MapBytes    int64 `json:"mapBytes"`
+	FullNetmaps int64 `json:"fullNetmaps"`
 }
 
 // runner holds one run's state.
@@ -89,6 +94,7 @@ type runner struct {
 	res     result
 	cpuMark time.Duration
 	genMark time.Duration // the load generator's own CPU at the last phase
+	rxMark  [3]int64      // frames, bytes and full netmaps received until the last phase
 }
 
 func (o options) withDefaults() options {
@@ -247,6 +253,14 @@ func (r *runner) notePhase(name string) {
 		total := secs(r.cpuMark)
 		r.res.ServerCPUS = &total
 	}
+	var rx [3]int64
+	for _, n := range r.nodes {
+		rx[0] += n.frames.Load()
+		rx[1] += n.bytes.Load()
+		rx[2] += int64(n.fulls.Load())
+	}
+	ph.Frames, ph.MapBytes, ph.FullNetmaps = rx[0]-r.rxMark[0], rx[1]-r.rxMark[1], rx[2]-r.rxMark[2]
+	r.rxMark = rx
 	r.res.PhaseCPU = append(r.res.PhaseCPU, ph)
 	r.res.ClientCPUS = secs(gen)
 }

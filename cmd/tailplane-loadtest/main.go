@@ -199,7 +199,7 @@ func printSummary(w io.Writer, r *result) {
 		if i == 0 {
 			sep = ""
 		}
-		fmt.Fprintf(w, "%s %s %d frames, %.1f MB of JSON, %d full netmaps", sep, ph.Name, ph.Frames, float64(ph.MapBytes)/1e6, ph.FullNetmaps)
+		fmt.Fprintf(w, "%s %s %d frames, %.1f MB of JSON, %d full netmaps, %d streams ended", sep, ph.Name, ph.Frames, float64(ph.MapBytes)/1e6, ph.FullNetmaps, ph.StreamsEnded)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  load generator:       %.1f KB heap per node, peak RSS %.1f MB, CPU %.2f s", float64(r.ClientHeapNode)/1e3, float64(r.ClientPeakRSS)/1e6, r.ClientCPUS)

@@ -81,6 +81,9 @@ type phase struct {
 	Frames      int64 `json:"frames"`
 	MapBytes    int64 `json:"mapBytes"`
 	FullNetmaps int64 `json:"fullNetmaps"`
+	// StreamsEnded counts map streams that ended or failed to open (each
+	// is followed by a redial): reconnect attempts.
+	StreamsEnded int64 `json:"streamsEnded"`
 }
 
 // runner holds one run's state.
@@ -94,7 +97,7 @@ type runner struct {
 	res     result
 	cpuMark time.Duration
 	genMark time.Duration // the load generator's own CPU at the last phase
-	rxMark  [3]int64      // frames, bytes and full netmaps received until the last phase
+	rxMark  [4]int64      // frames, bytes, full netmaps and ended streams until the last phase
 }
 
 func (o options) withDefaults() options {
@@ -253,13 +256,14 @@ func (r *runner) notePhase(name string) {
 		total := secs(r.cpuMark)
 		r.res.ServerCPUS = &total
 	}
-	var rx [3]int64
+	var rx [4]int64
 	for _, n := range r.nodes {
 		rx[0] += n.frames.Load()
 		rx[1] += n.bytes.Load()
 		rx[2] += int64(n.fulls.Load())
+		rx[3] += int64(n.streams.Load())
 	}
-	ph.Frames, ph.MapBytes, ph.FullNetmaps = rx[0]-r.rxMark[0], rx[1]-r.rxMark[1], rx[2]-r.rxMark[2]
+	ph.Frames, ph.MapBytes, ph.FullNetmaps, ph.StreamsEnded = rx[0]-r.rxMark[0], rx[1]-r.rxMark[1], rx[2]-r.rxMark[2], rx[3]-r.rxMark[3]
 	r.rxMark = rx
 	r.res.PhaseCPU = append(r.res.PhaseCPU, ph)
 	r.res.ClientCPUS = secs(gen)

@@ -1,10 +1,12 @@
 // Command tailplane-loadtest simulates many Tailscale nodes against a real
 // `tailplane serve` and reports how the server copes: registration time,
 // convergence, endpoint-change and commit propagation, reconnect after a
-// kill -9, and the server's CPU and peak RSS. Each node speaks the real
-// control protocol over Noise through Tailscale's own ts2021 client, but
-// keeps only what is measured (a peer bitset and a few counters), so one
-// machine can drive thousands. See docs/performance.md.
+// kill -9, and the server's CPU and peak RSS, apart from its own. Each node
+// speaks the real control protocol over Noise through Tailscale's own
+// ts2021 client, but reads only the measured fields of each map message
+// (mapScanner) and keeps only a peer bitset and a few counters, so one
+// machine can drive 10,000. With --replicas it starts PostgreSQL, several
+// replicas and HAProxy itself, and kills one. See docs/performance.md.
 package main
 
 import (

@@ -71,24 +71,34 @@ func (r *runner) commit(ctx context.Context, _ *sync.WaitGroup) error {
 	if r.opt.SkipCommit {
 		return nil
 	}
-	start := time.Now()
-	if err := writeConfig(r.srvs[0].configDir, r.opt.Plan, r.secrets, 2); err != nil {
+	d, err := r.commitRevision(ctx, 2, "commit propagation")
+	if err != nil {
 		return err
 	}
-	if err := r.waitAll(ctx, "commit propagation", func(n *node) bool {
-		return n.rev.Load() == 2 && n.npeers.Load() == int32(r.opt.Plan.expectedPeers(n.idx))
+	r.res.CommitS = &d
+	r.notePhase("commit")
+	r.opt.Logf("commit reached every node %.3f s after the config was written", d)
+	return nil
+}
+
+// commitRevision writes revision rev of the config and returns the
+// seconds from the write until the last node's packet filter carried it
+// (every node also holding exactly its peers).
+func (r *runner) commitRevision(ctx context.Context, rev int, what string) (float64, error) {
+	start := time.Now()
+	if err := writeConfig(r.srvs[0].configDir, r.opt.Plan, r.secrets, rev); err != nil {
+		return 0, err
+	}
+	if err := r.waitAll(ctx, what, func(n *node) bool {
+		return n.rev.Load() == int32(rev) && n.npeers.Load() == int32(r.opt.Plan.expectedPeers(n.idx))
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	var last int64
 	for _, n := range r.nodes {
 		last = max(last, n.revAt.Load())
 	}
-	d := secs(time.Duration(last - start.UnixNano()))
-	r.res.CommitS = &d
-	r.notePhase("commit")
-	r.opt.Logf("commit reached every node %.3f s after the config was written", d)
-	return nil
+	return secs(time.Duration(last - start.UnixNano())), nil
 }
 
 // restart kills the server with SIGKILL, starts it again on the same

@@ -223,20 +223,10 @@ func (r *runner) killReplica(ctx context.Context) error {
 // lapsed and waits until every node's packet filter carries it: another
 // replica must have taken over applying revisions.
 func (r *runner) commitAfterKill(ctx context.Context) error {
-	start := time.Now()
-	if err := writeConfig(r.srvs[0].configDir, r.opt.Plan, r.secrets, 3); err != nil {
+	d, err := r.commitRevision(ctx, 3, "a commit after the applier was killed")
+	if err != nil {
 		return err
 	}
-	if err := r.waitAll(ctx, "a commit after the applier was killed", func(n *node) bool {
-		return n.rev.Load() == 3 && n.npeers.Load() == int32(r.opt.Plan.expectedPeers(n.idx))
-	}); err != nil {
-		return err
-	}
-	var last int64
-	for _, n := range r.nodes {
-		last = max(last, n.revAt.Load())
-	}
-	d := secs(time.Duration(last - start.UnixNano()))
 	r.res.CommitAfterKillS = &d
 	r.notePhase("commit-after-kill")
 	r.opt.Logf("a commit after the kill reached every node %.3f s after the config was written (applied by a survivor)", d)

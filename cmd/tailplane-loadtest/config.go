@@ -108,6 +108,20 @@ func (p plan) expectedPeers(i int) int {
 	return last - first - 1 + p.Services
 }
 
+// peerRanges returns the ranges [lo, hi) of node indexes among which node
+// i's peers are: every j in them but i itself is one (see sees).
+func (p plan) peerRanges(i int) [][2]int {
+	g := p.group(i)
+	switch {
+	case p.Policy != policySegmented:
+		return [][2]int{{0, p.Nodes}}
+	case g < 0:
+		return [][2]int{{p.Services, p.Nodes}}
+	}
+	first := p.Services + g*p.groupSize()
+	return [][2]int{{0, p.Services}, {first, min(first+p.groupSize(), p.Nodes)}}
+}
+
 // keyName is the auth key node i registers with.
 func (p plan) keyName(i int) string {
 	switch g := p.group(i); {

@@ -62,6 +62,22 @@ func TestPlanPeers(t *testing.T) {
 				if seen != tt.p.expectedPeers(i) {
 					t.Errorf("node %d: sees %d nodes, expectedPeers says %d", i, seen, tt.p.expectedPeers(i))
 				}
+				var inRanges, want []int
+				for _, rg := range tt.p.peerRanges(i) {
+					for j := rg[0]; j < rg[1]; j++ {
+						if j != i {
+							inRanges = append(inRanges, j)
+						}
+					}
+				}
+				for j := range tt.p.Nodes {
+					if tt.p.sees(i, j) {
+						want = append(want, j)
+					}
+				}
+				if diff := cmp.Diff(want, inRanges); diff != "" {
+					t.Errorf("node %d: peerRanges differ from sees (-sees +peerRanges):\n%s", i, diff)
+				}
 			}
 			if diff := cmp.Diff(tt.groups, groups); diff != "" {
 				t.Errorf("groups (-want +got):\n%s", diff)
@@ -149,29 +165,5 @@ func TestTailnetDoc(t *testing.T) {
 	}
 	if len(doc.TagOwners) != 4 {
 		t.Errorf("tagOwners has %d tags, want 4 (svc, g0..g2): %v", len(doc.TagOwners), doc.TagOwners)
-	}
-}
-
-func TestFilterRev(t *testing.T) {
-	port := func(first, last uint16) filterRule {
-		r := filterRule{DstPorts: make([]struct{ Ports struct{ First, Last uint16 } }, 1)}
-		r.DstPorts[0].Ports.First, r.DstPorts[0].Ports.Last = first, last
-		return r
-	}
-	tests := []struct {
-		name string
-		f    map[string][]filterRule
-		want int
-	}{
-		{"none", map[string][]filterRule{"*": nil}, 0},
-		{"all-ports-only", map[string][]filterRule{"base": {port(0, 65535)}}, 0},
-		{"marker", map[string][]filterRule{"base": {port(0, 65535), port(40002, 40002)}}, 2},
-		{"highest", map[string][]filterRule{"base": {port(40002, 40002)}, "x": {port(40005, 40005)}}, 5},
-		{"range-is-not-a-marker", map[string][]filterRule{"base": {port(40001, 40009)}}, 0},
-	}
-	for _, tt := range tests {
-		if got := filterRev(tt.f); got != tt.want {
-			t.Errorf("%s: filterRev = %d, want %d", tt.name, got, tt.want)
-		}
 	}
 }

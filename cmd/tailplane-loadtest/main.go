@@ -1,10 +1,12 @@
 // Command tailplane-loadtest simulates many Tailscale nodes against a real
 // `tailplane serve` and reports how the server copes: registration time,
 // convergence, endpoint-change and commit propagation, reconnect after a
-// kill -9, and the server's CPU and peak RSS. Each node speaks the real
-// control protocol over Noise through Tailscale's own ts2021 client, but
-// keeps only what is measured (a peer bitset and a few counters), so one
-// machine can drive thousands. See docs/performance.md.
+// kill -9, and the server's CPU and peak RSS, apart from its own. Each node
+// speaks the real control protocol over Noise through Tailscale's own
+// ts2021 client, but reads only the measured fields of each map message
+// (mapScanner) and keeps only a peer bitset and a few counters, so one
+// machine can drive 10,000. With --replicas it starts PostgreSQL, several
+// replicas and HAProxy itself, and kills one. See docs/performance.md.
 package main
 
 import (
@@ -47,8 +49,11 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opt.RoundGap, "round-gap", 1100*time.Millisecond, "pause before each endpoint change (longer than the server's update interval, 1 s by default)")
 	fs.BoolVar(&opt.SkipCommit, "skip-commit", false, "skip the policy commit")
 	fs.BoolVar(&opt.SkipRestart, "skip-restart", false, "skip the kill -9 and restart")
+	fs.IntVar(&opt.Replicas, "replicas", 0, "start this many replicas (2 or more) on a throwaway PostgreSQL behind HAProxy instead of one server on SQLite; the last phase then kills one with SIGKILL")
 	fs.DurationVar(&opt.Timeout, "timeout", 5*time.Minute, "limit of each phase")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile (pprof) to FILE")
+	memProfile := fs.String("memprofile", "", "write the load generator's heap profile (pprof) to FILE once every node converged")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			return 0
@@ -71,7 +76,19 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000")}, args...)...)
 		}
 	}
-	raiseFileLimit()
+	if err := raiseFileLimit(opt.Plan.Nodes); err != nil {
+		fmt.Fprintln(stderr, "tailplane-loadtest:", err)
+		return 1
+	}
+	opt.MemProfile = *memProfile
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "tailplane-loadtest:", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	res, err := run(ctx, opt)
 	if res != nil {
 		if asJSON {
@@ -117,13 +134,21 @@ func fileExists(p string) bool {
 }
 
 // raiseFileLimit lifts the soft open-file limit to the hard one: every
-// node holds a connection, and the server (inheriting it) one per node.
-func raiseFileLimit() {
+// node holds a connection, and the server (inheriting the limit) one per
+// node; a hard limit too low for nodes is an error that says what to do.
+func raiseFileLimit(nodes int) error {
 	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return nil // not knowable; let the run show it
+	}
+	if l.Cur < l.Max {
 		l.Cur = l.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
+	if need := uint64(nodes) + 512; l.Max < need {
+		return fmt.Errorf("--nodes %d needs about %d open files, and the hard limit is %d (hint: raise it, e.g. `ulimit -Hn %d` as root, or `LimitNOFILE=` for a service)", nodes, need, l.Max, 2*need)
+	}
+	return nil
 }
 
 func printSummary(w io.Writer, r *result) {
@@ -132,7 +157,7 @@ func printSummary(w io.Writer, r *result) {
 		fmt.Fprintf(w, " (groups of %d, %d shared services)", r.GroupSize, r.Services)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  registration:         %.3f s\n", r.RegisterS)
+	fmt.Fprintf(w, "  registration:         %.3f s (every node's first full netmap after %.3f s)\n", r.RegisterS, r.FirstNetmapS)
 	fmt.Fprintf(w, "  converged:            %v after %.3f s (exact peer sets: %v)\n", r.Converged, r.ConvergeS, r.PeerSetsExact)
 	p := r.Propagation
 	fmt.Fprintf(w, "  endpoint propagation: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)\n", p.P50Ms, p.P99Ms, p.MaxMs, p.Samples)
@@ -142,9 +167,22 @@ func printSummary(w io.Writer, r *result) {
 	if r.ReconnectS != nil {
 		fmt.Fprintf(w, "  reconnect after kill -9: %.3f s\n", *r.ReconnectS)
 	}
+	if r.Replicas > 1 {
+		fmt.Fprintf(w, "  replicas:             %d behind HAProxy; nodes per replica %v", r.Replicas, r.NodesPerReplica)
+		if c := r.CrossReplica; c != nil {
+			fmt.Fprintf(w, "; across replicas p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)", c.P50Ms, c.P99Ms, c.MaxMs, c.Samples)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.ReplicaKillS != nil {
+		fmt.Fprintf(w, "  replica kill -9:      its %d nodes back and every peer set exact after %.3f s (nodes per replica %v); every peer online once its lease lapsed: %v\n", r.KilledNodes, *r.ReplicaKillS, r.NodesPerReplicaAfter, r.OnlineAfterLapse)
+	}
+	if r.CommitAfterKillS != nil {
+		fmt.Fprintf(w, "  commit after the kill: %.3f s (applied by a surviving replica)\n", *r.CommitAfterKillS)
+	}
 	if r.ServerCPUS != nil {
 		fmt.Fprintf(w, "  server CPU:           %.2f s", *r.ServerCPUS)
-		for _, ph := range r.ServerPhaseCPU {
+		for _, ph := range r.PhaseCPU {
 			fmt.Fprintf(w, "; %s %.2f s", ph.Name, ph.CPUS)
 		}
 		fmt.Fprintln(w)
@@ -152,7 +190,23 @@ func printSummary(w io.Writer, r *result) {
 		if r.RestartPeakRSS > 0 {
 			fmt.Fprintf(w, " (after restart: %.1f MB)", float64(r.RestartPeakRSS)/1e6)
 		}
+		for i, rss := range r.ReplicaPeakRSS {
+			fmt.Fprintf(w, "; replica %d %.1f MB", i+1, float64(rss)/1e6)
+		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "  load generator:       %.1f KB heap per node, peak RSS %.1f MB\n", float64(r.ClientHeapNode)/1e3, float64(r.ClientPeakRSS)/1e6)
+	fmt.Fprintf(w, "  received by the nodes:")
+	for i, ph := range r.PhaseCPU {
+		sep := ";"
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(w, "%s %s %d frames, %.1f MB of JSON, %d full netmaps, %d streams ended", sep, ph.Name, ph.Frames, float64(ph.MapBytes)/1e6, ph.FullNetmaps, ph.StreamsEnded)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  load generator:       %.1f KB heap per node, peak RSS %.1f MB, CPU %.2f s", float64(r.ClientHeapNode)/1e3, float64(r.ClientPeakRSS)/1e6, r.ClientCPUS)
+	for _, ph := range r.PhaseCPU {
+		fmt.Fprintf(w, "; %s %.2f s", ph.Name, ph.ClientCPUS)
+	}
+	fmt.Fprintln(w)
 }

@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,14 +43,20 @@ type node struct {
 	id      atomic.Int64 // its tailcfg.NodeID, from its own netmap
 	npeers  atomic.Int32 // peers it holds
 	fulls   atomic.Int32 // full netmaps received
+	firstAt atomic.Int64 // when the first full netmap arrived, Unix ns
 	streams atomic.Int32 // map streams that ended (errors, restarts)
+	frames  atomic.Int64 // map frames received
+	bytes   atomic.Int64 // their JSON, decompressed
 	rev     atomic.Int32 // config revision of its packet filter (commit marker)
 	revAt   atomic.Int64 // when rev last changed, Unix ns
 	probeEP atomic.Int32 // port of the probe's endpoint it last saw
 	probeAt atomic.Int64 // when probeEP last changed, Unix ns
+	home    atomic.Int32 // the relay port its DERP map lists first: which replica it streams to
+	noff    atomic.Int32 // peers it holds as offline
 
-	mu    sync.Mutex // guards the field below; written by the stream goroutine
-	peers bitset     // by tailcfg.NodeID
+	mu      sync.Mutex // guards the fields below; written by the stream goroutine
+	peers   bitset     // by tailcfg.NodeID
+	offline bitset     // peers last said to be offline, by tailcfg.NodeID
 }
 
 // bitset is a set of small non-negative integers.
@@ -75,6 +82,15 @@ func (b bitset) has(i int64) bool {
 	return w < len(b) && b[w]&(1<<(i%64)) != 0
 }
 
+// countAnd returns how many members b and o have in common.
+func (b bitset) countAnd(o bitset) int {
+	n := 0
+	for i := range min(len(b), len(o)) {
+		n += bits.OnesCount64(b[i] & o[i])
+	}
+	return n
+}
+
 func (b bitset) count() int {
 	n := 0
 	for _, w := range b {
@@ -85,27 +101,6 @@ func (b bitset) count() int {
 
 // maxNodeID bounds node IDs so a peer bitset stays small.
 const maxNodeID = 1 << 24
-
-// Only the fields the load generator reads; encoding/json skips the rest.
-type mapMsg struct {
-	KeepAlive         bool
-	Node              *struct{ ID int64 }
-	Peers             []peerMsg
-	PeersChanged      []peerMsg
-	PeersRemoved      []int64
-	PeersChangedPatch []peerMsg
-	PacketFilters     map[string][]filterRule
-}
-
-type peerMsg struct {
-	ID        int64
-	NodeID    int64 // in PeersChangedPatch
-	Endpoints []netip.AddrPort
-}
-
-type filterRule struct {
-	DstPorts []struct{ Ports struct{ First, Last uint16 } }
-}
 
 func (n *node) hostinfo() *tailcfg.Hostinfo {
 	name := fmt.Sprintf("lt%05d", n.idx)
@@ -194,9 +189,18 @@ func (n *node) poll(ctx context.Context, s *sim) {
 	}
 }
 
-// frameBufs recycles decompression buffers across nodes, so none keeps a
-// netmap-sized buffer while idle.
-var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+// frameBufs recycles the buffers of compressed and decompressed frames
+// across nodes, so none keeps a netmap-sized buffer while idle; scanners
+// recycles the map scanners (and their ID slices).
+// decodeSlots bounds how many frames are decompressed and scanned at once
+// (more than the cores cannot go faster), and so the memory of
+// decompressed netmaps: when every node of a 5,000-node mesh gets its
+// 3 MB netmap at once, only these hold one.
+var (
+	frameBufs   = sync.Pool{New: func() any { return new([]byte) }}
+	scanners    = sync.Pool{New: func() any { return new(mapScanner) }}
+	decodeSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+)
 
 // stream runs one map stream and returns when it ends.
 func (n *node) stream(ctx context.Context, s *sim) error {
@@ -227,66 +231,84 @@ func (n *node) stream(ctx context.Context, s *sim) error {
 
 // frame reads, decodes and applies one map frame of size bytes.
 func (n *node) frame(r io.Reader, size int, first bool, s *sim) error {
-	bp := frameBufs.Get().(*[]byte)
-	defer frameBufs.Put(bp)
-	raw := make([]byte, size)
+	rawp := frameBufs.Get().(*[]byte)
+	defer frameBufs.Put(rawp)
+	if cap(*rawp) < size {
+		*rawp = make([]byte, size)
+	}
+	raw := (*rawp)[:size]
 	if _, err := io.ReadFull(r, raw); err != nil {
 		return err
 	}
-	dec, err := zstdframe.AppendDecode((*bp)[:0], raw)
+	decodeSlots <- struct{}{}
+	defer func() { <-decodeSlots }()
+	decp := frameBufs.Get().(*[]byte)
+	defer frameBufs.Put(decp)
+	dec, err := zstdframe.AppendDecode((*decp)[:0], raw)
 	if err != nil {
 		return fmt.Errorf("node %d: decompressing a map frame: %w", n.idx, err)
 	}
-	*bp = dec
-	var m mapMsg
-	if err := json.Unmarshal(dec, &m); err != nil {
+	*decp = dec
+	n.frames.Add(1)
+	n.bytes.Add(int64(len(dec)))
+	sc := scanners.Get().(*mapScanner)
+	defer scanners.Put(sc)
+	m, err := sc.scan(dec, s.probeID.Load())
+	if err != nil {
 		return fmt.Errorf("node %d: decoding a map frame: %w", n.idx, err)
 	}
-	if m.KeepAlive && !first {
+	if m.keepAlive && !first {
 		return nil
 	}
-	n.apply(&m, first, s.probeID.Load())
+	n.apply(m, first)
 	return nil
 }
 
 // apply folds one map message into n's measurements.
-func (n *node) apply(m *mapMsg, full bool, probe int64) {
+func (n *node) apply(m *frameInfo, full bool) {
 	now := time.Now().UnixNano()
-	if m.Node != nil && m.Node.ID > 0 {
-		n.id.Store(m.Node.ID)
+	if m.selfID > 0 {
+		n.id.Store(m.selfID)
 	}
-	full = full || len(m.Peers) > 0
+	full = full || len(m.peers) > 0
 	n.mu.Lock()
 	if full {
 		clear(n.peers)
-		for _, p := range m.Peers {
-			n.setPeerLocked(p.ID, true)
+		clear(n.offline)
+		for _, id := range m.peers {
+			n.setPeerLocked(id, true)
 		}
 	}
-	for _, p := range m.PeersChanged {
-		n.setPeerLocked(p.ID, true)
+	for _, id := range m.changed {
+		n.setPeerLocked(id, true)
 	}
-	for _, id := range m.PeersRemoved {
+	for _, id := range m.removed {
 		n.setPeerLocked(id, false)
+		n.setOfflineLocked(id, false)
+	}
+	for _, list := range m.online {
+		for _, o := range list {
+			n.setOfflineLocked(o.id, !o.on)
+		}
 	}
 	n.npeers.Store(int32(n.peers.count()))
+	n.noff.Store(int32(n.peers.countAnd(n.offline)))
 	n.mu.Unlock()
 	if full {
-		n.fulls.Add(1)
-	}
-	if probe > 0 {
-		for _, list := range [][]peerMsg{m.Peers, m.PeersChanged, m.PeersChangedPatch} {
-			for _, p := range list {
-				if (p.ID == probe || p.NodeID == probe) && len(p.Endpoints) > 0 {
-					if port := int32(p.Endpoints[0].Port()); n.probeEP.Swap(port) != port {
-						n.probeAt.Store(now)
-					}
-				}
-			}
+		if n.fulls.Add(1) == 1 {
+			n.firstAt.Store(now)
 		}
 	}
-	if m.PacketFilters != nil {
-		if rev := int32(filterRev(m.PacketFilters)); n.rev.Swap(rev) != rev {
+	if m.probePort >= 0 {
+		if n.probeEP.Swap(m.probePort) != m.probePort {
+			n.probeAt.Store(now)
+		}
+	}
+	if m.homePort >= 0 {
+		n.home.Store(m.homePort)
+	}
+	if m.hasFilters {
+		if rev := int32(m.filterRev); n.rev.Swap(rev) != rev {
 			n.revAt.Store(now)
 		}
 	}
@@ -298,19 +320,8 @@ func (n *node) setPeerLocked(id int64, on bool) {
 	}
 }
 
-// filterRev returns the config revision a packet filter carries: the
-// highest single-port rule at markerBase+rev, or 0.
-func filterRev(f map[string][]filterRule) int {
-	rev := 0
-	for _, rules := range f {
-		for _, r := range rules {
-			for _, d := range r.DstPorts {
-				p := int(d.Ports.First)
-				if d.Ports.First == d.Ports.Last && p > markerBase && p < markerBase+1000 {
-					rev = max(rev, p-markerBase)
-				}
-			}
-		}
+func (n *node) setOfflineLocked(id int64, off bool) {
+	if id > 0 && id < maxNodeID {
+		n.offline.set(id, off)
 	}
-	return rev
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tailplane/tailplane/internal/localsvc"
 	"tailscale.com/control/ts2021"
 	"tailscale.com/net/netmon"
 	"tailscale.com/net/tsdial"
@@ -31,6 +32,8 @@ type options struct {
 	SkipCommit   bool          // no policy commit (always for --server)
 	SkipRestart  bool          // no kill -9 and restart (always for --server)
 	Timeout      time.Duration // per phase; 0 means 5m
+	Replicas     int           // self-start: 2 or more replicas on PostgreSQL behind HAProxy; 0 or 1: one server on SQLite
+	MemProfile   string        // write a heap profile here once converged; empty: none
 	Logf         func(format string, args ...any)
 }
 
@@ -41,6 +44,7 @@ type result struct {
 	GroupSize      int      `json:"groupSize,omitempty"`
 	Services       int      `json:"services,omitempty"`
 	RegisterS      float64  `json:"registerSeconds"`
+	FirstNetmapS   float64  `json:"firstNetmapSeconds"`
 	ConvergeS      float64  `json:"convergeSeconds"`
 	Converged      bool     `json:"converged"`
 	PeerSetsExact  bool     `json:"peerSetsExact"`
@@ -50,14 +54,36 @@ type result struct {
 	ServerCPUS     *float64 `json:"serverCPUSeconds,omitempty"`
 	ServerPeakRSS  int64    `json:"serverPeakRSSBytes,omitempty"`
 	RestartPeakRSS int64    `json:"restartPeakRSSBytes,omitempty"`
-	ServerPhaseCPU []phase  `json:"serverPhaseCPU,omitempty"`
-	ClientHeapNode int64    `json:"clientHeapBytesPerNode"`
-	ClientPeakRSS  int64    `json:"clientPeakRSSBytes"`
+	PhaseCPU       []phase  `json:"phaseCPU"`
+	// Replicas runs (Replicas >= 2).
+	Replicas             int      `json:"replicas,omitempty"`
+	NodesPerReplica      []int    `json:"nodesPerReplica,omitempty"` // after convergence, by the relay each node's DERP map puts first
+	NodesPerReplicaAfter []int    `json:"nodesPerReplicaAfterKill,omitempty"`
+	CrossReplica         *latency `json:"crossReplicaPropagation,omitempty"`
+	ReplicaKillS         *float64 `json:"replicaKillRecoverySeconds,omitempty"`
+	KilledNodes          int      `json:"killedReplicaNodes,omitempty"`     // nodes the killed replica served
+	OnlineAfterLapse     bool     `json:"peersOnlineAfterLease,omitempty"`  // every node saw every peer online once the killed replica's lease lapsed
+	CommitAfterKillS     *float64 `json:"commitAfterKillSeconds,omitempty"` // a commit once the killed applier's lease lapsed, to every node
+	ReplicaPeakRSS       []int64  `json:"replicaPeakRSSBytes,omitempty"`
+	ClientHeapNode       int64    `json:"clientHeapBytesPerNode"`
+	ClientPeakRSS        int64    `json:"clientPeakRSSBytes"`
+	ClientCPUS           float64  `json:"clientCPUSeconds"`
 }
 
+// phase is the CPU one phase took: the server's (all replicas together)
+// and the load generator's own, measured apart.
 type phase struct {
-	Name string  `json:"name"`
-	CPUS float64 `json:"cpuSeconds"`
+	Name       string  `json:"name"`
+	CPUS       float64 `json:"cpuSeconds"`
+	ClientCPUS float64 `json:"clientCPUSeconds"`
+	// What the nodes received in the phase, all together: map frames,
+	// their JSON (decompressed) and how many of them were full netmaps.
+	Frames      int64 `json:"frames"`
+	MapBytes    int64 `json:"mapBytes"`
+	FullNetmaps int64 `json:"fullNetmaps"`
+	// StreamsEnded counts map streams that ended or failed to open (each
+	// is followed by a redial): reconnect attempts.
+	StreamsEnded int64 `json:"streamsEnded"`
 }
 
 // runner holds one run's state.
@@ -65,10 +91,13 @@ type runner struct {
 	opt     options
 	sim     *sim
 	nodes   []*node
-	srv     *serverProc // nil for an external server
+	srvs    []*serverProc // the self-started server, or the replicas; none for an external server
+	cl      *cluster      // PostgreSQL and HAProxy of a replicas run, else nil
 	secrets map[string]string
 	res     result
 	cpuMark time.Duration
+	genMark time.Duration // the load generator's own CPU at the last phase
+	rxMark  [4]int64      // frames, bytes, full netmaps and ended streams until the last phase
 }
 
 func (o options) withDefaults() options {
@@ -109,9 +138,10 @@ func run(ctx context.Context, opt options) (*result, error) {
 	}
 	err := r.setup(ctx)
 	defer func() {
-		if r.srv != nil {
-			r.srv.stop()
+		for _, p := range r.srvs {
+			p.stop()
 		}
+		r.cl.stop()
 		for _, n := range r.nodes {
 			if n != nil && n.c != nil {
 				n.c.Close()
@@ -138,6 +168,9 @@ func (r *runner) setup(ctx context.Context) error {
 	p := r.opt.Plan
 	var err error
 	if r.opt.Server != "" {
+		if r.opt.Replicas > 1 {
+			return errors.New("--replicas starts its own replicas; it does not go with --server")
+		}
 		if p.Policy != policyFull || r.opt.AuthKey == "" {
 			return errors.New("--server needs --auth-key and --policy full (the generated segmented policy must be served by the load generator itself)")
 		}
@@ -147,25 +180,9 @@ func (r *runner) setup(ctx context.Context) error {
 		if r.secrets, err = newSecrets(p); err != nil {
 			return err
 		}
-		cfgDir, stateDir := filepath.Join(r.opt.WorkDir, "config"), filepath.Join(r.opt.WorkDir, "state")
-		for _, d := range []string{cfgDir, stateDir} {
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				return fmt.Errorf("creating %s: %w", d, err)
-			}
-		}
-		if err := writeConfig(cfgDir, p, r.secrets, 1); err != nil {
+		if err := r.startServers(ctx); err != nil {
 			return err
 		}
-		addr, err := freeLoopbackAddr()
-		if err != nil {
-			return err
-		}
-		r.srv = &serverProc{bin: r.opt.TailplaneBin, configDir: cfgDir, stateDir: stateDir, listen: addr, logPath: filepath.Join(r.opt.WorkDir, "serve.log")}
-		if err := r.srv.start(ctx); err != nil {
-			return err
-		}
-		r.sim.url = r.srv.url()
-		r.opt.Logf("tailplane serve started on %s (log %s)", addr, r.srv.logPath)
 	}
 	if r.sim.serverKey, err = fetchServerKey(ctx, r.sim.url); err != nil {
 		return fmt.Errorf("fetching the server's Noise key (is %s a tailplane server?): %w", r.sim.url, err)
@@ -184,17 +201,46 @@ func (r *runner) setup(ctx context.Context) error {
 		r.nodes[i] = n
 	}
 	r.markCPU()
+	r.genMark = selfCPU()
 	return nil
 }
 
-// markCPU returns the server CPU used since the last mark.
-func (r *runner) markCPU() time.Duration {
-	if r.srv == nil {
-		return 0
+// startServers writes the config and starts the server, or with
+// Replicas the database, the replicas and HAProxy.
+func (r *runner) startServers(ctx context.Context) error {
+	cfgDir := filepath.Join(r.opt.WorkDir, "config")
+	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", cfgDir, err)
 	}
-	c, err := procCPU(r.srv.pid())
+	if err := writeConfig(cfgDir, r.opt.Plan, r.secrets, 1); err != nil {
+		return err
+	}
+	if r.opt.Replicas >= 2 {
+		return r.startReplicas(ctx, cfgDir)
+	}
+	stateDir := filepath.Join(r.opt.WorkDir, "state")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", stateDir, err)
+	}
+	addr, err := localsvc.FreeLoopbackAddr()
 	if err != nil {
-		return 0
+		return err
+	}
+	srv := &serverProc{bin: r.opt.TailplaneBin, configDir: cfgDir, stateDir: stateDir, listen: addr, logPath: filepath.Join(r.opt.WorkDir, "serve.log")}
+	r.srvs = []*serverProc{srv}
+	if err := srv.start(ctx); err != nil {
+		return err
+	}
+	r.sim.url = srv.url()
+	r.opt.Logf("tailplane serve started on %s (log %s)", addr, srv.logPath)
+	return nil
+}
+
+// markCPU returns the server CPU (every replica's) used since the last mark.
+func (r *runner) markCPU() time.Duration {
+	var c time.Duration
+	for _, p := range r.srvs {
+		c += p.sampleCPU()
 	}
 	d := c - r.cpuMark
 	r.cpuMark = c
@@ -202,9 +248,25 @@ func (r *runner) markCPU() time.Duration {
 }
 
 func (r *runner) notePhase(name string) {
-	if r.srv != nil {
-		r.res.ServerPhaseCPU = append(r.res.ServerPhaseCPU, phase{name, secs(r.markCPU())})
+	gen := selfCPU()
+	ph := phase{Name: name, ClientCPUS: secs(gen - r.genMark)}
+	r.genMark = gen
+	if len(r.srvs) > 0 {
+		ph.CPUS = secs(r.markCPU())
+		total := secs(r.cpuMark)
+		r.res.ServerCPUS = &total
 	}
+	var rx [4]int64
+	for _, n := range r.nodes {
+		rx[0] += n.frames.Load()
+		rx[1] += n.bytes.Load()
+		rx[2] += int64(n.fulls.Load())
+		rx[3] += int64(n.streams.Load())
+	}
+	ph.Frames, ph.MapBytes, ph.FullNetmaps, ph.StreamsEnded = rx[0]-r.rxMark[0], rx[1]-r.rxMark[1], rx[2]-r.rxMark[2], rx[3]-r.rxMark[3]
+	r.rxMark = rx
+	r.res.PhaseCPU = append(r.res.PhaseCPU, ph)
+	r.res.ClientCPUS = secs(gen)
 }
 
 // register registers every node, opens its map stream and waits until
@@ -235,6 +297,14 @@ func (r *runner) register(ctx context.Context, polls *sync.WaitGroup) error {
 	}
 	r.res.RegisterS = secs(time.Since(start))
 	r.opt.Logf("%d nodes registered in %v", len(r.nodes), time.Since(start).Round(time.Millisecond))
+	if err := r.waitAll(ctx, "first netmaps", func(n *node) bool { return n.firstAt.Load() != 0 }); err != nil {
+		return err
+	}
+	var lastFirst int64
+	for _, n := range r.nodes {
+		lastFirst = max(lastFirst, n.firstAt.Load())
+	}
+	r.res.FirstNetmapS = secs(time.Duration(lastFirst - start.UnixNano()))
 	if err := r.waitAll(ctx, "convergence", func(n *node) bool {
 		return n.npeers.Load() == int32(r.opt.Plan.expectedPeers(n.idx))
 	}); err != nil {
@@ -248,7 +318,13 @@ func (r *runner) register(ctx context.Context, polls *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
+	r.res.NodesPerReplica = r.countPerReplica()
 	r.measureClient()
+	if r.opt.MemProfile != "" {
+		if err := writeHeapProfile(r.opt.MemProfile); err != nil {
+			return err
+		}
+	}
 	r.opt.Logf("converged %v after the first registration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -273,8 +349,8 @@ func (r *runner) waitAll(ctx context.Context, what string, ok func(*node) bool) 
 		}
 		if time.Now().After(deadline) {
 			n := r.nodes[next]
-			return fmt.Errorf("%s: node %d (id %d) not there after %v: it holds %d peers, want %d; filter revision %d (hint: see the server log)",
-				what, n.idx, n.id.Load(), r.opt.Timeout, n.npeers.Load(), r.opt.Plan.expectedPeers(n.idx), n.rev.Load())
+			return fmt.Errorf("%s: node %d (id %d) not there after %v: it holds %d peers (%d of them offline), want %d; filter revision %d, %d full netmaps, %d streams ended (hint: see the server log)",
+				what, n.idx, n.id.Load(), r.opt.Timeout, n.npeers.Load(), n.noff.Load(), r.opt.Plan.expectedPeers(n.idx), n.rev.Load(), n.fulls.Load(), n.streams.Load())
 		}
 		select {
 		case <-ctx.Done():
@@ -293,10 +369,12 @@ func (r *runner) verifyPeerSets() error {
 	}
 	for i, n := range r.nodes {
 		n.mu.Lock()
-		for j := range r.nodes {
-			if r.opt.Plan.sees(i, j) && !n.peers.has(ids[j]) {
-				n.mu.Unlock()
-				return fmt.Errorf("node %d lacks peer node %d (id %d) its policy gives it", i, j, ids[j])
+		for _, rg := range r.opt.Plan.peerRanges(i) {
+			for j := rg[0]; j < rg[1]; j++ {
+				if j != i && !n.peers.has(ids[j]) {
+					n.mu.Unlock()
+					return fmt.Errorf("node %d lacks peer node %d (id %d) its policy gives it", i, j, ids[j])
+				}
 			}
 		}
 		n.mu.Unlock()
@@ -306,6 +384,7 @@ func (r *runner) verifyPeerSets() error {
 
 // measureClient records the load generator's own heap per node and RSS.
 func (r *runner) measureClient() {
+	runtime.GC() // twice: idle frame buffers in sync.Pools survive one
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

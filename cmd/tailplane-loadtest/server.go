@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,18 +25,23 @@ type serverProc struct {
 	stateDir  string
 	listen    string // 127.0.0.1:port
 	logPath   string
+	args      []string // more flags for serve (replicas: database, server URL, relay address)
 	cmd       *exec.Cmd
 	exited    chan struct{} // closed when cmd exits
+	// CPU accounting: cpuBase is what the earlier processes (before a
+	// kill -9 and restart) used, cpuLast the current one's last reading.
+	cpuBase, cpuLast time.Duration
 }
 
-// freeLoopbackAddr returns a 127.0.0.1 address with a port free right now.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free loopback port: %w", err)
+// sampleCPU reads the running process's CPU into cpuLast and returns the
+// total of every process this serverProc ran.
+func (p *serverProc) sampleCPU() time.Duration {
+	if p.cmd != nil {
+		if c, err := procCPU(p.pid()); err == nil {
+			p.cpuLast = c
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return p.cpuBase + p.cpuLast
 }
 
 func (p *serverProc) url() string { return "http://" + p.listen }
@@ -48,8 +52,8 @@ func (p *serverProc) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening the server log: %w", err)
 	}
-	cmd := exec.Command(p.bin, "serve", "--config", p.configDir, "--state-dir", p.stateDir,
-		"--listen", p.listen, "--stun-listen", "off")
+	cmd := exec.Command(p.bin, append([]string{"serve", "--config", p.configDir, "--state-dir", p.stateDir,
+		"--listen", p.listen, "--stun-listen", "off"}, p.args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -81,9 +85,12 @@ func (p *serverProc) kill() {
 	if p.cmd == nil {
 		return
 	}
+	p.sampleCPU()
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
 	p.cmd = nil
+	p.cpuBase += p.cpuLast
+	p.cpuLast = 0
 }
 
 // stop asks the server to shut down, and kills it after 10 s.

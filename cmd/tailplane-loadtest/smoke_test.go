@@ -32,17 +32,26 @@ func buildTailplane(t *testing.T) string {
 
 // TestSmoke runs the whole load test (registration, convergence, endpoint
 // propagation, a commit and a kill -9 restart) against a real `tailplane
-// serve` with a full mesh and a segmented policy, through the command's
-// --json output. It checks correctness (every phase completed, peer sets
-// exact, every field present), never speed.
+// serve` with a full mesh and a segmented policy, and against three
+// replicas on a real PostgreSQL behind a real HAProxy (killing one),
+// through the command's --json output. It checks correctness (every phase
+// completed, peer sets exact, every field present), never speed.
 func TestSmoke(t *testing.T) {
 	bin := buildTailplane(t)
+	common := []string{"nodes", "policy", "registerSeconds", "firstNetmapSeconds", "convergeSeconds", "converged", "peerSetsExact",
+		"endpointPropagation", "commitSeconds", "serverCPUSeconds", "serverPeakRSSBytes",
+		"phaseCPU", "clientHeapBytesPerNode", "clientPeakRSSBytes", "clientCPUSeconds"}
+	single := append([]string{"reconnectSeconds", "restartPeakRSSBytes"}, common...)
+	replicas := append([]string{"replicas", "nodesPerReplica", "crossReplicaPropagation", "replicaKillRecoverySeconds",
+		"killedReplicaNodes", "nodesPerReplicaAfterKill", "peersOnlineAfterLease", "commitAfterKillSeconds", "replicaPeakRSSBytes"}, common...)
 	tests := []struct {
-		name string
-		args []string
+		name   string
+		args   []string
+		fields []string
 	}{
-		{"full", []string{"--nodes", "100", "--policy", "full"}},
-		{"segmented", []string{"--nodes", "150", "--policy", "segmented", "--group-size", "50", "--services", "3"}},
+		{"full", []string{"--nodes", "100", "--policy", "full"}, single},
+		{"segmented", []string{"--nodes", "150", "--policy", "segmented", "--group-size", "50", "--services", "3"}, single},
+		{"replicas", []string{"--nodes", "60", "--policy", "full", "--replicas", "3"}, replicas},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,9 +68,7 @@ func TestSmoke(t *testing.T) {
 				t.Fatalf("--json output is not JSON: %v\n%s", err, stdout.String())
 			}
 			var missing []string
-			for _, k := range []string{"nodes", "policy", "registerSeconds", "convergeSeconds", "converged", "peerSetsExact",
-				"endpointPropagation", "commitSeconds", "reconnectSeconds", "serverCPUSeconds", "serverPeakRSSBytes",
-				"restartPeakRSSBytes", "serverPhaseCPU", "clientHeapBytesPerNode", "clientPeakRSSBytes"} {
+			for _, k := range tt.fields {
 				if _, ok := fields[k]; !ok {
 					missing = append(missing, k)
 				}
@@ -90,7 +97,31 @@ func TestSmoke(t *testing.T) {
 			if res.ServerPeakRSS <= 0 || res.ServerCPUS == nil || *res.ServerCPUS <= 0 {
 				t.Errorf("server stats missing: peak RSS %d, CPU %v", res.ServerPeakRSS, res.ServerCPUS)
 			}
+			if res.Replicas > 0 {
+				checkReplicas(t, &res)
+			}
 		})
+	}
+}
+
+// checkReplicas: every node streamed to a replica, those of the killed
+// one moved to the others, and cross-replica samples were taken.
+func checkReplicas(t *testing.T, res *result) {
+	t.Helper()
+	sum := func(c []int) (n int) {
+		for _, x := range c {
+			n += x
+		}
+		return n
+	}
+	if len(res.NodesPerReplica) != 3 || sum(res.NodesPerReplica) != res.Nodes || res.NodesPerReplica[0] != res.KilledNodes {
+		t.Errorf("nodes per replica %v (killed replica had %d), want all %d nodes on 3 replicas", res.NodesPerReplica, res.KilledNodes, res.Nodes)
+	}
+	if a := res.NodesPerReplicaAfter; len(a) != 3 || a[0] != 0 || sum(a) != res.Nodes {
+		t.Errorf("nodes per replica after the kill %v, want none on the first and all %d on the others", a, res.Nodes)
+	}
+	if res.CrossReplica == nil || res.CrossReplica.Samples == 0 {
+		t.Errorf("no cross-replica propagation samples: %+v", res.CrossReplica)
 	}
 }
 

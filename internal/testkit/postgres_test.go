@@ -2,8 +2,6 @@ package testkit
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,50 +9,26 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestPostgresBin: initdb is found on PATH or in the newest version's
-// directory; without either the error says how to install PostgreSQL.
-func TestPostgresBin(t *testing.T) {
-	t.Setenv("PATH", t.TempDir())
-	lib := t.TempDir()
-	if _, err := postgresBinIn(lib); err == nil || !strings.Contains(err.Error(), "apt-get install postgresql") {
-		t.Errorf("no PostgreSQL: error %v, want the install hint", err)
-	}
-	for _, v := range []string{"9", "15", "13"} {
-		bin := filepath.Join(lib, v, "bin")
-		os.MkdirAll(bin, 0o755)
-		os.WriteFile(filepath.Join(bin, "initdb"), nil, 0o755)
-	}
-	if got, err := postgresBinIn(lib); err != nil || got != filepath.Join(lib, "15", "bin") {
-		t.Errorf("postgresBinIn = %q, %v; want version 15's", got, err)
-	}
-}
-
-// TestStartPostgres: the cluster takes connections with the password only,
-// NewDatabase makes empty databases, and Stop removes everything.
-func TestStartPostgres(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+// TestNewDatabase: each NewDatabase of one cluster is a database of its
+// own that takes connections (the cluster itself is tested in package
+// localsvc).
+func TestNewDatabase(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := StartPostgres(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop()
-	url := p.NewDatabase(t)
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var db string
-	if err := c.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil || !strings.HasSuffix(url, "/"+db+"?sslmode=disable") {
-		t.Errorf("connected to %q (%v), want the database of %s", db, err, url)
-	}
-	c.Close(ctx)
-	if c, err := pgx.Connect(ctx, strings.Replace(url, p.Password(), "wrong", 1)); err == nil {
+	p := NewPostgres(t)
+	seen := map[string]bool{}
+	for range 2 {
+		url := p.NewDatabase(t)
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var db string
+		err = c.QueryRow(ctx, "SELECT current_database()").Scan(&db)
 		c.Close(ctx)
-		t.Error("a wrong password was let in")
-	}
-	p.Stop()
-	if _, err := os.Stat(p.dir); !os.IsNotExist(err) {
-		t.Errorf("after Stop, %s: %v; want it gone", p.dir, err)
+		if err != nil || seen[db] || !strings.Contains(url, "/"+db+"?") {
+			t.Errorf("connected to %q (%v) for %s; want a new database of that name", db, err, url)
+		}
+		seen[db] = true
 	}
 }

@@ -356,6 +356,11 @@ func (l *Pipeline) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errHeadMoved) {
+			pending = nil // the source brings the head (see checkHead)
+			l.cfg.Source.Trigger()
+			continue
+		}
 		if err == nil || reconcile.NeedsNewCommit(err) {
 			pending = nil
 			continue
@@ -407,7 +412,7 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 	defer l.mu.Unlock()
 	defer l.changedLocked()
 	l.applying = nil
-	if err != nil && ctx.Err() != nil {
+	if err != nil && (ctx.Err() != nil || errors.Is(err, errHeadMoved)) {
 		return 0, err
 	}
 	l.metrics.Attempts++
@@ -479,6 +484,9 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 	if rev.FS == nil {
 		return fail(StepFetch, &reconcile.ConfigError{Err: errors.New("the revision has no files")})
 	}
+	if err := l.checkHead(ctx, rev); err != nil {
+		return fail(StepFetch, err)
+	}
 	t, diags := schema.Load(ctx, rev.FS, ".")
 	if err := ctx.Err(); err != nil {
 		return fail(StepLoad, err)
@@ -511,6 +519,9 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 	plan, err := reconcile.Apply(l.applyContext(ctx), l.cfg.Store, prep.Tailnet(), Revision{
 		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt,
 	})
+	if errors.Is(err, store.ErrSuperseded) {
+		err = &reconcile.ConfigError{Err: err} // a replica behind; see checkHead
+	}
 	if err != nil {
 		return fail(StepApply, err)
 	}

@@ -24,10 +24,15 @@ type Revision struct {
 
 // AddRevision records r with the plan it applied (a JSON document, kept as
 // given) and returns the ID it was assigned. Times are kept to the second.
+// Under WithApplierFence it refuses a commit recorded before and since
+// superseded (ErrSuperseded).
 func (tx *Tx) AddRevision(ctx context.Context, r Revision, plan json.RawMessage) (int64, error) {
 	applied := r.AppliedAt
 	if applied.IsZero() {
 		applied = time.Now()
+	}
+	if err := tx.checkSuperseded(ctx, r.Commit); err != nil {
+		return 0, err
 	}
 	var id int64
 	err := tx.tx.QueryRowContext(ctx, `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary, plan)

@@ -84,6 +84,13 @@ type Config struct {
 	// it applies revisions only while it is the applier (see Replica).
 	// Nil: a single server, which applies every revision.
 	Replica Replica
+	// Served, when set, is the revision Server served at start: the
+	// latest recorded one, read before the applied state Server was made
+	// from (its Commit empty: none was recorded). Nil: New reads the
+	// latest recorded revision, which Server must then serve. With
+	// replicas, another one may record a revision between reading the
+	// state and New: give Served, and New's follower installs that one.
+	Served *Revision
 	// ObservePropagation, when set, is given each applied revision's
 	// propagation time (see Metrics.Propagation), e.g. for a histogram. It
 	// runs on the pipeline's goroutine and must not block. Nil: none.
@@ -207,9 +214,14 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
 	}
-	last, ok, err := cfg.Store.LatestRevision(ctx)
-	if err != nil {
+	var last Revision
+	var ok bool
+	if cfg.Served != nil {
+		last, ok = *cfg.Served, cfg.Served.Commit != ""
+	} else if r, found, err := cfg.Store.LatestRevision(ctx); err != nil {
 		return nil, err
+	} else {
+		last, ok = r, found
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	l := &Pipeline{cfg: cfg, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}

@@ -175,12 +175,8 @@ func copyTable(ctx context.Context, src, dst sqlTx, d *dialect, table string) (i
 		return nil
 	}
 	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanAny(rows, len(cols))
+		if err != nil {
 			return 0, fmt.Errorf("reading the source: %w", err)
 		}
 		for i, c := range cols {

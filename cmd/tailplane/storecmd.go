@@ -27,8 +27,9 @@ const storeUsage = "copy --from-state-dir DIR (--database-url-file FILE | --data
 func runStore(ctx context.Context, env *cliEnv, args []string) int {
 	fs := newFlags(env, "store", storeUsage)
 	from := fs.String("from-state-dir", "", "copy: the single node's --state-dir, holding tailplane.db and noise.key (stop its server first)")
-	var db databaseFlags
-	db.register(fs)
+	var db databaseFlags // serve's, with the help of this command
+	fs.StringVar(&db.database, "database", "", "copy: the PostgreSQL URL to copy into, without a password (it comes from $PGPASSWORD or ~/.pgpass)")
+	fs.StringVar(&db.urlFile, "database-url-file", "", "copy: file holding the PostgreSQL URL to copy into, password included (default: $"+envDatabaseURL+")")
 	overwrite := fs.Bool("overwrite", false, "copy: replace what the PostgreSQL database holds (default: refuse a database with any row)")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code

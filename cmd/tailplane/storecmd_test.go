@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,7 +12,6 @@ import (
 	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/server"
 	"github.com/tailplane/tailplane/store"
-	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 )
 
@@ -41,21 +37,6 @@ func singleNodeState(t *testing.T, ctx context.Context) string {
 	return state
 }
 
-// noiseKeyAt is the Noise public key the server at url hands clients.
-func noiseKeyAt(t *testing.T, url string) string {
-	t.Helper()
-	res, err := http.Get(url + "/key?v=130")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var k tailcfg.OverTLSPublicKeyResponse
-	if err := json.NewDecoder(res.Body).Decode(&k); err != nil {
-		t.Fatal(err)
-	}
-	return k.PublicKey.String()
-}
-
 // TestStoreCopy: `tailplane store copy` copies a single node's SQLite
 // database and identity into PostgreSQL; a replica started there, on a new
 // state directory, serves the same applied revision, the same node and the
@@ -66,11 +47,7 @@ func TestStoreCopy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pg := testkit.NewPostgres(t)
-	dbURL := pg.NewDatabase(t)
-	urlFile := filepath.Join(t.TempDir(), "database-url")
-	if err := os.WriteFile(urlFile, []byte(dbURL+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dbURL, urlFile := databaseURLFile(t, pg)
 	state := singleNodeState(t, ctx)
 	empty := t.TempDir()
 	// Output with the temporary paths and the database's port replaced.
@@ -122,7 +99,7 @@ func TestStoreCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := noiseKeyAt(t, srv.URL()), k.Public().String(); got != want {
+	if got, want := getKey(t, http.DefaultClient, srv.URL()).PublicKey.String(), k.Public().String(); got != want {
 		t.Errorf("the replica on the copy serves Noise key %s; want the single node's %s", got, want)
 	}
 	st := srv.Pipeline().Status()

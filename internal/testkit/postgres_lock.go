@@ -58,18 +58,6 @@ func (l *TableLock) Release() {
 // stopped by LockTable, say); a failure fails t.
 func (p *Postgres) WaitingOnLock(t testing.TB, dbURL, prefix string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("postgres: connecting to count waiting statements: %v", err)
-	}
-	defer c.Close(ctx)
-	var n int
-	err = c.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
-		AND wait_event_type = 'Lock' AND starts_with(query, $1)`, prefix).Scan(&n)
-	if err != nil {
-		t.Fatalf("postgres: counting waiting statements: %v\n%s", err, p.Log())
-	}
-	return n
+	return p.queryCount(t, dbURL, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+		AND wait_event_type = 'Lock' AND starts_with(query, $1)`, prefix)
 }

@@ -153,13 +153,14 @@ const nowMillis = `(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT`
 // replica's row, the applier first among the live ones. A replica renewing
 // a lease that had lapsed (it was paused, or cut off from the database)
 // starts anew, last in line: the one that took over applying revisions
-// meanwhile keeps doing so.
+// meanwhile keeps doing so. It does not wait for the write lock (see
+// updateLeases).
 func (s *Store) Heartbeat(ctx context.Context, b Beat) ([]Replica, error) {
 	if s.replica.id == "" {
 		return nil, ErrSingleServer
 	}
 	var out []Replica
-	err := s.Update(ctx, func(tx *Tx) error {
+	err := s.updateLeases(ctx, func(tx *Tx) error {
 		_, err := tx.tx.ExecContext(ctx, `INSERT INTO replicas (id, address, started_at, renewed_at, lease_until, nodes, derp)
 			VALUES (?, ?, `+nowMillis+`, `+nowMillis+`, `+nowMillis+` + ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET address = excluded.address, renewed_at = excluded.renewed_at,

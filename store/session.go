@@ -1,6 +1,11 @@
 package store
 
-import "github.com/jackc/pgx/v5"
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
 
 // IdleTransactionTimeout is how long PostgreSQL lets a tailplane
 // connection sit idle inside a transaction before it ends the session and
@@ -24,4 +29,25 @@ func setSessionDefaults(cfg *pgx.ConnConfig) {
 	if _, ok := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
 		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = IdleTransactionTimeout
 	}
+}
+
+// updateLeases is Update for the replicas' leases, without the write
+// lock: a lease is renewed while another replica's write transaction
+// holds the lock (a slow one, or one whose host died, until
+// IdleTransactionTimeout ends it), so that replicas stay live meanwhile.
+// The applier fence needs no lock against it: it is read under the lock
+// when an apply starts, and two applies run one after the other anyway.
+func (s *Store) updateLeases(ctx context.Context, fn func(tx *Tx) error) error {
+	t, err := s.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: starting a transaction on %s: %w", s.Path, err)
+	}
+	defer t.Rollback() // no-op after Commit
+	if err := fn(&Tx{tx: sqlTx{tx: t, d: s.db.d}, st: s}); err != nil {
+		return err
+	}
+	if err := t.Commit(); err != nil {
+		return fmt.Errorf("store: committing to %s: %w", s.Path, err)
+	}
+	return nil
 }

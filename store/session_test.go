@@ -44,3 +44,30 @@ func TestIdleTransactionEnds(t *testing.T) {
 		t.Errorf("config objects %+v (%v); want only the other handle's", objs, err)
 	}
 }
+
+// TestHeartbeatWithoutWriteLock: a replica renews its lease while another
+// handle's write transaction holds the write lock, which then commits.
+func TestHeartbeatWithoutWriteLock(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := newPostgresDB(t)
+	holder, beating := db.open(t), db.open(t)
+	inside, resume := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- holder.Update(ctx, func(tx *Tx) error {
+			close(inside)
+			<-resume
+			return tx.PutConfigObject(ctx, ConfigObject{Kind: "user", Name: "holder", Value: []byte(`{}`)})
+		})
+	}()
+	<-inside
+	rs, err := beating.Heartbeat(ctx, Beat{Address: "b", TTL: time.Hour})
+	if err != nil || len(rs) != 1 || !rs[0].Live {
+		t.Errorf("a heartbeat while the write lock is held: %+v (%v); want its live lease", rs, err)
+	}
+	close(resume)
+	if err := <-done; err != nil {
+		t.Errorf("the transaction holding the lock: %v; want it to commit (the heartbeat did not wait for it)", err)
+	}
+}

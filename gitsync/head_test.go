@@ -10,8 +10,9 @@ import (
 )
 
 // TestHead: Repo.Head answers the remote's head as it is now, while the
-// loop has not fetched it (its poll is far off); a remote that is gone is
-// an error, and the directory source's Head is its current content's ID.
+// loop has not fetched it (its poll is far off), and the revision fetched
+// then names its parent; a remote that is gone is an error, and the
+// directory source's Head is its current content's ID.
 func TestHead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -31,6 +32,10 @@ func TestHead(t *testing.T) {
 	}
 	if st := r.Status(); st.Head != first {
 		t.Errorf("Status().Head = %s; want %s: Head fetches nothing", st.Head, first)
+	}
+	r.Trigger()
+	if rev := <-r.Revisions(); rev.ID != second || len(rev.Parents) != 1 || rev.Parents[0] != first {
+		t.Errorf("second revision %s with parents %v; want %s with parent %s", rev.ID, rev.Parents, second, first)
 	}
 	if err := os.Rename(u.bare, u.bare+".gone"); err != nil {
 		t.Fatal(err)

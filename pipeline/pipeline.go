@@ -529,7 +529,7 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 	// Apply diffs against SQLite inside its transaction; re-applying the
 	// commit recorded last changes and records nothing.
 	plan, err := reconcile.Apply(l.applyContext(ctx), l.cfg.Store, prep.Tailnet(), Revision{
-		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt,
+		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt, Parents: rev.Parents,
 	})
 	if errors.Is(err, store.ErrSuperseded) {
 		err = &reconcile.ConfigError{Err: err} // a replica behind; see checkHead

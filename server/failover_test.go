@@ -105,12 +105,13 @@ func appliedCommit(st pipeline.Status) string {
 
 // TestNewApplierBehind: replica b follows a mirror that lags behind the
 // remote replica a follows. A applies revisions 1 and 2; b, a follower,
-// installs them from the database while its own source still holds
-// revision 1. When a stops, b becomes the applier, and: with its mirror
-// down, it applies nothing (it cannot check the head); with the mirror
-// back but still at revision 1, it refuses revision 1 (recorded before and
-// superseded by 2) and goes on serving 2; once the mirror has revision 3,
-// b applies it, once. Revision 1 is never applied again.
+// installs them from the database while its own source holds revision
+// 1.5, the parent of 2, which a never saw as a head. When a stops, b
+// becomes the applier, and: with its mirror down, it applies nothing (it
+// cannot check the head); with the mirror back, it refuses 1.5 (the parent
+// of an applied revision) and goes on serving 2; with the mirror forced
+// back to revision 1, it refuses 1 (recorded before 2); once the mirror has
+// revision 3, b applies it, once. Neither 1.5 nor 1 is applied after 2.
 func TestNewApplierBehind(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -131,27 +132,40 @@ func TestNewApplierBehind(t *testing.T) {
 	b := startGitReplica(t, ctx, dbURL, g.server.URL("mirror.git"), &logsB)
 	waitPipeline(t, ctx, b, "b to install revision 1", func(st pipeline.Status) bool { return appliedCommit(st) == rev1 })
 
+	// Revision 1.5 reaches the mirror only; revision 2, on top of it, the
+	// remote, where a applies it (and never sees 1.5 as a head).
+	rev15 := g.commit("revision 1.5", map[string]string{"bob.hujson": `{"users": {"bob2@example.com": {"name": "Bob", "role": "member"}}}`})
+	g.push("mirror.git")
 	rev2 := g.commit("revision 2", map[string]string{"carol.hujson": `{"users": {"carol@example.com": {"name": "Carol", "role": "member"}}}`})
-	g.push("origin.git") // not the mirror
+	g.push("origin.git")
 	waitPipeline(t, ctx, a, "a to apply revision 2", func(st pipeline.Status) bool { return appliedCommit(st) == rev2 })
-	waitPipeline(t, ctx, b, "b to install revision 2", func(st pipeline.Status) bool { return appliedCommit(st) == rev2 })
+	waitPipeline(t, ctx, b, "b to install revision 2 and fetch 1.5 from its mirror", func(st pipeline.Status) bool {
+		return appliedCommit(st) == rev2 && st.Source.Head == rev15
+	})
 
 	g.blocked.Store("mirror.git")
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitPipeline(t, ctx, b, "b, the applier now, to fail checking revision 1 against its mirror, which is down", func(st pipeline.Status) bool {
-		return st.Attempted != nil && st.Attempted.Revision.Commit == rev1 && st.Attempted.Step == pipeline.StepFetch &&
+	waitPipeline(t, ctx, b, "b, the applier now, to fail checking revision 1.5 against its mirror, which is down", func(st pipeline.Status) bool {
+		return st.Attempted != nil && st.Attempted.Revision.Commit == rev15 && st.Attempted.Step == pipeline.StepFetch &&
 			st.Attempted.Class == pipeline.ClassRetryLater
 	})
 	g.blocked.Store("")
-	st := waitPipeline(t, ctx, b, "b to refuse revision 1, its mirror's head, as superseded", func(st pipeline.Status) bool {
-		return st.Attempted != nil && st.Attempted.Revision.Commit == rev1 && st.Attempted.Step == pipeline.StepApply
-	})
-	if st.Attempted.Class != pipeline.ClassNeedsNewCommit || len(st.Attempted.Problems) == 0 ||
-		!strings.Contains(st.Attempted.Problems[0].Message, "applied before") || appliedCommit(st) != rev2 {
-		t.Errorf("b's attempt at revision 1: %+v, serving %s; want it refused as superseded (needs a new commit) and revision 2 served", st.Attempted, appliedCommit(st))
+	refused := func(rev, what string) {
+		t.Helper()
+		st := waitPipeline(t, ctx, b, "b to refuse "+what, func(st pipeline.Status) bool {
+			return st.Attempted != nil && st.Attempted.Revision.Commit == rev && st.Attempted.Step == pipeline.StepApply
+		})
+		if st.Attempted.Class != pipeline.ClassNeedsNewCommit || len(st.Attempted.Problems) == 0 ||
+			!strings.Contains(st.Attempted.Problems[0].Message, "newer revision") || appliedCommit(st) != rev2 {
+			t.Errorf("b's attempt at %s: %+v, serving %s; want it refused (needs a new commit) and revision 2 served", what, st.Attempted, appliedCommit(st))
+		}
 	}
+	refused(rev15, "revision 1.5, its mirror's head, the parent of revision 2")
+	// The mirror goes back to revision 1, recorded before 2.
+	testkit.Git(t, g.work, "push", "--quiet", "--force", filepath.Join(g.root, "mirror.git"), rev1+":refs/heads/main")
+	refused(rev1, "revision 1, its mirror's head again, recorded before revision 2")
 	if _, ok := b.Tailnet().Users["carol@example.com"]; !ok {
 		t.Errorf("b serves a tailnet without carol, whom revision 2 added")
 	}

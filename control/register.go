@@ -276,6 +276,17 @@ func (w *world) authorize(ctx context.Context, n *node, mkey key.MachinePublic, 
 	}
 	stored := rec.toStore()
 	err := w.srv.store.RegisterNode(ctx, stored, k.SecretHash, keyUseLimit(k))
+	if isNew && err != nil {
+		if known := w.registeredElsewhere(ctx, req.NodeKey, mkey); known != nil {
+			if rec.v4 != known.v4 { // the reload may have taken it for known
+				w.v4.release(rec.v4)
+			}
+			if rec.v6 != known.v6 {
+				w.v6.release(rec.v6)
+			}
+			return w.success(known)
+		}
+	}
 	if isNew && errors.Is(err, store.ErrConflict) {
 		stored, err = w.registerAgain(ctx, &rec, k) // another replica took the address or name; see replicas.go
 	}

@@ -407,3 +407,31 @@ func randomAddrIn(p netip.Prefix) netip.Addr {
 	}
 	return a
 }
+
+// registeredElsewhere returns the live node with node key nk of machine
+// mkey when the store holds one this replica did not know of yet. A new
+// registration the store refused (the auth key's last use taken, or the
+// node key taken) may be the client's retry of one that another replica
+// committed and then died before answering: the client gets that node,
+// as the refresh of a registration it is. Nil when there is none.
+func (w *world) registeredElsewhere(ctx context.Context, nk key.NodePublic, mkey key.MachinePublic) *node {
+	rows, err := w.srv.store.Nodes(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, r := range rows {
+		if r.NodeKey != nk.String() {
+			continue
+		}
+		if err := w.reloadNode(ctx, tailcfg.NodeID(r.ID), r); err != nil {
+			w.srv.logf("control: node %d: %v", r.ID, err)
+			return nil
+		}
+	}
+	n := w.byKey[nk]
+	if n == nil || n.machine != mkey || n.loggedOut {
+		return nil
+	}
+	w.srv.logf("control: node %q (%d) was registered by another replica a moment ago; its client asked again here", n.givenName, n.id)
+	return n
+}

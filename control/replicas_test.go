@@ -122,3 +122,50 @@ func TestRandomAddrIn(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistrationCommittedElsewhere: another replica committed a
+// client's registration and died before answering; the client asks again
+// here before this replica heard of the node. It gets that node (its ID
+// and addresses), with a one-shot key whose use is counted as well as
+// with a reusable one, and no second node is made.
+func TestRegistrationCommittedElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name, keyName, secret, user string
+		limit                       int
+	}{
+		{"one-shot", "oneshot", oneShotKey, "bob@example.com", 1},
+		{"reusable", "alice", aliceKey, "alice@example.com", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ts := startServer(t, testTailnet(), "")
+			raw := newRawNode(t, ts)
+			other, err := store.Open(ctx, ts.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			row := &store.Node{
+				StableID: "n-raw", MachineKey: raw.mk.Public().String(), NodeKey: raw.nk.Public().String(),
+				Hostname: "raw", GivenName: "raw", UserLogin: tc.user, IPv4: "100.64.0.1", IPv6: "fd7a:115c:a1e0::1", AuthKey: tc.keyName, CreatedAt: time.Now(),
+			}
+			if err := other.RegisterNode(ctx, row, testkit.SecretHash(tc.secret), tc.limit); err != nil {
+				t.Fatal(err)
+			}
+			r := raw.register(raw.registerReq(tc.secret))
+			if r.Error != "" || !r.MachineAuthorized || r.Login.LoginName != tc.user {
+				t.Fatalf("the retried registration: %+v; want it to succeed as %s", r, tc.user)
+			}
+			nodes, err := ts.Nodes(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(nodes) != 1 || nodes[0].ID != tailcfg.NodeID(row.ID) || nodes[0].Addresses[0] != netip.MustParseAddr(row.IPv4) {
+				t.Errorf("nodes %+v; want only the other replica's node %d at %s", nodes, row.ID, row.IPv4)
+			}
+			if uses, err := other.AuthKeyUses(ctx, testkit.SecretHash(tc.secret)); err != nil || uses != 1 {
+				t.Errorf("key uses %d (%v); want 1", uses, err)
+			}
+		})
+	}
+}

@@ -360,8 +360,13 @@ func (s *syncer) revision(ctx context.Context, c *object.Commit) (*Revision, err
 	if err != nil {
 		return nil, retryErr("commit %s: %w: %v", shortID(id), errObjects, err)
 	}
+	var parents []string
+	for _, p := range c.ParentHashes {
+		parents = append(parents, p.String())
+	}
 	return &Revision{
 		ID:          id,
+		Parents:     parents,
 		Author:      fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email),
 		Message:     c.Message,
 		CommittedAt: c.Committer.When,

@@ -29,6 +29,10 @@ type Revision struct {
 	// OpenPGP key's primary identity ("Name <email>") or the principals of
 	// the SSH allowed signer ("alice@example.com"). Empty otherwise.
 	Verified string
+	// Parents are the commit's parents' SHAs (they need not be in the
+	// shallow cache); empty for a directory. Replicas record them, so as
+	// not to go back to a parent later (package pipeline).
+	Parents []string
 }
 
 // Source is what both Repo and Dir provide: a stream of revisions, a way to

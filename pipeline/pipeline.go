@@ -84,6 +84,13 @@ type Config struct {
 	// it applies revisions only while it is the applier (see Replica).
 	// Nil: a single server, which applies every revision.
 	Replica Replica
+	// Served, when set, is the revision Server served at start: the
+	// latest recorded one, read before the applied state Server was made
+	// from (its Commit empty: none was recorded). Nil: New reads the
+	// latest recorded revision, which Server must then serve. With
+	// replicas, another one may record a revision between reading the
+	// state and New: give Served, and New's follower installs that one.
+	Served *Revision
 	// ObservePropagation, when set, is given each applied revision's
 	// propagation time (see Metrics.Propagation), e.g. for a histogram. It
 	// runs on the pipeline's goroutine and must not block. Nil: none.
@@ -207,9 +214,14 @@ func New(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
 	}
-	last, ok, err := cfg.Store.LatestRevision(ctx)
-	if err != nil {
+	var last Revision
+	var ok bool
+	if cfg.Served != nil {
+		last, ok = *cfg.Served, cfg.Served.Commit != ""
+	} else if r, found, err := cfg.Store.LatestRevision(ctx); err != nil {
 		return nil, err
+	} else {
+		last, ok = r, found
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	l := &Pipeline{cfg: cfg, wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}
@@ -356,6 +368,11 @@ func (l *Pipeline) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errHeadMoved) {
+			pending = nil // the source brings the head (see checkHead)
+			l.cfg.Source.Trigger()
+			continue
+		}
 		if err == nil || reconcile.NeedsNewCommit(err) {
 			pending = nil
 			continue
@@ -413,7 +430,7 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 	defer l.mu.Unlock()
 	defer l.changedLocked()
 	l.applying = nil
-	if err != nil && ctx.Err() != nil {
+	if err != nil && (ctx.Err() != nil || errors.Is(err, errHeadMoved)) {
 		return 0, err
 	}
 	l.metrics.Attempts++
@@ -485,6 +502,9 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 	if rev.FS == nil {
 		return fail(StepFetch, &reconcile.ConfigError{Err: errors.New("the revision has no files")})
 	}
+	if err := l.checkHead(ctx, rev); err != nil {
+		return fail(StepFetch, err)
+	}
 	t, diags := schema.Load(ctx, rev.FS, ".")
 	if err := ctx.Err(); err != nil {
 		return fail(StepLoad, err)
@@ -515,8 +535,11 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 	// Apply diffs against SQLite inside its transaction; re-applying the
 	// commit recorded last changes and records nothing.
 	plan, err := reconcile.Apply(l.applyContext(ctx), l.cfg.Store, prep.Tailnet(), Revision{
-		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt,
+		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt, Parents: rev.Parents,
 	})
+	if errors.Is(err, store.ErrSuperseded) {
+		err = &reconcile.ConfigError{Err: err} // a replica behind; see checkHead
+	}
 	if err != nil {
 		return fail(StepApply, err)
 	}

@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/tailplane/tailplane/gitsync"
 	"github.com/tailplane/tailplane/reconcile"
 )
 
@@ -108,4 +110,40 @@ func (l *Pipeline) installRecorded(ctx context.Context) (delay time.Duration, er
 	}
 	l.cfg.Logf("reconcile: revision %s, applied by another replica, installed", shortCommit(rev.Commit))
 	return 0, nil
+}
+
+// headSource is a Source that can tell its head as it is now, not as last
+// fetched (gitsync.Repo and gitsync.Dir).
+type headSource interface {
+	Head(ctx context.Context) (string, error)
+}
+
+// errHeadMoved is checkHead's error for a revision that is no longer the
+// source's head: it is dropped, and the source fetches the head.
+var errHeadMoved = errors.New("the source's head moved on")
+
+// checkHead makes sure, on a replica, that rev is still the head of the
+// source just before it is applied. A replica's source may be behind the
+// one that applied last: its cache was fetched before the applier it
+// replaces moved on, or its remote is a mirror that lags. So the applier
+// asks the remote for its head now (after it became the applier); a
+// revision that is not the head is dropped (errHeadMoved) and the head
+// fetched, and one that cannot be checked (the remote is down) is retried
+// later, meanwhile nothing is applied. A head that is a revision recorded
+// before and superseded since is refused by the store
+// (store.ErrSuperseded). A single server applies what its source brings.
+func (l *Pipeline) checkHead(ctx context.Context, rev gitsync.Revision) error {
+	src, ok := l.cfg.Source.(headSource)
+	if l.cfg.Replica == nil || !ok {
+		return nil
+	}
+	head, err := src.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("checking that it is still the head of the source before applying it: %w", err)
+	}
+	if head != rev.ID {
+		l.cfg.Logf("reconcile: revision %s is not the head of the source any more (%s is); fetching that first", shortCommit(rev.ID), shortCommit(head))
+		return errHeadMoved
+	}
+	return nil
 }

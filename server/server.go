@@ -221,6 +221,10 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	if s.st, err = openStore(ctx, cfg); err != nil {
 		return err
 	}
+	served, _, err := s.st.LatestRevision(ctx) // before the state: see pipeline.Config.Served
+	if err != nil {
+		return err
+	}
 	applied, err := reconcile.LoadApplied(ctx, s.st) // the one read at start
 	if err != nil {
 		return err
@@ -276,7 +280,7 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 	pcfg := pipeline.Config{
 		Store: s.st, Source: s.src,
 		MinBackoff: cfg.MinRetry, MaxBackoff: cfg.MaxRetry, Logf: cfg.Logf,
-		ObservePropagation: metrics.ObservePropagation,
+		ObservePropagation: metrics.ObservePropagation, Served: &served,
 	}
 	if err := s.joinReplicas(cfg, &ccfg, &pcfg); err != nil {
 		return err

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"slices"
@@ -60,12 +61,8 @@ func (s *Store) dumpTable(ctx context.Context, w io.Writer, table string) error 
 	}
 	var lines []string
 	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanAny(rows, len(cols))
+		if err != nil {
 			return fmt.Errorf("store: dumping table %s: %w", table, err)
 		}
 		lines = append(lines, fmt.Sprintf("%s %v\n", table, vals))
@@ -82,4 +79,15 @@ func (s *Store) dumpTable(ctx context.Context, w io.Writer, table string) error 
 		}
 	}
 	return nil
+}
+
+// scanAny scans the current row of rows, which has n columns, as the
+// driver reads each value.
+func scanAny(rows *sql.Rows, n int) ([]any, error) {
+	vals := make([]any, n)
+	ptrs := make([]any, n)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	return vals, rows.Scan(ptrs...)
 }

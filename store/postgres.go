@@ -52,6 +52,7 @@ func connectPostgres(ctx context.Context, dsn string) (s *Store, password string
 		// that it does not.
 		return nil, "", fmt.Errorf("store: %s does not parse as a PostgreSQL URL (hint: postgres://user@host:5432/database?sslmode=verify-full, with special characters percent-encoded)", where)
 	}
+	setSessionDefaults(cfg)
 	sqlDB := stdlib.OpenDB(*cfg)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()

@@ -153,16 +153,21 @@ const nowMillis = `(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT`
 
 // Heartbeat renews this replica's lease (making its row on the first
 // beat), forgets replicas lapsed for long (an hour), and returns every
-// replica's row, the applier first among the live ones.
+// replica's row, the applier first among the live ones. A replica renewing
+// a lease that had lapsed (it was paused, or cut off from the database)
+// starts anew, last in line: the one that took over applying revisions
+// meanwhile keeps doing so. It does not wait for the write lock (see
+// updateLeases).
 func (s *Store) Heartbeat(ctx context.Context, b Beat) ([]Replica, error) {
 	if s.replica.id == "" {
 		return nil, ErrSingleServer
 	}
 	var out []Replica
-	err := s.Update(ctx, func(tx *Tx) error {
+	err := s.updateLeases(ctx, func(tx *Tx) error {
 		_, err := tx.tx.ExecContext(ctx, `INSERT INTO replicas (id, address, started_at, renewed_at, lease_until, nodes, derp)
 			VALUES (?, ?, `+nowMillis+`, `+nowMillis+`, `+nowMillis+` + ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET address = excluded.address, renewed_at = excluded.renewed_at,
+				started_at = CASE WHEN replicas.lease_until < excluded.renewed_at THEN excluded.started_at ELSE replicas.started_at END,
 				lease_until = excluded.lease_until, nodes = excluded.nodes, derp = excluded.derp`,
 			s.replica.id, b.Address, b.TTL.Milliseconds(), b.Nodes, b.DERP)
 		if err != nil {

@@ -126,6 +126,14 @@ func TestReplicaLeases(t *testing.T) {
 	if err != nil || len(objs) != 2 || objs[0].Name == objs[1].Name {
 		t.Errorf("config objects %+v (%v); want one from each applier", objs, err)
 	}
+	// The first comes back (it was paused, say): it starts anew, last in
+	// line, and the second keeps applying.
+	if _, err := first.Heartbeat(ctx, Beat{Address: "http://a", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := first.Replicas(ctx); err != nil || len(rs) != 2 || rs[0].ID != second.ReplicaID() || !rs[0].Applier || !rs[1].Live || rs[1].Applier {
+		t.Errorf("after the first renewed its lapsed lease: %+v (%v); want the second applying, the first live behind it", rows(rs), err)
+	}
 	// The second stops cleanly: its row goes at once.
 	if err := second.LeaveReplicas(ctx); err != nil {
 		t.Fatal(err)

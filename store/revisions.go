@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -20,18 +21,27 @@ type Revision struct {
 	CommittedAt time.Time `json:"committedAt,omitzero"` // zero if unknown
 	AppliedAt   time.Time `json:"appliedAt,omitzero"`   // zero means AddRevision records the current time
 	Summary     string    `json:"summary,omitempty"`    // the applied plan's summary ("Plan: 1 to add, ...")
+	// Parents are the commit's parents (Git); a replica never applies one
+	// of them after this revision (see ErrSuperseded).
+	Parents []string `json:"-"`
 }
 
 // AddRevision records r with the plan it applied (a JSON document, kept as
 // given) and returns the ID it was assigned. Times are kept to the second.
+// Under WithApplierFence it refuses a commit recorded before and since
+// superseded (ErrSuperseded).
 func (tx *Tx) AddRevision(ctx context.Context, r Revision, plan json.RawMessage) (int64, error) {
 	applied := r.AppliedAt
 	if applied.IsZero() {
 		applied = time.Now()
 	}
+	if err := tx.checkSuperseded(ctx, r.Commit); err != nil {
+		return 0, err
+	}
 	var id int64
-	err := tx.tx.QueryRowContext(ctx, `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary, plan)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, r.Commit, r.Author, r.Message, toUnix(r.CommittedAt), applied.Unix(), r.Summary, string(plan)).Scan(&id)
+	err := tx.tx.QueryRowContext(ctx, `INSERT INTO revisions (commit_sha, author, message, committed_at, applied_at, summary, plan, parents)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, r.Commit, r.Author, r.Message, toUnix(r.CommittedAt), applied.Unix(), r.Summary, string(plan),
+		strings.Join(r.Parents, " ")).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("store: recording revision %s: %w", r.Commit, err)
 	}
@@ -68,7 +78,7 @@ func revisions(ctx context.Context, q querier, limit int) ([]Revision, error) {
 	if limit <= 0 {
 		limit = math.MaxInt // no limit, in a way every dialect understands
 	}
-	rows, err := q.QueryContext(ctx, `SELECT id, commit_sha, author, message, committed_at, applied_at, summary
+	rows, err := q.QueryContext(ctx, `SELECT id, commit_sha, author, message, committed_at, applied_at, summary, parents
 		FROM revisions ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: reading revisions: %w", err)
@@ -78,11 +88,15 @@ func revisions(ctx context.Context, q querier, limit int) ([]Revision, error) {
 	for rows.Next() {
 		var r Revision
 		var committed, applied int64
-		if err := rows.Scan(&r.ID, &r.Commit, &r.Author, &r.Message, &committed, &applied, &r.Summary); err != nil {
+		var parents string
+		if err := rows.Scan(&r.ID, &r.Commit, &r.Author, &r.Message, &committed, &applied, &r.Summary, &parents); err != nil {
 			return nil, fmt.Errorf("store: reading revisions: %w", err)
 		}
 		r.CommittedAt = fromUnix(committed)
 		r.AppliedAt = time.Unix(applied, 0).UTC()
+		if parents != "" {
+			r.Parents = strings.Fields(parents)
+		}
 		revs = append(revs, r)
 	}
 	if err := rows.Err(); err != nil {

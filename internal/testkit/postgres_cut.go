@@ -29,18 +29,19 @@ func (p *Postgres) CutListeners(t testing.TB, dbURL string) int {
 	return p.queryCount(t, dbURL, `SELECT count(pg_terminate_backend(pid)) `+listenersQuery)
 }
 
-// queryCount runs q, which selects one count, on the database at dbURL.
-func (p *Postgres) queryCount(t testing.TB, dbURL, q string) int {
+// queryCount runs q with args, which selects one count, on the database
+// at dbURL.
+func (p *Postgres) queryCount(t testing.TB, dbURL, q string, args ...any) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		t.Fatalf("postgres: connecting to count or cut listeners: %v", err)
+		t.Fatalf("postgres: connecting to run %s: %v", q, err)
 	}
 	defer c.Close(ctx)
 	var n int
-	if err := c.QueryRow(ctx, q).Scan(&n); err != nil {
+	if err := c.QueryRow(ctx, q, args...).Scan(&n); err != nil {
 		t.Fatalf("postgres: %s: %v", q, fmt.Errorf("%w\n%s", err, p.Log()))
 	}
 	return n

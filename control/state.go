@@ -282,7 +282,7 @@ func (w *world) publishPatch(n *node, pc *tailcfg.PeerChange) {
 // (or n's removal) and a packet filter check, done lazily on its session
 // goroutine; routers whose routes moved are republished.
 func (w *world) membershipChanged(n *node, removed bool) {
-	affected := w.updatePolicy()
+	affected := w.updatePolicy(n, removed)
 	if !removed {
 		w.refreshView(n)
 	}

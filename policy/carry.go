@@ -13,7 +13,7 @@ import (
 func (r *Result) ruleTouched(nr *Result, rl *rule, changed map[tailcfg.NodeID]bool) bool {
 	for id := range changed {
 		for _, res := range []*Result{r, nr} {
-			s := res.byID[id]
+			s := res.state(id)
 			if s == nil {
 				continue
 			}
@@ -111,7 +111,7 @@ func newRemap(from, to *Result) *remap {
 		m.to = make([]int, len(from.nodes))
 		for i, s := range from.nodes {
 			m.to[i] = -1
-			if t, ok := to.byID[s.ID]; ok {
+			if t := to.state(s.ID); t != nil {
 				m.to[i] = t.idx
 			}
 		}

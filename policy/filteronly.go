@@ -13,11 +13,11 @@ import (
 
 // PacketFilter returns node id's packet filter, or nil if id is unknown.
 func (r *Result) PacketFilter(id tailcfg.NodeID) []tailcfg.FilterRule {
-	s, ok := r.byID[id]
-	if !ok {
+	s := r.state(id)
+	if s == nil {
 		return nil
 	}
-	if v := r.cachedView(id); v != nil {
+	if v := r.cachedView(s); v != nil {
 		return v.PacketFilter
 	}
 	return r.packetFilter(s)
@@ -27,23 +27,23 @@ func (r *Result) PacketFilter(id tailcfg.NodeID) []tailcfg.FilterRule {
 // its addresses, approved subnets and exit routes) and the subnets it is
 // the primary router for. Both are nil if id is unknown.
 func (r *Result) SelfRoutes(id tailcfg.NodeID) (allowed, primary []netip.Prefix) {
-	s, ok := r.byID[id]
-	if !ok {
+	s := r.state(id)
+	if s == nil {
 		return nil, nil
 	}
-	if v := r.cachedView(id); v != nil {
+	if v := r.cachedView(s); v != nil {
 		return v.AllowedIPs, v.PrimaryRoutes
 	}
-	return s.allowedIPs(), slices.Clone(s.primary)
+	return s.allowedIPs(), slices.Clone(r.primaries[s.ID])
 }
 
 // CapMap returns node id's capabilities, or nil if id is unknown.
 func (r *Result) CapMap(id tailcfg.NodeID) tailcfg.NodeCapMap {
-	s, ok := r.byID[id]
-	if !ok {
+	s := r.state(id)
+	if s == nil {
 		return nil
 	}
-	if v := r.cachedView(id); v != nil {
+	if v := r.cachedView(s); v != nil {
 		return v.CapMap
 	}
 	return r.capMap(s)
@@ -52,11 +52,11 @@ func (r *Result) CapMap(id tailcfg.NodeID) tailcfg.NodeCapMap {
 // SSHPolicy returns the SSH rules node id enforces, nil if it has none or
 // id is unknown, without building its peer list.
 func (r *Result) SSHPolicy(id tailcfg.NodeID) *tailcfg.SSHPolicy {
-	s, ok := r.byID[id]
-	if !ok {
+	s := r.state(id)
+	if s == nil {
 		return nil
 	}
-	if v := r.cachedView(id); v != nil {
+	if v := r.cachedView(s); v != nil {
 		return v.SSH
 	}
 	return r.sshPolicy(s)

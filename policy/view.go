@@ -69,27 +69,41 @@ type Peer struct {
 // Nodes returns the IDs of the evaluated nodes, sorted.
 func (r *Result) Nodes() []tailcfg.NodeID { return slices.Clone(r.ids) }
 
+// Inventory returns the nodes r was evaluated against, ordered by ID, as
+// given to Evaluate and Update (slices shared: read-only).
+func (r *Result) Inventory() []Node {
+	out := make([]Node, len(r.nodes))
+	for i, s := range r.nodes {
+		out[i] = s.Node
+	}
+	return out
+}
+
 // Node returns what node id should receive, or nil if id is unknown.
 func (r *Result) Node(id tailcfg.NodeID) *NodeView {
-	s, ok := r.byID[id]
-	if !ok {
+	s := r.state(id)
+	if s == nil {
 		return nil
 	}
-	if v := r.cachedView(id); v != nil {
+	if v := r.cachedView(s); v != nil {
 		return v
 	}
 	v := r.computeView(s)
 	r.mu.Lock()
-	r.views[id] = v
+	if r.views[s.idx] == nil {
+		r.views[s.idx] = v
+	} else {
+		v = r.views[s.idx] // computed meanwhile: hand out one view
+	}
 	r.mu.Unlock()
 	return v
 }
 
-// cachedView returns the view of id computed so far, or nil.
-func (r *Result) cachedView(id tailcfg.NodeID) *NodeView {
+// cachedView returns the view of s computed so far, or nil.
+func (r *Result) cachedView(s *nodeState) *NodeView {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.views[id]
+	return r.views[s.idx]
 }
 
 func (r *Result) computeView(s *nodeState) *NodeView {
@@ -102,7 +116,7 @@ func (r *Result) computeView(s *nodeState) *NodeView {
 		CapMap:       r.capMap(s),
 	}
 	v.AllowedIPs = s.allowedIPs()
-	v.PrimaryRoutes = slices.Clone(s.primary)
+	v.PrimaryRoutes = slices.Clone(r.primaries[s.ID])
 	return v
 }
 
@@ -119,8 +133,8 @@ func (r *Result) sameUser(s *nodeState) bitset {
 // on every call: a server needs only the set, tests and comparisons the
 // routes too.
 func (r *Result) Peers(id tailcfg.NodeID) []Peer {
-	s, ok := r.byID[id]
-	if !ok {
+	s := r.state(id)
+	if s == nil {
 		return nil
 	}
 	return r.peers(s)
@@ -389,14 +403,27 @@ type addrEntry struct {
 	idx  int
 }
 
-// within returns the nodes with an address inside set.
-func (ix addrIndex) within(set *netipx.IPSet, n int) bitset {
-	out := newBitset(n)
+func compareAddrEntry(a, b addrEntry) int { return a.addr.Compare(b.addr) }
+
+// find returns the position of the first entry at or after a.
+func (ix addrIndex) find(a netip.Addr) int {
+	i, _ := slices.BinarySearchFunc(ix, a, func(e addrEntry, a netip.Addr) int { return e.addr.Compare(a) })
+	return i
+}
+
+// within adds to out the nodes with an address inside set.
+func (ix addrIndex) within(set *netipx.IPSet, out bitset) {
 	for _, rg := range set.Ranges() {
-		i, _ := slices.BinarySearchFunc(ix, rg.From(), func(e addrEntry, a netip.Addr) int { return e.addr.Compare(a) })
-		for ; i < len(ix) && ix[i].addr.Compare(rg.To()) <= 0; i++ {
+		for i := ix.find(rg.From()); i < len(ix) && ix[i].addr.Compare(rg.To()) <= 0; i++ {
 			out.set(ix[i].idx)
 		}
 	}
+}
+
+// within returns the nodes with an address inside set.
+func (r *Result) within(set *netipx.IPSet) bitset {
+	out := newBitset(len(r.nodes))
+	r.addr4.within(set, out)
+	r.addr6.within(set, out)
 	return out
 }

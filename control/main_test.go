@@ -1,0 +1,55 @@
+package control
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/tailplane/tailplane/policy"
+	"tailscale.com/tailcfg"
+)
+
+// TestMain runs the package's tests with every incremental policy update
+// checked (see verifyInventory): the engine's inventory after
+// world.updatePolicy must be what world.inventory describes from scratch,
+// or the tests fail, listing the first differences.
+func TestMain(m *testing.M) {
+	var mu sync.Mutex
+	var problems []string
+	verifyInventory = func(w *world) {
+		if diff := inventoryDiff(w); diff != "" {
+			mu.Lock()
+			problems = append(problems, diff)
+			mu.Unlock()
+		}
+	}
+	code := m.Run()
+	if len(problems) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d incremental policy updates left an inventory other than world.inventory's; the first (-inventory +engine):\n%s\n", len(problems), problems[0])
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// inventoryDiff compares the served policy result's inventory with the
+// world's, from scratch.
+func inventoryDiff(w *world) string {
+	want := w.inventory()
+	slices.SortFunc(want, func(a, b policy.Node) int { return cmpID(a.ID, b.ID) })
+	return cmp.Diff(want, w.res.Inventory(), cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}))
+}
+
+func cmpID(a, b tailcfg.NodeID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

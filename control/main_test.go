@@ -1,6 +1,7 @@
 package control
 
 import (
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -17,16 +18,21 @@ import (
 // TestMain runs the package's tests with every incremental policy update
 // checked (see verifyInventory): the engine's inventory after
 // world.updatePolicy must be what world.inventory describes from scratch,
-// or the tests fail, listing the first differences.
+// or the tests fail, listing the first differences. Benchmarks (-bench)
+// run without the check, which costs a pass over every node.
 func TestMain(m *testing.M) {
+	flag.Parse()
 	var mu sync.Mutex
 	var problems []string
-	verifyInventory = func(w *world) {
+	check := func(w *world) {
 		if diff := inventoryDiff(w); diff != "" {
 			mu.Lock()
 			problems = append(problems, diff)
 			mu.Unlock()
 		}
+	}
+	if flag.Lookup("test.bench").Value.String() == "" {
+		verifyInventory = check
 	}
 	code := m.Run()
 	if len(problems) > 0 {

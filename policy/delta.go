@@ -110,7 +110,6 @@ func (nr *Result) patchIndexes(r *Result, moves []move) {
 	c := newCow(n)
 	nr.tagged, nr.member, nr.all = r.tagged, r.member, r.all
 	nr.byUser, nr.byTag = maps.Clone(r.byUser), maps.Clone(r.byTag)
-	nr.addr4, nr.addr6 = r.addr4, r.addr6
 	nr.routers = r.routers
 	starChanged := false
 	for _, m := range moves {
@@ -130,9 +129,6 @@ func (nr *Result) patchIndexes(r *Result, moves []move) {
 			}
 		} else {
 			nr.byUser[m.new.User] = c.with(nr.byUser[m.new.User], i, true)
-		}
-		for _, a := range m.new.addrs {
-			nr.addrIndex(a.Addr()).insert(a.Addr(), i)
 		}
 		if m.new.routes() {
 			nr.routers = insertSorted(nr.routers, i)
@@ -155,7 +151,7 @@ func (nr *Result) patchIndexes(r *Result, moves []move) {
 }
 
 // unindex takes old (a state r held at old.idx) out of nr's per-user,
-// per-tag, address and router indexes.
+// per-tag and router indexes.
 func (nr *Result) unindex(c *cow, old *nodeState) {
 	i := old.idx
 	if old.Tagged() {
@@ -165,38 +161,8 @@ func (nr *Result) unindex(c *cow, old *nodeState) {
 	} else {
 		nr.byUser[old.User] = c.with(nr.byUser[old.User], i, false)
 	}
-	for _, a := range old.addrs {
-		nr.addrIndex(a.Addr()).remove(a.Addr(), i)
-	}
 	if old.routes() {
 		nr.routers = slices.DeleteFunc(slices.Clone(nr.routers), func(j int) bool { return j == i })
-	}
-}
-
-// addrIndex returns the index of a's family, for patching.
-func (nr *Result) addrIndex(a netip.Addr) *addrIndex {
-	if a.Is4() {
-		return &nr.addr4
-	}
-	return &nr.addr6
-}
-
-// insert adds (a, i) in order, into a copy: the index may be shared.
-func (ix *addrIndex) insert(a netip.Addr, i int) {
-	at := ix.find(a)
-	for at < len(*ix) && (*ix)[at].addr == a && (*ix)[at].idx < i {
-		at++
-	}
-	*ix = slices.Insert(slices.Clip(*ix), at, addrEntry{a, i})
-}
-
-// remove takes (a, i) out, from a copy.
-func (ix *addrIndex) remove(a netip.Addr, i int) {
-	for at := ix.find(a); at < len(*ix) && (*ix)[at].addr == a; at++ {
-		if (*ix)[at].idx == i {
-			*ix = slices.Delete(slices.Clone(*ix), at, at+1)
-			return
-		}
 	}
 }
 
@@ -374,8 +340,9 @@ func (nr *Result) patchSrc(er *evalRule, c *cow, moves []move) {
 	for _, x := range add {
 		b.AddPrefix(x)
 	}
+	old, oldIPs := er.srcSet, er.srcIPs
 	er.srcSet, _ = b.IPSet()
-	er.srcIPs = setStrings(er.srcSet)
+	er.srcIPs = setStringsFrom(er.srcSet, old, oldIPs)
 	var ob netipx.IPSetBuilder
 	ob.AddSet(er.srcSet)
 	ob.RemoveSet(tailnetRanges)
@@ -385,9 +352,9 @@ func (nr *Result) patchSrc(er *evalRule, c *cow, moves []move) {
 // srcAddrHeld reports whether a node of nr with address x is named by an
 // identity alias of srcs.
 func (nr *Result) srcAddrHeld(srcs []alias, x netip.Prefix) bool {
-	ix := nr.addr6
-	if x.Addr().Is4() {
-		ix = nr.addr4
+	ix, v6 := nr.addrIndexes()
+	if !x.Addr().Is4() {
+		ix = v6
 	}
 	for at := ix.find(x.Addr()); at < len(ix) && ix[at].addr == x.Addr(); at++ {
 		if nr.p.srcAddrs(srcs, nr.nodes[ix[at].idx]) {

@@ -27,8 +27,6 @@ type Result struct {
 	ids     []tailcfg.NodeID  // the nodes' IDs, sorted; shared with views (PeerSet), never modified
 	byUser  map[string]bitset // user-owned nodes by login
 	byTag   map[string]bitset // tagged nodes by tag
-	addr4   addrIndex         // node IPv4 addresses, sorted
-	addr6   addrIndex         // node IPv6 addresses, sorted
 	routers []int             // nodes with approved subnet or exit routes, by position
 	tagged  bitset
 	member  bitset
@@ -44,6 +42,11 @@ type Result struct {
 	opts Options
 
 	srcCache map[string]*evalRule // resolved sources by srcKey, while resolving rules
+
+	// The node addresses, sorted (IPv4 and IPv6 apart), built on first
+	// use: only rules with address aliases need them.
+	addrOnce     sync.Once
+	addr4, addr6 addrIndex
 
 	aliasMu    sync.Mutex // guards aliasNodes
 	aliasNodes map[aliasKey]bitset
@@ -150,13 +153,6 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 			}
 			b.set(i)
 		}
-		for _, a := range s.addrs {
-			if a.Addr().Is4() {
-				r.addr4 = append(r.addr4, addrEntry{a.Addr(), i})
-			} else {
-				r.addr6 = append(r.addr6, addrEntry{a.Addr(), i})
-			}
-		}
 		if s.routes() {
 			r.routers = append(r.routers, i)
 		}
@@ -168,13 +164,6 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 	}
 	if prev != nil && slices.Equal(prev.ids, r.ids) {
 		r.ids = prev.ids // views carried over share one table
-	}
-	// Addresses are mostly handed out in registration order, so each
-	// family is usually in order already.
-	for _, ix := range []addrIndex{r.addr4, r.addr6} {
-		if !slices.IsSortedFunc(ix, compareAddrEntry) {
-			slices.SortFunc(ix, compareAddrEntry)
-		}
 	}
 	for _, s := range fresh {
 		r.finishState(s)

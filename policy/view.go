@@ -369,11 +369,39 @@ func prefixString(p netip.Prefix) string {
 func setStrings(s *netipx.IPSet) []string {
 	var out []string
 	for _, rg := range s.Ranges() {
-		if p, ok := rg.Prefix(); ok {
-			out = append(out, prefixString(p))
+		out = append(out, rangeString(rg))
+	}
+	return out
+}
+
+func rangeString(rg netipx.IPRange) string {
+	if p, ok := rg.Prefix(); ok {
+		return prefixString(p)
+	}
+	return rg.String()
+}
+
+// setStringsFrom is setStrings(s), reusing the strings of old's ranges
+// (oldStrs, setStrings(old)) that s has too: a set patched by a few
+// addresses renders only the ranges they touch.
+func setStringsFrom(s, old *netipx.IPSet, oldStrs []string) []string {
+	prev := old.Ranges()
+	if len(prev) != len(oldStrs) {
+		return setStrings(s)
+	}
+	ranges := s.Ranges()
+	out := make([]string, 0, len(ranges))
+	j := 0
+	for _, rg := range ranges {
+		for j < len(prev) && prev[j].From().Less(rg.From()) {
+			j++
+		}
+		if j < len(prev) && prev[j] == rg {
+			out = append(out, oldStrs[j])
+			j++
 			continue
 		}
-		out = append(out, rg.String())
+		out = append(out, rangeString(rg))
 	}
 	return out
 }
@@ -423,7 +451,32 @@ func (ix addrIndex) within(set *netipx.IPSet, out bitset) {
 // within returns the nodes with an address inside set.
 func (r *Result) within(set *netipx.IPSet) bitset {
 	out := newBitset(len(r.nodes))
-	r.addr4.within(set, out)
-	r.addr6.within(set, out)
+	v4, v6 := r.addrIndexes()
+	v4.within(set, out)
+	v6.within(set, out)
 	return out
+}
+
+// addrIndexes returns the node addresses of each family, sorted, building
+// them on first use.
+func (r *Result) addrIndexes() (v4, v6 addrIndex) {
+	r.addrOnce.Do(func() {
+		for i, s := range r.nodes {
+			for _, a := range s.addrs {
+				if a.Addr().Is4() {
+					r.addr4 = append(r.addr4, addrEntry{a.Addr(), i})
+				} else {
+					r.addr6 = append(r.addr6, addrEntry{a.Addr(), i})
+				}
+			}
+		}
+		// Addresses are mostly handed out in registration order, so each
+		// family is usually in order already.
+		for _, ix := range []addrIndex{r.addr4, r.addr6} {
+			if !slices.IsSortedFunc(ix, compareAddrEntry) {
+				slices.SortFunc(ix, compareAddrEntry)
+			}
+		}
+	})
+	return r.addr4, r.addr6
 }

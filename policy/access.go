@@ -38,7 +38,7 @@ func (r *Result) Access(id tailcfg.NodeID) (out, in []Access) {
 		return nil, nil
 	}
 	for _, o := range r.nodes {
-		if o == s {
+		if o == s || o == nil {
 			continue
 		}
 		out = append(out, r.access(s, o)...)

@@ -22,9 +22,10 @@ import (
 // slices of pointers and words (the node and view tables, the address
 // index) and the per-user index map; no node is visited.
 
-// move is one node added or changed in place: its state before (nil when
-// added) and after, at the same position.
+// move is one node added, changed in place or removed: its position and
+// its state before (nil when added) and after (nil when removed).
 type move struct {
+	at       int
 	old, new *nodeState
 }
 
@@ -55,50 +56,65 @@ func (c *cow) with(b bitset, i int, v bool) bitset {
 	return b
 }
 
-// patchIndex builds the Result of r with changed applied (both
-// normalized) without re-indexing, when that keeps every node of r in its
-// position: nothing removed, and every added node's ID above r's. It
-// returns nil otherwise.
+// patchIndex builds the Result of r with changed and removed applied
+// (both normalized) without re-indexing, when that keeps every node of r
+// in its position: a removed node leaves its position empty (a hole, its
+// ID kept in the ID table), a node changed in place or coming back keeps
+// or retakes its own, and an added node's ID is above r's. It returns nil
+// otherwise, and when holes would be more than a quarter of the
+// positions: re-indexing then compacts them.
 func (r *Result) patchIndex(changed []Node, removed []tailcfg.NodeID) (*Result, []move) {
-	if len(removed) > 0 {
-		return nil, nil
-	}
 	var last tailcfg.NodeID
 	if len(r.ids) > 0 {
 		last = r.ids[len(r.ids)-1]
 	}
-	added := 0
+	added, holes := 0, r.holes+len(removed)
 	for _, nd := range changed {
-		if r.state(nd.ID) == nil {
-			if nd.ID <= last {
-				return nil, nil // would land between r's nodes
-			}
+		i, found := slices.BinarySearch(r.ids, nd.ID)
+		switch {
+		case found && r.nodes[i] == nil:
+			holes-- // comes back to its place
+		case !found && nd.ID <= last:
+			return nil, nil // would land between r's nodes
+		case !found:
 			added++
 		}
 	}
 	n := len(r.nodes) + added
+	if holes > n/4 {
+		return nil, nil
+	}
 	nr := r.p.newResult(r.opts, n)
+	nr.holes = holes
 	nr.nodes = append(nr.nodes, r.nodes...)
 	nr.ids = r.ids
 	if added > 0 {
 		nr.ids = slices.Grow(slices.Clone(r.ids), added)
 	}
-	moves := make([]move, 0, len(changed))
+	moves := make([]move, 0, len(changed)+len(removed))
+	for _, id := range removed {
+		old := r.state(id)
+		nr.nodes[old.idx] = nil
+		moves = append(moves, move{at: old.idx, old: old})
+	}
 	for _, nd := range changed {
-		m := move{old: r.state(nd.ID)}
-		if m.old != nil {
-			m.new = newNodeState(nd, m.old.idx)
-			nr.nodes[m.old.idx] = m.new
+		m := move{}
+		if i, found := slices.BinarySearch(r.ids, nd.ID); found {
+			m.at, m.old = i, r.nodes[i]
 		} else {
-			m.new = newNodeState(nd, len(nr.nodes))
-			nr.nodes = append(nr.nodes, m.new)
+			m.at = len(nr.nodes)
+			nr.nodes = append(nr.nodes, nil)
 			nr.ids = append(nr.ids, nd.ID)
 		}
+		m.new = newNodeState(nd, m.at)
+		nr.nodes[m.at] = m.new
 		moves = append(moves, m)
 	}
 	nr.patchIndexes(r, moves)
 	for _, m := range moves {
-		nr.finishState(m.new)
+		if m.new != nil {
+			nr.finishState(m.new)
+		}
 	}
 	return nr, moves
 }
@@ -113,16 +129,17 @@ func (nr *Result) patchIndexes(r *Result, moves []move) {
 	nr.routers = r.routers
 	starChanged := false
 	for _, m := range moves {
-		i := m.new.idx
+		i := m.at
 		if m.old != nil {
 			nr.unindex(c, m.old)
-			starChanged = starChanged || !slices.Equal(m.old.subnets, m.new.subnets)
-		} else {
-			starChanged = starChanged || len(m.new.subnets) > 0
 		}
-		nr.all = c.with(nr.all, i, true)
-		nr.tagged = c.with(nr.tagged, i, m.new.Tagged())
-		nr.member = c.with(nr.member, i, !m.new.Tagged())
+		starChanged = starChanged || !slices.Equal(m.old.subnetsOrNil(), m.new.subnetsOrNil())
+		nr.all = c.with(nr.all, i, m.new != nil)
+		nr.tagged = c.with(nr.tagged, i, m.new != nil && m.new.Tagged())
+		nr.member = c.with(nr.member, i, m.new != nil && !m.new.Tagged())
+		if m.new == nil {
+			continue
+		}
 		if m.new.Tagged() {
 			for _, tag := range m.new.Tags {
 				nr.byTag[tag] = c.with(nr.byTag[tag], i, true)
@@ -144,7 +161,7 @@ func (nr *Result) patchIndexes(r *Result, moves []move) {
 	for k, b := range r.aliasNodes {
 		a := alias{kind: k.kind, name: k.name}
 		for _, m := range moves {
-			b = c.with(b, m.new.idx, nr.p.identityHas(a, m.new))
+			b = c.with(b, m.at, m.new != nil && nr.p.identityHas(a, m.new))
 		}
 		nr.aliasNodes[k] = b
 	}
@@ -298,11 +315,12 @@ func (nr *Result) patchRule(r *Result, o *evalRule, moves []move) *evalRule {
 	}
 	if o.viaNodes != nil {
 		for _, m := range moves {
-			er.viaNodes = c.with(er.viaNodes, m.new.idx, slices.ContainsFunc(rl.via, func(a alias) bool { return nr.p.identityHas(a, m.new) }))
+			via := m.new != nil && slices.ContainsFunc(rl.via, func(a alias) bool { return nr.p.identityHas(a, m.new) })
+			er.viaNodes = c.with(er.viaNodes, m.at, via)
 		}
 	}
 	for _, m := range moves {
-		er.dstNodes = c.with(er.dstNodes, m.new.idx, nr.p.dstHas(rl, m.new, er.viaNodes.has(m.new.idx)))
+		er.dstNodes = c.with(er.dstNodes, m.at, m.new != nil && nr.p.dstHas(rl, m.new, er.viaNodes.has(m.at)))
 	}
 	return &er
 }
@@ -314,9 +332,9 @@ func (nr *Result) patchSrc(er *evalRule, c *cow, moves []move) {
 	srcs := er.rule.srcs
 	var drop, add []netip.Prefix
 	for _, m := range moves {
-		er.srcNodes = c.with(er.srcNodes, m.new.idx, nr.p.srcHas(srcs, m.new))
+		er.srcNodes = c.with(er.srcNodes, m.at, m.new != nil && nr.p.srcHas(srcs, m.new))
 		was := m.old != nil && nr.p.srcAddrs(srcs, m.old)
-		is := nr.p.srcAddrs(srcs, m.new)
+		is := m.new != nil && nr.p.srcAddrs(srcs, m.new)
 		if was && (!is || !slices.Equal(m.old.addrs, m.new.addrs)) {
 			drop = append(drop, m.old.addrs...)
 		}
@@ -368,7 +386,7 @@ func (nr *Result) srcAddrHeld(srcs []alias, x netip.Prefix) bool {
 // differ at a moved node's position.
 func differAt(a, b bitset, moves []move) bool {
 	for _, m := range moves {
-		if a.has(m.new.idx) != b.has(m.new.idx) {
+		if a.has(m.at) != b.has(m.at) {
 			return true
 		}
 	}
@@ -408,7 +426,11 @@ func (a *affected) add(res *Result, b bitset) {
 // ids returns the affected nodes' IDs, sorted.
 func (a *affected) ids() []tailcfg.NodeID {
 	out := make([]tailcfg.NodeID, 0, a.bits.count()+len(a.gone))
-	a.bits.each(func(i int) { out = append(out, a.nr.ids[i]) })
+	a.bits.each(func(i int) {
+		if a.nr.nodes[i] != nil { // a hole: a node removed now, in gone
+			out = append(out, a.nr.ids[i])
+		}
+	})
 	for id := range a.gone {
 		out = append(out, id)
 	}

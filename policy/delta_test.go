@@ -291,3 +291,68 @@ func TestPerNodeMembership(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateNodesKeepsPositions checks which changes UpdateNodes applies
+// in place (node states shared with the previous Result, removed nodes
+// leaving holes) and which re-index, and that each result equals
+// Evaluate's.
+func TestUpdateNodesKeepsPositions(t *testing.T) {
+	p, diags := Compile(load(t, smallPolicy))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	a := netip.MustParseAddr
+	joiner := Node{ID: 21, Name: "joiner", User: "bob@example.com", IPv4: a("100.64.0.21"), IPv6: a("fd7a:115c:a1e0::21")}
+	early := Node{ID: 5, Name: "early", User: "bob@example.com", IPv4: a("100.64.0.5")}
+	bob := smallNodes()[2] // ID 3
+	retagged := bob
+	retagged.User, retagged.Tags = "", []string{"tag:web"}
+	tests := []struct {
+		name      string
+		changed   []Node
+		removed   []tailcfg.NodeID
+		inPlace   bool
+		wantHoles int
+	}{
+		{"join with the next ID", []Node{joiner}, nil, true, 0},
+		{"retag", []Node{retagged}, nil, true, 0},
+		{"leave", nil, []tailcfg.NodeID{3}, true, 1},
+		{"leave, then come back", []Node{bob}, []tailcfg.NodeID{3}, true, 1}, // removed wins
+		{"join below the highest ID", []Node{early}, nil, false, 0},
+		{"two leave: more holes than a quarter", nil, []tailcfg.NodeID{1, 2}, false, 0},
+		{"unchanged", []Node{smallNodes()[0]}, nil, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prev := p.Evaluate(smallNodes(), Options{})
+			res, _ := prev.UpdateNodes(tt.changed, tt.removed)
+			// Node 20 (the router) is in no change: its state is
+			// shared exactly when positions were kept.
+			if got := res.state(20) == prev.state(20); got != tt.inPlace {
+				t.Errorf("in place = %v, want %v", got, tt.inPlace)
+			}
+			if res.holes != tt.wantHoles {
+				t.Errorf("holes = %d, want %d", res.holes, tt.wantHoles)
+			}
+			want := p.Evaluate(res.Inventory(), Options{Primaries: prev.Primaries()})
+			if got, wantIDs := res.Nodes(), want.Nodes(); !slices.Equal(got, wantIDs) {
+				t.Fatalf("nodes %v, want %v", got, wantIDs)
+			}
+			for _, id := range want.Nodes() {
+				if got, w := viewJSON(res, id), viewJSON(want, id); got != w {
+					t.Errorf("node %d: view differs from Evaluate's\n got %s\nwant %s", id, got, w)
+				}
+			}
+		})
+	}
+	// A node that left comes back to its place.
+	prev := p.Evaluate(smallNodes(), Options{})
+	gone, _ := prev.UpdateNodes(nil, []tailcfg.NodeID{3})
+	back, ids := gone.UpdateNodes([]Node{bob}, nil)
+	if back.holes != 0 || back.state(3) == nil || back.state(3).idx != prev.state(3).idx || back.state(20) != prev.state(20) {
+		t.Errorf("node 3 did not come back to its place in place: holes %d, state %+v", back.holes, back.state(3))
+	}
+	if !slices.Contains(ids, 3) {
+		t.Errorf("affected %v lacks the node that came back", ids)
+	}
+}

@@ -22,9 +22,12 @@ type Result struct {
 	p *Policy
 	// nodes are sorted by ID; a node's position (nodeState.idx) is its
 	// bit in every bitset. States are immutable and shared with the
-	// Results UpdateNodes derives while the node stays unchanged.
+	// Results UpdateNodes derives while the node stays unchanged. A nil
+	// entry is a hole a removed node left (see UpdateNodes); holes holds
+	// their number, and ids their IDs, in no bitset.
 	nodes   []*nodeState
-	ids     []tailcfg.NodeID  // the nodes' IDs, sorted; shared with views (PeerSet), never modified
+	holes   int
+	ids     []tailcfg.NodeID  // the positions' IDs, sorted; shared with views (PeerSet), never modified
 	byUser  map[string]bitset // user-owned nodes by login
 	byTag   map[string]bitset // tagged nodes by tag
 	routers []int             // nodes with approved subnet or exit routes, by position
@@ -428,7 +431,7 @@ func (r *Result) computeNodesOf(a alias) bitset {
 			}
 		case agInternet:
 			for _, s := range r.nodes {
-				if s.isExitNode() {
+				if s != nil && s.isExitNode() {
 					out.set(s.idx)
 				}
 			}

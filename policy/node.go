@@ -122,3 +122,11 @@ func (s *nodeState) isExitNode() bool { return len(s.exit) > 0 }
 
 // routes reports whether the node has approved subnet or exit routes.
 func (s *nodeState) routes() bool { return len(s.subnets) > 0 || len(s.exit) > 0 }
+
+// subnetsOrNil returns the node's approved subnets; nil for a nil state.
+func (s *nodeState) subnetsOrNil() []netip.Prefix {
+	if s == nil {
+		return nil
+	}
+	return s.subnets
+}

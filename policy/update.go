@@ -144,14 +144,18 @@ func (r *Result) ruleAffected(nr *Result, k int, changed map[tailcfg.NodeID]bool
 // diff compares r's nodes with sorted (ordered by ID, without duplicates)
 // and returns the nodes added or changed and the IDs removed.
 func (r *Result) diff(sorted []Node) (changed []Node, removed []tailcfg.NodeID) {
+	live := r.nodes
+	if r.holes > 0 {
+		live = slices.DeleteFunc(slices.Clone(live), func(s *nodeState) bool { return s == nil })
+	}
 	i := 0
 	for _, nd := range sorted {
-		for i < len(r.nodes) && r.nodes[i].ID < nd.ID {
-			removed = append(removed, r.nodes[i].ID)
+		for i < len(live) && live[i].ID < nd.ID {
+			removed = append(removed, live[i].ID)
 			i++
 		}
-		if i < len(r.nodes) && r.nodes[i].ID == nd.ID {
-			if !sameNode(&r.nodes[i].Node, &nd, true) {
+		if i < len(live) && live[i].ID == nd.ID {
+			if !sameNode(&live[i].Node, &nd, true) {
 				changed = append(changed, nd)
 			}
 			i++
@@ -159,8 +163,8 @@ func (r *Result) diff(sorted []Node) (changed []Node, removed []tailcfg.NodeID) 
 		}
 		changed = append(changed, nd)
 	}
-	for ; i < len(r.nodes); i++ {
-		removed = append(removed, r.nodes[i].ID)
+	for ; i < len(live); i++ {
+		removed = append(removed, live[i].ID)
 	}
 	return changed, removed
 }
@@ -192,6 +196,9 @@ func (r *Result) inventoryWith(changed []Node, removed []tailcfg.NodeID) []Node 
 	out := make([]Node, 0, len(r.nodes)+len(changed))
 	c := 0
 	for _, s := range r.nodes {
+		if s == nil {
+			continue
+		}
 		for c < len(changed) && changed[c].ID < s.ID {
 			out = append(out, changed[c])
 			c++
@@ -310,7 +317,7 @@ func (nr *Result) adoptViews(r *Result, aff *affected, fast bool) {
 	defer nr.mu.Unlock()
 	if fast {
 		for i, v := range r.views {
-			if nr.views[i] == nil {
+			if nr.views[i] == nil && nr.nodes[i] != nil {
 				nr.views[i] = v
 			}
 		}
@@ -323,7 +330,7 @@ func (nr *Result) adoptViews(r *Result, aff *affected, fast bool) {
 		if v == nil {
 			continue
 		}
-		s := nr.state(r.nodes[i].ID)
+		s := nr.state(r.ids[i])
 		if s != nil && (aff == nil || !aff.bits.has(s.idx)) && nr.views[s.idx] == nil {
 			nr.views[s.idx] = v
 		}

@@ -67,14 +67,24 @@ type Peer struct {
 }
 
 // Nodes returns the IDs of the evaluated nodes, sorted.
-func (r *Result) Nodes() []tailcfg.NodeID { return slices.Clone(r.ids) }
+func (r *Result) Nodes() []tailcfg.NodeID {
+	out := make([]tailcfg.NodeID, 0, len(r.ids)-r.holes)
+	for i, id := range r.ids {
+		if r.nodes[i] != nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
 
 // Inventory returns the nodes r was evaluated against, ordered by ID, as
 // given to Evaluate and Update (slices shared: read-only).
 func (r *Result) Inventory() []Node {
-	out := make([]Node, len(r.nodes))
-	for i, s := range r.nodes {
-		out[i] = s.Node
+	out := make([]Node, 0, len(r.nodes)-r.holes)
+	for _, s := range r.nodes {
+		if s != nil {
+			out = append(out, s.Node)
+		}
 	}
 	return out
 }
@@ -462,6 +472,9 @@ func (r *Result) within(set *netipx.IPSet) bitset {
 func (r *Result) addrIndexes() (v4, v6 addrIndex) {
 	r.addrOnce.Do(func() {
 		for i, s := range r.nodes {
+			if s == nil {
+				continue
+			}
 			for _, a := range s.addrs {
 				if a.Addr().Is4() {
 					r.addr4 = append(r.addr4, addrEntry{a.Addr(), i})

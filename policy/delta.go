@@ -394,16 +394,48 @@ func differAt(a, b bitset, moves []move) bool {
 }
 
 // affected collects the nodes whose views an update changes: a bitset over
-// the new Result's positions, and the IDs of removed nodes.
+// the new Result's positions, and the IDs of removed nodes. Of the
+// affected nodes, those in filter, ssh and caps may have a new packet
+// filter, SSH policy or capabilities; the others' views differ in their
+// peers (and own routes) only. Those three are kept only while positions
+// are (ident).
 type affected struct {
-	r, nr *Result
-	ident bool // r's positions are nr's
-	bits  bitset
-	gone  map[tailcfg.NodeID]bool
+	r, nr             *Result
+	ident             bool // r's positions are nr's
+	bits              bitset
+	gone              map[tailcfg.NodeID]bool
+	filter, ssh, caps bitset
 }
 
 func newAffected(r, nr *Result, ident bool) *affected {
-	return &affected{r: r, nr: nr, ident: ident, bits: newBitset(len(nr.nodes)), gone: map[tailcfg.NodeID]bool{}}
+	n := len(nr.nodes)
+	return &affected{r: r, nr: nr, ident: ident, bits: newBitset(n), gone: map[tailcfg.NodeID]bool{},
+		filter: newBitset(n), ssh: newBitset(n), caps: newBitset(n)}
+}
+
+// redoAll marks node id's whole view as changed (a changed node).
+func (a *affected) redoAll(id tailcfg.NodeID) {
+	if s := a.nr.state(id); s != nil {
+		a.filter.set(s.idx)
+		a.ssh.set(s.idx)
+		a.caps.set(s.idx)
+	}
+}
+
+// addFilter adds the nodes of b, whose packet filters may change.
+func (a *affected) addFilter(res *Result, b bitset) {
+	a.add(res, b)
+	if a.ident {
+		a.filter.or(b)
+	}
+}
+
+// addSSH adds the nodes of b, whose SSH policies may change.
+func (a *affected) addSSH(res *Result, b bitset) {
+	a.add(res, b)
+	if a.ident {
+		a.ssh.or(b)
+	}
 }
 
 func (a *affected) addID(id tailcfg.NodeID) {

@@ -54,6 +54,13 @@ type Result struct {
 	aliasMu    sync.Mutex // guards aliasNodes
 	aliasNodes map[aliasKey]bitset
 
+	// prior holds, by position, the previous Result's view of a node
+	// whose view the update that made r affected (nil: none); its
+	// filter, SSH policy and capabilities are still right unless the
+	// node is in redoFilter, redoSSH or redoCaps. Immutable.
+	prior                         []*NodeView
+	redoFilter, redoSSH, redoCaps bitset
+
 	mu    sync.Mutex  // guards the fields below
 	views []*NodeView // by position; nil until computed
 }

@@ -20,7 +20,7 @@ func (r *Result) PacketFilter(id tailcfg.NodeID) []tailcfg.FilterRule {
 	if v := r.cachedView(s); v != nil {
 		return v.PacketFilter
 	}
-	return r.packetFilter(s)
+	return r.filterOf(s)
 }
 
 // SelfRoutes returns what peers route to node id (its view's AllowedIPs:
@@ -46,7 +46,7 @@ func (r *Result) CapMap(id tailcfg.NodeID) tailcfg.NodeCapMap {
 	if v := r.cachedView(s); v != nil {
 		return v.CapMap
 	}
-	return r.capMap(s)
+	return r.capsOf(s)
 }
 
 // SSHPolicy returns the SSH rules node id enforces, nil if it has none or
@@ -59,5 +59,39 @@ func (r *Result) SSHPolicy(id tailcfg.NodeID) *tailcfg.SSHPolicy {
 	if v := r.cachedView(s); v != nil {
 		return v.SSH
 	}
+	return r.sshOf(s)
+}
+
+// priorView returns the previous Result's view of s when the update that
+// made r kept parts of it (see Result.prior), else nil.
+func (r *Result) priorView(s *nodeState) *NodeView {
+	if r.prior == nil {
+		return nil
+	}
+	return r.prior[s.idx]
+}
+
+// filterOf computes s's packet filter, or takes the prior view's when the
+// update left it.
+func (r *Result) filterOf(s *nodeState) []tailcfg.FilterRule {
+	if p := r.priorView(s); p != nil && !r.redoFilter.has(s.idx) {
+		return p.PacketFilter
+	}
+	return r.packetFilter(s)
+}
+
+// sshOf is filterOf for the SSH policy.
+func (r *Result) sshOf(s *nodeState) *tailcfg.SSHPolicy {
+	if p := r.priorView(s); p != nil && !r.redoSSH.has(s.idx) {
+		return p.SSH
+	}
 	return r.sshPolicy(s)
+}
+
+// capsOf is filterOf for the capabilities.
+func (r *Result) capsOf(s *nodeState) tailcfg.NodeCapMap {
+	if p := r.priorView(s); p != nil && !r.redoCaps.has(s.idx) {
+		return p.CapMap
+	}
+	return r.capMap(s)
 }

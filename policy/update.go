@@ -82,6 +82,7 @@ func (r *Result) UpdateNodes(changed []Node, removed []tailcfg.NodeID) (*Result,
 	aff := newAffected(r, nr, fast)
 	for id := range ruleChanged {
 		aff.addID(id)
+		aff.redoAll(id)
 		// Whoever saw the node, or sees it now, gets a new peer entry.
 		for _, res := range []*Result{r, nr} {
 			if s := res.state(id); s != nil {
@@ -98,7 +99,7 @@ func (r *Result) UpdateNodes(changed []Node, removed []tailcfg.NodeID) (*Result,
 	// SSH rules whose principals or recorders include a changed node.
 	for _, sr := range r.p.ssh {
 		for _, res := range []*Result{r, nr} {
-			res.sshAffected(sr, ruleChanged, aff.add)
+			res.sshAffected(sr, ruleChanged, aff.addSSH)
 		}
 	}
 	electionsAffected(r, nr, elections, aff)
@@ -120,16 +121,25 @@ func (r *Result) ruleAffected(nr *Result, k int, changed map[tailcfg.NodeID]bool
 		dstChanged = !sameIDs(r, o.dstNodes, nr, n.dstNodes)
 	}
 	if srcChanged {
-		// The destinations' filters and peer lists change; other
-		// sources are unaffected (their peers are the destinations).
-		aff.add(r, o.dstNodes)
-		aff.add(nr, n.dstNodes)
-		if n.dstSelf {
-			for id := range changed {
-				for _, res := range []*Result{r, nr} {
-					if s := res.state(id); s != nil {
-						aff.add(res, res.sameUser(s))
-					}
+		// The destinations' peer lists change, and their filters when
+		// the source addresses did; other sources are unaffected (their
+		// peers are the destinations).
+		add := aff.add
+		if !slices.Equal(o.srcIPs, n.srcIPs) {
+			add = aff.addFilter
+		}
+		add(r, o.dstNodes)
+		add(nr, n.dstNodes)
+	}
+	if n.dstSelf {
+		// A node's own user's sources are in its filter: a changed
+		// node's fellow users (before and after) get new ones, even when
+		// the rule's sources as a whole stay the same (a node moving
+		// between users).
+		for id := range changed {
+			for _, res := range []*Result{r, nr} {
+				if s := res.state(id); s != nil {
+					aff.addFilter(res, res.sameUser(s))
 				}
 			}
 		}
@@ -309,7 +319,9 @@ func (r *Result) anyHas(as []alias, s *nodeState) bool {
 
 // adoptViews copies r's cached views of nodes not in aff (nil: none
 // affected) into nr. With positions kept (fast), that is a copy of r's
-// view table.
+// view table, and the old views of affected nodes are kept as nr's prior
+// views: their filters, SSH policies and capabilities are reused where
+// aff says the change leaves them (see computeView).
 func (nr *Result) adoptViews(r *Result, aff *affected, fast bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -321,9 +333,19 @@ func (nr *Result) adoptViews(r *Result, aff *affected, fast bool) {
 				nr.views[i] = v
 			}
 		}
-		if aff != nil {
-			aff.bits.each(func(i int) { nr.views[i] = nil })
+		if aff == nil {
+			return
 		}
+		aff.bits.each(func(i int) {
+			if v := r.views[min(i, len(r.views)-1)]; i < len(r.views) && v != nil && nr.nodes[i] != nil {
+				if nr.prior == nil {
+					nr.prior = make([]*NodeView, len(nr.nodes))
+				}
+				nr.prior[i] = v
+			}
+			nr.views[i] = nil
+		})
+		nr.redoFilter, nr.redoSSH, nr.redoCaps = aff.filter, aff.ssh, aff.caps
 		return
 	}
 	for i, v := range r.views {

@@ -120,10 +120,10 @@ func (r *Result) computeView(s *nodeState) *NodeView {
 	vis, _, _ := r.visibility(s)
 	vis.clear(s.idx)
 	v := &NodeView{
-		PacketFilter: r.packetFilter(s),
+		PacketFilter: r.filterOf(s),
 		Peers:        PeerSet{ids: r.ids, bits: vis, n: vis.count()},
-		SSH:          r.sshPolicy(s),
-		CapMap:       r.capMap(s),
+		SSH:          r.sshOf(s),
+		CapMap:       r.capsOf(s),
 	}
 	v.AllowedIPs = s.allowedIPs()
 	v.PrimaryRoutes = slices.Clone(r.primaries[s.ID])

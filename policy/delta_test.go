@@ -345,6 +345,21 @@ func TestUpdateNodesKeepsPositions(t *testing.T) {
 			}
 		})
 	}
+	// The first nodes join an empty tailnet, one at a time.
+	res := p.Evaluate(nil, Options{})
+	for _, n := range smallNodes() {
+		var ids []tailcfg.NodeID
+		res, ids = res.UpdateNodes([]Node{n}, nil)
+		if !slices.Contains(ids, n.ID) {
+			t.Fatalf("node %d joined, affected %v", n.ID, ids)
+		}
+	}
+	want := p.Evaluate(smallNodes(), Options{})
+	for _, n := range smallNodes() {
+		if got, w := viewJSON(res, n.ID), viewJSON(want, n.ID); got != w {
+			t.Errorf("after joining one by one, node %d: view differs from Evaluate's\n got %s\nwant %s", n.ID, got, w)
+		}
+	}
 	// A node that left comes back to its place.
 	prev := p.Evaluate(smallNodes(), Options{})
 	gone, _ := prev.UpdateNodes(nil, []tailcfg.NodeID{3})

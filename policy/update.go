@@ -337,11 +337,11 @@ func (nr *Result) adoptViews(r *Result, aff *affected, fast bool) {
 			return
 		}
 		aff.bits.each(func(i int) {
-			if v := r.views[min(i, len(r.views)-1)]; i < len(r.views) && v != nil && nr.nodes[i] != nil {
+			if i < len(r.views) && r.views[i] != nil && nr.nodes[i] != nil {
 				if nr.prior == nil {
 					nr.prior = make([]*NodeView, len(nr.nodes))
 				}
-				nr.prior[i] = v
+				nr.prior[i] = r.views[i]
 			}
 			nr.views[i] = nil
 		})

@@ -172,11 +172,15 @@ func checkDeltaSteps(t *testing.T, c deltaCase, rng *rand.Rand, steps int) {
 	inv := cloneNodes(c.nodes)
 	res := c.p.Evaluate(inv, Options{})
 	for step := range steps {
-		// Some views computed, some not: Update carries the first and
-		// must not need the second.
+		// Some views computed, some only without peers (as sessions ask
+		// for filters), some not: Update carries the first two and must
+		// not need the third.
 		for _, n := range inv {
-			if rng.IntN(3) > 0 {
+			switch rng.IntN(3) {
+			case 0:
 				res.Node(n.ID)
+			case 1:
+				res.PacketFilter(n.ID)
 			}
 		}
 		op := rng.IntN(9)

@@ -12,15 +12,15 @@ import (
 // pays per rule, not per peer. Each returns what Node(id) would hold.
 
 // PacketFilter returns node id's packet filter, or nil if id is unknown.
+// It caches the node's view without peers (its filter, SSH policy and
+// capabilities), which a session asks for after every change, so that the
+// next Result can hand the same filter on when the change leaves it.
 func (r *Result) PacketFilter(id tailcfg.NodeID) []tailcfg.FilterRule {
 	s := r.state(id)
 	if s == nil {
 		return nil
 	}
-	if v := r.cachedView(s); v != nil {
-		return v.PacketFilter
-	}
-	return r.filterOf(s)
+	return r.parts(s).PacketFilter
 }
 
 // SelfRoutes returns what peers route to node id (its view's AllowedIPs:
@@ -50,16 +50,14 @@ func (r *Result) CapMap(id tailcfg.NodeID) tailcfg.NodeCapMap {
 }
 
 // SSHPolicy returns the SSH rules node id enforces, nil if it has none or
-// id is unknown, without building its peer list.
+// id is unknown, without building its peer list (caching as PacketFilter
+// does).
 func (r *Result) SSHPolicy(id tailcfg.NodeID) *tailcfg.SSHPolicy {
 	s := r.state(id)
 	if s == nil {
 		return nil
 	}
-	if v := r.cachedView(s); v != nil {
-		return v.SSH
-	}
-	return r.sshOf(s)
+	return r.parts(s).SSH
 }
 
 // priorView returns the previous Result's view of s when the update that

@@ -22,6 +22,10 @@ type NodeView struct {
 	// all its approved routes, and the subnets it is primary for.
 	AllowedIPs    []netip.Prefix
 	PrimaryRoutes []netip.Prefix
+
+	// partial marks a view without Peers, cached by PacketFilter and
+	// SSHPolicy; Node completes it.
+	partial bool
 }
 
 // PeerSet is the set of peers of one view: a bitset over the node IDs of
@@ -95,18 +99,36 @@ func (r *Result) Node(id tailcfg.NodeID) *NodeView {
 	if s == nil {
 		return nil
 	}
-	if v := r.cachedView(s); v != nil {
-		return v
+	parts := r.cachedView(s)
+	if parts != nil && !parts.partial {
+		return parts
 	}
-	v := r.computeView(s)
+	v := r.computeView(s, parts)
 	r.mu.Lock()
-	if r.views[s.idx] == nil {
-		r.views[s.idx] = v
+	if c := r.views[s.idx]; c != nil && !c.partial {
+		v = c // computed meanwhile: hand out one view
 	} else {
-		v = r.views[s.idx] // computed meanwhile: hand out one view
+		r.views[s.idx] = v
 	}
 	r.mu.Unlock()
 	return v
+}
+
+// parts returns s's view without its peers (a partial view) or its whole
+// view, cached; it computes and caches the partial view if neither is.
+func (r *Result) parts(s *nodeState) *NodeView {
+	if v := r.cachedView(s); v != nil {
+		return v
+	}
+	p := r.computeParts(s)
+	r.mu.Lock()
+	if c := r.views[s.idx]; c != nil {
+		p = c
+	} else {
+		r.views[s.idx] = p
+	}
+	r.mu.Unlock()
+	return p
 }
 
 // cachedView returns the view of s computed so far, or nil.
@@ -116,18 +138,30 @@ func (r *Result) cachedView(s *nodeState) *NodeView {
 	return r.views[s.idx]
 }
 
-func (r *Result) computeView(s *nodeState) *NodeView {
+// computeView computes s's view, taking everything but the peers from
+// parts when it is not nil.
+func (r *Result) computeView(s *nodeState, parts *NodeView) *NodeView {
+	if parts == nil {
+		parts = r.computeParts(s)
+	}
+	v := *parts
 	vis, _, _ := r.visibility(s)
 	vis.clear(s.idx)
-	v := &NodeView{
-		PacketFilter: r.filterOf(s),
-		Peers:        PeerSet{ids: r.ids, bits: vis, n: vis.count()},
-		SSH:          r.sshOf(s),
-		CapMap:       r.capsOf(s),
+	v.Peers = PeerSet{ids: r.ids, bits: vis, n: vis.count()}
+	v.partial = false
+	return &v
+}
+
+// computeParts computes s's view without its peers.
+func (r *Result) computeParts(s *nodeState) *NodeView {
+	return &NodeView{
+		PacketFilter:  r.filterOf(s),
+		SSH:           r.sshOf(s),
+		CapMap:        r.capsOf(s),
+		AllowedIPs:    s.allowedIPs(),
+		PrimaryRoutes: slices.Clone(r.primaries[s.ID]),
+		partial:       true,
 	}
-	v.AllowedIPs = s.allowedIPs()
-	v.PrimaryRoutes = slices.Clone(r.primaries[s.ID])
-	return v
 }
 
 // sameUser returns the user-owned nodes of s's user (empty for tagged nodes).

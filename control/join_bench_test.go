@@ -3,33 +3,31 @@ package control
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 )
 
-// joinWorld builds a world of n nodes of alice's, loaded from a real
-// SQLite store as at start-up, every one with a live session, under the
-// default allow-all policy: a full mesh.
+// joinWorld is benchWorld with the nodes in a real SQLite store, as a
+// registration needs.
 func joinWorld(b *testing.B, n int) *world {
 	b.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, b.TempDir())
+	st, err := store.Open(context.Background(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	base := netip.MustParseAddr("100.64.0.0")
-	err = st.Update(ctx, func(tx *store.Tx) error {
-		for i := range n {
-			base = base.Next()
-			row := &store.Node{StableID: fmt.Sprintf("n%d", i), MachineKey: key.NewMachine().Public().String(),
-				NodeKey: key.NewNode().Public().String(), GivenName: fmt.Sprintf("node-%d", i), UserLogin: "alice@example.com",
-				IPv4: base.String(), CreatedAt: time.Now()}
+	return benchWorldIn(b, n, st)
+}
+
+// saveBenchRows inserts rows (IDs set by the store) in one transaction.
+func saveBenchRows(b testing.TB, st *store.Store, rows []*store.Node) {
+	ctx := context.Background()
+	err := st.Update(ctx, func(tx *store.Tx) error {
+		for _, row := range rows {
+			row.ID = 0
 			if err := tx.SaveNode(ctx, row); err != nil {
 				return err
 			}
@@ -39,25 +37,6 @@ func joinWorld(b *testing.B, n int) *world {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rows, err := st.Nodes(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now), store: st}
-	c, err := srv.Prepare(testTailnet())
-	if err != nil {
-		b.Fatal(err)
-	}
-	w, err := newWorld(ctx, srv, c, rows, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, nd := range w.nodes {
-		nd.sess = newSession(nd.id)
-		nd.online = true
-		w.live[nd.id] = nd
-	}
-	return w
 }
 
 // BenchmarkJoin measures the owner goroutine's share of one registration

@@ -1,6 +1,7 @@
 package control
 
 import (
+	stdcmp "cmp"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -12,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/tailplane/tailplane/policy"
-	"tailscale.com/tailcfg"
 )
 
 // TestMain runs the package's tests with every incremental policy update
@@ -46,16 +46,6 @@ func TestMain(m *testing.M) {
 // world's, from scratch.
 func inventoryDiff(w *world) string {
 	want := w.inventory()
-	slices.SortFunc(want, func(a, b policy.Node) int { return cmpID(a.ID, b.ID) })
+	slices.SortFunc(want, func(a, b policy.Node) int { return stdcmp.Compare(a.ID, b.ID) })
 	return cmp.Diff(want, w.res.Inventory(), cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}))
-}
-
-func cmpID(a, b tailcfg.NodeID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

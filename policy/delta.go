@@ -11,16 +11,16 @@ import (
 
 // Updating a Result in proportion to the change (UpdateNodes).
 //
-// When every node r holds keeps its position — nodes change in place, and
-// new ones have IDs above r's (a store hands out IDs in order, so a
-// registration appends) — the new Result shares r's unchanged node
-// states, and its bitsets are r's with the moved nodes' bits patched:
-// copied where a bit changes, shared (possibly shorter, see bitset)
-// where none does. The rules a changed node can match are patched the
-// same way, their source address sets by adding and removing the moved
-// nodes' addresses. What is left proportional to the tailnet is copying
-// slices of pointers and words (the node and view tables, the address
-// index) and the per-user index map; no node is visited.
+// When every node r holds keeps its position — nodes change in place or
+// leave (a hole), and new ones have IDs above r's (a store hands out IDs
+// in order, so a registration appends) — the new Result shares r's
+// unchanged node states, and its bitsets are r's with the moved nodes'
+// bits patched: copied where a bit changes, shared (possibly shorter, see
+// bitset) where none does. The rules a changed node can match are patched
+// the same way, their source address sets by adding and removing the
+// moved nodes' addresses. What is left proportional to the tailnet is
+// copying slices of pointers and words (the node, view and ID tables) and
+// the per-user and per-tag index maps; no node is visited.
 
 // move is one node added, changed in place or removed: its position and
 // its state before (nil when added) and after (nil when removed).

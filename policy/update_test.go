@@ -236,14 +236,7 @@ func benchUpdate(b *testing.B, tweak func(*schema.Tailnet, []Node), change func(
 			if tweak != nil {
 				tweak(t, nodes)
 			}
-			p, diags := Compile(t)
-			if diags.HasErrors() {
-				b.Fatal(diags)
-			}
-			res := p.Evaluate(nodes, Options{})
-			for _, nd := range nodes {
-				res.Node(nd.ID)
-			}
+			res := evaluateAll(b, t, nodes)
 			i, affected, peers := 0, 0, 0
 			b.ReportAllocs()
 			for b.Loop() {
@@ -262,6 +255,20 @@ func benchUpdate(b *testing.B, tweak func(*schema.Tailnet, []Node), change func(
 			b.ReportMetric(float64(peers), "peer-entries")
 		})
 	}
+}
+
+// evaluateAll compiles t's policy, evaluates it against nodes and computes
+// every node's view.
+func evaluateAll(b *testing.B, t *schema.Tailnet, nodes []Node) *Result {
+	p, diags := Compile(t)
+	if diags.HasErrors() {
+		b.Fatal(diags)
+	}
+	res := p.Evaluate(nodes, Options{})
+	for _, nd := range nodes {
+		res.Node(nd.ID)
+	}
+	return res
 }
 
 // TestUpdateRandom applies random sequences of node changes through
@@ -405,14 +412,7 @@ func BenchmarkJoin(b *testing.B) {
 					if pol == "mesh" {
 						t.Policy = schema.Policy{ACLs: []schema.ACL{{Action: "accept", Src: []string{"*"}, Dst: []string{"*:*"}}}}
 					}
-					p, diags := Compile(t)
-					if diags.HasErrors() {
-						b.Fatal(diags)
-					}
-					res := p.Evaluate(nodes, Options{})
-					for _, nd := range nodes {
-						res.Node(nd.ID)
-					}
+					res := evaluateAll(b, t, nodes)
 					affected := 0
 					b.ReportAllocs()
 					for b.Loop() {

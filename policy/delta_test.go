@@ -375,3 +375,46 @@ func TestUpdateNodesKeepsPositions(t *testing.T) {
 		t.Errorf("affected %v lacks the node that came back", ids)
 	}
 }
+
+// TestUpdateNodesWhileReading derives Results from one Result (several
+// times: updates must not modify what they share) while other goroutines
+// compute its views, as sessions do; run it with -race.
+func TestUpdateNodesWhileReading(t *testing.T) {
+	c := deltaCases(t)[5] // bench200
+	prev := c.p.Evaluate(c.nodes, Options{})
+	want := map[tailcfg.NodeID]string{}
+	for _, n := range c.nodes {
+		want[n.ID] = viewJSON(c.p.Evaluate(c.nodes, Options{}), n.ID)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 2)
+	for g := range 2 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				n := c.nodes[(i*7+g)%len(c.nodes)]
+				prev.PacketFilter(n.ID)
+				if got := viewJSON(prev, n.ID); got != want[n.ID] {
+					errs <- fmt.Errorf("node %d: view changed while Results were derived from it", n.ID)
+					return
+				}
+			}
+		}()
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for step := range 30 {
+		_, changed, removed := c.step(rng, rng.IntN(9), c.nodes, step+1)
+		prev.UpdateNodes(changed, removed)
+	}
+	close(done)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -43,8 +43,20 @@ func TestMain(m *testing.M) {
 }
 
 // inventoryDiff compares the served policy result's inventory with the
-// world's, from scratch.
+// world's, from scratch, and the per-machine index with the nodes.
 func inventoryDiff(w *world) string {
+	indexed := 0
+	for mk, ns := range w.byMachine {
+		for _, n := range ns {
+			if w.nodes[n.id] != n || n.machine != mk {
+				return fmt.Sprintf("byMachine[%v] lists node %d, which is not the world's node of that machine", mk.ShortString(), n.id)
+			}
+		}
+		indexed += len(ns)
+	}
+	if indexed != len(w.nodes) {
+		return fmt.Sprintf("byMachine lists %d nodes, the world has %d", indexed, len(w.nodes))
+	}
 	want := w.inventory()
 	slices.SortFunc(want, func(a, b policy.Node) int { return stdcmp.Compare(a.ID, b.ID) })
 	return cmp.Diff(want, w.res.Inventory(), cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}))

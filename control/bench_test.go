@@ -15,10 +15,14 @@ import (
 
 // benchWorld builds a world of n registered nodes, all with live sessions,
 // without a database or network.
-func benchWorld(b testing.TB, n int) *world {
+func benchWorld(b testing.TB, n int) *world { return benchWorldIn(b, n, nil) }
+
+// benchWorldIn is benchWorld with the nodes saved in st first, when st is
+// not nil, and st as the server's store.
+func benchWorldIn(b testing.TB, n int, st *store.Store) *world {
 	b.Helper()
 	tn := testTailnet()
-	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now)}
+	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now), store: st}
 	rows := make([]*store.Node, n)
 	base := netip.MustParseAddr("100.64.0.0")
 	for i := range rows {
@@ -28,6 +32,9 @@ func benchWorld(b testing.TB, n int) *world {
 			NodeKey: key.NewNode().Public().String(), GivenName: fmt.Sprintf("node-%d", i), UserLogin: "alice@example.com",
 			IPv4: base.String(), CreatedAt: time.Now(),
 		}
+	}
+	if st != nil {
+		saveBenchRows(b, st, rows)
 	}
 	c, err := srv.Prepare(tn)
 	if err != nil {

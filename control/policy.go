@@ -68,12 +68,16 @@ func (w *world) inventory() []policy.Node { return w.inventoryUnder(w.tailnet, w
 func (w *world) inventoryUnder(t *schema.Tailnet, p *policy.Policy) []policy.Node {
 	nodes := make([]policy.Node, 0, len(w.nodes))
 	for _, n := range w.nodes {
-		if !w.visible(n) || undeclaredOwner(n, t, p) != "" {
-			continue
+		if w.inInventory(n, t, p) {
+			nodes = append(nodes, w.policyNode(n, t, p))
 		}
-		nodes = append(nodes, w.policyNode(n, t, p))
 	}
 	return nodes
+}
+
+// inInventory reports whether n is one of inventoryUnder(t, p)'s nodes.
+func (w *world) inInventory(n *node, t *schema.Tailnet, p *policy.Policy) bool {
+	return w.visible(n) && undeclaredOwner(n, t, p) == ""
 }
 
 // evaluatePolicy resolves the compiled policy against the current nodes
@@ -96,14 +100,34 @@ func (w *world) setResult(res *policy.Result) {
 	w.publish()
 }
 
-// updatePolicy re-evaluates after a change of the inventory, keeping the
-// views the change cannot affect, and returns the IDs of the nodes whose
-// views may differ.
-func (w *world) updatePolicy() []tailcfg.NodeID {
-	res, affected := w.res.Update(w.inventory())
+// updatePolicy re-evaluates after node n changed (joined, left, or
+// changed what the policy sees of it), keeping the views the change cannot
+// affect, and returns the IDs of the nodes whose views may differ. Only
+// n is described to the engine (policy.Result.UpdateNodes): what the
+// inventory holds of every other node is as the last update left it, which
+// holds because every change of what inventoryUnder says of a node ends in
+// membershipChanged for that node (or a full evaluatePolicy). A node's
+// Offline changes only for subnet routers (see policyNode), which call it
+// when they come and go.
+func (w *world) updatePolicy(n *node, removed bool) []tailcfg.NodeID {
+	var res *policy.Result
+	var affected []tailcfg.NodeID
+	if removed || !w.inInventory(n, w.tailnet, w.compiled) {
+		res, affected = w.res.UpdateNodes(nil, []tailcfg.NodeID{n.id})
+	} else {
+		res, affected = w.res.UpdateNodes([]policy.Node{w.policyNode(n, w.tailnet, w.compiled)}, nil)
+	}
 	w.setResult(res)
+	if verifyInventory != nil {
+		verifyInventory(w)
+	}
 	return affected
 }
+
+// verifyInventory, when set (by the package's tests), is called after
+// every incremental policy update to check that the engine's inventory
+// is the one inventory() describes.
+var verifyInventory func(*world)
 
 // policyNode describes n to the policy engine under config t, compiled
 // to p: with the tags of n that p declares.
@@ -117,7 +141,10 @@ func (w *world) policyNode(n *node, t *schema.Tailnet, p *policy.Policy) policy.
 		IPv6:        n.v6,
 		RoutableIPs: n.hostinfo.RoutableIPs,
 		Created:     n.createdAt,
-		Offline:     w.routesOffline(n),
+		// Only subnet routers take part in elections, so only they are
+		// ever offline here: a client coming and going changes nothing
+		// the engine sees (and needs no policy update).
+		Offline: routesSubnets(n) && w.routesOffline(n),
 		// Replicas: the elections the deciding replica gave n.
 		DecidedPrimary: w.decidedFor(n.id),
 	}

@@ -90,11 +90,30 @@ func (s *Server) FollowPrimaries(ctx context.Context, rows []store.PrimaryRoute)
 	})
 }
 
+// updateRouters hands the policy engine every subnet router again (their
+// DecidedPrimary may have changed) and returns the nodes whose views that
+// affects. A pass over the nodes, but only when another replica's
+// decision arrives.
+func (w *world) updateRouters() []tailcfg.NodeID {
+	var changed []policy.Node
+	for _, n := range w.nodes {
+		if routesSubnets(n) && w.inInventory(n, w.tailnet, w.compiled) {
+			changed = append(changed, w.policyNode(n, w.tailnet, w.compiled))
+		}
+	}
+	res, affected := w.res.UpdateNodes(changed, nil)
+	w.setResult(res)
+	if verifyInventory != nil {
+		verifyInventory(w)
+	}
+	return affected
+}
+
 // electionsChanged re-elects after a change of what only elections read
 // (another replica's decision): the routers whose routes moved are
 // republished, and every affected live node checks its packet filter.
 func (w *world) electionsChanged() {
-	for _, id := range w.updatePolicy() {
+	for _, id := range w.updateRouters() {
 		x := w.nodes[id]
 		if x == nil {
 			continue

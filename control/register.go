@@ -192,7 +192,7 @@ func (w *world) register(ctx context.Context, mkey key.MachinePublic, req *tailc
 // identity and addresses.
 func (w *world) loggedOutNode(mkey key.MachinePublic, k schema.AuthKey, tags []string) *node {
 	var best *node
-	for _, n := range w.nodes {
+	for _, n := range w.byMachine[mkey] {
 		if !n.loggedOut || n.machine != mkey || !slices.Equal(n.tags, tags) {
 			continue
 		}

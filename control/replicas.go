@@ -314,6 +314,10 @@ func (w *world) reloadNode(ctx context.Context, id tailcfg.NodeID, row *store.No
 	if n.sess == nil {
 		rec.disco = n.disco // the runtime's is at least as new
 	}
+	if old.machine != rec.machine {
+		w.dropMachine(n)
+		w.byMachine[rec.machine] = append(w.byMachine[rec.machine], n)
+	}
 	n.nodeRecord = rec
 	if n.sess != nil && (rec.loggedOut || rec.nodeKey != old.nodeKey) {
 		n.sess.close("node changed on another replica")

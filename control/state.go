@@ -79,6 +79,10 @@ type world struct {
 	v4    *ipAllocator
 	v6    *ipAllocator
 
+	// byMachine lists every node of each machine key, for a login to find
+	// the machine's logged-out nodes without a pass over all nodes.
+	byMachine map[key.MachinePublic][]*node
+
 	// streams lists each machine's map sessions whose handler has not
 	// ended, oldest first; see addStream.
 	streams map[key.MachinePublic][]*session
@@ -96,6 +100,7 @@ func newWorld(ctx context.Context, srv *Server, c *Prepared, rows []*store.Node,
 		primaries: saved,
 		nodes:     map[tailcfg.NodeID]*node{},
 		byKey:     map[key.NodePublic]*node{},
+		byMachine: map[key.MachinePublic][]*node{},
 		names:     map[string]*node{},
 		live:      map[tailcfg.NodeID]*node{},
 	}
@@ -163,10 +168,21 @@ func (w *world) reservedAllocator(p netip.Prefix, addr func(*node) netip.Addr) *
 func (w *world) addNode(n *node) {
 	w.nodes[n.id] = n
 	w.byKey[n.nodeKey] = n
+	w.byMachine[n.machine] = append(w.byMachine[n.machine], n)
 	w.names[n.givenName] = n
 	if w.v4 != nil {
 		w.v4.reserve(n.v4)
 		w.v6.reserve(n.v6)
+	}
+}
+
+// dropMachine takes n out of byMachine.
+func (w *world) dropMachine(n *node) {
+	ns := slices.DeleteFunc(slices.Clone(w.byMachine[n.machine]), func(x *node) bool { return x == n })
+	if len(ns) == 0 {
+		delete(w.byMachine, n.machine)
+	} else {
+		w.byMachine[n.machine] = ns
 	}
 }
 
@@ -216,6 +232,7 @@ func (w *world) leave(ctx context.Context, n *node, how leaving, why string, qui
 	case removing:
 		delete(w.nodes, n.id)
 		delete(w.byKey, n.nodeKey)
+		w.dropMachine(n)
 		delete(w.names, n.givenName)
 		w.v4.release(n.v4)
 		w.v6.release(n.v6)
@@ -285,7 +302,7 @@ func (w *world) publishPatch(n *node, pc *tailcfg.PeerChange) {
 // (or n's removal) and a packet filter check, done lazily on its session
 // goroutine; routers whose routes moved are republished.
 func (w *world) membershipChanged(n *node, removed bool) {
-	affected := w.updatePolicy()
+	affected := w.updatePolicy(n, removed)
 	if !removed {
 		w.refreshView(n)
 	}

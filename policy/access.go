@@ -33,12 +33,12 @@ type Access struct {
 // neither is a grant's via. A node that is not in the inventory (or
 // reaches nothing) gets nil lists.
 func (r *Result) Access(id tailcfg.NodeID) (out, in []Access) {
-	s := r.byID[id]
+	s := r.state(id)
 	if s == nil {
 		return nil, nil
 	}
 	for _, o := range r.nodes {
-		if o == s {
+		if o == s || o == nil {
 			continue
 		}
 		out = append(out, r.access(s, o)...)

@@ -2,14 +2,41 @@ package policy
 
 import "math/bits"
 
-// bitset is a fixed-size set of node indexes.
+// bitset is a set of node indexes. A Result's bitsets may be shorter than
+// its node count: one carried over from an earlier, smaller Result (see
+// UpdateNodes) holds none of the positions added since, and reads treat
+// the missing words as empty. Bitsets are written only while their Result
+// is being built.
 type bitset []uint64
 
 func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
 
 func (b bitset) set(i int)      { b[i/64] |= 1 << (i % 64) }
-func (b bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b bitset) has(i int) bool { return i/64 < len(b) && b[i/64]&(1<<(i%64)) != 0 }
 func (b bitset) clear(i int)    { b[i/64] &^= 1 << (i % 64) }
+
+// grown returns a copy of b sized for n positions, for a Result to modify
+// a bitset it shares with an earlier one.
+func (b bitset) grown(n int) bitset {
+	out := newBitset(n)
+	copy(out, b)
+	return out
+}
+
+// with returns b with position i set to v: b itself when it already is,
+// else a copy sized for n positions.
+func (b bitset) with(i int, v bool, n int) bitset {
+	if b.has(i) == v {
+		return b
+	}
+	out := b.grown(n)
+	if v {
+		out.set(i)
+	} else {
+		out.clear(i)
+	}
+	return out
+}
 
 // or adds every member of o to b. A nil o is empty.
 func (b bitset) or(o bitset) {

@@ -13,7 +13,7 @@ import (
 func (r *Result) ruleTouched(nr *Result, rl *rule, changed map[tailcfg.NodeID]bool) bool {
 	for id := range changed {
 		for _, res := range []*Result{r, nr} {
-			s := res.byID[id]
+			s := res.state(id)
 			if s == nil {
 				continue
 			}
@@ -103,7 +103,7 @@ type remap struct {
 func newRemap(from, to *Result) *remap {
 	m := &remap{n: len(to.nodes), ident: len(to.nodes) >= len(from.nodes), done: map[*uint64]bitset{}}
 	for i, s := range from.nodes {
-		if m.ident && to.nodes[i].ID != s.ID {
+		if m.ident && (s == nil || to.nodes[i] == nil || to.nodes[i].ID != s.ID) {
 			m.ident = false
 		}
 	}
@@ -111,7 +111,10 @@ func newRemap(from, to *Result) *remap {
 		m.to = make([]int, len(from.nodes))
 		for i, s := range from.nodes {
 			m.to[i] = -1
-			if t, ok := to.byID[s.ID]; ok {
+			if s == nil {
+				continue
+			}
+			if t := to.state(s.ID); t != nil {
 				m.to[i] = t.idx
 			}
 		}

@@ -139,10 +139,10 @@ func (r *Result) electSubnets(prev map[PrimaryKey]tailcfg.NodeID) {
 		}
 		r.primary[p] = s
 		r.elected[k] = s
-		s.primary = append(s.primary, p)
+		r.primaries[s.ID] = append(r.primaries[s.ID], p)
 	}
-	for _, s := range r.nodes {
-		slices.SortFunc(s.primary, comparePrefix)
+	for _, ps := range r.primaries {
+		slices.SortFunc(ps, comparePrefix)
 	}
 }
 
@@ -195,7 +195,7 @@ func previous(r *Result, prev map[PrimaryKey]tailcfg.NodeID, k PrimaryKey, candi
 	if !ok {
 		return nil
 	}
-	if s := r.byID[id]; s != nil && slices.Contains(candidates, s) {
+	if s := r.state(id); s != nil && slices.Contains(candidates, s) {
 		return s
 	}
 	return nil

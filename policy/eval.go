@@ -19,19 +19,25 @@ import (
 // on first use and cached, so asking for one node does not compute the
 // others. A Result is safe for concurrent use.
 type Result struct {
-	p       *Policy
-	nodes   []*nodeState     // sorted by ID
-	ids     []tailcfg.NodeID // the nodes' IDs, sorted; shared with views (PeerSet), never modified
-	byID    map[tailcfg.NodeID]*nodeState
+	p *Policy
+	// nodes are sorted by ID; a node's position (nodeState.idx) is its
+	// bit in every bitset. States are immutable and shared with the
+	// Results UpdateNodes derives while the node stays unchanged. A nil
+	// entry is a hole a removed node left (see UpdateNodes); holes holds
+	// their number, and ids their IDs, in no bitset.
+	nodes   []*nodeState
+	holes   int
+	ids     []tailcfg.NodeID  // the positions' IDs, sorted; shared with views (PeerSet), never modified
 	byUser  map[string]bitset // user-owned nodes by login
 	byTag   map[string]bitset // tagged nodes by tag
-	addrIdx addrIndex         // node addresses, sorted
-	routers []int             // nodes with approved subnet or exit routes
+	routers []int             // nodes with approved subnet or exit routes, by position
 	tagged  bitset
 	member  bitset
 	all     bitset
 	primary map[netip.Prefix]*nodeState // the subnets' elected primaries
 	elected map[PrimaryKey]*nodeState   // every election's primary, via ones included
+	// primaries are the subnets each router is primary for, sorted.
+	primaries map[tailcfg.NodeID][]netip.Prefix
 
 	starSrc *netipx.IPSet // what "*" means as a source
 	rules   []*evalRule
@@ -40,11 +46,23 @@ type Result struct {
 
 	srcCache map[string]*evalRule // resolved sources by srcKey, while resolving rules
 
+	// The node addresses, sorted (IPv4 and IPv6 apart), built on first
+	// use: only rules with address aliases need them.
+	addrOnce     sync.Once
+	addr4, addr6 addrIndex
+
 	aliasMu    sync.Mutex // guards aliasNodes
 	aliasNodes map[aliasKey]bitset
 
-	mu    sync.Mutex // guards the fields below
-	views map[tailcfg.NodeID]*NodeView
+	// prior holds, by position, the previous Result's view of a node
+	// whose view the update that made r affected (nil: none); its
+	// filter, SSH policy and capabilities are still right unless the
+	// node is in redoFilter, redoSSH or redoCaps. Immutable.
+	prior                         []*NodeView
+	redoFilter, redoSSH, redoCaps bitset
+
+	mu    sync.Mutex  // guards the fields below
+	views []*NodeView // by position; nil until computed
 }
 
 // evalRule is a rule with its aliases resolved against the inventory.
@@ -105,38 +123,26 @@ func (p *Policy) Evaluate(nodes []Node, opts Options) *Result {
 }
 
 // index builds a Result's node states and indexes, without the rules and
-// elections. The states of nodes prev already holds unchanged are copied
-// from it.
+// elections. The states of nodes prev already holds unchanged are taken
+// from it (shared when they keep their position).
 func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 	sorted := sortedByID(nodes)
-	r := &Result{
-		p:          p,
-		opts:       opts,
-		byID:       make(map[tailcfg.NodeID]*nodeState, len(sorted)),
-		byUser:     map[string]bitset{},
-		byTag:      map[string]bitset{},
-		aliasNodes: map[aliasKey]bitset{},
-		primary:    map[netip.Prefix]*nodeState{},
-		elected:    map[PrimaryKey]*nodeState{},
-		views:      map[tailcfg.NodeID]*NodeView{},
-	}
 	n := len(sorted)
+	r := p.newResult(opts, n)
 	r.tagged, r.member, r.all = newBitset(n), newBitset(n), newBitset(n)
-	var v6 addrIndex // IPv6 entries, appended to addrIdx after the IPv4 ones
-	var star netipx.IPSetBuilder
-	star.AddSet(cgnatSrc)
-	star.AddPrefix(schema.DefaultIPv6)
+	var fresh []*nodeState
 	for i, nd := range sorted {
-		var s *nodeState
-		if o := prev.unchanged(&nd); o != nil {
-			c := *o
-			c.idx, c.primary = i, nil
-			s = &c
-		} else {
+		s := prev.unchanged(&nd)
+		switch {
+		case s == nil:
 			s = newNodeState(nd, i)
+			fresh = append(fresh, s)
+		case s.idx != i:
+			c := *s
+			c.idx = i
+			s = &c
 		}
 		r.nodes = append(r.nodes, s)
-		r.byID[nd.ID] = s
 		r.all.set(i)
 		if s.Tagged() {
 			r.tagged.set(i)
@@ -157,21 +163,11 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 			}
 			b.set(i)
 		}
-		for _, a := range s.addrs {
-			if a.Addr().Is4() {
-				r.addrIdx = append(r.addrIdx, addrEntry{a.Addr(), i})
-			} else {
-				v6 = append(v6, addrEntry{a.Addr(), i})
-			}
-		}
-		if len(s.subnets) > 0 || len(s.exit) > 0 {
+		if s.routes() {
 			r.routers = append(r.routers, i)
 		}
-		for _, sub := range s.subnets {
-			star.AddPrefix(sub)
-		}
 	}
-	r.starSrc, _ = star.IPSet()
+	r.starSrc = r.buildStarSrc()
 	r.ids = make([]tailcfg.NodeID, len(r.nodes))
 	for i, s := range r.nodes {
 		r.ids[i] = s.ID
@@ -179,20 +175,56 @@ func (p *Policy) index(nodes []Node, opts Options, prev *Result) *Result {
 	if prev != nil && slices.Equal(prev.ids, r.ids) {
 		r.ids = prev.ids // views carried over share one table
 	}
-	// Addresses are mostly handed out in registration order, so each
-	// family is usually in order already; IPv4 sorts before IPv6.
-	byAddr := func(a, b addrEntry) int { return a.addr.Compare(b.addr) }
-	for _, ix := range []addrIndex{r.addrIdx, v6} {
-		if !slices.IsSortedFunc(ix, byAddr) {
-			slices.SortFunc(ix, byAddr)
-		}
-	}
-	r.addrIdx = append(r.addrIdx, v6...)
-	for _, s := range r.nodes {
-		s.noIPv4 = p.disableIPv4 || r.hasAttr(s, attrDisableIPv4)
-		s.peerAddrs = s.visibleAddrs()
+	for _, s := range fresh {
+		r.finishState(s)
 	}
 	return r
+}
+
+// newResult returns an empty Result of p sized for n nodes.
+func (p *Policy) newResult(opts Options, n int) *Result {
+	return &Result{
+		p:          p,
+		opts:       opts,
+		nodes:      make([]*nodeState, 0, n),
+		byUser:     map[string]bitset{},
+		byTag:      map[string]bitset{},
+		aliasNodes: map[aliasKey]bitset{},
+		primary:    map[netip.Prefix]*nodeState{},
+		elected:    map[PrimaryKey]*nodeState{},
+		primaries:  map[tailcfg.NodeID][]netip.Prefix{},
+		views:      make([]*NodeView, n),
+	}
+}
+
+// buildStarSrc returns what "*" means as a source in r: the tailnet
+// ranges and every approved subnet.
+func (r *Result) buildStarSrc() *netipx.IPSet {
+	var star netipx.IPSetBuilder
+	star.AddSet(cgnatSrc)
+	star.AddPrefix(schema.DefaultIPv6)
+	for _, i := range r.routers {
+		for _, sub := range r.nodes[i].subnets {
+			star.AddPrefix(sub)
+		}
+	}
+	set, _ := star.IPSet()
+	return set
+}
+
+// finishState derives what a new node state needs from the policy (its
+// nodeAttrs), once r indexes it.
+func (r *Result) finishState(s *nodeState) {
+	s.noIPv4 = r.p.disableIPv4 || r.hasAttr(s, attrDisableIPv4)
+	s.peerAddrs = s.visibleAddrs()
+}
+
+// state returns the state of node id, or nil if r does not hold it.
+func (r *Result) state(id tailcfg.NodeID) *nodeState {
+	if i, ok := slices.BinarySearch(r.ids, id); ok {
+		return r.nodes[i]
+	}
+	return nil
 }
 
 // sortedByID returns nodes ordered by ID, of nodes sharing an ID the first
@@ -406,7 +438,7 @@ func (r *Result) computeNodesOf(a alias) bitset {
 			}
 		case agInternet:
 			for _, s := range r.nodes {
-				if s.isExitNode() {
+				if s != nil && s.isExitNode() {
 					out.set(s.idx)
 				}
 			}
@@ -431,7 +463,7 @@ func (r *Result) resolveSrc(srcs []alias) (*netipx.IPSet, bitset) {
 			nodes.or(r.all)
 		case a.kind == aliasPrefixes:
 			b.AddSet(a.set)
-			nodes.or(r.addrIdx.within(a.set, len(r.nodes)))
+			nodes.or(r.within(a.set))
 			for _, i := range r.routers {
 				if overlapsAny(a.set, r.nodes[i].subnets) {
 					nodes.set(i)
@@ -457,7 +489,7 @@ func (r *Result) dstNodesOf(a alias) bitset {
 	if a.kind != aliasPrefixes {
 		return r.nodesOf(a)
 	}
-	out := r.addrIdx.within(a.set, len(r.nodes))
+	out := r.within(a.set)
 	for _, i := range r.routers {
 		if s := r.nodes[i]; overlapsAny(a.set, s.subnets) || dstViaExit(a, s) {
 			out.set(i)

@@ -68,7 +68,10 @@ var (
 
 func isExitRoute(p netip.Prefix) bool { return p.Bits() == 0 }
 
-// nodeState is a Node plus what Evaluate derives from it once.
+// nodeState is a Node plus what Evaluate derives from it once. It is
+// immutable once its Result is built, and shared by the Results derived
+// from that one while the node is unchanged: what depends on other nodes
+// (elections, peers) lives in the Result.
 type nodeState struct {
 	Node
 	idx     int // position in Result.nodes
@@ -76,7 +79,6 @@ type nodeState struct {
 	addrSet *netipx.IPSet
 	subnets []netip.Prefix // approved non-exit routes
 	exit    []netip.Prefix // approved exit routes (0.0.0.0/0, ::/0)
-	primary []netip.Prefix // subnets this node is the primary router for
 	noIPv4  bool           // nodeAttrs disable IPv4: peers and the node itself use IPv6 only
 	// peerAddrs are the addresses peers route to the node (visibleAddrs),
 	// shared by every Peer entry for it.
@@ -125,3 +127,14 @@ func (s *nodeState) allowedIPs() []netip.Prefix {
 
 // isExitNode reports whether the node has an approved exit route.
 func (s *nodeState) isExitNode() bool { return len(s.exit) > 0 }
+
+// routes reports whether the node has approved subnet or exit routes.
+func (s *nodeState) routes() bool { return len(s.subnets) > 0 || len(s.exit) > 0 }
+
+// subnetsOrNil returns the node's approved subnets; nil for a nil state.
+func (s *nodeState) subnetsOrNil() []netip.Prefix {
+	if s == nil {
+		return nil
+	}
+	return s.subnets
+}

@@ -341,7 +341,7 @@ func SSHAcceptAction() *tailcfg.SSHAction {
 // "always" or a zero checkPeriod: check every time) and true. It returns false when no rule
 // matches or the matching rule is "accept".
 func (r *Result) SSHCheckPeriod(src, dst tailcfg.NodeID, sshUser string) (time.Duration, bool) {
-	s, d := r.byID[src], r.byID[dst]
+	s, d := r.state(src), r.state(dst)
 	if s == nil || d == nil {
 		return 0, false
 	}

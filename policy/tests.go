@@ -204,7 +204,7 @@ func (r *Result) testEndpoints(a alias, self []testEndpoint) []testEndpoint {
 		e := testEndpoint{set: a.set}
 		if len(a.prefixes) == 1 && a.prefixes[0].IsSingleIP() {
 			for _, s := range r.nodes {
-				if s.addrSet.Contains(a.prefixes[0].Addr()) {
+				if s != nil && s.addrSet.Contains(a.prefixes[0].Addr()) {
 					e.node = s
 				}
 			}

@@ -11,12 +11,9 @@ import (
 // new node list), reusing whatever the change cannot affect. It returns
 // the new Result and the IDs of the nodes whose views may differ from r's
 // (changed, added and removed nodes included): the coordination server
-// resends those and keeps the others. Only the rules whose aliases can
-// match a changed node (before or after the change) are resolved again;
-// the others, and the views r has already computed for unaffected nodes,
-// are carried over. A change to one node thus costs the indexing of the
-// inventory, the rules that name it and the views of the nodes it
-// touches — not every node against every rule.
+// resends those and keeps the others. It compares nodes with r's (a pass
+// over the inventory) and hands the difference to UpdateNodes; a caller
+// that knows what changed calls UpdateNodes itself.
 //
 // The primary-router elections continue from r's (see PrimaryKey):
 // Update(nodes) elects as Evaluate(nodes, Options{Primaries:
@@ -24,122 +21,242 @@ import (
 // (Node.Offline) changes nothing but elections: it affects the routers
 // whose election moves and the nodes that see them and may use the subnet.
 func (r *Result) Update(nodes []Node) (*Result, []tailcfg.NodeID) {
-	nr := r.p.index(nodes, r.opts, r)
+	changed, removed := r.diff(sortedByID(nodes))
+	return r.UpdateNodes(changed, removed)
+}
+
+// UpdateNodes is Update for a change given as what changed: the new state
+// of every node added or changed (nodes r holds as given are ignored; of
+// nodes sharing an ID the first is kept), and the IDs of the nodes
+// removed (unknown ones are ignored; an ID both changed and removed is
+// removed). Its result equals Update's with the inventory so changed.
+//
+// Only the rules whose aliases can match a changed node (before or after
+// the change) are resolved again, and those by patching the changed
+// nodes' places in their sets; the others, and the views r has already
+// computed for unaffected nodes, are carried over. A change that keeps
+// every other node in its place (nodes changed in place, nodes added with
+// IDs above r's) reuses r's node states and indexes as they are, so a
+// registration costs in proportion to the change and the nodes whose
+// views it affects, not to the tailnet; any other change re-indexes the
+// inventory first.
+func (r *Result) UpdateNodes(changed []Node, removed []tailcfg.NodeID) (*Result, []tailcfg.NodeID) {
+	changed, removed = r.normalize(changed, removed)
+	nr, moves := r.patchIndex(changed, removed)
+	fast := nr != nil
+	if !fast {
+		nr = r.p.index(r.inventoryWith(changed, removed), r.opts, r)
+	}
 	prev := r.Primaries()
 	nr.electSubnets(prev)
 
-	changed := changedNodes(r, nr)
-	// Rules no changed node can match resolve as before: take them over.
+	ruleChanged := r.ruleChanges(nr, changed, removed)
+	// Rules no changed node can match resolve as before: take them over;
+	// the others are patched where the change kept node positions.
 	carried := make([]bool, len(r.p.rules))
-	move := newRemap(r, nr)
+	var move *remap
+	if !fast {
+		move = newRemap(r, nr)
+	}
 	nr.resolveRules(func(k int) *evalRule {
-		if r.ruleTouched(nr, r.rules[k].rule, changed) {
-			return nil
+		o := r.rules[k]
+		if !r.ruleTouched(nr, o.rule, ruleChanged) {
+			carried[k] = true
+			if fast {
+				return o // positions kept; a shorter bitset lacks only new nodes
+			}
+			return move.rule(o)
 		}
-		carried[k] = true
-		return move.rule(r.rules[k])
+		if fast {
+			return nr.patchRule(r, o, moves)
+		}
+		return nil
 	})
 	nr.electVia(prev)
 	elections := electionChanges(r, nr)
-	if len(changed) == 0 && len(elections) == 0 {
-		nr.adoptViews(r, nil)
+	if len(ruleChanged) == 0 && len(elections) == 0 {
+		nr.adoptViews(r, nil, fast)
 		return nr, nil
 	}
 
-	affected := map[tailcfg.NodeID]bool{}
-	add := func(res *Result, b bitset) {
-		b.each(func(i int) { affected[res.nodes[i].ID] = true })
-	}
-	for id := range changed {
-		affected[id] = true
+	aff := newAffected(r, nr, fast)
+	for id := range ruleChanged {
+		aff.addID(id)
+		aff.redoAll(id)
 		// Whoever saw the node, or sees it now, gets a new peer entry.
 		for _, res := range []*Result{r, nr} {
-			if res.byID[id] != nil {
-				res.Node(id).Peers.Each(func(p tailcfg.NodeID) { affected[p] = true })
+			if s := res.state(id); s != nil {
+				vis, _, _ := res.visibility(s)
+				aff.add(res, vis)
 			}
 		}
 	}
 	for k := range r.rules {
-		if carried[k] {
-			continue // the same nodes on both sides
-		}
-		o, n := r.rules[k], nr.rules[k]
-		srcChanged := !slices.Equal(o.srcIPs, n.srcIPs) || !sameIDs(r, o.srcNodes, nr, n.srcNodes)
-		dstChanged := !sameIDs(r, o.dstNodes, nr, n.dstNodes)
-		if srcChanged {
-			// The destinations' filters and peer lists change; other
-			// sources are unaffected (their peers are the destinations).
-			add(r, o.dstNodes)
-			add(nr, n.dstNodes)
-			if n.dstSelf {
-				for id := range changed {
-					for _, res := range []*Result{r, nr} {
-						if s := res.byID[id]; s != nil {
-							add(res, res.sameUser(s))
-						}
-					}
-				}
-			}
-		}
-		if dstChanged {
-			// Every source gains or loses a peer.
-			add(r, o.srcNodes)
-			add(nr, n.srcNodes)
+		if !carried[k] {
+			r.ruleAffected(nr, k, ruleChanged, moves, aff)
 		}
 	}
 	// SSH rules whose principals or recorders include a changed node.
 	for _, sr := range r.p.ssh {
 		for _, res := range []*Result{r, nr} {
-			res.sshAffected(sr, changed, add)
+			res.sshAffected(sr, ruleChanged, aff.addSSH)
 		}
 	}
-	electionsAffected(r, nr, elections, affected)
+	electionsAffected(r, nr, elections, aff)
 
-	nr.adoptViews(r, affected)
-	ids := make([]tailcfg.NodeID, 0, len(affected))
-	for id := range affected {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return nr, ids
+	nr.adoptViews(r, aff, fast)
+	return nr, aff.ids()
 }
 
-// changedNodes returns the IDs of the nodes added, removed or changed
-// between r and nr. Connecting, disconnecting and the registration time
-// only matter to elections (electionsAffected), so they do not count.
-func changedNodes(r, nr *Result) map[tailcfg.NodeID]bool {
-	changed := map[tailcfg.NodeID]bool{}
-	for _, s := range nr.nodes {
-		old, ok := r.byID[s.ID]
-		if !ok || !sameNode(&old.Node, &s.Node, false) || old.noIPv4 != s.noIPv4 {
-			changed[s.ID] = true
+// ruleAffected adds to aff the views rule k's re-resolution changes.
+func (r *Result) ruleAffected(nr *Result, k int, changed map[tailcfg.NodeID]bool, moves []move, aff *affected) {
+	o, n := r.rules[k], nr.rules[k]
+	var srcChanged, dstChanged bool
+	if aff.ident {
+		// Positions are kept: only the moved nodes' bits can differ.
+		srcChanged = !slices.Equal(o.srcIPs, n.srcIPs) || differAt(o.srcNodes, n.srcNodes, moves)
+		dstChanged = differAt(o.dstNodes, n.dstNodes, moves)
+	} else {
+		srcChanged = !slices.Equal(o.srcIPs, n.srcIPs) || !sameIDs(r, o.srcNodes, nr, n.srcNodes)
+		dstChanged = !sameIDs(r, o.dstNodes, nr, n.dstNodes)
+	}
+	if srcChanged {
+		// The destinations' peer lists change, and their filters when
+		// the source addresses did; other sources are unaffected (their
+		// peers are the destinations).
+		add := aff.add
+		if !slices.Equal(o.srcIPs, n.srcIPs) {
+			add = aff.addFilter
+		}
+		add(r, o.dstNodes)
+		add(nr, n.dstNodes)
+	}
+	if n.dstSelf {
+		// A node's own user's sources are in its filter: a changed
+		// node's fellow users (before and after) get new ones, even when
+		// the rule's sources as a whole stay the same (a node moving
+		// between users).
+		for id := range changed {
+			for _, res := range []*Result{r, nr} {
+				if s := res.state(id); s != nil {
+					aff.addFilter(res, res.sameUser(s))
+				}
+			}
 		}
 	}
+	if dstChanged {
+		// Every source gains or loses a peer.
+		aff.add(r, o.srcNodes)
+		aff.add(nr, n.srcNodes)
+	}
+}
+
+// diff compares r's nodes with sorted (ordered by ID, without duplicates)
+// and returns the nodes added or changed and the IDs removed.
+func (r *Result) diff(sorted []Node) (changed []Node, removed []tailcfg.NodeID) {
+	live := r.nodes
+	if r.holes > 0 {
+		live = slices.DeleteFunc(slices.Clone(live), func(s *nodeState) bool { return s == nil })
+	}
+	i := 0
+	for _, nd := range sorted {
+		for i < len(live) && live[i].ID < nd.ID {
+			removed = append(removed, live[i].ID)
+			i++
+		}
+		if i < len(live) && live[i].ID == nd.ID {
+			if !sameNode(&live[i].Node, &nd, true) {
+				changed = append(changed, nd)
+			}
+			i++
+			continue
+		}
+		changed = append(changed, nd)
+	}
+	for ; i < len(live); i++ {
+		removed = append(removed, live[i].ID)
+	}
+	return changed, removed
+}
+
+// normalize orders changed by ID, keeps the first of nodes sharing an ID,
+// and drops the nodes r holds as they are and those also removed; removed
+// keeps the IDs r holds, sorted and without duplicates.
+func (r *Result) normalize(changed []Node, removed []tailcfg.NodeID) ([]Node, []tailcfg.NodeID) {
+	gone := slices.Clone(removed)
+	slices.Sort(gone)
+	gone = slices.Compact(gone)
+	gone = slices.DeleteFunc(gone, func(id tailcfg.NodeID) bool { return r.state(id) == nil })
+	var out []Node
+	for _, nd := range sortedByID(changed) {
+		if _, ok := slices.BinarySearch(gone, nd.ID); ok {
+			continue
+		}
+		if o := r.state(nd.ID); o != nil && sameNode(&o.Node, &nd, true) {
+			continue
+		}
+		out = append(out, nd)
+	}
+	return out, gone
+}
+
+// inventoryWith returns r's nodes with changed (normalized) applied and
+// removed (normalized) taken out, ordered by ID.
+func (r *Result) inventoryWith(changed []Node, removed []tailcfg.NodeID) []Node {
+	out := make([]Node, 0, len(r.nodes)+len(changed))
+	c := 0
 	for _, s := range r.nodes {
-		if _, ok := nr.byID[s.ID]; !ok {
-			changed[s.ID] = true
+		if s == nil {
+			continue
+		}
+		for c < len(changed) && changed[c].ID < s.ID {
+			out = append(out, changed[c])
+			c++
+		}
+		if c < len(changed) && changed[c].ID == s.ID {
+			out = append(out, changed[c])
+			c++
+			continue
+		}
+		if _, gone := slices.BinarySearch(removed, s.ID); !gone {
+			out = append(out, s.Node)
 		}
 	}
-	return changed
+	return append(out, changed[c:]...)
 }
 
-// electionsAffected adds to affected the views an election moving a
-// subnet to another router changes: both routers' and those of the nodes
-// that see either and may carry the subnet.
-func electionsAffected(r, nr *Result, elections []PrimaryKey, affected map[tailcfg.NodeID]bool) {
+// ruleChanges returns the IDs of the nodes added, removed or changed in a
+// way rules can see. Connecting, disconnecting and the registration time
+// only matter to elections (electionsAffected), so they do not count.
+func (r *Result) ruleChanges(nr *Result, changed []Node, removed []tailcfg.NodeID) map[tailcfg.NodeID]bool {
+	out := map[tailcfg.NodeID]bool{}
+	for _, nd := range changed {
+		old, s := r.state(nd.ID), nr.state(nd.ID)
+		if old == nil || !sameNode(&old.Node, &s.Node, false) || old.noIPv4 != s.noIPv4 {
+			out[nd.ID] = true
+		}
+	}
+	for _, id := range removed {
+		out[id] = true
+	}
+	return out
+}
+
+// electionsAffected adds to aff the views an election moving a subnet to
+// another router changes: both routers' and those of the nodes that see
+// either and may carry the subnet.
+func electionsAffected(r, nr *Result, elections []PrimaryKey, aff *affected) {
 	for _, k := range elections {
 		for _, res := range []*Result{r, nr} {
 			s, ok := res.elected[k]
 			if !ok {
 				continue
 			}
-			affected[s.ID] = true
-			viewers := res.routeViewers(k.Prefix)
-			res.Node(s.ID).Peers.Each(func(p tailcfg.NodeID) {
-				if viewers.has(res.byID[p].idx) {
-					affected[p] = true
-				}
-			})
+			aff.addID(s.ID)
+			vis, _, _ := res.visibility(s)
+			seen := newBitset(len(res.nodes))
+			seen.orAnd(vis, res.routeViewers(k.Prefix))
+			aff.add(res, seen)
 		}
 	}
 }
@@ -154,7 +271,7 @@ func (r *Result) sshAffected(sr *sshRule, changed map[tailcfg.NodeID]bool, add f
 	var srcHits []*nodeState
 	recorder := false
 	for id := range changed {
-		s := r.byID[id]
+		s := r.state(id)
 		if s == nil {
 			continue
 		}
@@ -200,17 +317,44 @@ func (r *Result) anyHas(as []alias, s *nodeState) bool {
 	return false
 }
 
-// adoptViews copies r's cached views of nodes not in affected into nr.
-func (nr *Result) adoptViews(r *Result, affected map[tailcfg.NodeID]bool) {
+// adoptViews copies r's cached views of nodes not in aff (nil: none
+// affected) into nr. With positions kept (fast), that is a copy of r's
+// view table, and the old views of affected nodes are kept as nr's prior
+// views: their filters, SSH policies and capabilities are reused where
+// aff says the change leaves them (see computeView).
+func (nr *Result) adoptViews(r *Result, aff *affected, fast bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	nr.mu.Lock()
 	defer nr.mu.Unlock()
-	for id, v := range r.views {
-		if _, ok := nr.byID[id]; ok && !affected[id] {
-			if _, done := nr.views[id]; !done {
-				nr.views[id] = v
+	if fast {
+		for i, v := range r.views {
+			if nr.views[i] == nil && nr.nodes[i] != nil {
+				nr.views[i] = v
 			}
+		}
+		if aff == nil {
+			return
+		}
+		aff.bits.each(func(i int) {
+			if i < len(r.views) && r.views[i] != nil && nr.nodes[i] != nil {
+				if nr.prior == nil {
+					nr.prior = make([]*NodeView, len(nr.nodes))
+				}
+				nr.prior[i] = r.views[i]
+			}
+			nr.views[i] = nil
+		})
+		nr.redoFilter, nr.redoSSH, nr.redoCaps = aff.filter, aff.ssh, aff.caps
+		return
+	}
+	for i, v := range r.views {
+		if v == nil {
+			continue
+		}
+		s := nr.state(r.ids[i])
+		if s != nil && (aff == nil || !aff.bits.has(s.idx)) && nr.views[s.idx] == nil {
+			nr.views[s.idx] = v
 		}
 	}
 }
@@ -220,7 +364,7 @@ func (r *Result) unchanged(nd *Node) *nodeState {
 	if r == nil {
 		return nil
 	}
-	if o := r.byID[nd.ID]; o != nil && sameNode(&o.Node, nd, true) {
+	if o := r.state(nd.ID); o != nil && sameNode(&o.Node, nd, true) {
 		return o
 	}
 	return nil

@@ -236,14 +236,7 @@ func benchUpdate(b *testing.B, tweak func(*schema.Tailnet, []Node), change func(
 			if tweak != nil {
 				tweak(t, nodes)
 			}
-			p, diags := Compile(t)
-			if diags.HasErrors() {
-				b.Fatal(diags)
-			}
-			res := p.Evaluate(nodes, Options{})
-			for _, nd := range nodes {
-				res.Node(nd.ID)
-			}
+			res := evaluateAll(b, t, nodes)
 			i, affected, peers := 0, 0, 0
 			b.ReportAllocs()
 			for b.Loop() {
@@ -262,6 +255,20 @@ func benchUpdate(b *testing.B, tweak func(*schema.Tailnet, []Node), change func(
 			b.ReportMetric(float64(peers), "peer-entries")
 		})
 	}
+}
+
+// evaluateAll compiles t's policy, evaluates it against nodes and computes
+// every node's view.
+func evaluateAll(b *testing.B, t *schema.Tailnet, nodes []Node) *Result {
+	p, diags := Compile(t)
+	if diags.HasErrors() {
+		b.Fatal(diags)
+	}
+	res := p.Evaluate(nodes, Options{})
+	for _, nd := range nodes {
+		res.Node(nd.ID)
+	}
+	return res
 }
 
 // TestUpdateRandom applies random sequences of node changes through
@@ -387,5 +394,44 @@ func TestSortedByID(t *testing.T) {
 				t.Errorf("sortedByID modified its input (-before +after):\n%s", diff)
 			}
 		})
+	}
+}
+
+// BenchmarkJoin is a registration storm's unit of work for the engine:
+// one node of an existing user joins (IDs ascending, as a store hands them
+// out), and the affected nodes are named; no view is recomputed (a server
+// does that lazily, per session). "delta" hands UpdateNodes the joining
+// node, "full" hands Update the whole inventory. "mesh" is a full mesh
+// (`* -> *:*`), "bench" benchTailnet's few hundred rules.
+func BenchmarkJoin(b *testing.B) {
+	for _, pol := range []string{"mesh", "bench"} {
+		for _, n := range []int{1000, 10000} {
+			for _, mode := range []string{"delta", "full"} {
+				b.Run(fmt.Sprintf("%s/nodes=%d/%s", pol, n, mode), func(b *testing.B) {
+					t, nodes := benchTailnet(n)
+					if pol == "mesh" {
+						t.Policy = schema.Policy{ACLs: []schema.ACL{{Action: "accept", Src: []string{"*"}, Dst: []string{"*:*"}}}}
+					}
+					res := evaluateAll(b, t, nodes)
+					affected := 0
+					b.ReportAllocs()
+					for b.Loop() {
+						i := len(nodes)
+						nd := Node{ID: tailcfg.NodeID(i + 1), Name: fmt.Sprintf("node%d", i), User: nodes[i%100+3].User,
+							IPv4: netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)}),
+							IPv6: netip.AddrFrom16([16]byte{0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})}
+						nodes = append(nodes, nd)
+						var ids []tailcfg.NodeID
+						if mode == "delta" {
+							res, ids = res.UpdateNodes([]Node{nd}, nil)
+						} else {
+							res, ids = res.Update(nodes)
+						}
+						affected = len(ids)
+					}
+					b.ReportMetric(float64(affected), "affected-nodes")
+				})
+			}
+		}
 	}
 }

@@ -22,6 +22,10 @@ type NodeView struct {
 	// all its approved routes, and the subnets it is primary for.
 	AllowedIPs    []netip.Prefix
 	PrimaryRoutes []netip.Prefix
+
+	// partial marks a view without Peers, cached by PacketFilter and
+	// SSHPolicy; Node completes it.
+	partial bool
 }
 
 // PeerSet is the set of peers of one view: a bitset over the node IDs of
@@ -67,43 +71,97 @@ type Peer struct {
 }
 
 // Nodes returns the IDs of the evaluated nodes, sorted.
-func (r *Result) Nodes() []tailcfg.NodeID { return slices.Clone(r.ids) }
+func (r *Result) Nodes() []tailcfg.NodeID {
+	out := make([]tailcfg.NodeID, 0, len(r.ids)-r.holes)
+	for i, id := range r.ids {
+		if r.nodes[i] != nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Inventory returns the nodes r was evaluated against, ordered by ID, as
+// given to Evaluate and Update (slices shared: read-only).
+func (r *Result) Inventory() []Node {
+	out := make([]Node, 0, len(r.nodes)-r.holes)
+	for _, s := range r.nodes {
+		if s != nil {
+			out = append(out, s.Node)
+		}
+	}
+	return out
+}
 
 // Node returns what node id should receive, or nil if id is unknown.
 func (r *Result) Node(id tailcfg.NodeID) *NodeView {
-	s, ok := r.byID[id]
-	if !ok {
+	s := r.state(id)
+	if s == nil {
 		return nil
 	}
-	if v := r.cachedView(id); v != nil {
-		return v
+	parts := r.cachedView(s)
+	if parts != nil && !parts.partial {
+		return parts
 	}
-	v := r.computeView(s)
+	v := r.computeView(s, parts)
 	r.mu.Lock()
-	r.views[id] = v
+	if c := r.views[s.idx]; c != nil && !c.partial {
+		v = c // computed meanwhile: hand out one view
+	} else {
+		r.views[s.idx] = v
+	}
 	r.mu.Unlock()
 	return v
 }
 
-// cachedView returns the view of id computed so far, or nil.
-func (r *Result) cachedView(id tailcfg.NodeID) *NodeView {
+// parts returns s's view without its peers (a partial view) or its whole
+// view, cached; it computes and caches the partial view if neither is.
+func (r *Result) parts(s *nodeState) *NodeView {
+	if v := r.cachedView(s); v != nil {
+		return v
+	}
+	p := r.computeParts(s)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.views[id]
+	if c := r.views[s.idx]; c != nil {
+		p = c
+	} else {
+		r.views[s.idx] = p
+	}
+	r.mu.Unlock()
+	return p
 }
 
-func (r *Result) computeView(s *nodeState) *NodeView {
+// cachedView returns the view of s computed so far, or nil.
+func (r *Result) cachedView(s *nodeState) *NodeView {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.views[s.idx]
+}
+
+// computeView computes s's view, taking everything but the peers from
+// parts when it is not nil.
+func (r *Result) computeView(s *nodeState, parts *NodeView) *NodeView {
+	if parts == nil {
+		parts = r.computeParts(s)
+	}
+	v := *parts
 	vis, _, _ := r.visibility(s)
 	vis.clear(s.idx)
-	v := &NodeView{
-		PacketFilter: r.packetFilter(s),
-		Peers:        PeerSet{ids: r.ids, bits: vis, n: vis.count()},
-		SSH:          r.sshPolicy(s),
-		CapMap:       r.capMap(s),
+	v.Peers = PeerSet{ids: r.ids, bits: vis, n: vis.count()}
+	v.partial = false
+	return &v
+}
+
+// computeParts computes s's view without its peers.
+func (r *Result) computeParts(s *nodeState) *NodeView {
+	return &NodeView{
+		PacketFilter:  r.filterOf(s),
+		SSH:           r.sshOf(s),
+		CapMap:        r.capsOf(s),
+		AllowedIPs:    s.allowedIPs(),
+		PrimaryRoutes: slices.Clone(r.primaries[s.ID]),
+		partial:       true,
 	}
-	v.AllowedIPs = s.allowedIPs()
-	v.PrimaryRoutes = slices.Clone(s.primary)
-	return v
 }
 
 // sameUser returns the user-owned nodes of s's user (empty for tagged nodes).
@@ -119,8 +177,8 @@ func (r *Result) sameUser(s *nodeState) bitset {
 // on every call: a server needs only the set, tests and comparisons the
 // routes too.
 func (r *Result) Peers(id tailcfg.NodeID) []Peer {
-	s, ok := r.byID[id]
-	if !ok {
+	s := r.state(id)
+	if s == nil {
 		return nil
 	}
 	return r.peers(s)
@@ -355,11 +413,39 @@ func prefixString(p netip.Prefix) string {
 func setStrings(s *netipx.IPSet) []string {
 	var out []string
 	for _, rg := range s.Ranges() {
-		if p, ok := rg.Prefix(); ok {
-			out = append(out, prefixString(p))
+		out = append(out, rangeString(rg))
+	}
+	return out
+}
+
+func rangeString(rg netipx.IPRange) string {
+	if p, ok := rg.Prefix(); ok {
+		return prefixString(p)
+	}
+	return rg.String()
+}
+
+// setStringsFrom is setStrings(s), reusing the strings of old's ranges
+// (oldStrs, setStrings(old)) that s has too: a set patched by a few
+// addresses renders only the ranges they touch.
+func setStringsFrom(s, old *netipx.IPSet, oldStrs []string) []string {
+	prev := old.Ranges()
+	if len(prev) != len(oldStrs) {
+		return setStrings(s)
+	}
+	ranges := s.Ranges()
+	out := make([]string, 0, len(ranges))
+	j := 0
+	for _, rg := range ranges {
+		for j < len(prev) && prev[j].From().Less(rg.From()) {
+			j++
+		}
+		if j < len(prev) && prev[j] == rg {
+			out = append(out, oldStrs[j])
+			j++
 			continue
 		}
-		out = append(out, rg.String())
+		out = append(out, rangeString(rg))
 	}
 	return out
 }
@@ -389,14 +475,55 @@ type addrEntry struct {
 	idx  int
 }
 
-// within returns the nodes with an address inside set.
-func (ix addrIndex) within(set *netipx.IPSet, n int) bitset {
-	out := newBitset(n)
+func compareAddrEntry(a, b addrEntry) int { return a.addr.Compare(b.addr) }
+
+// find returns the position of the first entry at or after a.
+func (ix addrIndex) find(a netip.Addr) int {
+	i, _ := slices.BinarySearchFunc(ix, a, func(e addrEntry, a netip.Addr) int { return e.addr.Compare(a) })
+	return i
+}
+
+// within adds to out the nodes with an address inside set.
+func (ix addrIndex) within(set *netipx.IPSet, out bitset) {
 	for _, rg := range set.Ranges() {
-		i, _ := slices.BinarySearchFunc(ix, rg.From(), func(e addrEntry, a netip.Addr) int { return e.addr.Compare(a) })
-		for ; i < len(ix) && ix[i].addr.Compare(rg.To()) <= 0; i++ {
+		for i := ix.find(rg.From()); i < len(ix) && ix[i].addr.Compare(rg.To()) <= 0; i++ {
 			out.set(ix[i].idx)
 		}
 	}
+}
+
+// within returns the nodes with an address inside set.
+func (r *Result) within(set *netipx.IPSet) bitset {
+	out := newBitset(len(r.nodes))
+	v4, v6 := r.addrIndexes()
+	v4.within(set, out)
+	v6.within(set, out)
 	return out
+}
+
+// addrIndexes returns the node addresses of each family, sorted, building
+// them on first use.
+func (r *Result) addrIndexes() (v4, v6 addrIndex) {
+	r.addrOnce.Do(func() {
+		for i, s := range r.nodes {
+			if s == nil {
+				continue
+			}
+			for _, a := range s.addrs {
+				if a.Addr().Is4() {
+					r.addr4 = append(r.addr4, addrEntry{a.Addr(), i})
+				} else {
+					r.addr6 = append(r.addr6, addrEntry{a.Addr(), i})
+				}
+			}
+		}
+		// Addresses are mostly handed out in registration order, so each
+		// family is usually in order already.
+		for _, ix := range []addrIndex{r.addr4, r.addr6} {
+			if !slices.IsSortedFunc(ix, compareAddrEntry) {
+				slices.SortFunc(ix, compareAddrEntry)
+			}
+		}
+	})
+	return r.addr4, r.addr6
 }

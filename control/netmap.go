@@ -188,6 +188,10 @@ func (s *Server) snapshotMap(sess *session, id tailcfg.NodeID) *tailcfg.MapRespo
 	resp := newFullMap(self, base, f, sshMessage(ssh), s.now())
 	addPeers(resp, peers, *profiles, s.views.ids)
 	sess.setSent(f, resp.SSHPolicy)
+	sess.held.reset()
+	for _, p := range peers {
+		sess.held.add(p.ID)
+	}
 	return resp
 }
 

@@ -1,0 +1,252 @@
+package control
+
+import (
+	"math/bits"
+	"reflect"
+
+	"github.com/tailplane/tailplane/policy"
+	"tailscale.com/tailcfg"
+)
+
+// A config change (Install) reaches a connected node as a delta, not as a
+// full netmap, when it leaves the config's part of the netmap (DERP map,
+// DNS, domain, user profiles) as it was: the owner re-evaluates the
+// policy, keeps every node's view that came out equal, and hands each
+// session a resync (enqueueResync) naming the nodes whose views changed.
+// The session's goroutine then compares the peers its client holds
+// (session.held) with those the latest policy result gives it
+// (resolveResync): peers new to it and held peers whose view changed go
+// out in PeersChanged, peers it lost in PeersRemoved, its packet filter
+// always (so every connected node gets one message per config, as it did
+// with full netmaps) and its SSH policy if it changed. A commit that
+// changes one rule thus sends each node its new filter, a few hundred
+// bytes, instead of a netmap with every peer.
+
+// idSet is a set of node IDs: a bitset for IDs below denseIDs (the store
+// hands IDs out in sequence, see viewCache), a map for the others. The
+// zero value is empty.
+type idSet struct {
+	words []uint64
+	big   map[tailcfg.NodeID]bool
+}
+
+func (s *idSet) add(id tailcfg.NodeID) {
+	if id < 0 || id >= denseIDs {
+		if s.big == nil {
+			s.big = map[tailcfg.NodeID]bool{}
+		}
+		s.big[id] = true
+		return
+	}
+	w := int(id / 64)
+	if w >= len(s.words) {
+		s.words = append(s.words, make([]uint64, w+1-len(s.words))...)
+	}
+	s.words[w] |= 1 << (id % 64)
+}
+
+func (s *idSet) remove(id tailcfg.NodeID) {
+	if id < 0 || id >= denseIDs {
+		delete(s.big, id)
+		return
+	}
+	if w := int(id / 64); w < len(s.words) {
+		s.words[w] &^= 1 << (id % 64)
+	}
+}
+
+func (s *idSet) has(id tailcfg.NodeID) bool {
+	if s == nil {
+		return false
+	}
+	if id < 0 || id >= denseIDs {
+		return s.big[id]
+	}
+	w := int(id / 64)
+	return w < len(s.words) && s.words[w]&(1<<(id%64)) != 0
+}
+
+// reset empties the set, keeping its storage.
+func (s *idSet) reset() {
+	clear(s.words)
+	clear(s.big)
+}
+
+// each calls f with every member, the dense ones in increasing order.
+func (s *idSet) each(f func(tailcfg.NodeID)) {
+	for i, w := range s.words {
+		for w != 0 {
+			b := bits.TrailingZeros64(w)
+			w &^= 1 << b
+			f(tailcfg.NodeID(i*64 + b))
+		}
+	}
+	for id := range s.big {
+		f(id)
+	}
+}
+
+// pendingResync is a config change a session has yet to send.
+type pendingResync struct {
+	gen uint64 // the config generation it brings (see propagation); 0: none pending
+	// changed lists, per config installed since the last message, the
+	// nodes whose views that config changed; shared, never modified.
+	changed []*idSet
+}
+
+// maxPendingResyncs bounds pendingResync.changed: a session that lags
+// further behind gets a full netmap instead.
+const maxPendingResyncs = 8
+
+// touches reports whether a pending config changed node id's view.
+func (r *pendingResync) touches(id tailcfg.NodeID) bool {
+	for _, c := range r.changed {
+		if c.has(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// enqueueResync queues the config change of generation gen, which changed
+// the views of the nodes in changed (shared, never modified), as a delta.
+func (s *session) enqueueResync(changed *idSet, gen uint64) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.resync.changed) >= maxPendingResyncs {
+		s.full = true // supersedes the resync (take and resetForFull drop it)
+	}
+	s.resync.gen = gen
+	s.resync.changed = append(s.resync.changed, changed)
+	s.mu.Unlock()
+	s.poke()
+}
+
+// resyncMaxViews is how many views a resync may resend before a full
+// netmap is sent instead, if that is more than half of the node's peers:
+// a full netmap is as large then and is built under fullMapSlots, which
+// bounds the memory of many at once.
+const resyncMaxViews = 64
+
+// resolveResync turns d's pending config change into the node's packet
+// filter and its changed and removed peers: it takes the client of sess
+// (node id) from the peers it holds to those the latest policy result
+// gives it, with the current view of every peer it gains or whose view
+// changed, and drops queued changes of peers it no longer sees. It sets d.full instead when node id has no policy
+// view (it is not in the inventory: a full netmap says what it gets) or
+// when the delta would resend most views. Session goroutine.
+func (s *Server) resolveResync(sess *session, id tailcfg.NodeID, d *pendingDelta) {
+	var v *policy.NodeView
+	if res := s.policyRes.Load(); res != nil {
+		v = res.Node(id)
+	}
+	if v == nil {
+		d.full = true
+		return
+	}
+	// The filter always goes out, so every node hears of every config
+	// (one message each, as with full netmaps) and holds its filter.
+	sess.mu.Lock()
+	sess.lastFilter = v.PacketFilter
+	sess.mu.Unlock()
+	d.filter, d.filterSet = v.PacketFilter, true
+	peers := s.views.currentOf(v.Peers, id)
+	var target idSet
+	resend := 0
+	for _, p := range peers {
+		target.add(p.ID)
+		_, queued := d.changed[p.ID]
+		if queued || d.removed[p.ID] || !sess.held.has(p.ID) || d.resync.touches(p.ID) {
+			if d.changed == nil {
+				d.changed = map[tailcfg.NodeID]*tailcfg.Node{}
+			}
+			d.changed[p.ID] = p // current: newer than anything queued
+			delete(d.removed, p.ID)
+			delete(d.patches, p.ID) // the current view carries them
+			resend++
+		}
+	}
+	if resend > resyncMaxViews && resend > len(peers)/2 {
+		d.full = true
+		return
+	}
+	for pid := range d.changed {
+		if !target.has(pid) {
+			delete(d.changed, pid)
+		}
+	}
+	for pid := range d.patches {
+		if !target.has(pid) {
+			delete(d.patches, pid)
+		}
+	}
+	sess.held.each(func(pid tailcfg.NodeID) {
+		if !target.has(pid) {
+			if d.removed == nil {
+				d.removed = map[tailcfg.NodeID]bool{}
+			}
+			d.removed[pid] = true
+		}
+	})
+}
+
+// noteSent records in sess.held what a delta built from d tells the
+// client. Session goroutine.
+func (sess *session) noteSent(d *pendingDelta) {
+	for id := range d.changed {
+		sess.held.add(id)
+	}
+	for id := range d.removed {
+		sess.held.remove(id)
+	}
+}
+
+// netmapShape is what of the config every full netmap carries besides
+// the policy's part; a config change that keeps it can be sent as deltas.
+type netmapShape struct {
+	base     netmapBase
+	profiles map[tailcfg.UserID]tailcfg.UserProfile
+}
+
+func (w *world) netmapShape() netmapShape {
+	return netmapShape{
+		base:     netmapBase{derpMap: w.derpMap, dns: w.dns, domain: w.settings.Domain, https: w.tailnet.DNS.HTTPS},
+		profiles: *w.profiles,
+	}
+}
+
+func (a netmapShape) same(b netmapShape) bool {
+	return a.base.domain == b.base.domain && a.base.https == b.base.https &&
+		reflect.DeepEqual(a.base.derpMap, b.base.derpMap) && reflect.DeepEqual(a.base.dns, b.base.dns) &&
+		reflect.DeepEqual(a.profiles, b.profiles)
+}
+
+// configDelta re-evaluates the policy after a config change that kept
+// the netmap's shape (before) and sends every live node the difference
+// as a resync; otherwise every live node gets a full netmap
+// (everythingChanged). Owner goroutine; its cost is the evaluation, a
+// view rebuild per node and an enqueue per live node.
+func (w *world) configDelta(before netmapShape) {
+	if !before.same(w.netmapShape()) {
+		w.everythingChanged()
+		return
+	}
+	w.evaluatePolicy()
+	changed := &idSet{}
+	for _, n := range w.nodes {
+		if w.refreshView(n) {
+			changed.add(n.id)
+		}
+	}
+	gen := w.srv.prop.current()
+	for _, p := range w.live {
+		if changed.has(p.id) {
+			p.sess.enqueueSelf(p.self)
+		}
+		p.sess.enqueueFilterCheck(w.pol)
+		p.sess.enqueueResync(changed, gen)
+	}
+}

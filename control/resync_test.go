@@ -1,0 +1,234 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/tailplane/tailplane/schema"
+	"tailscale.com/tailcfg"
+)
+
+// netmapModel is what a Tailscale client holds after applying map
+// messages as tailscaled does (controlclient's map session): a non-empty
+// Peers replaces the peer list, PeersChanged adds or replaces peers,
+// PeersRemoved drops them, PeersChangedPatch updates held peers, a
+// PacketFilters map replaces the named filters ("*" clears them all), and
+// every other part is replaced when a message carries it. The zero value
+// holds nothing.
+type netmapModel struct {
+	self    *tailcfg.Node
+	peers   map[tailcfg.NodeID]*tailcfg.Node
+	filters map[string][]tailcfg.FilterRule
+	dns     *tailcfg.DNSConfig
+	derp    *tailcfg.DERPMap
+	ssh     *tailcfg.SSHPolicy
+	domain  string
+}
+
+func (h *netmapModel) apply(m *tailcfg.MapResponse) {
+	if h.peers == nil {
+		h.peers = map[tailcfg.NodeID]*tailcfg.Node{}
+		h.filters = map[string][]tailcfg.FilterRule{}
+	}
+	if m.Node != nil {
+		h.self = m.Node
+	}
+	if len(m.Peers) > 0 {
+		clear(h.peers)
+		for _, p := range m.Peers {
+			h.peers[p.ID] = p
+		}
+	}
+	for _, p := range m.PeersChanged {
+		h.peers[p.ID] = p
+	}
+	for _, id := range m.PeersRemoved {
+		delete(h.peers, id)
+	}
+	for _, pc := range m.PeersChangedPatch {
+		if p := h.peers[pc.NodeID]; p != nil {
+			h.peers[pc.NodeID] = patched(p, pc)
+		}
+	}
+	if m.PacketFilters != nil {
+		if _, ok := m.PacketFilters["*"]; ok {
+			clear(h.filters)
+		}
+		for k, f := range m.PacketFilters {
+			if k != "*" {
+				h.filters[k] = f
+			}
+		}
+	}
+	if m.DNSConfig != nil {
+		h.dns = m.DNSConfig
+	}
+	if m.DERPMap != nil {
+		h.derp = m.DERPMap
+	}
+	if m.SSHPolicy != nil {
+		h.ssh = m.SSHPolicy
+	}
+	if m.Domain != "" {
+		h.domain = m.Domain
+	}
+}
+
+// patched is a copy of p with the fields pc sets.
+func patched(p *tailcfg.Node, pc *tailcfg.PeerChange) *tailcfg.Node {
+	n := p.Clone()
+	if pc.DERPRegion != 0 {
+		n.HomeDERP = pc.DERPRegion
+	}
+	if pc.Cap != 0 {
+		n.Cap = pc.Cap
+	}
+	if pc.Endpoints != nil {
+		n.Endpoints = pc.Endpoints
+	}
+	if pc.Key != nil {
+		n.Key = *pc.Key
+	}
+	if pc.DiscoKey != nil {
+		n.DiscoKey = *pc.DiscoKey
+	}
+	if pc.Online != nil {
+		n.Online = pc.Online
+	}
+	if pc.LastSeen != nil {
+		n.LastSeen = pc.LastSeen
+	}
+	if pc.KeyExpiry != nil {
+		n.KeyExpiry = *pc.KeyExpiry
+	}
+	return n
+}
+
+// netmap returns what h holds as one full netmap: its peers sorted by ID
+// and its filters under their names.
+func (h *netmapModel) netmap() *tailcfg.MapResponse {
+	m := &tailcfg.MapResponse{Node: h.self, DNSConfig: h.dns, DERPMap: h.derp, SSHPolicy: h.ssh, Domain: h.domain,
+		PacketFilters: maps.Clone(h.filters)}
+	for _, id := range slices.Sorted(maps.Keys(h.peers)) {
+		m.Peers = append(m.Peers, h.peers[id])
+	}
+	return m
+}
+
+// netmap returns what the client holds after the messages read so far.
+func (s *mapStream) netmap() *tailcfg.MapResponse { return s.held.netmap() }
+
+// policyParts is what the policy decides in a netmap, as JSON: the
+// node's own and its peers' policy-derived fields, its packet filter and
+// its SSH policy.
+func policyParts(t *testing.T, m *tailcfg.MapResponse) string {
+	t.Helper()
+	type node struct {
+		ID            tailcfg.NodeID
+		Name          string
+		Tags          []string
+		AllowedIPs    []netip.Prefix
+		PrimaryRoutes []netip.Prefix
+		CapMap        tailcfg.NodeCapMap
+	}
+	of := func(v *tailcfg.Node) node { return node{v.ID, v.Name, v.Tags, v.AllowedIPs, v.PrimaryRoutes, v.CapMap} }
+	p := struct {
+		Self   node
+		Peers  []node
+		Filter []tailcfg.FilterRule
+		SSH    *tailcfg.SSHPolicy
+	}{Self: of(m.Node), Filter: m.PacketFilters["base"], SSH: m.SSHPolicy}
+	for _, v := range m.Peers {
+		p.Peers = append(p.Peers, of(v))
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestCommitSendsDelta installs config changes that keep the DNS, DERP
+// and user parts of the netmap: each connected node gets one delta (no
+// full peer list) with its packet filter and the peers it gained, lost
+// or whose views changed, and what it then holds equals a fresh full
+// netmap. A change of the DNS config still sends full netmaps.
+func TestCommitSendsDelta(t *testing.T) {
+	tn := testTailnet()
+	tn.Policy.ACLs = []schema.ACL{{Action: "accept", Src: []string{"alice@example.com"}, Dst: []string{"tag:server:22"}}}
+	ts := startServer(t, tn, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alice, bob, server := newRawNode(t, ts), newRawNode(t, ts), newRawNode(t, ts)
+	alice.register(alice.registerReq(aliceKey))
+	bob.register(bob.registerReq(limitedKey))
+	server.register(server.registerReq(serverKey))
+	nodes := map[string]*rawNode{"alice": alice, "bob": bob, "server": server}
+	streams := map[string]*mapStream{}
+	for name, n := range nodes {
+		streams[name] = n.stream(ctx, n.mapReq(true))
+		streams[name].next()
+	}
+	rule := func(src, dst string) schema.ACL {
+		return schema.ACL{Action: "accept", Src: []string{src}, Dst: []string{dst}}
+	}
+	for _, tt := range []struct {
+		name  string
+		edit  func(*schema.Tailnet)
+		full  bool
+		peers map[string]int // peers each node holds afterwards
+	}{
+		{"filter only", func(tn *schema.Tailnet) {
+			tn.Policy.ACLs = append(tn.Policy.ACLs, rule("alice@example.com", "tag:server:80"))
+		}, false, map[string]int{"alice": 1, "bob": 0, "server": 1}},
+		{"peers gained", func(tn *schema.Tailnet) {
+			tn.Policy.ACLs = append(tn.Policy.ACLs, rule("bob@example.com", "tag:server:443"))
+		}, false, map[string]int{"alice": 1, "bob": 1, "server": 2}},
+		{"views changed", func(tn *schema.Tailnet) {
+			tn.Policy.NodeAttrs = []schema.NodeAttr{{Target: []string{"tag:server"}, Attr: []string{"funnel"}}}
+		}, false, map[string]int{"alice": 1, "bob": 1, "server": 2}},
+		{"peers lost", func(tn *schema.Tailnet) {
+			tn.Policy.ACLs = slices.DeleteFunc(tn.Policy.ACLs, func(a schema.ACL) bool { return a.Src[0] == "bob@example.com" })
+		}, false, map[string]int{"alice": 1, "bob": 0, "server": 1}},
+		{"dns changed", func(tn *schema.Tailnet) {
+			tn.DNS.Records = nil
+		}, true, map[string]int{"alice": 1, "bob": 0, "server": 1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.edit(tn)
+			if err := ts.SetConfig(ctx, tn); err != nil {
+				t.Fatal(err)
+			}
+			for name, s := range streams {
+				m := s.next()
+				for m.PacketFilters == nil { // a runtime change of a peer may come first
+					m = s.next()
+				}
+				if full := m.DNSConfig != nil; full != tt.full {
+					t.Errorf("%s: got a full netmap: %v, want %v", name, full, tt.full)
+				}
+				if !tt.full && len(m.Peers) > 0 {
+					t.Errorf("%s: the delta lists every peer (%d)", name, len(m.Peers))
+				}
+				held := s.netmap()
+				if len(held.Peers) != tt.peers[name] {
+					t.Errorf("%s holds %d peers, want %d", name, len(held.Peers), tt.peers[name])
+				}
+				if diff := cmp.Diff(policyParts(t, nodes[name].selfMap()), policyParts(t, held)); diff != "" {
+					t.Errorf("%s: what it holds differs from a fresh netmap (-fresh +held):\n%s", name, diff)
+				}
+			}
+			wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+			defer wcancel()
+			if err := ts.WaitPropagated(wctx); err != nil {
+				t.Errorf("WaitPropagated after every node got the change: %v", err)
+			}
+		})
+	}
+}

@@ -1,8 +1,10 @@
 package control
 
 import (
+	"cmp"
 	"math/bits"
 	"reflect"
+	"slices"
 
 	"github.com/tailplane/tailplane/policy"
 	"tailscale.com/tailcfg"
@@ -18,40 +20,53 @@ import (
 // (resolveResync): peers new to it and held peers whose view changed go
 // out in PeersChanged, peers it lost in PeersRemoved, its packet filter
 // always (so every connected node gets one message per config, as it did
-// with full netmaps) and its SSH policy if it changed. A commit that
+// with full netmaps) and its SSH policy if it changed, all from the node's
+// policy view, computed on the session's goroutine. A commit that
 // changes one rule thus sends each node its new filter, a few hundred
 // bytes, instead of a netmap with every peer.
 
-// idSet is a set of node IDs: a bitset for IDs below denseIDs (the store
-// hands IDs out in sequence, see viewCache), a map for the others. The
-// zero value is empty.
+// idSet is a set of node IDs, kept as bitsets of 4,096 IDs (512 bytes)
+// for the ranges of IDs it holds, so its size follows the spread of its
+// members, not the largest ID: the peers of a group the store numbered
+// together fit in a block or two. The zero value is empty.
 type idSet struct {
-	words []uint64
-	big   map[tailcfg.NodeID]bool
+	blocks []idBlock // sorted by base
+}
+
+type idBlock struct {
+	base int64 // the IDs base*idBlockBits up to (base+1)*idBlockBits-1
+	bits *[idBlockBits / 64]uint64
+}
+
+const idBlockBits = 4096
+
+func idBlockOf(id tailcfg.NodeID) (base int64, bit int) {
+	return int64(id) >> 12, int(uint64(id) & (idBlockBits - 1))
+}
+
+func (s *idSet) find(base int64) (int, bool) {
+	if n := len(s.blocks); n > 0 && s.blocks[n-1].base <= base { // IDs mostly come in order
+		if s.blocks[n-1].base == base {
+			return n - 1, true
+		}
+		return n, false
+	}
+	return slices.BinarySearchFunc(s.blocks, base, func(b idBlock, base int64) int { return cmp.Compare(b.base, base) })
 }
 
 func (s *idSet) add(id tailcfg.NodeID) {
-	if id < 0 || id >= denseIDs {
-		if s.big == nil {
-			s.big = map[tailcfg.NodeID]bool{}
-		}
-		s.big[id] = true
-		return
+	base, bit := idBlockOf(id)
+	i, ok := s.find(base)
+	if !ok {
+		s.blocks = slices.Insert(s.blocks, i, idBlock{base: base, bits: new([idBlockBits / 64]uint64)})
 	}
-	w := int(id / 64)
-	if w >= len(s.words) {
-		s.words = append(s.words, make([]uint64, w+1-len(s.words))...)
-	}
-	s.words[w] |= 1 << (id % 64)
+	s.blocks[i].bits[bit/64] |= 1 << (bit % 64)
 }
 
 func (s *idSet) remove(id tailcfg.NodeID) {
-	if id < 0 || id >= denseIDs {
-		delete(s.big, id)
-		return
-	}
-	if w := int(id / 64); w < len(s.words) {
-		s.words[w] &^= 1 << (id % 64)
+	base, bit := idBlockOf(id)
+	if i, ok := s.find(base); ok {
+		s.blocks[i].bits[bit/64] &^= 1 << (bit % 64)
 	}
 }
 
@@ -59,30 +74,24 @@ func (s *idSet) has(id tailcfg.NodeID) bool {
 	if s == nil {
 		return false
 	}
-	if id < 0 || id >= denseIDs {
-		return s.big[id]
-	}
-	w := int(id / 64)
-	return w < len(s.words) && s.words[w]&(1<<(id%64)) != 0
+	base, bit := idBlockOf(id)
+	i, ok := s.find(base)
+	return ok && s.blocks[i].bits[bit/64]&(1<<(bit%64)) != 0
 }
 
-// reset empties the set, keeping its storage.
-func (s *idSet) reset() {
-	clear(s.words)
-	clear(s.big)
-}
+// reset empties the set.
+func (s *idSet) reset() { s.blocks = nil }
 
-// each calls f with every member, the dense ones in increasing order.
+// each calls f with every member, in increasing order.
 func (s *idSet) each(f func(tailcfg.NodeID)) {
-	for i, w := range s.words {
-		for w != 0 {
-			b := bits.TrailingZeros64(w)
-			w &^= 1 << b
-			f(tailcfg.NodeID(i*64 + b))
+	for _, b := range s.blocks {
+		for i, w := range b.bits {
+			for w != 0 {
+				j := bits.TrailingZeros64(w)
+				w &^= 1 << j
+				f(tailcfg.NodeID(b.base*idBlockBits + int64(i*64+j)))
+			}
 		}
-	}
-	for id := range s.big {
-		f(id)
 	}
 }
 
@@ -149,8 +158,12 @@ func (s *Server) resolveResync(sess *session, id tailcfg.NodeID, d *pendingDelta
 	}
 	// The filter always goes out, so every node hears of every config
 	// (one message each, as with full netmaps) and holds its filter.
+	ssh := sshMessage(v.SSH)
 	sess.mu.Lock()
 	sess.lastFilter = v.PacketFilter
+	if !reflect.DeepEqual(ssh, sess.lastSSH) {
+		d.ssh, sess.lastSSH = ssh, ssh
+	}
 	sess.mu.Unlock()
 	d.filter, d.filterSet = v.PacketFilter, true
 	peers := s.views.currentOf(v.Peers, id)
@@ -246,7 +259,6 @@ func (w *world) configDelta(before netmapShape) {
 		if changed.has(p.id) {
 			p.sess.enqueueSelf(p.self)
 		}
-		p.sess.enqueueFilterCheck(w.pol)
-		p.sess.enqueueResync(changed, gen)
+		p.sess.enqueueResync(changed, gen) // with the filter and SSH policy
 	}
 }

@@ -232,3 +232,46 @@ func TestCommitSendsDelta(t *testing.T) {
 		})
 	}
 }
+
+func TestIDSet(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		add     []tailcfg.NodeID
+		remove  []tailcfg.NodeID
+		want    []tailcfg.NodeID
+		blocks  int
+		missing []tailcfg.NodeID
+	}{
+		{"empty", nil, nil, nil, 0, []tailcfg.NodeID{0, 1, 4096}},
+		{"one block", []tailcfg.NodeID{5, 1, 4095, 5}, nil, []tailcfg.NodeID{1, 5, 4095}, 1, []tailcfg.NodeID{0, 4096}},
+		{"spread", []tailcfg.NodeID{1 << 40, 4096, 3, -5}, []tailcfg.NodeID{3, 7}, []tailcfg.NodeID{-5, 4096, 1 << 40}, 4, []tailcfg.NodeID{3, -4, 1<<40 + 1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var s idSet
+			for _, id := range tt.add {
+				s.add(id)
+			}
+			for _, id := range tt.remove {
+				s.remove(id)
+			}
+			var got []tailcfg.NodeID
+			s.each(func(id tailcfg.NodeID) { got = append(got, id) })
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("members (-want +got):\n%s", diff)
+			}
+			for _, id := range tt.want {
+				if !s.has(id) {
+					t.Errorf("has(%d) = false", id)
+				}
+			}
+			for _, id := range tt.missing {
+				if s.has(id) {
+					t.Errorf("has(%d) = true", id)
+				}
+			}
+			if len(s.blocks) != tt.blocks {
+				t.Errorf("%d blocks, want %d", len(s.blocks), tt.blocks)
+			}
+		})
+	}
+}

@@ -276,6 +276,13 @@ func (s *Server) deltaMap(d pendingDelta) *tailcfg.MapResponse {
 	if d.filterSet {
 		resp.PacketFilters = filterMessage(d.filter)
 	}
+	for _, up := range d.profiles {
+		if !seen[up.ID] {
+			seen[up.ID] = true
+			resp.UserProfiles = append(resp.UserProfiles, up)
+		}
+	}
+	resp.DERPMap, resp.DNSConfig = d.derpMap, d.dns
 	resp.SSHPolicy = d.ssh
 	resp.PingRequest = d.ping
 	return resp

@@ -2,6 +2,7 @@ package control
 
 import (
 	"cmp"
+	"maps"
 	"math/bits"
 	"reflect"
 	"slices"
@@ -11,19 +12,20 @@ import (
 )
 
 // A config change (Install) reaches a connected node as a delta, not as a
-// full netmap, when it leaves the config's part of the netmap (DERP map,
-// DNS, domain, user profiles) as it was: the owner re-evaluates the
-// policy, keeps every node's view that came out equal, and hands each
-// session a resync (enqueueResync) naming the nodes whose views changed.
-// The session's goroutine then compares the peers its client holds
-// (session.held) with those the latest policy result gives it
-// (resolveResync): peers new to it and held peers whose view changed go
-// out in PeersChanged, peers it lost in PeersRemoved, its packet filter
-// always (so every connected node gets one message per config, as it did
-// with full netmaps) and its SSH policy if it changed, all from the node's
-// policy view, computed on the session's goroutine. A commit that
-// changes one rule thus sends each node its new filter, a few hundred
-// bytes, instead of a netmap with every peer.
+// full netmap, unless it changes the domain or dns.https (every node's
+// name or own view): the owner re-evaluates the policy, keeps every
+// node's view that came out equal, and queues on each session a resync
+// (queueResync) naming the nodes whose views changed and which of the
+// DNS config, DERP map and user profiles changed. The session's goroutine
+// then compares the peers its client holds (session.held) with those the
+// latest policy result gives it (resolveResync): peers new to it and held
+// peers whose view changed go out in PeersChanged, peers it lost in
+// PeersRemoved, its packet filter always (so every connected node gets
+// one message per config, as it did with full netmaps), its SSH policy if
+// it changed, all from the node's policy view computed on the session's
+// goroutine, and the changed config parts. A commit that changes one rule
+// thus sends each node its new filter, a few hundred bytes, instead of a
+// netmap with every peer.
 
 // idSet is a set of node IDs, kept as bitsets of 4,096 IDs (512 bytes)
 // for the ranges of IDs it holds, so its size follows the spread of its
@@ -101,6 +103,15 @@ type pendingResync struct {
 	// changed lists, per config installed since the last message, the
 	// nodes whose views that config changed; shared, never modified.
 	changed []*idSet
+	configParts
+}
+
+// configParts is what a config change changed of the netmap's config
+// part; every resync of that change carries it.
+type configParts struct {
+	derpMap  bool                  // the DERP map changed: send the published one
+	dns      bool                  // the DNS config changed: send the node's
+	profiles []tailcfg.UserProfile // user profiles that are new or changed
 }
 
 // maxPendingResyncs bounds pendingResync.changed: a session that lags
@@ -117,21 +128,29 @@ func (r *pendingResync) touches(id tailcfg.NodeID) bool {
 	return false
 }
 
-// enqueueResync queues the config change of generation gen, which changed
-// the views of the nodes in changed (shared, never modified), as a delta.
-func (s *session) enqueueResync(changed *idSet, gen uint64) {
+// queueResync queues the config change of generation gen, which changed
+// the views of the nodes in changed (shared, never modified), as a delta;
+// self, when not nil, is the node's own new view. It does not wake the
+// session: the owner queues every session first and then pokes them, so
+// that thousands of woken sessions do not slow its loop down.
+func (s *session) queueResync(changed *idSet, gen uint64, self *tailcfg.Node, parts *configParts) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		return
 	}
 	if len(s.resync.changed) >= maxPendingResyncs {
 		s.full = true // supersedes the resync (take and resetForFull drop it)
 	}
-	s.resync.gen = gen
-	s.resync.changed = append(s.resync.changed, changed)
-	s.mu.Unlock()
-	s.poke()
+	r := &s.resync
+	r.gen = gen
+	r.changed = append(r.changed, changed)
+	r.derpMap = r.derpMap || parts.derpMap
+	r.dns = r.dns || parts.dns
+	r.profiles = append(r.profiles, parts.profiles...)
+	if self != nil {
+		s.selfView = self
+	}
 }
 
 // resyncMaxViews is how many views a resync may resend before a full
@@ -166,6 +185,7 @@ func (s *Server) resolveResync(sess *session, id tailcfg.NodeID, d *pendingDelta
 	}
 	sess.mu.Unlock()
 	d.filter, d.filterSet = v.PacketFilter, true
+	s.resyncConfigParts(id, d)
 	peers := s.views.currentOf(v.Peers, id)
 	var target idSet
 	resend := 0
@@ -206,6 +226,26 @@ func (s *Server) resolveResync(sess *session, id tailcfg.NodeID, d *pendingDelta
 	})
 }
 
+// resyncConfigParts puts into d the config parts its resync changed, as
+// published now: the DERP map, node id's DNS config, new user profiles.
+func (s *Server) resyncConfigParts(id tailcfg.NodeID, d *pendingDelta) {
+	r := &d.resync
+	d.profiles = r.profiles
+	if !r.derpMap && !r.dns {
+		return
+	}
+	base := s.netmap.Load()
+	if r.derpMap {
+		d.derpMap = base.derpMap
+	}
+	if r.dns {
+		d.dns = base.dns
+		if self := s.views.current(id); base.https && self != nil {
+			d.dns = dnsWithCert(base.dns, certDomainOf(self))
+		}
+	}
+}
+
 // noteSent records in sess.held what a delta built from d tells the
 // client. Session goroutine.
 func (sess *session) noteSent(d *pendingDelta) {
@@ -231,19 +271,32 @@ func (w *world) netmapShape() netmapShape {
 	}
 }
 
-func (a netmapShape) same(b netmapShape) bool {
-	return a.base.domain == b.base.domain && a.base.https == b.base.https &&
-		reflect.DeepEqual(a.base.derpMap, b.base.derpMap) && reflect.DeepEqual(a.base.dns, b.base.dns) &&
-		reflect.DeepEqual(a.profiles, b.profiles)
+// diff returns what of a changed into b, for deltas; ok is false when
+// only full netmaps can say it: the domain (every node's name) or
+// dns.https (every node's own view) changed.
+func (a netmapShape) diff(b netmapShape) (parts configParts, ok bool) {
+	if a.base.domain != b.base.domain || a.base.https != b.base.https {
+		return configParts{}, false
+	}
+	parts.derpMap = !reflect.DeepEqual(a.base.derpMap, b.base.derpMap)
+	parts.dns = !reflect.DeepEqual(a.base.dns, b.base.dns)
+	for _, id := range slices.Sorted(maps.Keys(b.profiles)) {
+		if up, ok := a.profiles[id]; !ok || !reflect.DeepEqual(up, b.profiles[id]) {
+			parts.profiles = append(parts.profiles, b.profiles[id])
+		}
+	}
+	return parts, true
 }
 
-// configDelta re-evaluates the policy after a config change that kept
-// the netmap's shape (before) and sends every live node the difference
-// as a resync; otherwise every live node gets a full netmap
-// (everythingChanged). Owner goroutine; its cost is the evaluation, a
-// view rebuild per node and an enqueue per live node.
+// configDelta re-evaluates the policy after a config change and sends
+// every live node the difference from the config before (whose netmap
+// shape was before) as a resync, or, when a delta cannot say it (see
+// netmapShape.diff), a full netmap (everythingChanged). Owner goroutine;
+// its cost is the evaluation, a view rebuild per node and an enqueue per
+// live node.
 func (w *world) configDelta(before netmapShape) {
-	if !before.same(w.netmapShape()) {
+	parts, ok := before.diff(w.netmapShape())
+	if !ok {
 		w.everythingChanged()
 		return
 	}
@@ -256,9 +309,13 @@ func (w *world) configDelta(before netmapShape) {
 	}
 	gen := w.srv.prop.current()
 	for _, p := range w.live {
+		var self *tailcfg.Node
 		if changed.has(p.id) {
-			p.sess.enqueueSelf(p.self)
+			self = p.self
 		}
-		p.sess.enqueueResync(changed, gen) // with the filter and SSH policy
+		p.sess.queueResync(changed, gen, self, &parts) // with the filter and SSH policy
+	}
+	for _, p := range w.live {
+		p.sess.poke()
 	}
 }

@@ -22,19 +22,24 @@ import (
 // every other part is replaced when a message carries it. The zero value
 // holds nothing.
 type netmapModel struct {
-	self    *tailcfg.Node
-	peers   map[tailcfg.NodeID]*tailcfg.Node
-	filters map[string][]tailcfg.FilterRule
-	dns     *tailcfg.DNSConfig
-	derp    *tailcfg.DERPMap
-	ssh     *tailcfg.SSHPolicy
-	domain  string
+	self     *tailcfg.Node
+	profiles map[tailcfg.UserID]tailcfg.UserProfile
+	peers    map[tailcfg.NodeID]*tailcfg.Node
+	filters  map[string][]tailcfg.FilterRule
+	dns      *tailcfg.DNSConfig
+	derp     *tailcfg.DERPMap
+	ssh      *tailcfg.SSHPolicy
+	domain   string
 }
 
 func (h *netmapModel) apply(m *tailcfg.MapResponse) {
 	if h.peers == nil {
 		h.peers = map[tailcfg.NodeID]*tailcfg.Node{}
 		h.filters = map[string][]tailcfg.FilterRule{}
+		h.profiles = map[tailcfg.UserID]tailcfg.UserProfile{}
+	}
+	for _, up := range m.UserProfiles {
+		h.profiles[up.ID] = up
 	}
 	if m.Node != nil {
 		h.self = m.Node
@@ -110,13 +115,23 @@ func patched(p *tailcfg.Node, pc *tailcfg.PeerChange) *tailcfg.Node {
 	return n
 }
 
-// netmap returns what h holds as one full netmap: its peers sorted by ID
-// and its filters under their names.
+// netmap returns what h holds as one full netmap: its peers sorted by ID,
+// its filters under their names and the profiles of its users.
 func (h *netmapModel) netmap() *tailcfg.MapResponse {
 	m := &tailcfg.MapResponse{Node: h.self, DNSConfig: h.dns, DERPMap: h.derp, SSHPolicy: h.ssh, Domain: h.domain,
 		PacketFilters: maps.Clone(h.filters)}
+	users := map[tailcfg.UserID]bool{}
+	if h.self != nil {
+		users[h.self.User] = true
+	}
 	for _, id := range slices.Sorted(maps.Keys(h.peers)) {
 		m.Peers = append(m.Peers, h.peers[id])
+		users[h.peers[id].User] = true
+	}
+	for _, id := range slices.Sorted(maps.Keys(users)) {
+		if up, ok := h.profiles[id]; ok {
+			m.UserProfiles = append(m.UserProfiles, up)
+		}
 	}
 	return m
 }
@@ -139,14 +154,21 @@ func policyParts(t *testing.T, m *tailcfg.MapResponse) string {
 	}
 	of := func(v *tailcfg.Node) node { return node{v.ID, v.Name, v.Tags, v.AllowedIPs, v.PrimaryRoutes, v.CapMap} }
 	p := struct {
-		Self   node
-		Peers  []node
-		Filter []tailcfg.FilterRule
-		SSH    *tailcfg.SSHPolicy
-	}{Self: of(m.Node), Filter: m.PacketFilters["base"], SSH: m.SSHPolicy}
+		Self     node
+		Peers    []node
+		Filter   []tailcfg.FilterRule
+		SSH      *tailcfg.SSHPolicy
+		DNS      *tailcfg.DNSConfig
+		DERP     []int
+		Profiles []tailcfg.UserProfile
+	}{Self: of(m.Node), Filter: m.PacketFilters["base"], SSH: m.SSHPolicy, DNS: m.DNSConfig}
 	for _, v := range m.Peers {
 		p.Peers = append(p.Peers, of(v))
 	}
+	if m.DERPMap != nil {
+		p.DERP = slices.Sorted(maps.Keys(m.DERPMap.Regions))
+	}
+	p.Profiles = slices.SortedFunc(slices.Values(m.UserProfiles), func(a, b tailcfg.UserProfile) int { return int(a.ID - b.ID) })
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -154,11 +176,11 @@ func policyParts(t *testing.T, m *tailcfg.MapResponse) string {
 	return string(b)
 }
 
-// TestCommitSendsDelta installs config changes that keep the DNS, DERP
-// and user parts of the netmap: each connected node gets one delta (no
-// full peer list) with its packet filter and the peers it gained, lost
-// or whose views changed, and what it then holds equals a fresh full
-// netmap. A change of the DNS config still sends full netmaps.
+// TestCommitSendsDelta installs config changes: each connected node gets
+// one delta (no full peer list) with its packet filter, the peers it
+// gained, lost or whose views changed, and the DNS config or user
+// profiles when they changed, and what it then holds equals a fresh full
+// netmap. A change of the domain still sends full netmaps.
 func TestCommitSendsDelta(t *testing.T) {
 	tn := testTailnet()
 	tn.Policy.ACLs = []schema.ACL{{Action: "accept", Src: []string{"alice@example.com"}, Dst: []string{"tag:server:22"}}}
@@ -198,6 +220,12 @@ func TestCommitSendsDelta(t *testing.T) {
 		}, false, map[string]int{"alice": 1, "bob": 0, "server": 1}},
 		{"dns changed", func(tn *schema.Tailnet) {
 			tn.DNS.Records = nil
+		}, false, map[string]int{"alice": 1, "bob": 0, "server": 1}},
+		{"user renamed", func(tn *schema.Tailnet) {
+			tn.Users["alice@example.com"] = schema.User{Login: "alice@example.com", Name: "Alice Liddell", Role: schema.RoleAdmin}
+		}, false, map[string]int{"alice": 1, "bob": 0, "server": 1}},
+		{"domain changed", func(tn *schema.Tailnet) {
+			tn.Settings.Domain = "tail2.test"
 		}, true, map[string]int{"alice": 1, "bob": 0, "server": 1}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,7 +238,7 @@ func TestCommitSendsDelta(t *testing.T) {
 				for m.PacketFilters == nil { // a runtime change of a peer may come first
 					m = s.next()
 				}
-				if full := m.DNSConfig != nil; full != tt.full {
+				if full := m.Domain != ""; full != tt.full {
 					t.Errorf("%s: got a full netmap: %v, want %v", name, full, tt.full)
 				}
 				if !tt.full && len(m.Peers) > 0 {
@@ -273,5 +301,63 @@ func TestIDSet(t *testing.T) {
 				t.Errorf("%d blocks, want %d", len(s.blocks), tt.blocks)
 			}
 		})
+	}
+}
+
+// TestResyncFallsBackToFull checks when a config change is sent as a full
+// netmap after all: when the delta would resend most of a node's peers,
+// when a session fell too many configs behind, and for a node with no
+// policy view.
+func TestResyncFallsBackToFull(t *testing.T) {
+	p := segmentedPlan{nodes: 303, groupSize: 100, services: 3}
+	w := segmentedWorld(t, p)
+	g0, g1 := w.nodes[10], w.nodes[150] // members of the first two of three groups
+	drain := func(n *node) pendingDelta {
+		d := n.sess.take()
+		if !d.full && d.resync.gen != 0 {
+			w.srv.resolveResync(n.sess, n.id, &d)
+		}
+		if !d.full {
+			n.sess.noteSent(&d)
+		}
+		return d
+	}
+	install := func(tn *schema.Tailnet) {
+		c, err := w.srv.Prepare(tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.install(t.Context(), c)
+	}
+
+	install(p.tailnet(2)) // every filter changes, no peer set
+	if d := drain(g0); d.full || !d.filterSet || len(d.changed)+len(d.removed) != 0 {
+		t.Errorf("filter-only change: full %v, filter sent %v, %d changed, %d removed; want a delta with the filter alone", d.full, d.filterSet, len(d.changed), len(d.removed))
+	}
+
+	tn := p.tailnet(3)
+	tn.Policy.ACLs = append(tn.Policy.ACLs, schema.ACL{Action: "accept", Src: []string{"tag:g0"}, Dst: []string{"tag:g1:22", "tag:g2:22"}})
+	install(tn) // g0 gains 200 peers, more than half of the 302 it sees then; g1 gains 100 of 202
+	if d := drain(g0); !d.full {
+		t.Errorf("a change that resends %d of %d peers was sent as a delta, want a full netmap", len(d.changed), w.pol.PeerCount(g0))
+	}
+	if d := drain(g1); d.full || len(d.changed) != 100 {
+		t.Errorf("g1 gaining 100 of 202 peers: full %v, %d changed; want a delta with the 100", d.full, len(d.changed))
+	}
+	if d := drain(w.nodes[1]); d.full || len(d.changed) != 0 {
+		t.Errorf("a service whose peers stay: full %v, %d changed; want a delta without peers", d.full, len(d.changed))
+	}
+
+	for rev := range maxPendingResyncs + 1 {
+		install(p.tailnet(10 + rev))
+	}
+	if d := drain(g0); !d.full {
+		t.Errorf("a session %d configs behind got a delta, want a full netmap", maxPendingResyncs+1)
+	}
+
+	g1.pending = true // not in the inventory any more
+	install(p.tailnet(30))
+	if d := drain(g1); !d.full {
+		t.Errorf("a node without a policy view got a delta, want a full netmap")
 	}
 }

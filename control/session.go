@@ -192,10 +192,15 @@ type pendingDelta struct {
 	removed   map[tailcfg.NodeID]bool
 	ping      *tailcfg.PingRequest
 	resync    pendingResync // resolved by Server.resolveResync before the message is built
+	// What a resync sends of the config's part of the netmap.
+	derpMap  *tailcfg.DERPMap
+	dns      *tailcfg.DNSConfig
+	profiles []tailcfg.UserProfile
 }
 
 func (d *pendingDelta) empty() bool {
-	return !d.full && d.selfView == nil && !d.filterSet && d.ssh == nil && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0 && d.ping == nil
+	return !d.full && d.selfView == nil && !d.filterSet && d.ssh == nil && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0 && d.ping == nil &&
+		d.derpMap == nil && d.dns == nil && len(d.profiles) == 0
 }
 
 // take drains the queue. A pending filter check (of the packet filter and

@@ -35,7 +35,8 @@ var segmentKeys = map[string]string{
 // holds. Revision 3 lets g0 reach g1 (both gain peers), gives g1 a node
 // attribute (g1's views change) and an SSH rule; revision 4 takes the
 // service from g0 (g0 and the service lose peers); revision 5 changes
-// the DNS config as well (a full netmap).
+// the DNS config as well (still a delta), revision 6 the domain (full
+// netmaps: every node's name changes).
 func segmentedFiles(rev int) map[string]string {
 	marker := fmt.Sprint(40000 + rev)
 	members := `["tag:g0", "tag:g1"]`
@@ -63,10 +64,14 @@ func segmentedFiles(rev int) map[string]string {
 	for name, k := range segmentKeys {
 		keys = append(keys, fmt.Sprintf(`%q: {"tags": ["tag:%s"], "reusable": true, "secretHash": %q}`, name, name, testkit.SecretHash(k)))
 	}
+	domain := "tail.test"
+	if rev >= 6 {
+		domain = "tail6.test"
+	}
 	return map[string]string{"tailnet.hujson": `{
-	"tailnet": {"name": "segments", "domain": "tail.test"},
+	"tailnet": {"name": "segments", "domain": "` + domain + `"},
 	"users": {"alice@example.com": {}},
-	"dns": {"magicDNS": true, "records": [{"name": "db.tail.test", "type": "A", "value": "` + record + `"}]},
+	"dns": {"magicDNS": true, "records": [{"name": "db.` + domain + `", "type": "A", "value": "` + record + `"}]},
 	"tagOwners": {"tag:svc": ["alice@example.com"], "tag:g0": ["alice@example.com"], "tag:g1": ["alice@example.com"]},
 	"authKeys": {` + strings.Join(keys, ",\n") + `},
 	"acls": [` + strings.Join(acls, ",\n") + `],
@@ -186,8 +191,8 @@ func netmapSummary(nm *netmap.NetworkMap) string {
 // TestCommitDeltaMatchesFreshNetmap commits policy changes to a segmented
 // tailnet of real control clients and checks that each client's netmap,
 // assembled by Tailscale's own client code from what the commit sent it
-// (a delta with its new filter and changed and removed peers, or a full
-// netmap when the DNS config changed), equals the full netmap the server
+// (a delta with its new filter, changed and removed peers and DNS config,
+// or a full netmap when the domain changed), equals the full netmap the server
 // gives the same node when asked afresh.
 func TestCommitDeltaMatchesFreshNetmap(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -211,7 +216,7 @@ func TestCommitDeltaMatchesFreshNetmap(t *testing.T) {
 		}
 		return true, ""
 	})
-	for rev := 2; rev <= 5; rev++ {
+	for rev := 2; rev <= 6; rev++ {
 		srv.waitApplied(t, r.commit(fmt.Sprintf("rev %d", rev), segmentedFiles(rev)))
 		for _, c := range clients {
 			waitFor(t, fmt.Sprintf("%s to hold revision %d", c.name, rev), func() (bool, string) {

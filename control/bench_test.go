@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -15,9 +16,12 @@ import (
 
 // benchWorld builds a world of n registered nodes, all with live sessions,
 // without a database or network.
-func benchWorld(b testing.TB, n int) *world {
+func benchWorld(b testing.TB, n int) *world { return benchWorldOf(b, n, testTailnet(), nil) }
+
+// benchWorldOf is benchWorld serving tn, with node i tagged tags(i) (nil:
+// no tags).
+func benchWorldOf(b testing.TB, n int, tn *schema.Tailnet, tags func(i int) []string) *world {
 	b.Helper()
-	tn := testTailnet()
 	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now)}
 	rows := make([]*store.Node, n)
 	base := netip.MustParseAddr("100.64.0.0")
@@ -27,6 +31,9 @@ func benchWorld(b testing.TB, n int) *world {
 			ID: int64(i + 1), StableID: fmt.Sprintf("n%d", i), MachineKey: key.NewMachine().Public().String(),
 			NodeKey: key.NewNode().Public().String(), GivenName: fmt.Sprintf("node-%d", i), UserLogin: "alice@example.com",
 			IPv4: base.String(), CreatedAt: time.Now(),
+		}
+		if tags != nil {
+			rows[i].Tags = tags(i)
 		}
 	}
 	c, err := srv.Prepare(tn)

@@ -1,16 +1,11 @@
 package control
 
 import (
-	"context"
 	"fmt"
-	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/tailplane/tailplane/schema"
-	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
-	"tailscale.com/types/key"
 )
 
 // segmentedPlan is the shape of the load generator's segmented tailnet
@@ -55,30 +50,9 @@ func (p segmentedPlan) tailnet(rev int) *schema.Tailnet {
 // database or network.
 func segmentedWorld(b testing.TB, p segmentedPlan) *world {
 	b.Helper()
-	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now)}
-	rows := make([]*store.Node, p.nodes)
-	addr := netip.MustParseAddr("100.64.0.0")
-	for i := range rows {
-		addr = addr.Next()
-		rows[i] = &store.Node{
-			ID: int64(i + 1), StableID: fmt.Sprintf("n%d", i), MachineKey: key.NewMachine().Public().String(),
-			NodeKey: key.NewNode().Public().String(), GivenName: fmt.Sprintf("node-%d", i), UserLogin: "alice@example.com",
-			Tags: []string{p.tag(i)}, IPv4: addr.String(), CreatedAt: time.Now(),
-		}
-	}
-	c, err := srv.Prepare(p.tailnet(1))
-	if err != nil {
-		b.Fatal(err)
-	}
-	w, err := newWorld(context.Background(), srv, c, rows, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, nd := range w.nodes {
-		nd.sess = newSession(nd.id)
-		nd.online = true
-		w.live[nd.id] = nd
-		w.refreshView(nd)
+	w := benchWorldOf(b, p.nodes, p.tailnet(1), func(i int) []string { return []string{p.tag(i)} })
+	for _, nd := range w.live {
+		w.refreshView(nd) // online now
 	}
 	for id, nd := range w.live {
 		nd.sess.resetForFull(nil, nil)

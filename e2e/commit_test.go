@@ -112,6 +112,19 @@ func startNetmapClient(t *testing.T, ctx context.Context, url, name, authKey str
 	t.Helper()
 	bus := eventbus.New()
 	t.Cleanup(bus.Close)
+	d := newDirect(t, url, authKey, name, bus, health.NewTracker(bus))
+	if _, err := d.TryLogin(ctx, controlclient.LoginDefault); err != nil {
+		t.Fatalf("%s: login: %v", name, err)
+	}
+	c := &netmapClient{name: name, d: d, change: make(chan struct{}, 1)}
+	go d.PollNetMap(ctx, c)
+	return c
+}
+
+// newDirect makes a control client for host that logs in with authKey,
+// with its own machine and disco keys, closed when the test ends.
+func newDirect(tb testing.TB, url, authKey, host string, bus *eventbus.Bus, ht *health.Tracker) *controlclient.Direct {
+	tb.Helper()
 	dialer := &tsdial.Dialer{}
 	dialer.SetNetMon(netmon.NewStatic())
 	dialer.SetBus(bus)
@@ -120,23 +133,18 @@ func startNetmapClient(t *testing.T, ctx context.Context, url, name, authKey str
 		GetMachinePrivateKey: func() (key.MachinePrivate, error) { return mk, nil },
 		ServerURL:            url,
 		AuthKey:              authKey,
-		Hostinfo:             &tailcfg.Hostinfo{Hostname: name, OS: "linux", BackendLogID: "log-" + name},
+		Hostinfo:             &tailcfg.Hostinfo{Hostname: host, OS: "linux", BackendLogID: "log-" + host},
 		DiscoPublicKey:       key.NewDisco().Public(),
 		Logf:                 func(string, ...any) {},
-		HealthTracker:        health.NewTracker(bus),
+		HealthTracker:        ht,
 		Dialer:               dialer,
 		Bus:                  bus,
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := d.TryLogin(ctx, controlclient.LoginDefault); err != nil {
-		t.Fatalf("%s: login: %v", name, err)
-	}
-	c := &netmapClient{name: name, d: d, change: make(chan struct{}, 1)}
-	go d.PollNetMap(ctx, c)
-	return c
+	tb.Cleanup(func() { d.Close() })
+	return d
 }
 
 // holdsPort reports whether nm's packet filter opens port to anyone.

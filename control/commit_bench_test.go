@@ -115,7 +115,7 @@ func BenchmarkCommit(b *testing.B) {
 // Server.stream), encoded and compressed as for a zstd client.
 func (s *Server) benchFrame(sess *session, id tailcfg.NodeID) ([]byte, error) {
 	d := sess.take()
-	if !d.full && d.resync.gen != 0 {
+	if !d.full && d.resync.pending {
 		s.resolveResync(sess, id, &d)
 	}
 	if d.full {

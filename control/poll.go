@@ -135,7 +135,7 @@ func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id ta
 				return
 			}
 			d := sess.take()
-			if !d.full && d.resync.gen != 0 {
+			if !d.full && d.resync.pending {
 				s.resolveResync(sess, id, &d)
 			}
 			if d.full {

@@ -99,7 +99,8 @@ func (s *idSet) each(f func(tailcfg.NodeID)) {
 
 // pendingResync is a config change a session has yet to send.
 type pendingResync struct {
-	gen uint64 // the config generation it brings (see propagation); 0: none pending
+	pending bool
+	gen     uint64 // the config generation it brings (see propagation); 0 before the first Install
 	// changed lists, per config installed since the last message, the
 	// nodes whose views that config changed; shared, never modified.
 	changed []*idSet
@@ -143,7 +144,7 @@ func (s *session) queueResync(changed *idSet, gen uint64, self *tailcfg.Node, pa
 		s.full = true // supersedes the resync (take and resetForFull drop it)
 	}
 	r := &s.resync
-	r.gen = gen
+	r.pending, r.gen = true, gen
 	r.changed = append(r.changed, changed)
 	r.derpMap = r.derpMap || parts.derpMap
 	r.dns = r.dns || parts.dns

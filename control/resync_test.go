@@ -280,7 +280,7 @@ func TestResyncFallsBackToFull(t *testing.T) {
 	g0, g1 := w.nodes[10], w.nodes[150] // members of the first two of three groups
 	drain := func(n *node) pendingDelta {
 		d := n.sess.take()
-		if !d.full && d.resync.gen != 0 {
+		if !d.full && d.resync.pending {
 			w.srv.resolveResync(n.sess, n.id, &d)
 		}
 		if !d.full {

@@ -214,7 +214,7 @@ func (s *session) take() pendingDelta {
 	s.changed, s.patches, s.removed = nil, nil, nil
 	s.resync = pendingResync{}
 	s.mu.Unlock()
-	if pol != nil && !d.full && d.resync.gen == 0 { // a resync sends them anyway (resolveResync)
+	if pol != nil && !d.full && !d.resync.pending { // a resync sends them anyway (resolveResync)
 		f := pol.FilterOf(s.nodeID)
 		ssh := sshMessage(pol.SSHOf(s.nodeID))
 		s.mu.Lock()

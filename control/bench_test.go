@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -15,13 +16,23 @@ import (
 
 // benchWorld builds a world of n registered nodes, all with live sessions,
 // without a database or network.
-func benchWorld(b testing.TB, n int) *world { return benchWorldIn(b, n, nil) }
+func benchWorld(b testing.TB, n int) *world { return benchWorldWith(b, n, testTailnet(), nil, nil) }
 
 // benchWorldIn is benchWorld with the nodes saved in st first, when st is
 // not nil, and st as the server's store.
 func benchWorldIn(b testing.TB, n int, st *store.Store) *world {
+	return benchWorldWith(b, n, testTailnet(), nil, st)
+}
+
+// benchWorldOf is benchWorld serving tn, with node i tagged tags(i) (nil:
+// no tags).
+func benchWorldOf(b testing.TB, n int, tn *schema.Tailnet, tags func(i int) []string) *world {
+	return benchWorldWith(b, n, tn, tags, nil)
+}
+
+// benchWorldWith is benchWorldOf with benchWorldIn's store.
+func benchWorldWith(b testing.TB, n int, tn *schema.Tailnet, tags func(i int) []string, st *store.Store) *world {
 	b.Helper()
-	tn := testTailnet()
 	srv := &Server{now: time.Now, logf: func(string, ...any) {}, derpMap: &tailcfg.DERPMap{}, relay: newRelayAdmission(time.Now), store: st}
 	rows := make([]*store.Node, n)
 	base := netip.MustParseAddr("100.64.0.0")
@@ -31,6 +42,9 @@ func benchWorldIn(b testing.TB, n int, st *store.Store) *world {
 			ID: int64(i + 1), StableID: fmt.Sprintf("n%d", i), MachineKey: key.NewMachine().Public().String(),
 			NodeKey: key.NewNode().Public().String(), GivenName: fmt.Sprintf("node-%d", i), UserLogin: "alice@example.com",
 			IPv4: base.String(), CreatedAt: time.Now(),
+		}
+		if tags != nil {
+			rows[i].Tags = tags(i)
 		}
 	}
 	if st != nil {

@@ -12,7 +12,7 @@ import (
 // applied to the new map as to the old.
 
 // SetDERPMap replaces the server's own DERP map with m (nil: no regions)
-// and sends every connected node a full netmap with it, the policy's
+// and sends every connected node a delta with it, the policy's
 // derpMap applied. A config prepared before is installed with m too.
 func (s *Server) SetDERPMap(ctx context.Context, m *tailcfg.DERPMap) error {
 	if m == nil {
@@ -25,8 +25,9 @@ func (s *Server) SetDERPMap(ctx context.Context, m *tailcfg.DERPMap) error {
 		if err != nil {
 			return err // cannot happen: the installed policy's derpMap parsed when it was prepared
 		}
+		before := w.netmapShape()
 		w.derpMap = dm
-		w.everythingChanged()
+		w.configDelta(before) // publishes; a delta with the new map (resync.go)
 		return nil
 	})
 }

@@ -188,6 +188,10 @@ func (s *Server) snapshotMap(sess *session, id tailcfg.NodeID) *tailcfg.MapRespo
 	resp := newFullMap(self, base, f, sshMessage(ssh), s.now())
 	addPeers(resp, peers, *profiles, s.views.ids)
 	sess.setSent(f, resp.SSHPolicy)
+	sess.held.reset()
+	for _, p := range peers {
+		sess.held.add(p.ID)
+	}
 	return resp
 }
 
@@ -272,6 +276,13 @@ func (s *Server) deltaMap(d pendingDelta) *tailcfg.MapResponse {
 	if d.filterSet {
 		resp.PacketFilters = filterMessage(d.filter)
 	}
+	for _, up := range d.profiles {
+		if !seen[up.ID] {
+			seen[up.ID] = true
+			resp.UserProfiles = append(resp.UserProfiles, up)
+		}
+	}
+	resp.DERPMap, resp.DNSConfig = d.derpMap, d.dns
 	resp.SSHPolicy = d.ssh
 	resp.PingRequest = d.ping
 	return resp

@@ -135,6 +135,9 @@ func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id ta
 				return
 			}
 			d := sess.take()
+			if !d.full && d.resync.pending {
+				s.resolveResync(sess, id, &d)
+			}
 			if d.full {
 				var ok bool
 				if gen, ok = s.sendFull(ctx, mw, sess, id, d.ping); !ok {
@@ -145,8 +148,10 @@ func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id ta
 				lastWrite = time.Now()
 				continue
 			}
+			gen = d.resync.gen
 			if !d.empty() {
 				resp = s.deltaMap(d)
+				sess.noteSent(&d)
 			}
 		}
 		if resp == nil {

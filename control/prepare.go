@@ -77,8 +77,10 @@ func (s *Server) Test(ctx context.Context, p *Prepared) (schema.Diagnostics, err
 	return p.compiled.RunTests(policy.TestInventory(p.tailnet, nodes)), nil
 }
 
-// Install makes p the served config and pushes fresh netmaps to every
-// connected node. It returns once p is in effect. Nodes whose user, or all
+// Install makes p the served config and sends every connected node what
+// it changes for it: a delta (new filter, changed and removed peers; see
+// resync.go) when the config's part of the netmap stays as it was, else
+// a full netmap. It returns once p is in effect. Nodes whose user, or all
 // of whose tags, p no longer declares are logged out (see
 // pruneUndeclared); WaitPropagated tells when every connected node was
 // sent the new netmap. p must come from s.Prepare.
@@ -87,11 +89,17 @@ func (s *Server) Install(ctx context.Context, p *Prepared) error {
 		return err
 	}
 	return s.do(ctx, func(w *world) error {
-		w.setTailnet(p)      // publishes the config and its user profiles
-		w.configChanged(ctx) // prune, track propagation
-		w.everythingChanged()
+		w.install(ctx, p)
 		return nil
 	})
+}
+
+// install is Install's share of the owner goroutine.
+func (w *world) install(ctx context.Context, p *Prepared) {
+	before := w.netmapShape()
+	w.setTailnet(p)      // publishes the config and its user profiles
+	w.configChanged(ctx) // prune, track propagation
+	w.configDelta(before)
 }
 
 // owns refuses a Prepared made by another server: its DERP map was merged

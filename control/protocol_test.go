@@ -128,6 +128,7 @@ func (n *rawNode) mapReq(stream bool, eps ...string) *tailcfg.MapRequest {
 type mapStream struct {
 	t    testing.TB
 	body io.ReadCloser
+	held netmapModel // what the client holds after the messages read so far; see held()
 }
 
 func (n *rawNode) stream(ctx context.Context, req *tailcfg.MapRequest) *mapStream {
@@ -176,6 +177,7 @@ func (s *mapStream) nextAny() *tailcfg.MapResponse {
 	if err := json.Unmarshal(raw, resp); err != nil {
 		s.t.Fatalf("decoding map frame: %v", err)
 	}
+	s.held.apply(resp)
 	return resp
 }
 

@@ -48,16 +48,17 @@ func TestSetConfigPrunes(t *testing.T) {
 		t.Fatalf("extra records %+v, want db.tail.test", m.DNSConfig.ExtraRecords)
 	}
 	// waitPropagated checks WaitPropagated returns once alice's session
-	// was sent the new config, and returns that netmap.
+	// was sent the new config, and returns the netmap alice then holds
+	// (the config may come as a full netmap or as a delta).
 	waitPropagated := func() *tailcfg.MapResponse {
 		t.Helper()
-		m := s.next() // the server wrote it; WaitPropagated must be done
+		s.next() // the server wrote it; WaitPropagated must be done
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := ts.WaitPropagated(wctx); err != nil {
 			t.Fatalf("WaitPropagated after alice got the netmap: %v", err)
 		}
-		return m
+		return s.netmap()
 	}
 
 	t.Run("record", func(t *testing.T) {

@@ -30,6 +30,13 @@ type session struct {
 	patches    map[tailcfg.NodeID]*tailcfg.PeerChange
 	removed    map[tailcfg.NodeID]bool
 	ping       *tailcfg.PingRequest // pending health ping; see health.go
+	resync     pendingResync        // a config change to send as a delta; see resync.go
+
+	// held is the set of peers the client holds: those of the last full
+	// netmap, plus the changed and minus the removed peers of every delta
+	// since. Only the session's own goroutine (Server.stream, and
+	// snapshotMap within it) touches it, when it builds a message.
+	held idSet
 }
 
 func newSession(id tailcfg.NodeID) *session {
@@ -55,6 +62,7 @@ func (s *session) close(why string) {
 		s.closeMsg = why
 		s.full, s.selfView, s.filterPol, s.lastFilter, s.lastSSH = false, nil, nil, nil, nil
 		s.changed, s.patches, s.removed, s.ping = nil, nil, nil, nil
+		s.resync = pendingResync{}
 		close(s.done)
 	}
 }
@@ -183,10 +191,16 @@ type pendingDelta struct {
 	patches   map[tailcfg.NodeID]*tailcfg.PeerChange
 	removed   map[tailcfg.NodeID]bool
 	ping      *tailcfg.PingRequest
+	resync    pendingResync // resolved by Server.resolveResync before the message is built
+	// What a resync sends of the config's part of the netmap.
+	derpMap  *tailcfg.DERPMap
+	dns      *tailcfg.DNSConfig
+	profiles []tailcfg.UserProfile
 }
 
 func (d *pendingDelta) empty() bool {
-	return !d.full && d.selfView == nil && !d.filterSet && d.ssh == nil && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0 && d.ping == nil
+	return !d.full && d.selfView == nil && !d.filterSet && d.ssh == nil && len(d.changed) == 0 && len(d.patches) == 0 && len(d.removed) == 0 && d.ping == nil &&
+		d.derpMap == nil && d.dns == nil && len(d.profiles) == 0
 }
 
 // take drains the queue. A pending filter check (of the packet filter and
@@ -194,12 +208,13 @@ func (d *pendingDelta) empty() bool {
 // the session goroutine, outside the lock.
 func (s *session) take() pendingDelta {
 	s.mu.Lock()
-	d := pendingDelta{full: s.full, selfView: s.selfView, changed: s.changed, patches: s.patches, removed: s.removed, ping: s.ping}
+	d := pendingDelta{full: s.full, selfView: s.selfView, changed: s.changed, patches: s.patches, removed: s.removed, ping: s.ping, resync: s.resync}
 	pol := s.filterPol
 	s.full, s.selfView, s.filterPol, s.ping = false, nil, nil, nil
 	s.changed, s.patches, s.removed = nil, nil, nil
+	s.resync = pendingResync{}
 	s.mu.Unlock()
-	if pol != nil && !d.full {
+	if pol != nil && !d.full && !d.resync.pending { // a resync sends them anyway (resolveResync)
 		f := pol.FilterOf(s.nodeID)
 		ssh := sshMessage(pol.SSHOf(s.nodeID))
 		s.mu.Lock()
@@ -226,6 +241,7 @@ func (s *session) resetForFull(f []tailcfg.FilterRule, ssh *tailcfg.SSHPolicy) {
 	}
 	s.full, s.selfView, s.filterPol = false, nil, nil
 	s.changed, s.patches, s.removed = nil, nil, nil
+	s.resync = pendingResync{}
 	s.lastFilter, s.lastSSH = f, ssh
 }
 

@@ -255,14 +255,19 @@ func (w *world) leave(ctx context.Context, n *node, how leaving, why string, qui
 // logged in, and approved when device approval held it.
 func (w *world) visible(n *node) bool { return !n.loggedOut && !n.pending }
 
-// refreshView rebuilds the node's published view. Every change of a node's
-// key, login or expiry rebuilds it, so this is also where the relay's
-// admission list follows the node.
-func (w *world) refreshView(n *node) {
-	n.view = w.nodeView(n)
+// refreshView rebuilds the node's published view and reports whether it
+// changed; a view that comes out equal to the one before is kept, with
+// its cached encoding. Every change of a node's key, login or expiry
+// rebuilds it, so this is also where the relay's admission list follows
+// the node.
+func (w *world) refreshView(n *node) (changed bool) {
+	if v := w.nodeView(n); n.view == nil || !v.Equal(n.view) {
+		n.view, changed = v, true
+	}
 	n.self = w.selfView(n)
 	w.srv.views.set(n.view)
 	w.srv.relay.set(n.id, n.nodeKey, w.relayAdmitted(n), n.keyExpiry)
+	return changed
 }
 
 // publishChanged sends n's new view to n itself and to every live node

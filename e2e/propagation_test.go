@@ -12,10 +12,6 @@ import (
 	"github.com/tailplane/tailplane/pipeline"
 	"tailscale.com/control/controlclient"
 	"tailscale.com/health"
-	"tailscale.com/net/netmon"
-	"tailscale.com/net/tsdial"
-	"tailscale.com/tailcfg"
-	"tailscale.com/types/key"
 	"tailscale.com/types/netmap"
 	"tailscale.com/util/eventbus"
 )
@@ -70,32 +66,14 @@ func startClients(tb testing.TB, ctx context.Context, url string, n int) []*clie
 	tb.Helper()
 	bus := eventbus.New()
 	tb.Cleanup(bus.Close)
-	dialer := &tsdial.Dialer{}
-	dialer.SetNetMon(netmon.NewStatic())
-	dialer.SetBus(bus)
 	ht := health.NewTracker(bus)
 	clients := make([]*client, n)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range clients {
-		mk := key.NewMachine()
-		d, err := controlclient.NewDirect(controlclient.Options{
-			GetMachinePrivateKey: func() (key.MachinePrivate, error) { return mk, nil },
-			ServerURL:            url,
-			AuthKey:              aliceKey,
-			Hostinfo:             &tailcfg.Hostinfo{Hostname: fmt.Sprintf("bench%03d", i), OS: "linux", BackendLogID: fmt.Sprintf("bench-log-%03d", i)},
-			DiscoPublicKey:       key.NewDisco().Public(),
-			Logf:                 func(string, ...any) {},
-			HealthTracker:        ht,
-			Dialer:               dialer,
-			Bus:                  bus,
-		})
-		if err != nil {
-			tb.Fatal(err)
-		}
+		d := newDirect(tb, url, aliceKey, fmt.Sprintf("bench%03d", i), bus, ht)
 		c := &client{d: d, change: make(chan struct{}, 1)}
 		clients[i] = c
-		tb.Cleanup(func() { d.Close() })
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -408,7 +408,8 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 	l.applying = &a.Revision
 	l.changedLocked()
 	l.mu.Unlock()
-	plan, err := l.steps(ctx, rev)
+	var took stepTimes
+	plan, err := l.steps(ctx, rev, &took)
 	a.Finished = time.Now()
 	var last *Revision
 	if err == nil {
@@ -474,7 +475,7 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 	if last != nil {
 		l.appliedAt = last
 	}
-	l.cfg.Logf("reconcile: revision %s applied and served: %s", shortCommit(rev.ID), a.Summary)
+	l.cfg.Logf("reconcile: revision %s applied and served (%s): %s", shortCommit(rev.ID), took, a.Summary)
 	return 0, nil
 }
 
@@ -494,10 +495,27 @@ func (l *Pipeline) stillServedLocked() string {
 // effect.
 const propagationWait = 30 * time.Second
 
-// steps runs the steps for rev and returns the plan it applied.
-func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.Plan, error) {
+// stepTimes is how long each step of one revision took, for the log.
+type stepTimes struct {
+	load, prepare, test, apply, install, delivery time.Duration
+}
+
+func (t stepTimes) String() string {
+	return fmt.Sprintf("load %d ms, compile %d ms, test %d ms, apply %d ms, install %d ms, delivery to every connected node %d ms",
+		t.load.Milliseconds(), t.prepare.Milliseconds(), t.test.Milliseconds(), t.apply.Milliseconds(),
+		t.install.Milliseconds(), t.delivery.Milliseconds())
+}
+
+// steps runs the steps for rev and returns the plan it applied; took
+// gets the time of each step that ran.
+func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision, took *stepTimes) (*reconcile.Plan, error) {
 	fail := func(step string, err error) (*reconcile.Plan, error) {
 		return nil, &StepError{Step: step, Commit: rev.ID, Err: err}
+	}
+	mark := time.Now()
+	lap := func(d *time.Duration) {
+		now := time.Now()
+		*d, mark = now.Sub(mark), now
 	}
 	if rev.FS == nil {
 		return fail(StepFetch, &reconcile.ConfigError{Err: errors.New("the revision has no files")})
@@ -506,6 +524,7 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 		return fail(StepFetch, err)
 	}
 	t, diags := schema.Load(ctx, rev.FS, ".")
+	lap(&took.load)
 	if err := ctx.Err(); err != nil {
 		return fail(StepLoad, err)
 	}
@@ -518,6 +537,7 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 	// The one compilation of this revision: what is tested, recorded and
 	// installed below is prep.
 	prep, err := l.cfg.Server.Prepare(t)
+	lap(&took.prepare)
 	if err != nil {
 		var ds schema.Diagnostics
 		if errors.As(err, &ds) {
@@ -526,6 +546,7 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 		return fail(StepCheck, &reconcile.ConfigError{Err: err})
 	}
 	failed, err := l.cfg.Server.Test(ctx, prep)
+	lap(&took.test)
 	if err != nil {
 		return fail(StepTest, err)
 	}
@@ -537,6 +558,7 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 	plan, err := reconcile.Apply(l.applyContext(ctx), l.cfg.Store, prep.Tailnet(), Revision{
 		Commit: rev.ID, Author: rev.Author, Message: rev.Message, CommittedAt: rev.CommittedAt, Parents: rev.Parents,
 	})
+	lap(&took.apply)
 	if errors.Is(err, store.ErrSuperseded) {
 		err = &reconcile.ConfigError{Err: err} // a replica behind; see checkHead
 	}
@@ -552,10 +574,12 @@ func (l *Pipeline) steps(ctx context.Context, rev gitsync.Revision) (*reconcile.
 	if err := l.cfg.Server.Install(ctx, prep); err != nil {
 		return fail(StepPublish, err)
 	}
+	lap(&took.install)
 	// Wait for delivery, so the propagation metric covers it.
 	wctx, cancel := context.WithTimeout(ctx, propagationWait)
 	defer cancel()
 	l.cfg.Server.WaitPropagated(wctx)
+	lap(&took.delivery)
 	return plan, nil
 }
 

@@ -81,14 +81,15 @@ func startServe(t *testing.T, args ...string) *lockedBuffer {
 
 // tailplaneGoroutines returns the stacks of goroutines running or started
 // by tailplane's code, other than tests' own and their helpers'
-// (internal/testkit: a test's PostgreSQL server outlives serve); "" when
+// (internal/testkit and internal/localsvc: a test's PostgreSQL server
+// outlives serve); "" when
 // there are none.
 func tailplaneGoroutines() string {
 	var b strings.Builder
 	pprof.Lookup("goroutine").WriteTo(&b, 2)
 	var out []string
 	for g := range strings.SplitSeq(b.String(), "\n\n") {
-		if strings.Contains(g, "testing.tRunner") || strings.Contains(g, "testing.(*T).Run") || strings.Contains(g, "tailplane/internal/testkit.") {
+		if strings.Contains(g, "testing.tRunner") || strings.Contains(g, "testing.(*T).Run") || strings.Contains(g, "tailplane/internal/testkit.") || strings.Contains(g, "tailplane/internal/localsvc.") {
 			continue
 		}
 		if strings.Contains(g, "github.com/tailplane/tailplane/") || strings.Contains(g, "main.") {

@@ -190,13 +190,33 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		return len(st.Replicas) == 2 && byAddr(st, doomed).Nodes == 1 && byAddr(st, survivor).Nodes == 1
 	})
 
+	// A connection between the nodes stays open across the kill: traffic
+	// between them never stops while one's replica dies and it moves.
+	echoLn, err := one.Listen("tcp", ":7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Echo(t, echoLn)
+	talk, err := testkit.StartTalk(ctx, ip4.String()+":7", two.Dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, ctx, "the held connection to exchange messages", func() (bool, string) {
+		n, err := talk.Rounds()
+		return n > 0 || err != nil, fmt.Sprintf("%d rounds, %v", n, err)
+	})
+
 	if err := procs[doomed].cmd.Process.Kill(); err != nil { // SIGKILL: no goodbye
 		t.Fatal(err)
 	}
+	atKill, _ := talk.Rounds()
 	replicas(survivor, "the killed replica's lease to lapse and node one to come back to the survivor through HAProxy", func(st *replica.Status) bool {
 		d, s := byAddr(st, doomed), byAddr(st, survivor)
 		return len(st.Replicas) == 2 && d.ID != "" && !d.Live && s.Applier && s.Nodes == 2
 	})
+	if n, err := talk.Stop(); err != nil || n <= atKill {
+		t.Errorf("the connection between the nodes across the kill: %d rounds before the kill, %d after node one came back, %v; want it to keep exchanging", atKill, n, err)
+	}
 	greeted("node two to reach node one after it came back")
 	secondID := byAddr(replicas(survivor, "the survivor's status", func(*replica.Status) bool { return true }), survivor).ID
 

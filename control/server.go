@@ -27,6 +27,7 @@ import (
 	"github.com/tailplane/tailplane/schema"
 	"github.com/tailplane/tailplane/store"
 	"golang.org/x/net/http2"
+	"tailscale.com/control/controlbase"
 	"tailscale.com/control/controlhttp/controlhttpserver"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -376,6 +377,15 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.logf("control: noise upgrade from %s failed: %v", r.RemoteAddr, err)
 		return
 	}
+	// The connection is served on a goroutine of its own so that this
+	// handler returns: net/http keeps the hijacked HTTP/1 connection's
+	// buffers (about 11 KB) until it does, for as long as the node stays.
+	go s.serveNoise(conn)
+}
+
+// serveNoise serves HTTP/2 over conn, an upgraded Noise connection, until
+// it ends or Close closes it.
+func (s *Server) serveNoise(conn *controlbase.Conn) {
 	s.connMu.Lock()
 	if s.conns == nil {
 		s.conns = map[net.Conn]bool{}

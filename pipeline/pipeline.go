@@ -421,12 +421,6 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 			last = &r
 		}
 	}
-	var refused *Attempt // recorded in the store after the unlock: it is a round trip on PostgreSQL
-	defer func() {
-		if refused != nil {
-			l.recordRefused(ctx, refused)
-		}
-	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer l.changedLocked()
@@ -455,7 +449,7 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 		a.Problems = problems(err)
 		l.cfg.Logf("reconcile: revision %s not applied (%s; %s):\n%s", shortCommit(rev.ID), a.Class, l.stillServedLocked(), problemLines(a.Problems))
 		if prev == nil || prev.OK || prev.Revision.Commit != a.Revision.Commit || prev.Step != a.Step {
-			refused = a // retries failing the same way are not recorded again
+			l.recordRefused(ctx, a) // retries failing the same way are not recorded again
 		}
 		return delay, err
 	}

@@ -110,13 +110,16 @@ func (w *world) setResult(res *policy.Result) {
 // Offline changes only for subnet routers (see policyNode), which call it
 // when they come and go.
 func (w *world) updatePolicy(n *node, removed bool) []tailcfg.NodeID {
-	var res *policy.Result
-	var affected []tailcfg.NodeID
 	if removed || !w.inInventory(n, w.tailnet, w.compiled) {
-		res, affected = w.res.UpdateNodes(nil, []tailcfg.NodeID{n.id})
-	} else {
-		res, affected = w.res.UpdateNodes([]policy.Node{w.policyNode(n, w.tailnet, w.compiled)}, nil)
+		return w.updateNodes(nil, []tailcfg.NodeID{n.id})
 	}
+	return w.updateNodes([]policy.Node{w.policyNode(n, w.tailnet, w.compiled)}, nil)
+}
+
+// updateNodes installs the engine's result with the nodes changed and
+// removed, and returns the nodes whose views that affects.
+func (w *world) updateNodes(changed []policy.Node, removed []tailcfg.NodeID) []tailcfg.NodeID {
+	res, affected := w.res.UpdateNodes(changed, removed)
 	w.setResult(res)
 	if verifyInventory != nil {
 		verifyInventory(w)

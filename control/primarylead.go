@@ -101,12 +101,7 @@ func (w *world) updateRouters() []tailcfg.NodeID {
 			changed = append(changed, w.policyNode(n, w.tailnet, w.compiled))
 		}
 	}
-	res, affected := w.res.UpdateNodes(changed, nil)
-	w.setResult(res)
-	if verifyInventory != nil {
-		verifyInventory(w)
-	}
-	return affected
+	return w.updateNodes(changed, nil)
 }
 
 // electionsChanged re-elects after a change of what only elections read

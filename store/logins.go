@@ -93,8 +93,9 @@ func (s *Store) OpenLogin(ctx context.Context, l PendingLogin, lim LoginLimit, n
 				}
 			}
 		}
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO pending_logins (`+loginColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '')`,
-			l.ID, l.TokenHash, l.Machine, l.Bound, l.Group, l.Device, l.User, l.Started.UnixMilli(), l.Expires.UnixMilli(), LoginOpen)
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO pending_logins (`+loginColumns+`, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '',
+			(SELECT COALESCE(MAX(seq), 0) + 1 FROM pending_logins WHERE cap_group = ?))`,
+			l.ID, l.TokenHash, l.Machine, l.Bound, l.Group, l.Device, l.User, l.Started.UnixMilli(), l.Expires.UnixMilli(), LoginOpen, l.Group)
 		if err != nil {
 			return fmt.Errorf("store: saving pending login %s: %w", l.ID, conflict(err))
 		}
@@ -106,7 +107,7 @@ func (s *Store) OpenLogin(ctx context.Context, l PendingLogin, lim LoginLimit, n
 // openInGroup lists the IDs of group's logins open at now, oldest first.
 func (tx *Tx) openInGroup(ctx context.Context, group string, now time.Time) ([]string, error) {
 	rows, err := tx.tx.QueryContext(ctx, `SELECT id FROM pending_logins WHERE cap_group = ? AND state = ? AND expires_at > ?
-		ORDER BY started_at, id`, group, LoginOpen, now.UnixMilli())
+		ORDER BY started_at, seq, id`, group, LoginOpen, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: reading the open logins of %s: %w", group, err)
 	}
@@ -160,7 +161,7 @@ func loginWhere(ctx context.Context, q querier, column, v string) (PendingLogin,
 // OpenLogins returns the logins open and unexpired at now, oldest first.
 func (s *Store) OpenLogins(ctx context.Context, now time.Time) ([]PendingLogin, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+loginColumns+` FROM pending_logins WHERE state = ? AND expires_at > ?
-		ORDER BY started_at, id`, LoginOpen, now.UnixMilli())
+		ORDER BY started_at, seq, id`, LoginOpen, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: listing pending logins: %w", err)
 	}

@@ -113,6 +113,38 @@ func testPendingLogins(t *testing.T, db testDB) {
 }
 
 // TestLoginFlows: a flow is taken once, whichever handle asks first;
+
+// TestLoginsOfOneMillisecond: logins opened within one millisecond keep
+// the order they were opened in, so the cap cancels the oldest (their IDs
+// sort the other way).
+func TestLoginsOfOneMillisecond(t *testing.T) { eachDB(t, testLoginsOfOneMillisecond) }
+
+func testLoginsOfOneMillisecond(t *testing.T, db testDB) {
+	ctx := context.Background()
+	st := db.open(t)
+	var canceled []string
+	for _, id := range []string{"Z", "Y", "X", "W", "V"} {
+		c, err := st.OpenLogin(ctx, testLogin(id, "m1", loginT0), LoginLimit{Max: 3, Replace: true}, loginT0)
+		if err != nil {
+			t.Fatalf("OpenLogin %s: %v", id, err)
+		}
+		canceled = append(canceled, c...)
+	}
+	if diff := cmp.Diff([]string{"Z", "Y"}, canceled); diff != "" {
+		t.Errorf("canceled logins (-want +got):\n%s", diff)
+	}
+	open, err := st.OpenLogins(ctx, loginT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, l := range open {
+		ids = append(ids, l.ID)
+	}
+	if diff := cmp.Diff([]string{"X", "W", "V"}, ids); diff != "" {
+		t.Errorf("open logins, oldest first (-want +got):\n%s", diff)
+	}
+}
 // forgetting a login forgets its flows.
 func TestLoginFlows(t *testing.T) { eachDB(t, testLoginFlows) }
 

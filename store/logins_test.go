@@ -145,6 +145,7 @@ func testLoginsOfOneMillisecond(t *testing.T, db testDB) {
 		t.Errorf("open logins, oldest first (-want +got):\n%s", diff)
 	}
 }
+
 // forgetting a login forgets its flows.
 func TestLoginFlows(t *testing.T) { eachDB(t, testLoginFlows) }
 

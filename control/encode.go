@@ -29,6 +29,7 @@ type viewCache struct {
 	// looks up every peer, and a slice is several times faster than the
 	// map. The store hands out IDs in sequence, so it is dense.
 	byID []*encodedView
+	seq  uint64 // the last encodedView.seq handed out
 }
 
 // denseIDs bounds viewCache.byID (8 bytes a slot).
@@ -48,6 +49,7 @@ func (c *viewCache) lookupLocked(id tailcfg.NodeID) *encodedView {
 // encodedView is one view and, once a session needed it, its encoding.
 type encodedView struct {
 	v    *tailcfg.Node
+	seq  uint64 // unique to this view, in the order set was called
 	once sync.Once
 	b    []byte
 	err  error
@@ -64,7 +66,8 @@ func (c *viewCache) set(v *tailcfg.Node) {
 	if e := c.m[v.ID]; e != nil && e.v == v {
 		return
 	}
-	e := &encodedView{v: v}
+	c.seq++
+	e := &encodedView{v: v, seq: c.seq}
 	c.m[v.ID] = e
 	if v.ID >= 0 && v.ID < denseIDs {
 		if int(v.ID) >= len(c.byID) {
@@ -124,7 +127,12 @@ func (c *viewCache) encoded(v *tailcfg.Node) ([]byte, error) {
 	if e == nil || e.v != v {
 		return json.Marshal(v)
 	}
-	e.once.Do(func() { e.b, e.err = json.Marshal(v) })
+	return e.encode()
+}
+
+// encode returns e's view's JSON, encoding it the first time.
+func (e *encodedView) encode() ([]byte, error) {
+	e.once.Do(func() { e.b, e.err = json.Marshal(e.v) })
 	return e.b, e.err
 }
 
@@ -133,84 +141,153 @@ func (c *viewCache) encoded(v *tailcfg.Node) ([]byte, error) {
 // PeersChanged) are copied from the cache instead of being encoded again,
 // and they come last.
 func (c *viewCache) encodeMap(buf []byte, resp *tailcfg.MapResponse) ([]byte, error) {
+	m := msgEncoder{c: c, lit: buf}
+	if err := m.encode(resp, listPlan{}, listPlan{}); err != nil {
+		return nil, err
+	}
+	return m.lit, nil
+}
+
+// encodeChunked returns resp zstd-compressed as several frames, with the
+// runs of peer views that many messages share copied from chunks (see
+// chunks.go). It returns false, and nothing, when resp has no such run:
+// the caller then encodes and compresses it whole.
+func (c *viewCache) encodeChunked(resp *tailcfg.MapResponse, chunks *chunkCache) ([]byte, bool, error) {
+	if len(resp.Peers)+len(resp.PeersChanged) <= chunkMinViews {
+		return nil, false, nil
+	}
+	peers, changed := c.planList(resp.Peers), c.planList(resp.PeersChanged)
+	if len(peers.runs)+len(changed.runs) == 0 {
+		return nil, false, nil
+	}
+	jb := frameBufs.Get().(*[]byte)
+	defer frameBufs.Put(jb)
+	m := msgEncoder{c: c, chunks: chunks, lit: (*jb)[:0]}
+	err := m.encode(resp, peers, changed)
+	*jb = m.lit
+	if err != nil {
+		return nil, false, err
+	}
+	return m.z, true, nil
+}
+
+// msgEncoder assembles one message: JSON in lit, or, with chunks, zstd
+// frames in z, the message's own JSON compressed between the cached runs.
+type msgEncoder struct {
+	c      *viewCache
+	chunks *chunkCache // nil: everything is JSON in lit
+	lit    []byte      // JSON not yet compressed
+	z      []byte      // the frames so far
+	first  bool        // no field written yet
+}
+
+func (m *msgEncoder) encode(resp *tailcfg.MapResponse, peers, changed listPlan) error {
 	rest := *resp
 	rest.Node, rest.Peers, rest.PeersChanged = nil, nil, nil
 	head, err := json.Marshal(&rest)
 	if err != nil {
-		return nil, fmt.Errorf("encoding map response: %w", err)
+		return fmt.Errorf("encoding map response: %w", err)
 	}
-	head = head[:len(head)-1] // without its closing brace
-	var self []byte
+	m.lit = append(m.lit, head[:len(head)-1]...) // without its closing brace
+	m.first = len(head) == 2
 	if resp.Node != nil {
-		if self, err = c.encoded(resp.Node); err != nil {
-			return nil, fmt.Errorf("encoding the view of node %d: %w", resp.Node.ID, err)
+		self, err := m.c.encoded(resp.Node)
+		if err != nil {
+			return fmt.Errorf("encoding the view of node %d: %w", resp.Node.ID, err)
 		}
+		m.field("Node")
+		m.lit = append(m.lit, self...)
 	}
-	peers, np, err := c.encodedList(resp.Peers)
-	if err != nil {
-		return nil, err
+	if err := m.list("Peers", resp.Peers, peers); err != nil {
+		return err
 	}
-	changed, nc, err := c.encodedList(resp.PeersChanged)
-	if err != nil {
-		return nil, err
+	if err := m.list("PeersChanged", resp.PeersChanged, changed); err != nil {
+		return err
 	}
-	buf = slices.Grow(buf, len(head)+len(self)+np+nc+64)
-	buf = append(buf, head...)
-	first := len(head) == 1
-	field := func(name string) {
-		if !first {
-			buf = append(buf, ',')
-		}
-		first = false
-		buf = append(buf, '"')
-		buf = append(buf, name...)
-		buf = append(buf, '"', ':')
+	m.lit = append(m.lit, '}')
+	if m.chunks != nil {
+		m.z = appendFrame(m.z, m.lit)
 	}
-	if self != nil {
-		field("Node")
-		buf = append(buf, self...)
-	}
-	for _, l := range []struct {
-		name  string
-		views [][]byte
-	}{{"Peers", peers}, {"PeersChanged", changed}} {
-		if len(l.views) == 0 {
-			continue // omitempty, as json.Marshal does
-		}
-		field(l.name)
-		buf = append(buf, '[')
-		for i, j := range l.views {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, j...)
-		}
-		buf = append(buf, ']')
-	}
-	return append(buf, '}'), nil
+	return nil
 }
 
-// encodedList returns the encodings of views and their total length with
-// separators.
-func (c *viewCache) encodedList(views []*tailcfg.Node) ([][]byte, int, error) {
+func (m *msgEncoder) field(name string) {
+	if !m.first {
+		m.lit = append(m.lit, ',')
+	}
+	m.first = false
+	m.lit = append(m.lit, '"')
+	m.lit = append(m.lit, name...)
+	m.lit = append(m.lit, '"', ':')
+}
+
+// list writes views as the field name (omitted when empty, as
+// json.Marshal does), the runs of p as cached chunks.
+func (m *msgEncoder) list(name string, views []*tailcfg.Node, p listPlan) error {
 	if len(views) == 0 {
-		return nil, 0, nil
+		return nil
 	}
-	out := make([][]byte, len(views))
-	n := len(views) + 1
-	for i, v := range views {
-		if v == nil {
-			out[i] = []byte("null")
-		} else {
-			j, err := c.encoded(v)
-			if err != nil {
-				return nil, 0, fmt.Errorf("encoding the view of node %d: %w", v.ID, err)
-			}
-			out[i] = j
+	enc := make([][]byte, len(views)) // the views written as JSON here
+	n, r := len(views)+1, 0
+	for i := 0; i < len(views); i++ {
+		if r < len(p.runs) && p.runs[r].start == i {
+			i = p.runs[r].end - 1
+			r++
+			continue
 		}
-		n += len(out[i])
+		j, err := m.viewJSON(views[i], p.entries, i)
+		if err != nil {
+			return err
+		}
+		enc[i] = j
+		n += len(j)
 	}
-	return out, n, nil
+	m.field(name)
+	m.lit = slices.Grow(m.lit, n)
+	m.lit = append(m.lit, '[')
+	r = 0
+	for i := 0; i < len(views); i++ {
+		if r < len(p.runs) && p.runs[r].start == i {
+			run := p.runs[r]
+			z, err := m.chunks.get(run.rng, p.entries[run.start:run.end])
+			if err != nil {
+				return err
+			}
+			if len(m.lit) > 0 {
+				m.z = appendFrame(m.z, m.lit)
+				m.lit = m.lit[:0]
+			}
+			m.z = append(m.z, z...)
+			i = run.end - 1
+			r++
+			continue
+		}
+		m.lit = append(m.lit, enc[i]...)
+		if i < len(views)-1 {
+			m.lit = append(m.lit, ',')
+		}
+	}
+	m.lit = append(m.lit, ']')
+	return nil
+}
+
+// viewJSON is the encoding of views[i], entries[i] its cache entry when
+// known.
+func (m *msgEncoder) viewJSON(v *tailcfg.Node, entries []*encodedView, i int) ([]byte, error) {
+	if v == nil {
+		return []byte("null"), nil
+	}
+	var j []byte
+	var err error
+	if entries != nil && entries[i] != nil {
+		j, err = entries[i].encode()
+	} else {
+		j, err = m.c.encoded(v)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encoding the view of node %d: %w", v.ID, err)
+	}
+	return j, nil
 }
 
 // frameCache shares the compression of small messages that many sessions

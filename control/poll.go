@@ -338,10 +338,16 @@ func (w *world) applyMapRequest(n *node, req *tailcfg.MapRequest) {
 }
 
 // encodeFrame encodes one map message: the (optionally zstd-compressed)
-// JSON, with node views taken from s.views (see viewCache.encodeMap) and
-// small messages compressed through s.frames. The result may be shared:
+// JSON, with node views taken from s.views (see viewCache.encodeMap),
+// runs of peer views many messages share compressed once (s.chunks, see
+// chunks.go) and small messages compressed through s.frames. The result may be shared:
 // never modify it.
 func (s *Server) encodeFrame(resp *tailcfg.MapResponse, compress bool) ([]byte, error) {
+	if compress {
+		if z, ok, err := s.views.encodeChunked(resp, &s.chunks); err != nil || ok {
+			return z, err
+		}
+	}
 	jb := frameBufs.Get().(*[]byte)
 	b, err := s.views.encodeMap((*jb)[:0], resp)
 	if err != nil || !compress {

@@ -142,6 +142,7 @@ type Server struct {
 
 	views  viewCache  // every node's current view, encoded once per change; see encode.go
 	frames frameCache // small messages compressed once for every session sending them
+	chunks chunkCache // runs of peer views compressed once for every message carrying them; see chunks.go
 }
 
 // published is the owner goroutine's state that other goroutines read

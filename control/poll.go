@@ -171,8 +171,14 @@ func (s *Server) stream(ctx context.Context, mw *mapWriter, sess *session, id ta
 // out the rest, and whatever else arrives meanwhile goes into the same
 // message: in a registration or reconnect storm every node changes every
 // peer's map, and writing each change on its own costs a message per
-// peer per change. A session that was idle writes at once.
-const streamPace = 25 * time.Millisecond
+// peer per change, each with its own fixed costs (encoding the message
+// around the views, compression, HTTP/2 and Noise framing, a write) on
+// the server and the client alike. A session that was idle writes at
+// once. 250 ms: at most four map updates a second reach a client, while a
+// lone change is never delayed; at 1,000 nodes in a full mesh it made a
+// registration storm 4.8 times fewer messages and 30 % less server CPU
+// than 25 ms (docs/performance.md).
+const streamPace = 250 * time.Millisecond
 
 // pace waits until streamPace has passed since last; false when the
 // session or ctx ended meanwhile.

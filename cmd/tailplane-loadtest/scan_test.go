@@ -172,6 +172,7 @@ func TestScanMatchesJSON(t *testing.T) {
 	}
 	hand := []struct{ name, json string }{
 		{"folded-names", `{"peers":[{"id":7,"endpoints":["1.2.3.4:5"]}],"node":{"iD":3},"KEEPALIVE":false}`},
+		{"multi-byte-folded-names", "{\"Peers\":[{\"ID\":7,\"Endpoint\u017f\":[\"1.2.3.4:7\"]}],\"\u212aeepAlive\":true}"},
 		{"escaped-names", `{"Pe\u0065rs":[{"\u0049D":7,"Endpoints":["1.2.3.4:6"]}]}`},
 		{"nulls", `{"Node":null,"Peers":[null,{"ID":null}],"PeersRemoved":[null,3],"PacketFilters":{"a":null,"b":[null,{"DstPorts":[null,{"Ports":null}]}]}}`},
 		{"null-filters", `{"PacketFilters":null,"KeepAlive":null}`},

@@ -100,6 +100,11 @@ func (c *chunkCache) get(rng int64, views []*encodedView) ([]byte, error) {
 		c.bytes = 0
 	}
 	slot = c.slots[rng]
+	for _, other := range slot {
+		if other.sum == sum && equalSeqs(other.seqs, seqs) {
+			return other.z, nil // another session compressed it meanwhile
+		}
+	}
 	if len(slot) == chunkVariants {
 		c.bytes -= len(slot[len(slot)-1].z)
 		slot = slot[:len(slot)-1]

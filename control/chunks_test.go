@@ -1,10 +1,12 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,6 +232,39 @@ func TestChunkCacheBounds(t *testing.T) {
 	}
 	if len(c.slots) != 1 || len(c.slots[7]) != 1 {
 		t.Errorf("a full cache was not dropped before the new run: %d ranges", len(c.slots))
+	}
+}
+
+// TestChunkCacheConcurrent: sessions asking for the same run at once
+// get the same bytes, and the range keeps one variant of it.
+func TestChunkCacheConcurrent(t *testing.T) {
+	w := benchWorld(t, 64)
+	var views []*tailcfg.Node
+	for id := tailcfg.NodeID(1); id <= 40; id++ {
+		views = append(views, w.nodes[id].view)
+	}
+	entries := w.srv.views.entriesOf(views)
+	var c chunkCache
+	var wg sync.WaitGroup
+	got := make([][]byte, 8)
+	for i := range got {
+		wg.Go(func() {
+			z, err := c.get(0, entries)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = z
+		})
+	}
+	wg.Wait()
+	want, _ := zstdframe.AppendDecode(nil, got[0])
+	for i, z := range got {
+		if b, err := zstdframe.AppendDecode(nil, z); err != nil || !bytes.Equal(b, want) {
+			t.Errorf("session %d got other bytes (%v)", i, err)
+		}
+	}
+	if n := len(c.slots[0]); n != 1 {
+		t.Errorf("range 0 holds %d variants of one run, want 1", n)
 	}
 }
 

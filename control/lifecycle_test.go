@@ -1,8 +1,13 @@
 package control
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"io"
+	"net/http"
 	"net/netip"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -300,5 +305,59 @@ func TestAddressRangeChange(t *testing.T) {
 				t.Errorf("existing node's addresses changed from %v to %v", before, after)
 			}
 		})
+	}
+}
+
+// TestCloseWaitsForConnections: Close ends every Noise connection and
+// returns only once the goroutines serving them have; a connection
+// upgraded after Close is closed at once.
+func TestCloseWaitsForConnections(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ts := startServer(t, testTailnet(), "")
+	var streams []*mapStream
+	for range 3 {
+		n := newRawNode(t, ts)
+		n.register(n.registerReq(aliceKey))
+		s := n.stream(ctx, n.mapReq(true))
+		s.next()
+		streams = append(streams, s)
+	}
+	ts.connMu.Lock()
+	open := len(ts.conns)
+	ts.connMu.Unlock()
+	if open != 3 {
+		t.Fatalf("%d Noise connections open, want 3", open)
+	}
+	ts.Close()
+	var stacks bytes.Buffer
+	pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+	if n := strings.Count(stacks.String(), "control.(*Server).serveNoise("); n > 0 {
+		t.Errorf("Close returned with %d goroutines still serving connections", n)
+	}
+	for i, s := range streams { // what was sent before Close, then the end
+		ended := false
+		for range 10 {
+			var hdr [4]byte
+			if _, err := io.ReadFull(s.body, hdr[:]); err != nil {
+				ended = true
+				break
+			}
+			if _, err := io.CopyN(io.Discard, s.body, int64(binary.LittleEndian.Uint32(hdr[:]))); err != nil {
+				ended = true
+				break
+			}
+		}
+		if !ended {
+			t.Errorf("stream %d goes on after Close", i)
+		}
+	}
+	late := newRawNode(t, ts) // dials after Close
+	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer lcancel()
+	req, _ := http.NewRequestWithContext(lctx, "POST", "https://unused/machine/register", strings.NewReader("{}"))
+	if res, err := late.c.Do(req); err == nil {
+		res.Body.Close()
+		t.Errorf("a connection upgraded after Close was served: HTTP %d", res.StatusCode)
 	}
 }

@@ -126,17 +126,19 @@ type Server struct {
 	// only, and read lock-free by handlers and sessions.
 	published
 
-	ops      chan func(*world) // run by the owner goroutine, in order
-	stop     context.CancelFunc
-	stopped  chan struct{}
-	closeOne sync.Once
-	prop     propagation // Install's delivery to live sessions, started by the owner goroutine; see WaitPropagated
-	counts   counters    // registrations and map sessions since start; see Stats (metrics.go)
-	h2       *http2.Server
-	connMu   sync.Mutex        // guards conns
-	conns    map[net.Conn]bool // open Noise connections, closed by Close
-	mux      *http.ServeMux    // the public (pre-Noise) endpoints
-	noiseMux *http.ServeMux    // endpoints served over Noise
+	ops         chan func(*world) // run by the owner goroutine, in order
+	stop        context.CancelFunc
+	stopped     chan struct{}
+	closeOne    sync.Once
+	prop        propagation // Install's delivery to live sessions, started by the owner goroutine; see WaitPropagated
+	counts      counters    // registrations and map sessions since start; see Stats (metrics.go)
+	h2          *http2.Server
+	connMu      sync.Mutex        // guards conns and connsClosed
+	conns       map[net.Conn]bool // open Noise connections, closed by Close
+	connsClosed bool              // Close closed conns: a new connection is closed at once
+	connWG      sync.WaitGroup    // the goroutines serving conns (serveNoise), waited for by Close
+	mux         *http.ServeMux    // the public (pre-Noise) endpoints
+	noiseMux    *http.ServeMux    // endpoints served over Noise
 
 	h2Base *http.Server // per-request settings of h2, which serves HTTP/2 over Noise
 
@@ -260,8 +262,9 @@ func (s *Server) Close() error {
 		for c := range s.conns {
 			c.Close()
 		}
-		s.conns = nil
+		s.conns, s.connsClosed = nil, true
 		s.connMu.Unlock()
+		s.connWG.Wait()
 	})
 	return nil
 }
@@ -378,32 +381,34 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.logf("control: noise upgrade from %s failed: %v", r.RemoteAddr, err)
 		return
 	}
+	s.connMu.Lock()
+	if s.connsClosed {
+		s.connMu.Unlock()
+		conn.Close()
+		return
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]bool{}
+	}
+	s.conns[conn] = true
+	s.connWG.Add(1)
+	s.connMu.Unlock()
 	// The connection is served on a goroutine of its own so that this
 	// handler returns: net/http keeps the hijacked HTTP/1 connection's
 	// buffers (about 11 KB) until it does, for as long as the node stays.
 	go s.serveNoise(conn)
 }
 
-// serveNoise serves HTTP/2 over conn, an upgraded Noise connection, until
-// it ends or Close closes it.
+// serveNoise serves HTTP/2 over conn, an upgraded Noise connection listed
+// in s.conns, until it ends or Close closes it.
 func (s *Server) serveNoise(conn *controlbase.Conn) {
-	s.connMu.Lock()
-	if s.conns == nil {
-		s.conns = map[net.Conn]bool{}
-	}
-	s.conns[conn] = true
-	s.connMu.Unlock()
+	defer s.connWG.Done()
 	defer func() {
 		s.connMu.Lock()
 		delete(s.conns, conn)
 		s.connMu.Unlock()
 		conn.Close()
 	}()
-	select {
-	case <-s.stopped:
-		return
-	default:
-	}
 	mkey := conn.Peer()
 	ctx := context.WithValue(context.Background(), machineKeyCtx{}, mkey)
 	s.h2.ServeConn(conn, &http2.ServeConnOpts{

@@ -111,6 +111,12 @@ func (s *Store) ServerState(ctx context.Context, name string, create func() (str
 	return v, err == nil && v == fresh, err
 }
 
+// LookupServerState returns the shared value called name and whether
+// there is one, without creating it.
+func (s *Store) LookupServerState(ctx context.Context, name string) (string, bool, error) {
+	return serverState(ctx, s.db, name)
+}
+
 func serverState(ctx context.Context, q querier, name string) (string, bool, error) {
 	var v string
 	err := q.QueryRowContext(ctx, `SELECT value FROM server_state WHERE name = ?`, name).Scan(&v)

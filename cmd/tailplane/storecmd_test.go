@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -95,19 +97,117 @@ func TestStoreCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	checkServesCopy(t, ctx, srv, state, "the replica on the copy")
+}
+
+// checkServesCopy checks that srv, started on a copy of the single node
+// in state (singleNodeState), serves its Noise key, applied revision and
+// node.
+func checkServesCopy(t *testing.T, ctx context.Context, srv *server.Server, state, who string) {
+	t.Helper()
 	k, err := control.LoadOrCreateNoiseKey(state)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := getKey(t, http.DefaultClient, srv.URL()).PublicKey.String(), k.Public().String(); got != want {
-		t.Errorf("the replica on the copy serves Noise key %s; want the single node's %s", got, want)
+		t.Errorf("%s serves Noise key %s; want the single node's %s", who, got, want)
 	}
-	st := srv.Pipeline().Status()
-	if st.Applied == nil || srv.Tailnet().Settings.Name != "Example" {
-		t.Errorf("the replica on the copy serves %+v, tailnet %q; want the single node's applied revision", st.Applied, srv.Tailnet().Settings.Name)
+	if st := srv.Pipeline().Status(); st.Applied == nil || srv.Tailnet().Settings.Name != "Example" {
+		t.Errorf("%s serves %+v, tailnet %q; want the single node's applied revision", who, st.Applied, srv.Tailnet().Settings.Name)
 	}
 	nodes, err := srv.Control().Nodes(ctx)
 	if err != nil || len(nodes) != 1 || nodes[0].Name != "web" {
-		t.Errorf("the replica on the copy has nodes %+v (%v); want web", nodes, err)
+		t.Errorf("%s has nodes %+v (%v); want web", who, nodes, err)
 	}
+}
+
+// TestStoreCopyBack: `tailplane store copy --to-state-dir` copies the
+// replicas' PostgreSQL database and identity back into a single node's
+// state directory, which then serves the same applied revision, node and
+// Noise key on SQLite. It refuses, copying and writing nothing, while a
+// replica holds a live lease, into a directory holding another identity,
+// and into a non-empty database without --overwrite.
+func TestStoreCopyBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg := testkit.NewPostgres(t)
+	dbURL, urlFile := databaseURLFile(t, pg)
+	state := singleNodeState(t, ctx)
+	if code, out, errs := runToolEnv(t, nil, "store", "copy", "--from-state-dir", state, "--database-url-file", urlFile); code != exitOK {
+		t.Fatalf("copy into PostgreSQL: exit %d\n%s%s", code, out, errs)
+	}
+	back := filepath.Join(t.TempDir(), "back")
+	copyBack := func(dir string, extra ...string) (int, string) {
+		t.Helper()
+		code, out, errs := runToolEnv(t, nil, append([]string{"store", "copy", "--to-state-dir", dir, "--database-url-file", urlFile}, extra...)...)
+		if strings.Contains(out+errs, pg.Password()) {
+			t.Errorf("the output holds the database password:\n%s%s", out, errs)
+		}
+		return code, out + errs
+	}
+	noDB := func(dir string) {
+		t.Helper()
+		if _, err := os.Stat(filepath.Join(dir, store.FileName)); err == nil {
+			t.Errorf("a refused copy left %s in %s", store.FileName, dir)
+		}
+	}
+
+	t.Run("live-replica", func(t *testing.T) {
+		dir := t.TempDir()
+		configRepo(t, dir)
+		srv, err := server.New(ctx, server.Config{StateDir: t.TempDir(), Database: dbURL, ConfigDir: dir, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out := copyBack(back)
+		srv.Close()
+		if code != exitProblems || !strings.Contains(out, "live lease") {
+			t.Errorf("copy back while a replica runs: exit %d\n%s", code, out)
+		}
+		noDB(back)
+	})
+	t.Run("other-identity", func(t *testing.T) {
+		other := t.TempDir()
+		if _, err := control.LoadOrCreateNoiseKey(other); err != nil { // another server's key
+			t.Fatal(err)
+		}
+		code, out := copyBack(other)
+		if code != exitProblems || !strings.Contains(out, "holds another identity") {
+			t.Errorf("copy back over another noise.key: exit %d\n%s", code, out)
+		}
+		noDB(other)
+	})
+	t.Run("copy", func(t *testing.T) {
+		code, out := copyBack(back)
+		if code != exitOK || !strings.Contains(out, "identity: noise.key, derp-cert.pem, derp-key.pem written") {
+			t.Fatalf("copy back: exit %d\n%s", code, out)
+		}
+		for _, f := range []string{"noise.key", "derp-cert.pem", "derp-key.pem"} {
+			want, _ := os.ReadFile(filepath.Join(state, f))
+			got, err := os.ReadFile(filepath.Join(back, f))
+			if err != nil || strings.TrimSpace(string(got)) != strings.TrimSpace(string(want)) {
+				t.Errorf("%s after the round trip differs from the single node's (%v)", f, err)
+			}
+			if fi, err := os.Stat(filepath.Join(back, f)); err == nil && fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+			}
+		}
+	})
+	t.Run("not-empty", func(t *testing.T) {
+		if code, out := copyBack(back); code != exitProblems || !strings.Contains(out, "nothing was copied") {
+			t.Errorf("a second copy back: exit %d\n%s", code, out)
+		}
+		if code, out := copyBack(back, "--overwrite"); code != exitOK {
+			t.Errorf("a second copy back with --overwrite: exit %d\n%s", code, out)
+		}
+	})
+
+	dir := t.TempDir()
+	configRepo(t, dir)
+	srv, err := server.New(ctx, server.Config{StateDir: back, ConfigDir: dir, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	checkServesCopy(t, ctx, srv, state, "the single node on the copy")
 }

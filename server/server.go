@@ -138,6 +138,12 @@ type Config struct {
 	// no links.
 	RepoWebURL string
 
+	// DebugListen, when set, is a TCP address that serves Go's runtime
+	// profiles (net/http/pprof under /debug/pprof/, for `go tool pprof`)
+	// without authentication: a loopback or otherwise private address
+	// (`serve --debug-listen`). Empty means none.
+	DebugListen string
+
 	// Logf logs the server's events; nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -156,6 +162,7 @@ type Server struct {
 	rep  *replica.Replica // nil on SQLite
 	ln   net.Listener
 	hs   *http.Server
+	dbg  *debugServer // nil without Config.DebugListen
 	url  string
 	errc chan error // the HTTP server's own failure
 
@@ -234,6 +241,11 @@ func (s *Server) start(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.src = src
+	if cfg.DebugListen != "" {
+		if s.dbg, err = startDebug(cfg.DebugListen, cfg.Logf); err != nil {
+			return err
+		}
+	}
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -431,6 +443,15 @@ func (s *Server) URL() string { return s.url }
 // Addr is the address the control protocol and the admin API listen on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// DebugAddr is the address of the debug listener (Config.DebugListen);
+// nil without one.
+func (s *Server) DebugAddr() net.Addr {
+	if s.dbg == nil {
+		return nil
+	}
+	return s.dbg.ln.Addr()
+}
+
 // Tailnet returns the tailnet being served. It is never nil and must not
 // be modified.
 func (s *Server) Tailnet() *schema.Tailnet { return s.ctrl.Tailnet() }
@@ -492,6 +513,9 @@ func (s *Server) Close() error {
 		}
 		if s.st != nil {
 			errs = append(errs, s.st.Close())
+		}
+		if s.dbg != nil {
+			errs = append(errs, s.dbg.close())
 		}
 		for _, err := range errs {
 			if err != nil {

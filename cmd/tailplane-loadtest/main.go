@@ -53,6 +53,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opt.Timeout, "timeout", 5*time.Minute, "limit of each phase")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile (pprof) to FILE")
+	fs.StringVar(&opt.ServerDebug, "server-debug-listen", "", "start the server (with --replicas, the first replica) with --debug-listen ADDR, to profile it during the run with go tool pprof")
 	memProfile := fs.String("memprofile", "", "write the load generator's heap profile (pprof) to FILE once every node converged")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {

@@ -97,6 +97,9 @@ func (r *runner) startReplicas(ctx context.Context, cfgDir string) error {
 		p := &serverProc{bin: r.opt.TailplaneBin, configDir: cfgDir, stateDir: stateDir, listen: addr,
 			logPath: filepath.Join(r.opt.WorkDir, fmt.Sprintf("serve-%d.log", i+1)),
 			args:    []string{"--database-url-file", urlFile, "--server-url", "http://" + lbAddr, "--derp-listen", derp}}
+		if i == 0 {
+			p.args = append(p.args, debugArgs(r.opt.ServerDebug)...)
+		}
 		r.srvs = append(r.srvs, p)
 		// One after the other: the first to start is the applier.
 		if err := p.start(ctx); err != nil {

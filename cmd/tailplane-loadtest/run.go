@@ -34,6 +34,10 @@ type options struct {
 	Timeout      time.Duration // per phase; 0 means 5m
 	Replicas     int           // self-start: 2 or more replicas on PostgreSQL behind HAProxy; 0 or 1: one server on SQLite
 	MemProfile   string        // write a heap profile here once converged; empty: none
+	// ServerDebug is the self-started server's --debug-listen (with
+	// Replicas, the first replica's), for go tool pprof during a run;
+	// empty: none.
+	ServerDebug string
 	Logf         func(format string, args ...any)
 }
 
@@ -226,7 +230,8 @@ func (r *runner) startServers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := &serverProc{bin: r.opt.TailplaneBin, configDir: cfgDir, stateDir: stateDir, listen: addr, logPath: filepath.Join(r.opt.WorkDir, "serve.log")}
+	srv := &serverProc{bin: r.opt.TailplaneBin, configDir: cfgDir, stateDir: stateDir, listen: addr, logPath: filepath.Join(r.opt.WorkDir, "serve.log"),
+		args: debugArgs(r.opt.ServerDebug)}
 	r.srvs = []*serverProc{srv}
 	if err := srv.start(ctx); err != nil {
 		return err
@@ -390,4 +395,12 @@ func (r *runner) measureClient() {
 	runtime.ReadMemStats(&ms)
 	r.res.ClientHeapNode = int64(ms.HeapInuse) / int64(len(r.nodes))
 	r.res.ClientPeakRSS, _ = procHWM(os.Getpid())
+}
+
+// debugArgs are serve's flags for a debug listener on addr, if any.
+func debugArgs(addr string) []string {
+	if addr == "" {
+		return nil
+	}
+	return []string{"--debug-listen", addr}
 }

@@ -22,21 +22,22 @@ func init() {
 
 // serveFlags are the flags of `tailplane serve`.
 type serveFlags struct {
-	config     string
-	stateDir   string
-	listen     string
-	serverURL  string
-	tlsCert    string
-	tlsKey     string
-	derpMap    string
-	derpListen string
-	stunListen string
-	oidcSecret string      // --oidc-client-secret-file
-	gitops     gitopsFlags // --repo and the sync pipeline; see gitops.go
-	console    consoleFlags
-	database   databaseFlags
-	https      httpsFlags // --dns-listen and the DNS providers; see https.go
-	mesh       meshFlags  // --derp-mesh-with, --derp-mesh-key-file; see derpmesh.go
+	config      string
+	stateDir    string
+	listen      string
+	serverURL   string
+	tlsCert     string
+	tlsKey      string
+	derpMap     string
+	derpListen  string
+	stunListen  string
+	debugListen string      // --debug-listen
+	oidcSecret  string      // --oidc-client-secret-file
+	gitops      gitopsFlags // --repo and the sync pipeline; see gitops.go
+	console     consoleFlags
+	database    databaseFlags
+	https       httpsFlags // --dns-listen and the DNS providers; see https.go
+	mesh        meshFlags  // --derp-mesh-with, --derp-mesh-key-file; see derpmesh.go
 }
 
 // envOIDCClientSecret is where serve reads login.oidc's client secret
@@ -55,6 +56,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) int {
 	fs.StringVar(&f.derpMap, "derp-map", "", "JSON tailcfg.DERPMap file to hand out instead of running the embedded DERP relay")
 	fs.StringVar(&f.derpListen, "derp-listen", "", "TLS address of the embedded DERP relay (default: the --listen host, random port)")
 	fs.StringVar(&f.stunListen, "stun-listen", "", `UDP address of the embedded STUN server (default: the --listen host, random port; "off" disables)`)
+	fs.StringVar(&f.debugListen, "debug-listen", "", "address serving Go's runtime profiles (/debug/pprof/) without authentication, e.g. 127.0.0.1:6060 (default: none)")
 	fs.StringVar(&f.oidcSecret, "oidc-client-secret-file", "", "file holding the client secret of login.oidc's client (default: $"+envOIDCClientSecret+"; none: a public client, PKCE only)")
 	f.gitops.register(fs)
 	f.database.register(fs)
@@ -104,7 +106,7 @@ func (f *serveFlags) serverConfig(env *cliEnv, logf func(string, ...any)) (serve
 		StateDir: f.stateDir, ConfigDir: f.config, Repo: f.gitops.repoConfig(env), FirstApplyWait: f.gitops.firstApplyTimeout,
 		Listen: f.listen, ServerURL: f.serverURL, DERPListen: f.derpListen, STUNListen: f.stunListen,
 		MinRetry: f.gitops.minRetry, MaxRetry: f.gitops.maxRetry, Logf: logf,
-		ConsoleAllowHTTP: f.console.allowHTTP, RepoWebURL: f.console.repoWebURL,
+		ConsoleAllowHTTP: f.console.allowHTTP, RepoWebURL: f.console.repoWebURL, DebugListen: f.debugListen,
 	}
 	if err := f.https.apply(&cfg, env); err != nil {
 		return cfg, err

@@ -38,7 +38,7 @@ type options struct {
 	// Replicas, the first replica's), for go tool pprof during a run;
 	// empty: none.
 	ServerDebug string
-	Logf         func(format string, args ...any)
+	Logf        func(format string, args ...any)
 }
 
 // result is what a run measured; the JSON names are the --json output.

@@ -189,15 +189,20 @@ func (n *node) poll(ctx context.Context, s *sim) {
 	}
 }
 
-// frameBufs recycles the buffers of compressed and decompressed frames
-// across nodes, so none keeps a netmap-sized buffer while idle; scanners
-// recycles the map scanners (and their ID slices).
+// rawBufs and decodedBufs recycle the buffers of compressed and of
+// decompressed frames across nodes, so none keeps a netmap-sized buffer
+// while idle. They are apart because a node holds its compressed frame
+// while it waits for a decode slot: from one pool it could be holding a
+// decompressed netmap's buffer, several times the size (in a 5,000-node
+// mesh, thousands of nodes wait at once). scanners recycles the map
+// scanners (and their ID slices).
 // decodeSlots bounds how many frames are decompressed and scanned at once
 // (more than the cores cannot go faster), and so the memory of
 // decompressed netmaps: when every node of a 5,000-node mesh gets its
-// 3 MB netmap at once, only these hold one.
+// 4 MB netmap at once, only these hold one.
 var (
-	frameBufs   = sync.Pool{New: func() any { return new([]byte) }}
+	rawBufs     = sync.Pool{New: func() any { return new([]byte) }}
+	decodedBufs = sync.Pool{New: func() any { return new([]byte) }}
 	scanners    = sync.Pool{New: func() any { return new(mapScanner) }}
 	decodeSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 )
@@ -231,8 +236,8 @@ func (n *node) stream(ctx context.Context, s *sim) error {
 
 // frame reads, decodes and applies one map frame of size bytes.
 func (n *node) frame(r io.Reader, size int, first bool, s *sim) error {
-	rawp := frameBufs.Get().(*[]byte)
-	defer frameBufs.Put(rawp)
+	rawp := rawBufs.Get().(*[]byte)
+	defer rawBufs.Put(rawp)
 	if cap(*rawp) < size {
 		*rawp = make([]byte, size)
 	}
@@ -242,8 +247,8 @@ func (n *node) frame(r io.Reader, size int, first bool, s *sim) error {
 	}
 	decodeSlots <- struct{}{}
 	defer func() { <-decodeSlots }()
-	decp := frameBufs.Get().(*[]byte)
-	defer frameBufs.Put(decp)
+	decp := decodedBufs.Get().(*[]byte)
+	defer decodedBufs.Put(decp)
 	dec, err := zstdframe.AppendDecode((*decp)[:0], raw)
 	if err != nil {
 		return fmt.Errorf("node %d: decompressing a map frame: %w", n.idx, err)

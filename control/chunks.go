@@ -1,6 +1,7 @@
 package control
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -62,16 +63,15 @@ type chunk struct {
 // get returns the compressed run of views (the current entries of one
 // range, in order), compressing it when it is not cached.
 func (c *chunkCache) get(rng int64, views []*encodedView) ([]byte, error) {
-	seqs := seqsOf(views)
 	c.mu.Lock()
 	if c.slots == nil {
 		c.slots = map[int64][]*chunk{}
 		c.seed = maphash.MakeSeed()
 	}
-	sum := maphash.Comparable(c.seed, string(seqBytes(seqs)))
+	sum := sumSeqs(c.seed, views)
 	slot := c.slots[rng]
 	for i, ch := range slot {
-		if ch.sum == sum && equalSeqs(ch.seqs, seqs) {
+		if ch.sum == sum && ch.holds(views) {
 			copy(slot[1:i+1], slot[:i]) // most recently used first
 			slot[0] = ch
 			c.mu.Unlock()
@@ -91,7 +91,7 @@ func (c *chunkCache) get(rng int64, views []*encodedView) ([]byte, error) {
 	for _, e := range views {
 		buf = append(append(buf, e.b...), ',')
 	}
-	ch := &chunk{sum: sum, seqs: seqs, z: appendFrame(nil, buf)}
+	ch := &chunk{sum: sum, seqs: seqsOf(views), z: appendFrame(nil, buf)}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -101,7 +101,7 @@ func (c *chunkCache) get(rng int64, views []*encodedView) ([]byte, error) {
 	}
 	slot = c.slots[rng]
 	for _, other := range slot {
-		if other.sum == sum && equalSeqs(other.seqs, seqs) {
+		if other.sum == sum && other.holds(views) {
 			return other.z, nil // another session compressed it meanwhile
 		}
 	}
@@ -122,20 +122,25 @@ func seqsOf(views []*encodedView) []uint64 {
 	return seqs
 }
 
-func seqBytes(seqs []uint64) []byte {
-	b := make([]byte, 0, 8*len(seqs))
-	for _, s := range seqs {
-		b = append(b, byte(s), byte(s>>8), byte(s>>16), byte(s>>24), byte(s>>32), byte(s>>40), byte(s>>48), byte(s>>56))
+// sumSeqs hashes the sequence numbers of views.
+func sumSeqs(seed maphash.Seed, views []*encodedView) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var b [8]byte
+	for _, e := range views {
+		binary.LittleEndian.PutUint64(b[:], e.seq)
+		h.Write(b[:])
 	}
-	return b
+	return h.Sum64()
 }
 
-func equalSeqs(a, b []uint64) bool {
-	if len(a) != len(b) {
+// holds reports whether ch is the run of exactly views.
+func (ch *chunk) holds(views []*encodedView) bool {
+	if len(ch.seqs) != len(views) {
 		return false
 	}
-	for i := range a {
-		if a[i] != b[i] {
+	for i, e := range views {
+		if ch.seqs[i] != e.seq {
 			return false
 		}
 	}

@@ -214,7 +214,7 @@ func TestChunkCacheBounds(t *testing.T) {
 			t.Fatalf("after %d variants range 0 holds %d, want at most %d", i+2, got, chunkVariants)
 		}
 	}
-	if !equalSeqs(c.slots[0][0].seqs, seqsOf(hot)) {
+	if !c.slots[0][0].holds(hot) {
 		t.Error("the run used most recently is not first")
 	}
 	held := 0

@@ -227,11 +227,18 @@ func (m *msgEncoder) list(name string, views []*tailcfg.Node, p listPlan) error 
 	if len(views) == 0 {
 		return nil
 	}
-	enc := make([][]byte, len(views)) // the views written as JSON here
-	n, r := len(views)+1, 0
+	enc := make([][]byte, len(views))   // the views written as JSON here
+	runs := make([][]byte, len(p.runs)) // the runs' cached frames
+	n, zn, r := len(views)+1, 0, 0
 	for i := 0; i < len(views); i++ {
 		if r < len(p.runs) && p.runs[r].start == i {
-			i = p.runs[r].end - 1
+			run := p.runs[r]
+			z, err := m.chunks.get(run.rng, p.entries[run.start:run.end])
+			if err != nil {
+				return err
+			}
+			runs[r], zn = z, zn+len(z)
+			i = run.end - 1
 			r++
 			continue
 		}
@@ -245,20 +252,20 @@ func (m *msgEncoder) list(name string, views []*tailcfg.Node, p listPlan) error 
 	m.field(name)
 	m.lit = slices.Grow(m.lit, n)
 	m.lit = append(m.lit, '[')
+	if zn > 0 {
+		// The runs, and room for the rest compressed (JSON shrinks to
+		// about a fifth), so the message grows about once.
+		m.z = slices.Grow(m.z, zn+(len(m.lit)+n)/4+64)
+	}
 	r = 0
 	for i := 0; i < len(views); i++ {
 		if r < len(p.runs) && p.runs[r].start == i {
-			run := p.runs[r]
-			z, err := m.chunks.get(run.rng, p.entries[run.start:run.end])
-			if err != nil {
-				return err
-			}
 			if len(m.lit) > 0 {
 				m.z = appendFrame(m.z, m.lit)
 				m.lit = m.lit[:0]
 			}
-			m.z = append(m.z, z...)
-			i = run.end - 1
+			m.z = append(m.z, runs[r]...)
+			i = p.runs[r].end - 1
 			r++
 			continue
 		}

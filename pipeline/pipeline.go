@@ -421,20 +421,8 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 			last = &r
 		}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	defer l.changedLocked()
-	l.applying = nil
-	if err != nil && (ctx.Err() != nil || errors.Is(err, errHeadMoved)) {
-		return 0, err
-	}
-	l.metrics.Attempts++
-	prev := l.attempt
-	l.attempt = a
-	prevFailures := l.failures
-	l.failures, l.nextRetry = 0, time.Time{}
-	if err != nil {
-		l.metrics.Failures++
+	aborted := err != nil && (ctx.Err() != nil || errors.Is(err, errHeadMoved))
+	if err != nil && !aborted {
 		var se *StepError
 		if errors.As(err, &se) {
 			a.Step = se.Step
@@ -442,15 +430,38 @@ func (l *Pipeline) process(ctx context.Context, rev gitsync.Revision, received t
 		a.Class = ClassNeedsNewCommit
 		if !reconcile.NeedsNewCommit(err) {
 			a.Class = ClassRetryLater
+		}
+		a.Problems = problems(err)
+		// The refused list gets the attempt before the status shows it,
+		// and the store is written without the mutex. Only the pipeline's
+		// loop (process, installRecorded) sets l.attempt, so prev is still
+		// the previous attempt below.
+		l.mu.Lock()
+		prev := l.attempt
+		l.mu.Unlock()
+		if prev == nil || prev.OK || prev.Revision.Commit != a.Revision.Commit || prev.Step != a.Step {
+			l.recordRefused(ctx, a) // retries failing the same way are not recorded again
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.changedLocked()
+	l.applying = nil
+	if aborted {
+		return 0, err
+	}
+	l.metrics.Attempts++
+	l.attempt = a
+	prevFailures := l.failures
+	l.failures, l.nextRetry = 0, time.Time{}
+	if err != nil {
+		l.metrics.Failures++
+		if a.Class == ClassRetryLater {
 			l.failures = prevFailures + 1
 			delay = l.backoff(l.failures)
 			l.nextRetry = a.Finished.Add(delay)
 		}
-		a.Problems = problems(err)
 		l.cfg.Logf("reconcile: revision %s not applied (%s; %s):\n%s", shortCommit(rev.ID), a.Class, l.stillServedLocked(), problemLines(a.Problems))
-		if prev == nil || prev.OK || prev.Revision.Commit != a.Revision.Commit || prev.Step != a.Step {
-			l.recordRefused(ctx, a) // retries failing the same way are not recorded again
-		}
 		return delay, err
 	}
 	a.OK = true

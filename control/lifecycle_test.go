@@ -309,8 +309,8 @@ func TestAddressRangeChange(t *testing.T) {
 }
 
 // TestCloseWaitsForConnections: Close ends every Noise connection and
-// returns only once the goroutines serving them have; a connection
-// upgraded after Close is closed at once.
+// returns only once the goroutines serving them and their requests (here
+// map streams) have; a connection upgraded after Close is closed at once.
 func TestCloseWaitsForConnections(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -323,17 +323,41 @@ func TestCloseWaitsForConnections(t *testing.T) {
 		s.next()
 		streams = append(streams, s)
 	}
+	// A request whose handler takes a while to end once its connection
+	// is gone.
+	started, finished := make(chan struct{}), make(chan struct{})
+	ts.noiseMux.HandleFunc("POST /test/slow", func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+		time.Sleep(200 * time.Millisecond)
+		close(finished)
+	})
+	slow := newRawNode(t, ts)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "POST", "https://unused/test/slow", strings.NewReader("{}"))
+		if res, err := slow.c.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	<-started
 	ts.connMu.Lock()
 	open := len(ts.conns)
 	ts.connMu.Unlock()
-	if open != 3 {
-		t.Fatalf("%d Noise connections open, want 3", open)
+	if open != 4 {
+		t.Fatalf("%d Noise connections open, want 4", open)
 	}
 	ts.Close()
+	select {
+	case <-finished:
+	default:
+		t.Error("Close returned while a request's handler still ran")
+	}
 	var stacks bytes.Buffer
 	pprof.Lookup("goroutine").WriteTo(&stacks, 2)
-	if n := strings.Count(stacks.String(), "control.(*Server).serveNoise("); n > 0 {
-		t.Errorf("Close returned with %d goroutines still serving connections", n)
+	for _, fn := range []string{"serveNoise", "serveMap"} {
+		if n := strings.Count(stacks.String(), "control.(*Server)."+fn+"("); n > 0 {
+			t.Errorf("Close returned with %d goroutines still in %s", n, fn)
+		}
 	}
 	for i, s := range streams { // what was sent before Close, then the end
 		ended := false

@@ -135,8 +135,8 @@ type Server struct {
 	h2          *http2.Server
 	connMu      sync.Mutex        // guards conns and connsClosed
 	conns       map[net.Conn]bool // open Noise connections, closed by Close
-	connsClosed bool              // Close closed conns: a new connection is closed at once
-	connWG      sync.WaitGroup    // the goroutines serving conns (serveNoise), waited for by Close
+	connsClosed bool              // Close closed conns: a new connection is closed at once, a new request refused
+	connWG      sync.WaitGroup    // the goroutines serving conns (serveNoise) and their requests, waited for by Close
 	mux         *http.ServeMux    // the public (pre-Noise) endpoints
 	noiseMux    *http.ServeMux    // endpoints served over Noise
 
@@ -413,9 +413,25 @@ func (s *Server) serveNoise(conn *controlbase.Conn) {
 	ctx := context.WithValue(context.Background(), machineKeyCtx{}, mkey)
 	s.h2.ServeConn(conn, &http2.ServeConnOpts{
 		Context:    ctx,
-		Handler:    s.noiseMux,
+		Handler:    http.HandlerFunc(s.serveNoiseRequest),
 		BaseConfig: s.h2Base,
 	})
+}
+
+// serveNoiseRequest serves one request over Noise, counted in connWG:
+// HTTP/2 ends a connection without waiting for its handlers (it cancels
+// their contexts), and Close waits for them too.
+func (s *Server) serveNoiseRequest(w http.ResponseWriter, r *http.Request) {
+	s.connMu.Lock()
+	if s.connsClosed {
+		s.connMu.Unlock()
+		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.connWG.Add(1)
+	s.connMu.Unlock()
+	defer s.connWG.Done()
+	s.noiseMux.ServeHTTP(w, r)
 }
 
 func machineKeyOf(r *http.Request) key.MachinePublic {

@@ -174,6 +174,7 @@ func appendFrame(dst, src []byte) []byte {
 	e.Write(src)
 	e.Flush()
 	e.Close()
+	e.Reset(nil) // let go of w: a pooled encoder must not pin the last message
 	streamEncoders.Put(e)
 	return w.b
 }

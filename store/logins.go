@@ -106,8 +106,10 @@ func (s *Store) OpenLogin(ctx context.Context, l PendingLogin, lim LoginLimit, n
 
 // openInGroup lists the IDs of group's logins open at now, oldest first.
 func (tx *Tx) openInGroup(ctx context.Context, group string, now time.Time) ([]string, error) {
+	// seq is the order the group's logins were opened in, whatever the
+	// clocks of the replicas that opened them (0: before migration 0012).
 	rows, err := tx.tx.QueryContext(ctx, `SELECT id FROM pending_logins WHERE cap_group = ? AND state = ? AND expires_at > ?
-		ORDER BY started_at, seq, id`, group, LoginOpen, now.UnixMilli())
+		ORDER BY seq, started_at, id`, group, LoginOpen, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: reading the open logins of %s: %w", group, err)
 	}

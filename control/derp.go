@@ -227,10 +227,10 @@ func loadOrCreateSelfSigned(stateDir, host string) (*tls.Certificate, error) {
 		if err := os.MkdirAll(stateDir, 0o700); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		if err := WriteStateFile(keyPath, keyPEM); err != nil {
 			return nil, fmt.Errorf("control: saving DERP key: %w", err)
 		}
-		if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+		if err := WriteStateFile(certPath, certPEM); err != nil {
 			return nil, fmt.Errorf("control: saving DERP certificate: %w", err)
 		}
 	}

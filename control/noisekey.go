@@ -39,12 +39,34 @@ func LoadOrCreateNoiseKey(stateDir string) (key.MachinePrivate, error) {
 	if err != nil {
 		return key.MachinePrivate{}, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(text, '\n'), 0o600); err != nil {
-		return key.MachinePrivate{}, fmt.Errorf("control: writing noise key: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := WriteStateFile(path, append(text, '\n')); err != nil {
 		return key.MachinePrivate{}, fmt.Errorf("control: writing noise key: %w", err)
 	}
 	return k, nil
+}
+
+// WriteStateFile replaces path, a file of the state directory holding a
+// key or certificate, with data, mode 0600: through a new temporary file
+// in the same directory (created exclusively, so never one left behind
+// with a looser mode, or a link) and a rename, so that a reader sees the
+// old file or the new one.
+func WriteStateFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }

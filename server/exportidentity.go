@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/store"
 	"tailscale.com/types/key"
 )
@@ -104,9 +105,9 @@ func splitCertPEM(b []byte) (certPEM, keyPEM []byte, err error) {
 	return certPEM, keyPEM, nil
 }
 
-// Write writes the files (mode 0600, each through a temporary file and a
-// rename) and returns their names, those the directory held already
-// among them.
+// Write writes the files (mode 0600, each through a new temporary file
+// and a rename) and returns their names, those the directory held
+// already among them (left as they are).
 func (x *IdentityExport) Write() ([]string, error) {
 	if err := os.MkdirAll(x.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -118,12 +119,7 @@ func (x *IdentityExport) Write() ([]string, error) {
 			continue
 		}
 		path := filepath.Join(x.dir, f.name)
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, f.data, 0o600); err != nil {
-			return names[:len(names)-1], fmt.Errorf("server: writing %s: %w", path, err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			os.Remove(tmp)
+		if err := control.WriteStateFile(path, f.data); err != nil {
 			return names[:len(names)-1], fmt.Errorf("server: writing %s: %w", path, err)
 		}
 	}

@@ -38,6 +38,30 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	return s, nil
 }
 
+// OpenPostgresCurrent is OpenPostgres for a database that must already be
+// at this binary's schema version: it never migrates, so it changes
+// nothing in a database that servers of another version use, and a
+// database at another version is an error. `tailplane store copy
+// --to-state-dir` reads the replicas' database with it.
+func OpenPostgresCurrent(ctx context.Context, dsn string) (*Store, error) {
+	s, _, err := connectPostgres(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := loadMigrations(postgresDialect)
+	if err == nil {
+		var have int
+		if have, err = schemaVersion(ctx, s.db.sql); err == nil && len(ms) > 0 && have != ms[len(ms)-1].version {
+			err = fmt.Errorf("store: %s has schema version %d and this tailplane %d (hint: run the copy with the tailplane the replicas run, or start one replica of this version first, which migrates it)", s.Path, have, ms[len(ms)-1].version)
+		}
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
 // connectPostgres connects to the database at dsn, as it is. password is
 // the one it connected with (from the URL or the environment).
 func connectPostgres(ctx context.Context, dsn string) (s *Store, password string, err error) {

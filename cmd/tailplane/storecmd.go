@@ -130,7 +130,7 @@ func copyTables(ctx context.Context, env *cliEnv, from, to *store.Store, overwri
 // to serve what the replicas served; and says what it copied. Every
 // replica must be stopped: one holding a live lease is refused.
 func copyStoreBack(ctx context.Context, env *cliEnv, url, stateDir string, overwrite bool) error {
-	from, err := store.OpenPostgres(ctx, url)
+	from, err := store.OpenPostgresCurrent(ctx, url) // never migrates the replicas' database
 	if err != nil {
 		return err
 	}
@@ -152,14 +152,22 @@ func copyStoreBack(ctx context.Context, env *cliEnv, url, stateDir string, overw
 	if err != nil {
 		return fmt.Errorf("%w; nothing was copied", err)
 	}
+	dbFile := filepath.Join(stateDir, store.FileName)
+	_, statErr := os.Stat(dbFile)
 	to, err := store.Open(ctx, stateDir)
 	if err != nil {
 		return err
 	}
-	defer to.Close()
 	if err := copyTables(ctx, env, from, to, overwrite); err != nil {
+		to.Close()
+		if errors.Is(statErr, fs.ErrNotExist) { // the database was made for the copy: leave none behind
+			for _, f := range []string{dbFile, dbFile + "-wal", dbFile + "-shm"} {
+				os.Remove(f)
+			}
+		}
 		return err
 	}
+	defer to.Close()
 	written, err := plan.Write()
 	if err != nil {
 		return fmt.Errorf("the tables are copied, but the identity is not: %w (hint: run the copy again with --overwrite)", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/tailplane/tailplane/control"
 	"github.com/tailplane/tailplane/internal/testkit"
 	"github.com/tailplane/tailplane/server"
@@ -163,6 +164,26 @@ func TestStoreCopyBack(t *testing.T) {
 		srv.Close()
 		if code != exitProblems || !strings.Contains(out, "live lease") {
 			t.Errorf("copy back while a replica runs: exit %d\n%s", code, out)
+		}
+		noDB(back)
+	})
+	t.Run("other-schema-version", func(t *testing.T) {
+		exec := func(q string) {
+			t.Helper()
+			c, err := pgx.Connect(ctx, dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			if _, err := c.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		exec(`INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')`)
+		defer exec(`DELETE FROM schema_migrations WHERE version = 9999`)
+		code, out := copyBack(back)
+		if code != exitProblems || !strings.Contains(out, "schema version 9999") {
+			t.Errorf("copy back from a database of another version: exit %d\n%s", code, out)
 		}
 		noDB(back)
 	})

@@ -74,13 +74,43 @@ func PlanIdentityExport(ctx context.Context, st *store.Store, stateDir string, o
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
 			return nil, fmt.Errorf("server: %w", err)
-		case bytes.Equal(bytes.TrimSpace(have), bytes.TrimSpace(f.data)):
+		case sameIdentityFile(have, f.data):
 			f.same = true
 		case !overwrite:
 			return nil, fmt.Errorf("server: %s holds another identity than the database's (hint: copy into a new state directory, or with --overwrite)", path)
 		}
 	}
 	return x, nil
+}
+
+// sameIdentityFile reports whether a file holding have holds what want
+// says: the same bytes but for surrounding space, or the same PEM blocks
+// (type and content) however they are laid out.
+func sameIdentityFile(have, want []byte) bool {
+	if bytes.Equal(bytes.TrimSpace(have), bytes.TrimSpace(want)) {
+		return true
+	}
+	a, b := pemBlocks(have), pemBlocks(want)
+	if len(a) == 0 || len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Type != b[i].Type || !bytes.Equal(a[i].Bytes, b[i].Bytes) {
+			return false
+		}
+	}
+	return true
+}
+
+func pemBlocks(b []byte) []*pem.Block {
+	var out []*pem.Block
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return out
+		}
+		out = append(out, blk)
+	}
 }
 
 // splitCertPEM splits the relay certificate's server_state value, its
@@ -107,7 +137,7 @@ func splitCertPEM(b []byte) (certPEM, keyPEM []byte, err error) {
 
 // Write writes the files (mode 0600, each through a new temporary file
 // and a rename) and returns their names, those the directory held
-// already among them (left as they are).
+// already among them (kept, their mode made 0600).
 func (x *IdentityExport) Write() ([]string, error) {
 	if err := os.MkdirAll(x.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -115,10 +145,13 @@ func (x *IdentityExport) Write() ([]string, error) {
 	var names []string
 	for _, f := range x.files {
 		names = append(names, f.name)
+		path := filepath.Join(x.dir, f.name)
 		if f.same {
+			if err := os.Chmod(path, 0o600); err != nil { // kept, but no looser than a new one
+				return names[:len(names)-1], fmt.Errorf("server: %w", err)
+			}
 			continue
 		}
-		path := filepath.Join(x.dir, f.name)
 		if err := control.WriteStateFile(path, f.data); err != nil {
 			return names[:len(names)-1], fmt.Errorf("server: writing %s: %w", path, err)
 		}

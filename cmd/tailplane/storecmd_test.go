@@ -198,6 +198,26 @@ func TestStoreCopyBack(t *testing.T) {
 		}
 		noDB(other)
 	})
+	t.Run("same-identity-other-layout", func(t *testing.T) {
+		dir := t.TempDir()
+		cert, err := os.ReadFile(filepath.Join(state, "derp-cert.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		crlf := strings.ReplaceAll(string(cert), "\n", "\r\n") // the same certificate, laid out otherwise
+		if err := os.WriteFile(filepath.Join(dir, "derp-cert.pem"), []byte(crlf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, out := copyBack(dir); code != exitOK {
+			t.Fatalf("copy back over the same certificate: exit %d\n%s", code, out)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "derp-cert.pem")); string(got) != crlf {
+			t.Error("the directory's own copy of the certificate was replaced")
+		}
+		if fi, err := os.Stat(filepath.Join(dir, "derp-cert.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("the kept certificate's mode: %v (%v), want 0600", fi.Mode().Perm(), err)
+		}
+	})
 	t.Run("copy", func(t *testing.T) {
 		code, out := copyBack(back)
 		if code != exitOK || !strings.Contains(out, "identity: noise.key, derp-cert.pem, derp-key.pem written") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"tailscale.com/tailcfg"
@@ -318,20 +319,25 @@ func (m *mapWriter) idle() {
 // abortOnClose makes a write on rc that is blocked when sess is closed
 // (replaced, evicted, logged out) fail at once, so the session's goroutine
 // ends and its encoded message is freed without waiting for the write
-// deadline. Call stop before the handler returns; rc is not touched after.
+// deadline. It costs no goroutine while the session lasts (one runs when
+// the session closes, so that close never waits on HTTP/2). Call stop
+// before the handler returns; rc is not touched after.
 func abortOnClose(rc *http.ResponseController, sess *session) (stop func()) {
-	quit, exited := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(exited)
-		select {
-		case <-sess.done:
+	var mu sync.Mutex // guards stopped, and holds rc while it is touched
+	stopped := false
+	fire := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
 			// A deadline in the past resets the HTTP/2 stream now.
 			_ = rc.SetWriteDeadline(time.Unix(1, 0))
-		case <-quit:
 		}
-	}()
+	}
+	sess.setOnClose(func() { go fire() })
 	return func() {
-		close(quit)
-		<-exited
+		sess.setOnClose(nil)
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
 	}
 }

@@ -528,3 +528,55 @@ func TestMergeMapRequest(t *testing.T) {
 		})
 	}
 }
+
+// deadlineWriter is a ResponseWriter that records write deadlines set
+// through an http.ResponseController.
+type deadlineWriter struct {
+	http.ResponseWriter
+	set chan time.Time
+}
+
+func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	w.set <- t
+	return nil
+}
+
+// TestAbortOnClose: closing a session resets its stream's write deadline
+// into the past, also for a session closed before abortOnClose; after
+// stop, closing touches the stream no more.
+func TestAbortOnClose(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		closeFirst, stopB bool
+	}{
+		{"closed while streaming", false, false},
+		{"closed before", true, false},
+		{"stopped, then closed", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &deadlineWriter{set: make(chan time.Time, 1)}
+			sess := newSession(1)
+			if tc.closeFirst {
+				sess.close("replaced")
+			}
+			stop := abortOnClose(http.NewResponseController(w), sess)
+			if tc.stopB {
+				stop()
+			}
+			sess.close("replaced")
+			select {
+			case d := <-w.set:
+				if tc.stopB {
+					t.Errorf("a stopped abortOnClose set the deadline %v", d)
+				} else if !d.Before(time.Now()) {
+					t.Errorf("deadline %v, want one in the past", d)
+				}
+			case <-time.After(200 * time.Millisecond):
+				if !tc.stopB {
+					t.Error("closing the session set no write deadline")
+				}
+			}
+			stop()
+		})
+	}
+}

@@ -31,6 +31,7 @@ type session struct {
 	removed    map[tailcfg.NodeID]bool
 	ping       *tailcfg.PingRequest // pending health ping; see health.go
 	resync     pendingResync        // a config change to send as a delta; see resync.go
+	onClose    func()               // called by close (abortOnClose); must not block
 
 	// held is the set of peers the client holds: those of the last full
 	// netmap, plus the changed and minus the removed peers of every delta
@@ -51,7 +52,7 @@ func (s *session) poke() {
 }
 
 // close ends the session; the poll goroutine returns, and a write it is
-// blocked in fails (abortOnClose). What was queued is dropped at once and
+// blocked in fails (abortOnClose, through onClose). What was queued is dropped at once and
 // later enqueues are ignored, so a closed session holds no netmap data
 // while its goroutine winds down.
 func (s *session) close(why string) {
@@ -64,6 +65,20 @@ func (s *session) close(why string) {
 		s.changed, s.patches, s.removed, s.ping = nil, nil, nil, nil
 		s.resync = pendingResync{}
 		close(s.done)
+		if s.onClose != nil {
+			s.onClose()
+		}
+	}
+}
+
+// setOnClose makes f (nil: nothing) what close calls; on a session closed
+// already, f is called now.
+func (s *session) setOnClose(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onClose = f
+	if s.closed && f != nil {
+		f()
 	}
 }
 

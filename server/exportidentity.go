@@ -116,12 +116,7 @@ func pemBlocks(b []byte) []*pem.Block {
 // splitCertPEM splits the relay certificate's server_state value, its
 // certificate's PEM blocks and then its key's, into the two files.
 func splitCertPEM(b []byte) (certPEM, keyPEM []byte, err error) {
-	for rest := b; ; {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
+	for _, blk := range pemBlocks(b) {
 		switch {
 		case blk.Type == "CERTIFICATE":
 			certPEM = append(certPEM, pem.EncodeToMemory(blk)...)

@@ -146,8 +146,13 @@ func TestStoreCopyBack(t *testing.T) {
 		}
 		return code, out + errs
 	}
-	noDB := func(dir string) {
+	// refused checks that a copy back into dir fails saying want and
+	// leaves no database there.
+	refused := func(t *testing.T, dir, want string) {
 		t.Helper()
+		if code, out := copyBack(dir); code != exitProblems || !strings.Contains(out, want) {
+			t.Errorf("copy back: exit %d, want %d saying %q\n%s", code, exitProblems, want, out)
+		}
 		if _, err := os.Stat(filepath.Join(dir, store.FileName)); err == nil {
 			t.Errorf("a refused copy left %s in %s", store.FileName, dir)
 		}
@@ -160,12 +165,8 @@ func TestStoreCopyBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		code, out := copyBack(back)
-		srv.Close()
-		if code != exitProblems || !strings.Contains(out, "live lease") {
-			t.Errorf("copy back while a replica runs: exit %d\n%s", code, out)
-		}
-		noDB(back)
+		defer srv.Close()
+		refused(t, back, "live lease")
 	})
 	t.Run("other-schema-version", func(t *testing.T) {
 		exec := func(q string) {
@@ -181,22 +182,14 @@ func TestStoreCopyBack(t *testing.T) {
 		}
 		exec(`INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')`)
 		defer exec(`DELETE FROM schema_migrations WHERE version = 9999`)
-		code, out := copyBack(back)
-		if code != exitProblems || !strings.Contains(out, "schema version 9999") {
-			t.Errorf("copy back from a database of another version: exit %d\n%s", code, out)
-		}
-		noDB(back)
+		refused(t, back, "schema version 9999")
 	})
 	t.Run("other-identity", func(t *testing.T) {
 		other := t.TempDir()
 		if _, err := control.LoadOrCreateNoiseKey(other); err != nil { // another server's key
 			t.Fatal(err)
 		}
-		code, out := copyBack(other)
-		if code != exitProblems || !strings.Contains(out, "holds another identity") {
-			t.Errorf("copy back over another noise.key: exit %d\n%s", code, out)
-		}
-		noDB(other)
+		refused(t, other, "holds another identity")
 	})
 	t.Run("same-identity-other-layout", func(t *testing.T) {
 		dir := t.TempDir()
